@@ -1,0 +1,75 @@
+"""Typed errors raised by cam_widgets.
+
+Every error message says what was wrong, what was expected, what was received and,
+where it helps, a hint (for example close matches for a mistyped layer name).
+All errors derive from :class:`CamWidgetsError`, so callers (the CLI, the widgets)
+can show them as one line without a traceback.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class CamWidgetsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class InvalidImageError(CamWidgetsError, ValueError):
+    """The image could not be read or is not usable (wrong type, truncated, NaN...)."""
+
+
+class UnknownModelError(CamWidgetsError, KeyError):
+    """A model name that the zoo does not know."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsUnavailableError(CamWidgetsError, FileNotFoundError):
+    """Pretrained weights are neither cached locally nor downloadable."""
+
+
+class UnknownLayerError(CamWidgetsError, KeyError):
+    """A layer name that does not exist in the model, or that has no spatial output."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownClassError(CamWidgetsError, KeyError):
+    """A class id out of range, or a class name that matches no label."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownMethodError(CamWidgetsError, KeyError):
+    """A method name that the registry does not know."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class MethodNotApplicableError(CamWidgetsError, ValueError):
+    """The method cannot run on this model (no GAP+linear head, no ReLU-like module...)."""
+
+
+class InvalidParameterError(CamWidgetsError, ValueError):
+    """A method or call parameter has the wrong type or value."""
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
+    """Return a hint such as " Did you mean 'features.28', 'features.29'?" or ""."""
+    matches = difflib.get_close_matches(str(word), list(candidates), n=n, cutoff=0.5)
+    if not matches:
+        return ""
+    return " Did you mean " + ", ".join(repr(m) for m in matches) + "?"
+
+
+def describe(value: object) -> str:
+    """attrs-style description of a received value: "<value> that is a <type>"."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} that is a {type(value).__name__}"
