@@ -1,0 +1,247 @@
+"""The explainer engine: one per model, caching one forward per image.
+
+It turns (model, input tensor, layer(s), class ids) into captures: activations, gradients
+to layers and to the input (plain or guided), logits. Switching class, method or layer on
+a cached image costs at most one backward; gradients are cached per (layer, class).
+"""
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
+from .device import DeviceLike, choose_device, module_device
+from .hooks import RELU_LIKE, evaluation_mode, record_outputs
+from .passes import ForwardPass, run_forward
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """A layer with a spatial output, as listed to the user."""
+
+    name: str
+    kind: str
+    channels: int
+    height: int
+    width: int
+
+    @property
+    def resolution(self) -> str:
+        return f"{self.height}x{self.width}"
+
+
+class Capture:
+    """A forward over N images (N=1 when cached per image) with per-(layer, class) gradient caches."""
+
+    def __init__(self, key: str, forward: ForwardPass) -> None:
+        self.key = key
+        self.forward = forward
+        self.inputs = forward.inputs
+        self.logits = forward.logits.detach()
+        self.probabilities = torch.softmax(self.logits.float(), dim=1)
+        self._layer_grads: dict[tuple[str, int], torch.Tensor] = {}
+        self._input_grads: dict[tuple[bool, int], torch.Tensor] = {}
+        self.backward_calls = 0
+
+    @property
+    def relu_outputs(self):
+        return self.forward.relu_outputs
+
+    def activations(self, layer: str) -> torch.Tensor:
+        return self.forward.activations(layer)
+
+    def gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
+        """(K, N, C, h, w) gradients for each layer; missing ones computed in one backward."""
+        ids = [int(c) for c in class_ids.tolist()]
+        missing_ids = sorted({c for c in ids for l in layers if (l, c) not in self._layer_grads})
+        missing_layers = [l for l in layers if any((l, c) not in self._layer_grads for c in ids)]
+        if missing_ids:
+            self.backward_calls += 1
+            wrt = [self.forward.outputs[l] for l in missing_layers]
+            grads = self.forward.gradients(torch.tensor(missing_ids), wrt)
+            for layer, grad in zip(missing_layers, grads):
+                for row, cls in enumerate(missing_ids):
+                    self._layer_grads[(layer, cls)] = grad[row]
+        return [torch.stack([self._layer_grads[(l, c)] for c in ids]) for l in layers]
+
+    def input_gradients(self, class_ids: torch.Tensor, guided: bool = False) -> torch.Tensor:
+        """(K, N, 3, H, W) input gradients, plain or guided, cached per class."""
+        ids = [int(c) for c in class_ids.tolist()]
+        missing = sorted({c for c in ids if (guided, c) not in self._input_grads})
+        if missing:
+            self.backward_calls += 1
+            (grad,) = self.forward.gradients(torch.tensor(missing), [self.inputs], guided=guided)
+            for row, cls in enumerate(missing):
+                self._input_grads[(guided, cls)] = grad[row]
+        return torch.stack([self._input_grads[(guided, c)] for c in ids])
+
+
+class Engine:
+    """Hooks, autograd, device and cache for one classifier.
+
+    Args:
+        model: the classifier; ``owned=True`` when the zoo built it (then it is moved to the
+            engine's device), otherwise it is never moved: an explicit other device works on
+            a deep copy.
+        device: None picks CUDA when available for owned models, the model's own device for
+            a caller's model.
+        cache_size: how many images keep their forward pass (LRU).
+        memory_budget: bytes a batched pass (SmoothGrad, Score-CAM) may use (None: 1/2 of free
+            GPU memory on CUDA, 2 GiB on CPU).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        input_size: tuple[int, int] = (224, 224),
+        device: DeviceLike = None,
+        owned: bool = False,
+        cache_size: int = 4,
+        memory_budget: Optional[int] = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise InvalidParameterError(f"'model' must be a torch.nn.Module (got {describe(model)})")
+        current = module_device(model) or torch.device("cpu")
+        if owned:
+            self.device = choose_device(device)
+            model = model.to(self.device)
+        elif device is None or device == "auto":
+            self.device = current
+        else:
+            self.device = choose_device(device)
+            if self.device != current:
+                model = copy.deepcopy(model).to(self.device)
+        self.model = model
+        self.input_size = tuple(input_size)
+        self.cache_size = max(1, int(cache_size))
+        self.memory_budget = memory_budget
+        self._captures: OrderedDict[str, Capture] = OrderedDict()
+        self._layers: Optional[list[LayerInfo]] = None
+        self._clone: frozenset[str] = frozenset()
+        self._has_relu = any(isinstance(m, RELU_LIKE) for m in model.modules())
+        self._bytes_per_sample = 0
+        self.forward_calls = 0
+
+    # ----------------------------------------------------------------- layers
+    @property
+    def layers(self) -> list[LayerInfo]:
+        """Every module with a (C, h, w) output larger than 1x1, in forward order."""
+        if self._layers is None:
+            self._probe()
+        return list(self._layers)
+
+    def _probe(self) -> None:
+        """One forward on a blank input: output shapes, in-place victims, memory per sample."""
+        dummy = torch.zeros((1, 3) + self.input_size, device=self.device)
+        with evaluation_mode(self.model), torch.enable_grad():
+            with record_outputs(self.model, None, record_relus=self._has_relu) as rec:
+                self.model(dummy.requires_grad_(True))
+        names = {name: module for name, module in self.model.named_modules() if name}
+        layers, total = [], 0
+        for name in dict.fromkeys(rec.order):
+            out = rec.outputs.get(name)
+            if out is None:
+                continue
+            if not any(True for _ in names[name].children()):
+                total += out.numel() * out.element_size()
+            if rec.calls[name] == 1 and out.dim() == 4 and out.shape[2] * out.shape[3] > 1:
+                layers.append(
+                    LayerInfo(name, type(names[name]).__name__, *map(int, out.shape[1:]))
+                )
+        victims = rec.modified_in_place()
+        if rec.relus_modified_in_place():
+            victims |= {n for n, m in names.items() if isinstance(m, RELU_LIKE)}
+        self._clone = frozenset(victims)
+        self._layers = layers
+        self._bytes_per_sample = total
+
+    @property
+    def default_layer(self) -> str:
+        """The last spatial layer; among names for the same output, the deepest block."""
+        layers = self.layers
+        if not layers:
+            raise UnknownLayerError("this model has no layer with a spatial output larger than 1x1")
+        last = layers[-1]
+        same = [l.name for l in layers if (l.channels, l.height, l.width) == (last.channels, last.height, last.width)]
+        modules = dict(self.model.named_modules())
+        blocks = [n for n in same if any(True for _ in modules[n].children())]
+        return max(blocks, key=lambda n: n.count(".")) if blocks else same[-1]
+
+    def check_layer(self, layer: str) -> LayerInfo:
+        """The LayerInfo for ``layer`` or a clear error with close matches."""
+        by_name = {l.name: l for l in self.layers}
+        if layer in by_name:
+            return by_name[layer]
+        modules = dict(self.model.named_modules())
+        if layer in modules and layer:
+            raise UnknownLayerError(
+                f"layer {layer!r} has no spatial output (it is 1x1, not 4-D, or called more than "
+                f"once), so there is no map to show; spatial layers end with "
+                f"{', '.join(repr(l.name) + ' (' + l.resolution + ')' for l in self.layers[-3:])}"
+            )
+        raise UnknownLayerError(
+            f"layer {layer!r} is not in this model; expected one of the {len(by_name)} spatial "
+            f"layers listed by layers()." + close_matches(layer, by_name)
+        )
+
+    # ---------------------------------------------------------------- forward
+    def capture(self, inputs: torch.Tensor, key: str) -> Capture:
+        """The cached forward of one preprocessed image (1, 3, H, W), recording every layer."""
+        if key in self._captures:
+            self._captures.move_to_end(key)
+            return self._captures[key]
+        forward = self.run(inputs, [l.name for l in self.layers], record_relus=self._has_relu)
+        capture = Capture(key, forward)
+        self._captures[key] = capture
+        while len(self._captures) > self.cache_size:
+            self._captures.popitem(last=False)
+        return capture
+
+    def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False) -> ForwardPass:
+        """A fresh (uncached) forward over a batch, keeping the graph for gradients."""
+        if self._layers is None:
+            self._probe()
+        self.forward_calls += 1
+        with evaluation_mode(self.model):
+            return run_forward(
+                self.model,
+                inputs.to(self.device),
+                layers,
+                self._clone & (set(layers) | self._relu_names()),
+                record_relus,
+            )
+
+    def _relu_names(self) -> set[str]:
+        return {n for n, m in self.model.named_modules() if isinstance(m, RELU_LIKE)}
+
+    def scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch without a graph (Score-CAM's masked inputs)."""
+        with evaluation_mode(self.model), torch.no_grad():
+            return self.model(inputs.to(self.device))
+
+    @property
+    def has_relu(self) -> bool:
+        return self._has_relu
+
+    def batch_size_for(self, per_sample_factor: float = 3.0) -> int:
+        """How many samples fit the memory budget in one batched pass with its backward."""
+        if self._layers is None:
+            self._probe()
+        budget = self.memory_budget
+        if budget is None:
+            if self.device.type == "cuda":
+                free, _ = torch.cuda.mem_get_info(self.device)
+                budget = free // 2
+            else:
+                budget = 2 * 1024**3
+        per_sample = max(1, int(self._bytes_per_sample * per_sample_factor))
+        return max(1, int(budget // per_sample))
+
+    def clear_cache(self) -> None:
+        self._captures.clear()

@@ -1,0 +1,129 @@
+"""A forward pass whose autograd graph is kept, and gradients taken from it.
+
+Gradients come from ``torch.autograd.grad`` on the recorded tensors: no parameter ``.grad``
+is written, frozen models work, and ``torch.no_grad()`` around the caller does not matter.
+Several classes are one batched backward (``is_grads_batched``): rows of one-hot grad outputs.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import MethodNotApplicableError
+from .hooks import guided_relu_gradients, record_outputs
+
+
+class ForwardPass:
+    """One forward over a batch of N inputs, with the tensors needed for gradients.
+
+    Attributes:
+        inputs: (N, 3, H, W) leaf tensor that requires grad.
+        logits: (N, num_classes), attached to the graph.
+        outputs: recorded module outputs by name, attached to the graph.
+        relu_outputs: outputs of every ReLU-like module call (for guided backprop).
+    """
+
+    def __init__(self, inputs, logits, outputs, relu_outputs) -> None:
+        self.inputs = inputs
+        self.logits = logits
+        self.outputs = outputs
+        self.relu_outputs = relu_outputs
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.inputs.shape[0])
+
+    def activations(self, layer: str) -> torch.Tensor:
+        """(N, C, h, w) output of ``layer``, detached."""
+        return self.outputs[layer].detach()
+
+    def gradients(
+        self, class_ids: torch.Tensor, wrt: Sequence[torch.Tensor], guided: bool = False
+    ) -> list[torch.Tensor]:
+        """d logit[class] / d tensor for each tensor in ``wrt``: each (K, N, *tensor.shape[1:]).
+
+        One backward for all K classes and all tensors; the graph is kept for later calls.
+        """
+        if guided and not self.relu_outputs:
+            raise MethodNotApplicableError(
+                "guided backprop needs ReLU-like modules (nn.ReLU, nn.ReLU6, ...) and this "
+                "model has none; use 'vanilla' or 'integrated_gradients' instead"
+            )
+        num_k = int(class_ids.numel())
+        one_hot = torch.zeros(
+            (num_k,) + tuple(self.logits.shape), dtype=self.logits.dtype, device=self.logits.device
+        )
+        one_hot[torch.arange(num_k), :, class_ids.to(self.logits.device)] = 1.0
+        context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
+        with torch.enable_grad(), context:
+            if num_k == 1:
+                grads = torch.autograd.grad(
+                    self.logits, list(wrt), one_hot[0], retain_graph=True, allow_unused=True
+                )
+                grads = [None if g is None else g.unsqueeze(0) for g in grads]
+            else:
+                grads = _batched_grad(self.logits, list(wrt), one_hot)
+        return [
+            torch.zeros((num_k,) + tuple(t.shape), dtype=t.dtype, device=t.device)
+            if g is None
+            else g
+            for g, t in zip(grads, wrt)
+        ]
+
+
+def _batched_grad(logits, wrt, one_hot):
+    """K backwards in one vmapped call; falls back to a loop for ops vmap cannot batch."""
+    try:
+        return list(
+            torch.autograd.grad(
+                logits, wrt, one_hot, retain_graph=True, allow_unused=True, is_grads_batched=True
+            )
+        )
+    except RuntimeError:
+        rows = [
+            torch.autograd.grad(logits, wrt, row, retain_graph=True, allow_unused=True)
+            for row in one_hot
+        ]
+        return [
+            None if rows[0][i] is None else torch.stack([r[i] for r in rows])
+            for i in range(len(wrt))
+        ]
+
+
+class _null_context:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def run_forward(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    layers: Sequence[str],
+    clone: frozenset[str],
+    record_relus: bool,
+) -> ForwardPass:
+    """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs)."""
+    if torch.is_inference_mode_enabled():
+        raise MethodNotApplicableError(
+            "gradients cannot be computed inside torch.inference_mode(); call cam_widgets "
+            "outside it (torch.no_grad() is fine)"
+        )
+    leaf = inputs.detach().requires_grad_(True)
+    with torch.enable_grad(), record_outputs(model, layers, clone, record_relus) as rec:
+        logits = model(leaf)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise MethodNotApplicableError(
+            f"the model must return logits of shape (N, num_classes) (got {shape}); wrap it so "
+            "forward returns one 2-D tensor"
+        )
+    if not torch.isfinite(logits).all():
+        raise MethodNotApplicableError(
+            "the model returned NaN or infinite logits for this image; nothing can be explained"
+        )
+    return ForwardPass(leaf, logits, dict(rec.outputs), list(rec.relu_outputs))

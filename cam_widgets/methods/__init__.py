@@ -1,0 +1,20 @@
+"""Methods layer: small registered functions over engine captures.
+
+Importing this package registers every method; use :func:`get_method` and
+:func:`list_methods` to look them up.
+"""
+from . import cam_family, pixel, scorecam  # noqa: F401  (registration side effect)
+from .context import MethodContext
+from .registry import MethodOutput, MethodSpec, get_method, list_methods
+from .smoothgrad import ARTICLE_SNAPSHOTS, SmoothOutput, smooth
+
+__all__ = [
+    "ARTICLE_SNAPSHOTS",
+    "MethodContext",
+    "MethodOutput",
+    "MethodSpec",
+    "SmoothOutput",
+    "get_method",
+    "list_methods",
+    "smooth",
+]

@@ -1,0 +1,107 @@
+"""What a method sees: lazy, cached access to one capture for K classes and one layer."""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..engine import Capture, Engine
+from ..errors import MethodNotApplicableError
+from .registry import MethodOutput, get_method
+
+Progress = Optional[Callable[[int, int], None]]
+
+
+class MethodContext:
+    """Inputs of a method call: the engine, a capture of N images, K class ids, a layer.
+
+    Everything is fetched lazily from the capture, whose gradients are cached, so methods
+    that share needs (Grad-CAM, Grad-CAM++, XGrad-CAM, Layer-CAM) share one backward.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        capture: Capture,
+        class_ids: torch.Tensor,
+        layer: Optional[str],
+        params: Optional[dict] = None,
+        progress: Progress = None,
+    ) -> None:
+        self.engine = engine
+        self.capture = capture
+        self.class_ids = class_ids
+        self.layer = layer
+        self.params = dict(params or {})
+        self.progress = progress
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.class_ids.numel())
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.capture.inputs.shape[-2:])
+
+    def activations(self) -> torch.Tensor:
+        """(N, C, h, w) activations of the layer."""
+        return self.capture.activations(self._layer())
+
+    def gradients(self) -> torch.Tensor:
+        """(K, N, C, h, w) d logit / d activations of the layer."""
+        return self.capture.gradients([self._layer()], self.class_ids)[0]
+
+    def inputs(self) -> torch.Tensor:
+        """(N, 3, H, W) model inputs."""
+        return self.capture.inputs.detach()
+
+    def input_gradients(self, guided: bool = False) -> torch.Tensor:
+        """(K, N, 3, H, W) d logit / d input, plain or guided."""
+        return self.capture.input_gradients(self.class_ids, guided=guided)
+
+    def upsample(self, maps: torch.Tensor) -> torch.Tensor:
+        """(K, N, h, w) -> (K, N, H, W), bilinear with align_corners=False (as cv2.resize)."""
+        k, n = maps.shape[:2]
+        flat = maps.reshape(k * n, 1, *maps.shape[2:])
+        up = F.interpolate(flat, size=self.input_size, mode="bilinear", align_corners=False)
+        return up.reshape(k, n, *self.input_size)
+
+    def head(self) -> torch.Tensor:
+        """(K, C) weights of the classes in a GAP + linear head fed by the layer (for CAM).
+
+        The head is found among the model's nn.Linear modules and then checked numerically:
+        linear(mean over h, w of the activations) must reproduce the logits.
+        """
+        acts = self.activations()
+        channels = acts.shape[1]
+        logits = self.capture.logits
+        for module in reversed(list(self.engine.model.modules())):
+            if isinstance(module, nn.Linear) and module.in_features == channels \
+                    and module.out_features == logits.shape[1]:
+                pooled = acts.mean(dim=(2, 3))
+                predicted = F.linear(pooled, module.weight.detach(), _bias(module))
+                tolerance = 1e-3 * (1.0 + logits.abs().max())
+                if (predicted - logits).abs().max() <= tolerance:
+                    return module.weight.detach()[self.class_ids.to(acts.device)]
+        raise MethodNotApplicableError(
+            f"'cam' needs layer {self._layer()!r} to feed a global-average-pool + linear head "
+            f"directly, and it does not in this model; use 'gradcam' (equal to CAM where CAM applies)"
+        )
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return self.params.get(name, default)
+
+    def run(self, method: str) -> MethodOutput:
+        """Another registered method on the same capture (compose, don't copy)."""
+        return get_method(method).fn(self)
+
+    def _layer(self) -> str:
+        if self.layer is None:
+            raise MethodNotApplicableError("this method needs a layer and none was given")
+        return self.layer
+
+
+def _bias(module: nn.Linear) -> Optional[torch.Tensor]:
+    return None if module.bias is None else module.bias.detach()

@@ -1,0 +1,83 @@
+"""Pixel-family methods: maps at input resolution from input gradients.
+
+Each returns ``maps`` (K, N, H, W) and the per-channel ``attribution`` (K, N, 3, H, W).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..engine import Capture
+from ..errors import InvalidParameterError
+from .context import MethodContext
+from .registry import MethodOutput, register
+
+
+@register("vanilla", family="pixel", needs={"input_gradients"}, clip_negative=False,
+          title="Vanilla gradient", reference="Simonyan et al. 2014, Deep Inside Convolutional Networks")
+def vanilla(ctx: MethodContext) -> MethodOutput:
+    """M_ij = max_c |dS_c/dx_cij| (Simonyan et al. eq. 3; the SmoothGrad article's map)."""
+    magnitude = ctx.input_gradients().abs()
+    return MethodOutput(magnitude.amax(dim=2), magnitude)
+
+
+@register("guided_backprop", family="pixel", needs={"input_gradients", "guided"},
+          clip_negative=False, title="Guided Backprop",
+          reference="Springenberg et al. 2015, Striving for Simplicity (guided backpropagation)")
+def guided_backprop(ctx: MethodContext) -> MethodOutput:
+    """R^l = 1[f^l > 0] * max(R^{l+1}, 0) at every ReLU (eq. 4); map = max_c |R^0|."""
+    guided = ctx.input_gradients(guided=True)
+    return MethodOutput(guided.abs().amax(dim=2), guided)
+
+
+def _guided_product(ctx: MethodContext, cam_method: str) -> MethodOutput:
+    """Guided backprop times the upsampled, rectified CAM map (Selvaraju et al. sec. 3.1)."""
+    cam_maps = ctx.upsample(ctx.run(cam_method).maps.clamp(min=0))
+    attribution = ctx.run("guided_backprop").attribution * cam_maps[:, :, None]
+    return MethodOutput(attribution.abs().amax(dim=2), attribution)
+
+
+@register("guided_gradcam", family="pixel", needs={"layer", "gradients", "input_gradients", "guided"},
+          clip_negative=False, title="Guided Grad-CAM", reference="Selvaraju et al. 2017, Grad-CAM")
+def guided_gradcam(ctx: MethodContext) -> MethodOutput:
+    """Guided Backprop (x) Grad-CAM, elementwise."""
+    return _guided_product(ctx, "gradcam")
+
+
+@register("guided_gradcam++", family="pixel",
+          needs={"layer", "gradients", "input_gradients", "guided"}, clip_negative=False,
+          title="Guided Grad-CAM++", reference="Chattopadhay et al. 2018, Grad-CAM++")
+def guided_gradcam_plus_plus(ctx: MethodContext) -> MethodOutput:
+    """Guided Backprop (x) Grad-CAM++, elementwise."""
+    return _guided_product(ctx, "gradcam++")
+
+
+@register("integrated_gradients", family="pixel", needs={"input_gradients", "extra_forwards"},
+          clip_negative=False, title="Integrated Gradients", defaults={"steps": 50, "baseline": 0.0},
+          reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks")
+def integrated_gradients(ctx: MethodContext) -> MethodOutput:
+    """IG_i = (x_i - x'_i) * int_0^1 dF(x' + a (x - x'))/dx_i da (eq. 1), Gauss-Legendre
+    quadrature (as captum's default); map = sum_c |IG_c|. Interpolations run batched.
+    """
+    steps = ctx.param("steps", 50)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise InvalidParameterError(f"'steps' must be a positive int (got {steps!r})")
+    inputs = ctx.inputs()
+    baseline = torch.full_like(inputs, float(ctx.param("baseline", 0.0)))
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    alphas = torch.tensor((nodes + 1) / 2, dtype=inputs.dtype, device=inputs.device)
+    weights = torch.tensor(weights / 2, dtype=inputs.dtype, device=inputs.device)
+    batch = max(1, int(ctx.param("batch_size") or ctx.engine.batch_size_for()))
+    total = torch.zeros((ctx.num_classes,) + tuple(inputs.shape), dtype=inputs.dtype,
+                        device=inputs.device)
+    for image in range(inputs.shape[0]):
+        delta = inputs[image] - baseline[image]
+        for start in range(0, steps, batch):
+            a = alphas[start:start + batch]
+            path = baseline[image][None] + a[:, None, None, None] * delta[None]
+            grads = Capture("", ctx.engine.run(path, [])).input_gradients(ctx.class_ids)
+            total[:, image] += (grads * weights[start:start + batch, None, None, None]).sum(dim=1)
+            if ctx.progress is not None:
+                ctx.progress(image * steps + start + a.numel(), inputs.shape[0] * steps)
+    attribution = (inputs - baseline)[None] * total
+    return MethodOutput(attribution.abs().sum(dim=2), attribution)

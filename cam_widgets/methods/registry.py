@@ -1,0 +1,91 @@
+"""The method registry: public names -> small functions over a MethodContext.
+
+Widgets and the CLI build their menus from here; nothing looks methods up any other way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+
+from ..errors import UnknownMethodError, close_matches
+
+#: What a method may declare it needs.
+NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided", "head", "extra_forwards"})
+
+
+@dataclass(frozen=True)
+class MethodOutput:
+    """A method's result for K classes x N images.
+
+    Attributes:
+        maps: (K, N, h, w) signed maps at layer resolution (CAM family) or input resolution.
+        attribution: optional (K, N, 3, H, W) per-channel input attribution (pixel family).
+    """
+
+    maps: torch.Tensor
+    attribution: Optional[torch.Tensor] = None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method.
+
+    Attributes:
+        name: public name (``"gradcam++"``).
+        fn: ``fn(ctx) -> MethodOutput``.
+        family: ``"cam"`` (layer maps) or ``"pixel"`` (input-resolution maps).
+        needs: what the method needs from the engine (see NEEDS).
+        clip_negative: whether the displayed map keeps only positive evidence (a ReLU).
+        defaults: default values of the method's own parameters.
+        title: short human name for menus.
+        reference: the paper the equation comes from.
+    """
+
+    name: str
+    fn: Callable
+    family: str
+    needs: frozenset
+    clip_negative: bool
+    defaults: dict = field(default_factory=dict)
+    title: str = ""
+    reference: str = ""
+
+    @property
+    def needs_layer(self) -> bool:
+        return "layer" in self.needs
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(name: str, *, family: str, needs: set, clip_negative: bool, title: str,
+             reference: str, defaults: Optional[dict] = None) -> Callable:
+    """Decorator registering ``fn`` under ``name``."""
+    unknown = set(needs) - NEEDS
+    if unknown:
+        raise ValueError(f"unknown needs {sorted(unknown)} for method {name!r}")
+
+    def decorate(fn: Callable) -> Callable:
+        _REGISTRY[name] = MethodSpec(
+            name, fn, family, frozenset(needs), clip_negative, dict(defaults or {}), title, reference
+        )
+        return fn
+
+    return decorate
+
+
+def get_method(name: str) -> MethodSpec:
+    """The MethodSpec registered under ``name`` or UnknownMethodError with close matches."""
+    if isinstance(name, str) and name.lower() in _REGISTRY:
+        return _REGISTRY[name.lower()]
+    raise UnknownMethodError(
+        f"unknown method {name!r}; expected one of {', '.join(sorted(_REGISTRY))}."
+        + close_matches(str(name).lower(), _REGISTRY)
+    )
+
+
+def list_methods(family: Optional[str] = None) -> list[MethodSpec]:
+    """Registered methods in registration order, optionally of one family."""
+    return [m for m in _REGISTRY.values() if family is None or m.family == family]

@@ -1,0 +1,559 @@
+"""Dilated ("à trous") versions of classifiers, for the article "Grad-CAM and dilated convolution".
+
+Removing the downsampling of a CNN and dilating the convolutions that follow keeps every
+receptive field (and so the trained weights stay meaningful) while the feature maps keep a
+finer resolution: a Grad-CAM map of the dilated VGG16 is 224x224 instead of 14x14.
+
+* :func:`dilate` works on any network whose downsampling is done by ``Conv2d`` / ``MaxPool2d`` /
+  ``AvgPool2d`` modules (VGG-style ``features`` Sequentials, ResNets, EfficientNet/MobileNet-style
+  stages made of strided convs): every downsampling that runs after a chosen module is removed
+  (strided convs get stride 1, pools become ``nn.Identity`` so that layer names are unchanged) and
+  every later convolution's dilation is multiplied by the resolution factor its input gained
+  (the DeepLab rule: a conv that used to see a grid ``m`` times coarser gets dilation ``m``),
+  padding adjusted so that spatial size is preserved; 1x1 convs are left as they are.
+  It returns a deep copy; the input model is never modified.
+* :func:`output_stride` / :func:`stride_report` measure the output stride of a layer
+  (input size / feature size) before and after.
+* :func:`dilated_vgg16` builds the article's dilated VGG16: the same 13 convs and weights,
+  no max-pooling in the body, dilations 1,1 | 2,2 | 4,4,4 | 8,8,8 | 16,16,16, and one
+  ``MaxPool2d(32)`` before the unchanged classifier (224 -> 224x224x512 -> 7x7x512 -> 4096 -> 4096 -> 1000).
+* :func:`build_dilated_vgg16` is the same as a :class:`ModelSpec`, on top of ``build_torchvision("vgg16")``.
+
+Layer names are kept torchvision-like: torchvision VGG16 names are unchanged in the dilated
+model (``features.29`` is still conv5_3's ReLU); the removed pools are ``nn.Identity`` at the
+same indices, and the new ``MaxPool2d(32)`` is the module ``pool`` between ``features`` and
+``avgpool``. See :data:`DILATED_VGG16_LAYER_NAMES`.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
+from .spec import ModelSpec
+
+__all__ = [
+    "VGG16_LAYER_NAMES",
+    "DILATED_VGG16_LAYER_NAMES",
+    "DILATED_VGG16_RATES",
+    "DilatedVGG",
+    "dilate",
+    "output_stride",
+    "stride_report",
+    "dilated_vgg16",
+    "build_dilated_vgg16",
+]
+
+_BLOCKS = [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)]
+
+
+def _vgg16_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    index = 0
+    for block, convs in _BLOCKS:
+        for i in range(1, convs + 1):
+            names[f"conv{block}_{i}"] = f"features.{index}"
+            names[f"relu{block}_{i}"] = f"features.{index + 1}"
+            index += 2
+        names[f"pool{block}"] = f"features.{index}"
+        index += 1
+    names.update(
+        {
+            "fc6": "classifier.0", "relu6": "classifier.1", "drop6": "classifier.2",
+            "fc7": "classifier.3", "relu7": "classifier.4", "drop7": "classifier.5",
+            "fc8": "classifier.6",
+        }
+    )
+    return names
+
+
+#: Caffe-style VGG16 layer names -> torchvision ``vgg16`` module names.
+VGG16_LAYER_NAMES: dict[str, str] = _vgg16_names()
+
+#: Caffe-style VGG16 layer names -> module names in :func:`dilated_vgg16`'s model.
+#: Convs, ReLUs and the classifier keep their torchvision names (``relu5_3`` is ``features.29``);
+#: pool1..pool4 are removed (``None``: an ``nn.Identity`` stands at their old index), and pool5's
+#: role is taken by the new ``MaxPool2d(32)`` named ``pool``.
+DILATED_VGG16_LAYER_NAMES: dict[str, Optional[str]] = {
+    k: (None if k.startswith("pool") else v) for k, v in VGG16_LAYER_NAMES.items()
+}
+DILATED_VGG16_LAYER_NAMES["pool5"] = "pool"
+
+#: Dilation of the 13 convs of the dilated VGG16, in order.
+DILATED_VGG16_RATES = (1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 16, 16, 16)
+
+_DOWNSAMPLERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _first_4d(args) -> Optional[torch.Tensor]:
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.dim() == 4:
+            return a
+    return None
+
+
+class _Trace:
+    """Runs one dummy forward and records, in execution order, every leaf's input/output size."""
+
+    def __init__(self, model: nn.Module, probe_size: int, stop_after: Optional[str] = None):
+        self.leaves: list[tuple[str, nn.Module, Optional[tuple], Optional[tuple]]] = []
+        self.ends: dict[str, int] = {}  # module name -> number of leaves started when it ended
+        self.outputs: dict[str, Optional[tuple]] = {}
+        self.probe = int(probe_size)
+        handles = []
+        counter = [0]
+
+        def pre(name):
+            def hook(module, args):
+                counter[0] += 1
+                x = _first_4d(args)
+                self.leaves.append((name, module, tuple(x.shape[-2:]) if x is not None else None, None))
+            return hook
+
+        def post(name, leaf):
+            def hook(module, args, output):
+                out = output if isinstance(output, torch.Tensor) else None
+                hw = tuple(out.shape[-2:]) if out is not None and out.dim() == 4 else None
+                self.ends.setdefault(name, counter[0])
+                self.outputs.setdefault(name, hw)
+                if leaf:
+                    for i in range(len(self.leaves) - 1, -1, -1):
+                        n, m, hin, hout = self.leaves[i]
+                        if m is module and hout is None:
+                            self.leaves[i] = (n, m, hin, hw if hw is not None else ())
+                            break
+            return hook
+
+        for name, module in model.named_modules():
+            leaf = len(module._modules) == 0
+            if leaf:
+                handles.append(module.register_forward_pre_hook(pre(name)))
+            if name:
+                handles.append(module.register_forward_hook(post(name, leaf)))
+        param = next(model.parameters(), None)
+        kwargs = {"dtype": param.dtype, "device": param.device} if param is not None else {}
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(torch.zeros(1, 3, self.probe, self.probe, **kwargs))
+        except Exception as exc:
+            raise InvalidParameterError(
+                f"Model could not run on a probe input: expected a model taking (1, 3, {self.probe}, "
+                f"{self.probe}) images, received {type(model).__name__} that raised "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+                f"hint: pass a larger probe_size=."
+            ) from None
+        finally:
+            model.train(was_training)
+            for h in handles:
+                h.remove()
+
+
+def _stride_of(probe: int, hw: tuple) -> int:
+    if not hw or hw[0] <= 0:
+        return 0
+    return max(1, int(round(probe / hw[0])))
+
+
+def _resolve_after(model: nn.Module, after: Union[str, int, None]) -> Optional[str]:
+    if after is None:
+        return None
+    names = [n for n, _ in model.named_modules() if n]
+    if isinstance(after, bool) or not isinstance(after, (int, str)):
+        raise InvalidParameterError(
+            f"Invalid 'after': expected a module name (str), an index into model.features (int) "
+            f"or None, received {describe(after)}."
+        )
+    if isinstance(after, int):
+        features = getattr(model, "features", None)
+        if not isinstance(features, nn.Sequential):
+            raise InvalidParameterError(
+                f"Invalid 'after' index: expected an int only for models with a 'features' "
+                f"nn.Sequential (VGG-style), received {after} for {type(model).__name__}; "
+                f"hint: pass a module name instead (e.g. 'layer2')."
+            )
+        n = len(features)
+        if not -n <= after < n:
+            raise InvalidParameterError(
+                f"Invalid 'after' index: expected -{n} <= after < {n} (model.features has {n} "
+                f"modules), received {after}."
+            )
+        return f"features.{after % n}"
+    if after not in names:
+        raise UnknownLayerError(
+            f"Unknown layer for 'after': expected a module name of {type(model).__name__}, "
+            f"received {after!r}.{close_matches(after, names)}"
+        )
+    return after
+
+
+def _default_layer(model: nn.Module, trace: _Trace) -> Optional[str]:
+    if isinstance(getattr(model, "features", None), nn.Module):
+        return "features"
+    last = None
+    for name, module, _hin, hout in trace.leaves:
+        if hout and not isinstance(module, _GLOBAL_POOLS):
+            last = name
+    return last
+
+
+def output_stride(
+    model: nn.Module, layer: Optional[str] = None, *, probe_size: int = 64
+) -> int:
+    """Output stride of ``layer`` (input size / feature-map size), measured with one dummy forward.
+
+    ``layer`` defaults to ``features`` when the model has one, else to the last module with a
+    spatial (4-D) output that is not a global pool. ``probe_size`` is the side of the dummy
+    input; it should be a multiple of the model's total stride (64 suits most ImageNet CNNs).
+    """
+    if layer is not None:
+        names = [n for n, _ in model.named_modules() if n]
+        if layer not in names:
+            raise UnknownLayerError(
+                f"Unknown layer: expected a module name of {type(model).__name__}, received "
+                f"{layer!r}.{close_matches(layer, names)}"
+            )
+    trace = _Trace(model, probe_size)
+    if layer is None:
+        layer = _default_layer(model, trace)
+    hw = trace.outputs.get(layer) if layer is not None else None
+    if not hw:
+        raise UnknownLayerError(
+            f"Layer has no spatial output: expected a module producing (N, C, H, W) on a "
+            f"{probe_size}x{probe_size} probe, received {layer!r} that "
+            f"{'did not run' if layer not in trace.outputs else 'returned a non 4-D output'}."
+        )
+    return _stride_of(trace.probe, hw)
+
+
+def stride_report(
+    before: nn.Module, after: nn.Module, layer: Optional[str] = None, *, probe_size: int = 64
+) -> dict:
+    """``{"layer", "before", "after", "probe_size"}``: output strides of ``layer`` in both models."""
+    return {
+        "layer": layer,
+        "before": output_stride(before, layer, probe_size=probe_size),
+        "after": output_stride(after, layer, probe_size=probe_size),
+        "probe_size": int(probe_size),
+    }
+
+
+# --------------------------------------------------------------------------- dilate
+
+
+def _unsupported(name: str, module: nn.Module, why: str) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"Cannot dilate {name} ({module!r}): expected a 'same'-padded Conv2d, a MaxPool2d/AvgPool2d "
+        f"or a module that keeps spatial size, received one that {why}; hint: choose a later "
+        f"'after' or a CNN whose downsampling is done by strided convs or pools."
+    )
+
+
+def _dilate_conv(name: str, conv: nn.Conv2d, mult: int) -> None:
+    k = _pair(conv.kernel_size)
+    d0 = _pair(conv.dilation)
+    stride = _pair(conv.stride)
+    if k == (1, 1):
+        if conv.padding not in ((0, 0), 0, "valid", "same"):
+            raise _unsupported(name, conv, "is a 1x1 conv with padding (changes the spatial size)")
+        conv.stride = (1, 1)
+        return
+    if isinstance(conv.padding, str):
+        if conv.padding != "same" or stride != (1, 1):
+            raise _unsupported(name, conv, f"uses padding={conv.padding!r}")
+        conv.dilation = (d0[0] * mult, d0[1] * mult)
+        return
+    p = _pair(conv.padding)
+    for dim in (0, 1):
+        span = d0[dim] * (k[dim] - 1)
+        if span % 2 or p[dim] != span // 2:
+            raise _unsupported(
+                name, conv, f"is not 'same'-padded (padding {p}, kernel {k}, dilation {d0})"
+            )
+    if conv.padding_mode != "zeros" and mult > 1:
+        # reflect/replicate padding cannot exceed the input size; still correct otherwise
+        pass
+    new_d = (d0[0] * mult, d0[1] * mult)
+    conv.stride = (1, 1)
+    conv.dilation = new_d
+    conv.padding = (new_d[0] * (k[0] - 1) // 2, new_d[1] * (k[1] - 1) // 2)
+
+
+def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+def dilate(
+    model: nn.Module,
+    after: Union[str, int, None] = None,
+    *,
+    probe_size: int = 64,
+    verify: bool = True,
+) -> nn.Module:
+    """Return a deep copy of ``model`` with all downsampling after module ``after`` removed.
+
+    Args:
+        model: a CNN whose downsampling is done by ``Conv2d`` (stride > 1), ``MaxPool2d`` or
+            ``AvgPool2d`` modules (not modified).
+        after: the last module whose downsampling is kept: a module name (``"features.16"``,
+            ``"layer2"``, ``"features.3"``), an index into ``model.features`` (VGG-style), or
+            ``None`` to remove every downsampling (the article's dilated VGG16).
+        probe_size: side of the dummy input used to measure each layer's resolution (the
+            factor by which each later conv's dilation is multiplied). A multiple of the
+            model's total stride; 64 suits most ImageNet CNNs.
+        verify: run the dilated copy on the probe and check that every feature map after
+            ``after`` keeps the resolution of ``after``'s output.
+
+    Strided convs get stride 1 and pools (stride > 1) become ``nn.Identity`` (module names are
+    unchanged); a conv whose input was ``m`` times coarser than ``after``'s output gets its
+    dilation multiplied by ``m`` and padding ``dilation * (k - 1) / 2`` (1x1 convs unchanged).
+    Global (adaptive) pools are kept.
+
+    Raises:
+        UnknownLayerError: ``after`` is not a module name of ``model``.
+        InvalidParameterError: a module after ``after`` cannot be dilated (not 'same'-padded,
+            downsampling done in ``forward`` code, a 3-D conv...), or nothing is left to dilate.
+    """
+    if not isinstance(model, nn.Module):
+        raise InvalidParameterError(
+            f"Invalid model: expected a torch.nn.Module, received {describe(model)}."
+        )
+    after_name = _resolve_after(model, after)
+    trace = _Trace(model, probe_size)
+    probe = trace.probe
+    if after_name is None:
+        start, cap = 0, 1
+    else:
+        if after_name not in trace.ends:
+            raise InvalidParameterError(
+                f"Invalid 'after': expected a module that runs in forward, received {after_name!r} "
+                f"that did not run on a {probe}x{probe} probe."
+            )
+        start = trace.ends[after_name]
+        hw = trace.outputs.get(after_name)
+        cap = _stride_of(probe, hw) if hw else None
+        if not cap:
+            raise InvalidParameterError(
+                f"Invalid 'after': expected a module with a spatial (N, C, H, W) output, received "
+                f"{after_name!r} whose output is not 4-D."
+            )
+
+    clone = copy.deepcopy(model)
+    names_in_clone = dict(clone.named_modules())
+    global_sizes: set[tuple] = set()
+    seen: set[int] = set()
+    changed = 0
+    for position, (name, module, hin, hout) in enumerate(trace.leaves, start=1):
+        if position <= start:
+            continue
+        if isinstance(module, _GLOBAL_POOLS):
+            if hout:
+                global_sizes.add(tuple(hout))
+            continue
+        if id(module) in seen:
+            if isinstance(module, _DOWNSAMPLERS):
+                raise _unsupported(name, module, "is called more than once in forward")
+            continue
+        seen.add(id(module))
+        if hin is None or hout is None:
+            continue
+        if not hin or (tuple(hin) in global_sizes) or hin == (1, 1):
+            mult = 1  # after a global pool (squeeze-excitation branches...): nothing to dilate
+            trunk = False
+        else:
+            s_in = _stride_of(probe, hin)
+            if s_in % cap:
+                raise InvalidParameterError(
+                    f"Cannot dilate {name}: expected its input stride to be a multiple of {cap}, "
+                    f"received stride {probe / hin[0]:.3g} on a {probe}x{probe} probe; "
+                    f"hint: pass a probe_size= that is a multiple of the model's total stride."
+                )
+            mult = s_in // cap
+            trunk = True
+        target = names_in_clone[name]
+        if isinstance(module, nn.Conv2d):
+            before = (target.stride, target.dilation, target.padding)
+            if trunk:
+                _dilate_conv(name, target, mult)
+            changed += before != (target.stride, target.dilation, target.padding)
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            if not trunk:
+                continue
+            stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+            if stride != (1, 1):
+                _set_module(clone, name, nn.Identity())
+                changed += 1
+            elif mult > 1:
+                if isinstance(module, nn.MaxPool2d) and _pair(module.padding) == tuple(
+                    (k - 1) // 2 for k in _pair(module.kernel_size)
+                ) and all(k % 2 for k in _pair(module.kernel_size)):
+                    target.dilation = mult
+                    target.padding = tuple(mult * (k - 1) // 2 for k in _pair(module.kernel_size))
+                    changed += 1
+                elif _pair(module.kernel_size) != (1, 1):
+                    raise _unsupported(name, module, "is a stride-1 pool that would need dilation")
+        elif trunk and hout and tuple(hout) != tuple(hin):
+            raise _unsupported(name, module, f"changes the spatial size {tuple(hin)} -> {tuple(hout)}")
+        elif isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose2d)):
+            raise _unsupported(name, module, "is not a Conv2d")
+    if changed == 0:
+        raise InvalidParameterError(
+            f"Nothing to dilate: expected downsampling (strided Conv2d, MaxPool2d/AvgPool2d) after "
+            f"{after_name or 'the input'}, received {type(model).__name__} with none there; "
+            f"hint: choose an earlier 'after'."
+        )
+    if verify:
+        _verify(clone, after_name, cap, probe)
+    return clone
+
+
+def _verify(clone: nn.Module, after_name: Optional[str], cap: int, probe: int) -> None:
+    trace = _Trace(clone, probe)
+    start = 0 if after_name is None else trace.ends.get(after_name, 0)
+    expected = (-(-probe // cap),) * 2
+    allowed = {expected, (1, 1)}
+    for position, (name, module, hin, hout) in enumerate(trace.leaves, start=1):
+        if position <= start:
+            continue
+        if isinstance(module, _GLOBAL_POOLS):
+            if hout:
+                allowed.add(tuple(hout))
+            continue
+        for hw in (hin, hout):
+            if hw and tuple(hw) not in allowed:
+                raise InvalidParameterError(
+                    f"Cannot dilate {type(clone).__name__}: expected every feature map after "
+                    f"{after_name or 'the input'} to stay {expected[0]}x{expected[1]} on a "
+                    f"{probe}x{probe} probe, received {tuple(hw)} at {name}; hint: its downsampling "
+                    f"is done in forward code (not by a Conv2d/pool module), which dilate cannot change."
+                )
+
+
+# --------------------------------------------------------------------------- VGG16
+
+
+class DilatedVGG(nn.Module):
+    """VGG with a dilated, pool-free body and one max-pool before the classifier.
+
+    ``features`` (full resolution) -> ``pool`` (``MaxPool2d(32)``) -> ``avgpool`` (torchvision's
+    ``AdaptiveAvgPool2d((7, 7))``, an identity at 224x224) -> flatten -> ``classifier``.
+    """
+
+    def __init__(self, features: nn.Sequential, avgpool: nn.Module, classifier: nn.Sequential,
+                 pool_size: int = 32):
+        super().__init__()
+        self.features = features
+        self.pool = nn.MaxPool2d(kernel_size=pool_size, stride=pool_size)
+        self.avgpool = avgpool
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = self.pool(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def _check_vgg16(vgg: object) -> None:
+    features = getattr(vgg, "features", None)
+    ok = isinstance(vgg, nn.Module) and isinstance(features, nn.Sequential) and isinstance(
+        getattr(vgg, "classifier", None), nn.Module
+    ) and isinstance(getattr(vgg, "avgpool", None), nn.Module)
+    if ok:
+        convs = [m for m in features if isinstance(m, nn.Conv2d)]
+        pools = [m for m in features if isinstance(m, nn.MaxPool2d)]
+        layout = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+        ok = (
+            len(features) == 31 and len(convs) == 13 and len(pools) == 5
+            and layout == [4, 9, 16, 23, 30]
+            and all(_pair(c.kernel_size) == (3, 3) and _pair(c.dilation) == (1, 1) for c in convs)
+        )
+    if not ok:
+        raise InvalidParameterError(
+            f"Not a torchvision VGG16: expected torchvision.models.vgg16() (13 3x3 convs, 5 max-pools "
+            f"at features.4/9/16/23/30, undilated), received {describe(vgg)}; hint: use "
+            f"dilate(model, after=...) for other networks."
+        )
+
+
+def dilated_vgg16(vgg: nn.Module) -> DilatedVGG:
+    """The article's dilated VGG16, built from a torchvision ``vgg16`` (not modified).
+
+    Same 13 convs with the same (copied) weights, same parameter count (138,357,544), the five
+    max-pools of ``features`` replaced by ``nn.Identity`` (indices, hence names, unchanged),
+    dilation 1,1 | 2,2 | 4,4,4 | 8,8,8 | 16,16,16 with padding = dilation (224 stays 224), then
+    ``pool = MaxPool2d(32)`` (224 -> 7x7x512) before the unchanged ``avgpool`` and ``classifier``.
+    Names: :data:`DILATED_VGG16_LAYER_NAMES` (conv5_3's ReLU is ``features.29`` as in VGG16).
+    """
+    _check_vgg16(vgg)
+    features = copy.deepcopy(vgg.features)
+    index = 0
+    for i, module in enumerate(features):
+        if isinstance(module, nn.MaxPool2d):
+            features[i] = nn.Identity()
+        elif isinstance(module, nn.Conv2d):
+            rate = DILATED_VGG16_RATES[index]
+            module.dilation = (rate, rate)
+            module.padding = (rate, rate)
+            module.stride = (1, 1)
+            index += 1
+    model = DilatedVGG(features, copy.deepcopy(vgg.avgpool), copy.deepcopy(vgg.classifier))
+    model.train(vgg.training)
+    return model
+
+
+def build_dilated_vgg16(
+    weights_path: Optional[Union[str, os.PathLike]] = None,
+    pretrained: bool = True,
+    *,
+    allow_download: Optional[bool] = None,
+    seed: int = 0,
+) -> ModelSpec:
+    """The dilated VGG16 as a :class:`ModelSpec` (weights loaded like ``build_torchvision("vgg16")``).
+
+    ``default_layer`` is ``features.29`` (conv5_3's ReLU, at full 224x224 resolution).
+    """
+    from .torchvision_zoo import build_torchvision
+
+    base = build_torchvision(
+        "vgg16", weights_path=weights_path, pretrained=pretrained,
+        allow_download=allow_download, seed=seed,
+    )
+    model = dilated_vgg16(base.model)
+    model.eval()
+    base.model = None  # let the undilated copy be freed
+    extra = dict(base.extra)
+    extra.update(
+        dilated=True,
+        dilation_rates=DILATED_VGG16_RATES,
+        layer_names=dict(DILATED_VGG16_LAYER_NAMES),
+        base_model="vgg16",
+    )
+    return ModelSpec(
+        name="vgg16_dilated",
+        model=model,
+        preprocess=base.preprocess,
+        labels=base.labels,
+        input_size=base.input_size,
+        default_layer="features.29",
+        input_range=base.input_range,
+        description="dilated VGG16 (no pooling in the body, dilation 1-16, MaxPool2d(32) head); "
+        + base.description,
+        extra=extra,
+    )

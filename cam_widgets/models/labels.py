@@ -1,0 +1,196 @@
+"""Class labels: the 1,000 ImageNet names (offline) and class look-up by id or name.
+
+The look-up functions are generic over any label list, so models with their own labels
+(a user's fine-tuned classifier) use the same code paths as the ImageNet zoo models.
+
+>>> labels = imagenet_labels()
+>>> resolve_class("tiger cat", labels), resolve_class("242", labels)
+(282, 242)
+"""
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from cam_widgets.errors import InvalidParameterError, UnknownClassError, close_matches, describe
+
+__all__ = ["imagenet_labels", "resolve_class", "search_classes", "NUM_IMAGENET_CLASSES"]
+
+NUM_IMAGENET_CLASSES = 1000
+_MAX_LISTED = 5
+_NUMERIC = re.compile(r"^[+-]?\d+$")
+
+
+def imagenet_labels() -> List[str]:
+    """The 1,000 ImageNet-1k class names in class-id order (a fresh list; no download).
+
+    They come from torchvision's bundled metadata, the same names torchvision's weights
+    report (242 is ``"boxer"``, 282 ``"tiger cat"``, 285 ``"Egyptian cat"``).
+    """
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def _check_labels(labels: Sequence[str]) -> Sequence[str]:
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        raise InvalidParameterError(
+            f"Invalid labels: expected a sequence of class names, received {describe(labels)}."
+            " Hint: pass spec.labels or imagenet_labels()."
+        )
+    if len(labels) == 0:
+        raise InvalidParameterError(
+            "Invalid labels: expected at least one class name, received an empty sequence."
+            " Hint: pass spec.labels or imagenet_labels()."
+        )
+    return labels
+
+
+def _fmt(ids: Sequence[int], labels: Sequence[str]) -> str:
+    shown = ", ".join(f"{labels[i]!r} ({i})" for i in ids[:_MAX_LISTED])
+    if len(ids) > _MAX_LISTED:
+        shown += f" and {len(ids) - _MAX_LISTED} more"
+    return shown
+
+
+def _check_id(idx: int, query: object, labels: Sequence[str]) -> int:
+    n = len(labels)
+    if not 0 <= idx < n:
+        raise UnknownClassError(
+            f"Class id {idx} is out of range: expected an id in 0..{n - 1} ({n} classes),"
+            f" received {describe(query)}. Hint: search by name, e.g. search_classes('cat', labels)."
+        )
+    return idx
+
+
+def resolve_class(query: object, labels: Sequence[str]) -> int:
+    """Turn a class id or a class name into a class id.
+
+    Args:
+        query: an ``int`` (or numpy integer) id, a numeric string such as ``"242"``, or a
+            name. Names match case-insensitively: an exact match wins, otherwise the query
+            must be a substring of exactly one label (``"egyptian"`` -> 285).
+        labels: one name per class, in class-id order.
+
+    Raises:
+        UnknownClassError: the id is out of range, or the name matches no label or
+            several labels (the message lists close matches or the candidates).
+        InvalidParameterError: the query is a bool, a float or another type.
+    """
+    labels = _check_labels(labels)
+    if isinstance(query, (bool, np.bool_)) or isinstance(query, (float, np.floating, complex)):
+        raise InvalidParameterError(
+            f"Invalid class {describe(query)}: expected an int id or a class name."
+            " Hint: pass e.g. 282 or 'tiger cat'."
+        )
+    if isinstance(query, str):
+        text = query.strip()
+        if not text:
+            raise InvalidParameterError(
+                f"Invalid class {describe(query)}: expected an int id or a non-empty class name."
+                " Hint: pass e.g. 282 or 'tiger cat'."
+            )
+        if _NUMERIC.match(text):
+            return _check_id(int(text), query, labels)
+        return _resolve_name(text, query, labels)
+    try:
+        idx = operator.index(query)  # int, numpy integers, 0-d integer tensors
+    except TypeError:
+        raise InvalidParameterError(
+            f"Invalid class {describe(query)}: expected an int id or a class name."
+            " Hint: pass e.g. 282 or 'tiger cat'."
+        ) from None
+    return _check_id(int(idx), query, labels)
+
+
+def _resolve_name(text: str, query: str, labels: Sequence[str]) -> int:
+    low = text.lower()
+    lowered = [str(label).lower() for label in labels]
+    exact = [i for i, name in enumerate(lowered) if name == low]
+    if len(exact) == 1:
+        return exact[0]
+    if len(exact) > 1:
+        raise UnknownClassError(
+            f"Ambiguous class name {text!r}: expected a name that matches one label,"
+            f" received {describe(query)} that names classes {_fmt(exact, labels)}."
+            " Hint: pass the class id instead."
+        )
+    partial = [i for i, name in enumerate(lowered) if low in name]
+    if len(partial) == 1:
+        return partial[0]
+    if len(partial) > 1:
+        raise UnknownClassError(
+            f"Ambiguous class name {text!r}: expected a name that matches one label,"
+            f" received {describe(query)} that matches {len(partial)} labels: {_fmt(partial, labels)}."
+            " Hint: type more of the name or pass the class id."
+        )
+    hint = close_matches(text, [str(label) for label in labels], n=_MAX_LISTED)
+    if not hint:
+        hint = close_matches(low, lowered, n=_MAX_LISTED)
+    if not hint:
+        hint = " Hint: use search_classes(query, labels) to browse the names."
+    raise UnknownClassError(
+        f"Unknown class name {text!r}: expected an id in 0..{len(labels) - 1} or one of the"
+        f" {len(labels)} label names, received {describe(query)}.{hint}"
+    )
+
+
+def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> List[Tuple[int, str]]:
+    """Class ids and names for a search box, best first.
+
+    Order: a numeric query's own id (if in range), exact name, names containing the
+    query as whole word(s), names starting with the query, names with a word starting
+    with the query, other substring matches (ties in class-id order), then
+    fuzzy matches (difflib) for typos. An empty query gives ``[]``.
+    """
+    labels = _check_labels(labels)
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise InvalidParameterError(
+            f"Invalid limit: expected a positive int, received {describe(limit)}."
+            " Hint: pass e.g. limit=10."
+        )
+    if isinstance(query, (int, np.integer)) and not isinstance(query, (bool, np.bool_)):
+        query = str(int(query))
+    if not isinstance(query, str):
+        raise InvalidParameterError(
+            f"Invalid search query: expected a string, received {describe(query)}."
+            " Hint: pass part of a class name such as 'cat'."
+        )
+    low = query.strip().lower()
+    if not low:
+        return []
+    names = [str(label) for label in labels]
+    lowered = [name.lower() for name in names]
+    ranked: List[Tuple[int, int]] = []  # (rank, id)
+    if _NUMERIC.match(low) and 0 <= int(low) < len(names):
+        ranked.append((0, int(low)))
+    for i, name in enumerate(lowered):
+        if low not in name:
+            continue
+        if name == low:
+            rank = 1
+        elif re.search(r"(^|\W)" + re.escape(low) + r"($|\W)", name):
+            rank = 2  # whole word(s): "cat" -> "tiger cat"
+        elif name.startswith(low):
+            rank = 3
+        elif re.search(r"(^|\W)" + re.escape(low), name):
+            rank = 4
+        else:
+            rank = 5
+        ranked.append((rank, i))
+    ranked.sort()
+    out: List[int] = []
+    for _, i in ranked:
+        if i not in out:
+            out.append(i)
+    if len(out) < limit:
+        fuzzy = difflib.get_close_matches(low, lowered, n=limit * 2, cutoff=0.6)
+        for match in fuzzy:
+            for i, name in enumerate(lowered):
+                if name == match and i not in out:
+                    out.append(i)
+    return [(i, names[i]) for i in out[: int(limit)]]

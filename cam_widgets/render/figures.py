@@ -1,0 +1,178 @@
+"""Interactive plotly figures of explanation maps over the photo.
+
+The only module of :mod:`cam_widgets.render` that imports plotly.
+
+Each panel draws the photo as a ``go.Image`` (a PNG/JPEG data URI, so the figure JSON holds
+compressed bytes, not pixel arrays) with a ``go.Heatmap`` of the *low-resolution* map on top,
+stretched over the photo with ``x0/dx/y0/dy``: cell (i, j) of an (h, w) map is centred on
+photo pixel coordinates ``((j + 0.5) * W / w - 0.5, (i + 0.5) * H / h - 0.5)``, which is
+exactly where ``F.interpolate(..., align_corners=False)`` puts it, and the cells together
+cover the photo ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.  ``zsmooth="best"`` lets the browser
+interpolate.  All panels share one coloraxis (one colour bar) and linked axes.
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ..errors import InvalidParameterError, describe
+from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
+from .overlay import check_rgb, image_data_uri
+
+__all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "prepare_map"]
+
+#: Maps larger than this on either side are box-downsampled before going into the figure.
+MAX_MAP_SIDE = 56
+
+
+def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map") -> np.ndarray:
+    """float32 (h, w) map, area-downsampled to at most ``max_side`` per side, 4 decimals."""
+    try:
+        a = np.asarray(m, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a numeric (h, w) array, got {describe(m)}.") from None
+    if a.ndim != 2 or a.size == 0:
+        raise InvalidParameterError(f"{name} must be a non-empty (h, w) array, got shape {tuple(a.shape)}.")
+    h, w = a.shape
+    if max(h, w) > max_side:
+        from PIL import Image
+
+        s = max_side / max(h, w)
+        nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
+        a = np.asarray(Image.fromarray(np.ascontiguousarray(a), mode="F").resize((nw, nh), Image.BOX), dtype=np.float32)
+    a = np.round(a, 4).astype(np.float32)
+    a[~np.isfinite(a)] = np.nan  # drawn as gaps
+    return a
+
+
+def heatmap_figure(
+    image_rgb: np.ndarray,
+    maps: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    opacity: float = 0.5,
+    colorscale: Union[str, list] = DEFAULT_COLORMAP,
+    zmin: Optional[float] = None,
+    zmax: Optional[float] = None,
+    smooth: bool = True,
+    image_format: str = "png",
+    panel_size: int = 320,
+) -> go.Figure:
+    """One row of panels, one per map: the photo with the map as a translucent heatmap.
+
+    Args:
+        image_rgb: the photo, RGB uint8 (H, W, 3), as fed to the model.
+        maps: low-resolution maps (h, w) (e.g. 7x7 or 14x14 layer grids, raw or normalised);
+            larger than 56 per side they are area-downsampled to keep the figure small.
+        titles: one title per map (shown above the panel and in the hover).
+        opacity: heatmap opacity in [0, 1].
+        colorscale: a name of :func:`~cam_widgets.render.colormaps.list_colormaps` or a
+            plotly colorscale list.
+        zmin, zmax: shared colour range (e.g. from ``shared_scale``); None = automatic over
+            all panels (the coloraxis is shared, so panels are always comparable).
+        smooth: ``zsmooth="best"`` (browser interpolation) instead of showing the raw grid.
+        image_format: ``"png"`` (lossless) or ``"jpeg"`` (much smaller for real photos).
+        panel_size: approximate pixel width of one panel.
+    """
+    img = check_rgb(image_rgb, "image_rgb")
+    if isinstance(maps, np.ndarray) and maps.ndim == 2:
+        maps = [maps]
+    maps = list(maps)
+    titles = [titles] if isinstance(titles, str) else list(titles)
+    if not maps:
+        raise InvalidParameterError("maps must hold at least one (h, w) map, got none.")
+    if len(titles) != len(maps):
+        raise InvalidParameterError(
+            f"titles must have one entry per map: got {len(titles)} titles for {len(maps)} maps."
+        )
+    try:
+        op = float(opacity)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"opacity must be a number in [0, 1], got {describe(opacity)}.") from None
+    if not 0.0 <= op <= 1.0:
+        raise InvalidParameterError(f"opacity must be in [0, 1], got {describe(opacity)}.")
+    for name, v in (("zmin", zmin), ("zmax", zmax)):
+        if v is not None and not (isinstance(v, (int, float, np.number)) and np.isfinite(v)):
+            raise InvalidParameterError(f"{name} must be a finite number or None, got {describe(v)}.")
+    if zmin is not None and zmax is not None and not zmin < zmax:
+        raise InvalidParameterError(f"zmin must be below zmax, got zmin={zmin!r}, zmax={zmax!r}.")
+    scale = colorscale if isinstance(colorscale, (list, tuple)) else plotly_colorscale(colorscale)
+    prepared = [prepare_map(m, name=f"maps[{i}]") for i, m in enumerate(maps)]
+
+    H, W = img.shape[:2]
+    n = len(maps)
+    source = image_data_uri(img, image_format)
+    fig = make_subplots(
+        rows=1,
+        cols=n,
+        subplot_titles=[str(t) for t in titles],
+        horizontal_spacing=min(0.03, 0.9 / max(n - 1, 1)) if n > 1 else 0.0,
+    )
+    for k, (m, title) in enumerate(zip(prepared, titles), start=1):
+        h, w = m.shape
+        dx, dy = W / w, H / h
+        label = html.escape(str(title)).replace("%", "&#37;")
+        fig.add_trace(
+            go.Image(source=source, x0=0, dx=1, y0=0, dy=1, hoverinfo="skip", name=f"{title} (photo)"),
+            row=1,
+            col=k,
+        )
+        fig.add_trace(
+            go.Heatmap(
+                z=m,
+                x0=dx / 2.0 - 0.5,
+                dx=dx,
+                y0=dy / 2.0 - 0.5,
+                dy=dy,
+                coloraxis="coloraxis",
+                opacity=op,
+                zsmooth="best" if smooth else False,
+                name=str(title),
+                hovertemplate=f"<b>{label}</b><br>x=%{{x:.0f}}, y=%{{y:.0f}}<br>value=%{{z:.4f}}<extra></extra>",
+            ),
+            row=1,
+            col=k,
+        )
+    axis_common = dict(showgrid=False, zeroline=False, showticklabels=False, ticks="")
+    x_range = [-0.5, W - 0.5]
+    y_range = [H - 0.5, -0.5]  # reversed: row 0 at the top, as in images
+    for k in range(1, n + 1):
+        xa = "xaxis" if k == 1 else f"xaxis{k}"
+        ya = "yaxis" if k == 1 else f"yaxis{k}"
+        fig.layout[xa].update(range=x_range, constrain="range", **axis_common)
+        fig.layout[ya].update(range=y_range, autorange=False, constrain="range", **axis_common)
+        if k == 1:
+            fig.layout[ya].update(scaleanchor="x", scaleratio=1)
+        else:
+            fig.layout[xa].update(matches="x")
+            fig.layout[ya].update(matches="y", scaleanchor=False)
+    coloraxis = dict(colorscale=scale, colorbar=dict(thickness=12, len=0.9))
+    if zmin is not None:
+        coloraxis["cmin"] = float(zmin)
+    if zmax is not None:
+        coloraxis["cmax"] = float(zmax)
+    fig.update_layout(
+        coloraxis=coloraxis,
+        width=int(panel_size * n + 120),
+        height=int(panel_size * H / W + 90),
+        margin=dict(l=10, r=10, t=50, b=10),
+        hovermode="closest",
+        plot_bgcolor="rgba(0,0,0,0)",
+    )
+    return fig
+
+
+def standalone_html(fig: go.Figure, path: Union[str, os.PathLike]) -> Path:
+    """Write ``fig`` as one self-contained HTML file (plotly.js inlined: works offline)."""
+    if not isinstance(fig, go.Figure):
+        raise InvalidParameterError(f"fig must be a plotly Figure, got {describe(fig)}.")
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(p), include_plotlyjs=True, full_html=True)
+    return p

@@ -1,0 +1,127 @@
+"""Blending a colour-mapped explanation over the photo, and encoding images as PNG."""
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from ..errors import InvalidImageError, InvalidParameterError, describe
+from .colormaps import DEFAULT_COLORMAP, apply_colormap
+from .normalize import upsample_map
+
+__all__ = ["overlay", "to_png_bytes", "png_data_uri", "image_data_uri", "save_png", "check_rgb"]
+
+
+def check_rgb(rgb: object, name: str = "rgb") -> np.ndarray:
+    """Validate an RGB uint8 (H, W, 3) image and return it as a numpy array."""
+    arr = np.asarray(rgb) if not isinstance(rgb, np.ndarray) else rgb
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(
+            f"{name} must be a uint8 array (0..255), got dtype {arr.dtype}"
+            + (" (use (x * 255).round().astype(np.uint8) for a 0..1 float image)." if arr.dtype.kind == "f" else ".")
+        )
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InvalidImageError(
+            f"{name} must have shape (H, W, 3) RGB, got shape {tuple(arr.shape)}."
+        )
+    return arr
+
+
+def _check_alpha(alpha: object, name: str = "alpha") -> float:
+    try:
+        a = float(alpha)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number in [0, 1], got {describe(alpha)}.") from None
+    if not 0.0 <= a <= 1.0:
+        raise InvalidParameterError(f"{name} must be in [0, 1], got {describe(alpha)}.")
+    return a
+
+
+def overlay(
+    rgb: np.ndarray,
+    map01: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    colormap: str = DEFAULT_COLORMAP,
+) -> np.ndarray:
+    """Alpha-blend ``colormap(map01)`` over the photo: ``(1 - alpha) * rgb + alpha * colour``.
+
+    ``map01`` (h, w) with values in [0, 1] (normalise first) is resized to the image size with
+    torch-compatible bilinear interpolation when the shapes differ.  Returns RGB uint8
+    (H, W, 3); alpha 0 gives the image back unchanged, alpha 1 the colour map.
+    """
+    img = check_rgb(rgb)
+    a = _check_alpha(alpha)
+    try:
+        m = np.asarray(map01, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"map01 must be a numeric (h, w) array, got {describe(map01)}.") from None
+    if m.ndim != 2 or m.size == 0:
+        raise InvalidParameterError(f"map01 must be a non-empty (h, w) array, got shape {tuple(m.shape)}.")
+    m = np.nan_to_num(m, nan=0.0, posinf=1.0, neginf=0.0)
+    if m.shape != img.shape[:2]:
+        m = upsample_map(m, img.shape[:2], mode="bilinear")
+    colour = apply_colormap(m, colormap)
+    if a == 0.0:
+        return img.copy()
+    if a == 1.0:
+        return colour
+    out = (1.0 - a) * img.astype(np.float32) + a * colour.astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _to_pil(rgb: object):
+    from PIL import Image
+
+    arr = np.asarray(rgb)
+    if arr.dtype != np.uint8:
+        raise InvalidImageError(f"image must be a uint8 array, got dtype {arr.dtype}.")
+    if arr.ndim == 2 and arr.size:
+        return Image.fromarray(np.ascontiguousarray(arr))
+    if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.shape[0] and arr.shape[1]:
+        return Image.fromarray(np.ascontiguousarray(arr))
+    raise InvalidImageError(
+        f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got shape {tuple(arr.shape)}."
+    )
+
+
+def to_png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode a uint8 image (H, W, 3) RGB (also (H, W) gray or (H, W, 4) RGBA) as PNG bytes."""
+    buf = io.BytesIO()
+    _to_pil(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_data_uri(rgb: np.ndarray) -> str:
+    """``"data:image/png;base64,..."`` for embedding an image in HTML or a plotly figure."""
+    return "data:image/png;base64," + base64.b64encode(to_png_bytes(rgb)).decode("ascii")
+
+
+def image_data_uri(rgb: np.ndarray, fmt: str = "png", quality: int = 90) -> str:
+    """Data URI as PNG (lossless) or JPEG (``fmt="jpeg"``, much smaller for photos)."""
+    f = str(fmt).lower()
+    if f == "png":
+        return png_data_uri(rgb)
+    if f not in ("jpeg", "jpg"):
+        raise InvalidParameterError(f"fmt must be 'png' or 'jpeg', got {describe(fmt)}.")
+    if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise InvalidParameterError(f"quality must be an int in [1, 100], got {describe(quality)}.")
+    img = _to_pil(rgb)
+    if img.mode == "RGBA":
+        img = img.convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=int(quality))
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def save_png(path: Union[str, os.PathLike], rgb: np.ndarray) -> Path:
+    """Write a uint8 image as a PNG file (parent folders are created); returns the path."""
+    p = Path(path)
+    data = to_png_bytes(rgb)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p

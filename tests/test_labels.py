@@ -1,0 +1,125 @@
+"""Class look-up: ids, numeric strings, names, errors, search."""
+import numpy as np
+import pytest
+
+from cam_widgets.errors import CamWidgetsError, InvalidParameterError, UnknownClassError
+from cam_widgets.models.labels import imagenet_labels, resolve_class, search_classes
+
+LABELS = imagenet_labels()
+
+
+def test_imagenet_labels():
+    assert len(LABELS) == 1000
+    assert LABELS[242] == "boxer"
+    assert LABELS[282] == "tiger cat"
+    assert LABELS[285] == "Egyptian cat"
+    LABELS_COPY = imagenet_labels()
+    LABELS_COPY[0] = "changed"
+    assert imagenet_labels()[0] != "changed"
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        (242, 242),
+        (np.int64(282), 282),
+        (np.uint8(7), 7),
+        ("242", 242),
+        (" 285 ", 285),
+        ("boxer", 242),
+        ("tiger cat", 282),
+        ("TIGER CAT", 282),
+        ("Egyptian cat", 285),
+        ("egyptian", 285),
+        ("espresso", 967),
+        (0, 0),
+        (999, 999),
+    ],
+)
+def test_resolve_ok(query, expected):
+    assert resolve_class(query, LABELS) == expected
+
+
+@pytest.mark.parametrize("query", [1000, -1, "1000", "-3", np.int32(5000)])
+def test_resolve_out_of_range(query):
+    with pytest.raises(UnknownClassError) as info:
+        resolve_class(query, LABELS)
+    msg = str(info.value)
+    assert "0..999" in msg and "out of range" in msg
+    assert "\n" not in msg
+
+
+def test_resolve_unknown_name_has_close_matches():
+    with pytest.raises(UnknownClassError) as info:
+        resolve_class("tigr cat", LABELS)
+    msg = str(info.value)
+    assert "Unknown class name" in msg and "'tiger cat'" in msg and "Did you mean" in msg
+    assert not msg.startswith('"')  # not KeyError-quoted
+
+
+def test_resolve_unknown_name_without_matches():
+    with pytest.raises(UnknownClassError, match="Unknown class name 'qqqqzzzz'"):
+        resolve_class("qqqqzzzz", LABELS)
+
+
+def test_resolve_ambiguous_lists_candidates():
+    with pytest.raises(UnknownClassError) as info:
+        resolve_class("cat", LABELS)
+    msg = str(info.value)
+    assert "Ambiguous" in msg and "matches" in msg
+    assert msg.count("(") <= 5 + 2  # at most 5 candidates listed
+    assert "more" in msg
+
+
+@pytest.mark.parametrize("query", [True, False, np.bool_(True), 3.0, np.float32(2.0), None, [1], ""])
+def test_resolve_bad_types(query):
+    with pytest.raises(InvalidParameterError) as info:
+        resolve_class(query, LABELS)
+    assert "expected an int id" in str(info.value)
+    assert isinstance(info.value, CamWidgetsError)
+
+
+def test_resolve_generic_labels():
+    labels = ["background", "Widget", "gadget", "widget pro"]
+    assert resolve_class("widget", labels) == 1  # exact (case-insensitive) wins over substring
+    assert resolve_class("pro", labels) == 3
+    assert resolve_class("3", labels) == 3
+    with pytest.raises(UnknownClassError, match=r"0\.\.3"):
+        resolve_class(4, labels)
+    with pytest.raises(UnknownClassError, match="Ambiguous"):
+        resolve_class(" dget", ["gadget", "fidget"])
+
+
+def test_resolve_duplicate_exact_names():
+    with pytest.raises(UnknownClassError, match="Ambiguous"):
+        resolve_class("crane", ["crane", "crane", "heron"])
+
+
+def test_bad_labels():
+    with pytest.raises(InvalidParameterError, match="labels"):
+        resolve_class(1, [])
+    with pytest.raises(InvalidParameterError, match="labels"):
+        resolve_class(1, "abc")
+
+
+def test_search_classes():
+    hits = search_classes("cat", LABELS)
+    assert len(hits) == 10
+    names = [name for _, name in hits]
+    assert all(isinstance(i, int) for i, _ in hits)
+    assert "tiger cat" in names and "Egyptian cat" in names
+    # substring matches come before fuzzy ones
+    assert all("cat" in n.lower() for n in names[:5])
+    assert search_classes("tiger cat", LABELS)[0] == (282, "tiger cat")
+    assert search_classes("espreso", LABELS)[0] == (967, "espresso")  # fuzzy
+    assert search_classes("242", LABELS)[0] == (242, "boxer")
+    assert search_classes(242, LABELS)[0] == (242, "boxer")
+    assert search_classes("", LABELS) == []
+    assert len(search_classes("a", LABELS, limit=3)) == 3
+
+
+def test_search_bad_params():
+    with pytest.raises(InvalidParameterError, match="limit"):
+        search_classes("cat", LABELS, limit=0)
+    with pytest.raises(InvalidParameterError, match="query"):
+        search_classes(None, LABELS)

@@ -1,0 +1,369 @@
+"""Tests of the render layer (pure functions: normalise, resize, colour, overlay, figures)."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+
+from cam_widgets.errors import CamWidgetsError, InvalidImageError, InvalidParameterError
+from cam_widgets.render import (
+    MapStatus,
+    apply_colormap,
+    colormap_lut,
+    image_data_uri,
+    list_colormaps,
+    normalize_map,
+    overlay,
+    plotly_colorscale,
+    png_data_uri,
+    save_png,
+    shared_scale,
+    to_png_bytes,
+    upsample_map,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def photo(h=224, w=224):
+    """A smooth synthetic photo (compresses like a real one, unlike noise)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = 128 + 100 * np.sin(xx / 17.0)
+    g = 128 + 100 * np.cos(yy / 23.0)
+    b = (xx + yy) * 255.0 / (h + w)
+    return np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- normalize_map
+
+
+def test_normalize_ramp():
+    ramp = np.arange(12, dtype=np.float64).reshape(3, 4) - 3.0
+    out, st = normalize_map(ramp)
+    assert out.dtype == np.float32 and out.shape == (3, 4)
+    assert out.min() == 0.0 and out.max() == 1.0
+    np.testing.assert_allclose(out.ravel(), np.linspace(0, 1, 12), atol=1e-6)
+    assert isinstance(st, MapStatus)
+    assert not (st.flat or st.all_zero or st.negative_only or st.has_nonfinite)
+    assert st.message is None and st.ok
+
+
+def test_normalize_modes():
+    ramp = np.array([[-2.0, 0.0], [1.0, 4.0]])
+    out, _ = normalize_map(ramp, mode="max")
+    np.testing.assert_allclose(out, [[0, 0], [0.25, 1]])
+    out, _ = normalize_map(ramp, clip_negative=True)
+    np.testing.assert_allclose(out, [[0, 0], [0.25, 1]])
+    out, _ = normalize_map(np.array([[-0.5, 0.3], [0.9, 2.0]]), mode="none")
+    np.testing.assert_allclose(out, [[0, 0.3], [0.9, 1.0]], atol=1e-7)
+    with pytest.raises(InvalidParameterError, match="minmax"):
+        normalize_map(ramp, mode="minmx")
+
+
+@pytest.mark.parametrize("value", [0.0, 3.5, -2.0, 1e-12])
+def test_normalize_constant_is_flat(value):
+    out, st = normalize_map(np.full((7, 7), value))
+    assert np.all(out == 0) and not np.isnan(out).any()
+    assert st.flat and st.message and "flat" in st.message.lower()
+    assert st.all_zero == (value == 0.0)
+    assert "\n" not in st.message
+
+
+def test_normalize_all_zero_message():
+    _, st = normalize_map(np.zeros((7, 7)))
+    assert st.flat and st.all_zero and not st.negative_only
+    assert "every value is 0.0" in st.message
+
+
+def test_normalize_negative_only():
+    neg = -np.abs(RNG.normal(size=(7, 7))) - 0.1
+    out, st = normalize_map(neg)
+    assert st.negative_only and not st.flat and "negative" in st.message.lower()
+    assert out.max() == pytest.approx(1.0) and out.min() == 0.0
+    out, st = normalize_map(neg, clip_negative=True)
+    assert st.negative_only and st.flat and st.all_zero and np.all(out == 0)
+    out, st = normalize_map(neg, mode="max")
+    assert st.negative_only and np.all(out == 0)
+    # zero maximum with negative values still counts as negative-only
+    _, st = normalize_map(np.array([[0.0, -1.0]]))
+    assert st.negative_only
+
+
+def test_normalize_nonfinite():
+    m = RNG.random((5, 6))
+    m[0, 0], m[1, 2], m[3, 3] = np.nan, np.inf, -np.inf
+    out, st = normalize_map(m)
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert st.has_nonfinite and "3 NaN/inf" in st.message
+    out, st = normalize_map(np.full((3, 3), np.nan))
+    assert np.all(out == 0) and st.has_nonfinite and st.flat and st.all_zero
+
+
+def test_normalize_batched_and_validation():
+    batch = np.stack([np.arange(9.0).reshape(3, 3), np.zeros((3, 3)), -np.ones((3, 3))])
+    out, sts = normalize_map(batch)
+    assert out.shape == (3, 3, 3) and out.dtype == np.float32
+    assert isinstance(sts, list) and len(sts) == 3
+    assert [s.flat for s in sts] == [False, True, True]
+    assert sts[2].negative_only and out[0].max() == 1.0
+    for bad in (np.zeros(5), np.zeros((1, 1, 1, 1)), np.zeros((0, 3)), np.array([["a"]])):
+        with pytest.raises(InvalidParameterError):
+            normalize_map(bad)
+
+
+def test_shared_scale():
+    a, b = np.array([[0.0, 1.0]]), np.array([[-2.0, np.nan, 3.0]])
+    assert shared_scale([a, b]) == (-2.0, 3.0)
+    assert shared_scale([a, b], symmetric=True) == (-3.0, 3.0)
+    lo, hi = shared_scale([np.zeros((2, 2))])
+    assert lo < hi
+    lo, hi = shared_scale([np.full((2, 2), 5.0)])
+    assert lo < 5.0 < hi
+    with pytest.raises(InvalidParameterError):
+        shared_scale([])
+
+
+# ---------------------------------------------------------------- upsample_map
+
+
+@pytest.mark.parametrize("src,dst", [((7, 7), (224, 224)), ((14, 10), (224, 160)), ((5, 9), (3, 4))])
+def test_upsample_matches_torch_bilinear(src, dst):
+    torch = pytest.importorskip("torch")
+    raw = RNG.normal(size=src).astype(np.float32)
+    ours = upsample_map(raw, dst)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(raw)[None, None], size=dst, mode="bilinear", align_corners=False
+    )[0, 0].numpy()
+    assert ours.dtype == np.float32 and ours.shape == dst
+    np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
+
+
+def test_upsample_nearest_and_batch_match_torch():
+    torch = pytest.importorskip("torch")
+    raw = RNG.normal(size=(2, 7, 7)).astype(np.float32)
+    ref_n = torch.nn.functional.interpolate(torch.from_numpy(raw)[None], size=(224, 224), mode="nearest")[0]
+    np.testing.assert_array_equal(upsample_map(raw, (224, 224), mode="nearest"), ref_n.numpy())
+    ref_b = torch.nn.functional.interpolate(
+        torch.from_numpy(raw)[None], size=(50, 30), mode="bilinear", align_corners=False
+    )[0]
+    np.testing.assert_allclose(upsample_map(raw, (50, 30)), ref_b.numpy(), atol=1e-5)
+    # nearest shows the raw grid: each 32x32 block is one layer cell
+    up = upsample_map(raw[0], (224, 224), mode="nearest")
+    assert np.all(up[:32, :32] == raw[0, 0, 0])
+    with pytest.raises(InvalidParameterError, match="bilinear"):
+        upsample_map(raw[0], (8, 8), mode="bicubic")
+    with pytest.raises(InvalidParameterError):
+        upsample_map(raw[0], (0, 8))
+
+
+# ---------------------------------------------------------------- colormaps
+
+
+def test_jet_values():
+    lut = colormap_lut("jet")
+    assert tuple(apply_colormap(np.array([[0.0]]), "jet")[0, 0]) == (0, 0, 128)  # mpl jet(0)=(0,0,.5)
+    assert tuple(apply_colormap(np.array([[1.0]]), "jet")[0, 0]) == (128, 0, 0)  # mpl jet(1)=(.5,0,0)
+    mid = apply_colormap(np.array([[0.5]]), "jet")[0, 0].astype(int)
+    assert mid[1] == 255 and abs(mid[0] - mid[2]) < 10 and 100 < mid[0] < 160  # green-ish
+    assert lut.shape == (256, 3) and lut.dtype == np.uint8
+
+
+def test_jet_matches_opencv_rgb():
+    cv2 = pytest.importorskip("cv2")
+    gray = np.arange(256, dtype=np.uint8)[None]
+    bgr = cv2.applyColorMap(gray, cv2.COLORMAP_JET)[0]
+    np.testing.assert_array_equal(colormap_lut("jet"), bgr[:, ::-1])  # RGB, not BGR
+
+
+def test_viridis_endpoints_and_matplotlib():
+    assert tuple(apply_colormap(np.array([[0.0]]))[0, 0]) == (68, 1, 84)
+    assert tuple(apply_colormap(np.array([[1.0]]))[0, 0]) == (253, 231, 37)
+    matplotlib = pytest.importorskip("matplotlib")
+    for name in ("viridis", "inferno", "RdBu", "jet", "gray"):
+        ref = matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255
+        tol = 1 if name != "jet" else 40  # mpl jet differs from OpenCV's in the middle
+        assert np.abs(colormap_lut(name).astype(float) - ref).max() <= tol, name
+
+
+def test_colormap_api():
+    names = list_colormaps()
+    assert {"viridis", "jet", "inferno", "gray", "RdBu"} <= set(names)
+    m = np.linspace(0, 1, 12).reshape(3, 4)
+    for name in names:
+        out = apply_colormap(m, name)
+        assert out.shape == (3, 4, 3) and out.dtype == np.uint8
+        cs = plotly_colorscale(name)
+        assert cs[0][0] == 0.0 and cs[-1][0] == 1.0
+        assert all(isinstance(c, str) and c.startswith("rgb(") for _, c in cs)
+    assert plotly_colorscale("viridis")[0][1] == "rgb(68,1,84)"
+    np.testing.assert_array_equal(colormap_lut("RdBu_r"), colormap_lut("RdBu")[::-1])
+    # out of range / NaN do not crash
+    out = apply_colormap(np.array([[-1.0, 2.0, np.nan]]), "gray")
+    assert out[0, :, 0].tolist() == [0, 255, 0]
+    with pytest.raises(InvalidParameterError, match="viridis") as ei:
+        apply_colormap(m, "viridsi")
+    assert "Did you mean" in str(ei.value) and "\n" not in str(ei.value)
+    with pytest.raises(InvalidParameterError):
+        apply_colormap(np.zeros((2, 2, 2)), "jet")
+
+
+# ---------------------------------------------------------------- overlay
+
+
+def test_overlay_alpha_extremes_and_resize():
+    img = photo(32, 48)
+    m = RNG.random((32, 48))
+    np.testing.assert_array_equal(overlay(img, m, alpha=0.0), img)
+    np.testing.assert_array_equal(overlay(img, m, alpha=1.0, colormap="jet"), apply_colormap(m, "jet"))
+    half = overlay(img, m, alpha=0.5)
+    expected = np.rint(0.5 * img.astype(float) + 0.5 * apply_colormap(m).astype(float))
+    assert np.abs(half.astype(float) - expected).max() <= 1
+    small = RNG.random((4, 6))
+    full = overlay(img, small, alpha=1.0)
+    np.testing.assert_array_equal(full, apply_colormap(upsample_map(small, (32, 48))))
+
+
+def test_overlay_validation():
+    img = photo(8, 8)
+    with pytest.raises(InvalidParameterError):
+        overlay(img, np.zeros((8, 8)), alpha=1.5)
+    with pytest.raises(InvalidParameterError):
+        overlay(img, np.zeros((8, 8)), alpha="half")
+    with pytest.raises(InvalidImageError):
+        overlay(img.astype(np.float32), np.zeros((8, 8)))
+    with pytest.raises(InvalidImageError):
+        overlay(img[..., :2], np.zeros((8, 8)))
+    with pytest.raises(InvalidParameterError):
+        overlay(img, np.zeros(8))
+    with pytest.raises(CamWidgetsError):
+        overlay(img, np.zeros((8, 8)), colormap="nope")
+
+
+def test_png_roundtrip(tmp_path):
+    from PIL import Image
+
+    img = photo(20, 30)
+    data = to_png_bytes(img)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), img)
+    uri = png_data_uri(img)
+    assert uri.startswith("data:image/png;base64,")
+    assert base64.b64decode(uri.split(",", 1)[1]) == data
+    assert image_data_uri(img, "jpeg").startswith("data:image/jpeg;base64,")
+    p = save_png(tmp_path / "sub" / "x.png", img)
+    np.testing.assert_array_equal(np.asarray(Image.open(p)), img)
+    with pytest.raises(InvalidImageError):
+        to_png_bytes(np.zeros((4, 4, 3), dtype=np.float64))
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _figure(**kw):
+    from cam_widgets.render import heatmap_figure
+
+    maps = [RNG.random((7, 7)).astype(np.float64) for _ in range(3)]
+    return heatmap_figure(photo(), maps, ["Grad-CAM", "Grad-CAM++", "Score-CAM"], **kw), maps
+
+
+def test_figure_structure():
+    import plotly.graph_objects as go
+
+    fig, maps = _figure(zmin=0.0, zmax=1.0, opacity=0.6)
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 6
+    images = [t for t in fig.data if t.type == "image"]
+    heats = [t for t in fig.data if t.type == "heatmap"]
+    assert len(images) == 3 and len(heats) == 3
+    assert all(t.source.startswith("data:image/png;base64,") for t in images)
+    lay = fig.layout
+    # linked axes, y reversed, equal aspect
+    assert lay.xaxis2.matches == "x" and lay.xaxis3.matches == "x"
+    assert lay.yaxis2.matches == "y" and lay.yaxis3.matches == "y"
+    assert lay.yaxis.scaleanchor == "x" and lay.yaxis.scaleratio == 1
+    assert lay.yaxis.range[0] > lay.yaxis.range[1]
+    # one shared colour bar
+    assert all(t.coloraxis == "coloraxis" for t in heats)
+    assert lay.coloraxis.cmin == 0.0 and lay.coloraxis.cmax == 1.0
+    assert lay.coloraxis.colorscale[0][1] == "rgb(68,1,84)"
+    for k, (img_t, h) in enumerate(zip(images, heats)):
+        assert img_t.xaxis == h.xaxis and img_t.yaxis == h.yaxis  # same panel
+        z = np.asarray(h.z, dtype=np.float64)
+        assert z.shape == (7, 7)
+        np.testing.assert_allclose(z, np.round(maps[k], 4), atol=1e-6)
+        assert h.zsmooth == "best" and h.opacity == 0.6
+        assert h.z.dtype == np.float32  # compact float32 (base64 typed array in the JSON)
+        assert fig.layout.annotations[k].text in h.hovertemplate and "%{z" in h.hovertemplate
+        # the cells cover exactly the photo [-0.5, 223.5]
+        assert h.x0 - h.dx / 2 == pytest.approx(-0.5) and h.y0 - h.dy / 2 == pytest.approx(-0.5)
+        assert h.x0 + 6.5 * h.dx == pytest.approx(223.5) and h.y0 + 6.5 * h.dy == pytest.approx(223.5)
+        # cell centres where F.interpolate(align_corners=False) puts them
+        assert h.x0 == pytest.approx(224 / 7 / 2 - 0.5)
+    assert [a.text for a in lay.annotations] == ["Grad-CAM", "Grad-CAM++", "Score-CAM"]
+    fig2, _ = _figure(smooth=False)
+    assert all(t.zsmooth in (False, None) for t in fig2.data if t.type == "heatmap")
+    assert fig2.layout.coloraxis.cmin is None
+
+
+def test_figure_json_is_small():
+    fig, _ = _figure()
+    text = fig.to_json()
+    assert len(text.encode()) < 200_000
+    # no full-resolution float arrays anywhere
+    data = json.loads(text)
+    for t in data["data"]:
+        if t["type"] == "heatmap":
+            assert len(json.dumps(t["z"])) < 2_000
+
+
+def test_figure_downsamples_large_maps_and_jpeg():
+    from cam_widgets.render import heatmap_figure
+
+    noisy = RNG.integers(0, 256, size=(224, 224, 3), dtype=np.uint8)  # worst case for PNG
+    big = RNG.random((224, 224))
+    fig = heatmap_figure(noisy, [big, big], ["a", "b"], image_format="jpeg")
+    z = np.asarray(fig.data[1].z)
+    assert max(z.shape) <= 56
+    assert fig.data[1].x0 - fig.data[1].dx / 2 == pytest.approx(-0.5)
+    assert len(fig.to_json()) < 200_000
+
+
+def test_figure_validation():
+    from cam_widgets.render import heatmap_figure
+
+    img = photo(16, 16)
+    with pytest.raises(InvalidParameterError, match="titles"):
+        heatmap_figure(img, [np.zeros((2, 2))], ["a", "b"])
+    with pytest.raises(InvalidParameterError):
+        heatmap_figure(img, [np.zeros((2, 2))], ["a"], opacity=2)
+    with pytest.raises(InvalidParameterError):
+        heatmap_figure(img, [], [])
+    with pytest.raises(InvalidParameterError):
+        heatmap_figure(img, [np.zeros((2, 2))], ["a"], zmin=1, zmax=0)
+    with pytest.raises(InvalidImageError):
+        heatmap_figure(img[..., 0], [np.zeros((2, 2))], ["a"])
+
+
+def test_standalone_html(tmp_path):
+    from cam_widgets.render import standalone_html
+
+    fig, _ = _figure()
+    p = standalone_html(fig, tmp_path / "fig.html")
+    text = p.read_text(encoding="utf-8")
+    assert "<html" in text and "Plotly" in text
+    assert "cdn.plot.ly" not in text.split("<body>")[0] or len(text) > 1_000_000
+
+
+def test_render_import_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cam_widgets; had = set(sys.modules); import cam_widgets.render; "
+        "new = set(sys.modules) - had; print('plotly' in new, 'torch' in new)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
