@@ -12,6 +12,7 @@ import functools
 import io
 import os
 import pathlib
+import re
 import socket
 import time
 import urllib.error
@@ -291,7 +292,7 @@ def _decode(fp: io.IOBase, what: str) -> np.ndarray:
             raise _corrupt(what, exc) from None
         width, height = img.size
         if width * height > MAX_FILE_PIXELS:
-            raise _bomb(what, f"{width}x{height} pixels")
+            raise _bomb(what, f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels)")
         try:
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -302,9 +303,12 @@ def _decode(fp: io.IOBase, what: str) -> np.ndarray:
 
 
 def _bomb(what: str, detail: str) -> InvalidImageError:
+    found = re.search(r"(\d+) pixels", detail)
+    if found:  # PIL's "Image size (900000000 pixels) exceeds limit of ..."
+        detail = f"{int(found.group(1)) / 1e6:.0f} megapixels"
     return InvalidImageError(
         f"Image too large: expected at most {MAX_FILE_PIXELS // 1_000_000} megapixels,"
-        f" received {what} ({detail.splitlines()[0][:80]}). Hint: downscale the image first"
+        f" received {what} of {detail.splitlines()[0][:80]}. Hint: downscale the image first"
         " (possible decompression bomb)."
     )
 
@@ -313,7 +317,7 @@ def _corrupt(what: str, exc: BaseException) -> InvalidImageError:
     text = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
     return InvalidImageError(
         f"Truncated or corrupt image: expected a complete image file, received {what}"
-        f" that fails to decode ({text}). Hint: re-download or re-save the file."
+        f" that could not be decoded ({text}). Hint: re-download or re-save the file."
     )
 
 

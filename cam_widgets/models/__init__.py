@@ -1,0 +1,15 @@
+"""Model zoo and data about models: builders, preprocessing, labels."""
+from .labels import imagenet_labels, resolve_class, search_classes
+from .spec import ModelSpec, imagenet_preprocess
+from .zoo import DEFAULT_MODEL, list_models, load_model
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "ModelSpec",
+    "imagenet_labels",
+    "imagenet_preprocess",
+    "list_models",
+    "load_model",
+    "resolve_class",
+    "search_classes",
+]

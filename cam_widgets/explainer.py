@@ -1,0 +1,233 @@
+"""The public Explainer: a zoo or user model, its engine, and method calls returning Explanations."""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import list_samples, load_image, resize_for_model, sample_image
+from .engine import Engine, LayerInfo
+from .errors import InvalidImageError, InvalidParameterError, close_matches, describe
+from .methods import MethodContext, MethodOutput, get_method, smooth
+from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
+from .render import normalize_map
+from .result import Explanation
+
+Target = Union[int, str, None]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    class_id: int
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image as the model sees it: the resized RGB (None for raw tensors) and its tensor."""
+
+    rgb: Optional[np.ndarray]
+    tensor: torch.Tensor
+    key: str
+
+
+class Explainer:
+    """Explain one classifier: layers, predictions and every registered method.
+
+    Args:
+        model: a zoo name (``"efficientnet_lite0"``, ``"vgg16"`` ...), a ModelSpec, or any
+            ``nn.Module`` classifier returning logits (never mutated; see Engine).
+        device: None for CUDA when available (zoo models) or the model's own device.
+        preprocess, labels, input_size, default_layer, input_range: for a plain nn.Module
+            (defaults: ImageNet normalisation and labels, 224x224, the last spatial layer).
+    """
+
+    def __init__(self, model: Union[str, ModelSpec, nn.Module] = "efficientnet_lite0", *,
+                 device=None, preprocess: Optional[Callable] = None,
+                 labels: Optional[Sequence[str]] = None, input_size=(224, 224),
+                 default_layer: Optional[str] = None, input_range=None,
+                 memory_budget: Optional[int] = None) -> None:
+        owned = not isinstance(model, nn.Module)
+        if isinstance(model, str):
+            model = load_model(model)
+        if isinstance(model, nn.Module):
+            model = ModelSpec(
+                name=type(model).__name__, model=model,
+                preprocess=preprocess or imagenet_preprocess,
+                labels=list(labels) if labels is not None else imagenet_labels(),
+                input_size=tuple(input_size), default_layer=default_layer,
+                input_range=tuple(input_range) if input_range else (-2.1179, 2.64),
+            )
+        elif not isinstance(model, ModelSpec):
+            raise InvalidParameterError(
+                f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})")
+        self.spec = model
+        self.engine = Engine(model.model, input_size=model.input_size, device=device,
+                             owned=owned, memory_budget=memory_budget)
+
+    # ------------------------------------------------------------- metadata
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def labels(self) -> Sequence[str]:
+        return self.spec.labels
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    def layers(self) -> list[LayerInfo]:
+        """Spatial layers in forward order, with their output resolution."""
+        return self.engine.layers
+
+    @property
+    def default_layer(self) -> str:
+        return self.spec.default_layer or self.engine.default_layer
+
+    def resolve_layer(self, layer: Optional[str]) -> str:
+        name = self.default_layer if layer is None else layer
+        return self.engine.check_layer(name).name
+
+    def resolve_class(self, target: Target, capture=None) -> int:
+        if target is None:
+            return int(capture.logits[0].argmax()) if capture is not None else 0
+        return resolve_class(target, self.labels)
+
+    # ---------------------------------------------------------------- images
+    def prepare(self, image: Any) -> PreparedImage:
+        """Load, resize and preprocess an image once (a sample name, path, URL, array, PIL
+        image, or an already preprocessed tensor of shape (3, H, W) or (1, 3, H, W))."""
+        if isinstance(image, torch.Tensor):
+            return self._prepare_tensor(image)
+        if isinstance(image, str) and image in list_samples():
+            rgb = sample_image(image)
+        else:
+            rgb = load_image(image)
+        rgb = resize_for_model(rgb, self.spec.input_size)
+        tensor = self.spec.preprocess(rgb).unsqueeze(0)
+        key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.shape)
+        return PreparedImage(rgb, tensor, key)
+
+    def _prepare_tensor(self, image: torch.Tensor) -> PreparedImage:
+        tensor = image.detach()
+        if tensor.dim() == 3:
+            tensor = tensor.unsqueeze(0)
+        expected = (1, 3) + tuple(self.spec.input_size)
+        if tuple(tensor.shape) != expected:
+            raise InvalidImageError(
+                f"a tensor image must be preprocessed with shape {expected} (got {tuple(image.shape)})")
+        if not torch.isfinite(tensor).all():
+            raise InvalidImageError("the image tensor contains NaN or infinite values")
+        data = tensor.float().cpu().numpy().tobytes()
+        return PreparedImage(None, tensor.float(), "t" + hashlib.blake2b(data, digest_size=16).hexdigest())
+
+    def capture(self, image: Any):
+        """The engine's cached forward for ``image`` (a PreparedImage or anything prepare takes)."""
+        prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
+        return prepared, self.engine.capture(prepared.tensor, prepared.key)
+
+    def predict(self, image: Any, top: int = 5) -> list[Prediction]:
+        """Top-``top`` classes with probabilities (from the cached forward)."""
+        _, capture = self.capture(image)
+        probs = capture.probabilities[0]
+        values, ids = probs.topk(min(int(top), probs.numel()))
+        return [Prediction(int(i), self.labels[int(i)], float(v))
+                for v, i in zip(values.tolist(), ids.tolist())]
+
+    # --------------------------------------------------------------- explain
+    def explain(self, image: Any, method: str = "gradcam", target: Target = None,
+                layer: Optional[str] = None, **params) -> Explanation:
+        """One map; ``target`` None is the top class. See :meth:`explain_classes` for params."""
+        return self.explain_classes(image, [target], method, layer, **params)[0]
+
+    def explain_classes(self, image: Any, targets: Sequence[Target], method: str = "gradcam",
+                        layer: Optional[str] = None, *, noise: Optional[float] = None,
+                        samples: Optional[int] = None, seed: int = 0,
+                        snapshots: Sequence[int] = (), progress=None,
+                        noise_samples: Optional[torch.Tensor] = None,
+                        **params) -> list[Explanation]:
+        """Maps for several classes of one image in one batched backward.
+
+        Args:
+            noise, samples: SmoothGrad over ``method`` when ``samples`` is given (noise as a
+                fraction of the input range, default 0.2); ``snapshots`` lists sample counts
+                whose running mean is kept (e.g. 1, 2, 3, 10, ..., 100).
+            progress: ``progress(done, total)`` for long work (SmoothGrad, Score-CAM, IG).
+            params: the method's own parameters (see ``get_method(name).defaults``) and
+                ``batch_size``.
+        """
+        started = time.perf_counter()
+        spec = get_method(method)
+        _check_params(spec, params)
+        prepared, capture = self.capture(image)
+        ids = [self.resolve_class(t, capture) for t in targets]
+        class_ids = torch.tensor(ids, dtype=torch.long)
+        chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
+        snaps: dict[int, torch.Tensor] = {}
+        if samples is not None or noise is not None:
+            smoothed = smooth(
+                self.engine, spec, capture.inputs.detach(), class_ids, chosen_layer, params,
+                noise=0.2 if noise is None else noise, samples=samples or 50,
+                input_range=self.spec.input_range, batch_size=params.get("batch_size"),
+                seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress)
+            output, snaps = smoothed.output, smoothed.snapshots
+            params = dict(params, noise=0.2 if noise is None else noise, samples=samples or 50,
+                          seed=seed)
+        else:
+            context = MethodContext(self.engine, capture, class_ids, chosen_layer, params, progress)
+            output = spec.fn(context)
+        return self._results(prepared, capture, spec, output, ids, chosen_layer, params, snaps,
+                             time.perf_counter() - started)
+
+    def explain_layers(self, image: Any, target: Target = None, method: str = "gradcam",
+                       layers: Optional[Sequence[str]] = None, **params) -> list[Explanation]:
+        """One class through several layers (default: every spatial layer) from one backward."""
+        prepared, capture = self.capture(image)
+        names = [l.name for l in self.layers()] if layers is None else [
+            self.resolve_layer(l) for l in layers]
+        class_id = self.resolve_class(target, capture)
+        if "gradients" in get_method(method).needs:
+            capture.gradients(names, torch.tensor([class_id]))  # one backward for all layers
+        return [self.explain(prepared, method, class_id, name, **params) for name in names]
+
+    def _results(self, prepared, capture, spec, output: MethodOutput, ids, layer, params, snaps,
+                 seconds) -> list[Explanation]:
+        context = MethodContext(self.engine, capture, torch.tensor(ids), layer)
+        maps = output.maps[:, :1]
+        full = context.upsample(maps) if maps.shape[-2:] != context.input_size else maps
+        raw_np = maps[:, 0].float().cpu().numpy()
+        full_np = full[:, 0].float().cpu().numpy()
+        attribution = None if output.attribution is None else \
+            output.attribution[:, 0].float().cpu().numpy()
+        snap_np = {n: context.upsample(s)[:, 0].float().cpu().numpy() for n, s in snaps.items()}
+        probs = capture.probabilities[0].cpu()
+        results = []
+        for row, class_id in enumerate(ids):
+            heatmap, status = normalize_map(full_np[row], clip_negative=spec.clip_negative)
+            results.append(Explanation(
+                heatmap=heatmap, raw=raw_np[row].astype(np.float32), method=spec.name,
+                layer=layer, class_id=class_id, label=self.labels[class_id],
+                probability=float(probs[class_id]), status=status, params=dict(params),
+                device=str(self.engine.device), seconds=seconds,
+                attribution=None if attribution is None else attribution[row],
+                snapshots={n: normalize_map(v[row], clip_negative=spec.clip_negative)[0]
+                           for n, v in snap_np.items()},
+                image=prepared.rgb))
+        return results
+
+
+def _check_params(spec, params: dict) -> None:
+    allowed = set(spec.defaults) | {"batch_size"}
+    for key in params:
+        if key not in allowed:
+            raise InvalidParameterError(
+                f"method {spec.name!r} has no parameter {key!r}; it takes "
+                f"{', '.join(sorted(allowed))}." + close_matches(key, allowed))

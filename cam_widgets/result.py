@@ -1,0 +1,89 @@
+"""The result of one explanation: raw map, display map in [0, 1], and what produced it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .errors import InvalidParameterError
+from .render import MapStatus, apply_colormap, overlay, save_png
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One map for one (image, model, method, layer, class).
+
+    Attributes:
+        heatmap: float32 (H, W) in [0, 1] at the model input size; zeros when ``status.flat``.
+        raw: float32 signed map at layer resolution (CAM family) or input resolution (pixel
+            family), before the final ReLU and normalisation.
+        attribution: float32 (3, H, W) per-channel attribution (pixel family) or None.
+        status: flat / all-zero / negative-only flags with a one-line message.
+        snapshots: SmoothGrad running means at chosen sample counts (count -> heatmap).
+        image: the RGB uint8 (H, W, 3) image the model saw (None for a raw tensor input).
+    """
+
+    heatmap: np.ndarray
+    raw: np.ndarray
+    method: str
+    layer: Optional[str]
+    class_id: int
+    label: str
+    probability: float
+    status: MapStatus
+    params: dict = field(default_factory=dict)
+    device: str = "cpu"
+    seconds: float = 0.0
+    attribution: Optional[np.ndarray] = None
+    snapshots: dict = field(default_factory=dict)
+    image: Optional[np.ndarray] = None
+
+    @property
+    def flagged(self) -> bool:
+        """True when the map is empty, flat or negative-only (see ``status.message``)."""
+        return not self.status.ok
+
+    def overlay(self, alpha: float = 0.5, colormap: str = "viridis") -> np.ndarray:
+        """RGB uint8 overlay of the heatmap on the image (or the coloured map alone)."""
+        if self.image is None:
+            return apply_colormap(self.heatmap, colormap)
+        return overlay(self.image, self.heatmap, alpha=alpha, colormap=colormap)
+
+    def save(self, path: Union[str, os.PathLike], alpha: float = 0.5,
+             colormap: str = "viridis") -> Path:
+        """Write ``.png`` (overlay), ``.npy`` (the heatmap, float32) or ``.html`` (Plotly view)."""
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix == ".png":
+            return save_png(target, self.overlay(alpha, colormap))
+        if suffix == ".npy":
+            np.save(target, self.heatmap.astype(np.float32))
+            return target
+        if suffix == ".html":
+            from .render import heatmap_figure, standalone_html
+
+            photo = self.image if self.image is not None else apply_colormap(self.heatmap, "gray")
+            fig = heatmap_figure(photo, [self.heatmap], [self.title], opacity=alpha,
+                                 colorscale=colormap)
+            return standalone_html(fig, target)
+        raise InvalidParameterError(
+            f"output path must end in .png, .npy or .html (got {str(path)!r})"
+        )
+
+    @property
+    def title(self) -> str:
+        where = f" @ {self.layer}" if self.layer else ""
+        return f"{self.method}{where}: {self.label} ({self.class_id}) p={self.probability:.3f}"
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly description (no arrays)."""
+        return {
+            "method": self.method, "layer": self.layer, "class_id": self.class_id,
+            "label": self.label, "probability": round(self.probability, 6),
+            "raw_shape": list(self.raw.shape), "device": self.device,
+            "seconds": round(self.seconds, 4), "flagged": self.flagged,
+            "message": self.status.message, "params": self.params,
+        }
