@@ -1,0 +1,36 @@
+"""cam_widgets: explore what a convolutional network looks at, interactively, in Jupyter.
+
+Public API::
+
+    import cam_widgets as cw
+    result = cw.explain("chelsea", method="gradcam", target="tiger cat")
+    result.heatmap          # float32 (224, 224) in [0, 1]
+    ex = cw.Explainer("efficientnet_lite0"); ex.layers(); ex.predict("coffee")
+"""
+from .api import explain, get_explainer
+from .data import list_samples, list_scenes, load_image, get_scene, sample_image
+from .errors import CamWidgetsError
+from .explainer import Explainer, Prediction
+from .methods import get_method, list_methods
+from .models import list_models, load_model
+from .result import Explanation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CamWidgetsError",
+    "Explainer",
+    "Explanation",
+    "Prediction",
+    "explain",
+    "get_explainer",
+    "get_method",
+    "get_scene",
+    "list_methods",
+    "list_models",
+    "list_samples",
+    "list_scenes",
+    "load_image",
+    "load_model",
+    "sample_image",
+]

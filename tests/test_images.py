@@ -67,7 +67,8 @@ def test_16bit_png(tmp_path):
     data[0, 0] = 65535
     path = tmp_path / "deep.png"
     Image.fromarray(data).save(path)
-    assert Image.open(path).mode.startswith("I")
+    with Image.open(path) as im:
+        assert im.mode.startswith("I")
     out = load_image(path)
     _check_rgb(out, (20, 30))
     assert out[0, 0, 0] == 255
@@ -79,7 +80,8 @@ def test_palette_png(tmp_path):
     arr = _gradient()
     path = tmp_path / "pal.png"
     Image.fromarray(arr).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(path)
-    assert Image.open(path).mode == "P"
+    with Image.open(path) as im:
+        assert im.mode == "P"
     out = load_image(path)
     _check_rgb(out, (32, 48))
     assert np.abs(out.astype(int) - arr).mean() < 30
@@ -100,7 +102,8 @@ def test_rgba_png_composited_on_white(tmp_path):
 def test_cmyk_jpeg(tmp_path):
     path = tmp_path / "cmyk.jpg"
     Image.fromarray(_gradient()).convert("CMYK").save(path)
-    assert Image.open(path).mode == "CMYK"
+    with Image.open(path) as im:
+        assert im.mode == "CMYK"
     _check_rgb(load_image(path), (32, 48))
 
 

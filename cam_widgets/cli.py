@@ -1,0 +1,108 @@
+"""Command line: ``cam-widgets explain | models | layers | classes | methods | samples | fetch-weights``.
+
+Errors print one line on stderr and exit with status 2; never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+from .errors import CamWidgetsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cam-widgets", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    explain = sub.add_parser("explain", help="explain an image and write .png / .npy / .html")
+    explain.add_argument("image", help="a path, URL or bundled sample name (see 'samples')")
+    explain.add_argument("--model", default="efficientnet_lite0")
+    explain.add_argument("--method", default="gradcam")
+    explain.add_argument("--class", dest="target", default=None,
+                         help="class id or name (default: the top prediction)")
+    explain.add_argument("--layer", default=None)
+    explain.add_argument("--noise", type=float, default=None, help="SmoothGrad noise (e.g. 0.2)")
+    explain.add_argument("--samples", type=int, default=None, help="SmoothGrad samples (e.g. 100)")
+    explain.add_argument("--colormap", default="viridis")
+    explain.add_argument("--alpha", type=float, default=0.5)
+    explain.add_argument("--device", default=None)
+    explain.add_argument("--out", action="append", required=True,
+                         help=".png overlay, .npy map or .html view (repeatable)")
+    sub.add_parser("models", help="list the zoo")
+    layers = sub.add_parser("layers", help="list a model's spatial layers")
+    layers.add_argument("model")
+    classes = sub.add_parser("classes", help="search ImageNet class names and ids")
+    classes.add_argument("query")
+    sub.add_parser("methods", help="list the methods")
+    sub.add_parser("samples", help="list bundled images and scenes")
+    fetch = sub.add_parser("fetch-weights", help="download torchvision weights (connected machine)")
+    fetch.add_argument("model")
+    return parser
+
+
+def _explain(args) -> None:
+    from .api import explain
+
+    target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
+    result = explain(args.image, model=args.model, method=args.method, target=target,
+                     layer=args.layer, device=args.device, noise=args.noise, samples=args.samples)
+    for path in args.out:
+        written = result.save(path, alpha=args.alpha, colormap=args.colormap)
+        print(f"wrote {written}")
+    print(json.dumps(result.summary()))
+    if result.flagged:
+        print(f"note: {result.status.message}", file=sys.stderr)
+
+
+def _run(args) -> None:
+    if args.command == "explain":
+        _explain(args)
+    elif args.command == "models":
+        from .models import list_models
+
+        for name, text in list_models().items():
+            print(f"{name:20s} {text}")
+    elif args.command == "layers":
+        from .explainer import Explainer
+
+        explainer = Explainer(args.model)
+        for info in explainer.layers():
+            mark = "  (default)" if info.name == explainer.default_layer else ""
+            print(f"{info.name:32s} {info.kind:18s} {info.channels:5d} x {info.resolution}{mark}")
+    elif args.command == "classes":
+        from .models import imagenet_labels, search_classes
+
+        for class_id, label in search_classes(args.query, imagenet_labels()):
+            print(f"{class_id:4d}  {label}")
+    elif args.command == "methods":
+        from .methods import list_methods
+
+        for spec in list_methods():
+            print(f"{spec.name:22s} {spec.title:22s} {spec.reference}")
+    elif args.command == "samples":
+        from .data import list_samples, list_scenes
+
+        print("images: " + ", ".join(list_samples()))
+        print("scenes: " + ", ".join(list_scenes()))
+    elif args.command == "fetch-weights":
+        from .models.torchvision_zoo import fetch_weights
+
+        print(f"wrote {fetch_weights(args.model)}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except CamWidgetsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates .venv and installs cam_widgets (editable). "setup.sh test" adds the test extras.
+# Safe to re-run: an existing .venv is reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+fi
+# torch and torchvision first, as a matching pair (a lone PyPI torchvision may not import
+# beside another torch build).
+.venv/bin/python -c "import torch, torchvision" 2>/dev/null || \
+  .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+extras=""
+if [ "${1:-}" = "test" ]; then extras="[test]"; fi
+.venv/bin/python -m pip install -q -e ".${extras}"

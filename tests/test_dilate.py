@@ -1,0 +1,268 @@
+"""Tests of the dilated VGG16 and of the general ``dilate``."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from cam_widgets.errors import InvalidParameterError, UnknownLayerError
+from cam_widgets.models import torchvision_zoo as zoo
+from cam_widgets.models.dilate import (
+    DILATED_VGG16_LAYER_NAMES,
+    DILATED_VGG16_RATES,
+    VGG16_LAYER_NAMES,
+    DilatedVGG,
+    build_dilated_vgg16,
+    dilate,
+    dilated_vgg16,
+    output_stride,
+    stride_report,
+)
+
+VGG16_PARAMS = 138_357_544
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    torch.manual_seed(0)
+    return torchvision.models.vgg16().eval()
+
+
+@pytest.fixture(scope="module")
+def dvgg(vgg):
+    return dilated_vgg16(vgg).eval()
+
+
+def _convs(features):
+    return [m for m in features if isinstance(m, nn.Conv2d)]
+
+
+def _n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_same_parameters_and_weights(vgg, dvgg):
+    assert _n_params(vgg) == VGG16_PARAMS
+    assert _n_params(dvgg) == VGG16_PARAMS
+    original, dilated = vgg.state_dict(), dvgg.state_dict()
+    assert original.keys() == dilated.keys()  # same names: features.N, classifier.N
+    for key, value in original.items():
+        assert torch.equal(value, dilated[key]), key
+        assert value.data_ptr() != dilated[key].data_ptr()  # copied, not shared
+
+
+def test_original_untouched(vgg, dvgg):
+    pools = [i for i, m in enumerate(vgg.features) if isinstance(m, nn.MaxPool2d)]
+    assert pools == [4, 9, 16, 23, 30]
+    assert all(c.dilation == (1, 1) and c.padding == (1, 1) for c in _convs(vgg.features))
+    assert vgg.features[29].inplace is True
+
+
+def test_dilated_structure(dvgg):
+    assert isinstance(dvgg, DilatedVGG)
+    convs = _convs(dvgg.features)
+    assert len(convs) == 13
+    assert tuple(c.dilation[0] for c in convs) == DILATED_VGG16_RATES
+    assert DILATED_VGG16_RATES == (1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 16, 16, 16)
+    assert all(c.padding == c.dilation and c.stride == (1, 1) for c in convs)
+    assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)) for m in dvgg.features)
+    assert isinstance(dvgg.pool, nn.MaxPool2d) and dvgg.pool.kernel_size == 32 and dvgg.pool.stride == 32
+    assert dvgg.classifier[0].in_features == 7 * 7 * 512
+    assert dvgg.classifier[6].out_features == 1000
+
+
+def test_layer_name_mapping(vgg, dvgg):
+    assert VGG16_LAYER_NAMES["conv5_3"] == "features.28"
+    assert VGG16_LAYER_NAMES["relu5_3"] == "features.29"
+    assert DILATED_VGG16_LAYER_NAMES["relu5_3"] == "features.29"
+    assert DILATED_VGG16_LAYER_NAMES["pool1"] is None and DILATED_VGG16_LAYER_NAMES["pool5"] == "pool"
+    assert DILATED_VGG16_LAYER_NAMES["fc8"] == "classifier.6"
+    for caffe, name in DILATED_VGG16_LAYER_NAMES.items():
+        if name is None:
+            continue
+        module = dvgg.get_submodule(name)
+        if caffe.startswith("conv") or caffe.startswith("fc"):
+            original = vgg.get_submodule(VGG16_LAYER_NAMES[caffe])
+            assert torch.equal(module.weight, original.weight), caffe
+        elif caffe.startswith("relu"):
+            assert isinstance(module, nn.ReLU)
+    assert dvgg.get_submodule("features.28").dilation == (16, 16)
+
+
+def test_shapes_at_64(dvgg):
+    seen = {}
+    handle = dvgg.features.register_forward_hook(lambda m, i, o: seen.setdefault("f", o.shape))
+    handle2 = dvgg.pool.register_forward_hook(lambda m, i, o: seen.setdefault("p", o.shape))
+    try:
+        with torch.no_grad():
+            out = dvgg(torch.randn(1, 3, 64, 64))
+    finally:
+        handle.remove()
+        handle2.remove()
+    assert seen["f"] == (1, 512, 64, 64)  # full resolution
+    assert seen["p"] == (1, 512, 2, 2)  # MaxPool2d(32)
+    assert out.shape == (1, 1000)
+
+
+def test_224_arithmetic(dvgg):
+    """At 224 every conv keeps 224 (H + 2p - d(k-1) = H), MaxPool2d(32) gives 7x7x512 = fc6 input."""
+    size = 224
+    for conv in _convs(dvgg.features):
+        k, d, p = conv.kernel_size[0], conv.dilation[0], conv.padding[0]
+        size = size + 2 * p - d * (k - 1)
+        assert size == 224
+    pooled = (size - dvgg.pool.kernel_size) // dvgg.pool.stride + 1
+    assert pooled == 7 and 512 * pooled * pooled == dvgg.classifier[0].in_features
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("CAM_WIDGETS_SLOW"), reason="~9 s on 2 CPU cores; set CAM_WIDGETS_SLOW=1")
+def test_forward_at_224(dvgg):
+    start = time.perf_counter()
+    with torch.no_grad():
+        features = dvgg.features(torch.randn(1, 3, 224, 224))
+        out = dvgg.classifier(torch.flatten(dvgg.avgpool(dvgg.pool(features)), 1))
+    assert features.shape == (1, 512, 224, 224)
+    assert out.shape == (1, 1000)
+    assert time.perf_counter() - start < 30
+
+
+def test_generic_dilate_matches_article_vgg(vgg, dvgg):
+    generic = dilate(vgg, after=None)
+    assert [c.dilation for c in _convs(generic.features)] == [c.dilation for c in _convs(dvgg.features)]
+    assert [c.padding for c in _convs(generic.features)] == [c.padding for c in _convs(dvgg.features)]
+    assert [i for i, m in enumerate(generic.features) if isinstance(m, nn.Identity)] == [4, 9, 16, 23, 30]
+    report = stride_report(vgg, generic, "features")
+    assert report["before"] == 32 and report["after"] == 1
+    assert output_stride(dvgg, "features.29") == 1
+    assert output_stride(vgg, "features.29") == 16
+    # DeepLab-style: keep pool3 (features.16), output stride 8
+    os8 = dilate(vgg, after=16)
+    assert [c.dilation[0] for c in _convs(os8.features)] == [1] * 10 + [2] * 3
+    assert output_stride(os8) == 8
+    assert isinstance(vgg.features[30], nn.MaxPool2d)  # input never mutated
+
+
+def _small_strided_net():
+    """EfficientNet/MobileNet-like: stages of strided 3x3 (depthwise) convs and 1x1 convs."""
+
+    def block(cin, cout, stride):
+        return nn.Sequential(
+            nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(),
+            nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+        )
+
+    torch.manual_seed(0)
+    features = nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU()),  # /2
+        block(8, 16, 2),  # /4
+        block(16, 16, 1),
+        block(16, 24, 2),  # /8
+        block(24, 32, 2),  # /16
+        nn.Sequential(nn.Conv2d(32, 32, 5, 1, 2), nn.ReLU()),
+    )
+    model = nn.Sequential()
+    model.features = features
+    model.pool = nn.AdaptiveAvgPool2d(1)
+    model.flatten = nn.Flatten()
+    model.fc = nn.Linear(32, 10)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def test_dilate_strided_conv_net():
+    model = _small_strided_net()
+    before = [(m.stride, m.dilation, m.padding) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    dilated = dilate(model, "features.1")
+    assert [(m.stride, m.dilation, m.padding) for m in model.modules() if isinstance(m, nn.Conv2d)] == before
+    assert output_stride(model, "features") == 16
+    assert output_stride(dilated, "features") == 4
+    assert stride_report(model, dilated, "features.5") == {
+        "layer": "features.5", "before": 16, "after": 4, "probe_size": 64}
+    convs = dict((n, m) for n, m in dilated.named_modules() if isinstance(m, nn.Conv2d))
+    assert convs["features.3.0"].stride == (1, 1) and convs["features.3.0"].dilation == (1, 1)
+    assert convs["features.4.0"].dilation == (2, 2) and convs["features.4.0"].padding == (2, 2)
+    assert convs["features.4.3"].dilation == (1, 1)  # 1x1 convs need no dilation
+    assert convs["features.5.0"].dilation == (4, 4) and convs["features.5.0"].padding == (8, 8)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        f0, f1 = model.features(x), dilated.features(x)
+        assert f0.shape == (2, 32, 4, 4) and f1.shape == (2, 32, 16, 16)
+        # a trous: the dilated maps sampled every 4 pixels are the original maps
+        torch.testing.assert_close(f1[..., ::4, ::4], f0, rtol=1e-4, atol=1e-5)
+        assert dilated(x).shape == (2, 10)
+
+
+def test_dilate_resnet_matches_torchvision_dilation():
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18().eval()
+    dilated = dilate(resnet, "layer2")
+    reference = torchvision.models.resnet18(replace_stride_with_dilation=[False, True, True])
+    ours = [(m.stride, m.dilation, m.padding) for m in dilated.modules() if isinstance(m, nn.Conv2d)]
+    theirs = [(m.stride, m.dilation, m.padding) for m in reference.modules() if isinstance(m, nn.Conv2d)]
+    assert ours == theirs
+    assert stride_report(resnet, dilated, "layer4")["after"] == 8
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        grab = {}
+        h0 = resnet.layer4.register_forward_hook(lambda m, i, o: grab.setdefault("a", o))
+        h1 = dilated.layer4.register_forward_hook(lambda m, i, o: grab.setdefault("b", o))
+        resnet(x), dilated(x)
+        h0.remove(), h1.remove()
+    torch.testing.assert_close(grab["b"][..., ::4, ::4], grab["a"], rtol=1e-4, atol=1e-4)
+
+
+def test_dilate_errors(vgg):
+    with pytest.raises(UnknownLayerError, match="features.16"):
+        dilate(vgg, after="features.61")
+    with pytest.raises(InvalidParameterError, match="index"):
+        dilate(_small_strided_net().features[0], after=0)  # no .features
+    with pytest.raises(InvalidParameterError, match="features has 31"):
+        dilate(vgg, after=31)
+    with pytest.raises(InvalidParameterError, match="Nothing to dilate"):
+        dilate(_small_strided_net(), after="features.4")
+    with pytest.raises(InvalidParameterError, match="Module"):
+        dilate("vgg16")
+    patchify = nn.Sequential(nn.Conv2d(3, 8, 4, 4), nn.ReLU(), nn.Conv2d(8, 8, 3, 1, 1))
+    with pytest.raises(InvalidParameterError, match="not 'same'-padded"):
+        dilate(patchify)
+
+    class FunctionalPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 3, 2, 1)
+            self.b = nn.Conv2d(4, 4, 3, 1, 1)
+
+        def forward(self, x):
+            return self.b(torch.nn.functional.max_pool2d(self.a(x), 2))
+
+    with pytest.raises(InvalidParameterError, match="forward code"):
+        dilate(FunctionalPool())
+    with pytest.raises(InvalidParameterError, match="Not a torchvision VGG16"):
+        dilated_vgg16(torchvision.models.alexnet())
+    with pytest.raises(InvalidParameterError, match="Not a torchvision VGG16"):
+        dilated_vgg16(dilated_vgg16(vgg))
+
+
+def test_build_dilated_vgg16(tmp_path, monkeypatch, vgg):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    monkeypatch.setenv(zoo.OFFLINE_ENV, "1")
+    path = tmp_path / "vgg16.pth"
+    torch.save(vgg.state_dict(), path)
+    spec = build_dilated_vgg16(weights_path=path)
+    assert spec.name == "vgg16_dilated" and spec.default_layer == "features.29"
+    assert isinstance(spec.model, DilatedVGG) and not spec.model.training
+    assert torch.equal(spec.model.features[28].weight, vgg.features[28].weight)
+    assert spec.model.features[28].dilation == (16, 16)
+    assert spec.input_size == (224, 224) and len(spec.labels) == 1000
+    assert spec.extra["layer_names"]["relu5_3"] == "features.29"
+    with pytest.raises(zoo.WeightsUnavailableError, match="vgg16-397923af.pth"):
+        build_dilated_vgg16()
