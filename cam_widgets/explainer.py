@@ -173,14 +173,15 @@ class Explainer:
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
         snaps: dict[int, torch.Tensor] = {}
         if samples is not None or noise is not None:
+            noise = 0.2 if noise is None else noise
+            samples = 50 if samples is None else samples
             smoothed = smooth(
                 self.engine, spec, capture.inputs.detach(), class_ids, chosen_layer, params,
-                noise=0.2 if noise is None else noise, samples=samples or 50,
+                noise=noise, samples=samples,
                 input_range=self.spec.input_range, batch_size=params.get("batch_size"),
                 seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress)
             output, snaps = smoothed.output, smoothed.snapshots
-            params = dict(params, noise=0.2 if noise is None else noise, samples=samples or 50,
-                          seed=seed)
+            params = dict(params, noise=noise, samples=samples, seed=seed)
         else:
             context = MethodContext(self.engine, capture, class_ids, chosen_layer, params, progress)
             output = spec.fn(context)

@@ -26,9 +26,15 @@ def hub(tmp_path, monkeypatch):
 
 
 def _random_state(name: str, seed: int = 1234) -> dict:
-    torch.manual_seed(seed)
-    model = torchvision.models.get_model(name, weights=None)
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    """A random state dict with torchvision's keys and shapes (no slow initialisation)."""
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None)
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        k: torch.rand(v.shape, generator=gen) * 0.1 if v.is_floating_point()
+        else torch.zeros(v.shape, dtype=v.dtype)
+        for k, v in model.state_dict().items()
+    }
 
 
 def _save_in_cache(name: str, state: dict, **kwargs) -> "pathlib.Path":  # noqa: F821

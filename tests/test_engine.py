@@ -1,0 +1,207 @@
+"""Engine behaviour: caching, layer listing, lifecycle (no hooks left, model untouched)."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cam_widgets import Explainer, list_methods
+from cam_widgets.engine import count_hooks
+from cam_widgets.errors import CamWidgetsError, MethodNotApplicableError
+from conftest import TinyNet, tiny_input
+
+FAST_PARAMS = {"integrated_gradients": {"steps": 4}}
+
+
+def state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_switching_class_method_layer_reuses_one_forward(lite_explainer, chelsea_tensor):
+    engine = lite_explainer.engine
+    lite_explainer.explain(chelsea_tensor, "gradcam", 285)
+    before = engine.forward_calls
+    for method in ("gradcam", "gradcam++", "xgradcam", "layercam", "cam", "vanilla",
+                   "guided_backprop", "guided_gradcam"):
+        for target in (285, 282, "tabby"):
+            lite_explainer.explain(chelsea_tensor, method, target)
+    lite_explainer.explain(chelsea_tensor, "gradcam", 285, "features.6")
+    assert engine.forward_calls == before
+
+
+def test_gradients_are_cached_per_class_and_layer(lite_explainer, chelsea_tensor):
+    _, capture = lite_explainer.capture(chelsea_tensor)
+    lite_explainer.explain(chelsea_tensor, "gradcam", 281)
+    calls = capture.backward_calls
+    lite_explainer.explain(chelsea_tensor, "gradcam++", 281)
+    lite_explainer.explain(chelsea_tensor, "layercam", 281)
+    assert capture.backward_calls == calls
+
+
+def test_layer_sweep_uses_one_backward(lite_explainer):
+    image = lite_explainer.prepare("coffee")
+    _, capture = lite_explainer.capture(image)
+    results = lite_explainer.explain_layers(image, 967, "gradcam")
+    assert capture.backward_calls == 1
+    assert len(results) == len(lite_explainer.layers())
+    assert {r.heatmap.shape for r in results} == {(224, 224)}
+
+
+def test_layers_listed_with_resolution_and_default(lite_explainer):
+    layers = {l.name: l for l in lite_explainer.layers()}
+    assert layers["features.8"].resolution == "7x7" and layers["features.8"].channels == 1280
+    assert layers["features.0"].resolution == "112x112"
+    assert "avgpool" not in layers and "classifier" not in layers
+    assert lite_explainer.default_layer == "features.8"
+
+
+@pytest.mark.parametrize("method", [m.name for m in list_methods()])
+def test_no_hooks_left_and_model_untouched_after_every_method(method):
+    net = TinyNet()
+    net.train()
+    net.fc.weight.requires_grad_(False)
+    before = state(net)
+    explainer = Explainer(net, input_size=(4, 4), labels=["a", "b", "c"])
+    result = explainer.explain(tiny_input(), method, 1, "relu", **FAST_PARAMS.get(method, {}))
+    smooth = explainer.explain(tiny_input(), method, 1, "relu", samples=3,
+                               **FAST_PARAMS.get(method, {}))
+    assert count_hooks(net) == 0
+    assert net.training and all(m.training for m in net.modules())
+    assert not net.fc.weight.requires_grad and net.conv.weight.requires_grad
+    assert all(p.grad is None for p in net.parameters())
+    for key, value in state(net).items():
+        assert torch.equal(value, before[key])
+    for r in (result, smooth):
+        assert np.isfinite(r.heatmap).all() and r.heatmap.dtype == np.float32
+
+
+class Exploding(nn.Module):
+    """Raises in the middle of the forward, after hooks were registered."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 2)
+        self.explode = False
+
+    def forward(self, x):
+        y = self.relu(self.conv(x))
+        if self.explode:
+            raise RuntimeError("boom")
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+def test_no_hooks_left_after_an_error():
+    net = Exploding()
+    explainer = Explainer(net, input_size=(8, 8), labels=["a", "b"])
+    explainer.layers()
+    net.explode = True
+    with pytest.raises(RuntimeError, match="boom"):
+        explainer.explain(torch.zeros(1, 3, 8, 8), "guided_backprop", 0)
+    assert count_hooks(net) == 0
+    with pytest.raises(MethodNotApplicableError):
+        Explainer(Exploding(), input_size=(8, 8), labels=["a", "b"]).explain(
+            torch.zeros(1, 3, 8, 8), "cam", 0, "conv")
+    net.explode = False
+    result = explainer.explain(torch.ones(1, 3, 8, 8), "guided_backprop", 0)
+    assert count_hooks(net) == 0 and np.isfinite(result.heatmap).all()
+
+
+def test_gradients_under_no_grad_and_clear_error_under_inference_mode(tiny_explainer):
+    with torch.no_grad():
+        inside = tiny_explainer.explain(tiny_input(), "gradcam", 0, "relu")
+    assert inside.raw.max() > 0
+    tiny_explainer.engine.clear_cache()
+    with torch.inference_mode():
+        with pytest.raises(MethodNotApplicableError, match="inference_mode"):
+            tiny_explainer.explain(tiny_input(), "gradcam", 0, "relu")
+
+
+class InplaceVGGish(nn.Module):
+    """conv -> ReLU(inplace) like torchvision's VGG: the conv output is overwritten in place."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True),
+                                      nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(inplace=True))
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def test_inplace_relu_keeps_the_pre_activation_of_the_conv():
+    net = InplaceVGGish()
+    x = torch.randn(1, 3, 6, 6)
+    explainer = Explainer(net, input_size=(6, 6), labels=list("abc"))
+    _, capture = explainer.capture(x)
+    conv_out = net.features[0](x)
+    torch.testing.assert_close(capture.activations("features.0"), conv_out)
+    assert (capture.activations("features.0") < 0).any()  # not overwritten by the ReLU
+    torch.testing.assert_close(capture.activations("features.1"), conv_out.clamp(min=0))
+    assert net.features[1].inplace and net.features[3].inplace
+    # Grad-CAM at the conv: gradient w.r.t. the pre-activation includes the ReLU mask
+    conv = explainer.explain(x, "gradcam", 1, "features.2")
+    relu = explainer.explain(x, "gradcam", 1, "features.3")
+    assert not np.allclose(conv.raw, relu.raw)
+
+
+def test_guided_backprop_on_a_model_without_relu_is_a_clear_error():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(4, 2))
+    explainer = Explainer(net, input_size=(8, 8), labels=["a", "b"])
+    for method in ("guided_backprop", "guided_gradcam"):
+        with pytest.raises(MethodNotApplicableError, match="ReLU"):
+            explainer.explain(torch.randn(3, 8, 8), method, 0)
+    assert count_hooks(net) == 0
+
+
+def test_user_model_is_not_moved_or_copied_on_its_device(tiny_net):
+    explainer = Explainer(tiny_net, input_size=(4, 4), labels=list("abc"))
+    assert explainer.engine.model is tiny_net
+    assert explainer.device.type == "cpu"
+
+
+def test_memory_stays_flat_over_many_calls(tiny_explainer):
+    import tracemalloc
+
+    def call(i):
+        x = tiny_input() + i  # a new image each time: exercises the LRU cache
+        tiny_explainer.explain(x, "gradcam++", i % 3, "relu")
+        tiny_explainer.explain(x, "guided_gradcam", i % 3, "relu")
+
+    for i in range(50):
+        call(i)
+    tracemalloc.start()
+    first, _ = tracemalloc.get_traced_memory()
+    for i in range(50, 550):
+        call(i)
+    second, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(tiny_explainer.engine._captures) <= tiny_explainer.engine.cache_size
+    assert second - first < 2_000_000
+    assert count_hooks(tiny_explainer.engine.model) == 0
+
+
+def test_every_error_is_a_cam_widgets_error_with_one_line(tiny_explainer):
+    cases = [
+        lambda: tiny_explainer.explain(tiny_input(), "gradcamm", 0),
+        lambda: tiny_explainer.explain(tiny_input(), "gradcam", 7),
+        lambda: tiny_explainer.explain(tiny_input(), "gradcam", "zebra"),
+        lambda: tiny_explainer.explain(tiny_input(), "gradcam", 0, "rellu"),
+        lambda: tiny_explainer.explain(tiny_input(), "gradcam", 0, "pool"),
+        lambda: tiny_explainer.explain(tiny_input(), "gradcam", 0, steps=3),
+        lambda: tiny_explainer.explain(tiny_input(), "vanilla", 0, samples=0),
+        lambda: tiny_explainer.explain(tiny_input(), "vanilla", 0, samples=2, noise=-1),
+        lambda: tiny_explainer.explain(torch.full((1, 3, 4, 4), float("nan")), "gradcam", 0),
+        lambda: tiny_explainer.explain(torch.zeros(1, 3, 5, 5), "gradcam", 0),
+    ]
+    for case in cases:
+        with pytest.raises(CamWidgetsError) as info:
+            case()
+        assert "\n" not in str(info.value) and len(str(info.value)) > 20

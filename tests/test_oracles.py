@@ -1,0 +1,145 @@
+"""Every method against hand-computed values on TinyNet (see conftest for its weights)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import A_BIAS, B, V, W, tiny_input
+
+Z = 16.0
+
+
+def relu(a):
+    return np.maximum(a, 0)
+
+
+def forward_np(x):
+    """x (3, 4, 4) -> pre-activation (2, 4, 4), activation, logits (3,)."""
+    pre = np.einsum("cd,dij->cij", V, x) + A_BIAS[:, None, None]
+    act = relu(pre)
+    return pre, act, W @ act.mean(axis=(1, 2)) + B
+
+
+def input_grad_np(x, k, guided=False):
+    pre, _, _ = forward_np(x)
+    at_relu = W[k] / Z  # d logit_k / d activation, the same at every position
+    if guided:
+        at_relu = relu(at_relu)
+    return np.einsum("c,cij,cd->dij", at_relu, (pre > 0).astype(np.float32), V)
+
+
+X = tiny_input()[0].numpy()
+
+
+def run(explainer, method, k, **params):
+    return explainer.explain(tiny_input(), method, k, "relu", **params)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_cam_family_closed_forms(tiny_explainer, k):
+    _, act, _ = forward_np(X)
+    sums = act.sum(axis=(1, 2))
+    g = W[k] / Z
+    expected = {
+        "cam": np.einsum("c,cij->ij", W[k], act),
+        "gradcam": np.einsum("c,cij->ij", g, act),
+        "xgradcam": np.einsum("c,cij->ij", np.where(sums != 0, g, 0), act),
+        "layercam": np.einsum("c,cij->ij", relu(g), act),
+    }
+    alpha = g**2 / np.where(2 * g**2 + sums * g**3 != 0, 2 * g**2 + sums * g**3, 1)
+    expected["gradcam++"] = np.einsum("c,cij->ij", Z * alpha * relu(g), act)
+    for method, want in expected.items():
+        got = run(tiny_explainer, method, k)
+        np.testing.assert_allclose(got.raw, want, rtol=1e-5, atol=1e-6, err_msg=method)
+
+
+def test_gradcam_is_cam_over_z_and_heatmap_normalised(tiny_explainer):
+    cam = run(tiny_explainer, "cam", 0)
+    grad = run(tiny_explainer, "gradcam", 0)
+    np.testing.assert_allclose(grad.raw * Z, cam.raw, rtol=1e-5)
+    np.testing.assert_allclose(grad.heatmap, cam.heatmap, atol=1e-6)
+    clipped = relu(cam.raw)
+    np.testing.assert_allclose(cam.heatmap, (clipped - clipped.min()) / np.ptp(clipped), atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_pixel_methods_closed_forms(tiny_explainer, k):
+    plain, guided = input_grad_np(X, k), input_grad_np(X, k, guided=True)
+    van = run(tiny_explainer, "vanilla", k)
+    np.testing.assert_allclose(van.raw, np.abs(plain).max(axis=0), rtol=1e-5, atol=1e-7)
+    gb = run(tiny_explainer, "guided_backprop", k)
+    np.testing.assert_allclose(gb.attribution, guided, rtol=1e-5, atol=1e-7)
+    _, act, _ = forward_np(X)
+    cam = relu(np.einsum("c,cij->ij", W[k] / Z, act))
+    ggc = run(tiny_explainer, "guided_gradcam", k)
+    np.testing.assert_allclose(ggc.attribution, guided * cam[None], rtol=1e-5, atol=1e-7)
+
+
+def test_scorecam_closed_form(tiny_explainer):
+    _, act, _ = forward_np(X)
+    lo, hi = act.min(axis=(1, 2), keepdims=True), act.max(axis=(1, 2), keepdims=True)
+    masks = np.where(hi > lo, (act - lo) / np.where(hi > lo, hi - lo, 1), 0)
+    scores = np.array([forward_np(X * m[None])[2][1] for m in masks])
+    weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+    got = run(tiny_explainer, "scorecam", 1)
+    np.testing.assert_allclose(got.raw, np.einsum("c,cij->ij", weights, act), rtol=1e-5)
+
+
+def test_integrated_gradients_exact_integral_and_completeness(tiny_explainer):
+    k = 0
+    lin = np.einsum("cd,dij->cij", V, X)
+    # fraction of alpha in [0, 1] where alpha * lin + a > 0, exactly
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cut = -A_BIAS[:, None, None] / lin
+    frac = np.where(lin > 0, 1 - np.clip(cut, 0, 1), np.clip(cut, 0, 1))
+    frac = np.where(lin == 0, (A_BIAS[:, None, None] > 0) * 1.0, frac)
+    exact = X * np.einsum("c,cij,cd->dij", W[k] / Z, frac, V)
+    got = run(tiny_explainer, "integrated_gradients", k, steps=400)
+    np.testing.assert_allclose(got.attribution, exact, atol=2e-3)
+    completeness = forward_np(X)[2][k] - forward_np(np.zeros_like(X))[2][k]
+    assert abs(got.attribution.sum() - completeness) < 2e-3
+
+
+def test_smoothgrad_with_given_noise_is_the_mean_of_vanilla_maps(tiny_explainer):
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.3, size=(5, 3, 4, 4)).astype(np.float32)
+    maps = np.stack([np.abs(input_grad_np(X + n, 2)).max(axis=0) for n in noise])
+    got = run(tiny_explainer, "vanilla", 2, samples=5, noise=0.1,
+              noise_samples=torch.from_numpy(noise), snapshots=[1, 2, 5], batch_size=2)
+    np.testing.assert_allclose(got.raw, maps.mean(axis=0), rtol=1e-5, atol=1e-7)
+    for count in (1, 2, 5):
+        want = maps[:count].mean(axis=0)
+        want = (want - want.min()) / np.ptp(want)
+        np.testing.assert_allclose(got.snapshots[count], want, atol=1e-5)
+
+
+def test_smoothgrad_seed_is_reproducible_and_private(tiny_explainer):
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    a = run(tiny_explainer, "gradcam", 0, samples=6, noise=0.2, seed=7)
+    b = run(tiny_explainer, "gradcam", 0, samples=6, noise=0.2, seed=7, batch_size=4)
+    np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6)
+    torch.manual_seed(123)
+    assert torch.rand(1) == before  # the global RNG was not consumed
+
+
+def test_gradcam_plus_plus_with_uniform_alpha_is_gradcam(lite_explainer, chelsea_tensor):
+    grad = lite_explainer.explain(chelsea_tensor, "gradcam", 285)
+    plus = lite_explainer.explain(chelsea_tensor, "gradcam++", 285, alpha="uniform",
+                                  positive_gradients=False)
+    np.testing.assert_allclose(plus.raw, grad.raw, rtol=1e-5, atol=1e-6)
+    paper = lite_explainer.explain(chelsea_tensor, "gradcam++", 285)
+    assert np.corrcoef(paper.raw.ravel(), grad.raw.ravel())[0, 1] < 0.9999  # really different
+
+
+def test_several_classes_in_one_call_equal_separate_calls(tiny_explainer):
+    from cam_widgets import Explainer
+    from conftest import TinyNet
+
+    together = tiny_explainer.explain_classes(tiny_input(), [0, 1, 2], "gradcam++", "relu")
+    for k, result in enumerate(together):
+        fresh = Explainer(TinyNet(), input_size=(4, 4), labels=["a", "b", "c"])
+        alone = run(fresh, "gradcam++", k)
+        np.testing.assert_allclose(result.raw, alone.raw, rtol=1e-6)
+        assert result.class_id == k
