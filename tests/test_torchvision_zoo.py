@@ -139,14 +139,17 @@ def test_fetch_weights_uses_enum_url_and_hub_cache(hub, monkeypatch):
 
     def fake_download(url, dest, hash_prefix=None, progress=True):
         calls.append((url, dest, hash_prefix))
-        torch.save(_random_state("alexnet"), dest)
+        torch.save(_random_state("squeezenet1_1"), dest)
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    path = zoo.fetch_weights("alexnet", progress=False)
-    assert path == hub / "alexnet-owt-7be5be79.pth" and path.is_file()
-    assert calls == [(torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url, str(path), "7be5be79")]
-    assert zoo.fetch_weights("alexnet") == path and len(calls) == 1  # already there
-    zoo.build_torchvision("alexnet")  # loads what was fetched
+    path = zoo.fetch_weights("squeezenet1_1", progress=False)
+    assert path == hub / "squeezenet1_1-b8a52dc0.pth" and path.is_file()
+    url = torchvision.models.SqueezeNet1_1_Weights.IMAGENET1K_V1.url
+    assert calls == [(url, str(path), "b8a52dc0")]
+    assert zoo.fetch_weights("squeezenet1_1") == path and len(calls) == 1  # already there
+    zoo.build_torchvision("squeezenet1_1")  # loads what was fetched
+    other = hub.parent / "elsewhere"
+    assert zoo.fetch_weights("squeezenet1_1", other, progress=False) == other / path.name
 
 
 def test_corrupt_file_is_refused(hub):
@@ -162,8 +165,8 @@ def test_corrupt_file_is_refused(hub):
 
 
 def test_mismatching_file_is_refused(hub, tmp_path):
-    path = tmp_path / "alexnet.pth"
-    torch.save(_random_state("alexnet"), path)
+    path = tmp_path / "resnet18.pth"
+    torch.save(_random_state("resnet18"), path)
     with pytest.raises(WeightsUnavailableError, match="does not match resnet50"):
         zoo.build_torchvision("resnet50", weights_path=path)
     partial = _random_state("resnet50")
@@ -236,5 +239,10 @@ def test_other_torchvision_classifiers(hub):
     state = _random_state("squeezenet1_1")
     _save_in_cache("squeezenet1_1", state)
     _assert_same_weights(zoo.build_torchvision("squeezenet1_1").model, state)
-    spec = zoo.build_torchvision("inception_v3", pretrained=False)
-    assert spec.input_size == (299, 299)
+    state = _random_state("efficientnet_b1")
+    path = zoo.expected_weights_file("efficientnet_b1")
+    assert path.name == "efficientnet_b1-c27df63c.pth"  # DEFAULT (IMAGENET1K_V2) for other models
+    _save_in_cache("efficientnet_b1", state)
+    spec = zoo.build_torchvision("efficientnet_b1")
+    assert spec.input_size == (240, 240)
+    _assert_same_weights(spec.model, state)
