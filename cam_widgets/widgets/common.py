@@ -1,0 +1,82 @@
+"""Helpers shared by the widget classes: display maps, error display, busy state, images."""
+from __future__ import annotations
+
+import html
+import traceback
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import ipywidgets as W
+import numpy as np
+
+from ..data import get_scene, list_samples, list_scenes, sample_image
+from ..errors import CamWidgetsError
+from ..render import normalize_map
+from ..result import Explanation
+
+
+def display_map(result: Explanation) -> np.ndarray:
+    """What a panel draws: the layer-resolution map normalised (the browser smooths it),
+    or the input-resolution heatmap for pixel methods (downsampled by the figure)."""
+    if result.raw.shape == result.heatmap.shape:
+        return result.heatmap
+    return normalize_map(result.raw, clip_negative=True)[0]
+
+
+def image_choices() -> list[tuple[str, str]]:
+    """Dropdown options: bundled photos, then composite scenes."""
+    return [(name, name) for name in list_samples()] + \
+        [(f"scene: {name}", f"scene:{name}") for name in list_scenes()]
+
+
+def load_choice(choice: str) -> np.ndarray:
+    """RGB array of a dropdown choice (a sample photo or a composite scene)."""
+    if choice.startswith("scene:"):
+        return get_scene(choice[len("scene:"):]).image
+    return sample_image(choice)
+
+
+class StatusLine:
+    """One HTML line for state and errors, plus an Output holding unexpected tracebacks."""
+
+    def __init__(self) -> None:
+        self.line = W.HTML(value="")
+        self.details = W.Output(layout=W.Layout(max_height="200px", overflow="auto"))
+        self.progress = W.FloatProgress(value=0, min=0, max=1, description="",
+                                        layout=W.Layout(width="240px", visibility="hidden"))
+        self.widget = W.VBox([W.HBox([self.progress, self.line]), self.details])
+
+    def info(self, text: str) -> None:
+        self.line.value = f"<span class='cw-status'>{html.escape(text)}</span>"
+
+    def warn(self, text: str) -> None:
+        self.line.value = f"<span class='cw-warning' style='color:#b35c00'>&#9888; {html.escape(text)}</span>"
+
+    def error(self, error: BaseException) -> None:
+        self.line.value = (f"<span class='cw-error' style='color:#c00'>error: "
+                           f"{html.escape(str(error))}</span>")
+        if not isinstance(error, CamWidgetsError):
+            with self.details:
+                print("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+
+    def report(self, done: int, total: int) -> None:
+        self.progress.layout.visibility = "visible"
+        self.progress.value = done / max(total, 1)
+        self.line.value = f"<span class='cw-status'>working... {done}/{total}</span>"
+
+
+@contextmanager
+def busy(controls: Sequence[W.Widget], status: StatusLine) -> Iterator[None]:
+    """Disable controls while computing (no pile-up of requests); always restore them."""
+    previous = [getattr(c, "disabled", False) for c in controls]
+    for control in controls:
+        control.disabled = True
+    status.details.clear_output()
+    try:
+        yield
+    except Exception as error:  # shown in the widget, never lost
+        status.error(error)
+    finally:
+        for control, was in zip(controls, previous):
+            control.disabled = was
+        status.progress.layout.visibility = "hidden"

@@ -1,0 +1,114 @@
+"""One Plotly FigureWidget of N linked heatmap panels, updated in place.
+
+Thin glue over :func:`cam_widgets.render.heatmap_figure`: the figure is built once (photo,
+heatmap and an empty probe marker per panel, all passed to the constructor so that Voila
+shows them), then every change is a ``batch_update`` of trace attributes, never a rebuild.
+Trace order per panel k: 3k photo, 3k + 1 heatmap, 3k + 2 probe marker.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..render import image_data_uri, plotly_colorscale
+from ..render.figures import heatmap_figure, prepare_map
+
+TRACES_PER_PANEL = 3
+
+
+class HeatmapPanels:
+    """N panels side by side: photo + map + probe marker; shared zoom and colour axis."""
+
+    def __init__(self, image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str], *,
+                 opacity: float = 0.5, colormap: str = "viridis", panel_size: int = 320) -> None:
+        base = heatmap_figure(image, list(maps), list(titles), opacity=opacity,
+                              colorscale=colormap, panel_size=panel_size, image_format="jpeg")
+        figure = go.Figure(layout=base.layout)
+        for k in range(len(maps)):
+            photo, heat = base.data[2 * k], base.data[2 * k + 1]
+            figure.add_trace(photo)
+            figure.add_trace(heat)
+            figure.add_trace(go.Scatter(
+                x=[], y=[], mode="markers", showlegend=False, hoverinfo="skip",
+                marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)),
+                xaxis=heat.xaxis, yaxis=heat.yaxis, name=f"probe {k}"))
+        self.figure = go.FigureWidget(figure)
+        self.count = len(maps)
+        self.image_shape = image.shape[:2]
+        self._click_handlers: list[Callable[[int, float, float], None]] = []
+        for k in range(self.count):
+            self.heatmap(k).on_click(self._make_click(k))
+
+    def photo(self, k: int):
+        return self.figure.data[TRACES_PER_PANEL * k]
+
+    def heatmap(self, k: int):
+        return self.figure.data[TRACES_PER_PANEL * k + 1]
+
+    def marker(self, k: int):
+        return self.figure.data[TRACES_PER_PANEL * k + 2]
+
+    # ---------------------------------------------------------------- updates
+    def set_maps(self, maps: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None,
+                 zrange: Optional[tuple[float, float]] = None) -> None:
+        """Replace the maps (and titles), keeping the figure; ``zrange`` fixes the colour axis."""
+        h, w = self.image_shape
+        with self.figure.batch_update():
+            for k, raw in enumerate(maps):
+                m = prepare_map(raw)
+                self.heatmap(k).update(z=m, dx=w / m.shape[1], dy=h / m.shape[0],
+                                       x0=w / m.shape[1] / 2 - 0.5, y0=h / m.shape[0] / 2 - 0.5)
+                if titles is not None:
+                    self.heatmap(k).name = titles[k]
+                    self.figure.layout.annotations[k].text = titles[k]
+            if zrange is None:
+                self.figure.layout.coloraxis.update(cmin=None, cmax=None, cauto=True)
+            else:
+                self.figure.layout.coloraxis.update(cmin=zrange[0], cmax=zrange[1], cauto=False)
+
+    def set_image(self, image: np.ndarray) -> None:
+        """A new photo (sent once, as JPEG)."""
+        source = image_data_uri(image, "jpeg")
+        with self.figure.batch_update():
+            for k in range(self.count):
+                self.photo(k).source = source
+
+    def set_opacity(self, opacity: float) -> None:
+        with self.figure.batch_update():
+            for k in range(self.count):
+                self.heatmap(k).opacity = float(opacity)
+
+    def set_colormap(self, name: str) -> None:
+        self.figure.layout.coloraxis.colorscale = plotly_colorscale(name)
+
+    def set_view(self, view: str, opacity: float) -> None:
+        """``"overlay"``: photo under a smoothed map; ``"raw"``: the map alone, its grid visible."""
+        raw = view == "raw"
+        with self.figure.batch_update():
+            for k in range(self.count):
+                self.photo(k).visible = not raw
+                self.heatmap(k).zsmooth = False if raw else "best"
+                self.heatmap(k).opacity = 1.0 if raw else float(opacity)
+
+    def mark(self, x: Optional[float], y: Optional[float]) -> None:
+        """Put the probe marker at (x, y) in every panel (None clears it)."""
+        xs, ys = ([], []) if x is None else ([x], [y])
+        with self.figure.batch_update():
+            for k in range(self.count):
+                self.marker(k).update(x=xs, y=ys)
+
+    # ----------------------------------------------------------------- events
+    def on_probe(self, handler: Callable[[int, float, float], None]) -> None:
+        """``handler(panel, x, y)`` when a heatmap is clicked."""
+        self._click_handlers.append(handler)
+
+    def _make_click(self, panel: int):
+        def clicked(trace, points, state):
+            if not points.xs:
+                return
+            for handler in self._click_handlers:
+                handler(panel, float(points.xs[0]), float(points.ys[0]))
+
+        return clicked
