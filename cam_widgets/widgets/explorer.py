@@ -241,17 +241,23 @@ class Explorer(W.VBox):
         return self._prepared_image
 
     def _show_predictions(self, prepared) -> None:
-        rows = []
-        for p in self.explainer.predict(prepared, top=5):
-            button = W.Button(description=f"{p.class_id} {p.label}"[:28],
-                              tooltip=f"{p.label} ({p.class_id}): {p.probability:.3f}",
-                              button_style="info" if p.class_id == self.result.class_id else "",
-                              layout=W.Layout(width="220px"))
-            button.on_click(lambda _, cid=p.class_id: self.set(target=cid))
-            bar = W.FloatProgress(value=p.probability, min=0, max=1,
-                                  layout=W.Layout(width="200px"))
-            rows.append(W.HBox([button, bar, W.Label(f"{p.probability:.3f}")]))
-        self._top.children = rows
+        """Top-5 as a clickable bar chart; rows are built once and updated in place."""
+        if not self._top.children:
+            self._top.children = [self._prediction_row() for _ in range(5)]
+        predictions = self.explainer.predict(prepared, top=5)
+        for row, p in zip(self._top.children, predictions):
+            button, bar, label = row.children
+            button.class_id = p.class_id
+            button.description = f"{p.class_id} {p.label}"[:28]
+            button.tooltip = f"{p.label} ({p.class_id}): {p.probability:.3f}"
+            button.button_style = "info" if p.class_id == self.result.class_id else ""
+            bar.value, label.value = p.probability, f"{p.probability:.3f}"
+
+    def _prediction_row(self) -> W.HBox:
+        button = W.Button(layout=W.Layout(width="220px"))
+        button.on_click(lambda b: self.set(target=b.class_id))
+        return W.HBox([button, W.FloatProgress(min=0, max=1, layout=W.Layout(width="200px")),
+                       W.Label()])
 
     # ------------------------------------------------------------------ render
     def _render(self) -> None:
