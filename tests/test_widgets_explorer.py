@@ -1,0 +1,109 @@
+"""The Explorer driven from Python, headless: figure data, engine calls, errors in the widget."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cam_widgets.widgets.explorer import Explorer
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return Explorer(image="chelsea")
+
+
+def heat(explorer):
+    return np.array(explorer.panels.heatmap(0).z, dtype=float)
+
+
+def test_first_view_is_the_top_class_on_the_default_layer(explorer):
+    assert explorer.result.class_id == 285 and explorer.result.layer == "features.8"
+    assert heat(explorer).shape == (7, 7)
+    buttons = [row.children[0] for row in explorer._top.children]
+    assert buttons[0].description.startswith("285") and buttons[0].button_style == "info"
+
+
+def test_class_switch_changes_the_map_without_a_forward(explorer):
+    engine = explorer.explainer.engine
+    forwards, before = engine.forward_calls, heat(explorer)
+    figure = explorer.panels.figure
+    explorer._top.children[1].children[0].click()  # the second prediction row
+    assert explorer.result.class_id == explorer._top.children[1].children[0].class_id
+    assert not np.allclose(heat(explorer), before)
+    assert engine.forward_calls == forwards and explorer.panels.figure is figure
+    explorer._controls["search"].value = "242 boxer"
+    assert explorer.result.class_id == 242 and "boxer" in figure.layout.annotations[0].text
+
+
+def test_method_and_layer_controls(explorer):
+    before = heat(explorer)
+    explorer._controls["method"].value = "gradcam++"
+    assert explorer.result.method == "gradcam++" and not np.allclose(heat(explorer), before)
+    explorer._controls["layer"].value = "features.5"
+    assert heat(explorer).shape == (14, 14)
+    explorer._controls["method"].value = "guided_backprop"
+    assert heat(explorer).shape == (56, 56)  # input-resolution maps are downsampled to send
+    explorer.set(method="gradcam", layer="features.8")
+
+
+def test_display_changes_never_call_the_engine(explorer, monkeypatch):
+    calls = explorer.engine_calls
+    z = heat(explorer)
+    explorer._controls["opacity"].value = 0.9
+    explorer._controls["colormap"].value = "jet"
+    explorer._controls["view"].value = "raw"
+    assert explorer.engine_calls == calls
+    assert np.allclose(heat(explorer), z)
+    assert explorer.panels.heatmap(0).opacity == 1.0 and explorer.panels.heatmap(0).zsmooth is False
+    explorer._controls["view"].value = "overlay"
+    assert explorer.panels.heatmap(0).opacity == 0.9
+
+
+def test_errors_appear_in_the_widget(explorer):
+    explorer._controls["search"].value = "zebraa"
+    assert "cw-error" in explorer.status.line.value and "zebra" in explorer.status.line.value
+    assert all(not c.disabled for c in explorer._compute_controls())  # busy state restored
+
+
+def test_smoothgrad_reports_progress(explorer):
+    seen = []
+    explorer.status.progress.observe(lambda c: seen.append(c["new"]), names="value")
+    explorer.set(method="vanilla", smooth=True, samples=4, noise=0.1)
+    assert explorer.result.params["samples"] == 4 and seen and seen[-1] == 1.0
+    explorer.set(smooth=False, method="gradcam")
+
+
+def figure_messages(figure):
+    """Record what the FigureWidget sends to the browser (restyle/relayout/update messages)."""
+    sent = []
+
+    def record(change):
+        if change["new"] is not None:
+            sent.append(len(json.dumps(change["new"], default=lambda o: np.asarray(o).tolist())))
+
+    figure.observe(record, names=["_py2js_restyle", "_py2js_relayout", "_py2js_update"])
+    return sent
+
+
+def test_bytes_sent_per_class_switch_stay_small(explorer):
+    sent = figure_messages(explorer.panels.figure)
+    explorer.set(target=281)
+    assert sent and sum(sent) < 100_000
+    sent.clear()
+    explorer._controls["opacity"].value = 0.3
+    assert sent and sum(sent) < 1_000  # an opacity change sends no map at all
+
+
+def test_probe_reports_the_value(explorer):
+    explorer._on_probe(0, 100.0, 50.0)
+    assert list(explorer.panels.marker(0).x) == [100.0]
+    assert f"{explorer.result.heatmap[50, 100]:.3f}" in explorer.status.line.value
+
+
+def test_export_and_static_fallback(explorer, tmp_path):
+    for suffix in (".png", ".npy", ".html"):
+        assert explorer.export(tmp_path / f"view{suffix}").stat().st_size > 0
+    static = Explorer(image="coffee", static=True)
+    assert static.panels is None and static.view.value[:4] == b"\x89PNG"
