@@ -141,24 +141,28 @@ def _light_vgg(vgg):
     """VGG16's features with a small head (the generic dilate copies the whole model)."""
     return nn.Sequential(OrderedDict(
         features=vgg.features, avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
-        classifier=nn.Linear(512, 10),
+        classifier=nn.Linear(512, 10, device=vgg.features[0].weight.device),
     )).eval()
 
 
-def test_generic_dilate_matches_article_vgg(vgg, dvgg):
+def test_generic_dilate_matches_article_vgg(dvgg):
+    with torch.device("meta"):  # shapes only: probe forwards on meta tensors are free
+        vgg = torchvision.models.vgg16()
     light = _light_vgg(vgg)
-    generic = dilate(light, after=None, probe_size=32)
+    generic = dilate(light, after=None)
     assert [c.dilation for c in _convs(generic.features)] == [c.dilation for c in _convs(dvgg.features)]
     assert [c.padding for c in _convs(generic.features)] == [c.padding for c in _convs(dvgg.features)]
     assert [i for i, m in enumerate(generic.features) if isinstance(m, nn.Identity)] == [4, 9, 16, 23, 30]
-    report = stride_report(light, generic, "features", probe_size=32)
+    report = stride_report(light, generic, "features")
     assert report["before"] == 32 and report["after"] == 1
-    assert output_stride(dvgg, "features.29", probe_size=32) == 1
-    assert output_stride(vgg, "features.29", probe_size=32) == 16
+    meta_dilated = dilated_vgg16(vgg)
+    assert output_stride(meta_dilated, "features.29") == 1
+    assert output_stride(meta_dilated, "pool") == 32
+    assert output_stride(vgg, "features.29") == 16
     # DeepLab-style: keep pool3 (features.16), output stride 8
-    os8 = dilate(light, after=16, probe_size=32)
+    os8 = dilate(light, after=16)
     assert [c.dilation[0] for c in _convs(os8.features)] == [1] * 10 + [2] * 3
-    assert output_stride(os8, probe_size=32) == 8
+    assert output_stride(os8) == 8
     assert isinstance(vgg.features[30], nn.MaxPool2d)  # input never mutated
 
 
@@ -216,25 +220,36 @@ def test_dilate_strided_conv_net():
 
 
 def test_dilate_resnet_matches_torchvision_dilation():
-    torch.manual_seed(0)
-    resnet = torchvision.models.resnet50().eval()
-    dilated = dilate(resnet, "layer2")
-    reference = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True])
+    with torch.device("meta"):  # shapes only: dilate's probe forward also runs on meta tensors
+        resnet50 = torchvision.models.resnet50()
+        reference = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True])
+    dilated = dilate(resnet50, "layer2")
     ours = [(m.stride, m.dilation, m.padding) for m in dilated.modules() if isinstance(m, nn.Conv2d)]
     theirs = [(m.stride, m.dilation, m.padding) for m in reference.modules() if isinstance(m, nn.Conv2d)]
     assert ours == theirs
-    assert stride_report(resnet, dilated, "layer4")["after"] == 8
+    assert stride_report(resnet50, dilated, "layer4") == {
+        "layer": "layer4", "before": 32, "after": 8, "probe_size": 64}
+    assert stride_report(resnet50, dilate(resnet50, "layer3"), "layer4")["after"] == 16
+
+
+def test_dilate_resnet_a_trous_values():
+    torch.manual_seed(0)
+    resnet = torchvision.models.resnet18().eval()  # torchvision itself cannot dilate BasicBlocks
+    dilated = dilate(resnet, "layer2")
     x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        grab = {}
-        h0 = resnet.layer4.register_forward_hook(lambda m, i, o: grab.update(a=o))
-        h1 = dilated.layer4.register_forward_hook(lambda m, i, o: grab.update(b=o))
-        resnet(x), dilated(x)
+    grab = {}
+    h0 = resnet.layer4.register_forward_hook(lambda m, i, o: grab.update(a=o))
+    h1 = dilated.layer4.register_forward_hook(lambda m, i, o: grab.update(b=o))
+    try:
+        with torch.no_grad():
+            resnet(x), dilated(x)
+    finally:
         h0.remove(), h1.remove()
+    assert grab["a"].shape[-2:] == (2, 2) and grab["b"].shape[-2:] == (8, 8)
     torch.testing.assert_close(grab["b"][..., ::4, ::4], grab["a"], rtol=1e-4, atol=1e-4)
 
 
-def test_dilate_errors(vgg):
+def test_dilate_errors(vgg, dvgg):
     with pytest.raises(UnknownLayerError, match="Did you mean 'features.6'"):
         dilate(vgg, after="features.61")
     with pytest.raises(InvalidParameterError, match="index"):
@@ -261,9 +276,10 @@ def test_dilate_errors(vgg):
     with pytest.raises(InvalidParameterError, match="forward code"):
         dilate(FunctionalPool())
     with pytest.raises(InvalidParameterError, match="Not a torchvision VGG16"):
-        dilated_vgg16(torchvision.models.alexnet())
+        with torch.device("meta"):
+            dilated_vgg16(torchvision.models.alexnet())
     with pytest.raises(InvalidParameterError, match="Not a torchvision VGG16"):
-        dilated_vgg16(dilated_vgg16(vgg))
+        dilated_vgg16(dvgg)
 
 
 def test_build_dilated_vgg16(tmp_path, monkeypatch, vgg):
@@ -274,14 +290,14 @@ def test_build_dilated_vgg16(tmp_path, monkeypatch, vgg):
     path.write_bytes(b"stand-in")  # the file read itself is covered by test_torchvision_zoo
     read = []
 
-    def fake_read(p):
+    def fake_read(p, name=None):
         read.append(p)
         return dict(vgg.state_dict())  # shared tensors: the zoo assigns, dilated_vgg16 copies
 
     monkeypatch.setattr(zoo, "load_state_dict_file", fake_read)
     spec = build_dilated_vgg16(weights_path=path)
     assert read == [path]
-    assert spec.name == "vgg16_dilated" and spec.default_layer == "features.29"
+    assert spec.name == "dilated_vgg16" and spec.default_layer == "features.29"
     assert isinstance(spec.model, DilatedVGG) and not spec.model.training
     assert torch.equal(spec.model.features[28].weight, vgg.features[28].weight)
     assert spec.model.features[28].dilation == (16, 16)

@@ -154,7 +154,7 @@ class _Trace:
                 f"Model could not run on a probe input: expected a model taking (1, 3, {self.probe}, "
                 f"{self.probe}) images, received {type(model).__name__} that raised "
                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
-                f"hint: pass a larger probe_size=."
+                f"hint: the model must accept a 3-channel image of that size; try another probe_size=."
             ) from None
         finally:
             model.train(was_training)
@@ -546,7 +546,7 @@ def build_dilated_vgg16(
         base_model="vgg16",
     )
     return ModelSpec(
-        name="vgg16_dilated",
+        name="dilated_vgg16",
         model=model,
         preprocess=base.preprocess,
         labels=base.labels,

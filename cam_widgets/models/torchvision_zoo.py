@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import socket
 import threading
+import warnings
 from typing import Any, Callable, Optional, Sequence
 from urllib.parse import urlparse
 
@@ -211,23 +213,38 @@ def fetch_weights(
 # --------------------------------------------------------------------------- loading
 
 
-def load_state_dict_file(path: os.PathLike | str) -> dict[str, torch.Tensor]:
-    """Read a state dict with ``torch.load(weights_only=True)``; never executes pickled code."""
+def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None) -> dict[str, torch.Tensor]:
+    """Read a state dict with ``torch.load(weights_only=True)``; never executes pickled code.
+
+    ``name`` (the model's zoo name) only makes the error hints precise.
+    """
     path = pathlib.Path(path)
+    fetch = f"cam-widgets fetch-weights {name}" if name else "cam-widgets fetch-weights <model>"
     if not path.is_file():
         raise WeightsUnavailableError(
             f"Weights file not found: expected an existing .pth file, received {str(path)!r}; "
-            f"hint: check the path given as weights_path=."
+            f"hint: check the path given as weights_path=, or run `{fetch}`."
         )
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*", category=UserWarning)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        refused = re.search(r"Unsupported global[^\n.]*", text)
+        if refused:
+            what = f"holds arbitrary pickled objects, refused without running them ({refused.group(0).strip()})"
+        else:
+            first = text.strip().splitlines()[0] if text.strip() else ""
+            if first.startswith("Weights only load failed"):
+                found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+                first = found.group(1) if found else "not a torch checkpoint"
+            detail = f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
+            what = f"is corrupt, truncated or not a torch checkpoint ({detail})"
         raise WeightsUnavailableError(
-            f"Weights file could not be read safely: expected a torch state dict (tensors only, "
-            f"loaded with weights_only=True), received {str(path)!r} that is corrupt, truncated or "
-            f"holds arbitrary pickled objects ({type(exc).__name__}: {first[:160]}); "
-            f"hint: delete it and fetch it again (cam-widgets fetch-weights)."
+            f"Weights file could not be read safely: expected a torch state dict of tensors "
+            f"(read with torch.load(weights_only=True)), received {str(path)!r} that {what}; "
+            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
         ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
@@ -237,7 +254,7 @@ def load_state_dict_file(path: os.PathLike | str) -> dict[str, torch.Tensor]:
         raise WeightsUnavailableError(
             f"Weights file is not a state dict: expected a dict of parameter names to tensors, "
             f"received {str(path)!r} holding a {type(obj).__name__}; "
-            f"hint: delete it and fetch it again (cam-widgets fetch-weights)."
+            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
         )
     return obj
 
@@ -246,7 +263,6 @@ def _fix_keys(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     """Renames torchvision applies to old checkpoints (densenet's 'norm.1' -> 'norm1')."""
     if not name.startswith("densenet"):
         return state_dict
-    import re
 
     pattern = re.compile(
         r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
@@ -374,7 +390,7 @@ def build_torchvision(
                 if why:
                     raise WeightsUnavailableError(_unavailable_message(key, dest, url, why))
                 source = fetch_weights(key, weights_name=weights.name)
-        state_dict = _fix_keys(key, load_state_dict_file(source))
+        state_dict = _fix_keys(key, load_state_dict_file(source, key))
         try:
             model = _load_into_new_model(key, kwargs, state_dict)
         except RuntimeError as exc:
