@@ -1,0 +1,96 @@
+"""Headless checks of the studies: SmoothGrad snapshots, layer sweep, dilated twin."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+pytest.importorskip("plotly")
+
+from cam_widgets.api import get_explainer  # noqa: E402
+from cam_widgets.explainer import Explainer  # noqa: E402
+from cam_widgets.widgets.studies import (  # noqa: E402
+    DilationStudy, LayerSweep, SmoothGradStudy, stage_layers)
+
+
+def _z(panels, k) -> np.ndarray:
+    return np.asarray(panels.heatmap(k).z, dtype=float)
+
+
+@pytest.fixture(scope="module")
+def smooth():
+    return SmoothGradStudy(image="chelsea", model="efficientnet_lite0", method="vanilla",
+                           noise=0.2, samples=6, snapshots=(1, 3, 6))
+
+
+def test_smoothgrad_snapshots_from_one_run(smooth):
+    assert "cw-error" not in smooth.status.line.value
+    assert smooth.panels.count == 4
+    assert sorted(smooth.result.snapshots) == [1, 3, 6]
+    assert smooth.progress_calls >= 1
+    assert smooth.status.progress.value == pytest.approx(1.0)
+    maps = [_z(smooth.panels, k) for k in range(4)]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert not np.allclose(maps[i], maps[j]), (i, j)
+    titles = [a.text for a in smooth.panels.figure.layout.annotations[:4]]
+    assert titles[1:] == ["SmoothGrad n=1", "SmoothGrad n=3", "SmoothGrad n=6"]
+
+
+def test_smoothgrad_controls_update_in_place(smooth, monkeypatch):
+    figure = smooth.panels.figure
+    before = _z(smooth.panels, 3)
+    calls = smooth.engine_calls
+    smooth._controls["noise"].value = 0.1
+    assert smooth.state.noise == pytest.approx(0.1) and smooth.engine_calls == calls + 1
+    assert smooth.result.params["noise"] == pytest.approx(0.1)
+    assert smooth.panels.figure is figure
+    assert not np.allclose(before, _z(smooth.panels, 3))
+    monkeypatch.setattr(Explainer, "explain", lambda *a, **k: pytest.fail("engine called"))
+    smooth._controls["opacity"].value = 0.3
+    assert smooth.panels.heatmap(0).opacity == pytest.approx(0.3)
+    assert smooth.panels.figure is figure
+
+
+def test_layer_sweep_resolutions_increase_towards_the_input():
+    sweep = LayerSweep(image="chelsea", model="efficientnet_lite0", target=282)
+    explainer = get_explainer("efficientnet_lite0")
+    sides = [r.raw.shape[0] for r in sweep.results]
+    assert len(sides) >= 3 and sweep.panels.count == len(sides)
+    assert all(a > b for a, b in zip(sides, sides[1:]))  # shallow (fine) -> deep (coarse)
+    assert sweep.results[-1].layer == explainer.default_layer
+    assert {r.class_id for r in sweep.results} == {282}
+    for k, r in enumerate(sweep.results):
+        assert f"{sides[k]}x{sides[k]}" in sweep.panels.figure.layout.annotations[k].text
+    assert stage_layers(explainer, max_panels=3)[-1] == explainer.default_layer
+    assert len(stage_layers(explainer, max_panels=3)) == 3
+    sweep.set(target="notaclass")
+    assert "cw-error" in sweep.status.line.value and "notaclass" in sweep.status.line.value
+    assert sweep.state.target == 282
+
+
+def test_dilation_study_twin_has_finer_map():
+    study = DilationStudy(image="chelsea", base="efficientnet_lite0")
+    assert "cw-error" not in study.status.line.value, study.status.line.value
+    base, twin = study.results
+    assert base.raw.shape == (7, 7) and twin.raw.shape == (28, 28)
+    assert base.class_id == twin.class_id
+    assert study.panels.count == 2
+    assert _z(study.panels, 1).shape[0] > _z(study.panels, 0).shape[0]
+    assert all(ms > 0 for ms in study.timings)
+    table = study.table.value
+    assert "7x7" in table and "28x28" in table and "ms" in table and table.count("Egyptian cat") == 2
+
+
+def test_dilation_study_vgg16_offline_error_in_status():
+    try:
+        get_explainer("vgg16")
+    except Exception:  # noqa: BLE001 - the offline case this test is about
+        pass
+    else:
+        pytest.skip("VGG16 weights are on this machine")
+    study = DilationStudy(image="chelsea", base="vgg16")
+    line = study.status.line.value
+    assert "cw-error" in line and "vgg16" in line and "\n" not in line
+    assert study.panels is not None and study.panels.count == 2
+    assert study.results == []
