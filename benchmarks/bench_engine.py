@@ -30,6 +30,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from typing import Callable, Optional
 
 import torch
@@ -300,10 +301,13 @@ def bench_model(name: str, args, device) -> dict:
         return call
 
     s.add(f"sequential loop n={n} (article)", sequential)
-    results.update(s.run(args.smooth_repeats, args.warmup))
+    print(f"[bench] {name}: SmoothGrad group ...", file=sys.stderr, flush=True)
+    # no extra warm-up: group 1 already warmed the model, and n=100 calls are long
+    results.update(s.run(args.smooth_repeats, 0))
     gc.collect()
 
     # ---- group 3: memory over many calls --------------------------------------------
+    print(f"[bench] {name}: memory test ...", file=sys.stderr, flush=True)
     memory = memory_test(ex, args.memory_calls) if args.memory_calls else None
     del base
     gc.collect()
@@ -392,7 +396,7 @@ def markdown(runs: list[dict], args, device: torch.device) -> str:
         f"python {platform.python_version()}",
         f"- date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         f"- median of {args.repeats} timed calls after {args.warmup} warm-up (SmoothGrad: "
-        f"{args.smooth_repeats}), implementations interleaved round-robin in one process",
+        f"{args.smooth_repeats}, no warm-up), implementations interleaved round-robin in one process",
         "",
     ]
     for run in runs:
@@ -455,6 +459,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    warnings.filterwarnings("ignore", module=r"captum\..*")
     if args.threads:
         torch.set_num_threads(args.threads)
     from cam_widgets.engine.device import choose_device

@@ -9,8 +9,9 @@ pytest.importorskip("plotly")
 
 from cam_widgets.api import get_explainer  # noqa: E402
 from cam_widgets.explainer import Explainer  # noqa: E402
-from cam_widgets.widgets.studies import (  # noqa: E402
-    DilationStudy, LayerSweep, SmoothGradStudy, stage_layers)
+from cam_widgets.widgets import (  # noqa: E402
+    DilationStudy, LayerSweep, SmoothGradStudy)
+from cam_widgets.widgets.study_base import stage_layers  # noqa: E402
 
 
 def _z(panels, k) -> np.ndarray:

@@ -266,6 +266,11 @@ def _dilate_conv(name: str, conv: nn.Conv2d, mult: int) -> None:
     k = _pair(conv.kernel_size)
     d0 = _pair(conv.dilation)
     stride = _pair(conv.stride)
+    if getattr(conv, "pads_itself", False):
+        # computes "SAME" padding from the input, kernel, stride and dilation at every call
+        conv.stride = (1, 1)
+        conv.dilation = (d0[0] * mult, d0[1] * mult)
+        return
     if k == (1, 1):
         if conv.padding not in ((0, 0), 0, "valid", "same"):
             raise _unsupported(name, conv, "is a 1x1 conv with padding (changes the spatial size)")

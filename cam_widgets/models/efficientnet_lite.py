@@ -66,6 +66,9 @@ class Conv2dSame(nn.Conv2d):
     rest after (so stride-2 convolutions on even sizes pad only bottom/right).
     """
 
+    #: tells :func:`cam_widgets.models.dilate.dilate` to change only stride and dilation
+    pads_itself = True
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  stride: int = 1, groups: int = 1, bias: bool = False) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding=0,

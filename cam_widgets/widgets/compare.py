@@ -321,7 +321,7 @@ class Compare(W.VBox):
 
 def _default_values(by: str, model: str) -> tuple:
     if by == "layer":
-        from .studies import stage_layers
+        from .study_base import stage_layers
 
         return tuple(stage_layers(get_explainer(model), max_panels=4))
     return DEFAULT_VALUES.get(by, ())

@@ -11,7 +11,7 @@ import ipywidgets as W
 from ..api import get_explainer
 from ..data import load_image
 from ..methods import get_method, list_methods
-from ..models import DEFAULT_MODEL, list_models, resolve_class, search_classes
+from ..models import DEFAULT_MODEL, list_models, resolve_class
 from ..render import list_colormaps
 from ..result import Explanation
 from .common import StatusLine, busy, display_map, image_choices, load_choice

@@ -1,0 +1,202 @@
+"""Faithfulness scores: does the model still believe its class on what the map keeps?
+
+Both metrics run the explainer's model on perturbed copies of the preprocessed input, in
+batched forwards under ``torch.no_grad`` on the engine's device (``engine.scores``); only the
+final class probabilities come back to the CPU.
+
+- :func:`average_drop_increase`: Chattopadhay et al. 2018 (Grad-CAM++, sec. 6.1.1).
+- :func:`deletion_insertion`: Petsiuk et al. 2018 (RISE, sec. 4.1).
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InvalidImageError, InvalidParameterError, describe
+from .localization import as_maps
+
+__all__ = ["average_drop_increase", "deletion_insertion", "blur_baseline", "trapezoid_auc", "BASELINES"]
+
+BASELINES = ("blur", "zero")
+
+
+# --------------------------------------------------------------------------- helpers
+def _tensor_of(explainer, image: Any) -> torch.Tensor:
+    """(1, 3, H, W) float tensor of a PreparedImage (or anything ``explainer.prepare`` takes)."""
+    prepared = image if hasattr(image, "tensor") and hasattr(image, "key") else explainer.prepare(image)
+    return prepared.tensor.float()
+
+
+def _check_batch_size(batch_size: Optional[int], explainer) -> int:
+    if batch_size is None:
+        return explainer.engine.batch_size_for(1.0)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
+        raise InvalidParameterError(f"'batch_size' must be an int >= 1 (got {describe(batch_size)})")
+    return int(batch_size)
+
+
+def _probabilities(explainer, inputs: torch.Tensor, class_ids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """softmax(model(inputs))[i, class_ids[i]] in chunks of ``batch_size``, on the engine's device."""
+    engine, out = explainer.engine, []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            logits = engine.scores(inputs[start:start + batch_size]).float()
+            ids = class_ids[start:start + batch_size].to(logits.device)
+            out.append(torch.softmax(logits, dim=1).gather(1, ids[:, None])[:, 0])
+    return torch.cat(out)
+
+
+def _maps_for(heatmaps: Any, size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    maps, _ = as_maps(heatmaps)
+    if maps.shape[1:] != tuple(size):
+        raise InvalidParameterError(
+            f"heatmaps must have the model input size {tuple(size)} (got {maps.shape[1:]}); use "
+            "Explanation.heatmap, which is already upsampled")
+    return torch.from_numpy(maps).float().to(device)
+
+
+def blur_baseline(tensor: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
+    """RISE's insertion canvas: a Gaussian blur (kernel 11, sigma 5) of the input, per channel
+    (edges replicated, so tiny inputs work and borders do not darken)."""
+    radius = kernel // 2
+    x = torch.arange(kernel, dtype=tensor.dtype, device=tensor.device) - radius
+    g = torch.exp(-x.pow(2) / (2 * sigma ** 2))
+    g = (g / g.sum()).view(1, 1, 1, kernel).repeat(tensor.shape[1], 1, 1, 1)
+    padded = F.pad(tensor, (radius, radius, radius, radius), mode="replicate")
+    rows = F.conv2d(padded, g, groups=tensor.shape[1])
+    return F.conv2d(rows, g.transpose(2, 3), groups=tensor.shape[1])
+
+
+# --------------------------------------------------------------------------- Average Drop
+def average_drop_increase(explainer, images: Union[Any, Sequence[Any]], heatmaps: Any,
+                          class_ids: Union[int, Sequence[int]], batch_size: Optional[int] = None,
+                          space: str = "tensor") -> dict:
+    """Average Drop % and Increase in Confidence % (Grad-CAM++, eq. 21-22).
+
+    E_c = I * L_c (the image times its [0, 1] map); Y_c and O_c are the softmax scores of class
+    c on I and on E_c. Average Drop = 100/N sum_i max(0, Y_c - O_c) / Y_c; Increase in
+    Confidence = 100/N sum_i 1[Y_c < O_c]. The product is taken in the preprocessed input
+    (``space="tensor"``: masked pixels become the dataset mean, as pytorch-grad-cam's
+    ``CamMultImageConfidenceChange`` does) or on the RGB image before preprocessing
+    (``space="pixel"``: masked pixels become black; needs images prepared from pixels).
+
+    Args:
+        images: one or a list of PreparedImage (or anything ``explainer.prepare`` takes).
+        heatmaps: (N, H, W) maps at the input size (or Explanations), one per image.
+        class_ids: one class id per image (or one int for all).
+
+    Returns:
+        dict(average_drop, increase_in_confidence, per_image=[dict(class_id, full, masked,
+        drop, increase)]) with percentages and probabilities as floats.
+    """
+    if space not in ("tensor", "pixel"):
+        raise InvalidParameterError(f"'space' must be 'tensor' or 'pixel' (got {describe(space)})")
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    prepared = [i if hasattr(i, "tensor") and hasattr(i, "key") else explainer.prepare(i) for i in items]
+    ids = [class_ids] * len(prepared) if isinstance(class_ids, Integral) else list(class_ids)
+    if len(ids) != len(prepared):
+        raise InvalidParameterError(
+            f"give one class id per image ({len(prepared)} images, got {len(ids)} class ids)")
+    ids = [explainer.resolve_class(int(c)) for c in ids]
+    device = explainer.device
+    full = torch.cat([p.tensor.float() for p in prepared]).to(device)
+    maps = _maps_for(heatmaps, full.shape[-2:], device)
+    if len(maps) != len(full):
+        raise InvalidParameterError(f"give one heatmap per image ({len(full)} images, got {len(maps)} maps)")
+    masked = _masked_inputs(explainer, prepared, maps) if space == "pixel" else full * maps[:, None]
+    size = _check_batch_size(batch_size, explainer)
+    targets = torch.tensor(ids, dtype=torch.long)
+    y = _probabilities(explainer, full, targets, size).double().cpu()
+    o = _probabilities(explainer, masked, targets, size).double().cpu()
+    drop = (y - o).clamp(min=0) / y.clamp(min=torch.finfo(torch.float64).tiny) * 100.0
+    increase = (y < o).double() * 100.0
+    per_image = [dict(class_id=c, full=float(a), masked=float(b), drop=float(d), increase=bool(i))
+                 for c, a, b, d, i in zip(ids, y, o, drop, increase)]
+    return dict(average_drop=float(drop.mean()), increase_in_confidence=float(increase.mean()),
+                per_image=per_image)
+
+
+def _masked_inputs(explainer, prepared, maps: torch.Tensor) -> torch.Tensor:
+    out = []
+    for p, m in zip(prepared, maps.cpu().numpy()):
+        if p.rgb is None:
+            raise InvalidImageError(
+                "space='pixel' needs images prepared from pixels (got a raw tensor); use space='tensor'")
+        rgb = np.clip(np.rint(p.rgb.astype(np.float64) * m[..., None]), 0, 255).astype(np.uint8)
+        out.append(explainer.spec.preprocess(rgb).float())
+    return torch.stack(out).to(maps.device)
+
+
+# --------------------------------------------------------------------------- deletion / insertion
+def deletion_insertion(explainer, image: Any, heatmap: Any, class_id: int, steps: int = 50,
+                       baseline: Union[str, tuple[str, str]] = "blur",
+                       batch_size: Optional[int] = None) -> dict:
+    """RISE deletion and insertion curves with their AUC (Petsiuk et al. 2018, sec. 4.1).
+
+    Pixels are ranked by saliency (highest first, ties by raster order); at step k of
+    ``steps`` the first min(k * ceil(HW / steps), HW) of them are removed (deletion: replaced
+    by the baseline) or inserted (insertion: copied from the image onto the baseline), and
+    the softmax probability of ``class_id`` is recorded, k = 0..steps. ``baseline`` is
+    ``"blur"`` (Gaussian, kernel 11, sigma 5: RISE's insertion canvas), ``"zero"`` (zeros of
+    the preprocessed input: RISE's deletion canvas), or a (deletion, insertion) pair such as
+    ``("zero", "blur")`` for the paper's setup. AUC is the trapezoid over the fraction axis.
+
+    Returns:
+        dict(fractions, deletion_curve, insertion_curve (numpy float64 arrays of steps + 1),
+        deletion_auc, insertion_auc (floats)).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
+        raise InvalidParameterError(f"'steps' must be an int >= 1 (got {describe(steps)})")
+    kinds = (baseline, baseline) if isinstance(baseline, str) else tuple(baseline)
+    if len(kinds) != 2 or any(k not in BASELINES for k in kinds):
+        raise InvalidParameterError(
+            f"'baseline' must be 'blur', 'zero' or a (deletion, insertion) pair of them (got {describe(baseline)})")
+    device = explainer.device
+    x = _tensor_of(explainer, image).to(device)
+    saliency = _maps_for(heatmap, x.shape[-2:], device)
+    if len(saliency) != 1:
+        raise InvalidParameterError(f"give one (H, W) heatmap (got {len(saliency)} maps)")
+    class_id = explainer.resolve_class(int(class_id))
+    pixels = x.shape[-1] * x.shape[-2]
+    per_step = math.ceil(pixels / steps)
+    counts = torch.clamp(torch.arange(steps + 1, device=device) * per_step, max=pixels)
+    order = torch.argsort(saliency.flatten(), descending=True, stable=True)
+    rank = torch.empty(pixels, dtype=torch.long, device=device)
+    rank[order] = torch.arange(pixels, device=device)
+    rank = rank.view(1, 1, *x.shape[-2:])
+    size = _check_batch_size(batch_size, explainer)
+    bases = {k: (blur_baseline(x) if k == "blur" else torch.zeros_like(x)) for k in set(kinds)}
+    deletion = _curve(explainer, x, bases[kinds[0]], rank, counts, class_id, size)
+    insertion = _curve(explainer, bases[kinds[1]], x, rank, counts, class_id, size)
+    fractions = (counts.double() / pixels).cpu().numpy()
+    return dict(fractions=fractions, deletion_curve=deletion, insertion_curve=insertion,
+                deletion_auc=trapezoid_auc(deletion, fractions),
+                insertion_auc=trapezoid_auc(insertion, fractions))
+
+
+def trapezoid_auc(values: np.ndarray, fractions: np.ndarray) -> float:
+    """Area under ``values`` over ``fractions`` by the trapezoid rule."""
+    return float(np.sum((values[1:] + values[:-1]) * np.diff(fractions)) / 2.0)
+
+
+def _curve(explainer, start: torch.Tensor, end: torch.Tensor, rank: torch.Tensor,
+           counts: torch.Tensor, class_id: int, batch_size: int) -> np.ndarray:
+    """Probabilities along start -> end, switching the top-ranked counts[k] pixels at step k.
+
+    Deletion goes image -> baseline, insertion baseline -> image; each chunk of steps is
+    built on the device and run as one batched forward.
+    """
+    out = []
+    ids = torch.full((len(counts),), class_id, dtype=torch.long)
+    with torch.no_grad():
+        for lo in range(0, len(counts), batch_size):
+            chunk = counts[lo:lo + batch_size]
+            switched = rank < chunk.view(-1, 1, 1, 1)  # (k, 1, H, W)
+            batch = torch.where(switched, end, start)
+            out.append(_probabilities(explainer, batch, ids[lo:lo + len(chunk)], batch_size))
+    return torch.cat(out).double().cpu().numpy()

@@ -1,0 +1,166 @@
+"""DilationStudy: a model and its dilated twin (article 000): predictions, resolution, cost."""
+from __future__ import annotations
+
+import html
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import ipywidgets as W
+import torch
+
+from ..api import get_explainer
+from ..errors import InvalidParameterError
+from ..explainer import Explainer
+from ..models import ModelSpec
+from ..models.dilate import dilate
+from ..result import Explanation
+from .common import display_map, load_choice
+from .study_base import _Study
+
+
+@dataclass(frozen=True)
+class DilationState:
+    image: str = "chelsea"
+    base: str = "vgg16"
+    target: object = None
+    layer: Optional[str] = None
+    opacity: float = 0.5
+    colormap: str = "viridis"
+
+
+BASES = ("vgg16", "efficientnet_lite0", "resnet50")
+
+
+class DilationStudy(_Study):
+    """A model and its dilated twin: top-5 of both, Grad-CAM map resolution, forward cost.
+
+    ``base="vgg16"`` uses the zoo's ``dilated_vgg16``; other models are dilated with
+    :func:`~cam_widgets.models.dilate.dilate` after the layer whose resolution is 4x that of
+    ``layer`` (the twin's map is 4x finer, e.g. 28x28 instead of 7x7). ``.results`` holds
+    both Explanations, ``.timings`` the forward cost of each in ms.
+    """
+
+    COMPUTE_CONTROLS = ("image", "base", "target", "layer")
+
+    def __init__(self, image: str = "chelsea", base: str = "vgg16", target=None,
+                 layer: Optional[str] = None) -> None:
+        self.results: list[Explanation] = []
+        self.timings: tuple[float, float] = (math.nan, math.nan)
+        self.table = W.HTML(value="")
+        self._twins: dict = {}
+        super().__init__(DilationState(image, base, target, layer), placeholders=2)
+
+    def _build_controls(self) -> dict:
+        s, c = self.state, self._common_controls(models=False)
+        c["base"] = W.Dropdown(options=list(dict.fromkeys((s.base,) + BASES)), value=s.base,
+                               description="model")
+        c["layer"] = W.Dropdown(options=[("default", "")], value="", description="layer")
+        return c
+
+    def _layout(self) -> W.Widget:
+        c = self._controls
+        return W.VBox([W.HBox([c["image"], c["base"], c["layer"], c["target"]]),
+                       W.HBox([c["opacity"], c["colormap"]])])
+
+    def _extra(self) -> list:
+        return [self.table]
+
+    def _normalize(self, changes: dict) -> dict:
+        if "base" in changes and "layer" not in changes:
+            changes["layer"] = None
+        return changes
+
+    def _compute(self, s: DilationState):
+        report = self.status.report
+        report(0, 4)
+        base, prepared, target = self._prepare(s, s.base)
+        if getattr(self, "_layers_of", None) != s.base:
+            self._layers_of = s.base
+            self._syncing = True
+            try:
+                self._controls["layer"].options = [("default", "")] + [
+                    (f"{l.name}  {l.resolution}", l.name) for l in base.layers()]
+            finally:
+                self._syncing = False
+        self.engine_calls += 1
+        first = base.explain(prepared, "gradcam", target, s.layer)
+        report(1, 4)
+        twin = self._twin(base, s.base, first.layer)
+        report(2, 4)
+        twin_prepared = twin.prepare(load_choice(s.image))
+        second = twin.explain(twin_prepared, "gradcam", first.class_id, first.layer)
+        report(3, 4)
+        self.timings = (_forward_ms(base, prepared), _forward_ms(twin, twin_prepared))
+        report(4, 4)
+        self.results = [first, second]
+        self.table.value = _dilation_table(
+            (s.base, twin.name), (base.predict(prepared), twin.predict(twin_prepared)),
+            [r.raw.shape for r in self.results], self.timings)
+        ratio = self.timings[1] / self.timings[0]
+        self.status.info(f"Grad-CAM @ {first.layer} for {first.label} ({first.class_id}): "
+                         f"{_side(first)} vs {_side(second)}; forward {ratio:.1f}x slower")
+        titles = [f"{name}: {_side(r)} map" for name, r in zip((s.base, twin.name), self.results)]
+        return prepared.rgb, [display_map(r) for r in self.results], titles
+
+    def _twin(self, base: Explainer, name: str, layer: str) -> Explainer:
+        if name == "vgg16":
+            return get_explainer("dilated_vgg16")
+        key = (name, layer)
+        if key not in self._twins:
+            self.status.info(f"building the dilated {name} (one probe forward)...")
+            after = finer_layer(base, layer)
+            model = dilate(base.spec.model, after=after)
+            spec = base.spec
+            self._twins[key] = Explainer(ModelSpec(
+                name=f"{name}_dilated", model=model.eval(), preprocess=spec.preprocess,
+                labels=spec.labels, input_size=spec.input_size, default_layer=layer,
+                input_range=spec.input_range,
+                description=f"{name} dilated after {after}"), device=base.device)
+        return self._twins[key]
+
+
+def finer_layer(explainer: Explainer, layer: str, factor: int = 4) -> str:
+    """The last layer before ``layer`` whose resolution is ``factor`` (else 2, 8) times finer,
+    preferring a stage output (same depth as ``layer``): where dilation starts."""
+    layers = explainer.layers()
+    names = [l.name for l in layers]
+    info = layers[names.index(layer)]
+    for f in (factor, 2, 8):
+        found = [l for l in layers[:names.index(layer)] if l.height == info.height * f]
+        if found:
+            same_depth = [l for l in found if l.name.count(".") == layer.count(".")]
+            return (same_depth or found)[-1].name
+    raise InvalidParameterError(
+        f"nothing to dilate: expected a layer before {layer!r} ({info.resolution}) with a finer "
+        f"resolution, found none; hint: choose a deeper layer.")
+
+
+def _forward_ms(explainer: Explainer, prepared, repeat: int = 2) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        started = time.perf_counter()
+        explainer.engine.scores(prepared.tensor)
+        if explainer.device.type == "cuda":
+            torch.cuda.synchronize(explainer.device)
+        best = min(best, time.perf_counter() - started)
+    return best * 1000.0
+
+
+def _side(result: Explanation) -> str:
+    return f"{result.raw.shape[0]}x{result.raw.shape[1]}"
+
+
+def _dilation_table(names, predictions, shapes, timings) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(n)}</th>" for n in names)
+    rows = "".join(
+        f"<tr><td>{k + 1}</td>" + "".join(
+            f"<td>{e(p.label)} ({p.class_id}) {p.probability:.3f}</td>" for p in pair) + "</tr>"
+        for k, pair in enumerate(zip(*predictions)))
+    res = "".join(f"<td>{h}x{w}</td>" for h, w in shapes)
+    cost = "".join(f"<td>{ms:.0f} ms</td>" for ms in timings)
+    return (f"<table class='cw-dilation'><tr><th>top-5</th>{head}</tr>{rows}"
+            f"<tr><td>Grad-CAM map</td>{res}</tr><tr><td>forward</td>{cost}</tr>"
+            f"<tr><td>ratio</td><td></td><td>{timings[1] / timings[0]:.1f}x</td></tr></table>")

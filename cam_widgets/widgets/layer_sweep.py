@@ -1,0 +1,70 @@
+"""LayerSweep: one class through the layers, from one backward."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import ipywidgets as W
+
+from ..methods import list_methods
+from ..models import DEFAULT_MODEL
+from ..result import Explanation
+from .common import display_map
+from .study_base import _Study, stage_layers
+
+
+@dataclass(frozen=True)
+class LayerSweepState:
+    image: str = "chelsea"
+    model: str = DEFAULT_MODEL
+    target: object = None
+    method: str = "gradcam"
+    layers: Optional[tuple] = None
+    max_panels: int = 8
+    opacity: float = 0.5
+    colormap: str = "viridis"
+
+
+class LayerSweep(_Study):
+    """One class through several layers (default: each stage's output, up to ``max_panels``,
+    ending at the default layer), all from one backward; titles give each map's resolution."""
+
+    COMPUTE_CONTROLS = ("image", "model", "target", "method")
+
+    def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
+                 method: str = "gradcam", layers: Optional[Sequence[str]] = None,
+                 max_panels: int = 8) -> None:
+        self.results: list[Explanation] = []
+        state = LayerSweepState(image, model, target, method,
+                                None if layers is None else tuple(layers), int(max_panels))
+        super().__init__(state, placeholders=len(layers) if layers else 1)
+
+    def _build_controls(self) -> dict:
+        s, c = self.state, self._common_controls()
+        c["method"] = W.Dropdown(options=[(m.title, m.name) for m in list_methods() if m.needs_layer],
+                                 value=s.method, description="method")
+        return c
+
+    def _layout(self) -> W.Widget:
+        c = self._controls
+        return W.VBox([W.HBox([c["image"], c["model"], c["method"], c["target"]]),
+                       W.HBox([c["opacity"], c["colormap"]])])
+
+    def _normalize(self, changes: dict) -> dict:
+        if "model" in changes and "layers" not in changes:
+            changes["layers"] = None  # another model's layers: back to its stages
+        if changes.get("layers") is not None:
+            changes["layers"] = tuple(changes["layers"])
+        return changes
+
+    def _compute(self, s: LayerSweepState):
+        explainer, prepared, target = self._prepare(s, s.model)
+        self.engine_calls += 1
+        names = list(s.layers) if s.layers else stage_layers(explainer, None, s.max_panels)
+        results = explainer.explain_layers(prepared, target, s.method, names)
+        self.results = results
+        r = results[0]
+        self.status.info(f"{r.method}: {r.label} ({r.class_id}) through {len(results)} layers "
+                         f"({r.seconds * 1000:.0f} ms for the last)")
+        titles = [f"{x.layer}  {x.raw.shape[0]}x{x.raw.shape[1]}" for x in results]
+        return prepared.rgb, [display_map(x) for x in results], titles

@@ -1,0 +1,79 @@
+"""SmoothGradStudy: vanilla vs SmoothGrad and the running mean over sample counts (article 004)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import ipywidgets as W
+
+from ..methods import list_methods
+from ..models import DEFAULT_MODEL
+from ..result import Explanation
+from .common import display_map
+from .study_base import _Study
+
+
+@dataclass(frozen=True)
+class SmoothGradState:
+    image: str = "chelsea"
+    model: str = DEFAULT_MODEL
+    target: object = None
+    method: str = "vanilla"
+    noise: float = 0.2
+    samples: int = 100
+    snapshots: tuple = (1, 2, 3, 10, 20, 30, 50, 75, 100)
+    opacity: float = 0.6
+    colormap: str = "viridis"
+
+
+class SmoothGradStudy(_Study):
+    """The plain map of ``method``, then the SmoothGrad running mean after each count of
+    ``snapshots`` noisy samples, all from ONE run (counts above ``samples`` show the final
+    mean). ``.plain`` and ``.result`` are the plain and smoothed Explanations."""
+
+    COMPUTE_CONTROLS = ("image", "model", "target", "method", "noise", "samples")
+    RESULT = "result"
+
+    def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
+                 method: str = "vanilla", noise: float = 0.2, samples: int = 100,
+                 snapshots: Sequence[int] = (1, 2, 3, 10, 20, 30, 50, 75, 100)) -> None:
+        self.plain: Optional[Explanation] = None
+        self.result: Optional[Explanation] = None
+        self.progress_calls = 0
+        snaps = tuple(sorted({int(n) for n in snapshots}))
+        super().__init__(SmoothGradState(image, model, target, method, float(noise), int(samples),
+                                         snaps), placeholders=len(snaps) + 1)
+
+    def _build_controls(self) -> dict:
+        s, c = self.state, self._common_controls()
+        c["method"] = W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
+                                 value=s.method, description="method")
+        c["noise"] = W.FloatSlider(value=s.noise, min=0.0, max=0.5, step=0.01, description="noise",
+                                   continuous_update=False)
+        c["samples"] = W.IntSlider(value=s.samples, min=1, max=max(100, s.samples),
+                                   description="samples", continuous_update=False)
+        return c
+
+    def _layout(self) -> W.Widget:
+        c = self._controls
+        return W.VBox([W.HBox([c["image"], c["model"], c["method"], c["target"]]),
+                       W.HBox([c["noise"], c["samples"], c["opacity"], c["colormap"]])])
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress_calls += 1
+        self.status.report(done, total)
+
+    def _compute(self, s: SmoothGradState):
+        explainer, prepared, target = self._prepare(s, s.model)
+        self.engine_calls += 1
+        plain = explainer.explain(prepared, s.method, target)
+        counts = [min(n, s.samples) for n in s.snapshots]
+        result = explainer.explain(prepared, s.method, plain.class_id, noise=s.noise,
+                                   samples=s.samples, snapshots=sorted(set(counts)),
+                                   progress=self._progress)
+        self.plain, self.result = plain, result
+        maps = [display_map(plain)] + [result.snapshots[n] for n in counts]
+        titles = [f"{plain.method}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
+        self.status.info(f"{plain.method}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
+                         f"{s.samples} samples in {result.seconds:.1f} s")
+        return prepared.rgb, maps, titles

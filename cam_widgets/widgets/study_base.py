@@ -1,0 +1,184 @@
+"""Shared base of the studies: a frozen state, controls, one HeatmapPanels, ``set(**changes)``."""
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Optional
+
+import ipywidgets as W
+import numpy as np
+
+from ..api import get_explainer
+from ..errors import InvalidParameterError, close_matches
+from ..explainer import Explainer
+from ..models import list_models, resolve_class
+from ..render import list_colormaps
+from .common import StatusLine, busy, image_choices, load_choice
+from .panels import HeatmapPanels
+
+DISPLAY = ("opacity", "colormap")
+
+
+def stage_layers(explainer: Explainer, layer: Optional[str] = None,
+                 max_panels: int = 8) -> list[str]:
+    """Up to ``max_panels`` layers from shallow to deep, ending at ``layer`` (default layer):
+    the last layer of each resolution among the siblings of ``layer`` (each stage's output),
+    evenly thinned when there are too many."""
+    layers = explainer.layers()
+    last = explainer.resolve_layer(layer)
+    names = [l.name for l in layers]
+    upto = layers[:names.index(last) + 1]
+    parent = last.rpartition(".")[0]
+    siblings = [l for l in upto if l.name.rpartition(".")[0] == parent]
+    stages = [l for k, l in enumerate(siblings)
+              if k == len(siblings) - 1 or siblings[k + 1].height != l.height]
+    chosen = stages if len(stages) >= 2 else siblings
+    count = max(1, int(max_panels))
+    if len(chosen) > count:
+        picks = sorted({int(round(i * (len(chosen) - 1) / max(count - 1, 1))) for i in range(count)})
+        chosen = [chosen[i] for i in picks]
+    names = [l.name for l in chosen]
+    return names if names[-1] == last else (names + [last])[-count:]
+
+
+def _parse_target(text: str):
+    text = str(text).strip()
+    if not text:
+        return None
+    head = text.split()[0]
+    return int(head) if head.isdigit() else text
+
+
+class _Study(W.VBox):
+    """Shared plumbing: state <-> controls, set(), busy/status, one panels figure."""
+
+    COMPUTE_CONTROLS: tuple = ()
+    RESULT = "results"
+
+    def __init__(self, state, placeholders: int) -> None:
+        self.state = state
+        self.status = StatusLine()
+        self.engine_calls = 0
+        self.panels: Optional[HeatmapPanels] = None
+        self._syncing = False
+        self._controls = self._build_controls()
+        self._figure_box = W.Box([])
+        super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
+        self._line = ""
+        with busy([], self.status):
+            self._apply(self.state)
+            self._line = self.status.line.value
+        if self.panels is None:  # the first computation failed: empty panels, error shown
+            self._show(np.zeros((224, 224, 3), np.uint8),
+                       [np.zeros((7, 7), np.float32)] * placeholders, ["(not computed)"] * placeholders)
+        self._sync_controls()
+        for name, control in self._controls.items():
+            control.observe(self._on_change(name), names="value")
+
+    # hooks for the subclasses
+    def _build_controls(self) -> dict:
+        raise NotImplementedError
+
+    def _layout(self) -> W.Widget:
+        raise NotImplementedError
+
+    def _extra(self) -> list:
+        return []
+
+    def _compute(self, state) -> tuple[np.ndarray, list, list[str]]:
+        raise NotImplementedError
+
+    def _normalize(self, changes: dict) -> dict:
+        return changes
+
+    # shared behaviour
+    def set(self, **changes):
+        """Change state fields from Python (as the controls do); errors go to the status line."""
+        with busy([self._controls[n] for n in self.COMPUTE_CONTROLS], self.status):
+            names = {f.name for f in fields(self.state)}
+            for key in changes:
+                if key not in names:
+                    raise InvalidParameterError(
+                        f"{type(self).__name__} has no setting {key!r}; it has "
+                        f"{', '.join(sorted(names))}." + close_matches(key, names))
+            changes = self._normalize(dict(changes))
+            new = replace(self.state, **changes)
+            if all(key in DISPLAY or getattr(new, key) == getattr(self.state, key)
+                   for key in changes):  # nothing for the engine: re-render only
+                self.state = new
+                self._render_display()
+                self.status.line.value = self._line  # the last good state's line, not an old error
+            else:
+                self._apply(new)
+                self._line = self.status.line.value
+        self._sync_controls()
+        return getattr(self, self.RESULT)
+
+    def _apply(self, state) -> None:
+        rgb, maps, titles = self._compute(state)
+        self.state = state
+        self._show(rgb, maps, titles, key=(state.image, rgb.shape))
+
+    def _show(self, rgb: np.ndarray, maps, titles, key=None) -> None:
+        if self.panels is None or self.panels.count != len(maps):
+            self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
+                                        colormap=self.state.colormap)
+            self.panels.on_probe(lambda k, x, y: self.panels.mark(x, y))
+            self._figure_box.children = [self.panels.figure]
+        else:
+            with self.panels.figure.batch_update():
+                if getattr(self, "_photo_key", None) != key:
+                    self.panels.set_image(rgb)
+                self.panels.set_maps(maps, titles, zrange=(0.0, 1.0))
+        self._photo_key = key
+        self._render_display()
+
+    def _render_display(self) -> None:
+        with self.panels.figure.batch_update():
+            self.panels.set_opacity(self.state.opacity)
+            self.panels.set_colormap(self.state.colormap)
+
+    def _on_change(self, name: str):
+        def changed(change):
+            if self._syncing:
+                return
+            new = _parse_target(change["new"]) if name == "target" else change["new"]
+            if name == "layer":
+                new = new or None
+            if getattr(self.state, name) != new:
+                self.set(**{name: new})
+        return changed
+
+    def _sync_controls(self) -> None:
+        self._syncing = True
+        try:
+            for name, control in self._controls.items():
+                value = getattr(self.state, name)
+                if name == "target":
+                    value = "" if value is None else str(value)
+                elif name == "layer":
+                    value = value or ""
+                if (name != "layer" or value in [o[1] for o in control.options]) \
+                        and control.value != value:
+                    control.value = value
+        finally:
+            self._syncing = False
+
+    def _common_controls(self, models=True) -> dict:
+        s = self.state
+        c = {"image": W.Dropdown(options=image_choices(), value=s.image, description="image")}
+        if models:
+            c["model"] = W.Dropdown(options=list(list_models()), value=s.model, description="model")
+        c["target"] = W.Combobox(placeholder="top class; or boxer, 282...", description="class",
+                                 ensure_option=False, continuous_update=False)
+        c["opacity"] = W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05, description="opacity")
+        c["colormap"] = W.Dropdown(options=list_colormaps(), value=s.colormap, description="colormap")
+        return c
+
+    def _prepare(self, state, model: str):
+        explainer = get_explainer(model)
+        if getattr(self, "_options_model", None) != model:
+            self._controls["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
+            self._options_model = model
+        prepared = explainer.prepare(load_choice(state.image))
+        target = None if state.target is None else resolve_class(state.target, explainer.labels)
+        return explainer, prepared, target

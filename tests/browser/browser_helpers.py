@@ -1,0 +1,66 @@
+"""Page helpers for the browser tests: read Plotly's state from the DOM, probe widgets."""
+from __future__ import annotations
+
+#: Per Plotly graph div: annotation texts and, per trace, its type and a digest of z / x / y.
+PLOT_STATE_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
+  titles: ((gd.layout || {}).annotations || []).map(a => a.text),
+  traces: (gd.data || []).map(t => {
+    const out = {type: t.type};
+    if (t.type === 'heatmap' && t.z) {
+      const rows = Array.from(t.z, r => Array.from(r, Number));
+      const flat = rows.flat();
+      out.shape = [rows.length, rows.length ? rows[0].length : 0];
+      out.sum = flat.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+      out.finite = flat.filter(Number.isFinite).length;
+      out.sample = flat.filter((_, i) => i % Math.max(1, Math.floor(flat.length / 64)) === 0)
+                       .slice(0, 64).map(v => Math.round(v * 1e4) / 1e4);
+    }
+    if (t.type === 'scatter') {
+      out.x = Array.from(t.x || [], Number);
+      out.y = Array.from(t.y || [], Number);
+    }
+    return out;
+  }),
+  calcdataHeatmaps: (gd.calcdata || []).filter(c => c[0] && c[0].trace && c[0].trace.type === 'heatmap').length,
+}))"""
+
+
+def plot_state(page) -> list[dict]:
+    return page.evaluate(PLOT_STATE_JS)
+
+
+def heatmaps(plot: dict) -> list[dict]:
+    return [t for t in plot["traces"] if t["type"] == "heatmap"]
+
+
+def markers(plot: dict) -> list[dict]:
+    return [t for t in plot["traces"] if t["type"] == "scatter"]
+
+
+def status_text(page, nth: int = 0) -> str:
+    """Text of the nth status line (.cw-status / .cw-warning / .cw-error)."""
+    return page.evaluate(
+        """n => { const e = document.querySelectorAll('.cw-status, .cw-warning, .cw-error')[n];
+                  return e ? e.textContent : null; }""", nth)
+
+
+# Voila: window.jupyterapp.widgetManager is exposed. anywidget (0.9-0.11) rejects a model's
+# `runtime.ready` if its ESM has not loaded+initialised within 2 s; afterwards the model
+# silently drops every Python->JS message. Send each AnyModel an empty update and see it handled.
+DEAD_ANYWIDGETS_JS = """async () => {
+  const wm = window.jupyterapp && window.jupyterapp.widgetManager;
+  if (!wm) return null;
+  const ents = wm._models instanceof Map ? [...wm._models.entries()] : Object.entries(wm._models);
+  const dead = [];
+  for (const [id, p] of ents) {
+    const m = await p;
+    if (m.get('_model_name') !== 'AnyModel') continue;
+    const msg = {content: {data: {method: 'update', state: {}, buffer_paths: []}}, buffers: [],
+                 metadata: {}, header: {msg_type: 'comm_msg'}, parent_header: {}};
+    try {
+      await Promise.race([m._handle_comm_msg(msg),
+                          new Promise((_, rej) => setTimeout(() => rej(new Error('probe timeout')), 5000))]);
+    } catch (e) { dead.push(id + ': ' + (e && e.message)); }
+  }
+  return dead;
+}"""

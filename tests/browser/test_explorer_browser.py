@@ -1,0 +1,181 @@
+"""The quickstart notebook in Voila + headless Chromium: the Explorer and Compare widgets render,
+respond to clicks and dropdowns, and every FigureWidget takes updates from Python.
+
+Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest tests/browser -q -m browser
+The tests of this module share one page (one kernel) and run in file order.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from browser_helpers import (DEAD_ANYWIDGETS_JS, heatmaps, markers, plot_state,
+                             status_text)
+
+pytestmark = pytest.mark.browser
+
+LOAD_TIMEOUT = 120_000     # kernel start + imports + model load + first map (about 20 s here)
+UPDATE_TIMEOUT = 45_000    # one engine call and its round trip
+
+
+def _explorer_plot(page) -> dict:
+    return plot_state(page)[0]
+
+
+def _compare_plot(page) -> dict:
+    return plot_state(page)[1]
+
+
+def _wait_first_title_change(page, plot_index: int, old: str, must_include: str,
+                             timeout: int = UPDATE_TIMEOUT) -> None:
+    """Bounded wait until panel 0's title of a plot differs from ``old`` and contains a text."""
+    page.wait_for_function(
+        """([i, old, inc]) => { const gd = document.querySelectorAll('.js-plotly-plot')[i];
+             const a = gd && gd.layout && gd.layout.annotations && gd.layout.annotations[0];
+             return !!a && a.text !== old && a.text.includes(inc); }""",
+        arg=[plot_index, old, must_include], timeout=timeout)
+
+
+def _wait_controls_enabled(page, timeout: int = UPDATE_TIMEOUT) -> None:
+    """The Explorer disables its compute controls while busy; wait for them to come back."""
+    page.wait_for_function(
+        """() => { const s = document.querySelector('.widget-dropdown select');
+                   return !!s && !s.disabled; }""", timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def quickstart(page, voila_server):
+    """Open the quickstart, wait for the Explorer's map and (bounded) the Compare figure, and
+    check that every FigureWidget model initialised (one reload allowed, see conftest)."""
+    timings = {}
+    last_error = None
+    for attempt in range(2):
+        t0 = time.monotonic()
+        page.goto(voila_server.url + "/", timeout=90_000)
+        page.wait_for_function(
+            """() => { const gd = document.querySelector('.js-plotly-plot');
+                       return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z); }""",
+            timeout=LOAD_TIMEOUT)
+        timings["explorer_rendered_s"] = round(time.monotonic() - t0, 1)
+        page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2",
+                               timeout=LOAD_TIMEOUT)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot')[1].querySelectorAll('.hm, image').length > 0",
+            timeout=30_000)
+        timings["compare_rendered_s"] = round(time.monotonic() - t0, 1)
+        voila_server.remember_children()
+        dead = page.evaluate(DEAD_ANYWIDGETS_JS)
+        timings["dead_probe"] = dead
+        if not dead:
+            break
+        last_error = f"attempt {attempt}: anywidget models not initialised in 2 s: {dead}"
+        print(last_error)
+    else:
+        pytest.fail(last_error)
+    print("quickstart timings:", timings)
+    return timings
+
+
+# ------------------------------------------------------------------------ Explorer
+def test_explorer_renders_photo_and_map(page, quickstart, artifacts):
+    plot = _explorer_plot(page)
+    assert [t["type"] for t in plot["traces"]] == ["image", "heatmap", "scatter"], plot
+    (heat,) = heatmaps(plot)
+    assert heat["finite"] > 0 and heat["sum"] > 0, heat
+    assert max(heat["sample"]) > min(heat["sample"]), "the map is flat"
+    assert plot["calcdataHeatmaps"] == 1          # plotly computed it, i.e. drew it
+    assert "Egyptian cat (285)" in plot["titles"][0], plot["titles"]
+    # the top-5 list: five buttons, the first one the predicted class
+    buttons = page.locator(".jupyter-button").filter(has_text=re.compile(r"^\d+ \S"))
+    texts = [t.strip() for t in buttons.all_text_contents()]
+    assert len(texts) >= 5 and texts[0].startswith("285 Egyptian cat"), texts
+    assert "Egyptian cat (285)" in (status_text(page) or ""), status_text(page)
+    # a drawn photo: plotly's image layer has an <image> with the JPEG data URI
+    assert page.locator(".js-plotly-plot").first.locator("image").count() >= 1
+    page.locator(".js-plotly-plot").first.screenshot(path=str(artifacts / "explorer_figure.png"))
+    _explorer_widget(page).screenshot(path=str(artifacts / "explorer.png"))
+
+
+def _explorer_widget(page):
+    """The Explorer's outermost box: the cell output holding the first figure."""
+    return page.locator(".jp-OutputArea-output").filter(
+        has=page.locator(".js-plotly-plot")).first
+
+
+def test_explorer_prediction_button_switches_class(page, quickstart):
+    before = _explorer_plot(page)
+    status_before = status_text(page)
+    button = page.locator(".jupyter-button").filter(has_text=re.compile(r"^282 ")).first
+    button.click()
+    _wait_first_title_change(page, 0, before["titles"][0], "(282)")
+    _wait_controls_enabled(page)
+    after = _explorer_plot(page)
+    (h0,), (h1,) = heatmaps(before), heatmaps(after)
+    assert h1["sample"] != h0["sample"], "heatmap z did not change in the browser"
+    assert "tiger cat (282)" in after["titles"][0], after["titles"]
+    page.wait_for_function(
+        "old => { const e = document.querySelector('.cw-status, .cw-warning, .cw-error');"
+        " return !!e && e.textContent !== old && e.textContent.includes('(282)'); }",
+        arg=status_before, timeout=UPDATE_TIMEOUT)
+    # the selected row is highlighted
+    assert "mod-info" in (button.get_attribute("class") or "")
+
+
+def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
+    before = _explorer_plot(page)
+    method = page.locator(".widget-dropdown").filter(
+        has=page.locator("label", has_text=re.compile(r"^method$"))).first.locator("select")
+    method.select_option(label="Grad-CAM++")
+    _wait_first_title_change(page, 0, before["titles"][0], "gradcam++")
+    _wait_controls_enabled(page)
+    after = _explorer_plot(page)
+    (h0,), (h1,) = heatmaps(before), heatmaps(after)
+    assert h1["sample"] != h0["sample"], "heatmap z did not change after the method change"
+    assert "gradcam++" in (status_text(page) or ""), status_text(page)
+    assert not [e for e in page.errors if "setData is not a function" not in e], page.errors
+    _explorer_widget(page).screenshot(path=str(artifacts / "explorer_gradcampp_282.png"))
+
+
+# ------------------------------------------------------------------------- Compare
+def _click_in_first_panel(page, fx: float = 0.5, fy: float = 0.45) -> None:
+    """Mouse click at a fraction of the first subplot's plot area of the Compare figure."""
+    drag = page.locator(".js-plotly-plot").nth(1).locator(".nsewdrag").first
+    box = drag.bounding_box()
+    assert box and box["width"] > 50 and box["height"] > 50, box
+    page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    page.wait_for_timeout(300)      # let plotly register the hover before the click
+    page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+
+
+def test_compare_click_marks_every_panel(page, quickstart, artifacts):
+    plot = _compare_plot(page)
+    panels = heatmaps(plot)
+    assert len(panels) >= 2, plot
+    assert all(h["finite"] > 0 for h in panels), panels
+    assert len(markers(plot)) == len(panels), plot
+    assert all(m["x"] == [] for m in markers(plot)), "markers before any click"
+    _click_in_first_panel(page)
+    n = len(panels)
+    page.wait_for_function(
+        """n => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
+             const s = gd.data.filter(t => t.type === 'scatter');
+             return s.length === n && s.every(t => t.x && t.x.length === 1 && t.y && t.y.length === 1); }""",
+        arg=n, timeout=UPDATE_TIMEOUT)
+    after = markers(_compare_plot(page))
+    xs, ys = {m["x"][0] for m in after}, {m["y"][0] for m in after}
+    assert len(xs) == 1 and len(ys) == 1, f"markers differ between panels: {after}"
+    x, y = xs.pop(), ys.pop()
+    assert 0 <= x < 224 and 0 <= y < 224, (x, y)
+    # the value table: one row per panel (or a column), with the pixel's values
+    output = page.locator(".jp-OutputArea-output").filter(
+        has=page.locator(".js-plotly-plot")).nth(1)
+    table = output.locator("table")
+    table.first.wait_for(state="visible", timeout=UPDATE_TIMEOUT)
+    text = table.first.inner_text()
+    assert re.search(r"\d\.\d", text), text
+    page.locator(".js-plotly-plot").nth(1).screenshot(path=str(artifacts / "compare_figure.png"))
+    output.screenshot(path=str(artifacts / "compare.png"))
+    page.screenshot(path=str(artifacts / "quickstart_page.png"), full_page=True)
+    assert not [e for e in page.errors if "setData is not a function" not in e], page.errors
