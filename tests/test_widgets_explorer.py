@@ -107,3 +107,14 @@ def test_export_and_static_fallback(explorer, tmp_path):
         assert explorer.export(tmp_path / f"view{suffix}").stat().st_size > 0
     static = Explorer(image="coffee", static=True)
     assert static.panels is None and static.view.value[:4] == b"\x89PNG"
+
+
+def test_a_failed_change_keeps_the_previous_view(explorer):
+    before = explorer.result
+    assert explorer.set(target="no such class") is before
+    assert "cw-error" in explorer.status.line.value
+    explorer._controls["model"].value = "vgg16"  # no weights offline: error shown, model kept
+    assert explorer.state.model == "efficientnet_lite0" and explorer.result is before
+    assert "vgg16" in explorer.status.line.value and "cw-error" in explorer.status.line.value
+    assert explorer._controls["layer"].value == explorer.state.layer
+    assert explorer._controls["model"].value == "efficientnet_lite0"

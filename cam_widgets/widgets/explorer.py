@@ -127,20 +127,38 @@ class Explorer(W.VBox):
 
     # ----------------------------------------------------------------- actions
     def set(self, **changes) -> Explanation:
-        """Change state fields from Python (as the controls do) and return the new result."""
-        display_only = True
+        """Change state fields from Python (as the controls do) and return the new result.
+
+        Errors (an unknown class name, missing weights...) are shown in the status line and
+        leave the previous state and view in place.
+        """
+        previous = dict(vars(self.state))
+        with busy(self._compute_controls(), self.status):
+            try:
+                self._apply(changes)
+            except Exception:
+                vars(self.state).update(previous)
+                if "model" in changes:
+                    self._prepare_model()
+                self._sync_controls()
+                raise
+        return self.result
+
+    def _apply(self, changes: dict) -> None:
         for key, value in changes.items():
             if key == "target" and value is not None:
                 value = resolve_class(value, self.explainer.labels)
             setattr(self.state, key, value)
-            display_only &= key not in COMPUTE
-        with busy(self._compute_controls(), self.status):
-            if "model" in changes:
-                self._prepare_model()
-            if not display_only:
-                self._compute()
-            self._render()
-        return self.result
+        if "model" in changes:
+            self._prepare_model()
+        if any(key in COMPUTE for key in changes):
+            self._compute()
+        self._render()
+
+    def _sync_controls(self) -> None:
+        """Controls show the state again (after a change that failed)."""
+        for name in ("image", "model", "layer", "method", "smooth", "noise", "samples"):
+            self._controls[name].value = getattr(self.state, name)
 
     def _on_compute(self, name: str):
         def changed(change):
@@ -157,9 +175,7 @@ class Explorer(W.VBox):
 
     def _on_search(self, change) -> None:
         text = change["new"].strip()
-        if not text:
-            return
-        with busy([], self.status):
+        if text:
             self.set(target=int(text.split()[0]) if text.split()[0].isdigit() else text)
 
     def _on_upload(self, change) -> None:
