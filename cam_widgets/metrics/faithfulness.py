@@ -40,15 +40,18 @@ def _check_batch_size(batch_size: Optional[int], explainer) -> int:
     return int(batch_size)
 
 
-def _probabilities(explainer, inputs: torch.Tensor, class_ids: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """softmax(model(inputs))[i, class_ids[i]] in chunks of ``batch_size``, on the engine's device."""
-    engine, out = explainer.engine, []
+def _softmax(explainer, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """(N, classes) softmax of the model on ``inputs``, in chunks, on the engine's device."""
     with torch.no_grad():
-        for start in range(0, len(inputs), batch_size):
-            logits = engine.scores(inputs[start:start + batch_size]).float()
-            ids = class_ids[start:start + batch_size].to(logits.device)
-            out.append(torch.softmax(logits, dim=1).gather(1, ids[:, None])[:, 0])
-    return torch.cat(out)
+        return torch.cat([torch.softmax(explainer.engine.scores(inputs[s:s + batch_size]).float(), dim=1)
+                          for s in range(0, len(inputs), batch_size)])
+
+
+def _probabilities(explainer, inputs: torch.Tensor, class_id: int, batch_size: int) -> torch.Tensor:
+    """softmax(model(inputs))[:, class_id] in chunks of ``batch_size``, on the engine's device."""
+    with torch.no_grad():
+        return torch.cat([torch.softmax(explainer.engine.scores(inputs[s:s + batch_size]).float(),
+                                        dim=1)[:, class_id] for s in range(0, len(inputs), batch_size)])
 
 
 def _maps_for(heatmaps: Any, size: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -96,29 +99,39 @@ def average_drop_increase(explainer, images: Union[Any, Sequence[Any]], heatmaps
     """
     if space not in ("tensor", "pixel"):
         raise InvalidParameterError(f"'space' must be 'tensor' or 'pixel' (got {describe(space)})")
-    items = list(images) if isinstance(images, (list, tuple)) else [images]
-    prepared = [i if hasattr(i, "tensor") and hasattr(i, "key") else explainer.prepare(i) for i in items]
-    ids = [class_ids] * len(prepared) if isinstance(class_ids, Integral) else list(class_ids)
-    if len(ids) != len(prepared):
-        raise InvalidParameterError(
-            f"give one class id per image ({len(prepared)} images, got {len(ids)} class ids)")
-    ids = [explainer.resolve_class(int(c)) for c in ids]
-    device = explainer.device
-    full = torch.cat([p.tensor.float() for p in prepared]).to(device)
+    prepared, ids = _images_and_classes(explainer, images, class_ids)
+    device, size = explainer.device, _check_batch_size(batch_size, explainer)
+    unique = {p.key: p for p in prepared}  # repeated images (several maps of one image) run once
+    row = {key: i for i, key in enumerate(unique)}
+    full = torch.cat([p.tensor.float() for p in unique.values()]).to(device)
+    full_probs = _softmax(explainer, full, size)[[row[p.key] for p in prepared]]
     maps = _maps_for(heatmaps, full.shape[-2:], device)
-    if len(maps) != len(full):
-        raise InvalidParameterError(f"give one heatmap per image ({len(full)} images, got {len(maps)} maps)")
-    masked = _masked_inputs(explainer, prepared, maps) if space == "pixel" else full * maps[:, None]
-    size = _check_batch_size(batch_size, explainer)
-    targets = torch.tensor(ids, dtype=torch.long)
-    y = _probabilities(explainer, full, targets, size).double().cpu()
-    o = _probabilities(explainer, masked, targets, size).double().cpu()
+    if len(maps) != len(prepared):
+        raise InvalidParameterError(
+            f"give one heatmap per image ({len(prepared)} images, got {len(maps)} maps)")
+    if space == "pixel":
+        masked = _masked_inputs(explainer, prepared, maps)
+    else:
+        masked = full[[row[p.key] for p in prepared]] * maps[:, None]
+    targets = torch.tensor(ids, dtype=torch.long, device=full_probs.device)
+    y = full_probs.gather(1, targets[:, None])[:, 0].double().cpu()
+    o = _softmax(explainer, masked, size).gather(1, targets[:, None])[:, 0].double().cpu()
     drop = (y - o).clamp(min=0) / y.clamp(min=torch.finfo(torch.float64).tiny) * 100.0
     increase = (y < o).double() * 100.0
     per_image = [dict(class_id=c, full=float(a), masked=float(b), drop=float(d), increase=bool(i))
                  for c, a, b, d, i in zip(ids, y, o, drop, increase)]
     return dict(average_drop=float(drop.mean()), increase_in_confidence=float(increase.mean()),
                 per_image=per_image)
+
+
+def _images_and_classes(explainer, images, class_ids) -> tuple[list, list[int]]:
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    prepared = [i if hasattr(i, "tensor") and hasattr(i, "key") else explainer.prepare(i) for i in items]
+    ids = [class_ids] * len(prepared) if isinstance(class_ids, Integral) else list(class_ids)
+    if len(ids) != len(prepared):
+        raise InvalidParameterError(
+            f"give one class id per image ({len(prepared)} images, got {len(ids)} class ids)")
+    return prepared, [explainer.resolve_class(int(c)) for c in ids]
 
 
 def _masked_inputs(explainer, prepared, maps: torch.Tensor) -> torch.Tensor:
@@ -192,11 +205,8 @@ def _curve(explainer, start: torch.Tensor, end: torch.Tensor, rank: torch.Tensor
     built on the device and run as one batched forward.
     """
     out = []
-    ids = torch.full((len(counts),), class_id, dtype=torch.long)
     with torch.no_grad():
         for lo in range(0, len(counts), batch_size):
-            chunk = counts[lo:lo + batch_size]
-            switched = rank < chunk.view(-1, 1, 1, 1)  # (k, 1, H, W)
-            batch = torch.where(switched, end, start)
-            out.append(_probabilities(explainer, batch, ids[lo:lo + len(chunk)], batch_size))
+            switched = rank < counts[lo:lo + batch_size].view(-1, 1, 1, 1)  # (k, 1, H, W)
+            out.append(_probabilities(explainer, torch.where(switched, end, start), class_id, batch_size))
     return torch.cat(out).double().cpu().numpy()

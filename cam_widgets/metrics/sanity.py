@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, close_matches, describe
+from ..explainer import Explainer
 
 __all__ = ["randomization_sanity", "spearman", "pearson", "randomization_steps"]
 
@@ -36,9 +37,15 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two [0, 1] maps (window 7, smaller on maps under 7 px; NaN under 3 px)."""
     from skimage.metrics import structural_similarity
 
-    return float(structural_similarity(a.astype(np.float64), b.astype(np.float64), data_range=1.0))
+    side = min(a.shape)
+    if side < 3:
+        return float("nan")
+    window = min(7, side if side % 2 else side - 1)
+    return float(structural_similarity(a.astype(np.float64), b.astype(np.float64), data_range=1.0,
+                                       win_size=window))
 
 
 def _has_params(module: nn.Module) -> bool:
@@ -116,8 +123,6 @@ def randomization_sanity(explainer, image: Any, method: str = "gradcam", class_i
         randomized so far, or at this step when independent), spearman, pearson, ssim (of the
         [0, 1] maps), flat (the map came out flat) and heatmap.
     """
-    from ..explainer import Explainer  # late import: metrics sits above the explainer
-
     prepared = image if hasattr(image, "tensor") and hasattr(image, "key") else explainer.prepare(image)
     original = explainer.explain(prepared, method, class_id, layer, **params)
     spec = explainer.spec

@@ -91,9 +91,8 @@ class Compare(W.VBox):
             self._apply(self.state)
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
-            self._build_panels(np.zeros((224, 224, 3), np.uint8),
-                               [np.zeros((7, 7), np.float32)] * max(len(values), 1),
-                               [str(v) for v in values] or ["(none)"])
+            self._titles = [str(v) for v in values] or ["(none)"]
+            self._build_panels(np.zeros((224, 224, 3), np.uint8))
         self._sync_controls()
         self._link()
 
@@ -207,6 +206,9 @@ class Compare(W.VBox):
         heatmap at input resolution, or the raw map value in shared-scale mode)."""
         self.probed = (float(x), float(y))
         self.panels.mark(x, y)
+        return self._fill_table(x, y)
+
+    def _fill_table(self, x: float, y: float) -> list[float]:
         shape = self.panels.image_shape
         shared = self.state.shared_scale
         values = [value_at(r.raw if shared else r.heatmap, x, y, shape) for r in self.results]
@@ -227,11 +229,12 @@ class Compare(W.VBox):
         results, rgb, titles = self._compute(state)
         self.state, self.results, self._titles = state, results, titles
         if self.panels is None or self.panels.count != len(results):
-            self._build_panels(rgb, [display_map(r) for r in results], titles)
-        elif getattr(self, "_photo_key", None) != (state.image, rgb.shape):
-            self.panels.set_image(rgb)
+            self._build_panels(rgb)
+        else:
+            if getattr(self, "_photo_key", None) != (state.image, rgb.shape):
+                self.panels.set_image(rgb)
+            self._render()
         self._photo_key = (state.image, rgb.shape)
-        self._render()
         seconds = sum(r.seconds for r in results) if state.by == "model" else results[0].seconds
         fixed = {"class": f"{state.method} @ {results[0].layer or 'input'}",
                  "method": f"class {results[0].label} ({results[0].class_id})",
@@ -288,24 +291,32 @@ class Compare(W.VBox):
         return results, photo, titles
 
     # ------------------------------------------------------------------ render
-    def _build_panels(self, rgb: np.ndarray, maps, titles) -> None:
-        self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
-                                    colormap=self.state.colormap)
+    def _build_panels(self, rgb: np.ndarray) -> None:
+        """A new figure in its final state, placed only once built (see HeatmapPanels)."""
+        maps, zrange, label = self._scaled_maps()
+        self.panels = HeatmapPanels(rgb, maps, self._titles, opacity=self.state.opacity,
+                                    colormap=self.state.colormap, zrange=zrange,
+                                    colorbar_title=label, probe=self.probed)
         self.panels.on_probe(self._on_probe)
         self._figure_box.children = [self.panels.figure]
         if self.probed is not None:
-            self.panels.mark(*self.probed)
+            self._fill_table(*self.probed)
+
+    def _scaled_maps(self):
+        """Maps per panel in [0, 1], or raw maps clipped at 0 on one shared scale."""
+        if not self.results:
+            return [np.zeros((7, 7), np.float32)] * len(self._titles), (0.0, 1.0), ""
+        if self.state.shared_scale:
+            clipped = [np.maximum(r.raw, 0.0) for r in self.results]
+            lo, hi = shared_scale(clipped)
+            unit = 10.0 ** math.floor(math.log10(hi)) if hi > 0 else 1.0
+            return [m / unit for m in clipped], (lo / unit, hi / unit), f"x{unit:.0e}"
+        return [display_map(r) for r in self.results], (0.0, 1.0), ""
 
     def _render(self) -> None:
         """Maps from the results (no engine call): per panel in [0, 1] or on a shared scale."""
         s, p = self.state, self.panels
-        if s.shared_scale:
-            clipped = [np.maximum(r.raw, 0.0) for r in self.results]
-            lo, hi = shared_scale(clipped)
-            unit = 10.0 ** math.floor(math.log10(hi)) if hi > 0 else 1.0
-            maps, zrange, label = [m / unit for m in clipped], (lo / unit, hi / unit), f"x{unit:.0e}"
-        else:
-            maps, zrange, label = [display_map(r) for r in self.results], (0.0, 1.0), ""
+        maps, zrange, label = self._scaled_maps()
         with p.figure.batch_update():
             p.set_maps(maps, self._titles, zrange=zrange)
             p.figure.layout.coloraxis.colorbar.title.text = label

@@ -65,12 +65,15 @@ class Explorer(W.VBox):
         if static:
             self.panels = None
             self.view = W.Image(value=b"", format="png")
-        else:
-            self.panels = HeatmapPanels(self._rgb(), [display_map(first)], [first.title],
-                                        opacity=self.state.opacity, colormap=self.state.colormap)
+            self._render_display()
+        else:  # built in its final state: no update before the browser draws it
+            self.panels = HeatmapPanels(self._prepared().rgb, [display_map(first)],
+                                        [first.title], opacity=self.state.opacity,
+                                        colormap=self.state.colormap, zrange=(0.0, 1.0),
+                                        view=self.state.view)
             self.view = self.panels.figure
         super().__init__([self._layout(), self.view, self.status.widget])
-        self._render()
+        self._render_status()
         self._link()
 
     # ---------------------------------------------------------------- controls
@@ -281,6 +284,10 @@ class Explorer(W.VBox):
         if self.panels is not None:
             self.panels.set_maps([display_map(r)], [r.title], zrange=(0.0, 1.0))
         self._render_display()
+        self._render_status()
+
+    def _render_status(self) -> None:
+        r = self.result
         if r.flagged:
             self.status.warn(r.status.message)
         else:

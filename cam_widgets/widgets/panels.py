@@ -22,16 +22,29 @@ class HeatmapPanels:
     """N panels side by side: photo + map + probe marker; shared zoom and colour axis."""
 
     def __init__(self, image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str], *,
-                 opacity: float = 0.5, colormap: str = "viridis", panel_size: int = 320) -> None:
+                 opacity: float = 0.5, colormap: str = "viridis", panel_size: int = 320,
+                 zrange: Optional[tuple[float, float]] = None, view: str = "overlay",
+                 colorbar_title: str = "", probe: Optional[tuple[float, float]] = None) -> None:
+        # Everything goes into the constructor: a FigureWidget updated after it was placed in
+        # a container but before the browser drew it never gets its click events wired (seen
+        # in Voila and JupyterLab), and Voila drops such early edits altogether.
         base = heatmap_figure(image, list(maps), list(titles), opacity=opacity,
-                              colorscale=colormap, panel_size=panel_size, image_format="jpeg")
+                              colorscale=colormap, panel_size=panel_size, image_format="jpeg",
+                              zmin=None if zrange is None else zrange[0],
+                              zmax=None if zrange is None else zrange[1])
         figure = go.Figure(layout=base.layout)
+        figure.layout.coloraxis.colorbar.title.text = colorbar_title
+        xs, ys = ([], []) if probe is None else ([probe[0]], [probe[1]])
+        raw = view == "raw"
         for k in range(len(maps)):
             photo, heat = base.data[2 * k], base.data[2 * k + 1]
+            photo.visible = not raw
+            if raw:
+                heat.update(zsmooth=False, opacity=1.0)
             figure.add_trace(photo)
             figure.add_trace(heat)
             figure.add_trace(go.Scatter(
-                x=[], y=[], mode="markers", showlegend=False, hoverinfo="skip",
+                x=xs, y=ys, mode="markers", showlegend=False, hoverinfo="skip",
                 marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)),
                 xaxis=heat.xaxis, yaxis=heat.yaxis, name=f"probe {k}"))
         self.figure = go.FigureWidget(figure)
@@ -69,11 +82,16 @@ class HeatmapPanels:
                 self.figure.layout.coloraxis.update(cmin=zrange[0], cmax=zrange[1], cauto=False)
 
     def set_image(self, image: np.ndarray) -> None:
-        """A new photo (sent once, as JPEG)."""
+        """A new photo (sent once, as JPEG); axes follow a change of size."""
         source = image_data_uri(image, "jpeg")
+        h, w = image.shape[:2]
         with self.figure.batch_update():
             for k in range(self.count):
                 self.photo(k).source = source
+            if (h, w) != tuple(self.image_shape):
+                self.image_shape = (h, w)
+                self.figure.update_xaxes(range=[-0.5, w - 0.5])
+                self.figure.update_yaxes(range=[h - 0.5, -0.5])
 
     def set_opacity(self, opacity: float) -> None:
         with self.figure.batch_update():

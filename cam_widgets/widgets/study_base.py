@@ -120,8 +120,9 @@ class _Study(W.VBox):
 
     def _show(self, rgb: np.ndarray, maps, titles, key=None) -> None:
         if self.panels is None or self.panels.count != len(maps):
+            # built in its final state, placed only once built (see HeatmapPanels)
             self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
-                                        colormap=self.state.colormap)
+                                        colormap=self.state.colormap, zrange=(0.0, 1.0))
             self.panels.on_probe(lambda k, x, y: self.panels.mark(x, y))
             self._figure_box.children = [self.panels.figure]
         else:
@@ -129,8 +130,8 @@ class _Study(W.VBox):
                 if getattr(self, "_photo_key", None) != key:
                     self.panels.set_image(rgb)
                 self.panels.set_maps(maps, titles, zrange=(0.0, 1.0))
+            self._render_display()
         self._photo_key = key
-        self._render_display()
 
     def _render_display(self) -> None:
         with self.panels.figure.batch_update():

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_helpers import plot_state
+from .browser_helpers import plot_state
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "00_quickstart.ipynb"

@@ -11,13 +11,14 @@ import time
 
 import pytest
 
-from browser_helpers import (DEAD_ANYWIDGETS_JS, heatmaps, markers, plot_state,
+from .browser_helpers import (DEAD_ANYWIDGETS_JS, heatmaps, markers, plot_state,
                              status_text)
 
 pytestmark = pytest.mark.browser
 
 LOAD_TIMEOUT = 120_000     # kernel start + imports + model load + first map (about 20 s here)
 UPDATE_TIMEOUT = 45_000    # one engine call and its round trip
+CLICK_TIMEOUT = 20_000     # a click on the map: browser -> Python -> browser, no engine call
 
 
 def _explorer_plot(page) -> dict:
@@ -138,15 +139,55 @@ def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
     _explorer_widget(page).screenshot(path=str(artifacts / "explorer_gradcampp_282.png"))
 
 
+def test_explorer_map_click_reports_pixel(page, quickstart):
+    """Clicking the map marks the pixel and writes its value in the status line."""
+    _click_in_panel(page, plot_index=0)
+    page.wait_for_function(
+        """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
+             const s = gd.data.find(t => t.type === 'scatter');
+             return !!s && s.x && s.x.length === 1; }""", timeout=CLICK_TIMEOUT)
+    page.wait_for_function(
+        "() => /pixel \\(\\d+, \\d+\\): value/.test((document.querySelector('.cw-status') || {}).textContent || '')",
+        timeout=CLICK_TIMEOUT)
+
+
 # ------------------------------------------------------------------------- Compare
-def _click_in_first_panel(page, fx: float = 0.5, fy: float = 0.45) -> None:
-    """Mouse click at a fraction of the first subplot's plot area of the Compare figure."""
-    drag = page.locator(".js-plotly-plot").nth(1).locator(".nsewdrag").first
+def _click_in_panel(page, plot_index: int, fx: float = 0.5, fy: float = 0.45) -> None:
+    """Mouse click at a fraction of the first subplot's plot area of a figure."""
+    drag = page.locator(".js-plotly-plot").nth(plot_index).locator(".nsewdrag").first
+    drag.scroll_into_view_if_needed()
     box = drag.bounding_box()
     assert box and box["width"] > 50 and box["height"] > 50, box
-    page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
+    page.mouse.move(x, y)
     page.wait_for_timeout(300)      # let plotly register the hover before the click
-    page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+    page.mouse.click(x, y)
+
+
+def test_compare_renders_linked_panels(page, quickstart, artifacts):
+    plot = _compare_plot(page)
+    panels = heatmaps(plot)
+    assert len(panels) == 2 and all(h["finite"] > 0 and h["sum"] > 0 for h in panels), plot
+    assert panels[0]["sample"] != panels[1]["sample"], "both classes give the same map"
+    assert [t["type"] for t in plot["traces"]] == ["image", "heatmap", "scatter"] * 2, plot
+    assert any("(285)" in t for t in plot["titles"]) and any("(282)" in t for t in plot["titles"]), plot
+    output = page.locator(".jp-OutputArea-output").filter(
+        has=page.locator(".js-plotly-plot")).nth(1)
+    page.locator(".js-plotly-plot").nth(1).screenshot(path=str(artifacts / "compare_figure.png"))
+    output.screenshot(path=str(artifacts / "compare.png"))
+    page.screenshot(path=str(artifacts / "quickstart_page.png"), full_page=True)
+
+
+def test_compare_receives_updates(page, quickstart):
+    """Python -> browser round trip on the Compare figure: its colormap dropdown."""
+    before = page.evaluate(
+        "() => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[1].layout.coloraxis.colorscale)")
+    colormap = page.locator(".widget-dropdown").filter(
+        has=page.locator("label", has_text=re.compile(r"^colormap$"))).nth(1).locator("select")
+    colormap.select_option("inferno")
+    page.wait_for_function(
+        """old => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[1].layout.coloraxis.colorscale) !== old""",
+        arg=before, timeout=UPDATE_TIMEOUT)
 
 
 def test_compare_click_marks_every_panel(page, quickstart, artifacts):
@@ -156,13 +197,13 @@ def test_compare_click_marks_every_panel(page, quickstart, artifacts):
     assert all(h["finite"] > 0 for h in panels), panels
     assert len(markers(plot)) == len(panels), plot
     assert all(m["x"] == [] for m in markers(plot)), "markers before any click"
-    _click_in_first_panel(page)
+    _click_in_panel(page, plot_index=1)
     n = len(panels)
     page.wait_for_function(
         """n => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
              const s = gd.data.filter(t => t.type === 'scatter');
              return s.length === n && s.every(t => t.x && t.x.length === 1 && t.y && t.y.length === 1); }""",
-        arg=n, timeout=UPDATE_TIMEOUT)
+        arg=n, timeout=CLICK_TIMEOUT)
     after = markers(_compare_plot(page))
     xs, ys = {m["x"][0] for m in after}, {m["y"][0] for m in after}
     assert len(xs) == 1 and len(ys) == 1, f"markers differ between panels: {after}"
@@ -172,10 +213,8 @@ def test_compare_click_marks_every_panel(page, quickstart, artifacts):
     output = page.locator(".jp-OutputArea-output").filter(
         has=page.locator(".js-plotly-plot")).nth(1)
     table = output.locator("table")
-    table.first.wait_for(state="visible", timeout=UPDATE_TIMEOUT)
+    table.first.wait_for(state="visible", timeout=CLICK_TIMEOUT)
     text = table.first.inner_text()
     assert re.search(r"\d\.\d", text), text
-    page.locator(".js-plotly-plot").nth(1).screenshot(path=str(artifacts / "compare_figure.png"))
-    output.screenshot(path=str(artifacts / "compare.png"))
-    page.screenshot(path=str(artifacts / "quickstart_page.png"), full_page=True)
+    output.screenshot(path=str(artifacts / "compare_probe.png"))
     assert not [e for e in page.errors if "setData is not a function" not in e], page.errors
