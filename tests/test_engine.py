@@ -205,3 +205,15 @@ def test_every_error_is_a_cam_widgets_error_with_one_line(tiny_explainer):
         with pytest.raises(CamWidgetsError) as info:
             case()
         assert "\n" not in str(info.value) and len(str(info.value)) > 20
+
+
+def test_gradient_cache_is_bounded(monkeypatch):
+    from cam_widgets.engine import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_CACHED_GRADIENT_BYTES", 2 * 2 * 16 * 4)  # 2 entries
+    explainer = Explainer(TinyNet(), input_size=(4, 4), labels=list("abc"))
+    for k in (0, 1, 2, 0, 1):
+        result = explainer.explain(tiny_input(), "gradcam", k, "relu")
+        assert result.class_id == k
+    _, capture = explainer.capture(tiny_input())
+    assert len(capture._layer_grads) == 2

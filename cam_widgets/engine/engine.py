@@ -35,6 +35,19 @@ class LayerInfo:
         return f"{self.height}x{self.width}"
 
 
+#: Bytes of gradients kept per capture (oldest dropped first), so memory stays bounded when
+#: classes keep changing; a sweep of every layer of one class fits easily.
+MAX_CACHED_GRADIENT_BYTES = 512 * 1024**2
+
+
+def _remember(cache: dict, key, value) -> None:
+    cache[key] = value
+    total = sum(t.numel() * t.element_size() for t in cache.values())
+    while total > MAX_CACHED_GRADIENT_BYTES and len(cache) > 1:
+        oldest = cache.pop(next(iter(cache)))
+        total -= oldest.numel() * oldest.element_size()
+
+
 class Capture:
     """A forward over N images (N=1 when cached per image) with per-(layer, class) gradient caches."""
 
@@ -64,10 +77,15 @@ class Capture:
             self.backward_calls += 1
             wrt = [self.forward.outputs[l] for l in missing_layers]
             grads = self.forward.gradients(torch.tensor(missing_ids), wrt)
-            for layer, grad in zip(missing_layers, grads):
-                for row, cls in enumerate(missing_ids):
-                    self._layer_grads[(layer, cls)] = grad[row]
-        return [torch.stack([self._layer_grads[(l, c)] for c in ids]) for l in layers]
+            fresh = {(layer, cls): grad[row] for layer, grad in zip(missing_layers, grads)
+                     for row, cls in enumerate(missing_ids)}
+        else:
+            fresh = {}
+        found = {key: fresh.get(key) if key in fresh else self._layer_grads[key]
+                 for key in ((l, c) for l in layers for c in ids)}
+        for key, value in fresh.items():
+            _remember(self._layer_grads, key, value)
+        return [torch.stack([found[(l, c)] for c in ids]) for l in layers]
 
     def input_gradients(self, class_ids: torch.Tensor, guided: bool = False) -> torch.Tensor:
         """(K, N, 3, H, W) input gradients, plain or guided, cached per class."""
@@ -76,9 +94,14 @@ class Capture:
         if missing:
             self.backward_calls += 1
             (grad,) = self.forward.gradients(torch.tensor(missing), [self.inputs], guided=guided)
-            for row, cls in enumerate(missing):
-                self._input_grads[(guided, cls)] = grad[row]
-        return torch.stack([self._input_grads[(guided, c)] for c in ids])
+            fresh = {(guided, cls): grad[row] for row, cls in enumerate(missing)}
+        else:
+            fresh = {}
+        found = [fresh[(guided, c)] if (guided, c) in fresh else self._input_grads[(guided, c)]
+                 for c in ids]
+        for key, value in fresh.items():
+            _remember(self._input_grads, key, value)
+        return torch.stack(found)
 
 
 class Engine:
@@ -229,7 +252,7 @@ class Engine:
     def has_relu(self) -> bool:
         return self._has_relu
 
-    def batch_size_for(self, per_sample_factor: float = 3.0) -> int:
+    def batch_size_for(self, per_sample_factor: float = 2.0) -> int:
         """How many samples fit the memory budget in one batched pass with its backward."""
         if self._layers is None:
             self._probe()
@@ -238,8 +261,8 @@ class Engine:
             if self.device.type == "cuda":
                 free, _ = torch.cuda.mem_get_info(self.device)
                 budget = free // 2
-            else:
-                budget = 2 * 1024**3
+            else:  # batches of ~25 were the fastest on a 2-core CPU (benchmarks/RESULTS.md)
+                budget = 4 * 1024**3
         per_sample = max(1, int(self._bytes_per_sample * per_sample_factor))
         return max(1, int(budget // per_sample))
 
