@@ -48,7 +48,7 @@ def _builder(key: str) -> Optional[Callable[..., ModelSpec]]:
 
         return lambda pretrained, weights_path: build_efficientnet_lite0(pretrained=pretrained)
     if key == "dilated_vgg16":
-        from .dilate import build_dilated_vgg16
+        from .dilated_vgg import build_dilated_vgg16
 
         return lambda pretrained, weights_path: build_dilated_vgg16(
             weights_path=weights_path, pretrained=pretrained)
