@@ -3,12 +3,11 @@
 :func:`load_image` accepts paths, http(s) URLs, encoded bytes, PIL images and numpy
 arrays, and turns every problem (missing file, non-image, truncated file, NaN array,
 absurd size...) into a one-line :class:`~cam_widgets.errors.InvalidImageError`.
-:func:`sample_image` gives real photos bundled with scikit-image (no download).
+:mod:`.samples` gives real photos bundled with scikit-image (no download).
 """
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import os
 import pathlib
@@ -18,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from typing import Dict, Iterator, List, Tuple, Union
+from typing import Iterator, List, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -28,9 +27,6 @@ from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_m
 __all__ = [
     "load_image",
     "resize_for_model",
-    "list_samples",
-    "sample_image",
-    "sample_descriptions",
     "MIN_SIDE",
     "MAX_FILE_PIXELS",
 ]
@@ -149,70 +145,6 @@ def resize_for_model(rgb: ImageSource, size: Union[int, Tuple[int, int]] = (224,
         return np.array(arr, dtype=np.uint8, copy=True)
     pil = Image.fromarray(np.ascontiguousarray(arr))
     return np.asarray(pil.resize((width, height), resample=Image.BILINEAR), dtype=np.uint8).copy()
-
-
-# --------------------------------------------------------------------------- samples
-_SAMPLES: Dict[str, Tuple[str, str]] = {
-    # name: (loader key, description)
-    "chelsea": ("chelsea", "Chelsea the cat, a tabby (ImageNet: tabby / tiger cat / Egyptian cat)"),
-    "coffee": ("coffee", "a cup of espresso on a saucer (ImageNet: espresso / cup)"),
-    "astronaut": ("astronaut", "astronaut Eileen Collins, portrait with the US flag"),
-    "rocket": ("rocket", "a SpaceX Falcon 9 on its launch pad"),
-    "motorcycle": ("motorcycle", "a motorcycle (left image of the Middlebury stereo pair)"),
-    "camera": ("camera", "the cameraman, a grayscale photo converted to RGB"),
-    "clock": ("clock", "a wall clock, a grayscale photo converted to RGB"),
-}
-
-
-def list_samples() -> List[str]:
-    """Names of the bundled sample photos (from scikit-image's data, loaded offline)."""
-    return list(_SAMPLES)
-
-
-def sample_descriptions() -> Dict[str, str]:
-    """``{name: one-line description}`` of the sample photos, in :func:`list_samples` order."""
-    return {name: desc for name, (_, desc) in _SAMPLES.items()}
-
-
-def sample_image(name: str) -> np.ndarray:
-    """A sample photo as a fresh ``uint8`` (H, W, 3) RGB array.
-
-    The pixels come from ``skimage.data`` at run time (files installed with
-    scikit-image); nothing is copied into this repository or downloaded.
-
-    Raises:
-        InvalidParameterError: ``name`` is not one of :func:`list_samples`.
-        InvalidImageError: scikit-image or its data file is not available.
-    """
-    if not isinstance(name, str) or name.strip().lower() not in _SAMPLES:
-        hint = close_matches(str(name).strip().lower(), list(_SAMPLES)) if isinstance(name, str) else ""
-        if not hint:
-            hint = " Hint: see list_samples()."
-        raise InvalidParameterError(
-            f"Unknown sample image: expected one of {', '.join(_SAMPLES)}, received {describe(name)}.{hint}"
-        )
-    return _load_sample(name.strip().lower()).copy()
-
-
-@functools.lru_cache(maxsize=None)
-def _load_sample(name: str) -> np.ndarray:
-    key = _SAMPLES[name][0]
-    try:
-        import skimage.data as skdata
-
-        if key == "motorcycle":
-            raw = skdata.stereo_motorcycle()[0]
-        else:
-            raw = getattr(skdata, key)()
-    except Exception as exc:  # ImportError, missing data file, pooch not installed...
-        raise InvalidImageError(
-            f"Sample {name!r} could not be loaded: expected scikit-image's bundled data file,"
-            f" received {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}."
-            " Hint: pip install scikit-image, or pass your own image file."
-        ) from None
-    arr = _array_to_rgb(np.asarray(raw))
-    arr.setflags(write=False)
-    return arr
 
 
 # --------------------------------------------------------------------------- helpers

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from cam_widgets.data.images import sample_image
+from cam_widgets.data.samples import sample_image
 from cam_widgets.errors import InvalidParameterError, close_matches, describe
 
 __all__ = [

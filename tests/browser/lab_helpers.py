@@ -1,0 +1,86 @@
+"""JupyterLab 4 helpers for the browser tests: the extra requirement, a server command with isolated
+settings, and "Run All Cells" with a retry guard. The server class, the isolated Jupyter dirs and
+the Chromium page come from conftest.py."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import PY, REQUIRE, _WHY_SKIPPED, _isolated_env, require_browser_pieces
+
+#: lab's REST API answers once the server is up (the lab page itself is checked by the browser)
+LAB_READY_PATH = "/api"
+
+#: user settings written into the isolated settings dir: no news/update toast over the plots
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def require_jupyterlab() -> None:
+    """Skip (fail with CAM_WIDGETS_REQUIRE_BROWSER=1) without the browser pieces or jupyterlab."""
+    require_browser_pieces()
+    probe = "import jupyterlab, ipykernel"
+    if PY == sys.executable:
+        ok = (importlib.util.find_spec("jupyterlab") is not None
+              and importlib.util.find_spec("ipykernel") is not None)
+    else:
+        ok = subprocess.run([PY, "-c", probe], capture_output=True, timeout=60).returncode == 0
+    if ok:
+        return
+    why = (f"the JupyterLab browser test needs jupyterlab 4 importable in {PY} "
+           "(pip install 'jupyterlab>=4.2,<5')")
+    if REQUIRE:
+        pytest.fail(f"{why} (CAM_WIDGETS_REQUIRE_BROWSER=1)", pytrace=False)
+    if why not in _WHY_SKIPPED:
+        _WHY_SKIPPED.append(why)
+        print(f"\n[skip] {why}", file=sys.stderr)
+    pytest.skip(why)
+
+
+def lab_env(root: Path) -> dict:
+    """conftest's isolated Jupyter dirs plus lab's own settings and workspaces dirs."""
+    env = _isolated_env(root)
+    for var, sub in [("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
+                     ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces")]:
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(root / sub)
+    for rel, value in LAB_SETTINGS.items():
+        path = root / "lab-settings" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    return env
+
+
+def lab_command(port: int, root_dir: Path) -> list[str]:
+    cmd = [PY, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           "--IdentityProvider.token=", "--ServerApp.password=",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           f"--ServerApp.root_dir={root_dir}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")          # containers and CI often run as root
+    return cmd
+
+
+def lab_run_all_cells(page, attempts: int = 2) -> int:
+    """Run > Run All Cells through the menu bar (command runmenu:run-all); check that execution
+    started (a prompt shows [*] or [n]) and retry once if not. Returns the retries used."""
+    for attempt in range(attempts):
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        try:
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
+                         .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""", timeout=20_000)
+            return attempt
+        except Exception:  # noqa: BLE001 - the menu closed without running; try once more
+            page.keyboard.press("Escape")
+    raise AssertionError("Run All Cells did not start execution")
