@@ -18,6 +18,7 @@ APP_REQUIRES = ["voila==0.5.13", "ipykernel>=6.25"]
 EXTRAS_REQUIRE = {
     "app": APP_REQUIRES,
     "test": APP_REQUIRES + [
+        "jupyterlab>=4.2,<5",
         "pytest>=7.0",
         "grad-cam>=1.5",
         "captum>=0.7",

@@ -134,7 +134,7 @@ def heatmap_figure(
                 opacity=op,
                 zsmooth="best" if smooth else False,
                 name=str(title),
-                hovertemplate=f"<b>{label}</b><br>x=%{{x:.0f}}, y=%{{y:.0f}}<br>value=%{{z:.4f}}<extra></extra>",
+                hovertemplate=f"<b>{label}</b><br>x=%{{x:.0f}}, y=%{{y:.0f}}<br>map cell value=%{{z:.3f}}<extra></extra>",
             ),
             row=1,
             col=k,

@@ -80,3 +80,8 @@ def busy(controls: Sequence[W.Widget], status: StatusLine) -> Iterator[None]:
         for control, was in zip(controls, previous):
             control.disabled = was
         status.progress.layout.visibility = "hidden"
+
+
+def control_row(*controls: W.Widget) -> W.HBox:
+    """A row of controls that wraps instead of overflowing narrow outputs (JupyterLab)."""
+    return W.HBox(list(controls), layout=W.Layout(flex_flow="row wrap"))

@@ -15,7 +15,14 @@ from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL, list_models, resolve_class
 from ..render import list_colormaps, shared_scale
 from ..result import Explanation
-from .common import StatusLine, busy, display_map, image_choices, load_choice
+from .common import (
+    StatusLine,
+    busy,
+    control_row,
+    display_map,
+    image_choices,
+    load_choice,
+)
 from .panels import HeatmapPanels
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
@@ -120,9 +127,9 @@ class Compare(W.VBox):
 
     def _layout(self) -> W.Widget:
         c = self._controls
-        return W.VBox([W.HBox([c["image"], c["by"], c["values"]]),
-                       W.HBox([c["model"], c["method"], c["target"], c["layer"]]),
-                       W.HBox([c["shared_scale"], c["opacity"], c["colormap"]])])
+        return W.VBox([control_row(c["image"], c["by"], c["values"]),
+                       control_row(c["model"], c["method"], c["target"], c["layer"]),
+                       control_row(c["shared_scale"], c["opacity"], c["colormap"])])
 
     def _link(self) -> None:
         for name, control in self._controls.items():

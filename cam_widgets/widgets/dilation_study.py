@@ -16,7 +16,7 @@ from ..explainer import Explainer
 from ..models import ModelSpec
 from ..models.dilate import dilate
 from ..result import Explanation
-from .common import display_map, load_choice
+from .common import control_row, display_map, load_choice
 from .study_base import _Study
 
 
@@ -61,8 +61,8 @@ class DilationStudy(_Study):
 
     def _layout(self) -> W.Widget:
         c = self._controls
-        return W.VBox([W.HBox([c["image"], c["base"], c["layer"], c["target"]]),
-                       W.HBox([c["opacity"], c["colormap"]])])
+        return W.VBox([control_row(c["image"], c["base"], c["layer"], c["target"]),
+                       control_row(c["opacity"], c["colormap"])])
 
     def _extra(self) -> list:
         return [self.table]

@@ -14,7 +14,14 @@ from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL, list_models, resolve_class
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import StatusLine, busy, display_map, image_choices, load_choice
+from .common import (
+    StatusLine,
+    busy,
+    control_row,
+    display_map,
+    image_choices,
+    load_choice,
+)
 from .panels import HeatmapPanels
 
 #: Controls whose change needs the engine; the others only re-render.
@@ -99,7 +106,8 @@ class Explorer(W.VBox):
                                      description="opacity", continuous_update=True),
             "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap,
                                    description="colormap"),
-            "view": W.ToggleButtons(options=["overlay", "raw"], value=s.view),
+            "view": W.ToggleButtons(options=["overlay", "raw"], value=s.view,
+                                    style={"button_width": "72px"}),
             "export": W.Dropdown(options=[("export...", ""), ("PNG", ".png"), (".npy", ".npy"),
                                           ("HTML", ".html")], value="", description=""),
         }
@@ -108,10 +116,10 @@ class Explorer(W.VBox):
     def _layout(self) -> W.Widget:
         c = self._controls
         return W.VBox([
-            W.HBox([c["image"], c["upload"], c["url"]]),
-            W.HBox([c["model"], c["layer"], c["method"]]),
-            W.HBox([c["search"], c["smooth"], c["noise"], c["samples"]]),
-            W.HBox([c["opacity"], c["colormap"], c["view"], c["export"]]),
+            control_row(c["image"], c["upload"], c["url"]),
+            control_row(c["model"], c["layer"], c["method"]),
+            control_row(c["search"], c["smooth"], c["noise"], c["samples"]),
+            control_row(c["opacity"], c["colormap"], c["view"], c["export"]),
             self._top,
         ])
 

@@ -9,7 +9,7 @@ import ipywidgets as W
 from ..methods import list_methods
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import display_map
+from .common import control_row, display_map
 from .study_base import _Study, stage_layers
 
 
@@ -47,8 +47,8 @@ class LayerSweep(_Study):
 
     def _layout(self) -> W.Widget:
         c = self._controls
-        return W.VBox([W.HBox([c["image"], c["model"], c["method"], c["target"]]),
-                       W.HBox([c["opacity"], c["colormap"]])])
+        return W.VBox([control_row(c["image"], c["model"], c["method"], c["target"]),
+                       control_row(c["opacity"], c["colormap"])])
 
     def _normalize(self, changes: dict) -> dict:
         if "model" in changes and "layers" not in changes:
