@@ -217,3 +217,12 @@ def test_gradient_cache_is_bounded(monkeypatch):
         assert result.class_id == k
     _, capture = explainer.capture(tiny_input())
     assert len(capture._layer_grads) == 2
+
+
+def test_default_layer_of_a_plain_resnet_is_the_last_block_not_the_shortcut():
+    import torchvision
+
+    net = torchvision.models.resnet18(weights=None)
+    explainer = Explainer(net, input_size=(64, 64))
+    assert explainer.default_layer == "layer4.1"
+    assert "layer4.0.downsample" in {l.name for l in explainer.layers()}

@@ -152,3 +152,131 @@ def test_by_model_prepares_per_model_and_reports_missing_weights(widget):
 
 def test_parse_values():
     assert parse_values(" 242, tiger cat ,,282") == (242, "tiger cat", 282)
+
+
+# ------------------------------------------------------------------------ metrics section
+from cam_widgets.data import get_scene  # noqa: E402
+from cam_widgets.metrics import deletion_insertion, energy_pointing_game, pointing_game  # noqa: E402
+from cam_widgets.widgets import metrics_panel  # noqa: E402
+from cam_widgets.widgets.metrics_panel import BOX_SHAPE, POINTING_TOLERANCE, parse_box  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def scene_widget():
+    w = Compare(image="scene:two_class", model="efficientnet_lite0", by="class", values=(285, 967))
+    w.metrics.steps = 8  # a short curve keeps the CPU tests quick
+    return w
+
+
+@pytest.fixture
+def metric_calls(monkeypatch):
+    calls = []
+    for name in ("pointing_game", "energy_pointing_game", "iou_at_thresholds",
+                 "average_drop_increase", "deletion_insertion"):
+        original = getattr(metrics_panel, name)
+
+        def wrapper(*args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(metrics_panel, name, wrapper)
+    return calls
+
+
+def _metrics_on(w: Compare, box: str = "") -> None:
+    w.metrics.box.value = box
+    w.metrics.toggle.value = True
+    assert "cw-error" not in w.status.line.value
+
+
+def test_metrics_are_off_by_default_then_scene_boxes_give_one_row_per_panel(scene_widget, metric_calls):
+    w = scene_widget
+    assert not w.metrics.toggle.value and w.metrics.calls == 0 and w.metrics.table.value == ""
+    assert not w.panels.figure.layout.shapes
+    _metrics_on(w)
+    assert w.metrics.calls == 1
+    # batched: one call per localization metric for both panels, one Average Drop call
+    assert sorted(set(metric_calls)) == sorted(metric_calls)
+    table = w.metrics.table.value
+    assert table.count("<tr>") == 1 + 2 and "ground-truth" in table
+    cat, cup = get_scene("two_class").boxes
+    assert w.metrics.targets == [[cat.xyxy], [cup.xyxy]]
+    rows = w.metrics.rows
+    assert rows[0]["pointing"] is True  # the cat map points at the cat
+    maps = np.stack([r.heatmap for r in w.results])
+    energy = energy_pointing_game(maps, [[cat.xyxy], [cup.xyxy]])
+    assert [r["energy"] for r in rows] == pytest.approx(list(energy))
+    assert all(0.0 <= r["energy"] <= 1.0 for r in rows)
+    assert [r["pointing"] for r in rows] == list(
+        pointing_game(maps, [[cat.xyxy], [cup.xyxy]], tolerance=POINTING_TOLERANCE))
+    assert all(0.0 <= r["drop"] <= 100.0 and 0.0 <= r["iou"][0.5] <= 1.0 for r in rows)
+    shapes = w.panels.figure.layout.shapes
+    assert [(s.name, s.xref, s.x0, s.x1) for s in shapes] == [
+        (BOX_SHAPE, "x", cat.x0 - 0.5, cat.x1 - 0.5), (BOX_SHAPE, "x2", cup.x0 - 0.5, cup.x1 - 0.5)]
+
+
+def test_curve_aucs_equal_deletion_insertion_and_recompute_only_when_needed(scene_widget):
+    w = scene_widget
+    _metrics_on(w)
+    assert w.metrics.curve_for.options == tuple((t, k) for k, t in enumerate(w._titles))
+    assert w.metrics.curve_for.value == 0 and "<svg" in w.metrics.curve.value
+    explainer, prepared = w._sources[0]
+    direct = deletion_insertion(explainer, prepared, w.results[0].heatmap, 285, steps=w.metrics.steps)
+    assert w.metrics.curve_result["deletion_auc"] == pytest.approx(direct["deletion_auc"])
+    assert w.metrics.curve_result["insertion_auc"] == pytest.approx(direct["insertion_auc"])
+    assert f"{direct['insertion_auc']:.3f}" in w.metrics.curve.value
+    before = w.metrics.curve_calls
+    w.metrics.curve_for.value = 1
+    assert w.metrics.curve_calls == before + 1 and w._titles[1] in w.metrics.curve.value
+    w.metrics.curve_for.value = 0  # seen before: cached
+    w.set(opacity=0.7)  # display only: no metric at all
+    w.metrics.box.value = "0,0,112,224"  # a new box: table again, same maps: same curve
+    assert w.metrics.curve_calls == before + 1
+
+
+def test_typed_and_drawn_boxes(scene_widget):
+    w = scene_widget
+    _metrics_on(w, "0,0,112,224")
+    assert w.metrics.box_xyxy == (0, 0, 112, 224)
+    assert w.metrics.targets == [[(0, 0, 112, 224)]] * 2 and "typed" in w.metrics.table.value
+    assert [(s.x0, s.y1) for s in w.panels.figure.layout.shapes] == [(-0.5, 223.5)] * 2
+    calls = w.metrics.calls
+    w.metrics.box.value = "10, 20, nope"
+    line = w.status.line.value
+    assert "cw-error" in line and "x0,y0,x1,y1" in line and "\n" not in line
+    assert w.metrics.box_xyxy == (0, 0, 112, 224) and w.metrics.calls == calls
+    w.metrics.box.value = "0,0,300,10"
+    assert "cw-error" in w.status.line.value and "224" in w.status.line.value
+    # a rectangle drawn in panel 2 (the relayout the browser sends) becomes every panel's box
+    drawn = dict(type="rect", xref="x2", yref="y2", x0=119.5, y0=59.6, x1=9.5, y1=150.4)
+    shapes = [s.to_plotly_json() for s in w.panels.figure.layout.shapes] + [drawn]
+    w.panels.figure._js2py_relayout = {"relayout_data": {"shapes": shapes}, "source_view_id": "v"}
+    assert w.metrics.box.value == "10,60,120,151" and w.metrics.box_xyxy == (10, 60, 120, 151)
+    assert "cw-error" not in w.status.line.value
+    assert [s.name for s in w.panels.figure.layout.shapes] == [BOX_SHAPE] * 2
+
+
+def test_toggling_metrics_off_stops_metric_computation(scene_widget, metric_calls):
+    w = scene_widget
+    _metrics_on(w)
+    w.metrics.toggle.value = False
+    assert w.metrics.table.value == "" and w.metrics.curve.value == ""
+    assert not w.panels.figure.layout.shapes
+    calls, curves = w.metrics.calls, w.metrics.curve_calls
+    metric_calls.clear()
+    w.set(method="layercam")
+    w.metrics.curve_for.value = 1
+    assert w.state.method == "layercam"
+    assert metric_calls == [] and (w.metrics.calls, w.metrics.curve_calls) == (calls, curves)
+    _metrics_on(w)  # on again: the new maps are scored
+    assert w.metrics.calls == calls + 1 and "deletion_insertion" in metric_calls
+    w.metrics.toggle.value = False
+    w.set(method="gradcam")
+
+
+def test_parse_box():
+    assert parse_box("  ", (224, 224)) is None
+    assert parse_box("(1, 2, 30.4, 40)", (224, 224)) == (1, 2, 30, 40)
+    for bad in ("1,2,3", "5,5,5,9", "a,b,c,d", "0,0,225,10"):
+        with pytest.raises(Exception, match="x0"):
+            parse_box(bad, (224, 224))

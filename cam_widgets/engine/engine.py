@@ -183,18 +183,19 @@ class Engine:
         self._clone = frozenset(victims)
         self._layers = layers
         self._bytes_per_sample = total
+        self._final_aliases = [] if not layers else [
+            l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
 
     @property
     def default_layer(self) -> str:
-        """The last spatial layer; among names for the same output, the deepest block."""
+        """The last spatial layer; among modules returning that very tensor (``layer4`` and
+        ``layer4.2``, ``features`` and ``features.8``), the deepest block."""
         layers = self.layers
         if not layers:
             raise UnknownLayerError("this model has no layer with a spatial output larger than 1x1")
-        last = layers[-1]
-        same = [l.name for l in layers if (l.channels, l.height, l.width) == (last.channels, last.height, last.width)]
         modules = dict(self.model.named_modules())
-        blocks = [n for n in same if any(True for _ in modules[n].children())]
-        return max(blocks, key=lambda n: n.count(".")) if blocks else same[-1]
+        blocks = [n for n in self._final_aliases if any(True for _ in modules[n].children())]
+        return max(blocks, key=lambda n: n.count(".")) if blocks else self._final_aliases[-1]
 
     def check_layer(self, layer: str) -> LayerInfo:
         """The LayerInfo for ``layer`` or a clear error with close matches."""

@@ -23,6 +23,7 @@ from .common import (
     image_choices,
     load_choice,
 )
+from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
@@ -74,6 +75,11 @@ class Compare(W.VBox):
             ``by="model"``, the first model's top class, so that every panel shows one class).
         shared_scale: one colour range over the raw maps (clipped at 0) instead of each
             map normalised to [0, 1].
+
+    The "metrics" checkbox (off by default; ``self.metrics``, a
+    :class:`~cam_widgets.widgets.metrics_panel.MetricsPanel`) adds a table of localization
+    and faithfulness scores per panel against a typed, drawn or scene ground-truth box, and
+    the deletion / insertion curve of one panel.
     """
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, by: str = "class",
@@ -85,6 +91,7 @@ class Compare(W.VBox):
                                   target=target, layer=layer, shared_scale=shared_scale)
         self.status = StatusLine()
         self.results: list[Explanation] = []
+        self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
         self.engine_calls = 0
         self.probed: Optional[tuple[float, float]] = None
         self._syncing = False
@@ -92,7 +99,9 @@ class Compare(W.VBox):
         self.table = W.HTML(value="")
         self.panels: Optional[HeatmapPanels] = None
         self._figure_box = W.Box([])
-        super().__init__([self._layout(), self._figure_box, self.table, self.status.widget])
+        self.metrics = MetricsPanel(self)
+        super().__init__([self._layout(), self._figure_box, self.table, self.metrics.widget,
+                          self.status.widget])
         self._line = ""
         with busy([], self.status):
             self._apply(self.state)
@@ -229,13 +238,15 @@ class Compare(W.VBox):
     def _on_probe(self, panel: int, x: float, y: float) -> None:
         with busy([], self.status):
             self.probe(x, y)
+            self.metrics.probed()
 
     # ------------------------------------------------------------------ engine
     def _apply(self, state: CompareState) -> None:
         """Compute for ``state``; the state changes only when the computation succeeds."""
-        results, rgb, titles = self._compute(state)
-        self.state, self.results, self._titles = state, results, titles
-        if self.panels is None or self.panels.count != len(results):
+        results, rgb, titles, sources = self._compute(state)
+        self.state, self.results, self._titles, self._sources = state, results, titles, sources
+        rebuilt = self.panels is None or self.panels.count != len(results)
+        if rebuilt:
             self._build_panels(rgb)
         else:
             if getattr(self, "_photo_key", None) != (state.image, rgb.shape):
@@ -254,8 +265,9 @@ class Compare(W.VBox):
             self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
         if self.probed is not None:
             self.probe(*self.probed)
+        self.metrics.refresh(new_figure=rebuilt)
 
-    def _compute(self, s: CompareState) -> tuple[list[Explanation], np.ndarray, list[str]]:
+    def _compute(self, s: CompareState) -> tuple[list[Explanation], np.ndarray, list[str], list]:
         if s.by not in DIMENSIONS:
             raise InvalidParameterError(
                 f"'by' must be one of {', '.join(DIMENSIONS)} (got {s.by!r})."
@@ -283,19 +295,20 @@ class Compare(W.VBox):
                     f"which works on the input).")
             results = explainer.explain_layers(prepared, target, s.method, list(s.values))
             titles = [f"{r.layer}  {r.raw.shape[0]}x{r.raw.shape[1]}" for r in results]
-        return results, prepared.rgb, titles
+        return results, prepared.rgb, titles, [(explainer, prepared)] * len(results)
 
     def _compute_models(self, s: CompareState, rgb: np.ndarray):
-        results, photo, class_id = [], None, s.target
+        results, photo, class_id, sources = [], None, s.target, []
         for name in s.values:
             explainer = get_explainer(name)
             prepared = explainer.prepare(rgb)  # each model's own input size
+            sources.append((explainer, prepared))
             photo = prepared.rgb if photo is None else photo
             result = explainer.explain(prepared, s.method, class_id, s.layer)
             class_id = result.class_id if class_id is None else class_id
             results.append(result)
         titles = [f"{name}: {r.label} p={r.probability:.3f}" for name, r in zip(s.values, results)]
-        return results, photo, titles
+        return results, photo, titles, sources
 
     # ------------------------------------------------------------------ render
     def _build_panels(self, rgb: np.ndarray) -> None:
@@ -305,6 +318,7 @@ class Compare(W.VBox):
                                     colormap=self.state.colormap, zrange=zrange,
                                     colorbar_title=label, probe=self.probed)
         self.panels.on_probe(self._on_probe)
+        self.metrics.figure_built(self.panels.figure)
         self._figure_box.children = [self.panels.figure]
         if self.probed is not None:
             self._fill_table(*self.probed)
