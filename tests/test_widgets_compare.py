@@ -280,3 +280,17 @@ def test_parse_box():
     for bad in ("1,2,3", "5,5,5,9", "a,b,c,d", "0,0,225,10"):
         with pytest.raises(Exception, match="x0"):
             parse_box(bad, (224, 224))
+
+
+def test_a_new_figure_gets_its_box_shapes_only_once_the_browser_drew_it(scene_widget):
+    w = scene_widget
+    _metrics_on(w)
+    old = w.panels.figure
+    w.set(values=(285, 967, 281))  # three panels: a new figure
+    figure = w.panels.figure
+    assert figure is not old and w.metrics.table.value.count("<tr>") == 1 + 3
+    assert not figure.layout.shapes  # not edited between placement and the first draw
+    figure._js2py_relayout = {"relayout_data": {}, "source_view_id": "v"}  # the browser's first word
+    assert [s.xref for s in figure.layout.shapes] == ["x", "x2", "x3"]
+    w.metrics.toggle.value = False
+    w.set(values=(285, 967))

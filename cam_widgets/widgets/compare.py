@@ -265,7 +265,8 @@ class Compare(W.VBox):
             self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
         if self.probed is not None:
             self.probe(*self.probed)
-        self.metrics.refresh(new_figure=rebuilt)
+        with busy([], self.status):  # a metric error is shown; the new maps stay
+            self.metrics.refresh(new_figure=rebuilt)
 
     def _compute(self, s: CompareState) -> tuple[list[Explanation], np.ndarray, list[str], list]:
         if s.by not in DIMENSIONS:

@@ -22,8 +22,13 @@ import numpy as np
 
 from ..data import get_scene
 from ..errors import InvalidParameterError
-from ..metrics import average_drop_increase, deletion_insertion, energy_pointing_game, \
-    iou_at_thresholds, pointing_game
+from ..metrics import (
+    average_drop_increase,
+    deletion_insertion,
+    energy_pointing_game,
+    iou_at_thresholds,
+    pointing_game,
+)
 from .common import busy, control_row
 
 #: Name of the layout shapes that show the box (drawn shapes have no name).
@@ -152,7 +157,8 @@ def metrics_table_html(titles: Sequence[str], rows: Sequence[dict], source: str)
             f"<table class='cw-metrics-table'>{head}{''.join(body)}</table></div>")
 
 
-def curve_html(curve: dict, title: str, width: int = 340, height: int = 200) -> str:
+def curve_html(curve: dict, title: str, width: int = 340, height: int = 200,
+               note: str = "") -> str:
     """Deletion and insertion curves of :func:`deletion_insertion` as an inline SVG, with
     their AUCs in the caption."""
     left, right, top, bottom = 36, 10, 10, 28
@@ -179,7 +185,7 @@ def curve_html(curve: dict, title: str, width: int = 340, height: int = 200) -> 
     caption = (f"{html.escape(title)}: <span style='color:#c00'>deletion AUC "
                f"{curve['deletion_auc']:.3f}</span> (lower is better) &middot; "
                f"<span style='color:#06c'>insertion AUC {curve['insertion_auc']:.3f}</span> "
-               "(higher is better); probability of the panel's class")
+               f"(higher is better); probability of the panel's class{html.escape(note)}")
     return f"<figure class='cw-curve-figure' style='margin:0'>{svg}<figcaption style='font-size:90%'>{caption}</figcaption></figure>"
 
 
@@ -231,9 +237,11 @@ class MetricsPanel:
     # -------------------------------------------------------------- host hooks
     def figure_built(self, figure) -> None:
         """A new figure: listen for drawn rectangles; its shapes wait until the browser drew it."""
-        figure.layout.on_change(self._on_shapes, "shapes")
+        figure.observe(self._on_relayout, names="_js2py_relayout")
         self._pending = figure
-        self._watched.append(figure)
+        for old in self._watched:  # replaced before the browser spoke: stop waiting
+            old.unobserve(self._on_drawn, names=_BROWSER_MESSAGES)
+        self._watched = [figure]
         figure.observe(self._on_drawn, names=_BROWSER_MESSAGES)
 
     def refresh(self, new_figure: bool = False) -> None:
@@ -294,16 +302,30 @@ class MetricsPanel:
         with busy([self.curve_for], self.host.status):
             self._update_curve()
 
-    def _on_shapes(self, layout, shapes) -> None:
-        """A rectangle drawn in any panel becomes the box of every panel."""
-        drawn = [s for s in (shapes or ()) if s.name != BOX_SHAPE and s.type in (None, "rect")
-                 and None not in (s.x0, s.x1, s.y0, s.y1)]
-        if not drawn or not self.on or self._drawing:
+    def _on_relayout(self, change) -> None:
+        """A rectangle drawn in any panel becomes the box of every panel.
+
+        The browser's drawrect tool sends a relayout with the full ``shapes`` list; it is read
+        from the message itself (plotly's Python-side ``layout.shapes`` objects can lag behind
+        a relayout that adds a shape).
+        """
+        data = (change["new"] or {}).get("relayout_data") or {}
+        shapes = data.get("shapes")
+        if not isinstance(shapes, (list, tuple)) or not self.on or self._drawing:
+            return
+        drawn = [s for s in shapes if isinstance(s, dict) and s.get("name") != BOX_SHAPE
+                 and s.get("type", "rect") == "rect"
+                 and all(isinstance(s.get(k), (int, float)) for k in ("x0", "x1", "y0", "y1"))]
+        if not drawn:
             return
         s = drawn[-1]
+        with busy([], self.host.status):
+            self._take_drawn(s)
+
+    def _take_drawn(self, s: dict) -> None:
         h, w = self.host.panels.image_shape
-        x0, x1 = sorted((float(s.x0), float(s.x1)))
-        y0, y1 = sorted((float(s.y0), float(s.y1)))
+        x0, x1 = sorted((float(s["x0"]), float(s["x1"])))
+        y0, y1 = sorted((float(s["y0"]), float(s["y1"])))
         x0, y0 = max(int(round(x0 + 0.5)), 0), max(int(round(y0 + 0.5)), 0)
         x1, y1 = min(max(int(round(x1 + 0.5)), x0 + 1), w), min(max(int(round(y1 + 0.5)), y0 + 1), h)
         text = f"{x0},{y0},{x1},{y1}"
@@ -348,7 +370,8 @@ class MetricsPanel:
             self._curve_cache[key] = deletion_insertion(explainer, prepared, r.heatmap,
                                                         r.class_id, steps=self.steps)
         self.curve_result = self._curve_cache[key]
-        self.curve.value = curve_html(self.curve_result, host._titles[k])
+        self.curve.value = curve_html(self.curve_result, host._titles[k],
+                                      note=f", {self.steps} steps, blurred baseline")
 
     def _box_shapes(self, display: Sequence[Optional[list[Box]]]) -> list[dict]:
         panels, shapes = self.host.panels, []
