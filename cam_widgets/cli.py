@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     classes.add_argument("query")
     sub.add_parser("methods", help="list the methods")
     sub.add_parser("samples", help="list bundled images and scenes")
+    sub.add_parser("evaluate", add_help=False,
+                   help="score methods over an image folder (resumable; works under torchrun); "
+                        "see 'cam-widgets evaluate --help'")
     fetch = sub.add_parser("fetch-weights", help="download torchvision weights (connected machine)")
     fetch.add_argument("model")
     return parser
@@ -92,6 +95,15 @@ def _run(args) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:  # every flag belongs to the evaluation's own parser
+        from .metrics.distributed import main as evaluate_main
+
+        try:
+            return evaluate_main(argv[1:]) or 0
+        except CamWidgetsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     args = _parser().parse_args(argv)
     try:
         _run(args)

@@ -73,3 +73,21 @@ def test_listings(capsys, args, fragment):
 
     assert main(args) == 0
     assert fragment in capsys.readouterr().out
+
+
+def test_evaluate_a_folder_and_resume(tmp_path, capsys):
+    from cam_widgets.cli import main
+    from cam_widgets.data import sample_image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("chelsea", "coffee"):
+        Image.fromarray(sample_image(name)).save(folder / f"{name}.png")
+    out = tmp_path / "results.jsonl"
+    args = ["evaluate", "--root", str(folder), "--out", str(out), "--methods", "gradcam",
+            "--metrics", "average_drop", "--target", "top1"]
+    assert main(args) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and {json.loads(l)["method"] for l in lines} == {"gradcam"}
+    assert main(args) == 0  # resumed: nothing recomputed, nothing duplicated
+    assert out.read_text().splitlines() == lines

@@ -29,7 +29,7 @@ import os
 import pathlib
 import time
 from numbers import Integral
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -465,7 +465,7 @@ def _done_pairs(records: list[dict], plan: _Plan) -> set[tuple[str, str]]:
         if method not in plan.names:
             continue
         if not record.get("error"):
-            layer = plan.layer if get_spec(method).needs_layer else None
+            layer = plan.layer if _spec(method).needs_layer else None
             missing = wanted - set(record)
             if record.get("layer") != layer or record.get("target") != plan.target or missing:
                 raise InvalidParameterError(
@@ -477,7 +477,7 @@ def _done_pairs(records: list[dict], plan: _Plan) -> set[tuple[str, str]]:
     return done
 
 
-def get_spec(name: str):
+def _spec(name: str):
     from ..methods import get_method
 
     return get_method(name)
