@@ -387,3 +387,14 @@ def test_unknown_sample():
     _one_line(info, "unknown sample", "'chelsea'")
     with pytest.raises(InvalidParameterError):
         sample_image(3)
+
+
+def test_article_photo_is_none_offline(monkeypatch):
+    import time
+
+    from cam_widgets.data import samples
+
+    monkeypatch.setattr(samples, "ARTICLE_PHOTO_URL", "http://127.0.0.1:9/both.png")
+    started = time.perf_counter()
+    assert samples.article_photo(timeout=2) is None
+    assert time.perf_counter() - started < 5

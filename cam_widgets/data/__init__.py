@@ -1,6 +1,6 @@
 """Image loading, bundled sample photos and composite scenes with ground-truth boxes."""
 from cam_widgets.data.images import MAX_FILE_PIXELS, MIN_SIDE, load_image, resize_for_model
-from cam_widgets.data.samples import list_samples, sample_descriptions, sample_image
+from cam_widgets.data.samples import article_photo, list_samples, sample_descriptions, sample_image
 from cam_widgets.data.scenes import (
     BACKGROUND,
     Box,
@@ -12,6 +12,7 @@ from cam_widgets.data.scenes import (
 )
 
 __all__ = [
+    "article_photo",
     "load_image",
     "resize_for_model",
     "list_samples",

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import functools
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
 
-from .images import _array_to_rgb
+from .images import _array_to_rgb, load_image
 _SAMPLES: Dict[str, Tuple[str, str]] = {
     # name: (loader key, description)
     "chelsea": ("chelsea", "Chelsea the cat, a tabby (ImageNet: tabby / tiger cat / Egyptian cat)"),
@@ -70,3 +70,18 @@ def _load_sample(name: str) -> np.ndarray:
     arr = _array_to_rgb(np.asarray(raw))
     arr.setflags(write=False)
     return arr
+
+
+#: The dog-and-cat photo of the Grad-CAM paper (boxer 242, tiger cat 282) that the articles use.
+ARTICLE_PHOTO_URL = "https://raw.githubusercontent.com/jacobgil/pytorch-grad-cam/master/examples/both.png"
+
+
+def article_photo(timeout: float = 5.0) -> Optional[np.ndarray]:
+    """The articles' dog-and-cat photo when online (fetched, never stored), else None.
+
+    Offline the fetch fails within ``timeout`` and the chapters fall back to a bundled scene.
+    """
+    try:
+        return load_image(ARTICLE_PHOTO_URL, timeout=timeout)
+    except InvalidImageError:
+        return None

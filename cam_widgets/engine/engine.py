@@ -35,6 +35,9 @@ class LayerInfo:
         return f"{self.height}x{self.width}"
 
 
+#: Largest batch on CPU for batched passes (SmoothGrad, Score-CAM, IG): measured fastest.
+CPU_BATCH = 8
+
 #: Bytes of gradients kept per capture (oldest dropped first), so memory stays bounded when
 #: classes keep changing; a sweep of every layer of one class fits easily.
 MAX_CACHED_GRADIENT_BYTES = 512 * 1024**2
@@ -181,6 +184,8 @@ class Engine:
         if rec.relus_modified_in_place():
             victims |= {n for n, m in names.items() if isinstance(m, RELU_LIKE)}
         self._clone = frozenset(victims)
+        self._modules = list(self.model.named_modules())
+        self._relu_names = {n for n, m in self._modules if isinstance(m, RELU_LIKE)}
         self._layers = layers
         self._bytes_per_sample = total
         self._final_aliases = [] if not layers else [
@@ -237,12 +242,10 @@ class Engine:
                 self.model,
                 inputs.to(self.device),
                 layers,
-                self._clone & (set(layers) | self._relu_names()),
+                self._clone & (set(layers) | self._relu_names),
                 record_relus,
+                self._modules,
             )
-
-    def _relu_names(self) -> set[str]:
-        return {n for n, m in self.model.named_modules() if isinstance(m, RELU_LIKE)}
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
@@ -262,10 +265,13 @@ class Engine:
             if self.device.type == "cuda":
                 free, _ = torch.cuda.mem_get_info(self.device)
                 budget = free // 2
-            else:  # batches of ~25 were the fastest on a 2-core CPU (benchmarks/RESULTS.md)
+            else:
                 budget = 4 * 1024**3
         per_sample = max(1, int(self._bytes_per_sample * per_sample_factor))
-        return max(1, int(budget // per_sample))
+        fits = max(1, int(budget // per_sample))
+        # On CPU, batches past ~8 spill the caches and get slower per sample (2.4 s at 8 vs
+        # 5.7 s at 25 for SmoothGrad n=100 on EfficientNet-Lite0, benchmarks/RESULTS.md).
+        return fits if self.device.type == "cuda" else min(fits, CPU_BATCH)
 
     def clear_cache(self) -> None:
         self._captures.clear()

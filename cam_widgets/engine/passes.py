@@ -106,6 +106,7 @@ def run_forward(
     layers: Sequence[str],
     clone: frozenset[str],
     record_relus: bool,
+    modules: Sequence[tuple[str, nn.Module]] | None = None,
 ) -> ForwardPass:
     """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs)."""
     if torch.is_inference_mode_enabled():
@@ -114,7 +115,7 @@ def run_forward(
             "outside it (torch.no_grad() is fine)"
         )
     leaf = inputs.detach().requires_grad_(True)
-    with torch.enable_grad(), record_outputs(model, layers, clone, record_relus) as rec:
+    with torch.enable_grad(), record_outputs(model, layers, clone, record_relus, modules) as rec:
         logits = model(leaf)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
