@@ -19,6 +19,7 @@ EXTRAS_REQUIRE = {
     "app": APP_REQUIRES,
     "test": APP_REQUIRES + [
         "jupyterlab>=4.2,<5",
+        "notebook>=7.2,<8",
         "pytest>=7.0",
         "grad-cam>=1.5",
         "captum>=0.7",
