@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PY, REQUIRE, _WHY_SKIPPED, _isolated_env, require_browser_pieces
+from .conftest import _WHY_SKIPPED, PY, REQUIRE, _isolated_env, require_browser_pieces
 
 #: lab's REST API answers once the server is up (the lab page itself is checked by the browser)
 LAB_READY_PATH = "/api"

@@ -11,8 +11,13 @@ import time
 
 import pytest
 
-from .browser_helpers import (DEAD_ANYWIDGETS_JS, heatmaps, markers, plot_state,
-                             status_text)
+from .browser_helpers import (
+    DEAD_ANYWIDGETS_JS,
+    heatmaps,
+    markers,
+    plot_state,
+    status_text,
+)
 
 pytestmark = pytest.mark.browser
 

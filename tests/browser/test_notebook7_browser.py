@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from .browser_helpers import heatmaps, markers, plot_state, status_text
 from .conftest import (
     _WHY_SKIPPED,
     NOTEBOOK,
@@ -31,6 +29,11 @@ from .conftest import (
     _free_port,
     require_browser_pieces,
 )
+from .frontend_checks import (
+    check_compare_click_marks_every_panel,
+    check_explorer_renders_map,
+    check_prediction_button_round_trip,
+)
 from .lab_helpers import LAB_READY_PATH, lab_env, lab_run_all_cells
 
 pytestmark = pytest.mark.browser
@@ -38,8 +41,6 @@ pytestmark = pytest.mark.browser
 NB_START_TIMEOUT = 90.0    # server process up and answering /api
 OPEN_TIMEOUT = 90_000      # the notebook page, its cells, the kernel idle
 LOAD_TIMEOUT = 120_000     # Run All: imports + model load + first map
-UPDATE_TIMEOUT = 60_000    # one engine call and its round trip
-CLICK_TIMEOUT = 30_000     # a click on the map: browser -> Python -> browser, no engine call
 
 EXPLORER_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
     return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z && t.z.length > 0); }"""
@@ -173,25 +174,6 @@ def _accept_kernel_dialog(page) -> int:
     return seen
 
 
-def _output(page, nth: int):
-    """The cell output holding the nth Plotly figure (0: Explorer, 1: Compare)."""
-    return page.locator(".jp-OutputArea-output").filter(
-        has=page.locator(".js-plotly-plot")).nth(nth)
-
-
-def _click_in_panel(page, plot_index: int, fx: float = 0.5, fy: float = 0.45) -> None:
-    """Mouse click at a fraction of the first subplot's plot area of a figure."""
-    drag = page.locator(".js-plotly-plot").nth(plot_index).locator(".nsewdrag").first
-    drag.scroll_into_view_if_needed()
-    page.wait_for_timeout(300)
-    box = drag.bounding_box()
-    assert box and box["width"] > 50 and box["height"] > 50, box
-    x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
-    page.mouse.move(x, y)
-    page.wait_for_timeout(300)      # let plotly register the hover before the click
-    page.mouse.click(x, y)
-
-
 #: not ours: the Lab test's known plotly message, and Notebook 7.6's settings-load TypeError
 #: (shortcut-extension's pluginChanged handler, thrown from notebook_core.*.js at page load)
 KNOWN_UPSTREAM_ERRORS = ("setData is not a function",
@@ -203,65 +185,12 @@ def _real_errors(page) -> list[str]:
 
 
 def test_nb7_explorer_renders_map(page, nb7_quickstart):
-    plot = plot_state(page)[0]
-    hms = heatmaps(plot)
-    assert len(hms) == 1, plot
-    (heat,) = hms
-    assert heat["finite"] > 0 and heat["sum"] > 0, heat
-    assert max(heat["sample"]) > min(heat["sample"]), "the map is flat"
-    assert plot["calcdataHeatmaps"] == 1, plot        # plotly computed it, i.e. drew it
-    assert "(285)" in plot["titles"][0], plot["titles"]
-    assert page.locator(".js-plotly-plot").first.locator("image").count() >= 1   # the photo
-    assert not _real_errors(page), page.errors
+    check_explorer_renders_map(page, _real_errors)
 
 
 def test_nb7_prediction_button_round_trip(page, nb7_quickstart, artifacts):
-    """Click the "282 ..." row of the top-5 list: Python recomputes, the DOM's z changes."""
-    before = plot_state(page)[0]
-    button = page.locator(".jupyter-button").filter(has_text=re.compile(r"^\s*282")).first
-    button.scroll_into_view_if_needed()
-    button.click()
-    page.wait_for_function(
-        """old => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
-             const a = gd && gd.layout && gd.layout.annotations && gd.layout.annotations[0];
-             return !!a && a.text !== old && a.text.includes('(282)'); }""",
-        arg=before["titles"][0], timeout=UPDATE_TIMEOUT)
-    page.wait_for_function(
-        """() => { const s = document.querySelector('.widget-dropdown select');
-                   return !!s && !s.disabled; }""", timeout=UPDATE_TIMEOUT)
-    after = plot_state(page)[0]
-    (h0,), (h1,) = heatmaps(before), heatmaps(after)
-    assert h1["finite"] > 0, h1
-    assert h1["sample"] != h0["sample"], "heatmap z did not change in the browser"
-    assert "(282)" in (status_text(page) or ""), status_text(page)
-    out = _output(page, 0)
-    out.scroll_into_view_if_needed()
-    out.screenshot(path=str(artifacts / "nb7_explorer.png"))
-    assert not _real_errors(page), page.errors
+    check_prediction_button_round_trip(page, _real_errors, artifacts / "nb7_explorer.png")
 
 
 def test_nb7_compare_click_marks_every_panel(page, nb7_quickstart, artifacts):
-    plot = plot_state(page)[1]
-    panels = heatmaps(plot)
-    assert len(panels) >= 2 and all(h["finite"] > 0 for h in panels), plot
-    assert len(markers(plot)) == len(panels), plot
-    assert all(m["x"] == [] for m in markers(plot)), "markers before any click"
-    _click_in_panel(page, plot_index=1)
-    n = len(panels)
-    page.wait_for_function(
-        """n => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
-             const s = gd.data.filter(t => t.type === 'scatter');
-             return s.length === n && s.every(t => t.x && t.x.length === 1 && t.y && t.y.length === 1); }""",
-        arg=n, timeout=CLICK_TIMEOUT)
-    after = markers(plot_state(page)[1])
-    xs, ys = {m["x"][0] for m in after}, {m["y"][0] for m in after}
-    assert len(xs) == 1 and len(ys) == 1, f"markers differ between panels: {after}"
-    x, y = xs.pop(), ys.pop()
-    assert 0 <= x < 224 and 0 <= y < 224, (x, y)
-    out = _output(page, 1)
-    table = out.locator("table")
-    table.first.wait_for(state="visible", timeout=CLICK_TIMEOUT)
-    assert re.search(r"\d\.\d", table.first.inner_text()), table.first.inner_text()
-    out.scroll_into_view_if_needed()
-    out.screenshot(path=str(artifacts / "nb7_compare.png"))
-    assert not _real_errors(page), page.errors
+    check_compare_click_marks_every_panel(page, _real_errors, artifacts / "nb7_compare.png")
