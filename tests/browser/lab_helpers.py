@@ -3,7 +3,6 @@ settings, and "Run All Cells" with a retry guard. The server class, the isolated
 the Chromium page come from conftest.py."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -24,25 +23,24 @@ LAB_SETTINGS = {
 }
 
 
-def require_jupyterlab() -> None:
-    """Skip (fail with CAM_WIDGETS_REQUIRE_BROWSER=1) without the browser pieces or jupyterlab."""
+def require_frontend(probe: str, why: str) -> None:
+    """Skip with ``why`` (fail with CAM_WIDGETS_REQUIRE_BROWSER=1) unless the browser pieces are
+    there and ``probe`` (Python code) runs in the interpreter that serves the notebooks."""
     require_browser_pieces()
-    probe = "import jupyterlab, ipykernel"
-    if PY == sys.executable:
-        ok = (importlib.util.find_spec("jupyterlab") is not None
-              and importlib.util.find_spec("ipykernel") is not None)
-    else:
-        ok = subprocess.run([PY, "-c", probe], capture_output=True, timeout=60).returncode == 0
-    if ok:
+    if subprocess.run([PY, "-c", probe], capture_output=True, timeout=60).returncode == 0:
         return
-    why = (f"the JupyterLab browser test needs jupyterlab 4 importable in {PY} "
-           "(pip install 'jupyterlab>=4.2,<5')")
     if REQUIRE:
         pytest.fail(f"{why} (CAM_WIDGETS_REQUIRE_BROWSER=1)", pytrace=False)
     if why not in _WHY_SKIPPED:
         _WHY_SKIPPED.append(why)
         print(f"\n[skip] {why}", file=sys.stderr)
     pytest.skip(why)
+
+
+def require_jupyterlab() -> None:
+    require_frontend("import jupyterlab, ipykernel",
+                     f"the JupyterLab browser test needs jupyterlab 4 importable in {PY} "
+                     "(pip install 'jupyterlab>=4.2,<5')")
 
 
 def lab_env(root: Path) -> dict:

@@ -10,31 +10,25 @@ The tests of this module share one page (one kernel) and run in file order.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import (
-    _WHY_SKIPPED,
     NOTEBOOK,
     PY,
-    REQUIRE,
     Server,
     _free_port,
-    require_browser_pieces,
 )
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
     check_prediction_button_round_trip,
 )
-from .lab_helpers import LAB_READY_PATH, lab_env, lab_run_all_cells
+from .lab_helpers import LAB_READY_PATH, lab_env, lab_run_all_cells, require_frontend
 
 pytestmark = pytest.mark.browser
 
@@ -53,29 +47,10 @@ IDLE_JS = """() => !!document.querySelector('.jp-Notebook-ExecutionIndicator[dat
 
 
 def require_notebook7() -> None:
-    """Skip (fail with CAM_WIDGETS_REQUIRE_BROWSER=1) without the browser pieces or notebook 7."""
-    require_browser_pieces()
-    probe = ("import ipykernel, notebook; "
-             "assert int(notebook.__version__.split('.')[0]) >= 7, notebook.__version__")
-    if PY == sys.executable:
-        ok = (importlib.util.find_spec("notebook") is not None
-              and importlib.util.find_spec("ipykernel") is not None)
-        if ok:
-            import notebook
-            ok = int(getattr(notebook, "__version__", "0").split(".")[0]) >= 7
-    else:
-        ok = subprocess.run([PY, "-c", probe], capture_output=True, timeout=60,
-                            check=False).returncode == 0
-    if ok:
-        return
-    why = (f"the Notebook 7 browser test needs notebook 7 importable in {PY} "
-           "(pip install 'notebook>=7.2,<8')")
-    if REQUIRE:
-        pytest.fail(f"{why} (CAM_WIDGETS_REQUIRE_BROWSER=1)", pytrace=False)
-    if why not in _WHY_SKIPPED:
-        _WHY_SKIPPED.append(why)
-        print(f"\n[skip] {why}", file=sys.stderr)
-    pytest.skip(why)
+    require_frontend("import ipykernel, notebook; "
+                     "assert int(notebook.__version__.split('.')[0]) >= 7, notebook.__version__",
+                     f"the Notebook 7 browser test needs notebook 7 importable in {PY} "
+                     "(pip install 'notebook>=7.2,<8')")
 
 
 def nb7_command(port: int, root_dir: Path) -> list[str]:
