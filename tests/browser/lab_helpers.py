@@ -5,13 +5,36 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
-from .conftest import _WHY_SKIPPED, PY, REQUIRE, _isolated_env, require_browser_pieces
+from .conftest import (
+    _WHY_SKIPPED,
+    NOTEBOOK,
+    PY,
+    REQUIRE,
+    Server,
+    _free_port,
+    _isolated_env,
+    require_browser_pieces,
+)
+
+START_TIMEOUT = 90.0       # server process up and answering /api
+OPEN_TIMEOUT = 90_000      # the page, the notebook's cells, the kernel idle
+LOAD_TIMEOUT = 120_000     # Run All: imports + model load + first map
+
+EXPLORER_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
+    return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z && t.z.length > 0); }"""
+TWO_PLOTS_JS = "() => document.querySelectorAll('.js-plotly-plot').length >= 2"
+COMPARE_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
+    return !!gd && (gd.data || []).filter(t => t.type === 'heatmap' && t.z && t.z.length > 0).length >= 2
+           && gd.querySelectorAll('.hm, image').length > 0; }"""
 
 #: lab's REST API answers once the server is up (the lab page itself is checked by the browser)
 LAB_READY_PATH = "/api"
@@ -82,3 +105,30 @@ def lab_run_all_cells(page, attempts: int = 2) -> int:
         except Exception:  # noqa: BLE001 - the menu closed without running; try once more
             page.keyboard.press("Escape")
     raise AssertionError("Run All Cells did not start execution")
+
+
+def serve_quickstart(tmp_path_factory, artifacts, name: str,
+                     command: Callable[[int, Path], list]) -> Iterator[Server]:
+    """A Jupyter server (``command(port, root_dir)``) on 127.0.0.1 serving a copy of the
+    quickstart from a temporary directory with isolated dirs; stopped by PID, log kept."""
+    work = tmp_path_factory.mktemp(name)
+    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    port = _free_port()
+    srv = Server(command(port, work), work, lab_env(work / ".jupyter"), port,
+                 LAB_READY_PATH, work / f"{name}.log", timeout=START_TIMEOUT)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        shutil.copy(srv.log_path, artifacts / f"{name}.log")
+
+
+def open_notebook(page, server: Server, url_path: str) -> float:
+    """Open the quickstart at ``url_path`` and wait for its cells and an idle kernel; seconds."""
+    started = time.monotonic()
+    page.goto(f"{server.url}{url_path}", timeout=OPEN_TIMEOUT)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=OPEN_TIMEOUT)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
+                           timeout=OPEN_TIMEOUT)
+    server.remember_children()                     # the kernel, to reap by PID if left
+    return round(time.monotonic() - started, 1)

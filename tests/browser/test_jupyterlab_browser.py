@@ -7,72 +7,46 @@ The tests of this module share one page (one kernel) and run in file order.
 """
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
 
-from .conftest import NOTEBOOK, Server, _free_port
+from .conftest import NOTEBOOK
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
     check_prediction_button_round_trip,
 )
 from .lab_helpers import (
-    LAB_READY_PATH,
+    COMPARE_DRAWN_JS,
+    EXPLORER_DRAWN_JS,
+    LOAD_TIMEOUT,
+    TWO_PLOTS_JS,
     lab_command,
-    lab_env,
     lab_run_all_cells,
+    open_notebook,
     require_jupyterlab,
+    serve_quickstart,
 )
 
 pytestmark = pytest.mark.browser
 
-LAB_START_TIMEOUT = 90.0   # server process up and answering /api
-OPEN_TIMEOUT = 90_000      # the lab page, the notebook's cells, the kernel idle
-LOAD_TIMEOUT = 120_000     # Run All: imports + model load + first map
-
-EXPLORER_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
-    return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z && t.z.length > 0); }"""
-COMPARE_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
-    return !!gd && (gd.data || []).filter(t => t.type === 'heatmap' && t.z && t.z.length > 0).length >= 2
-           && gd.querySelectorAll('.hm, image').length > 0; }"""
-
-
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory, artifacts):
-    """JupyterLab on 127.0.0.1 (free port, no token) serving a copy of the quickstart from a
-    temporary directory, with isolated config/runtime/data/settings dirs; stopped by PID."""
+    """JupyterLab on 127.0.0.1 (free port, no token) serving a copy of the quickstart."""
     require_jupyterlab()
-    work = tmp_path_factory.mktemp("lab")
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
-    port = _free_port()
-    srv = Server(lab_command(port, work), work, lab_env(work / ".jupyter"), port,
-                 LAB_READY_PATH, work / "lab.log", timeout=LAB_START_TIMEOUT)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        shutil.copy(srv.log_path, artifacts / "lab.log")
+    yield from serve_quickstart(tmp_path_factory, artifacts, "lab", lab_command)
 
 
 @pytest.fixture(scope="module")
 def lab_quickstart(page, lab_server):
     """Open the quickstart in Lab, Run All Cells, wait (bounded) for both figures."""
-    timings = {}
-    t0 = time.monotonic()
-    page.goto(f"{lab_server.url}/lab/tree/{NOTEBOOK.name}", timeout=OPEN_TIMEOUT)
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=OPEN_TIMEOUT)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                           timeout=OPEN_TIMEOUT)
-    timings["lab_open_s"] = round(time.monotonic() - t0, 1)
-    lab_server.remember_children()                     # the kernel, to reap by PID if left
+    timings = {"lab_open_s": open_notebook(page, lab_server, f"/lab/tree/{NOTEBOOK.name}")}
     t1 = time.monotonic()
     timings["run_all_retries"] = lab_run_all_cells(page)
     page.wait_for_function(EXPLORER_DRAWN_JS, timeout=LOAD_TIMEOUT)
     timings["explorer_rendered_s"] = round(time.monotonic() - t1, 1)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2",
-                           timeout=LOAD_TIMEOUT)
+    page.wait_for_function(TWO_PLOTS_JS, timeout=LOAD_TIMEOUT)
     page.wait_for_function(COMPARE_DRAWN_JS, timeout=LOAD_TIMEOUT)
     timings["compare_rendered_s"] = round(time.monotonic() - t1, 1)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',

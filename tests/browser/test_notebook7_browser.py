@@ -11,7 +11,6 @@ The tests of this module share one page (one kernel) and run in file order.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,27 +19,25 @@ import pytest
 from .conftest import (
     NOTEBOOK,
     PY,
-    Server,
-    _free_port,
 )
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
     check_prediction_button_round_trip,
 )
-from .lab_helpers import LAB_READY_PATH, lab_env, lab_run_all_cells, require_frontend
+from .lab_helpers import (
+    COMPARE_DRAWN_JS,
+    EXPLORER_DRAWN_JS,
+    LOAD_TIMEOUT,
+    TWO_PLOTS_JS,
+    lab_run_all_cells,
+    open_notebook,
+    require_frontend,
+    serve_quickstart,
+)
 
 pytestmark = pytest.mark.browser
 
-NB_START_TIMEOUT = 90.0    # server process up and answering /api
-OPEN_TIMEOUT = 90_000      # the notebook page, its cells, the kernel idle
-LOAD_TIMEOUT = 120_000     # Run All: imports + model load + first map
-
-EXPLORER_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
-    return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z && t.z.length > 0); }"""
-COMPARE_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
-    return !!gd && (gd.data || []).filter(t => t.type === 'heatmap' && t.z && t.z.length > 0).length >= 2
-           && gd.querySelectorAll('.hm, image').length > 0; }"""
 #: kernel idle and no cell waiting/running ([*]); Notebook 7 keeps Lab's execution indicator
 IDLE_JS = """() => !!document.querySelector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
     && ![...document.querySelectorAll('.jp-InputArea-prompt')].some(e => e.textContent.includes('*'))"""
@@ -65,32 +62,15 @@ def nb7_command(port: int, root_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def nb7_server(tmp_path_factory, artifacts):
-    """Jupyter Notebook 7 on 127.0.0.1 (free port, no token) serving a copy of the quickstart
-    from a temporary directory, with isolated config/runtime/data/settings dirs; stopped by PID."""
+    """Jupyter Notebook 7 on 127.0.0.1 (free port, no token) serving a copy of the quickstart."""
     require_notebook7()
-    work = tmp_path_factory.mktemp("nb7")
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
-    port = _free_port()
-    srv = Server(nb7_command(port, work), work, lab_env(work / ".jupyter"), port,
-                 LAB_READY_PATH, work / "nb7.log", timeout=NB_START_TIMEOUT)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-        shutil.copy(srv.log_path, artifacts / "nb7.log")
+    yield from serve_quickstart(tmp_path_factory, artifacts, "nb7", nb7_command)
 
 
 @pytest.fixture(scope="module")
 def nb7_quickstart(page, nb7_server, artifacts):
     """Open the quickstart in Notebook 7, Run All Cells, wait (bounded) for both figures."""
-    timings = {}
-    t0 = time.monotonic()
-    page.goto(f"{nb7_server.url}/notebooks/{NOTEBOOK.name}", timeout=OPEN_TIMEOUT)
-    page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=OPEN_TIMEOUT)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                           timeout=OPEN_TIMEOUT)
-    timings["nb7_open_s"] = round(time.monotonic() - t0, 1)
-    nb7_server.remember_children()                     # the kernel, to reap by PID if left
+    timings = {"nb7_open_s": open_notebook(page, nb7_server, f"/notebooks/{NOTEBOOK.name}")}
     # Notebook 7.6's own bundle throws one TypeError while loading settings (shortcut-extension,
     # "reading 'schema'"), before any cell runs: keep page-load errors apart from ours.
     page.load_errors = list(page.errors)
@@ -108,8 +88,7 @@ def nb7_quickstart(page, nb7_server, artifacts):
         raise
     _wait_accepting_dialogs(page, EXPLORER_DRAWN_JS, timings)
     timings["explorer_rendered_s"] = round(time.monotonic() - t1, 1)
-    _wait_accepting_dialogs(
-        page, "() => document.querySelectorAll('.js-plotly-plot').length >= 2", timings)
+    _wait_accepting_dialogs(page, TWO_PLOTS_JS, timings)
     _wait_accepting_dialogs(page, COMPARE_DRAWN_JS, timings)
     timings["compare_rendered_s"] = round(time.monotonic() - t1, 1)
     page.wait_for_function(IDLE_JS, timeout=LOAD_TIMEOUT)
