@@ -14,10 +14,10 @@ import pytest
 from .browser_helpers import (
     DEAD_ANYWIDGETS_JS,
     heatmaps,
-    markers,
     plot_state,
     status_text,
 )
+from .frontend_checks import check_compare_click_marks_every_panel, click_in_panel
 
 pytestmark = pytest.mark.browser
 
@@ -146,7 +146,7 @@ def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
 
 def test_explorer_map_click_reports_pixel(page, quickstart):
     """Clicking the map marks the pixel and writes its value in the status line."""
-    _click_in_panel(page, plot_index=0)
+    click_in_panel(page, plot_index=0)
     page.wait_for_function(
         """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
              const s = gd.data.find(t => t.type === 'scatter');
@@ -157,18 +157,6 @@ def test_explorer_map_click_reports_pixel(page, quickstart):
 
 
 # ------------------------------------------------------------------------- Compare
-def _click_in_panel(page, plot_index: int, fx: float = 0.5, fy: float = 0.45) -> None:
-    """Mouse click at a fraction of the first subplot's plot area of a figure."""
-    drag = page.locator(".js-plotly-plot").nth(plot_index).locator(".nsewdrag").first
-    drag.scroll_into_view_if_needed()
-    box = drag.bounding_box()
-    assert box and box["width"] > 50 and box["height"] > 50, box
-    x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
-    page.mouse.move(x, y)
-    page.wait_for_timeout(300)      # let plotly register the hover before the click
-    page.mouse.click(x, y)
-
-
 def test_compare_renders_linked_panels(page, quickstart, artifacts):
     plot = _compare_plot(page)
     panels = heatmaps(plot)
@@ -196,30 +184,6 @@ def test_compare_receives_updates(page, quickstart):
 
 
 def test_compare_click_marks_every_panel(page, quickstart, artifacts):
-    plot = _compare_plot(page)
-    panels = heatmaps(plot)
-    assert len(panels) >= 2, plot
-    assert all(h["finite"] > 0 for h in panels), panels
-    assert len(markers(plot)) == len(panels), plot
-    assert all(m["x"] == [] for m in markers(plot)), "markers before any click"
-    _click_in_panel(page, plot_index=1)
-    n = len(panels)
-    page.wait_for_function(
-        """n => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
-             const s = gd.data.filter(t => t.type === 'scatter');
-             return s.length === n && s.every(t => t.x && t.x.length === 1 && t.y && t.y.length === 1); }""",
-        arg=n, timeout=CLICK_TIMEOUT)
-    after = markers(_compare_plot(page))
-    xs, ys = {m["x"][0] for m in after}, {m["y"][0] for m in after}
-    assert len(xs) == 1 and len(ys) == 1, f"markers differ between panels: {after}"
-    x, y = xs.pop(), ys.pop()
-    assert 0 <= x < 224 and 0 <= y < 224, (x, y)
-    # the value table: one row per panel (or a column), with the pixel's values
-    output = page.locator(".jp-OutputArea-output").filter(
-        has=page.locator(".js-plotly-plot")).nth(1)
-    table = output.locator("table")
-    table.first.wait_for(state="visible", timeout=CLICK_TIMEOUT)
-    text = table.first.inner_text()
-    assert re.search(r"\d\.\d", text), text
-    output.screenshot(path=str(artifacts / "compare_probe.png"))
-    assert not [e for e in page.errors if "setData is not a function" not in e], page.errors
+    check_compare_click_marks_every_panel(
+        page, lambda p: [e for e in p.errors if "setData is not a function" not in e],
+        artifacts / "compare_probe.png")
