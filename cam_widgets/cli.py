@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--layer", default=None)
     explain.add_argument("--noise", type=float, default=None, help="SmoothGrad noise (e.g. 0.2)")
     explain.add_argument("--samples", type=int, default=None, help="SmoothGrad samples (e.g. 100)")
+    explain.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                         help="SmoothGrad batches in mixed precision (fp16: CUDA only)")
     explain.add_argument("--colormap", default="viridis")
     explain.add_argument("--alpha", type=float, default=0.5)
     explain.add_argument("--device", default=None)
@@ -49,7 +51,8 @@ def _explain(args) -> None:
 
     target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
     result = explain(args.image, model=args.model, method=args.method, target=target,
-                     layer=args.layer, device=args.device, noise=args.noise, samples=args.samples)
+                     layer=args.layer, device=args.device, noise=args.noise, samples=args.samples,
+                     precision=args.precision)
     for path in args.out:
         written = result.save(path, alpha=args.alpha, colormap=args.colormap)
         print(f"wrote {written}")

@@ -153,13 +153,14 @@ class Explainer:
                         samples: Optional[int] = None, seed: int = 0,
                         snapshots: Sequence[int] = (), progress=None,
                         noise_samples: Optional[torch.Tensor] = None,
-                        **params) -> list[Explanation]:
+                        precision: str = "fp32", **params) -> list[Explanation]:
         """Maps for several classes of one image in one batched backward.
 
         Args:
             noise, samples: SmoothGrad over ``method`` when ``samples`` is given (noise as a
                 fraction of the input range, default 0.2); ``snapshots`` lists sample counts
-                whose running mean is kept (e.g. 1, 2, 3, 10, ..., 100).
+                whose running mean is kept (e.g. 1, 2, 3, 10, ..., 100); ``precision``
+                'fp16' (CUDA) or 'bf16' runs the noisy batches in mixed precision.
             progress: ``progress(done, total)`` for long work (SmoothGrad, Score-CAM, IG).
             params: the method's own parameters (see ``get_method(name).defaults``) and
                 ``batch_size``.
@@ -179,10 +180,16 @@ class Explainer:
                 self.engine, spec, capture.inputs.detach(), class_ids, chosen_layer, params,
                 noise=noise, samples=samples,
                 input_range=self.spec.input_range, batch_size=params.get("batch_size"),
-                seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress)
+                seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress,
+                precision=precision)
             output, snaps = smoothed.output, smoothed.snapshots
             params = dict(params, noise=noise, samples=samples, seed=seed)
+            if precision != "fp32":
+                params["precision"] = precision
         else:
+            if precision != "fp32":
+                raise InvalidParameterError(
+                    f"'precision' {precision!r} applies to SmoothGrad only; pass 'samples' too")
             context = MethodContext(self.engine, capture, class_ids, chosen_layer, params, progress)
             output = spec.fn(context)
         return self._results(prepared, capture, spec, output, ids, chosen_layer, params, snaps,

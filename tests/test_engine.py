@@ -10,7 +10,7 @@ from torch import nn
 
 from cam_widgets import Explainer, list_methods
 from cam_widgets.engine import count_hooks
-from cam_widgets.errors import CamWidgetsError, MethodNotApplicableError
+from cam_widgets.errors import CamWidgetsError, InvalidParameterError, MethodNotApplicableError
 from conftest import TinyNet, tiny_input
 
 FAST_PARAMS = {"integrated_gradients": {"steps": 4}}
@@ -226,3 +226,23 @@ def test_default_layer_of_a_plain_resnet_is_the_last_block_not_the_shortcut():
     explainer = Explainer(net, input_size=(64, 64))
     assert explainer.default_layer == "layer4.1"
     assert "layer4.0.downsample" in {l.name for l in explainer.layers()}
+
+
+def test_smoothgrad_in_bf16_agrees_with_fp32_and_says_so(lite_explainer, chelsea_tensor):
+    fp32 = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=8, seed=3)
+    bf16 = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=8, seed=3,
+                                  precision="bf16")
+    assert bf16.params["precision"] == "bf16" and "precision" not in fp32.params
+    assert bf16.raw.dtype == np.float32 and np.isfinite(bf16.raw).all()
+    assert 0.9 < np.corrcoef(fp32.heatmap.ravel(), bf16.heatmap.ravel())[0, 1] < 1.0
+    assert count_hooks(lite_explainer.engine.model) == 0
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"precision": "fp16", "samples": 2}, "needs a CUDA device"),
+    ({"precision": "half", "samples": 2}, "must be one of fp32, bf16, fp16"),
+    ({"precision": "bf16"}, "applies to SmoothGrad only"),
+])
+def test_bad_precision_is_a_one_line_error(lite_explainer, chelsea_tensor, params, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        lite_explainer.explain(chelsea_tensor, "vanilla", 285, **params)

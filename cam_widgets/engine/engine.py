@@ -232,8 +232,12 @@ class Engine:
             self._captures.popitem(last=False)
         return capture
 
-    def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False) -> ForwardPass:
-        """A fresh (uncached) forward over a batch, keeping the graph for gradients."""
+    def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False,
+            autocast_dtype: Optional[torch.dtype] = None) -> ForwardPass:
+        """A fresh (uncached) forward over a batch, keeping the graph for gradients.
+
+        ``autocast_dtype``: mixed precision for this pass (SmoothGrad's noisy batches).
+        """
         if self._layers is None:
             self._probe()
         self.forward_calls += 1
@@ -245,6 +249,7 @@ class Engine:
                 self._clone & (set(layers) | self._relu_names),
                 record_relus,
                 self._modules,
+                autocast_dtype,
             )
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:

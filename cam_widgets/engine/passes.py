@@ -107,15 +107,23 @@ def run_forward(
     clone: frozenset[str],
     record_relus: bool,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> ForwardPass:
-    """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs)."""
+    """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs).
+
+    ``autocast_dtype`` (float16 / bfloat16) runs the forward under ``torch.autocast``; the
+    input leaf stays float32, so input gradients come back in float32.
+    """
     if torch.is_inference_mode_enabled():
         raise MethodNotApplicableError(
             "gradients cannot be computed inside torch.inference_mode(); call cam_widgets "
             "outside it (torch.no_grad() is fine)"
         )
     leaf = inputs.detach().requires_grad_(True)
-    with torch.enable_grad(), record_outputs(model, layers, clone, record_relus, modules) as rec:
+    autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
+                              enabled=autocast_dtype is not None)
+    with torch.enable_grad(), autocast, \
+            record_outputs(model, layers, clone, record_relus, modules) as rec:
         logits = model(leaf)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__

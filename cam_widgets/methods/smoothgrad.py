@@ -18,6 +18,10 @@ from .registry import MethodOutput, MethodSpec
 
 ARTICLE_SNAPSHOTS = (1, 2, 3, 10, 20, 30, 50, 75, 100)
 
+#: SmoothGrad's noisy batches may run in reduced precision: the average over many noisy
+#: samples hides the rounding (benchmarks/RESULTS.md gives the agreement with float32).
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
 
 @dataclass
 class SmoothOutput:
@@ -38,6 +42,20 @@ def check_smoothing(noise: float, samples: int) -> None:
         )
 
 
+def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for ``precision`` on ``device``, or a one-line error."""
+    if precision not in PRECISIONS:
+        raise InvalidParameterError(
+            f"'precision' must be one of {', '.join(PRECISIONS)} (got {precision!r})"
+        )
+    if precision == "fp16" and device.type != "cuda":
+        raise InvalidParameterError(
+            f"'precision' fp16 needs a CUDA device (this explainer runs on {device.type}); "
+            "use 'bf16' or 'fp32'"
+        )
+    return PRECISIONS[precision]
+
+
 def smooth(
     engine: Engine,
     method: MethodSpec,
@@ -54,6 +72,7 @@ def smooth(
     snapshots: Sequence[int] = (),
     noise_samples: Optional[torch.Tensor] = None,
     progress: Progress = None,
+    precision: str = "fp32",
 ) -> SmoothOutput:
     """Average ``method`` over ``samples`` noisy copies of ``inputs`` (1, 3, H, W).
 
@@ -64,8 +83,11 @@ def smooth(
         seed: seeds a private generator (the global RNG is never touched).
         noise_samples: explicit (samples, 3, H, W) noise to add instead of drawing it
             (the same noise across methods or libraries, for a fair comparison).
+        precision: 'fp32' (default), or 'fp16' (CUDA) / 'bf16' mixed precision for the
+            noisy batches; the map is accumulated in float32 either way.
     """
     check_smoothing(noise, samples)
+    dtype = autocast_dtype(precision, engine.device)
     if noise_samples is not None and noise_samples.shape[0] != samples:
         raise InvalidParameterError(
             f"'noise_samples' must hold {samples} noise tensors (got {noise_samples.shape[0]})"
@@ -85,15 +107,16 @@ def smooth(
                                 device=inputs.device, dtype=inputs.dtype) * sigma
         else:
             drawn = noise_samples[done:done + count].to(inputs.device, inputs.dtype)
-        out = _run_batch(engine, method, inputs + drawn, class_ids, layer, params)
-        maps = out.maps.clamp(min=0) if method.clip_negative else out.maps
+        out = _run_batch(engine, method, inputs + drawn, class_ids, layer, params, dtype)
+        maps = out.maps.float()
+        maps = maps.clamp(min=0) if method.clip_negative else maps
         cumulative = maps.cumsum(dim=1) + (0 if running_maps is None else running_maps)
         for count_seen in wanted:
             if done < count_seen <= done + count:
                 taken[count_seen] = cumulative[:, count_seen - done - 1: count_seen - done] / count_seen
         running_maps = cumulative[:, -1:]
         if out.attribution is not None:
-            batch_attr = out.attribution.sum(dim=1, keepdim=True)
+            batch_attr = out.attribution.float().sum(dim=1, keepdim=True)
             running_attr = batch_attr if running_attr is None else running_attr + batch_attr
         done += count
         if progress is not None:
@@ -102,9 +125,9 @@ def smooth(
     return SmoothOutput(MethodOutput(running_maps / samples, attribution), taken, batch_size)
 
 
-def _run_batch(engine, method, noisy, class_ids, layer, params) -> MethodOutput:
+def _run_batch(engine, method, noisy, class_ids, layer, params, dtype) -> MethodOutput:
     """The base method over one batch of noisy inputs (a fresh, uncached pass)."""
     layers = [layer] if layer is not None else []
-    forward = engine.run(noisy, layers, record_relus="guided" in method.needs)
+    forward = engine.run(noisy, layers, record_relus="guided" in method.needs, autocast_dtype=dtype)
     context = MethodContext(engine, Capture("", forward), class_ids, layer, params)
     return method.fn(context)
