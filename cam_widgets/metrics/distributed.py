@@ -146,8 +146,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def default_backend() -> str:
-    return "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+def default_backend(world_size: int = 1) -> str:
+    """NCCL when every process can have a GPU of its own, else gloo."""
+    if dist.is_nccl_available() and torch.cuda.device_count() >= world_size >= 1:
+        return "nccl"
+    return "gloo"
 
 
 def run_distributed(world_size: int, explainer_factory: Callable, dataset_factory: Callable, *,
@@ -162,7 +165,8 @@ def run_distributed(world_size: int, explainer_factory: Callable, dataset_factor
             ``device=None`` lands on the rank's GPU). Must be picklable: a module-level
             function or a ``functools.partial`` of one.
         dataset_factory: ``dataset_factory(explainer)`` -> Dataset, called in each process.
-        backend: ``"gloo"`` or ``"nccl"`` (None: NCCL when CUDA is available, else gloo).
+        backend: ``"gloo"`` or ``"nccl"`` (None: NCCL when there is a GPU per process,
+            else gloo).
         threads: torch threads per process on CPU (None: CPU cores / world_size).
         evaluate_kwargs: as :func:`~cam_widgets.metrics.evaluate.evaluate` (``out``,
             ``methods``, ``metrics``, ``batch_size``, ``resume``...).
@@ -176,7 +180,7 @@ def run_distributed(world_size: int, explainer_factory: Callable, dataset_factor
 
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
         raise InvalidParameterError(f"'world_size' must be an int >= 1 (got {describe(world_size)})")
-    backend = backend or default_backend()
+    backend = backend or default_backend(world_size)
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise InvalidParameterError(
             f"backend 'nccl' needs one GPU per process ({world_size} asked, "

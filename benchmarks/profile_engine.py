@@ -1,0 +1,91 @@
+"""Where the time of one engine call goes: stage timings and the torch profiler's top ops.
+
+Usage::
+
+    python benchmarks/profile_engine.py --device cuda --models efficientnet_lite0,resnet50
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from cam_widgets import Explainer
+
+
+def build(name: str, device: str) -> Explainer:
+    if name == "efficientnet_lite0":
+        return Explainer(name, device=device)
+    from cam_widgets.models.torchvision_zoo import build_torchvision
+
+    return Explainer(build_torchvision(name, pretrained=False), device=device)
+
+
+def timed(device, fn, repeats: int = 20) -> float:
+    """Median ms of ``fn`` (synchronised on CUDA)."""
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--models", default="efficientnet_lite0")
+    p.add_argument("--rows", type=int, default=18)
+    args = p.parse_args(argv)
+    for name in args.models.split(","):
+        ex = build(name, args.device)
+        dev = ex.device
+        x = ex.prepare("chelsea").tensor
+        layer = ex.default_layer
+        ex.explain(x, "gradcam", 1)
+        classes = iter(range(2, 100000))
+        capture = ex.capture(x)[1]
+        print(f"\n## {name} on {dev}, layer {layer}")
+        rows = {
+            "explain, class switch": lambda: ex.explain(x, "gradcam", next(classes) % 1000),
+            "explain, same class (all cached)": lambda: ex.explain(x, "gradcam", 1),
+            "capture lookup": lambda: ex.capture(x),
+            "gradients of one new class": lambda: capture.gradients(
+                [layer], torch.tensor([next(classes) % 1000])),
+            "SmoothGrad n=100 fp32": lambda: ex.explain(x, "vanilla", 1, samples=100),
+        }
+        noisy = x.to(dev).repeat(100, 1, 1, 1)
+        model = ex.engine.model
+
+        def floor():
+            leaf = noisy.clone().requires_grad_(True)
+            out = model(leaf)
+            torch.autograd.grad(out[:, 1].sum(), leaf)
+
+        rows["floor: batch-100 fwd + input grad"] = floor
+        for label, fn in rows.items():
+            fn()
+            print(f"- {label}: {timed(dev, fn, 5 if '100' in label else 20):.2f} ms")
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        for label in ("explain, class switch", "SmoothGrad n=100 fp32"):
+            with profile(activities=activities) as prof:
+                for _ in range(5):
+                    rows[label]()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+            print(f"\n### profile: {label} (5 calls)\n")
+            print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=args.rows,
+                                            max_name_column_width=50))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
