@@ -173,6 +173,16 @@ def test_distributed_two_ranks_equal_single_process(folder, tmp_path):
                               out=folder / "dist.jsonl", backend="gloo", **kwargs)
     assert summary["records"] == 14 and summary["world_size"] == 2
     assert summary["skipped"] == 2 and summary["computed"] == 12
-    assert (folder / "dist.jsonl").read_text() == (folder / "single.jsonl").read_text()
+    # same records in the same order; floats to 1e-6 (ranks run with fewer torch threads,
+    # which on many-core machines changes the order of float reductions)
+    merged, single = read_records(folder / "dist.jsonl"), read_records(folder / "single.jsonl")
+    assert [sorted(r) for r in merged] == [sorted(r) for r in single]
+    assert merged == [{k: pytest.approx(v, rel=1e-6, abs=1e-9) if isinstance(v, float) else v
+                       for k, v in r.items()} for r in single]
     assert not list(folder.glob("dist.rank*.jsonl"))
-    assert summarize(folder / "dist.jsonl") == summarize(folder / "single.jsonl")
+    together, alone = summarize(folder / "dist.jsonl"), summarize(folder / "single.jsonl")
+    assert {k: together[k] for k in ("images", "records", "errors")} == \
+        {k: alone[k] for k in ("images", "records", "errors")}
+    for method, entry in alone["methods"].items():
+        assert together["methods"][method]["counts"] == entry["counts"]
+        assert together["methods"][method]["means"] == pytest.approx(entry["means"], rel=1e-6)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
-from .device import DeviceLike, choose_device, module_device
+from .device import DeviceLike, choose_device, full_precision, module_device
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .passes import ForwardPass, run_forward
 
@@ -233,10 +233,11 @@ class Engine:
         return capture
 
     def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False,
-            autocast_dtype: Optional[torch.dtype] = None) -> ForwardPass:
+            autocast_dtype: Optional[torch.dtype] = None, check_finite: bool = True) -> ForwardPass:
         """A fresh (uncached) forward over a batch, keeping the graph for gradients.
 
-        ``autocast_dtype``: mixed precision for this pass (SmoothGrad's noisy batches).
+        ``autocast_dtype``: mixed precision for this pass (SmoothGrad's noisy batches);
+        ``check_finite`` False: no NaN check of the logits (it would wait for the GPU).
         """
         if self._layers is None:
             self._probe()
@@ -250,11 +251,12 @@ class Engine:
                 record_relus,
                 self._modules,
                 autocast_dtype,
+                check_finite,
             )
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
-        with evaluation_mode(self.model), torch.no_grad():
+        with evaluation_mode(self.model), torch.no_grad(), full_precision(self.device):
             return self.model(inputs.to(self.device))
 
     @property

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import MethodNotApplicableError
+from .device import full_precision
 from .hooks import guided_relu_gradients, record_outputs
 
 
@@ -23,13 +24,15 @@ class ForwardPass:
         logits: (N, num_classes), attached to the graph.
         outputs: recorded module outputs by name, attached to the graph.
         relu_outputs: outputs of every ReLU-like module call (for guided backprop).
+        mixed: whether the forward ran under autocast (then its backward may use TF32 too).
     """
 
-    def __init__(self, inputs, logits, outputs, relu_outputs) -> None:
+    def __init__(self, inputs, logits, outputs, relu_outputs, mixed: bool = False) -> None:
         self.inputs = inputs
         self.logits = logits
         self.outputs = outputs
         self.relu_outputs = relu_outputs
+        self.mixed = mixed
 
     @property
     def batch_size(self) -> int:
@@ -57,7 +60,7 @@ class ForwardPass:
         )
         one_hot[torch.arange(num_k), :, class_ids.to(self.logits.device)] = 1.0
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
-        with torch.enable_grad(), context:
+        with torch.enable_grad(), context, full_precision(self.logits.device, not self.mixed):
             if num_k == 1:
                 grads = torch.autograd.grad(
                     self.logits, list(wrt), one_hot[0], retain_graph=True, allow_unused=True
@@ -108,11 +111,14 @@ def run_forward(
     record_relus: bool,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
     autocast_dtype: torch.dtype | None = None,
+    check_finite: bool = True,
 ) -> ForwardPass:
     """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs).
 
     ``autocast_dtype`` (float16 / bfloat16) runs the forward under ``torch.autocast``; the
-    input leaf stays float32, so input gradients come back in float32.
+    input leaf stays float32, so input gradients come back in float32. ``check_finite``
+    False skips the NaN check of the logits, which waits for the GPU: a batch pass checks
+    its final map instead, and the backward is queued while the forward still runs.
     """
     if torch.is_inference_mode_enabled():
         raise MethodNotApplicableError(
@@ -122,7 +128,7 @@ def run_forward(
     leaf = inputs.detach().requires_grad_(True)
     autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
                               enabled=autocast_dtype is not None)
-    with torch.enable_grad(), autocast, \
+    with torch.enable_grad(), autocast, full_precision(inputs.device, autocast_dtype is None), \
             record_outputs(model, layers, clone, record_relus, modules) as rec:
         logits = model(leaf)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
@@ -131,8 +137,9 @@ def run_forward(
             f"the model must return logits of shape (N, num_classes) (got {shape}); wrap it so "
             "forward returns one 2-D tensor"
         )
-    if not torch.isfinite(logits).all():
+    if check_finite and not torch.isfinite(logits).all():
         raise MethodNotApplicableError(
             "the model returned NaN or infinite logits for this image; nothing can be explained"
         )
-    return ForwardPass(leaf, logits, dict(rec.outputs), list(rec.relu_outputs))
+    return ForwardPass(leaf, logits, dict(rec.outputs), list(rec.relu_outputs),
+                       mixed=autocast_dtype is not None)

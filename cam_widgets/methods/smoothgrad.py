@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..engine import Capture, Engine
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, MethodNotApplicableError
 from .context import MethodContext, Progress
 from .registry import MethodOutput, MethodSpec
 
@@ -121,6 +121,11 @@ def smooth(
         done += count
         if progress is not None:
             progress(done, samples)
+    if not torch.isfinite(running_maps).all():  # one check per call, not one per batch
+        raise MethodNotApplicableError(
+            "the model returned NaN or infinite values for the noisy copies of this image; "
+            "try a smaller 'noise' or precision='fp32'"
+        )
     attribution = None if running_attr is None else running_attr / samples
     return SmoothOutput(MethodOutput(running_maps / samples, attribution), taken, batch_size)
 
@@ -128,6 +133,7 @@ def smooth(
 def _run_batch(engine, method, noisy, class_ids, layer, params, dtype) -> MethodOutput:
     """The base method over one batch of noisy inputs (a fresh, uncached pass)."""
     layers = [layer] if layer is not None else []
-    forward = engine.run(noisy, layers, record_relus="guided" in method.needs, autocast_dtype=dtype)
+    forward = engine.run(noisy, layers, record_relus="guided" in method.needs, autocast_dtype=dtype,
+                         check_finite=False)
     context = MethodContext(engine, Capture("", forward), class_ids, layer, params)
     return method.fn(context)
