@@ -54,9 +54,12 @@ def _remember(cache: dict, key, value) -> None:
 class Capture:
     """A forward over N images (N=1 when cached per image) with per-(layer, class) gradient caches."""
 
-    def __init__(self, key: str, forward: ForwardPass) -> None:
+    def __init__(self, key: str, forward: ForwardPass, single_backward: bool = False) -> None:
+        """``single_backward``: the caller takes one gradient only (a batch of noisy or
+        interpolated inputs), so the graph is freed during that backward."""
         self.key = key
         self.forward = forward
+        self._keep_graph = not single_backward
         self.inputs = forward.inputs
         self.logits = forward.logits.detach()
         self.probabilities = torch.softmax(self.logits.float(), dim=1)
@@ -79,7 +82,8 @@ class Capture:
         if missing_ids:
             self.backward_calls += 1
             wrt = [self.forward.outputs[l] for l in missing_layers]
-            grads = self.forward.gradients(torch.tensor(missing_ids), wrt)
+            grads = self.forward.gradients(torch.tensor(missing_ids), wrt,
+                                           keep_graph=self._keep_graph)
             fresh = {(layer, cls): grad[row] for layer, grad in zip(missing_layers, grads)
                      for row, cls in enumerate(missing_ids)}
         else:
@@ -96,7 +100,8 @@ class Capture:
         missing = sorted({c for c in ids if (guided, c) not in self._input_grads})
         if missing:
             self.backward_calls += 1
-            (grad,) = self.forward.gradients(torch.tensor(missing), [self.inputs], guided=guided)
+            (grad,) = self.forward.gradients(torch.tensor(missing), [self.inputs], guided=guided,
+                                             keep_graph=self._keep_graph)
             fresh = {(guided, cls): grad[row] for row, cls in enumerate(missing)}
         else:
             fresh = {}

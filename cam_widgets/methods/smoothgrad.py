@@ -135,5 +135,8 @@ def _run_batch(engine, method, noisy, class_ids, layer, params, dtype) -> Method
     layers = [layer] if layer is not None else []
     forward = engine.run(noisy, layers, record_relus="guided" in method.needs, autocast_dtype=dtype,
                          check_finite=False)
-    context = MethodContext(engine, Capture("", forward), class_ids, layer, params)
+    # one backward (not guided Grad-CAM's two): let autograd free the graph as it goes
+    single = len(method.needs & {"gradients", "input_gradients"}) == 1
+    context = MethodContext(engine, Capture("", forward, single_backward=single), class_ids,
+                            layer, params)
     return method.fn(context)
