@@ -71,9 +71,31 @@ def main(argv=None) -> int:
             torch.autograd.grad(out[:, 1].sum(), leaf)
 
         rows["floor: batch-100 fwd + input grad"] = floor
+        for precision in (("fp16", "bf16") if dev.type == "cuda" else ("bf16",)):
+            rows[f"SmoothGrad n=100 {precision}"] = (
+                lambda p=precision: ex.explain(x, "vanilla", 1, samples=100, precision=p))
+        if dev.type == "cuda":
+            import copy
+
+            nhwc_model = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            nhwc = noisy.contiguous(memory_format=torch.channels_last)
+
+            def floor_mixed(net, inputs, dtype):
+                def call():
+                    leaf = inputs.clone().requires_grad_(True)
+                    with torch.autocast("cuda", dtype=dtype):
+                        out = net(leaf)
+                    torch.autograd.grad(out[:, 1].float().sum(), leaf)
+                return call
+
+            for dtype in (torch.float16, torch.bfloat16):
+                tag = str(dtype).split(".")[-1]
+                rows[f"floor {tag} NCHW"] = floor_mixed(model, noisy, dtype)
+                rows[f"floor {tag} channels_last input"] = floor_mixed(model, nhwc, dtype)
+                rows[f"floor {tag} channels_last model+input"] = floor_mixed(nhwc_model, nhwc, dtype)
         for label, fn in rows.items():
             fn()
-            print(f"- {label}: {timed(dev, fn, 5 if '100' in label else 20):.2f} ms")
+            print(f"- {label}: {timed(dev, fn, 5 if dev.type == 'cpu' and '100' in label else 20):.2f} ms")
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
         for label in ("explain, class switch", "SmoothGrad n=100 fp32"):
             with profile(activities=activities) as prof:
