@@ -246,3 +246,31 @@ def test_smoothgrad_in_bf16_agrees_with_fp32_and_says_so(lite_explainer, chelsea
 def test_bad_precision_is_a_one_line_error(lite_explainer, chelsea_tensor, params, message):
     with pytest.raises(InvalidParameterError, match=message):
         lite_explainer.explain(chelsea_tensor, "vanilla", 285, **params)
+
+
+def test_a_tensor_changed_through_a_numpy_view_is_not_served_from_the_cache(lite_explainer,
+                                                                            chelsea_tensor):
+    array = chelsea_tensor.numpy().copy()
+    tensor = torch.from_numpy(array)
+    before = lite_explainer.explain(tensor, "gradcam", 285)
+    array[:, :, :112] = 0.0  # same object, same autograd version, other pixels
+    after = lite_explainer.explain(tensor, "gradcam", 285)
+    assert not np.allclose(before.heatmap, after.heatmap)
+    np.testing.assert_array_equal(after.heatmap, lite_explainer.explain(
+        torch.from_numpy(array.copy()), "gradcam", 285).heatmap)
+
+
+def test_layers_returning_one_tensor_share_one_hook_and_give_one_map(lite_explainer,
+                                                                     chelsea_tensor):
+    aliases = lite_explainer.engine._aliases
+    assert aliases["features.1"] == "features.1.0.block.1.1"
+    inner = lite_explainer.explain(chelsea_tensor, "gradcam", 285, "features.1.0.block.1.1")
+    outer = lite_explainer.explain(chelsea_tensor, "gradcam", 285, "features.1")
+    np.testing.assert_array_equal(inner.heatmap, outer.heatmap)
+
+
+@pytest.mark.parametrize("method", ["guided_gradcam", "gradcam++", "vanilla"])
+def test_smoothgrad_over_one_and_two_backward_methods(lite_explainer, chelsea_tensor, method):
+    result = lite_explainer.explain(chelsea_tensor, method, 285, samples=3, batch_size=2)
+    assert np.isfinite(result.heatmap).all() and result.status.ok
+    assert count_hooks(lite_explainer.engine.model) == 0

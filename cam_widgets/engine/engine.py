@@ -63,9 +63,17 @@ class Capture:
         self.inputs = forward.inputs
         self.logits = forward.logits.detach()
         self.probabilities = torch.softmax(self.logits.float(), dim=1)
+        self._host_probabilities: Optional[torch.Tensor] = None
         self._layer_grads: dict[tuple[str, int], torch.Tensor] = {}
         self._input_grads: dict[tuple[bool, int], torch.Tensor] = {}
         self.backward_calls = 0
+
+    @property
+    def host_probabilities(self) -> torch.Tensor:
+        """``probabilities`` on the CPU, copied once per capture."""
+        if self._host_probabilities is None:
+            self._host_probabilities = self.probabilities.cpu()
+        return self._host_probabilities
 
     @property
     def relu_outputs(self):
@@ -112,6 +120,20 @@ class Capture:
         return torch.stack(found)
 
 
+def _aliases(layers, outputs: dict, victims: set) -> dict[str, str]:
+    """{layer: the first layer returning the very same tensor} (``features.0`` and its last
+    child ``features.0.2``): one hook records both. Outputs changed in place are left out."""
+    first: dict[int, str] = {}
+    aliases = {}
+    for info in layers:
+        if info.name in victims:
+            continue
+        owner = first.setdefault(id(outputs[info.name]), info.name)
+        if owner != info.name:
+            aliases[info.name] = owner
+    return aliases
+
+
 class Engine:
     """Hooks, autograd, device and cache for one classifier.
 
@@ -155,6 +177,7 @@ class Engine:
         self._captures: OrderedDict[str, Capture] = OrderedDict()
         self._layers: Optional[list[LayerInfo]] = None
         self._clone: frozenset[str] = frozenset()
+        self._aliases: dict[str, str] = {}
         self._has_relu = any(isinstance(m, RELU_LIKE) for m in model.modules())
         self._bytes_per_sample = 0
         self.forward_calls = 0
@@ -195,6 +218,7 @@ class Engine:
         self._bytes_per_sample = total
         self._final_aliases = [] if not layers else [
             l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
+        self._aliases = _aliases(layers, rec.outputs, victims)
 
     @property
     def default_layer(self) -> str:
@@ -247,17 +271,22 @@ class Engine:
         if self._layers is None:
             self._probe()
         self.forward_calls += 1
+        recorded = list(dict.fromkeys(self._aliases.get(name, name) for name in layers))
         with evaluation_mode(self.model):
-            return run_forward(
+            forward = run_forward(
                 self.model,
                 inputs.to(self.device),
-                layers,
-                self._clone & (set(layers) | self._relu_names),
+                recorded,
+                self._clone & (set(recorded) | self._relu_names),
                 record_relus,
                 self._modules,
                 autocast_dtype,
                 check_finite,
             )
+        for name in layers:  # an alias's output is the very tensor its first module returned
+            if name in self._aliases:
+                forward.outputs[name] = forward.outputs[self._aliases[name]]
+        return forward
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
