@@ -58,18 +58,18 @@ class ForwardPass:
                 "model has none; use 'vanilla' or 'integrated_gradients' instead"
             )
         num_k = int(class_ids.numel())
-        one_hot = torch.zeros(
-            (num_k,) + tuple(self.logits.shape), dtype=self.logits.dtype, device=self.logits.device
-        )
-        one_hot[torch.arange(num_k), :, class_ids.to(self.logits.device)] = 1.0
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
         with torch.enable_grad(), context, full_precision(self.logits.device, not self.mixed):
-            if num_k == 1:
+            if num_k == 1:  # rows are independent in eval mode: d sum_n logit[n, c] / d x_n
+                score = self.logits[:, int(class_ids.reshape(-1)[0])].sum()
                 grads = torch.autograd.grad(
-                    self.logits, list(wrt), one_hot[0], retain_graph=keep_graph, allow_unused=True
+                    score, list(wrt), retain_graph=keep_graph, allow_unused=True
                 )
                 grads = [None if g is None else g.unsqueeze(0) for g in grads]
             else:  # keeps the graph: the loop fallback needs it after a failed vmap
+                one_hot = torch.zeros((num_k,) + tuple(self.logits.shape),
+                                      dtype=self.logits.dtype, device=self.logits.device)
+                one_hot[torch.arange(num_k), :, class_ids.to(self.logits.device)] = 1.0
                 grads = _batched_grad(self.logits, list(wrt), one_hot)
         return [
             torch.zeros((num_k,) + tuple(t.shape), dtype=t.dtype, device=t.device)
