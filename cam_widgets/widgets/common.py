@@ -4,13 +4,14 @@ from __future__ import annotations
 import html
 import traceback
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from dataclasses import fields, replace
+from typing import Callable, Iterator, Sequence
 
 import ipywidgets as W
 import numpy as np
 
 from ..data import get_scene, list_samples, list_scenes, sample_image
-from ..errors import CamWidgetsError
+from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..render import normalize_map
 from ..result import Explanation
 
@@ -85,3 +86,23 @@ def busy(controls: Sequence[W.Widget], status: StatusLine) -> Iterator[None]:
 def control_row(*controls: W.Widget) -> W.HBox:
     """A row of controls that wraps instead of overflowing narrow outputs (JupyterLab)."""
     return W.HBox(list(controls), layout=W.Layout(flex_flow="row wrap"))
+
+
+def next_state(owner: str, state, changes: dict, display: Sequence[str],
+               normalize: Callable[[dict], dict] = dict):
+    """(the state after ``changes``, whether only ``display`` fields really changed).
+
+    Unknown setting names are a one-line error naming the widget's settings; ``normalize``
+    fills in derived settings (e.g. the default values of a new comparison axis).
+    """
+    names = {f.name for f in fields(state)}
+    for key in changes:
+        if key not in names:
+            raise InvalidParameterError(
+                f"{owner} has no setting {key!r}; it has {', '.join(sorted(names))}."
+                + close_matches(key, names))
+    changes = normalize(dict(changes))
+    new = replace(state, **changes)
+    display_only = all(key in display or getattr(new, key) == getattr(state, key)
+                       for key in changes)
+    return new, display_only

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import ipywidgets as W
@@ -22,6 +22,7 @@ from .common import (
     display_map,
     image_choices,
     load_choice,
+    next_state,
 )
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
@@ -194,19 +195,9 @@ class Compare(W.VBox):
         """
         ok = False
         with busy(self._compute_controls(), self.status):
-            names = {f.name for f in fields(CompareState)}
-            for key in changes:
-                if key not in names:
-                    raise InvalidParameterError(
-                        f"Compare has no setting {key!r}; it has {', '.join(sorted(names))}."
-                        + close_matches(key, names))
-            if "by" in changes and "values" not in changes:
-                changes["values"] = _default_values(changes["by"], changes.get("model", self.state.model))
-            if "values" in changes:
-                changes["values"] = tuple(changes["values"])
-            new = replace(self.state, **changes)
-            if all(key in DISPLAY or getattr(new, key) == getattr(self.state, key)
-                   for key in changes):  # nothing for the engine: re-render only
+            new, display_only = next_state("Compare", self.state, changes, DISPLAY,
+                                           self._normalize)
+            if display_only:  # nothing for the engine: re-render only
                 self.state = new
                 self._render()
                 self.status.line.value = self._line  # the last good state's line, not an old error
@@ -216,6 +207,13 @@ class Compare(W.VBox):
             ok = True
         self._sync_controls(keep_text=not ok)
         return self.results
+
+    def _normalize(self, changes: dict) -> dict:
+        if "by" in changes and "values" not in changes:
+            changes["values"] = _default_values(changes["by"], changes.get("model", self.state.model))
+        if "values" in changes:
+            changes["values"] = tuple(changes["values"])
+        return changes
 
     def probe(self, x: float, y: float) -> list[float]:
         """Mark pixel (x, y) in every panel; returns each panel's value there (the [0, 1]

@@ -1,18 +1,16 @@
 """Shared base of the studies: a frozen state, controls, one HeatmapPanels, ``set(**changes)``."""
 from __future__ import annotations
 
-from dataclasses import fields, replace
 from typing import Optional
 
 import ipywidgets as W
 import numpy as np
 
 from ..api import get_explainer
-from ..errors import InvalidParameterError, close_matches
 from ..explainer import Explainer
 from ..models import list_models, resolve_class
 from ..render import list_colormaps
-from .common import StatusLine, busy, image_choices, load_choice
+from .common import StatusLine, busy, image_choices, load_choice, next_state
 from .panels import HeatmapPanels
 
 DISPLAY = ("opacity", "colormap")
@@ -94,16 +92,9 @@ class _Study(W.VBox):
     def set(self, **changes):
         """Change state fields from Python (as the controls do); errors go to the status line."""
         with busy([self._controls[n] for n in self.COMPUTE_CONTROLS], self.status):
-            names = {f.name for f in fields(self.state)}
-            for key in changes:
-                if key not in names:
-                    raise InvalidParameterError(
-                        f"{type(self).__name__} has no setting {key!r}; it has "
-                        f"{', '.join(sorted(names))}." + close_matches(key, names))
-            changes = self._normalize(dict(changes))
-            new = replace(self.state, **changes)
-            if all(key in DISPLAY or getattr(new, key) == getattr(self.state, key)
-                   for key in changes):  # nothing for the engine: re-render only
+            new, display_only = next_state(type(self).__name__, self.state, changes, DISPLAY,
+                                           self._normalize)
+            if display_only:  # nothing for the engine: re-render only
                 self.state = new
                 self._render_display()
                 self.status.line.value = self._line  # the last good state's line, not an old error
