@@ -68,6 +68,21 @@ def _as_float_array(raw: object, name: str = "raw") -> np.ndarray:
     return arr.astype(np.float64, copy=False)
 
 
+def _checked_maps(raw: object, mode: str, modes: tuple, shapes: str) -> np.ndarray:
+    """``raw`` as a float array of one or N maps, after checking ``mode``; one-line errors."""
+    if mode not in modes:
+        raise InvalidParameterError(
+            f"mode must be one of {', '.join(repr(m) for m in modes)}, got {describe(mode)}."
+            + close_matches(str(mode), modes)
+        )
+    x = _as_float_array(raw)
+    if x.ndim not in (2, 3) or x.size == 0:
+        raise InvalidParameterError(
+            f"raw must be a non-empty {shapes} array, got shape {tuple(x.shape)}."
+        )
+    return x
+
+
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
@@ -147,16 +162,7 @@ def normalize_map(
         mode: one of :data:`NORMALIZE_MODES`.
         clip_negative: clip values below 0 to 0 first (a ReLU), as Grad-CAM does.
     """
-    if mode not in NORMALIZE_MODES:
-        raise InvalidParameterError(
-            f"mode must be one of {', '.join(repr(m) for m in NORMALIZE_MODES)}, got {describe(mode)}."
-            + close_matches(str(mode), NORMALIZE_MODES)
-        )
-    x = _as_float_array(raw)
-    if x.ndim not in (2, 3) or x.size == 0:
-        raise InvalidParameterError(
-            f"raw must be a non-empty (H, W) or (N, H, W) array, got shape {tuple(x.shape)}."
-        )
+    x = _checked_maps(raw, mode, NORMALIZE_MODES, "(H, W) or (N, H, W)")
     if x.ndim == 2:
         return _normalize_one(x, mode, bool(clip_negative))
     outs, statuses = [], []
@@ -232,16 +238,7 @@ def upsample_map(raw: np.ndarray, size: tuple[int, int], mode: str = "bilinear")
     raw layer grid as blocks.  Works for down-sizing too (same formulas as torch, no
     antialiasing).  Non-finite values propagate; normalise first to remove them.
     """
-    if mode not in UPSAMPLE_MODES:
-        raise InvalidParameterError(
-            f"mode must be 'bilinear' or 'nearest', got {describe(mode)}."
-            + close_matches(str(mode), UPSAMPLE_MODES)
-        )
-    x = _as_float_array(raw)
-    if x.ndim not in (2, 3) or x.size == 0:
-        raise InvalidParameterError(
-            f"raw must be a non-empty (h, w) or (N, h, w) array, got shape {tuple(x.shape)}."
-        )
+    x = _checked_maps(raw, mode, UPSAMPLE_MODES, "(h, w) or (N, h, w)")
     try:
         out_h, out_w = (int(s) for s in size)
         ok = out_h > 0 and out_w > 0 and len(tuple(size)) == 2
