@@ -272,7 +272,7 @@ class Engine:
             self._probe()
         self.forward_calls += 1
         recorded = list(dict.fromkeys(self._aliases.get(name, name) for name in layers))
-        with evaluation_mode(self.model):
+        with evaluation_mode(self.model, self._modules):
             forward = run_forward(
                 self.model,
                 inputs.to(self.device),
@@ -290,7 +290,10 @@ class Engine:
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
-        with evaluation_mode(self.model), torch.no_grad(), full_precision(self.device):
+        if self._layers is None:
+            self._probe()
+        with evaluation_mode(self.model, self._modules), torch.no_grad(), \
+                full_precision(self.device):
             return self.model(inputs.to(self.device))
 
     @property
