@@ -274,3 +274,50 @@ def test_smoothgrad_over_one_and_two_backward_methods(lite_explainer, chelsea_te
     result = lite_explainer.explain(chelsea_tensor, method, 285, samples=3, batch_size=2)
     assert np.isfinite(result.heatmap).all() and result.status.ok
     assert count_hooks(lite_explainer.engine.model) == 0
+
+
+def test_recording_leaves_user_hooks_and_patched_forwards_as_they_were(tiny_net):
+    """Layers are recorded by wrapping forward for one call; a module with hooks of its own
+    keeps a plain hook (its hook may change the output), a patched forward is restored."""
+    seen = []
+    handle = tiny_net.relu.register_forward_hook(lambda m, i, out: out * 2)
+    original_conv_forward = tiny_net.conv.forward
+    tiny_net.conv.forward = lambda x: original_conv_forward(x)  # a user's own patch
+    patched = tiny_net.conv.forward
+    try:
+        explainer = Explainer(tiny_net, input_size=(4, 4), labels=list("abc"))
+        _, capture = explainer.capture(tiny_input())
+        with torch.no_grad():
+            conv_out = tiny_net.conv(tiny_input())
+        torch.testing.assert_close(capture.activations("relu"), conv_out.clamp(min=0) * 2)
+        assert tiny_net.conv.__dict__["forward"] is patched
+        assert "forward" not in tiny_net.relu.__dict__
+        assert len(tiny_net.relu._forward_hooks) == 1 and count_hooks(tiny_net) == 1
+        seen.append(True)
+    finally:
+        handle.remove()
+        del tiny_net.conv.forward
+    assert seen and count_hooks(tiny_net) == 0
+
+
+def test_an_error_inside_the_forward_removes_every_wrapper():
+    class Failing(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 2)
+            self.fail = False
+
+        def forward(self, x):
+            x = self.conv(x)
+            if self.fail:
+                raise ValueError("boom")
+            return self.fc(x.mean(dim=(2, 3)))
+
+    net = Failing()
+    explainer = Explainer(net, input_size=(6, 6), labels=["a", "b"])
+    explainer.layers()
+    net.fail = True
+    with pytest.raises(Exception):
+        explainer.explain(torch.randn(3, 6, 6), "gradcam", 0, "conv")
+    assert count_hooks(net) == 0 and "forward" not in net.conv.__dict__
