@@ -100,6 +100,8 @@ class Capture:
                  for key in ((l, c) for l in layers for c in ids)}
         for key, value in fresh.items():
             _remember(self._layer_grads, key, value)
+        if len(ids) == 1:  # a view, not a copy (one kernel less on a GPU)
+            return [found[(l, ids[0])].unsqueeze(0) for l in layers]
         return [torch.stack([found[(l, c)] for c in ids]) for l in layers]
 
     def input_gradients(self, class_ids: torch.Tensor, guided: bool = False) -> torch.Tensor:
@@ -215,6 +217,7 @@ class Engine:
         self._modules = list(self.model.named_modules())
         self._relu_names = {n for n, m in self._modules if isinstance(m, RELU_LIKE)}
         self._layers = layers
+        self._layer_by_name = {info.name: info for info in layers}
         self._bytes_per_sample = total
         self._final_aliases = [] if not layers else [
             l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
@@ -233,7 +236,9 @@ class Engine:
 
     def check_layer(self, layer: str) -> LayerInfo:
         """The LayerInfo for ``layer`` or a clear error with close matches."""
-        by_name = {l.name: l for l in self.layers}
+        if self._layers is None:
+            self._probe()
+        by_name = self._layer_by_name
         if layer in by_name:
             return by_name[layer]
         modules = dict(self.model.named_modules())
