@@ -48,6 +48,9 @@ def test_explain_a_file_with_smoothgrad(tmp_path):
     (["explain", "chelsea", "--out", "x.jpg"], ".png, .npy or .html"),
     (["explain", "chelsea", "--class", "1000", "--out", "x.png"], "0..999"),
     (["explain", "chelsea", "--model", "vgg61", "--out", "x.png"], "vgg16"),
+    (["explain", "chelsea", "--device", "cpu", "--samples", "2", "--precision", "fp16",
+      "--out", "x.png"], "needs a CUDA device"),
+    (["explain", "chelsea", "--precision", "bf16", "--out", "x.png"], "SmoothGrad only"),
 ])
 def test_errors_are_one_line(tmp_path, monkeypatch, capsys, args, fragment):
     from cam_widgets.cli import main
