@@ -75,6 +75,18 @@ def test_smoothgrad_reports_progress(explorer):
     explorer.set(smooth=False, method="gradcam")
 
 
+def test_smoothgrad_precision_control(explorer):
+    options = [value for _, value in explorer._controls["precision"].options]
+    assert options[0] == "fp32" and "bf16" in options
+    assert ("fp16" in options) == (explorer.explainer.device.type == "cuda")
+    explorer.set(method="vanilla", smooth=True, samples=2)
+    assert "precision" not in explorer.result.params  # fp32 by default
+    explorer._controls["precision"].value = "bf16"  # as a click in the browser
+    assert explorer.result.params["precision"] == "bf16" and explorer.state.precision == "bf16"
+    explorer.set(smooth=False, method="gradcam", precision="fp32")
+    assert "precision" not in explorer.result.params
+
+
 def figure_messages(figure):
     """Record what the FigureWidget sends to the browser (restyle/relayout/update messages)."""
     sent = []

@@ -106,3 +106,11 @@ def next_state(owner: str, state, changes: dict, display: Sequence[str],
     display_only = all(key in display or getattr(new, key) == getattr(state, key)
                        for key in changes)
     return new, display_only
+
+
+def precisions_for(device) -> list[tuple[str, str]]:
+    """SmoothGrad precisions a device offers, as dropdown options (fp16 needs CUDA)."""
+    options = [("fp32", "fp32"), ("bf16 (mixed)", "bf16")]
+    if getattr(device, "type", str(device)) == "cuda":
+        options.insert(1, ("fp16 (mixed)", "fp16"))
+    return options

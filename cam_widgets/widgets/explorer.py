@@ -21,11 +21,15 @@ from .common import (
     display_map,
     image_choices,
     load_choice,
+    precisions_for,
 )
 from .panels import HeatmapPanels
 
 #: Controls whose change needs the engine; the others only re-render.
-COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples")
+COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples",
+           "precision")
+#: The controls that write those settings (the class has its own search box).
+COMPUTE_CONTROLS = ("image", "model", "layer", "method", "smooth", "noise", "samples", "precision")
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ExplorerState:
     smooth: bool = False
     noise: float = 0.2
     samples: int = 20
+    precision: str = "fp32"
     opacity: float = 0.5
     colormap: str = "viridis"
     view: str = "overlay"
@@ -102,6 +107,10 @@ class Explorer(W.VBox):
                                    continuous_update=False),
             "samples": W.IntSlider(value=s.samples, min=1, max=100, description="samples",
                                    continuous_update=False),
+            # SmoothGrad's noisy batches in mixed precision (fp16 on a GPU: ~1.5x faster,
+            # maps at r >= 0.998 of fp32; see benchmarks/RESULTS.md)
+            "precision": W.Dropdown(options=[("fp32", "fp32")], value="fp32",
+                                    description="precision"),  # options: _prepare_model
             "opacity": W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05,
                                      description="opacity", continuous_update=True),
             "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap,
@@ -118,14 +127,14 @@ class Explorer(W.VBox):
         return W.VBox([
             control_row(c["image"], c["upload"], c["url"]),
             control_row(c["model"], c["layer"], c["method"]),
-            control_row(c["search"], c["smooth"], c["noise"], c["samples"]),
+            control_row(c["search"], c["smooth"], c["noise"], c["samples"], c["precision"]),
             control_row(c["opacity"], c["colormap"], c["view"], c["export"]),
             self._top,
         ])
 
     def _link(self) -> None:
         c = self._controls
-        for name in ("image", "model", "layer", "method", "smooth", "noise", "samples"):
+        for name in COMPUTE_CONTROLS:
             c[name].observe(self._on_compute(name), names="value")
         for name in ("opacity", "colormap", "view"):
             c[name].observe(self._on_display(name), names="value")
@@ -168,7 +177,7 @@ class Explorer(W.VBox):
 
     def _sync_controls(self) -> None:
         """Controls show the state again (after a change that failed)."""
-        for name in ("image", "model", "layer", "method", "smooth", "noise", "samples"):
+        for name in COMPUTE_CONTROLS:
             self._controls[name].value = getattr(self.state, name)
 
     def _on_compute(self, name: str):
@@ -237,6 +246,11 @@ class Explorer(W.VBox):
         if self.state.layer not in {l.name for l in layers}:
             self.state.layer = default
         control.value = self.state.layer
+        options = precisions_for(self.explainer.device)
+        if self.state.precision not in {value for _, value in options}:
+            self.state.precision = "fp32"
+        self._controls["precision"].options = options
+        self._controls["precision"].value = self.state.precision
         self._controls["search"].options = [f"{i} {n}" for i, n in enumerate(self.explainer.labels)]
 
     def _rgb(self):
@@ -250,8 +264,8 @@ class Explorer(W.VBox):
         s = self.state
         self.engine_calls += 1
         prepared = self._prepared()
-        params = dict(noise=s.noise, samples=s.samples, progress=self.status.report) \
-            if s.smooth else {}
+        params = dict(noise=s.noise, samples=s.samples, precision=s.precision,
+                      progress=self.status.report) if s.smooth else {}
         if not s.smooth and "extra_forwards" in get_method(s.method).needs:
             params["progress"] = self.status.report
         self.result = self.explainer.explain(prepared, s.method, s.target, s.layer, **params)
@@ -314,8 +328,7 @@ class Explorer(W.VBox):
             self.panels.set_view(s.view, s.opacity)
 
     def _compute_controls(self) -> list:
-        return [self._controls[n] for n in ("image", "model", "layer", "method", "search",
-                                            "smooth", "noise", "samples")]
+        return [self._controls[n] for n in COMPUTE_CONTROLS + ("search",)]
 
     def _slug(self) -> str:
         s = self.state
