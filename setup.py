@@ -24,6 +24,7 @@ EXTRAS_REQUIRE = {
         "grad-cam>=1.5",
         "captum>=0.7",
         "efficientnet-lite-pytorch>=0.1",
+        "quantus>=0.6",  # reference for the pointing game and relevance mass
         "playwright==1.65.2",
     ],
 }
