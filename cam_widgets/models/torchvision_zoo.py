@@ -22,9 +22,6 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import socket
-import threading
-import warnings
 from typing import Any, Callable, Optional, Sequence
 from urllib.parse import urlparse
 
@@ -46,6 +43,15 @@ from .spec import (
     IMAGENET_STD,
     ModelSpec,
     imagenet_preprocess,
+)
+from .weight_files import (  # looked up here, so tests can patch them on this module
+    _CONNECT_TIMEOUT_S,
+    OFFLINE_ENV,
+    _download,
+    _host_reachable,
+    _hub_checkpoint_dir,
+    _offline_by_env,
+    load_state_dict_file,
 )
 
 __all__ = [
@@ -69,10 +75,6 @@ ARTICLE_MODELS = {"vgg16": "IMAGENET1K_V1", "alexnet": "IMAGENET1K_V1", "resnet5
 #: resnet50: ``layer4`` is the output of the last bottleneck (res5c, after its final ReLU).
 ARTICLE_LAYERS = {"vgg16": "features.29", "alexnet": "features.11", "resnet50": "layer4"}
 
-#: Environment variable that, set to 1/true/yes, forbids any download attempt.
-OFFLINE_ENV = "CAM_WIDGETS_OFFLINE"
-#: Seconds the connectivity check may take at most.
-_CONNECT_TIMEOUT_S = 3.0
 #: Seed of the random weights built with ``pretrained=False``.
 RANDOM_SEED = 0
 
@@ -124,10 +126,6 @@ def weights_url(name: str, weights_name: Optional[str] = None) -> str:
     return _weights_enum(_canonical(name), weights_name).url
 
 
-def _hub_checkpoint_dir() -> pathlib.Path:
-    return pathlib.Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def expected_weights_file(name: str, weights_name: Optional[str] = None) -> pathlib.Path:
     """Where torchvision (and this zoo) looks for the weights file of ``name``.
 
@@ -136,47 +134,6 @@ def expected_weights_file(name: str, weights_name: Optional[str] = None) -> path
     """
     url = weights_url(name, weights_name)
     return _hub_checkpoint_dir() / os.path.basename(urlparse(url).path)
-
-
-# --------------------------------------------------------------------------- download
-
-
-def _offline_by_env() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _host_reachable(url: str, timeout: Optional[float] = None) -> bool:
-    """True when a TCP connection to the URL's host opens within ``timeout`` seconds.
-
-    Runs in a daemon thread so that a slow DNS lookup cannot exceed the bound either.
-    """
-    timeout = _CONNECT_TIMEOUT_S if timeout is None else float(timeout)
-    parsed = urlparse(url)
-    host = parsed.hostname
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    if not host:
-        return False
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, name="cam-widgets-connectivity", daemon=True)
-    thread.start()
-    thread.join(timeout + 0.25)
-    return bool(result and result[0])
-
-
-def _download(url: str, dest: pathlib.Path, progress: bool = True) -> pathlib.Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    match = torch.hub.HASH_REGEX.search(dest.name)
-    hash_prefix = match.group(1) if match else None
-    torch.hub.download_url_to_file(url, str(dest), hash_prefix=hash_prefix, progress=progress)
-    return dest
 
 
 def fetch_weights(
@@ -208,55 +165,6 @@ def fetch_weights(
             f"received {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
             f"hint: check the connection, or copy {file_name} there from a connected machine."
         ) from None
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None) -> dict[str, torch.Tensor]:
-    """Read a state dict with ``torch.load(weights_only=True)``; never executes pickled code.
-
-    ``name`` (the model's zoo name) only makes the error hints precise.
-    """
-    path = pathlib.Path(path)
-    fetch = f"cam-widgets fetch-weights {name}" if name else "cam-widgets fetch-weights <model>"
-    if not path.is_file():
-        raise WeightsUnavailableError(
-            f"Weights file not found: expected an existing .pth file, received {str(path)!r}; "
-            f"hint: check the path given as weights_path=, or run `{fetch}`."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*pickle protocol.*", category=UserWarning)
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-        refused = re.search(r"Unsupported global[^\n.]*", text)
-        if refused:
-            what = f"holds arbitrary pickled objects, refused without running them ({refused.group(0).strip()})"
-        else:
-            first = text.strip().splitlines()[0] if text.strip() else ""
-            if first.startswith("Weights only load failed"):
-                found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-                first = found.group(1) if found else "not a torch checkpoint"
-            detail = f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
-            what = f"is corrupt, truncated or not a torch checkpoint ({detail})"
-        raise WeightsUnavailableError(
-            f"Weights file could not be read safely: expected a torch state dict of tensors "
-            f"(read with torch.load(weights_only=True)), received {str(path)!r} that {what}; "
-            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
-        ) from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
-        raise WeightsUnavailableError(
-            f"Weights file is not a state dict: expected a dict of parameter names to tensors, "
-            f"received {str(path)!r} holding a {type(obj).__name__}; "
-            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
-        )
-    return obj
 
 
 def _fix_keys(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,0 +1,113 @@
+"""Weight files: where torchvision keeps them, whether a download can work, safe reading.
+
+Used by :mod:`cam_widgets.models.torchvision_zoo` (and the dilated VGG16). Files are read with
+``torch.load(..., weights_only=True)``, so no pickled code is ever executed; the connectivity
+check is bounded in time, so an offline machine gets its error within seconds.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import socket
+import threading
+import warnings
+from typing import Optional
+from urllib.parse import urlparse
+
+import torch
+
+from ..errors import WeightsUnavailableError
+
+#: Environment variable that, set to 1/true/yes, forbids any download attempt.
+OFFLINE_ENV = "CAM_WIDGETS_OFFLINE"
+#: Seconds the connectivity check may take at most.
+_CONNECT_TIMEOUT_S = 3.0
+
+
+def _hub_checkpoint_dir() -> pathlib.Path:
+    return pathlib.Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _offline_by_env() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _host_reachable(url: str, timeout: Optional[float] = None) -> bool:
+    """True when a TCP connection to the URL's host opens within ``timeout`` seconds.
+
+    Runs in a daemon thread so that a slow DNS lookup cannot exceed the bound either.
+    """
+    timeout = _CONNECT_TIMEOUT_S if timeout is None else float(timeout)
+    parsed = urlparse(url)
+    host = parsed.hostname
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    if not host:
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name="cam-widgets-connectivity", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.25)
+    return bool(result and result[0])
+
+
+def _download(url: str, dest: pathlib.Path, progress: bool = True) -> pathlib.Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    match = torch.hub.HASH_REGEX.search(dest.name)
+    hash_prefix = match.group(1) if match else None
+    torch.hub.download_url_to_file(url, str(dest), hash_prefix=hash_prefix, progress=progress)
+    return dest
+
+
+def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None) -> dict[str, torch.Tensor]:
+    """Read a state dict with ``torch.load(weights_only=True)``; never executes pickled code.
+
+    ``name`` (the model's zoo name) only makes the error hints precise.
+    """
+    path = pathlib.Path(path)
+    fetch = f"cam-widgets fetch-weights {name}" if name else "cam-widgets fetch-weights <model>"
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"Weights file not found: expected an existing .pth file, received {str(path)!r}; "
+            f"hint: check the path given as weights_path=, or run `{fetch}`."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pickle protocol.*", category=UserWarning)
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        refused = re.search(r"Unsupported global[^\n.]*", text)
+        if refused:
+            what = f"holds arbitrary pickled objects, refused without running them ({refused.group(0).strip()})"
+        else:
+            first = text.strip().splitlines()[0] if text.strip() else ""
+            if first.startswith("Weights only load failed"):
+                found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+                first = found.group(1) if found else "not a torch checkpoint"
+            detail = f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
+            what = f"is corrupt, truncated or not a torch checkpoint ({detail})"
+        raise WeightsUnavailableError(
+            f"Weights file could not be read safely: expected a torch state dict of tensors "
+            f"(read with torch.load(weights_only=True)), received {str(path)!r} that {what}; "
+            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
+        ) from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not obj or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    ):
+        raise WeightsUnavailableError(
+            f"Weights file is not a state dict: expected a dict of parameter names to tensors, "
+            f"received {str(path)!r} holding a {type(obj).__name__}; "
+            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
+        )
+    return obj
