@@ -12,17 +12,15 @@ import io
 import os
 import pathlib
 import re
-import socket
-import time
-import urllib.error
-import urllib.request
 import warnings
-from typing import Iterator, List, Tuple, Union
+from typing import Iterator, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
+
+from .fetch import fetch_bytes
 
 __all__ = [
     "load_image",
@@ -92,7 +90,7 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
         return _decode(io.BytesIO(data), what="image bytes")
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
         url = source.strip()
-        data = _fetch(url, timeout=float(timeout), max_bytes=int(max_bytes))
+        data = fetch_bytes(url, timeout=float(timeout), max_bytes=int(max_bytes))
         return _decode(io.BytesIO(data), what=f"image at {url!r}")
     if isinstance(source, str) and "://" in source:
         scheme = source.split("://", 1)[0]
@@ -369,50 +367,3 @@ def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
     if data.shape[2] == 4:
         return _composite_white(data)
     return np.array(data, dtype=np.uint8, copy=True)
-
-
-def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
-    """Download ``url`` with a per-operation and overall timeout and a size limit."""
-    hint = " Hint: download the image and pass the local file path instead."
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(url, headers={"User-Agent": "cam_widgets"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > max_bytes:
-                raise InvalidImageError(
-                    f"Download too large: expected at most {max_bytes} bytes, received a"
-                    f" Content-Length of {length} bytes for {url!r}.{hint}"
-                )
-            chunks: List[bytes] = []
-            total = 0
-            while True:
-                chunk = response.read(65536)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > max_bytes:
-                    raise InvalidImageError(
-                        f"Download too large: expected at most {max_bytes} bytes, received more"
-                        f" from {url!r}.{hint}"
-                    )
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise InvalidImageError(
-                        f"URL could not be fetched: expected the download to finish within"
-                        f" {timeout:g} s, received only {total} bytes from {url!r}.{hint}"
-                    )
-            return b"".join(chunks)
-    except InvalidImageError:
-        raise
-    except urllib.error.HTTPError as exc:
-        raise InvalidImageError(
-            f"URL could not be fetched: expected an image at {url!r}, received HTTP {exc.code}"
-            f" {exc.reason}.{hint}"
-        ) from None
-    except (urllib.error.URLError, socket.timeout, TimeoutError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise InvalidImageError(
-            f"URL could not be fetched: expected a reachable http(s) URL within {timeout:g} s,"
-            f" received {url!r} ({str(reason)[:80] or type(exc).__name__}).{hint}"
-        ) from None
