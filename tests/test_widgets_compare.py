@@ -157,8 +157,9 @@ def test_parse_values():
 # ------------------------------------------------------------------------ metrics section
 from cam_widgets.data import get_scene  # noqa: E402
 from cam_widgets.metrics import deletion_insertion, energy_pointing_game, pointing_game  # noqa: E402
-from cam_widgets.widgets import metrics_panel  # noqa: E402
-from cam_widgets.widgets.metrics_panel import BOX_SHAPE, POINTING_TOLERANCE, parse_box  # noqa: E402
+from cam_widgets.widgets import metrics_panel, metrics_view  # noqa: E402
+from cam_widgets.widgets.metrics_panel import BOX_SHAPE  # noqa: E402
+from cam_widgets.widgets.metrics_view import POINTING_TOLERANCE, parse_box  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -171,15 +172,18 @@ def scene_widget():
 @pytest.fixture
 def metric_calls(monkeypatch):
     calls = []
-    for name in ("pointing_game", "energy_pointing_game", "iou_at_thresholds",
-                 "average_drop_increase", "deletion_insertion"):
-        original = getattr(metrics_panel, name)
+    # the scores are computed in metrics_view, the curve in metrics_panel: patch where looked up
+    for module, name in ((metrics_view, "pointing_game"), (metrics_view, "energy_pointing_game"),
+                         (metrics_view, "iou_at_thresholds"),
+                         (metrics_view, "average_drop_increase"),
+                         (metrics_panel, "deletion_insertion")):
+        original = getattr(module, name)
 
         def wrapper(*args, _original=original, _name=name, **kwargs):
             calls.append(_name)
             return _original(*args, **kwargs)
 
-        monkeypatch.setattr(metrics_panel, name, wrapper)
+        monkeypatch.setattr(module, name, wrapper)
     return calls
 
 
