@@ -38,6 +38,14 @@ class LayerInfo:
 #: Largest batch on CPU for batched passes (SmoothGrad, Score-CAM, IG): measured fastest.
 CPU_BATCH = 8
 
+#: Largest activation a CPU batch may produce. glibc serves blocks over its mmap threshold
+#: (at most 32 MiB) with fresh pages that are faulted in again on every batch: SmoothGrad n=100
+#: on EfficientNet-Lite0 took 3.85 s at batch 8 (38 MB activations) and 2.45 s at batch 4.
+CPU_BLOCK_BYTES = 20 * 1024**2
+#: ...but never fewer samples than this: for compute-heavy layers batching still wins (VGG16,
+#: 12 MB activations a sample: 1.95 s at batch 1, 1.59 s at batch 4 for n=8).
+CPU_MIN_BATCH = 4
+
 #: Bytes of gradients kept per capture (oldest dropped first), so memory stays bounded when
 #: classes keep changing; a sweep of every layer of one class fits easily.
 MAX_CACHED_GRADIENT_BYTES = 512 * 1024**2
@@ -182,6 +190,7 @@ class Engine:
         self._aliases: dict[str, str] = {}
         self._has_relu = any(isinstance(m, RELU_LIKE) for m in model.modules())
         self._bytes_per_sample = 0
+        self._largest_activation = 0
         self.forward_calls = 0
 
     # ----------------------------------------------------------------- layers
@@ -199,13 +208,14 @@ class Engine:
             with record_outputs(self.model, None, record_relus=self._has_relu) as rec:
                 self.model(dummy.requires_grad_(True))
         names = {name: module for name, module in self.model.named_modules() if name}
-        layers, total = [], 0
+        layers, total, largest = [], 0, 0
         for name in dict.fromkeys(rec.order):
             out = rec.outputs.get(name)
             if out is None:
                 continue
             if not any(True for _ in names[name].children()):
                 total += out.numel() * out.element_size()
+                largest = max(largest, out.numel() * out.element_size())
             if rec.calls[name] == 1 and out.dim() == 4 and out.shape[2] * out.shape[3] > 1:
                 layers.append(
                     LayerInfo(name, type(names[name]).__name__, *map(int, out.shape[1:]))
@@ -219,6 +229,7 @@ class Engine:
         self._layers = layers
         self._layer_by_name = {info.name: info for info in layers}
         self._bytes_per_sample = total
+        self._largest_activation = largest
         self._final_aliases = [] if not layers else [
             l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
         self._aliases = _aliases(layers, rec.outputs, victims)
@@ -318,9 +329,13 @@ class Engine:
                 budget = 4 * 1024**3
         per_sample = max(1, int(self._bytes_per_sample * per_sample_factor))
         fits = max(1, int(budget // per_sample))
+        if self.device.type == "cuda":
+            return fits
         # On CPU, batches past ~8 spill the caches and get slower per sample (2.4 s at 8 vs
-        # 5.7 s at 25 for SmoothGrad n=100 on EfficientNet-Lite0, benchmarks/RESULTS.md).
-        return fits if self.device.type == "cuda" else min(fits, CPU_BATCH)
+        # 5.7 s at 25 for SmoothGrad n=100 on EfficientNet-Lite0), and activations past the
+        # allocator's mmap threshold are page-faulted afresh on every batch (CPU_BLOCK_BYTES).
+        unfaulted = max(CPU_MIN_BATCH, CPU_BLOCK_BYTES // max(1, self._largest_activation))
+        return max(1, min(fits, CPU_BATCH, unfaulted))
 
     def clear_cache(self) -> None:
         self._captures.clear()
