@@ -147,7 +147,7 @@ def bench_model(name: str, args, device) -> dict:
     layer = ex.default_layer
     low, high = ex.spec.input_range
     sigma = SMOOTH_NOISE * (high - low)
-    cls_a, cls_b = 285, 282
+    cls_a = 285
 
     base = copy.deepcopy(ex.engine.model).eval()  # plain autograd, captum, sequential loop
     results: dict[str, float] = {}

@@ -1,7 +1,6 @@
 """Engine behaviour: caching, layer listing, lifecycle (no hooks left, model untouched)."""
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pytest

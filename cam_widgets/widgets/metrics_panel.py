@@ -7,7 +7,7 @@ ground-truth boxes), the table, and the deletion / insertion curve of one panel.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import ipywidgets as W
 
