@@ -1,0 +1,207 @@
+"""Datasets for :func:`~cam_widgets.metrics.evaluate.evaluate`: an image folder with an optional
+labels CSV, and the parsing of any map-style ``Dataset``'s items into (tensor, class, boxes)."""
+from __future__ import annotations
+
+import csv
+import pathlib
+from typing import Optional
+
+import torch
+from torch.utils.data import Dataset
+
+from ..data import load_image, resize_for_model
+from ..errors import CamWidgetsError, InvalidImageError, InvalidParameterError, describe
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+class ImageFolderDataset(Dataset):
+    """Images of a folder as the explainer's model sees them.
+
+    Every file under ``root`` (recursively) with an image extension, sorted by relative path,
+    or, with ``labels``, the images that the CSV lists. Each item is ``(tensor, index, path)``:
+    the (3, H, W) float tensor from ``load_image`` + ``resize_for_model`` + the explainer's
+    preprocess (exactly what :meth:`Explainer.prepare` gives), the item's index and its path
+    relative to ``root`` (its id in the results).
+
+    Args:
+        root: the folder.
+        explainer: gives the input size, the preprocess and the class names; the dataset
+            keeps only those (it stays small and picklable for DataLoader workers, provided
+            the preprocess is a module-level function, as the zoo's are).
+        labels: optional CSV with rows ``path,class_id[,x0,y0,x1,y1]`` (a header row is
+            allowed): ``path`` relative to ``root``, ``class_id`` an int or a class name, and a
+            box in pixels of the original image (``x1``/``y1`` exclusive), scaled here to the
+            model input size. Several rows for one path give several boxes (every instance
+            of the class); their class ids must agree.
+    """
+
+    def __init__(self, root, explainer, labels=None) -> None:
+        self.root = pathlib.Path(root)
+        if not self.root.is_dir():
+            raise InvalidParameterError(f"'root' must be an existing folder (got {describe(str(root))})")
+        self.input_size = tuple(explainer.spec.input_size)
+        self.preprocess = explainer.spec.preprocess
+        self._annotations: dict[str, dict] = {}
+        if labels is None:
+            self.paths = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            self._annotations = _read_labels(pathlib.Path(labels), self.root, explainer)
+            self.paths = sorted(self._annotations)
+        if not self.paths:
+            raise InvalidParameterError(
+                f"no image found in {str(self.root)!r} (extensions {', '.join(IMAGE_EXTENSIONS)})"
+                + ("" if labels is None else f" listed by {str(labels)!r}"))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        path = self.paths[index]
+        rgb = resize_for_model(load_image(self.root / path), self.input_size)
+        return self.preprocess(rgb).float(), index, path
+
+    def image_id(self, index: int) -> str:
+        """The id written in the results: the path relative to ``root``."""
+        return self.paths[index]
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(self._annotations)
+
+    def annotation(self, index: int) -> dict:
+        """``dict(class_id, boxes)`` with boxes scaled to the model input size (or Nones)."""
+        found = self._annotations.get(self.paths[index])
+        if found is None:
+            return dict(class_id=None, boxes=None)
+        boxes = found["boxes"]
+        if boxes:
+            width, height = _image_size(self.root / self.paths[index])
+            for x0, y0, x1, y1 in boxes:
+                if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+                    raise InvalidParameterError(
+                        f"the box {(x0, y0, x1, y1)} of {self.paths[index]!r} lies outside the "
+                        f"{width}x{height} image; boxes are x0,y0,x1,y1 in pixels of the image file")
+            sy, sx = self.input_size[0] / height, self.input_size[1] / width
+            boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes]
+        return dict(class_id=found["class_id"], boxes=boxes or None)
+
+
+def _read_labels(path: pathlib.Path, root: pathlib.Path, explainer) -> dict[str, dict]:
+    if not path.is_file():
+        raise InvalidParameterError(f"the labels CSV {str(path)!r} does not exist")
+    found: dict[str, dict] = {}
+    with open(path, newline="") as handle:
+        for number, row in enumerate(csv.reader(handle), start=1):
+            row = [c.strip() for c in row]
+            if not row or not row[0] or row[0].startswith("#"):
+                continue
+            if number == 1 and len(row) >= 2 and row[0].lower() in ("path", "file", "image"):
+                continue  # header
+            where = f"{path.name} line {number}"
+            if len(row) not in (2, 6):
+                raise InvalidParameterError(
+                    f"{where}: expected 'path,class_id' or 'path,class_id,x0,y0,x1,y1' (got {len(row)} fields)")
+            rel = pathlib.Path(row[0])
+            rel = rel.relative_to(root) if rel.is_absolute() and root in rel.parents else rel
+            if not (root / rel).is_file():
+                raise InvalidParameterError(f"{where}: image {row[0]!r} not found under {str(root)!r}")
+            try:
+                class_id = explainer.resolve_class(int(row[1]) if row[1].lstrip("-").isdigit() else row[1])
+            except CamWidgetsError as exc:
+                raise InvalidParameterError(f"{where}: {exc}") from None
+            entry = found.setdefault(rel.as_posix(), dict(class_id=class_id, boxes=[]))
+            if entry["class_id"] != class_id:
+                raise InvalidParameterError(
+                    f"{where}: {row[0]!r} already has class {entry['class_id']} (got {class_id})")
+            if len(row) == 6:
+                try:
+                    box = tuple(float(v) for v in row[2:])
+                except ValueError:
+                    raise InvalidParameterError(f"{where}: box values must be numbers (got {row[2:]})") from None
+                if not (box[2] > box[0] and box[3] > box[1]):
+                    raise InvalidParameterError(f"{where}: a box needs x1 > x0 and y1 > y0 (got {box})")
+                entry["boxes"].append(box)
+    return found
+
+
+def _image_size(path) -> tuple[int, int]:
+    """(width, height) of an image file after its EXIF orientation (header only)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        width, height = img.size
+        if img.getexif().get(0x0112) in (5, 6, 7, 8):
+            width, height = height, width
+    return width, height
+
+
+class _Indexed(Dataset):
+    """(index, image, class id, boxes, error) for each index of a dataset (runs in the workers)."""
+
+    def __init__(self, dataset, record_errors: bool) -> None:
+        self.dataset = dataset
+        self.record_errors = record_errors
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        try:
+            item = self.dataset[index]
+        except CamWidgetsError as exc:
+            if not self.record_errors:
+                raise
+            return index, None, None, None, f"{type(exc).__name__}: {exc}"
+        annotate = getattr(self.dataset, "annotation", None)
+        image, class_id, boxes = _parse_item(item, annotate(index) if callable(annotate) else None)
+        return index, image, class_id, boxes, None
+
+
+def _collate(rows):
+    """Picklable collate (runs in the workers): [indices, (M, 3, H, W) batch of the M readable
+    images or None, class ids, boxes, errors], so that pin_memory pins the whole batch."""
+    indices, images, class_ids, boxes, errors = (list(c) for c in zip(*rows))
+    good = [im for im in images if im is not None]
+    shapes = {tuple(im.shape) for im in good}
+    if len(shapes) > 1:
+        raise InvalidImageError(
+            f"the dataset gave images of different shapes {sorted(shapes)} in one batch; every "
+            "image must be preprocessed to the model input size (3, H, W)")
+    batch = torch.stack(good).float() if good else None
+    return [indices, batch, class_ids, boxes, errors]
+
+
+def _parse_item(item, annotation: Optional[dict]) -> tuple[torch.Tensor, Optional[int], Optional[list]]:
+    """(image tensor, class id or None, boxes or None) from one dataset item.
+
+    Items may be ``(tensor, index, path)`` (ImageFolderDataset), ``(tensor, label)``,
+    ``(tensor, label, box)``, a tensor, or a dict with ``image`` and optional ``class_id``
+    (or ``label``) and ``box``/``boxes``; a dataset's ``annotation(index)`` wins.
+    """
+    class_id, boxes = None, None
+    if isinstance(item, dict):
+        image = item.get("image")
+        class_id = item.get("class_id", item.get("label"))
+        boxes = item.get("boxes", item.get("box"))
+    elif isinstance(item, (tuple, list)) and item:
+        image = item[0]
+        if len(item) >= 2 and not (len(item) == 3 and isinstance(item[2], str)):
+            class_id = item[1]
+            boxes = item[2] if len(item) >= 3 else None
+    else:
+        image = item
+    if annotation is not None:
+        class_id, boxes = annotation.get("class_id"), annotation.get("boxes")
+    if isinstance(class_id, torch.Tensor):
+        class_id = int(class_id.item()) if class_id.numel() == 1 else None
+    if isinstance(boxes, torch.Tensor):
+        boxes = boxes.tolist()
+    if boxes is not None and len(boxes) == 4 and all(isinstance(v, (int, float)) for v in boxes):
+        boxes = [tuple(boxes)]
+    if not isinstance(image, torch.Tensor):
+        raise InvalidImageError(
+            f"dataset items must hold a preprocessed (3, H, W) tensor first (got {describe(image)}); "
+            "use ImageFolderDataset or apply the explainer's preprocess in the dataset")
+    return image, None if class_id is None else int(class_id), boxes or None
