@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, describe
-from .dilate import _pair
+from .strides import _pair
 from .spec import ModelSpec
 
 _BLOCKS = [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)]
