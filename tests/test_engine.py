@@ -320,3 +320,16 @@ def test_an_error_inside_the_forward_removes_every_wrapper():
     with pytest.raises(Exception):
         explainer.explain(torch.randn(3, 6, 6), "gradcam", 0, "conv")
     assert count_hooks(net) == 0 and "forward" not in net.conv.__dict__
+
+
+@pytest.mark.parametrize("channels, expected", [(8, 8), (96, 4), (64, 6), (400, 4)])
+def test_cpu_batches_keep_activations_under_the_mmap_threshold(channels, expected):
+    """CPU batch = largest activation under CPU_BLOCK_BYTES, between CPU_MIN_BATCH and CPU_BATCH."""
+    from cam_widgets.engine.engine import CPU_BATCH, CPU_BLOCK_BYTES, CPU_MIN_BATCH
+
+    net = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 2))
+    explainer = Explainer(net, input_size=(112, 112), labels=["a", "b"], device="cpu")
+    largest = channels * 112 * 112 * 4  # bytes of the conv output for one image
+    assert explainer.engine.batch_size_for() == expected == max(
+        CPU_MIN_BATCH, min(CPU_BATCH, CPU_BLOCK_BYTES // largest))
