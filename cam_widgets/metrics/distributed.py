@@ -33,7 +33,8 @@ import torch
 import torch.distributed as dist
 
 from ..errors import CamWidgetsError, InvalidParameterError, describe
-from .evaluate import (_done_pairs, _pending_indices, _plan, _run, read_records, summarize)
+from .evaluate import _done_pairs, _pending_indices, _plan, _run
+from .records import read_records, summarize
 
 __all__ = ["evaluate_distributed", "run_distributed", "rank_path", "main"]
 

@@ -68,7 +68,11 @@ def require_browser_pieces() -> None:
     missing = missing_pieces()
     if not missing:
         return
-    why = "browser tests need: " + "; ".join(missing)
+    skip_or_fail("browser tests need: " + "; ".join(missing))
+
+
+def skip_or_fail(why: str) -> None:
+    """Skip with ``why`` (reported once at the end), or fail under CAM_WIDGETS_REQUIRE_BROWSER=1."""
     if REQUIRE:
         pytest.fail(f"{why} (CAM_WIDGETS_REQUIRE_BROWSER=1)", pytrace=False)
     if why not in _WHY_SKIPPED:

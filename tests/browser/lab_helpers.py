@@ -7,22 +7,18 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-import pytest
-
 from .conftest import (
-    _WHY_SKIPPED,
     NOTEBOOK,
     PY,
-    REQUIRE,
     Server,
     _free_port,
     _isolated_env,
     require_browser_pieces,
+    skip_or_fail,
 )
 
 START_TIMEOUT = 90.0       # server process up and answering /api
@@ -50,14 +46,8 @@ def require_frontend(probe: str, why: str) -> None:
     """Skip with ``why`` (fail with CAM_WIDGETS_REQUIRE_BROWSER=1) unless the browser pieces are
     there and ``probe`` (Python code) runs in the interpreter that serves the notebooks."""
     require_browser_pieces()
-    if subprocess.run([PY, "-c", probe], capture_output=True, timeout=60).returncode == 0:
-        return
-    if REQUIRE:
-        pytest.fail(f"{why} (CAM_WIDGETS_REQUIRE_BROWSER=1)", pytrace=False)
-    if why not in _WHY_SKIPPED:
-        _WHY_SKIPPED.append(why)
-        print(f"\n[skip] {why}", file=sys.stderr)
-    pytest.skip(why)
+    if subprocess.run([PY, "-c", probe], capture_output=True, timeout=60).returncode != 0:
+        skip_or_fail(why)
 
 
 def require_jupyterlab() -> None:
@@ -132,3 +122,8 @@ def open_notebook(page, server: Server, url_path: str) -> float:
                            timeout=OPEN_TIMEOUT)
     server.remember_children()                     # the kernel, to reap by PID if left
     return round(time.monotonic() - started, 1)
+
+
+def errors_except(page, known: tuple[str, ...]) -> list[str]:
+    """The page's JavaScript errors, less the known upstream ones (messages containing ``known``)."""
+    return [e for e in page.errors if not any(k in e for k in known)]

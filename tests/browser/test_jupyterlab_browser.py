@@ -22,6 +22,7 @@ from .lab_helpers import (
     EXPLORER_DRAWN_JS,
     LOAD_TIMEOUT,
     TWO_PLOTS_JS,
+    errors_except,
     lab_command,
     lab_run_all_cells,
     open_notebook,
@@ -57,7 +58,7 @@ def lab_quickstart(page, lab_server):
 
 
 def _real_errors(page) -> list[str]:
-    return [e for e in page.errors if "setData is not a function" not in e]
+    return errors_except(page, ("setData is not a function",))  # plotly's, not ours
 
 
 def test_lab_explorer_renders_map(page, lab_quickstart):

@@ -30,6 +30,7 @@ from .lab_helpers import (
     EXPLORER_DRAWN_JS,
     LOAD_TIMEOUT,
     TWO_PLOTS_JS,
+    errors_except,
     lab_run_all_cells,
     open_notebook,
     require_frontend,
@@ -135,7 +136,7 @@ KNOWN_UPSTREAM_ERRORS = ("setData is not a function",
 
 
 def _real_errors(page) -> list[str]:
-    return [e for e in page.errors if not any(k in e for k in KNOWN_UPSTREAM_ERRORS)]
+    return errors_except(page, KNOWN_UPSTREAM_ERRORS)
 
 
 def test_nb7_explorer_renders_map(page, nb7_quickstart):
