@@ -1,0 +1,144 @@
+"""The BatchNorm-folded twin: same function, used only where it can stand in, model untouched."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cam_widgets import Explainer
+from cam_widgets.engine import count_hooks
+from cam_widgets.engine.folding import build_twin, conv_bn_pairs
+
+
+class ConvBnNet(nn.Module):
+    """conv -> BN -> ReLU -> conv -> BN -> GAP -> linear, with non-trivial BN statistics;
+    ``reuse``: the first conv's output is also added after its BN (folding must then refuse)."""
+
+    def __init__(self, reuse: bool = False) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.conv1, self.bn1 = nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+        self.relu = nn.ReLU()
+        self.conv2, self.bn2 = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(4, 3)
+        self.reuse = reuse
+        with torch.no_grad():
+            for bn in (self.bn1, self.bn2):
+                bn.running_mean.copy_(torch.randn(4, generator=gen))
+                bn.running_var.copy_(torch.rand(4, generator=gen) + 0.5)
+                bn.weight.copy_(torch.randn(4, generator=gen))
+                bn.bias.copy_(torch.randn(4, generator=gen))
+        self.eval()
+
+    def forward(self, x):
+        y = self.conv1(x)
+        x = self.relu(self.bn1(y) + (y if self.reuse else 0))
+        return self.fc(self.pool(self.bn2(self.conv2(x))).flatten(1))
+
+
+def _modules(model):
+    return [(n, m) for n, m in model.named_modules() if n]
+
+
+def _example():
+    return torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def test_twin_computes_the_same_logits_and_leaves_the_model_alone():
+    model = ConvBnNet()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    twin = build_twin(model, _modules(model), _example())
+    assert twin is not None and twin.folded_convs == {"conv1", "conv2"}
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in twin.model.modules())
+    x = torch.randn(5, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(twin.model(x), model(x), rtol=1e-5, atol=1e-5)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert isinstance(model.bn1, nn.BatchNorm2d) and count_hooks(model) == 0
+
+
+def test_a_conv_output_read_twice_is_not_folded():
+    model = ConvBnNet(reuse=True)
+    assert ("conv1", "bn1") in conv_bn_pairs(model, _modules(model), _example())
+    assert build_twin(model, _modules(model), _example()) is None  # caught by the logit check
+    assert count_hooks(model) == 0
+
+
+def test_a_model_with_hooks_of_its_own_is_not_copied():
+    model = ConvBnNet()
+    handle = model.bn2.register_forward_hook(lambda m, i, o: o * 2)
+    assert build_twin(model, _modules(model), _example()) is None
+    handle.remove()
+
+
+def test_smoothgrad_on_the_twin_agrees_with_the_model(lite_explainer, chelsea_tensor):
+    engine = lite_explainer.engine
+    args = (chelsea_tensor, "vanilla", 285)
+    try:
+        engine.fold_batch_norm = False
+        plain = lite_explainer.explain(*args, samples=8).heatmap
+        engine.fold_batch_norm = True
+        folded = lite_explainer.explain(*args, samples=8).heatmap
+    finally:
+        engine.fold_batch_norm = True
+    assert engine._twin is not None and "features.0.0" in engine._twin.folded_convs
+    assert not np.array_equal(plain, folded)  # the twin really ran
+    assert np.corrcoef(plain.ravel(), folded.ravel())[0, 1] > 0.99999
+
+
+def test_twin_gradients_are_as_close_to_float64_as_the_models(lite_explainer, chelsea_tensor):
+    engine = lite_explainer.engine
+    reference = copy.deepcopy(engine.model).double()
+    leaf = chelsea_tensor.double().requires_grad_(True)
+    (exact,) = torch.autograd.grad(reference(leaf)[0, 285], leaf)
+
+    def error(fold: bool) -> float:
+        engine.fold_batch_norm = fold
+        forward = engine.run(chelsea_tensor, [])
+        (grad,) = forward.gradients(torch.tensor([285]), [forward.inputs])
+        return float((grad[0].double() - exact).abs().max() / exact.abs().max())
+
+    try:
+        plain, folded = error(False), error(True)
+    finally:
+        engine.fold_batch_norm = True
+    assert folded <= 1.5 * plain + 1e-6, (folded, plain)
+
+
+def test_a_folded_conv_layer_runs_on_the_model_itself(lite_explainer, chelsea_tensor):
+    engine = lite_explainer.engine
+    args = (chelsea_tensor, "gradcam", 285, "features.1.0.block.0.0")  # a conv before its BN
+    try:
+        engine.fold_batch_norm = False
+        plain = lite_explainer.explain(*args, samples=4).heatmap
+    finally:
+        engine.fold_batch_norm = True
+    np.testing.assert_array_equal(lite_explainer.explain(*args, samples=4).heatmap, plain)
+
+
+def test_the_twin_follows_weight_changes():
+    model = ConvBnNet()
+    ex = Explainer(model, input_size=(8, 8), labels=list("abc"), device="cpu")
+    x = torch.randn(3, 3, 8, 8)
+    first = ex.engine.scores(x)
+    with torch.no_grad():
+        model.bn2.weight.mul_(-2.0)  # written in place, as an optimizer step would
+        expected = model(x)
+    torch.testing.assert_close(ex.engine.scores(x), expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(first, expected)
+
+
+@pytest.mark.parametrize("method", ["vanilla", "guided_backprop", "integrated_gradients"])
+def test_batched_methods_on_a_conv_bn_net_match_without_folding(method):
+    model = ConvBnNet()
+    ex = Explainer(model, input_size=(8, 8), labels=list("abc"), device="cpu")
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    params = {"steps": 8} if method == "integrated_gradients" else {"samples": 6}
+    folded = ex.explain(x, method, 1, **params).raw
+    ex.engine.fold_batch_norm = False
+    plain = ex.explain(x, method, 1, **params).raw
+    torch.testing.assert_close(torch.as_tensor(folded), torch.as_tensor(plain), rtol=1e-4, atol=1e-6)
+    assert count_hooks(model) == 0
