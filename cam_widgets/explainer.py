@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import time
 import weakref
-import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -72,7 +71,7 @@ class Explainer:
         self.spec = model
         self.engine = Engine(model.model, input_size=model.input_size, device=device,
                              owned=owned, memory_budget=memory_budget)
-        self._tensor_memo = None  # (weakref to the last tensor, (version, crc32), key)
+        self._tensor_memo = None  # (weakref to the last tensor, (version, bytes), key)
 
     # ------------------------------------------------------------- metadata
     @property
@@ -130,10 +129,11 @@ class Explainer:
         tensor = tensor.float()
         values = np.ascontiguousarray(tensor.cpu().numpy())
         # The same tensor object passed again (the usual loop over classes or methods) is
-        # recognised by identity, autograd version and a CRC of its bytes (~0.1 ms), so the
-        # strong hash (~0.3 ms) and the finiteness check run once per tensor.
+        # recognised by identity, autograd version and its bytes (a copy compared: 25 us for
+        # 224x224, where a CRC took 145 us; edits through a numpy view bump no version), so
+        # the strong hash (~0.3 ms) and the finiteness check run once per tensor.
         try:
-            stamp = (image._version, zlib.crc32(values.data))
+            stamp = (image._version, values.tobytes())
         except RuntimeError:  # inference-mode tensors have no version counter
             stamp = None
         memo = self._tensor_memo
