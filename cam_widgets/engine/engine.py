@@ -318,9 +318,10 @@ class Engine:
     def _runner(self, recorded: Sequence[str]) -> tuple[nn.Module, list, bool]:
         """The model, or its BatchNorm-folded twin when no recorded layer is a folded conv:
         (module, its named modules, whether inputs go channels-last)."""
-        if not self.fold_batch_norm:
-            return self.model, self._modules, False
-        key = parameter_key(self.model)
+        if not self.fold_batch_norm or (
+                self._twin is not None and not self._twin.folded_convs.isdisjoint(recorded)):
+            return self.model, self._modules, False  # e.g. a capture: it records every layer
+        key = parameter_key(self._modules)
         if key != self._twin_key:
             example = torch.randn((2, 3) + self.input_size,
                                   generator=torch.Generator().manual_seed(0)).to(self.device)
