@@ -154,3 +154,24 @@ def test_matches_reference(spec, photos, reference):
     assert ours.shape == ref.shape == (3, 1000)
     assert (ours - ref).abs().max().item() < 1e-4
     assert torch.equal(ours.argmax(1), ref.argmax(1))
+
+
+@pytest.mark.parametrize("size", [14, 15])
+@pytest.mark.parametrize("kernel,stride,dilation", [(3, 1, 1), (3, 2, 1), (5, 2, 1), (3, 1, 2),
+                                                    (3, 2, 2), (5, 2, 3)])
+def test_same_padding_equals_explicit_tensorflow_padding(size, kernel, stride, dilation):
+    """The padding-free paths (symmetric padding, zero tap in front) give TF SAME exactly."""
+    torch.manual_seed(0)
+    conv = el.Conv2dSame(4, 4, kernel, stride, groups=2, bias=True)
+    conv.dilation = (dilation, dilation)
+    x = torch.randn(2, 4, size, size + 1, requires_grad=True)
+    pads = [max((-(-n // stride) - 1) * stride + (kernel - 1) * dilation + 1 - n, 0)
+            for n in x.shape[-2:]]
+    padded = nn.functional.pad(x, [pads[1] // 2, pads[1] - pads[1] // 2,
+                                   pads[0] // 2, pads[0] - pads[0] // 2])
+    expected = nn.functional.conv2d(padded, conv.weight, conv.bias, stride, 0, dilation, 2)
+    got = conv(x)
+    assert got.shape[-2:] == (-(-size // stride), -(-(size + 1) // stride))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    grads = [torch.autograd.grad(out.square().sum(), x)[0] for out in (got, expected)]
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)
