@@ -47,13 +47,15 @@ class Explainer:
         device: None for CUDA when available (zoo models) or the model's own device.
         preprocess, labels, input_size, default_layer, input_range: for a plain nn.Module
             (defaults: ImageNet normalisation and labels, 224x224, the last spatial layer).
+        fold_batch_norm: batched passes run on a private copy with BatchNorms folded into
+            their convolutions (see ``engine/folding.py``); False runs everything on the model.
     """
 
     def __init__(self, model: Union[str, ModelSpec, nn.Module] = "efficientnet_lite0", *,
                  device=None, preprocess: Optional[Callable] = None,
                  labels: Optional[Sequence[str]] = None, input_size=(224, 224),
                  default_layer: Optional[str] = None, input_range=None,
-                 memory_budget: Optional[int] = None) -> None:
+                 memory_budget: Optional[int] = None, fold_batch_norm: bool = True) -> None:
         owned = not isinstance(model, nn.Module)
         if isinstance(model, str):
             model = load_model(model)
@@ -70,7 +72,8 @@ class Explainer:
                 f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})")
         self.spec = model
         self.engine = Engine(model.model, input_size=model.input_size, device=device,
-                             owned=owned, memory_budget=memory_budget)
+                             owned=owned, memory_budget=memory_budget,
+                             fold_batch_norm=fold_batch_norm)
         self._tensor_memo = None  # (weakref to the last tensor, (version, bytes), key)
 
     # ------------------------------------------------------------- metadata

@@ -142,3 +142,10 @@ def test_batched_methods_on_a_conv_bn_net_match_without_folding(method):
     plain = ex.explain(x, method, 1, **params).raw
     torch.testing.assert_close(torch.as_tensor(folded), torch.as_tensor(plain), rtol=1e-4, atol=1e-6)
     assert count_hooks(model) == 0
+
+
+def test_folding_can_be_turned_off():
+    ex = Explainer(ConvBnNet(), input_size=(8, 8), labels=list("abc"), device="cpu",
+                   fold_batch_norm=False)
+    ex.explain(torch.randn(1, 3, 8, 8), "vanilla", 0, samples=2)
+    assert ex.engine._twin is None and ex.engine._twin_key is None
