@@ -159,8 +159,11 @@ def test_matches_reference(spec, photos, reference):
 @pytest.mark.parametrize("size", [14, 15])
 @pytest.mark.parametrize("kernel,stride,dilation", [(3, 1, 1), (3, 2, 1), (5, 2, 1), (3, 1, 2),
                                                     (3, 2, 2), (5, 2, 3)])
-def test_same_padding_equals_explicit_tensorflow_padding(size, kernel, stride, dilation):
-    """The padding-free paths (symmetric padding, zero tap in front) give TF SAME exactly."""
+@pytest.mark.parametrize("zero_tap", [True, False])
+def test_same_padding_equals_explicit_tensorflow_padding(size, kernel, stride, dilation, zero_tap,
+                                                         monkeypatch):
+    """Every path (symmetric padding, zero tap in front, padded copy) gives TF SAME exactly."""
+    monkeypatch.setattr(el.Conv2dSame, "zero_tap_devices", ("cpu",) if zero_tap else ())
     torch.manual_seed(0)
     conv = el.Conv2dSame(4, 4, kernel, stride, groups=2, bias=True)
     conv.dilation = (dilation, dilation)
