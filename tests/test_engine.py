@@ -207,9 +207,9 @@ def test_every_error_is_a_cam_widgets_error_with_one_line(tiny_explainer):
 
 
 def test_gradient_cache_is_bounded(monkeypatch):
-    from cam_widgets.engine import engine as engine_module
+    from cam_widgets.engine import capture as capture_module
 
-    monkeypatch.setattr(engine_module, "MAX_CACHED_GRADIENT_BYTES", 2 * 2 * 16 * 4)  # 2 entries
+    monkeypatch.setattr(capture_module, "MAX_CACHED_GRADIENT_BYTES", 2 * 2 * 16 * 4)  # 2 entries
     explainer = Explainer(TinyNet(), input_size=(4, 4), labels=list("abc"))
     for k in (0, 1, 2, 0, 1):
         result = explainer.explain(tiny_input(), "gradcam", k, "relu")

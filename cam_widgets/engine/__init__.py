@@ -1,6 +1,7 @@
 """Engine layer: the only code that touches hooks, autograd, devices and dtypes."""
 from .device import choose_device
-from .engine import Engine, Capture, LayerInfo
+from .capture import Capture
+from .engine import Engine, LayerInfo
 from .hooks import RELU_LIKE, count_hooks
 from .passes import ForwardPass
 

@@ -1,8 +1,8 @@
 """The explainer engine: one per model, caching one forward per image.
 
-It turns (model, input tensor, layer(s), class ids) into captures: activations, gradients
-to layers and to the input (plain or guided), logits. Switching class, method or layer on
-a cached image costs at most one backward; gradients are cached per (layer, class).
+It turns (model, input tensor, layer(s), class ids) into captures (``capture.py``):
+activations, gradients to layers and to the input (plain or guided), logits. Switching
+class, method or layer on a cached image costs at most one backward.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
+from .capture import Capture
 from .device import DeviceLike, choose_device, full_precision, module_device
 from .folding import Twin, build_twin, parameter_key
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
@@ -46,90 +47,6 @@ CPU_BLOCK_BYTES = 20 * 1024**2
 #: ...but never fewer samples than this: for compute-heavy layers batching still wins (VGG16,
 #: 12 MB activations a sample: 1.95 s at batch 1, 1.59 s at batch 4 for n=8).
 CPU_MIN_BATCH = 4
-
-#: Bytes of gradients kept per capture (oldest dropped first), so memory stays bounded when
-#: classes keep changing; a sweep of every layer of one class fits easily.
-MAX_CACHED_GRADIENT_BYTES = 512 * 1024**2
-
-
-def _remember(cache: dict, key, value) -> None:
-    cache[key] = value
-    total = sum(t.numel() * t.element_size() for t in cache.values())
-    while total > MAX_CACHED_GRADIENT_BYTES and len(cache) > 1:
-        oldest = cache.pop(next(iter(cache)))
-        total -= oldest.numel() * oldest.element_size()
-
-
-class Capture:
-    """A forward over N images (N=1 when cached per image) with per-(layer, class) gradient caches."""
-
-    def __init__(self, key: str, forward: ForwardPass, single_backward: bool = False) -> None:
-        """``single_backward``: the caller takes one gradient only (a batch of noisy or
-        interpolated inputs), so the graph is freed during that backward."""
-        self.key = key
-        self.forward = forward
-        self._keep_graph = not single_backward
-        self.inputs = forward.inputs
-        self.logits = forward.logits.detach()
-        self.probabilities = torch.softmax(self.logits.float(), dim=1)
-        self._host_probabilities: Optional[torch.Tensor] = None
-        self._layer_grads: dict[tuple[str, int], torch.Tensor] = {}
-        self._input_grads: dict[tuple[bool, int], torch.Tensor] = {}
-        self.backward_calls = 0
-
-    @property
-    def host_probabilities(self) -> torch.Tensor:
-        """``probabilities`` on the CPU, copied once per capture."""
-        if self._host_probabilities is None:
-            self._host_probabilities = self.probabilities.cpu()
-        return self._host_probabilities
-
-    @property
-    def relu_outputs(self):
-        return self.forward.relu_outputs
-
-    def activations(self, layer: str) -> torch.Tensor:
-        return self.forward.activations(layer)
-
-    def gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
-        """(K, N, C, h, w) gradients for each layer; missing ones computed in one backward."""
-        ids = [int(c) for c in class_ids.tolist()]
-        missing_ids = sorted({c for c in ids for l in layers if (l, c) not in self._layer_grads})
-        missing_layers = [l for l in layers if any((l, c) not in self._layer_grads for c in ids)]
-        if missing_ids:
-            self.backward_calls += 1
-            wrt = [self.forward.outputs[l] for l in missing_layers]
-            grads = self.forward.gradients(torch.tensor(missing_ids), wrt,
-                                           keep_graph=self._keep_graph)
-            fresh = {(layer, cls): grad[row] for layer, grad in zip(missing_layers, grads)
-                     for row, cls in enumerate(missing_ids)}
-        else:
-            fresh = {}
-        found = {key: fresh.get(key) if key in fresh else self._layer_grads[key]
-                 for key in ((l, c) for l in layers for c in ids)}
-        for key, value in fresh.items():
-            _remember(self._layer_grads, key, value)
-        if len(ids) == 1:  # a view, not a copy (one kernel less on a GPU)
-            return [found[(l, ids[0])].unsqueeze(0) for l in layers]
-        return [torch.stack([found[(l, c)] for c in ids]) for l in layers]
-
-    def input_gradients(self, class_ids: torch.Tensor, guided: bool = False) -> torch.Tensor:
-        """(K, N, 3, H, W) input gradients, plain or guided, cached per class."""
-        ids = [int(c) for c in class_ids.tolist()]
-        missing = sorted({c for c in ids if (guided, c) not in self._input_grads})
-        if missing:
-            self.backward_calls += 1
-            (grad,) = self.forward.gradients(torch.tensor(missing), [self.inputs], guided=guided,
-                                             keep_graph=self._keep_graph)
-            fresh = {(guided, cls): grad[row] for row, cls in enumerate(missing)}
-        else:
-            fresh = {}
-        found = [fresh[(guided, c)] if (guided, c) in fresh else self._input_grads[(guided, c)]
-                 for c in ids]
-        for key, value in fresh.items():
-            _remember(self._input_grads, key, value)
-        return torch.stack(found)
-
 
 def _aliases(layers, outputs: dict, victims: set) -> dict[str, str]:
     """{layer: the first layer returning the very same tensor} (``features.0`` and its last
