@@ -260,11 +260,18 @@ def bench_model(name: str, args, device) -> dict:
     # ---- group 2: SmoothGrad n=samples ----------------------------------------------
     n = args.smooth_samples
     s = Timer(dev)
-    def ours_smooth(batch_size=None, precision="fp32"):
+    def ours_smooth(batch_size=None, precision="fp32", fold=True):
         def prepare(i):
             params = {} if batch_size is None else {"batch_size": batch_size}
             params["precision"] = precision
-            return lambda: ex.explain(x, "vanilla", cls_a, samples=n, noise=SMOOTH_NOISE, **params)
+
+            def call():
+                ex.engine.fold_batch_norm = fold
+                try:
+                    return ex.explain(x, "vanilla", cls_a, samples=n, noise=SMOOTH_NOISE, **params)
+                finally:
+                    ex.engine.fold_batch_norm = True
+            return call
         return prepare
 
     ours_default_bs = min(ex.engine.batch_size_for(), n)  # as smooth() picks it
@@ -272,10 +279,13 @@ def bench_model(name: str, args, device) -> dict:
     for bs in args.smooth_batch_sizes:
         if bs != ours_default_bs and bs <= n:
             s.add(f"ours SmoothGrad n={n} (batch {bs})", ours_smooth(bs))
+    # before/after of the BatchNorm-folded twin (engine/folding.py), in the same run
+    s.add(f"ours SmoothGrad n={n}, BatchNorm not folded", ours_smooth(fold=False))
     agreement: dict[str, float] = {}
     for precision in args.precisions:
         row = f"ours SmoothGrad n={n} mixed precision {precision}"
         s.add(row, ours_smooth(precision=precision))
+        s.add(f"{row}, BatchNorm not folded", ours_smooth(precision=precision, fold=False))
         agreement[row] = mixed_precision_agreement(ex, x, cls_a, n, precision)
         notes.append(f"SmoothGrad {precision} vs fp32, same noise: heatmap r = {agreement[row]:.4f}")
     if have_captum:
