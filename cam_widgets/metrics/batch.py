@@ -1,0 +1,220 @@
+"""One batch of :func:`~cam_widgets.metrics.evaluate.evaluate`: maps of every method in
+batched passes, their metric values, and the records of the batch's readable images.
+
+Maps are computed the way :meth:`Explainer.explain` computes them (same method functions,
+same upsampling and normalisation), batched:
+
+- gradient methods (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``vanilla``,
+  ``guided_backprop``, ``guided_gradcam``...): one forward and one backward for the whole
+  batch, each image's gradient taken for its own target class (images of a batch are
+  independent in eval mode, so d(sum_n logit[n, c_n]) / d x_n = d logit[n, c_n] / d x_n);
+- the others (``cam``, ``scorecam``, ``integrated_gradients``...): one forward per distinct
+  target class of the batch, over the images having that class.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine import Capture
+from ..errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError
+from .records import _finite
+
+if TYPE_CHECKING:  # annotations only: evaluate imports this module
+    from .evaluate import _Plan
+
+#: Methods whose class enters only through gradients: batched with one class per image.
+_PER_IMAGE_NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided"})
+
+
+def _score(explainer, plan: _Plan, indices, ids, rows, batch, labels, boxes, done) -> dict:
+    """Records {(row, method): record} of the readable ``rows`` of a batch, for the pairs not in ``done``."""
+    size = tuple(explainer.spec.input_size)
+    if tuple(batch.shape[1:]) != (3,) + size:
+        raise InvalidImageError(
+            f"image {ids[rows[0]]!r}: the dataset gave a tensor of shape {tuple(batch.shape[1:])}, "
+            f"expected (3, {size[0]}, {size[1]}) (the model input size, preprocessed)")
+    inputs = batch.to(explainer.device, non_blocking=True)
+    given = list(labels)
+    if plan.target == "label":
+        missing = [ids[r] for r, c in zip(rows, labels) if c is None]
+        if missing:
+            raise InvalidParameterError(
+                f"target='label' but image {missing[0]!r} has no class label; give labels or use target='top1'")
+        labels = [explainer.resolve_class(int(c)) for c in labels]
+    wanted = [s for s in plan.specs if any((ids[r], s.name) not in done for r in rows)]
+    maps, probs, top1, class_ids = explain_batch(explainer, inputs, labels if plan.target == "label" else None,
+                                                 wanted, plan.layer, plan.method_params)
+    out = {}
+    for spec in wanted:
+        values = _metrics(explainer, plan, inputs, maps[spec.name], class_ids, probs, boxes)
+        for n, row in enumerate(rows):
+            if (ids[row], spec.name) in done:
+                continue
+            label = given[n]
+            record = dict(image=ids[row], index=indices[row], method=spec.name,
+                          layer=plan.layer if spec.needs_layer else None, target=plan.target,
+                          class_id=class_ids[n], label=explainer.labels[class_ids[n]],
+                          probability=_finite(probs[n, class_ids[n]]), top1=top1[n],
+                          label_id=None if label is None else int(label),
+                          correct=None if label is None else bool(top1[n] == int(label)))
+            record.update({k: _finite(v[n]) for k, v in values.items()})
+            out[(row, spec.name)] = record
+    return out
+
+
+def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[int]], specs,
+                  layer: Optional[str], method_params: Optional[dict] = None):
+    """Display maps of several methods for a batch, as :meth:`Explainer.explain` makes them.
+
+    Args:
+        inputs: (N, 3, H, W) preprocessed images on the explainer's device.
+        class_ids: one class per image, or None for each image's top-1 class.
+        specs: MethodSpecs (``get_method(name)``).
+        layer: the resolved layer for the methods that need one.
+
+    Returns:
+        (maps {name: (N, H, W) float32 in [0, 1]}, probabilities (N, classes) float32 numpy,
+        top1 [int], class_ids [int]).
+    """
+    from ..methods import MethodContext
+    from ..render import normalize_map
+
+    engine = explainer.engine
+    method_params = method_params or {}
+    per_image = [s for s in specs if s.needs <= _PER_IMAGE_NEEDS]
+    grouped = [s for s in specs if s not in per_image]
+    forward = None
+    if per_image:
+        layers = [layer] if any(s.needs_layer for s in per_image) else []
+        guided = any("guided" in s.needs for s in per_image)
+        forward = engine.run(inputs, layers, record_relus=guided and engine.has_relu)
+        logits = forward.logits.detach()
+    else:
+        logits = engine.scores(inputs)
+    probs = torch.softmax(logits.float(), dim=1)
+    top1 = [int(c) for c in probs.argmax(dim=1).tolist()]
+    ids = list(top1) if class_ids is None else [int(c) for c in class_ids]
+    ids_t = torch.tensor(ids, dtype=torch.long)
+    raw: dict[str, torch.Tensor] = {}
+    if per_image:
+        capture = _PerImageCapture(forward, ids_t)
+        for spec in per_image:
+            context = MethodContext(engine, capture, ids_t[:1], layer if spec.needs_layer else None,
+                                    method_params.get(spec.name))
+            raw[spec.name] = spec.fn(context).maps[0]
+    if grouped:
+        result = {s.name: [None] * len(ids) for s in grouped}
+        layers = [layer] if layer is not None and any(s.needs_layer for s in grouped) else []
+        for cls in sorted(set(ids)):
+            rows = [n for n, c in enumerate(ids) if c == cls]
+            capture = Capture("", engine.run(inputs[rows], layers, record_relus=engine.has_relu))
+            for spec in grouped:
+                context = MethodContext(engine, capture, torch.tensor([cls]),
+                                        layer if spec.needs_layer else None, method_params.get(spec.name))
+                maps = spec.fn(context).maps[0]
+                for k, n in enumerate(rows):
+                    result[spec.name][n] = maps[k]
+        raw.update({name: torch.stack(v) for name, v in result.items()})
+    size = tuple(inputs.shape[-2:])
+    heat = {}
+    for spec in specs:
+        maps = raw[spec.name][:, None].float()
+        if tuple(maps.shape[-2:]) != size:
+            maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+        full = maps[:, 0].cpu().numpy()
+        heat[spec.name] = np.stack([normalize_map(m, clip_negative=spec.clip_negative)[0] for m in full])
+    return heat, probs.cpu().numpy(), top1, ids
+
+
+class _PerImageCapture(Capture):
+    """A batch capture whose gradients are taken for one class per image in one backward.
+
+    Gradient methods see (1, N, ...) gradients whose row n is d logit[n, c_n] / d (.)[n].
+    """
+
+    def __init__(self, forward, class_ids: torch.Tensor) -> None:
+        super().__init__("", forward)
+        self.per_image = class_ids
+
+    def _grads(self, wrt, guided: bool = False):
+        from ..engine.hooks import guided_relu_gradients
+
+        if guided and not self.forward.relu_outputs:
+            raise MethodNotApplicableError(
+                "guided backprop needs ReLU-like modules (nn.ReLU, nn.ReLU6, ...) and this "
+                "model has none; use 'vanilla' or 'integrated_gradients' instead")
+        logits = self.forward.logits
+        one_hot = torch.zeros_like(logits)
+        one_hot[torch.arange(len(self.per_image)), self.per_image.to(logits.device)] = 1.0
+        self.backward_calls += 1
+        with torch.enable_grad():
+            if guided:
+                with guided_relu_gradients(self.forward.relu_outputs):
+                    grads = torch.autograd.grad(logits, list(wrt), one_hot, retain_graph=True, allow_unused=True)
+            else:
+                grads = torch.autograd.grad(logits, list(wrt), one_hot, retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(t)[None] if g is None else g[None] for g, t in zip(grads, wrt)]
+
+    def gradients(self, layers, class_ids):
+        missing = [l for l in layers if (l, -1) not in self._layer_grads]
+        if missing:
+            grads = self._grads([self.forward.outputs[l] for l in missing])
+            self._layer_grads.update({(l, -1): g for l, g in zip(missing, grads)})
+        return [self._layer_grads[(l, -1)] for l in layers]
+
+    def input_gradients(self, class_ids, guided: bool = False):
+        if (guided, -1) not in self._input_grads:
+            (self._input_grads[(guided, -1)],) = self._grads([self.inputs], guided)
+        return self._input_grads[(guided, -1)]
+
+
+def _metrics(explainer, plan: _Plan, inputs: torch.Tensor, heat: np.ndarray, class_ids, probs,
+             boxes) -> dict[str, list]:
+    """Per-image values of every metric of the plan for one method's (N, H, W) maps."""
+    from .faithfulness import deletion_insertion
+    from .localization import energy_pointing_game, iou_at_thresholds, pointing_game
+
+    n = len(heat)
+    values: dict[str, list] = {}
+    with_box = [i for i in range(n) if boxes[i]]
+    options = plan.metric_params
+    for name in plan.metrics:
+        if name in ("pointing_game", "energy", "iou"):
+            column = [None] * n
+            if with_box:
+                maps, targets = heat[with_box], [list(boxes[i]) for i in with_box]
+                if name == "pointing_game":
+                    found = pointing_game(maps, targets, **options.get(name, {}))
+                elif name == "energy":
+                    found = energy_pointing_game(maps, targets)
+                else:
+                    opts = dict(options.get(name, {}))
+                    delta = float(opts.pop("delta", 0.5))
+                    found = iou_at_thresholds(maps, targets, deltas=(delta,), **opts)[delta]
+                for i, v in zip(with_box, found):
+                    column[i] = v
+            values[name] = column
+        elif name == "average_drop":
+            maps = torch.from_numpy(heat).float().to(inputs.device)
+            with torch.no_grad():
+                masked = torch.softmax(explainer.engine.scores(inputs * maps[:, None]).float(), dim=1)
+            rows = torch.arange(n)
+            targets = torch.tensor(class_ids, dtype=torch.long)
+            y = torch.from_numpy(probs)[rows, targets].double()
+            o = masked.cpu()[rows, targets].double()
+            drop = (y - o).clamp(min=0) / y.clamp(min=torch.finfo(torch.float64).tiny) * 100.0
+            values["average_drop"] = drop.tolist()
+            values["increase_in_confidence"] = ((y < o).double() * 100.0).tolist()
+        elif name == "deletion_insertion":
+            dels, ins = [], []
+            for i in range(n):
+                curve = deletion_insertion(explainer, inputs[i:i + 1], heat[i], class_ids[i],
+                                           batch_size=plan.batch_size * 4, **options.get(name, {}))
+                dels.append(curve["deletion_auc"])
+                ins.append(curve["insertion_auc"])
+            values["deletion_auc"], values["insertion_auc"] = dels, ins
+    return values
