@@ -16,33 +16,37 @@ Otherwise :class:`WeightsUnavailableError` is raised at once, naming the file ex
 put it and how to get it (``cam-widgets fetch-weights <name>`` on a connected machine, or
 ``weights_path=``). Files are read with ``torch.load(..., weights_only=True)``, so no pickled
 code is ever executed, and loaded strictly: a corrupt or mismatching file is refused.
+
+This module resolves where the weights come from and builds the :class:`ModelSpec`; the model
+names and weights enums are in :mod:`.torchvision_catalog`, the per-architecture details of the
+build in :mod:`.torchvision_architectures`, and the file handling in :mod:`.weight_files`.
 """
 from __future__ import annotations
 
 import os
 import pathlib
-import re
-from typing import Any, Callable, Optional, Sequence
+from typing import Optional
 from urllib.parse import urlparse
 
-import numpy as np
 import torch
 import torchvision
-from torch import nn
 
-from ..errors import (
-    InvalidParameterError,
-    UnknownModelError,
-    WeightsUnavailableError,
-    close_matches,
-    describe,
+from ..errors import WeightsUnavailableError
+from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from .torchvision_architectures import (
+    _after_load,
+    _arch_kwargs,
+    _fix_keys,
+    _load_into_new_model,
+    _preprocess_for,
 )
-from .spec import (
-    IMAGENET_INPUT_RANGE,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ModelSpec,
-    imagenet_preprocess,
+from .torchvision_catalog import (  # public names re-exported: they were defined here before
+    ARTICLE_LAYERS,
+    ARTICLE_MODELS,
+    _canonical,
+    _weights_enum,
+    available_models,
+    weights_url,
 )
 from .weight_files import (  # looked up here, so tests can patch them on this module
     _CONNECT_TIMEOUT_S,
@@ -65,65 +69,8 @@ __all__ = [
     "load_state_dict_file",
 ]
 
-#: The articles' models and the weights they use.
-ARTICLE_MODELS = {"vgg16": "IMAGENET1K_V1", "alexnet": "IMAGENET1K_V1", "resnet50": "IMAGENET1K_V1"}
-
-#: The articles' Grad-CAM layers, as torchvision module names.
-#: vgg16: ``features.29`` is the ReLU after conv5_3 (``features.28``); torchvision's ReLU is
-#: ``inplace=True`` so features.28's output tensor is overwritten by it: use features.29.
-#: alexnet: ``features.11`` is the ReLU after conv5 (``features.10``).
-#: resnet50: ``layer4`` is the output of the last bottleneck (res5c, after its final ReLU).
-ARTICLE_LAYERS = {"vgg16": "features.29", "alexnet": "features.11", "resnet50": "layer4"}
-
 #: Seed of the random weights built with ``pretrained=False``.
 RANDOM_SEED = 0
-
-
-# --------------------------------------------------------------------------- names / weights
-
-
-def available_models() -> list[str]:
-    """Every torchvision classifier name this zoo can build (sorted)."""
-    return sorted(torchvision.models.list_models(module=torchvision.models))
-
-
-def _canonical(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise UnknownModelError(
-            f"Model name is not a non-empty string: expected a torchvision classifier name such as "
-            f"'vgg16', received {describe(name)}."
-        )
-    key = name.strip().lower().replace("-", "_")
-    models = available_models()
-    if key not in models:
-        hint = close_matches(key, models) or " See torchvision.models.list_models(module=torchvision.models)."
-        raise UnknownModelError(
-            f"Unknown model name: expected one of the {len(models)} torchvision classifiers "
-            f"(e.g. 'vgg16', 'alexnet', 'resnet50'), received {name!r}.{hint}"
-        )
-    return key
-
-
-def _weights_enum(name: str, weights_name: Optional[str] = None):
-    """The torchvision WeightsEnum member used for ``name`` (article models: IMAGENET1K_V1)."""
-    enum = torchvision.models.get_model_weights(name)
-    if weights_name is None:
-        weights_name = ARTICLE_MODELS.get(name)
-    if weights_name is None:
-        return enum.DEFAULT
-    try:
-        return enum[weights_name]
-    except KeyError:
-        choices = [m.name for m in enum]
-        raise InvalidParameterError(
-            f"Unknown weights for {name}: expected one of {choices}, received {weights_name!r}."
-            f"{close_matches(weights_name, choices)}"
-        ) from None
-
-
-def weights_url(name: str, weights_name: Optional[str] = None) -> str:
-    """Download URL of the weights ``build_torchvision(name)`` uses."""
-    return _weights_enum(_canonical(name), weights_name).url
 
 
 def expected_weights_file(name: str, weights_name: Optional[str] = None) -> pathlib.Path:
@@ -165,77 +112,6 @@ def fetch_weights(
             f"received {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
             f"hint: check the connection, or copy {file_name} there from a connected machine."
         ) from None
-
-
-def _fix_keys(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Renames torchvision applies to old checkpoints (densenet's 'norm.1' -> 'norm1')."""
-    if not name.startswith("densenet"):
-        return state_dict
-
-    pattern = re.compile(
-        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
-    )
-    fixed = {}
-    for key, value in state_dict.items():
-        res = pattern.match(key)
-        fixed[res.group(1) + res.group(2) if res else key] = value
-    return fixed
-
-
-def _arch_kwargs(name: str, weights, pretrained: bool) -> dict[str, Any]:
-    """The constructor arguments torchvision's builder uses when it is given ``weights``."""
-    kwargs: dict[str, Any] = {"num_classes": len(weights.meta["categories"])}
-    if name in ("googlenet", "inception_v3"):
-        kwargs.update(transform_input=True, aux_logits=True, init_weights=not pretrained)
-    elif name.startswith("vit_"):
-        kwargs["image_size"] = weights.meta["min_size"][0]
-    elif name == "maxvit_t":
-        kwargs["input_size"] = weights.meta["min_size"]
-    return kwargs
-
-
-def _load_into_new_model(name: str, kwargs: dict, state_dict: dict) -> nn.Module:
-    """Build ``name`` and load ``state_dict`` strictly (RuntimeError on mismatch).
-
-    The model is built on the meta device and the loaded tensors are assigned to it, which
-    skips the random initialisation (about 1.5 s for VGG16 on CPU); floating tensors are cast to
-    the model's dtype. Falls back to a regular build when something stays on the meta device
-    (a non-persistent buffer).
-    """
-    with torch.device("meta"):
-        model = torchvision.models.get_model(name, weights=None, **kwargs)
-    expected = {k: v for k, v in model.state_dict().items()}
-    state_dict = {
-        k: (v.to(expected[k].dtype) if k in expected and v.is_floating_point()
-            and expected[k].is_floating_point() and v.dtype != expected[k].dtype else v)
-        for k, v in state_dict.items()
-    }
-    model.load_state_dict(state_dict, strict=True, assign=True)
-    if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
-        model = torchvision.models.get_model(name, weights=None, **kwargs)
-        model.load_state_dict(state_dict, strict=True)
-    return model
-
-
-def _after_load(name: str, model: nn.Module) -> None:
-    if name == "googlenet":  # as torchvision does by default: drop the untrained aux heads
-        model.aux_logits = False
-        model.aux1 = None
-        model.aux2 = None
-
-
-def _preprocess_for(mean: Sequence[float], std: Sequence[float]) -> tuple[Callable, tuple[float, float]]:
-    mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
-    if np.allclose(mean, IMAGENET_MEAN) and np.allclose(std, IMAGENET_STD):
-        return imagenet_preprocess, IMAGENET_INPUT_RANGE
-
-    def preprocess(rgb: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-        return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
-
-    low = min((0.0 - m) / s for m, s in zip(mean, std))
-    high = max((1.0 - m) / s for m, s in zip(mean, std))
-    return preprocess, (low, high)
 
 
 def _unavailable_message(key: str, dest: pathlib.Path, url: str, why: str) -> str:

@@ -1,0 +1,142 @@
+"""Turning decoded pixels (PIL images, numpy arrays) into the one format: ``uint8`` (H, W, 3), RGB.
+
+Handles every mode and dtype :func:`~cam_widgets.data.images.load_image` accepts: grayscale is
+replicated, alpha is composited on white, 16-bit and float data are scaled, EXIF orientation is
+applied, and bad pixels (NaN, inf, out of range) or too-small images become a one-line
+:class:`~cam_widgets.errors.InvalidImageError`. Nothing here opens files or decodes bytes
+(:mod:`.images` and :mod:`.image_decoding` do), so arrays and PIL images come straight here.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from cam_widgets.errors import InvalidImageError
+
+#: Smallest accepted image side, in pixels.
+MIN_SIDE = 8
+
+
+def _too_small(width: int, height: int, what: str) -> InvalidImageError:
+    return InvalidImageError(
+        f"Image too small: expected at least {MIN_SIDE}x{MIN_SIDE} pixels, received a"
+        f" {width}x{height} (width x height) {what}. Hint: use a larger image."
+    )
+
+
+def _pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
+    try:
+        img = ImageOps.exif_transpose(img) or img
+    except Exception:  # malformed EXIF: keep the stored orientation
+        pass
+    width, height = img.size
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise _too_small(width, height, what)
+    mode = img.mode
+    try:
+        if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            arr = np.asarray(img)
+            if mode == "F" or arr.dtype.kind == "f":
+                return _array_to_rgb(arr.astype(np.float64))
+            arr = arr.astype(np.int64)
+            if mode.startswith("I;16") or (arr.size and arr.min() >= 0 and arr.max() <= 65535):
+                gray = _scale16(arr)
+            else:  # 32-bit signed data: stretch to 0..255
+                lo, hi = float(arr.min()), float(arr.max())
+                gray = np.zeros(arr.shape, np.uint8) if hi <= lo else np.round((arr - lo) * 255.0 / (hi - lo)).astype(np.uint8)
+            return np.repeat(gray[:, :, None], 3, axis=2)
+        if mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")
+        elif mode in ("PA", "LA", "La", "RGBa"):
+            img = img.convert("RGBA")
+        if img.mode == "RGBA":
+            return _composite_white(np.asarray(img, dtype=np.uint8))
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        return np.array(img, dtype=np.uint8, copy=True)
+    except InvalidImageError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InvalidImageError(
+            f"Unsupported image mode: expected an image convertible to RGB, received {what} in"
+            f" mode {mode!r} ({str(exc)[:80]}). Hint: re-save it as an 8-bit RGB PNG or JPEG."
+        ) from None
+
+
+def _scale16(arr: np.ndarray) -> np.ndarray:
+    return np.round(arr.astype(np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+
+
+def _composite_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite an 8-bit RGBA array on a white background."""
+    rgb = rgba[:, :, :3].astype(np.float64)
+    alpha = rgba[:, :, 3:4].astype(np.float64) / 255.0
+    out = rgb * alpha + 255.0 * (1.0 - alpha)
+    return np.round(out).clip(0, 255).astype(np.uint8)
+
+
+def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
+    received = f"an array of shape {tuple(arr.shape)} and dtype {arr.dtype}"
+    if arr.size == 0:
+        raise InvalidImageError(
+            f"Empty image: expected an array of shape (H, W) or (H, W, C) with H, W >= {MIN_SIDE},"
+            f" received {received}. Hint: check how the array was built."
+        )
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise InvalidImageError(
+            f"Unsupported array dtype: expected uint8, uint16, bool, integer or float pixels,"
+            f" received {received}. Hint: convert with arr.astype(np.uint8)."
+        )
+    if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4) and arr.shape[0] in (1, 3, 4):
+        raise InvalidImageError(
+            f"Wrong image shape: expected channels last (H, W, C) with C in 1, 3, 4, received"
+            f" {received}. Hint: it looks channels-first; use arr.transpose(1, 2, 0)."
+        )
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
+        raise InvalidImageError(
+            f"Wrong image shape: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4),"
+            f" received {received}. Hint: pass one image, not a batch."
+        )
+    height, width = arr.shape[:2]
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise _too_small(width, height, "array")
+    if kind == "b":
+        data = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint8:
+        data = arr
+    elif arr.dtype == np.uint16:
+        data = _scale16(arr)
+    elif kind in "iu":
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise InvalidImageError(
+                f"Pixel values out of range: expected {arr.dtype} values in 0..255, received"
+                f" {received} with values in {lo}..{hi}. Hint: rescale, or pass uint16 for 16-bit data."
+            )
+        data = arr.astype(np.uint8)
+    else:  # float
+        finite = np.isfinite(arr)
+        if not finite.all():
+            n_nan = int(np.isnan(arr).sum())
+            n_inf = int(arr.size - finite.sum() - n_nan)
+            raise InvalidImageError(
+                f"Image contains NaN or inf: expected finite pixel values, received {received}"
+                f" with {n_nan} NaN and {n_inf} inf values. Hint: use np.nan_to_num(arr) first."
+            )
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < -1e-6 or hi > 255.0 + 1e-6:
+            raise InvalidImageError(
+                f"Pixel values out of range: expected floats in [0, 1] or [0, 255], received"
+                f" {received} with values in [{lo:.4g}, {hi:.4g}]."
+                " Hint: rescale, e.g. (a - a.min()) / (a.max() - a.min())."
+            )
+        scale = 255.0 if hi <= 1.0 else 1.0
+        data = np.round(arr.astype(np.float64) * scale).clip(0, 255).astype(np.uint8)
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.shape[2] == 1:
+        return np.repeat(data, 3, axis=2)
+    if data.shape[2] == 4:
+        return _composite_white(data)
+    return np.array(data, dtype=np.uint8, copy=True)
