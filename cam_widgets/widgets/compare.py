@@ -1,68 +1,44 @@
-"""Compare: N maps side by side in one figure, one per class, method, layer or model."""
+"""Compare: N maps side by side in one figure, one per class, method, layer or model.
+
+This module is the widget: its controls and how they, the figure, the probe table and the
+metrics section follow the state. The state and its parsing live in :mod:`.compare_state`,
+what the panels show (engine calls, scaling, probe values) in :mod:`.compare_panels`; their
+public names are re-exported here, so imports from this module keep working.
+"""
 from __future__ import annotations
 
-import html
-import math
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import ipywidgets as W
 import numpy as np
 
 from ..api import get_explainer
-from ..errors import InvalidParameterError, close_matches
-from ..methods import get_method, list_methods
-from ..models import DEFAULT_MODEL, list_models, resolve_class
-from ..render import list_colormaps, shared_scale
+from ..methods import list_methods
+from ..models import DEFAULT_MODEL, list_models
+from ..render import list_colormaps
 from ..result import Explanation
-from .common import (
-    StatusLine,
-    busy,
-    control_row,
-    display_map,
-    image_choices,
-    load_choice,
-    next_state,
+from .common import StatusLine, busy, control_row, image_choices, next_state
+from .compare_panels import (
+    compute_panels,
+    probe_table_html,
+    scaled_maps,
+    summary_line,
+    value_at,
+)
+from .compare_state import (
+    DEFAULT_VALUES,
+    DIMENSIONS,
+    DISPLAY,
+    CompareState,
+    check_state,
+    default_values,
+    parse_values,
 )
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 
-#: What a comparison can vary; the other dimensions are fixed by their controls.
-DIMENSIONS = ("class", "method", "layer", "model")
-#: State fields whose change only re-renders (no engine call).
-DISPLAY = ("shared_scale", "opacity", "colormap")
-DEFAULT_VALUES = {"class": (242, 282), "method": ("gradcam", "gradcam++", "layercam"),
-                  "model": (DEFAULT_MODEL, "vgg16")}
-
-
-@dataclass(frozen=True)
-class CompareState:
-    """Everything Compare shows; ``values`` are the compared values of dimension ``by``."""
-
-    image: str = "chelsea"
-    model: str = DEFAULT_MODEL
-    by: str = "class"
-    values: tuple = DEFAULT_VALUES["class"]
-    method: str = "gradcam"
-    target: object = None
-    layer: Optional[str] = None
-    shared_scale: bool = False
-    opacity: float = 0.5
-    colormap: str = "viridis"
-
-
-def parse_values(text: str) -> tuple:
-    """``"242, tiger cat"`` -> ``(242, "tiger cat")``: comma-separated, integers kept as ints."""
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    return tuple(int(t) if t.isdigit() else t for t in items)
-
-
-def value_at(m: np.ndarray, x: float, y: float, shape: tuple[int, int]) -> float:
-    """Value of map ``m`` at pixel (x, y) of an image of ``shape`` (maps of any resolution)."""
-    h, w = shape
-    row = min(max(int(math.floor((y + 0.5) * m.shape[0] / h)), 0), m.shape[0] - 1)
-    col = min(max(int(math.floor((x + 0.5) * m.shape[1] / w)), 0), m.shape[1] - 1)
-    return float(m[row, col])
+__all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values",
+           "value_at"]
 
 
 class Compare(W.VBox):
@@ -86,7 +62,7 @@ class Compare(W.VBox):
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, by: str = "class",
                  values: Optional[Sequence] = DEFAULT_VALUES["class"], method: str = "gradcam",
                  target=None, layer: Optional[str] = None, shared_scale: bool = False) -> None:
-        values = _default_values(by, model) if values is None or (
+        values = default_values(by, model) if values is None or (
             by != "class" and tuple(values) == DEFAULT_VALUES["class"]) else tuple(values)
         self.state = CompareState(image=image, model=model, by=by, values=values, method=method,
                                   target=target, layer=layer, shared_scale=shared_scale)
@@ -210,7 +186,7 @@ class Compare(W.VBox):
 
     def _normalize(self, changes: dict) -> dict:
         if "by" in changes and "values" not in changes:
-            changes["values"] = _default_values(changes["by"], changes.get("model", self.state.model))
+            changes["values"] = default_values(changes["by"], changes.get("model", self.state.model))
         if "values" in changes:
             changes["values"] = tuple(changes["values"])
         return changes
@@ -226,11 +202,7 @@ class Compare(W.VBox):
         shape = self.panels.image_shape
         shared = self.state.shared_scale
         values = [value_at(r.raw if shared else r.heatmap, x, y, shape) for r in self.results]
-        rows = "".join(f"<tr><td>{html.escape(t)}</td><td style='text-align:right'>{v:.4g}</td></tr>"
-                       for t, v in zip(self._titles, values))
-        kind = "raw value" if shared else "value (0..1)"
-        self.table.value = (f"<table class='cw-probe'><tr><th>pixel ({x:.0f}, {y:.0f})</th>"
-                            f"<th>{kind}</th></tr>{rows}</table>")
+        self.table.value = probe_table_html(self._titles, values, x, y, shared)
         return values
 
     def _on_probe(self, panel: int, x: float, y: float) -> None:
@@ -251,13 +223,7 @@ class Compare(W.VBox):
                 self.panels.set_image(rgb)
             self._render()
         self._photo_key = (state.image, rgb.shape)
-        seconds = sum(r.seconds for r in results) if state.by == "model" else results[0].seconds
-        fixed = {"class": f"{state.method} @ {results[0].layer or 'input'}",
-                 "method": f"class {results[0].label} ({results[0].class_id})",
-                 "layer": f"{state.method}, class {results[0].label} ({results[0].class_id})",
-                 "model": f"{state.method}, class {results[0].label} ({results[0].class_id})"}
-        self.status.info(f"{len(results)} maps by {state.by}: {fixed[state.by]}"
-                         f"  ({seconds * 1000:.0f} ms)")
+        self.status.info(summary_line(state, results))
         flagged = [(t, r) for t, r in zip(titles, results) if r.flagged]
         if flagged:
             self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
@@ -267,47 +233,9 @@ class Compare(W.VBox):
             self.metrics.refresh(new_figure=rebuilt)
 
     def _compute(self, s: CompareState) -> tuple[list[Explanation], np.ndarray, list[str], list]:
-        if s.by not in DIMENSIONS:
-            raise InvalidParameterError(
-                f"'by' must be one of {', '.join(DIMENSIONS)} (got {s.by!r})."
-                + close_matches(str(s.by), DIMENSIONS))
-        if not s.values:
-            raise InvalidParameterError(f"'values' must list at least one {s.by} (got none).")
+        check_state(s)  # a bad setting is not an engine call
         self.engine_calls += 1
-        rgb = load_choice(s.image)
-        if s.by == "model":
-            return self._compute_models(s, rgb)
-        explainer = get_explainer(s.model)
-        prepared = explainer.prepare(rgb)
-        target = None if s.target is None else resolve_class(s.target, explainer.labels)
-        if s.by == "class":
-            results = explainer.explain_classes(prepared, list(s.values), s.method, s.layer)
-            titles = [f"{r.label} ({r.class_id}) p={r.probability:.3f}" for r in results]
-        elif s.by == "method":
-            results = [explainer.explain(prepared, m, target, s.layer if get_method(m).needs_layer
-                                         else None) for m in s.values]
-            titles = [get_method(r.method).title for r in results]
-        else:
-            if not get_method(s.method).needs_layer:
-                raise InvalidParameterError(
-                    f"comparing layers needs a layer method such as 'gradcam' (got {s.method!r}, "
-                    f"which works on the input).")
-            results = explainer.explain_layers(prepared, target, s.method, list(s.values))
-            titles = [f"{r.layer}  {r.raw.shape[0]}x{r.raw.shape[1]}" for r in results]
-        return results, prepared.rgb, titles, [(explainer, prepared)] * len(results)
-
-    def _compute_models(self, s: CompareState, rgb: np.ndarray):
-        results, photo, class_id, sources = [], None, s.target, []
-        for name in s.values:
-            explainer = get_explainer(name)
-            prepared = explainer.prepare(rgb)  # each model's own input size
-            sources.append((explainer, prepared))
-            photo = prepared.rgb if photo is None else photo
-            result = explainer.explain(prepared, s.method, class_id, s.layer)
-            class_id = result.class_id if class_id is None else class_id
-            results.append(result)
-        titles = [f"{name}: {r.label} p={r.probability:.3f}" for name, r in zip(s.values, results)]
-        return results, photo, titles, sources
+        return compute_panels(s)
 
     # ------------------------------------------------------------------ render
     def _build_panels(self, rgb: np.ndarray) -> None:
@@ -324,14 +252,7 @@ class Compare(W.VBox):
 
     def _scaled_maps(self):
         """Maps per panel in [0, 1], or raw maps clipped at 0 on one shared scale."""
-        if not self.results:
-            return [np.zeros((7, 7), np.float32)] * len(self._titles), (0.0, 1.0), ""
-        if self.state.shared_scale:
-            clipped = [np.maximum(r.raw, 0.0) for r in self.results]
-            lo, hi = shared_scale(clipped)
-            unit = 10.0 ** math.floor(math.log10(hi)) if hi > 0 else 1.0
-            return [m / unit for m in clipped], (lo / unit, hi / unit), f"x{unit:.0e}"
-        return [display_map(r) for r in self.results], (0.0, 1.0), ""
+        return scaled_maps(self.results, self.state.shared_scale, len(self._titles))
 
     def _render(self) -> None:
         """Maps from the results (no engine call): per panel in [0, 1] or on a shared scale."""
@@ -348,11 +269,3 @@ class Compare(W.VBox):
     def _compute_controls(self) -> list:
         return [self._controls[n] for n in ("image", "model", "by", "values", "method", "target",
                                             "layer")]
-
-
-def _default_values(by: str, model: str) -> tuple:
-    if by == "layer":
-        from .study_base import stage_layers
-
-        return tuple(stage_layers(get_explainer(model), max_panels=4))
-    return DEFAULT_VALUES.get(by, ())

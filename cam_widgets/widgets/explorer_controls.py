@@ -1,0 +1,85 @@
+"""The controls of an :class:`~cam_widgets.widgets.explorer.Explorer`, laid out, and its top-5
+prediction rows; building and filling widgets only (the Explorer wires them to its state).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import ipywidgets as W
+
+from ..methods import list_methods
+from ..models import list_models
+from ..render import list_colormaps
+from .common import control_row, image_choices
+from .explorer_state import ExplorerState
+
+#: How many predictions the clickable bar chart shows.
+TOP_PREDICTIONS = 5
+
+
+def build_controls(s: ExplorerState) -> dict:
+    """Every control by name, showing ``s``; the layer, precision and class options depend on
+    the model and are filled in when it is loaded."""
+    return {
+        "image": W.Dropdown(options=image_choices(), value=s.image, description="image"),
+        "upload": W.FileUpload(accept="image/*", multiple=False, description="upload"),
+        "url": W.Text(placeholder="https://... (when online)", description="URL",
+                      continuous_update=False),
+        "model": W.Dropdown(options=list(list_models()), value=s.model, description="model"),
+        "layer": W.Dropdown(description="layer"),
+        "method": W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
+                             value=s.method, description="method"),
+        "search": W.Combobox(placeholder="search a class: boxer, 282...", description="class",
+                             ensure_option=False, continuous_update=False),
+        "smooth": W.Checkbox(value=s.smooth, description="SmoothGrad"),
+        "noise": W.FloatSlider(value=s.noise, min=0.0, max=0.5, step=0.05, description="noise",
+                               continuous_update=False),
+        "samples": W.IntSlider(value=s.samples, min=1, max=100, description="samples",
+                               continuous_update=False),
+        # SmoothGrad's noisy batches in mixed precision (fp16 on a GPU: ~1.5x faster,
+        # maps at r >= 0.998 of fp32; see benchmarks/RESULTS.md)
+        "precision": W.Dropdown(options=[("fp32", "fp32")], value="fp32",
+                                description="precision"),  # options: Explorer._prepare_model
+        "opacity": W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05,
+                                 description="opacity", continuous_update=True),
+        "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap,
+                               description="colormap"),
+        "view": W.ToggleButtons(options=["overlay", "raw"], value=s.view,
+                                style={"button_width": "72px"}),
+        "export": W.Dropdown(options=[("export...", ""), ("PNG", ".png"), (".npy", ".npy"),
+                                      ("HTML", ".html")], value="", description=""),
+    }
+
+
+def controls_layout(c: dict, predictions: W.Widget) -> W.Widget:
+    """Rows of controls: image, model, class and SmoothGrad, display; then the predictions."""
+    return W.VBox([
+        control_row(c["image"], c["upload"], c["url"]),
+        control_row(c["model"], c["layer"], c["method"]),
+        control_row(c["search"], c["smooth"], c["noise"], c["samples"], c["precision"]),
+        control_row(c["opacity"], c["colormap"], c["view"], c["export"]),
+        predictions,
+    ])
+
+
+def prediction_row(on_pick: Callable[[int], None]) -> W.HBox:
+    """One prediction: a button (its click picks the class), a probability bar, its value."""
+    button = W.Button(layout=W.Layout(width="220px"))
+    button.on_click(lambda b: on_pick(b.class_id))
+    return W.HBox([button, W.FloatProgress(min=0, max=1, layout=W.Layout(width="200px")),
+                   W.Label()])
+
+
+def show_predictions(box: W.Box, predictions: Sequence, selected: int,
+                     on_pick: Callable[[int], None]) -> None:
+    """Top predictions as a clickable bar chart in ``box``, ``selected`` highlighted; the rows
+    are built once and updated in place (no widget churn on every computation)."""
+    if not box.children:
+        box.children = [prediction_row(on_pick) for _ in range(TOP_PREDICTIONS)]
+    for row, p in zip(box.children, predictions):
+        button, bar, label = row.children
+        button.class_id = p.class_id
+        button.description = f"{p.class_id} {p.label}"[:28]
+        button.tooltip = f"{p.label} ({p.class_id}): {p.probability:.3f}"
+        button.button_style = "info" if p.class_id == selected else ""
+        bar.value, label.value = p.probability, f"{p.probability:.3f}"

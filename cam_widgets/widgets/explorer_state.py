@@ -1,0 +1,91 @@
+"""What an :class:`~cam_widgets.widgets.explorer.Explorer` is set to, without any widget.
+
+:class:`ExplorerState` and which of its settings need the engine, then the small decisions the
+widget makes from it: the photo of the chosen image (:func:`photo_of`), the engine parameters
+(:func:`explain_params`), the probe and status texts, the export file name and the PNG of the
+static view.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..methods import get_method
+from ..models import DEFAULT_MODEL
+from ..render import to_png_bytes
+from ..result import Explanation
+from .common import load_choice
+
+#: Controls whose change needs the engine; the others only re-render.
+COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples",
+           "precision")
+#: The controls that write those settings (the class has its own search box).
+COMPUTE_CONTROLS = ("image", "model", "layer", "method", "smooth", "noise", "samples", "precision")
+#: Image choices naming a photo the user added (upload or URL) start with this.
+UPLOAD_PREFIX = "upload:"
+
+
+@dataclass
+class ExplorerState:
+    """Everything the Explorer shows; the controls write here, the view reads from here."""
+
+    image: str = "chelsea"
+    model: str = DEFAULT_MODEL
+    layer: Optional[str] = None
+    target: Optional[int] = None
+    method: str = "gradcam"
+    smooth: bool = False
+    noise: float = 0.2
+    samples: int = 20
+    precision: str = "fp32"
+    opacity: float = 0.5
+    colormap: str = "viridis"
+    view: str = "overlay"
+    uploads: dict = field(default_factory=dict)
+
+
+def photo_of(state: ExplorerState) -> np.ndarray:
+    """RGB array of the chosen image: a photo the user added, a bundled photo or a scene."""
+    image = state.image
+    if image.startswith(UPLOAD_PREFIX):
+        return state.uploads[image[len(UPLOAD_PREFIX):]]
+    return load_choice(image)
+
+
+def explain_params(state: ExplorerState, report: Callable[[int, int], None]) -> dict:
+    """Keyword arguments of ``Explainer.explain`` beyond method, class and layer.
+
+    ``report`` gets the progress of the slow cases only: SmoothGrad's noisy batches, and
+    methods that run extra forward passes (Score-CAM, Integrated Gradients).
+    """
+    if state.smooth:
+        return dict(noise=state.noise, samples=state.samples, precision=state.precision,
+                    progress=report)
+    if "extra_forwards" in get_method(state.method).needs:
+        return dict(progress=report)
+    return {}
+
+
+def probe_message(heatmap: np.ndarray, x: float, y: float) -> str:
+    """The status text for a click at (x, y): the heatmap value at the nearest pixel."""
+    row = min(max(int(round(y)), 0), heatmap.shape[0] - 1)
+    col = min(max(int(round(x)), 0), heatmap.shape[1] - 1)
+    return f"pixel ({col}, {row}): value {heatmap[row, col]:.3f}"
+
+
+def result_message(result: Explanation) -> str:
+    """The status text of a result that is not flagged."""
+    return f"{result.title}  ({result.seconds * 1000:.0f} ms on {result.device})"
+
+
+def export_stem(state: ExplorerState, class_id: int) -> str:
+    """File name (no suffix) of an export: image, method and class, safe on every OS."""
+    return f"{state.image.replace(':', '_')}_{state.method}_{class_id}"
+
+
+def static_png(result: Explanation, state: ExplorerState) -> bytes:
+    """The PNG of the static view (no Plotly): the overlay, or the bare map for "raw"."""
+    alpha = 1.0 if state.view == "raw" else state.opacity
+    return to_png_bytes(result.overlay(alpha, state.colormap))
