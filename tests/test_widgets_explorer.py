@@ -130,3 +130,11 @@ def test_a_failed_change_keeps_the_previous_view(explorer):
     assert "vgg16" in explorer.status.line.value and "cw-error" in explorer.status.line.value
     assert explorer._controls["layer"].value == explorer.state.layer
     assert explorer._controls["model"].value == "efficientnet_lite0"
+
+
+def test_typed_class_text_is_parsed_once_for_every_widget():
+    from cam_widgets.widgets.common import parse_target
+
+    assert parse_target(" 282 tiger cat ") == 282
+    assert parse_target("tiger cat") == "tiger cat"
+    assert parse_target("   ") is None

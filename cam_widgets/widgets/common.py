@@ -16,6 +16,16 @@ from ..render import normalize_map
 from ..result import Explanation
 
 
+def parse_target(text: str):
+    """A class typed in a text box: "282 tiger cat" -> 282, "tiger cat" -> "tiger cat",
+    blank -> None (the engine resolves names and gives the errors)."""
+    text = str(text).strip()
+    if not text:
+        return None
+    head = text.split()[0]
+    return int(head) if head.isdigit() else text
+
+
 def display_map(result: Explanation) -> np.ndarray:
     """What a panel draws: the layer-resolution map normalised (the browser smooths it),
     or the input-resolution heatmap for pixel methods (downsampled by the figure)."""

@@ -17,7 +17,7 @@ from ..methods import list_methods
 from ..models import DEFAULT_MODEL, list_models
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import StatusLine, busy, control_row, image_choices, next_state
+from .common import StatusLine, busy, control_row, image_choices, next_state, parse_target
 from .compare_panels import (
     compute_panels,
     probe_table_html,
@@ -129,8 +129,7 @@ class Compare(W.VBox):
             if name == "values":
                 new = parse_values(new)
             elif name == "target":
-                text = new.strip()
-                new = None if not text else int(text.split()[0]) if text.split()[0].isdigit() else text
+                new = parse_target(new)
             elif name == "layer":
                 new = new or None
             if getattr(self.state, name) != new:

@@ -17,7 +17,7 @@ from ..api import get_explainer
 from ..data import load_image
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
-from .common import StatusLine, busy, display_map, precisions_for
+from .common import StatusLine, busy, display_map, parse_target, precisions_for
 from .explorer_controls import TOP_PREDICTIONS, build_controls, controls_layout, show_predictions
 from .explorer_state import (
     COMPUTE,
@@ -137,9 +137,9 @@ class Explorer(W.VBox):
         return changed
 
     def _on_search(self, change) -> None:
-        text = change["new"].strip()
-        if text:
-            self.set(target=int(text.split()[0]) if text.split()[0].isdigit() else text)
+        target = parse_target(change["new"])
+        if target is not None:
+            self.set(target=target)
 
     def _on_upload(self, change) -> None:
         files = change["new"]

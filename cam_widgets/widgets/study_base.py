@@ -10,7 +10,7 @@ from ..api import get_explainer
 from ..explainer import Explainer
 from ..models import list_models, resolve_class
 from ..render import list_colormaps
-from .common import StatusLine, busy, image_choices, load_choice, next_state
+from .common import StatusLine, busy, image_choices, load_choice, next_state, parse_target
 from .panels import HeatmapPanels
 
 DISPLAY = ("opacity", "colormap")
@@ -36,14 +36,6 @@ def stage_layers(explainer: Explainer, layer: Optional[str] = None,
         chosen = [chosen[i] for i in picks]
     names = [l.name for l in chosen]
     return names if names[-1] == last else (names + [last])[-count:]
-
-
-def _parse_target(text: str):
-    text = str(text).strip()
-    if not text:
-        return None
-    head = text.split()[0]
-    return int(head) if head.isdigit() else text
 
 
 class _Study(W.VBox):
@@ -133,7 +125,7 @@ class _Study(W.VBox):
         def changed(change):
             if self._syncing:
                 return
-            new = _parse_target(change["new"]) if name == "target" else change["new"]
+            new = parse_target(change["new"]) if name == "target" else change["new"]
             if name == "layer":
                 new = new or None
             if getattr(self.state, name) != new:
