@@ -149,3 +149,88 @@ def test_folding_can_be_turned_off():
                    fold_batch_norm=False)
     ex.explain(torch.randn(1, 3, 8, 8), "vanilla", 0, samples=2)
     assert ex.engine._twin is None and ex.engine._twin_key is None
+
+
+def _explainer(model, **kwargs):
+    return Explainer(model, input_size=(8, 8), labels=list("abc"), device="cpu", **kwargs)
+
+
+def test_a_capture_never_builds_the_twin():
+    ex = _explainer(ConvBnNet())
+    ex.explain(torch.randn(1, 3, 8, 8), "gradcam", 0)
+    assert ex.engine._twin is None and ex.engine._twin_key is None
+
+
+def test_a_model_that_cannot_be_copied_still_runs_batched_methods():
+    import threading
+
+    model = ConvBnNet()
+    model.lock = threading.Lock()  # deepcopy fails on it
+    ex = _explainer(model)
+    result = ex.explain(torch.randn(1, 3, 8, 8), "vanilla", 0, samples=2)
+    assert ex.engine._twin is None and np.isfinite(result.heatmap).all()
+
+
+@pytest.mark.parametrize("change", ["repoint data", "swap module", "add hook"])
+def test_the_twin_follows_changes_autograd_does_not_count(change):
+    model = ConvBnNet()
+    ex = _explainer(model)
+    x = torch.randn(3, 3, 8, 8)
+    ex.engine.scores(x)
+    if change == "repoint data":  # what torch.nn.utils.vector_to_parameters does
+        model.bn2.weight.data = model.bn2.weight.data * -2.0
+    elif change == "swap module":
+        model.fc = nn.Linear(4, 3)
+    else:
+        model.bn2.register_forward_hook(lambda m, i, o: o * 2)
+    with torch.no_grad():
+        expected = model(x)
+    torch.testing.assert_close(ex.engine.scores(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_clear_cache_drops_the_twin_after_an_in_place_data_write():
+    model = ConvBnNet()
+    ex = _explainer(model)
+    x = torch.randn(3, 3, 8, 8)
+    ex.engine.scores(x)
+    model.bn2.weight.data.mul_(-2.0)  # invisible to version counters
+    ex.engine.clear_cache()
+    with torch.no_grad():
+        torch.testing.assert_close(ex.engine.scores(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_twin_checked_in_the_layout_it_runs_in():
+    class Flattens(ConvBnNet):
+        def forward(self, x):
+            x = self.relu(self.bn1(self.conv1(x)))
+            return self.fc(x.view(x.shape[0], -1)[:, :4])  # a view that needs NCHW strides
+
+    model = Flattens()
+    assert build_twin(model, _modules(model), _example(), channels_last=True) is None
+    assert build_twin(model, _modules(model), _example(), channels_last=False) is not None
+
+
+def test_conv_changed_in_place_before_its_batchnorm_is_not_paired():
+    class InPlace(ConvBnNet):
+        def forward(self, x):
+            x = self.bn1(torch.relu_(self.conv1(x)))
+            return self.fc(self.pool(self.bn2(self.conv2(x))).flatten(1))
+
+    model = InPlace()
+    assert conv_bn_pairs(model, _modules(model), _example()) == [("conv2", "bn2")]
+
+
+def test_twin_built_inside_inference_mode_serves_gradients_later():
+    ex = _explainer(ConvBnNet())
+    x = torch.randn(1, 3, 8, 8)
+    ex.layers()
+    with torch.inference_mode():
+        ex.engine.scores(x)
+    assert ex.engine._twin is not None
+    assert np.isfinite(ex.explain(x, "vanilla", 0, samples=2).heatmap).all()
+
+
+def test_a_backward_hook_keeps_the_model_itself():
+    model = ConvBnNet()
+    model.bn1.register_full_backward_hook(lambda m, gi, go: None)
+    assert build_twin(model, _modules(model), _example()) is None

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
 from .capture import Capture
 from .device import DeviceLike, choose_device, full_precision, module_device
-from .folding import Twin, build_twin, parameter_key
+from .folding import Twin, build_twin, model_key
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .passes import ForwardPass, run_forward
 
@@ -150,6 +150,7 @@ class Engine:
         self._clone = frozenset(victims)
         self._modules = list(self.model.named_modules())
         self._relu_names = {n for n, m in self._modules if isinstance(m, RELU_LIKE)}
+        self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
         self._layer_by_name = {info.name: info for info in layers}
         self._bytes_per_sample = total
@@ -233,13 +234,14 @@ class Engine:
         return forward
 
     def _runner(self, recorded: Sequence[str]) -> tuple[nn.Module, list, bool]:
-        """The model, or its BatchNorm-folded twin when no recorded layer is a folded conv:
-        (module, its named modules, whether inputs go channels-last)."""
-        if not self.fold_batch_norm or (
-                self._twin is not None and not self._twin.folded_convs.isdisjoint(recorded)):
-            return self.model, self._modules, False  # e.g. a capture: it records every layer
-        key = parameter_key(self._modules)
+        """The model, or its BatchNorm-folded twin when no recorded layer is a convolution
+        (whose own pre-BatchNorm output the twin lacks): (module, its named modules, whether
+        inputs go channels-last). A capture records every layer: it never builds the twin."""
+        if not self.fold_batch_norm or not self._conv_names.isdisjoint(recorded):
+            return self.model, self._modules, False
+        key = model_key(self._modules)
         if key != self._twin_key:
+            self._twin = None  # the old copy goes before the new one is made
             example = torch.randn((2, 3) + self.input_size,
                                   generator=torch.Generator().manual_seed(0)).to(self.device)
             with evaluation_mode(self.model, self._modules):
@@ -247,10 +249,9 @@ class Engine:
                 self._twin = build_twin(self.model, self._modules, example,
                                         channels_last=self.device.type == "cuda")
             self._twin_key = key
-        twin = self._twin
-        if twin is None or not twin.folded_convs.isdisjoint(recorded):
+        if self._twin is None:
             return self.model, self._modules, False
-        return twin.model, twin.modules, twin.channels_last
+        return self._twin.model, self._twin.modules, self._twin.channels_last
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
@@ -290,4 +291,7 @@ class Engine:
         return max(1, min(fits, CPU_BATCH, unfaulted))
 
     def clear_cache(self) -> None:
+        """Forget the cached forwards and the folded twin: call it after writing weights in
+        place through ``.data``, which autograd's version counters do not see."""
         self._captures.clear()
+        self._twin = self._twin_key = None

@@ -30,28 +30,54 @@ class Twin:
     channels_last: bool
 
 
-def parameter_key(modules: Sequence[tuple[str, nn.Module]]) -> tuple:
-    """Changes whenever a parameter or buffer is replaced or written in place.
+def model_key(modules: Sequence[tuple[str, nn.Module]]) -> tuple:
+    """Changes when a parameter or buffer is replaced, re-pointed (``.data = ...``) or written
+    in place through autograd, when a submodule is swapped, or when hooks come or go.
 
     Reads each listed module's own dicts: ``model.parameters()`` walks the module tree
-    twice and took ~2 ms a call on EfficientNet-Lite0 (profiled on an H100 host)."""
-    return tuple((id(t), t._version) for _, module in modules
-                 for tensors in (module._parameters, module._buffers)
-                 for t in tensors.values() if t is not None)
+    twice and took ~2 ms a call on EfficientNet-Lite0 (profiled on an H100 host). Writes
+    through ``.data`` in place are invisible to autograd's version counter: call
+    ``explainer.engine.clear_cache()`` after those.
+    """
+    key = []
+    for _, module in modules:
+        for tensors in (module._parameters, module._buffers):
+            key.extend((id(t), t.data_ptr(), t._version) for t in tensors.values() if t is not None)
+        key.extend(id(child) for child in module._modules.values())
+        key.append(_hook_count(module))
+    return tuple(key)
+
+
+def _hook_count(module: nn.Module) -> int:
+    return sum(len(getattr(module, name, ())) for name in _HOOK_DICTS)
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def _global_hooks() -> int:
+    """Hooks registered for every module (``nn.modules.module.register_module_*_hook``)."""
+    from torch.nn.modules import module as module_module
+
+    return sum(len(getattr(module_module, name, ())) for name in (
+        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+        "_global_backward_pre_hooks"))
 
 
 def conv_bn_pairs(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
                   example: torch.Tensor) -> list[tuple[str, str]]:
-    """(conv, batchnorm) names where the BatchNorm's only call reads the conv's only output."""
+    """(conv, batchnorm) names where the BatchNorm's only call reads the conv's only output,
+    unchanged since the conv returned it, and no other BatchNorm reads it."""
     outputs, inputs, calls = {}, {}, {}
 
     def hook(name, is_bn):
         def record(module, args, output):
             calls[name] = calls.get(name, 0) + 1
             if is_bn:
-                inputs[name] = args[0] if args else None
-            else:
-                outputs[name] = output
+                tensor = args[0] if args else None
+                inputs[name] = (id(tensor), getattr(tensor, "_version", None))
+            elif isinstance(output, torch.Tensor):
+                outputs[name] = (id(output), output._version, output)  # kept alive: ids stay unique
         return record
 
     handles = []
@@ -60,16 +86,19 @@ def conv_bn_pairs(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
             if type(module) is nn.BatchNorm2d and module.track_running_stats \
                     and module.running_mean is not None:
                 handles.append(module.register_forward_hook(hook(name, True)))
-            elif isinstance(module, nn.Conv2d) and not module._forward_hooks:
+            elif isinstance(module, nn.Conv2d):
                 handles.append(module.register_forward_hook(hook(name, False)))
         with torch.no_grad():
             model(example)
     finally:
         for handle in handles:
             handle.remove()
-    conv_by_output = {id(t): n for n, t in outputs.items() if calls[n] == 1}
-    return [(conv_by_output[id(t)], bn) for bn, t in inputs.items()
-            if calls[bn] == 1 and id(t) in conv_by_output]
+    conv_by_output = {(ident, version): n for n, (ident, version, _) in outputs.items()
+                      if calls[n] == 1}
+    pairs = [(conv_by_output[found], bn) for bn, found in inputs.items()
+             if calls[bn] == 1 and found in conv_by_output]
+    convs = [conv for conv, _ in pairs]
+    return [(conv, bn) for conv, bn in pairs if convs.count(conv) == 1]
 
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
@@ -90,11 +119,21 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
 
 def build_twin(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
                example: torch.Tensor, channels_last: bool = False) -> Optional[Twin]:
-    """The folded twin of ``model`` (in eval mode), or None when there is nothing to fold or
+    """The folded twin of ``model`` (in eval mode), or None when there is nothing to fold, the
+    model has hooks (they may depend on the modules folding removes), it cannot be copied, or
     the twin's logits on ``example`` differ from the model's (a conv output read elsewhere
     too, a custom conv that ignores its bias): then the model itself serves every pass."""
-    if any(m._forward_hooks or m._forward_pre_hooks for _, m in modules):
-        return None  # a user's hook may depend on the very modules folding removes
+    if _global_hooks() or any(_hook_count(m) for _, m in modules):
+        return None
+    # the twin's weights must be ordinary tensors in full precision, whatever the caller's mode
+    with torch.inference_mode(False), torch.autocast(example.device.type, enabled=False):
+        try:
+            return _build(model, modules, example, channels_last)
+        except Exception:  # an uncopyable attribute, a forward that is not plain logits ...
+            return None
+
+
+def _build(model, modules, example, channels_last) -> Optional[Twin]:
     pairs = conv_bn_pairs(model, modules, example)
     if not pairs:
         return None
@@ -106,11 +145,12 @@ def build_twin(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
         setattr(named[parent] if parent else twin, child, nn.Identity())
     for parameter in twin.parameters():
         parameter.requires_grad_(False)
+    if channels_last:
+        twin = twin.to(memory_format=torch.channels_last)
+        example = example.contiguous(memory_format=torch.channels_last)
     with torch.no_grad(), full_precision(example.device):
         expected, got = model(example), twin(example)
     tolerance = 1e-3 * max(1.0, float(expected.abs().max()))
     if got.shape != expected.shape or not float((got - expected).abs().max()) <= tolerance:
         return None
-    if channels_last:
-        twin = twin.to(memory_format=torch.channels_last)
     return Twin(twin, list(twin.named_modules()), frozenset(c for c, _ in pairs), channels_last)
