@@ -65,3 +65,43 @@ def test_gpu_leaves_no_hooks_and_no_memory_behind(gpu_explainer):
     torch.cuda.synchronize()
     assert torch.cuda.memory_allocated() - before < 16 * 2**20
     assert count_hooks(gpu_explainer.engine.model) == 0
+
+
+@pytest.mark.parametrize("method,precision", [("vanilla", "fp16"), ("gradcam", "fp32"),
+                                              ("guided_backprop", "bf16")])
+def test_gpu_graph_replay_gives_the_eager_map(method, precision):
+    ex = Explainer("efficientnet_lite0", device="cuda")
+
+    def smooth(seed):
+        return ex.explain("chelsea", method, 285, samples=50, seed=seed, precision=precision).heatmap
+
+    ex.engine.cuda_graphs = False
+    eager = {seed: smooth(seed) for seed in (3, 4)}
+    ex.engine.cuda_graphs = True
+    first, captured, replayed = smooth(3), smooth(3), smooth(4)  # eager, capture, replay
+    assert (ex.engine.graphs.captures, ex.engine.graphs.replays) == (1, 2)
+    for got, seed in ((first, 3), (captured, 3), (replayed, 4)):
+        np.testing.assert_allclose(got, eager[seed], atol=1e-4)
+    assert np.abs(eager[3] - eager[4]).max() > 1e-3  # new noise really reached the graph
+
+
+def test_gpu_graphs_follow_the_fold_switch_and_settings_taking_turns():
+    from cam_widgets.engine.graphs import MAX_GRAPHS
+
+    ex = Explainer("efficientnet_lite0", device="cuda")
+    keys = [(fold, precision) for fold in (True, False) for precision in ("fp32", "fp16", "bf16")]
+    maps = {}
+    for _ in range(3):  # six settings taking turns: each captured at most once
+        for fold, precision in keys:
+            ex.engine.fold_batch_norm = fold
+            maps[fold, precision] = ex.explain("coffee", "vanilla", 1, samples=20,
+                                               precision=precision).heatmap
+    graphs = ex.engine.graphs
+    assert 1 <= graphs.captures <= len(keys) and len(graphs._graphs) <= MAX_GRAPHS
+    ex.engine.cuda_graphs = False
+    for fold in (True, False):  # the fold switch is part of a graph's key
+        ex.engine.fold_batch_norm = fold
+        eager = ex.explain("coffee", "vanilla", 1, samples=20, precision="fp32").heatmap
+        np.testing.assert_allclose(maps[fold, "fp32"], eager, atol=1e-4)
+    ex.engine.clear_cache()
+    assert not graphs._graphs
