@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -18,7 +18,6 @@ from ..errors import InvalidParameterError, UnknownLayerError, close_matches, de
 from .capture import Capture
 from .device import DeviceLike, choose_device, full_precision, module_device
 from .folding import Twin, build_twin, model_key
-from .graphs import GraphCache
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .passes import ForwardPass, run_forward
 
@@ -77,8 +76,6 @@ class Engine:
             GPU memory on CUDA, 2 GiB on CPU).
         fold_batch_norm: run passes that record no pre-BatchNorm conv output on a private
             copy with each BatchNorm folded into its convolution (``engine/folding.py``).
-        cuda_graphs: replay a batched pass that comes back with the same settings from a
-            CUDA graph (``engine/graphs.py``); CUDA only.
     """
 
     def __init__(
@@ -91,7 +88,6 @@ class Engine:
         cache_size: int = 4,
         memory_budget: Optional[int] = None,
         fold_batch_norm: bool = True,
-        cuda_graphs: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidParameterError(f"'model' must be a torch.nn.Module (got {describe(model)})")
@@ -112,8 +108,6 @@ class Engine:
         self.fold_batch_norm = bool(fold_batch_norm)
         self._twin: Optional[Twin] = None
         self._twin_key: Optional[tuple] = None
-        self.cuda_graphs = bool(cuda_graphs)
-        self.graphs = GraphCache()
         self._captures: OrderedDict[str, Capture] = OrderedDict()
         self._layers: Optional[list[LayerInfo]] = None
         self._clone: frozenset[str] = frozenset()
@@ -259,18 +253,6 @@ class Engine:
             return self.model, self._modules, False
         return self._twin.model, self._twin.modules, self._twin.channels_last
 
-    def repeated(self, settings: Hashable, fn: Callable[[torch.Tensor], Any],
-                 inputs: torch.Tensor) -> Any:
-        """``fn(inputs)`` for a batched pass that may come back with the same ``settings``
-        (everything ``fn`` depends on besides ``inputs`` and the model): on CUDA the second
-        call captures a graph and later ones replay it. Outputs are valid until the next call."""
-        if self.device.type != "cuda" or not self.cuda_graphs:
-            return fn(inputs)
-        if self._layers is None:
-            self._probe()
-        return self.graphs.run((settings, self.fold_batch_norm, model_key(self._modules)), fn,
-                               inputs)
-
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
         if self._layers is None:
@@ -313,4 +295,3 @@ class Engine:
         place through ``.data``, which autograd's version counters do not see."""
         self._captures.clear()
         self._twin = self._twin_key = None
-        self.graphs.clear()

@@ -129,10 +129,8 @@ def run_forward(
             "outside it (torch.no_grad() is fine)"
         )
     leaf = inputs.detach().requires_grad_(True)
-    capturing = inputs.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
     autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
-                              enabled=autocast_dtype is not None,
-                              cache_enabled=not capturing)  # a CUDA graph cannot use its cache
+                              enabled=autocast_dtype is not None)
     with torch.enable_grad(), autocast, full_precision(inputs.device, autocast_dtype is None), \
             record_outputs(model, layers, clone, record_relus, modules) as rec:
         logits = model(leaf)
