@@ -2,11 +2,12 @@
 
 In eval mode a BatchNorm is a per-channel affine map, so conv -> BN is one convolution with
 scaled weights and a shifted bias: the same function up to float rounding, with one pass over
-each activation less in the forward and in the backward. Batched passes that need no
-gradient at a folded convolution's own (pre-BN) output run on the twin (SmoothGrad's noisy
-copies, integrated gradients' path, Score-CAM's masked forwards): SmoothGrad n=100 on an H100
-in fp16 went from 33 to 17 ms on ResNet50 (benchmarks/RESULTS.md). The caller's model is
-never touched; the twin is a private copy, rebuilt when the model's parameters change.
+each activation less in the forward and in the backward. Batched passes that record no
+convolution's own output (SmoothGrad's noisy copies, integrated gradients' path, Score-CAM's
+masked forwards) run on the twin: SmoothGrad n=100 on an H100 in fp16 went from 34.7 to 20.6 ms
+on ResNet50 (benchmarks/RESULTS.md). The cached forward of an image records every layer, so it
+runs on the model itself. The caller's model is never touched; the twin is a private copy,
+rebuilt when the model changes (parameters, submodules, hooks).
 """
 from __future__ import annotations
 
