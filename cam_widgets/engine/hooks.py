@@ -58,23 +58,6 @@ def record_outputs(
     wanted = None if names is None else set(names)
     handles = []
 
-    def make_hook(name: str, is_relu: bool):
-        def hook(module, inputs, output):
-            if is_relu and isinstance(output, torch.Tensor):
-                recording.relu_outputs.append(output)
-                recording.relu_versions.append(output._version)
-            if wanted is not None and name not in wanted:
-                return None
-            recording.calls[name] = recording.calls.get(name, 0) + 1
-            recording.order.append(name)
-            if not isinstance(output, torch.Tensor):
-                return None
-            recording.outputs[name] = output
-            recording.versions[name] = output._version
-            return output.clone() if name in clone else None
-
-        return hook
-
     def record(name: str, is_relu: bool, is_wanted: bool, output):
         """What gradients need of one module call, and the value passed on."""
         if not isinstance(output, torch.Tensor):
@@ -88,6 +71,16 @@ def record_outputs(
                 return output.clone()
         return output
 
+    def probe_hook(name: str, is_relu: bool):
+        """Everything about every module call (names is None): counts, order, versions."""
+        def hook(module, inputs, output):
+            recording.calls[name] = recording.calls.get(name, 0) + 1
+            recording.order.append(name)
+            if isinstance(output, torch.Tensor):
+                recording.versions[name] = output._version
+            record(name, is_relu, True, output)
+        return hook
+
     wrapped: list[tuple[nn.Module, object]] = []
     try:
         for name, module in modules if modules is not None else model.named_modules():
@@ -95,7 +88,7 @@ def record_outputs(
                 continue
             is_relu = record_relus and isinstance(module, RELU_LIKE)
             if wanted is None:
-                handles.append(module.register_forward_hook(make_hook(name, is_relu)))
+                handles.append(module.register_forward_hook(probe_hook(name, is_relu)))
             elif is_relu or name in wanted:
                 if not _wrap_forward(module, name, is_relu, name in wanted, record, wrapped):
                     handles.append(module.register_forward_hook(
