@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--layer", default=None)
     explain.add_argument("--noise", type=float, default=None, help="SmoothGrad noise (e.g. 0.2)")
     explain.add_argument("--samples", type=int, default=None, help="SmoothGrad samples (e.g. 100)")
+    # methods.smoothgrad.PRECISIONS, spelled out: importing it here would load torch for --help
     explain.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                          help="SmoothGrad batches in mixed precision (fp16: CUDA only)")
     explain.add_argument("--colormap", default="viridis")

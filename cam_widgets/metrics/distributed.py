@@ -34,7 +34,7 @@ import torch.distributed as dist
 
 from ..errors import CamWidgetsError, InvalidParameterError, describe
 from .evaluate import _done_pairs, _pending_indices, _plan, _run
-from .records import read_records, summarize
+from .records import _write, read_records, summarize
 
 __all__ = ["evaluate_distributed", "run_distributed", "rank_path", "main"]
 
@@ -107,10 +107,7 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
         merged = _merge(pieces, plan.names)
         tmp = out.with_name(out.name + ".tmp")
         with open(tmp, "w") as handle:
-            for record in merged:
-                handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+            _write(handle, merged)
         os.replace(tmp, out)
         summary = summarize(merged)
     dist.barrier()  # out is complete before any rank file goes

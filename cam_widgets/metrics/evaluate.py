@@ -52,7 +52,7 @@ def evaluate(explainer, dataset, *, methods: Sequence[str] = ("gradcam",), layer
         explainer: an :class:`~cam_widgets.Explainer`.
         dataset: an :class:`ImageFolderDataset` or any map-style ``Dataset`` whose items are
             preprocessed (3, H, W) tensors at the model input size, alone or as
-            ``(tensor, label[, box])`` or a dict (see ``_parse_item``).
+            ``(tensor, label[, box])`` or a dict (see ``folder._parse_item``).
         methods: registered method names.
         layer: the layer of CAM methods (None: the explainer's default layer).
         target: ``"label"`` explains the dataset's class (every image needs one) and

@@ -33,7 +33,7 @@ def _first_4d(args) -> Optional[torch.Tensor]:
 class _Trace:
     """Runs one dummy forward and records, in execution order, every leaf's input/output size."""
 
-    def __init__(self, model: nn.Module, probe_size: int, stop_after: Optional[str] = None):
+    def __init__(self, model: nn.Module, probe_size: int):
         self.leaves: list[tuple[str, nn.Module, Optional[tuple], Optional[tuple]]] = []
         self.ends: dict[str, int] = {}  # module name -> number of leaves started when it ended
         self.outputs: dict[str, Optional[tuple]] = {}

@@ -9,9 +9,11 @@ from typing import Callable, Iterator, Sequence
 
 import ipywidgets as W
 import numpy as np
+import torch
 
 from ..data import get_scene, list_samples, list_scenes, sample_image
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches
+from ..methods.smoothgrad import PRECISIONS, autocast_dtype
 from ..render import normalize_map
 from ..result import Explanation
 
@@ -119,8 +121,13 @@ def next_state(owner: str, state, changes: dict, display: Sequence[str],
 
 
 def precisions_for(device) -> list[tuple[str, str]]:
-    """SmoothGrad precisions a device offers, as dropdown options (fp16 needs CUDA)."""
-    options = [("fp32", "fp32"), ("bf16 (mixed)", "bf16")]
-    if getattr(device, "type", str(device)) == "cuda":
-        options.insert(1, ("fp16 (mixed)", "fp16"))
+    """SmoothGrad precisions a device offers, as dropdown options (SmoothGrad's own rule)."""
+    device = torch.device(getattr(device, "type", device))
+    options = []
+    for precision in PRECISIONS:
+        try:
+            mixed = autocast_dtype(precision, device) is not None
+        except InvalidParameterError:  # fp16 off CUDA
+            continue
+        options.append((f"{precision} (mixed)" if mixed else precision, precision))
     return options

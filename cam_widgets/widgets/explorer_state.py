@@ -22,7 +22,7 @@ from .common import load_choice
 COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples",
            "precision")
 #: The controls that write those settings (the class has its own search box).
-COMPUTE_CONTROLS = ("image", "model", "layer", "method", "smooth", "noise", "samples", "precision")
+COMPUTE_CONTROLS = tuple(name for name in COMPUTE if name != "target")
 #: Image choices naming a photo the user added (upload or URL) start with this.
 UPLOAD_PREFIX = "upload:"
 

@@ -64,3 +64,12 @@ DEAD_ANYWIDGETS_JS = """async () => {
   }
   return dead;
 }"""
+
+
+#: plotly's, not ours: raised by its FigureWidget on some updates in every front end
+PLOTLY_UPSTREAM_ERRORS = ("setData is not a function",)
+
+
+def errors_except(page, known: tuple[str, ...] = PLOTLY_UPSTREAM_ERRORS) -> list[str]:
+    """The page's JavaScript errors, less the known upstream ones (messages containing ``known``)."""
+    return [e for e in page.errors if not any(k in e for k in known)]

@@ -122,8 +122,3 @@ def open_notebook(page, server: Server, url_path: str) -> float:
                            timeout=OPEN_TIMEOUT)
     server.remember_children()                     # the kernel, to reap by PID if left
     return round(time.monotonic() - started, 1)
-
-
-def errors_except(page, known: tuple[str, ...]) -> list[str]:
-    """The page's JavaScript errors, less the known upstream ones (messages containing ``known``)."""
-    return [e for e in page.errors if not any(k in e for k in known)]

@@ -13,6 +13,7 @@ import pytest
 
 from .browser_helpers import (
     DEAD_ANYWIDGETS_JS,
+    errors_except,
     heatmaps,
     plot_state,
     status_text,
@@ -140,7 +141,7 @@ def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
     (h0,), (h1,) = heatmaps(before), heatmaps(after)
     assert h1["sample"] != h0["sample"], "heatmap z did not change after the method change"
     assert "gradcam++" in (status_text(page) or ""), status_text(page)
-    assert not [e for e in page.errors if "setData is not a function" not in e], page.errors
+    assert not errors_except(page), page.errors
     _explorer_widget(page).screenshot(path=str(artifacts / "explorer_gradcampp_282.png"))
 
 
@@ -185,5 +186,5 @@ def test_compare_receives_updates(page, quickstart):
 
 def test_compare_click_marks_every_panel(page, quickstart, artifacts):
     check_compare_click_marks_every_panel(
-        page, lambda p: [e for e in p.errors if "setData is not a function" not in e],
+        page, errors_except,
         artifacts / "compare_probe.png")

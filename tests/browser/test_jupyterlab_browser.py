@@ -12,6 +12,7 @@ import time
 import pytest
 
 from .conftest import NOTEBOOK
+from .browser_helpers import errors_except
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
@@ -22,7 +23,6 @@ from .lab_helpers import (
     EXPLORER_DRAWN_JS,
     LOAD_TIMEOUT,
     TWO_PLOTS_JS,
-    errors_except,
     lab_command,
     lab_run_all_cells,
     open_notebook,
@@ -58,7 +58,7 @@ def lab_quickstart(page, lab_server):
 
 
 def _real_errors(page) -> list[str]:
-    return errors_except(page, ("setData is not a function",))  # plotly's, not ours
+    return errors_except(page)
 
 
 def test_lab_explorer_renders_map(page, lab_quickstart):

@@ -20,6 +20,7 @@ from .conftest import (
     NOTEBOOK,
     PY,
 )
+from .browser_helpers import errors_except, PLOTLY_UPSTREAM_ERRORS
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
@@ -30,7 +31,6 @@ from .lab_helpers import (
     EXPLORER_DRAWN_JS,
     LOAD_TIMEOUT,
     TWO_PLOTS_JS,
-    errors_except,
     lab_run_all_cells,
     open_notebook,
     require_frontend,
@@ -131,8 +131,8 @@ def _accept_kernel_dialog(page) -> int:
 
 #: not ours: the Lab test's known plotly message, and Notebook 7.6's settings-load TypeError
 #: (shortcut-extension's pluginChanged handler, thrown from notebook_core.*.js at page load)
-KNOWN_UPSTREAM_ERRORS = ("setData is not a function",
-                         "Cannot read properties of undefined (reading 'schema')")
+KNOWN_UPSTREAM_ERRORS = PLOTLY_UPSTREAM_ERRORS + (
+    "Cannot read properties of undefined (reading 'schema')",)
 
 
 def _real_errors(page) -> list[str]:
