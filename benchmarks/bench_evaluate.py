@@ -141,11 +141,12 @@ def main(argv=None) -> int:
 
             started = time.perf_counter()
             dist_out = tmp / f"{device}_dist.jsonl"
+            backend = "nccl" if ex.device.type == "cuda" else "gloo"  # the default picks by GPU
             run_distributed(1, functools.partial(explainer_on, device),
                             functools.partial(dataset_for, str(root)), out=str(dist_out),
-                            methods=methods, metrics=METRICS, batch_size=args.batch_size)
+                            backend=backend, methods=methods, metrics=METRICS,
+                            batch_size=args.batch_size)
             seconds = time.perf_counter() - started
-            backend = "nccl" if ex.device.type == "cuda" else "gloo"
             same = max_difference(records_by_pair(dist_out), outputs[device])
             lines.append(f"| run_distributed, 1 process ({backend}; incl. start) | {name} | "
                          f"{seconds:.2f} | {images / seconds:.1f} | max diff {same:.1e} |")
