@@ -333,3 +333,47 @@ def test_cpu_batches_keep_activations_under_the_mmap_threshold(channels, expecte
     largest = channels * 112 * 112 * 4  # bytes of the conv output for one image
     assert explainer.engine.batch_size_for() == expected == max(
         CPU_MIN_BATCH, min(CPU_BATCH, CPU_BLOCK_BYTES // largest))
+
+
+def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_explainer,
+                                                                      chelsea_tensor):
+    engine = lite_explainer.engine
+    engine.layers  # the probe decides the layout
+    assert engine._channels_last  # EfficientNet-Lite0 accepts it on the CPU
+    forward = engine.run(chelsea_tensor, ["features.8"])
+    assert forward.inputs.is_contiguous(memory_format=torch.channels_last)
+    results = {}
+    try:
+        for layout in (True, False):
+            engine._channels_last = layout
+            engine.clear_cache()
+            results[layout] = [lite_explainer.explain(chelsea_tensor, method, 285).heatmap
+                               for method in ("gradcam", "guided_backprop", "vanilla")]
+    finally:
+        engine._channels_last = True
+        engine.clear_cache()
+    for nhwc, plain in zip(results[True], results[False]):
+        assert np.corrcoef(nhwc.ravel(), plain.ravel())[0, 1] > 0.9999
+
+
+class ViewsItsActivations(nn.Module):
+    """Flattens a conv output with .view(), which a channels-last tensor cannot do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.fc(y.view(y.shape[0], -1))
+
+
+def test_a_model_that_cannot_take_channels_last_keeps_the_plain_layout():
+    explainer = Explainer(ViewsItsActivations(), input_size=(6, 6), labels=["a", "b"],
+                          device="cpu")
+    result = explainer.explain(torch.rand(3, 6, 6), "gradcam", 1, "conv")
+    assert not explainer.engine._channels_last
+    assert np.isfinite(result.heatmap).all()
+    smooth = explainer.explain(torch.rand(3, 6, 6), "vanilla", 1, samples=4)
+    assert np.isfinite(smooth.heatmap).all()

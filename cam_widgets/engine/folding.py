@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from .device import full_precision
+from .device import full_precision, same_logits
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,6 @@ def _build(model, modules, example, channels_last) -> Optional[Twin]:
         example = example.contiguous(memory_format=torch.channels_last)
     with torch.no_grad(), full_precision(example.device):
         expected, got = model(example), twin(example)
-    tolerance = 1e-3 * max(1.0, float(expected.abs().max()))
-    if got.shape != expected.shape or not float((got - expected).abs().max()) <= tolerance:
+    if not same_logits(expected, got):
         return None
     return Twin(twin, list(twin.named_modules()), frozenset(c for c, _ in pairs), channels_last)
