@@ -322,17 +322,24 @@ def test_an_error_inside_the_forward_removes_every_wrapper():
     assert count_hooks(net) == 0 and "forward" not in net.conv.__dict__
 
 
-@pytest.mark.parametrize("channels, expected", [(8, 8), (96, 4), (64, 6), (400, 4)])
-def test_cpu_batches_keep_activations_under_the_mmap_threshold(channels, expected):
-    """CPU batch = largest activation under CPU_BLOCK_BYTES, between CPU_MIN_BATCH and CPU_BATCH."""
-    from cam_widgets.engine.engine import CPU_BATCH, CPU_BLOCK_BYTES, CPU_MIN_BATCH
+@pytest.mark.parametrize("channels, channels_last, expected",
+                         [(8, True, 8), (96, True, 8), (200, True, 4), (400, True, 4),
+                          (96, False, 4), (64, False, 6)])
+def test_cpu_batches_keep_activations_under_the_mmap_threshold(channels, channels_last,
+                                                               expected):
+    """CPU batch = largest activation under CPU_BLOCK_BYTES of its layout, between
+    CPU_MIN_BATCH and CPU_BATCH."""
+    from cam_widgets.engine.device import CPU_BATCH, CPU_BLOCK_BYTES, CPU_MIN_BATCH
 
     net = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 2))
     explainer = Explainer(net, input_size=(112, 112), labels=["a", "b"], device="cpu")
+    explainer.engine.layers
+    assert explainer.engine._channels_last  # a plain conv net accepts the layout
+    explainer.engine._channels_last = channels_last
     largest = channels * 112 * 112 * 4  # bytes of the conv output for one image
     assert explainer.engine.batch_size_for() == expected == max(
-        CPU_MIN_BATCH, min(CPU_BATCH, CPU_BLOCK_BYTES // largest))
+        CPU_MIN_BATCH, min(CPU_BATCH, CPU_BLOCK_BYTES[channels_last] // largest))
 
 
 def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_explainer,

@@ -16,8 +16,8 @@ from torch import nn
 
 from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
 from .capture import Capture
-from .device import (DeviceLike, accepts_channels_last, choose_device, full_precision,
-                     module_device)
+from .device import (DeviceLike, accepts_channels_last, choose_device, cpu_batch_size,
+                     full_precision, module_device)
 from .folding import Twin, build_twin, model_key
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .passes import ForwardPass, run_forward
@@ -37,17 +37,6 @@ class LayerInfo:
     def resolution(self) -> str:
         return f"{self.height}x{self.width}"
 
-
-#: Largest batch on CPU for batched passes (SmoothGrad, Score-CAM, IG): measured fastest.
-CPU_BATCH = 8
-
-#: Largest activation a CPU batch may produce. glibc serves blocks over its mmap threshold
-#: (at most 32 MiB) with fresh pages that are faulted in again on every batch: SmoothGrad n=100
-#: on EfficientNet-Lite0 took 3.85 s at batch 8 (38 MB activations) and 2.45 s at batch 4.
-CPU_BLOCK_BYTES = 20 * 1024**2
-#: ...but never fewer samples than this: for compute-heavy layers batching still wins (VGG16,
-#: 12 MB activations a sample: 1.95 s at batch 1, 1.59 s at batch 4 for n=8).
-CPU_MIN_BATCH = 4
 
 def _aliases(layers, outputs: dict, victims: set) -> dict[str, str]:
     """{layer: the first layer returning the very same tensor} (``features.0`` and its last
@@ -74,7 +63,7 @@ class Engine:
             a caller's model.
         cache_size: how many images keep their forward pass (LRU).
         memory_budget: bytes a batched pass (SmoothGrad, Score-CAM) may use (None: 1/2 of free
-            GPU memory on CUDA, 2 GiB on CPU).
+            GPU memory on CUDA, 4 GiB on CPU).
         fold_batch_norm: run passes that record no pre-BatchNorm conv output on a private
             copy with each BatchNorm folded into its convolution (``engine/folding.py``).
     """
@@ -292,11 +281,7 @@ class Engine:
         fits = max(1, int(budget // per_sample))
         if self.device.type == "cuda":
             return fits
-        # On CPU, batches past ~8 spill the caches and get slower per sample (2.4 s at 8 vs
-        # 5.7 s at 25 for SmoothGrad n=100 on EfficientNet-Lite0), and activations past the
-        # allocator's mmap threshold are page-faulted afresh on every batch (CPU_BLOCK_BYTES).
-        unfaulted = max(CPU_MIN_BATCH, CPU_BLOCK_BYTES // max(1, self._largest_activation))
-        return max(1, min(fits, CPU_BATCH, unfaulted))
+        return cpu_batch_size(fits, self._largest_activation, self._channels_last)
 
     def clear_cache(self) -> None:
         """Forget the cached forwards and the folded twin: call it after writing weights in
