@@ -7,36 +7,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from cam_widgets import Explainer
-
-
-def build(name: str, device: str) -> Explainer:
-    if name == "efficientnet_lite0":
-        return Explainer(name, device=device)
-    from cam_widgets.models.torchvision_zoo import build_torchvision
-
-    return Explainer(build_torchvision(name, pretrained=False), device=device)
+from bench_engine import Timer, build_explainer  # this folder: run as a script
 
 
 def timed(device, fn, repeats: int = 20) -> float:
-    """Median ms of ``fn`` (synchronised on CUDA)."""
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    """Median ms of ``fn``, timed as the benchmark times (synchronised on CUDA)."""
+    timer = Timer(device)
+    timer.add("case", lambda i: fn)
+    return timer.run(repeats, warmup=0)["case"]
 
 
 def main(argv=None) -> int:
@@ -46,7 +29,7 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=18)
     args = p.parse_args(argv)
     for name in args.models.split(","):
-        ex = build(name, args.device)
+        ex = build_explainer(name, args.device)[0]
         dev = ex.device
         x = ex.prepare("chelsea").tensor
         layer = ex.default_layer

@@ -205,7 +205,8 @@ def _metrics(explainer, plan: _Plan, inputs: torch.Tensor, heat: np.ndarray, cla
             rows = torch.arange(n)
             targets = torch.tensor(class_ids, dtype=torch.long)
             y = torch.from_numpy(probs)[rows, targets].double()
-            o = masked.cpu()[rows, targets].double()
+            # the N probabilities read on the device: not the whole (N, classes) softmax copied
+            o = masked[rows.to(masked.device), targets.to(masked.device)].double().cpu()
             drop = (y - o).clamp(min=0) / y.clamp(min=torch.finfo(torch.float64).tiny) * 100.0
             values["average_drop"] = drop.tolist()
             values["increase_in_confidence"] = ((y < o).double() * 100.0).tolist()

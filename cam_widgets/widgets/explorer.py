@@ -22,6 +22,7 @@ from .explorer_controls import TOP_PREDICTIONS, build_controls, controls_layout,
 from .explorer_state import (
     COMPUTE,
     COMPUTE_CONTROLS,
+    SMOOTHGRAD_ONLY,
     UPLOAD_PREFIX,
     ExplorerState,
     explain_params,
@@ -114,7 +115,8 @@ class Explorer(W.VBox):
             setattr(self.state, key, value)
         if "model" in changes:
             self._prepare_model()
-        if any(key in COMPUTE for key in changes):
+        if any(key in COMPUTE and (self.state.smooth or key not in SMOOTHGRAD_ONLY)
+               for key in changes):
             self._compute()
         self._render()
 

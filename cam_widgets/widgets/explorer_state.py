@@ -23,6 +23,8 @@ COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "sa
            "precision")
 #: The controls that write those settings (the class has its own search box).
 COMPUTE_CONTROLS = tuple(name for name in COMPUTE if name != "target")
+#: read only while SmoothGrad is on: changing them with it off computes nothing
+SMOOTHGRAD_ONLY = ("noise", "samples", "precision")
 #: Image choices naming a photo the user added (upload or URL) start with this.
 UPLOAD_PREFIX = "upload:"
 
