@@ -421,9 +421,6 @@ def bars(run: dict) -> list[tuple[str, str, str]]:
         check("class switch <= 0.25 x fresh Grad-CAM", switch, fresh, 0.25)
         check(f"SmoothGrad n={n} <= captum NoiseTunnel (batched)", ours_sg, nt)
         check(f"SmoothGrad n={n} <= 0.5 x sequential loop", ours_sg, seq, 0.5)
-        if mixed:
-            check(f"SmoothGrad n={n} (best mixed precision with r >= 0.99) <= 0.5 x sequential loop",
-                  min(mixed), seq, 0.5)
     mem = run.get("memory")
     if mem:
         what = "allocated CUDA memory" if run["device"].type == "cuda" else "RSS"
