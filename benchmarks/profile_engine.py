@@ -29,7 +29,10 @@ def main(argv=None) -> int:
     p.add_argument("--rows", type=int, default=18)
     args = p.parse_args(argv)
     for name in args.models.split(","):
-        ex = build_explainer(name, args.device)[0]
+        ex, note = build_explainer(name, args.device)
+        if ex is None:
+            print(f"\n## {name}: {note}")
+            continue
         dev = ex.device
         x = ex.prepare("chelsea").tensor
         layer = ex.default_layer

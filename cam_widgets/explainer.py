@@ -236,7 +236,7 @@ class Explainer:
         raw_np = both[:, :maps[0].numel()].reshape(maps.shape)
         full_np = both[:, maps[0].numel():].reshape(full.shape)
         attribution = None if output.attribution is None else \
-            output.attribution[:, 0].float().cpu().numpy()
+            np.ascontiguousarray(output.attribution[:, 0].float().cpu().numpy())  # NHWC on CPU
         snap_np = {n: context.upsample(s)[:, 0].float().cpu().numpy() for n, s in snaps.items()}
         probs = capture.host_probabilities[0]
         results = []

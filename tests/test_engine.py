@@ -325,8 +325,7 @@ def test_an_error_inside_the_forward_removes_every_wrapper():
 @pytest.mark.parametrize("channels, channels_last, expected",
                          [(8, True, 8), (96, True, 8), (200, True, 4), (400, True, 4),
                           (96, False, 4), (64, False, 6)])
-def test_cpu_batches_keep_activations_under_the_mmap_threshold(channels, channels_last,
-                                                               expected):
+def test_cpu_batch_size_follows_the_layouts_activation_limit(channels, channels_last, expected):
     """CPU batch = largest activation under CPU_BLOCK_BYTES of its layout, between
     CPU_MIN_BATCH and CPU_BATCH."""
     from cam_widgets.engine.device import CPU_BATCH, CPU_BLOCK_BYTES, CPU_MIN_BATCH
@@ -347,8 +346,10 @@ def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_expla
     engine = lite_explainer.engine
     engine.layers  # the probe decides the layout
     assert engine._channels_last  # EfficientNet-Lite0 accepts it on the CPU
-    forward = engine.run(chelsea_tensor, ["features.8"])
+    forward = engine.run(chelsea_tensor, ["features.8"])  # the folded twin
     assert forward.inputs.is_contiguous(memory_format=torch.channels_last)
+    capture = lite_explainer.capture(chelsea_tensor)[1]  # the model itself, every layer recorded
+    assert capture.forward.inputs.is_contiguous(memory_format=torch.channels_last)
     results = {}
     try:
         for layout in (True, False):
@@ -361,6 +362,8 @@ def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_expla
         engine.clear_cache()
     for nhwc, plain in zip(results[True], results[False]):
         assert np.corrcoef(nhwc.ravel(), plain.ravel())[0, 1] > 0.9999
+    attribution = lite_explainer.explain(chelsea_tensor, "vanilla", 285).attribution
+    assert attribution.flags["C_CONTIGUOUS"]  # users get a plain array, whatever the layout
 
 
 class ViewsItsActivations(nn.Module):
@@ -376,11 +379,53 @@ class ViewsItsActivations(nn.Module):
         return self.fc(y.view(y.shape[0], -1))
 
 
-def test_a_model_that_cannot_take_channels_last_keeps_the_plain_layout():
-    explainer = Explainer(ViewsItsActivations(), input_size=(6, 6), labels=["a", "b"],
-                          device="cpu")
+class _ViewGradient(torch.autograd.Function):
+    """Identity whose backward .view()s the gradient: only the backward fails channels-last."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.view(grad.shape[0], -1).view(grad.shape)
+
+
+class ViewsItsGradients(nn.Module):
+    """Its forward works channels-last; its backward (through conv2's NHWC gradient) does not."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.conv2 = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        y = _ViewGradient.apply(torch.relu(self.conv(x)))
+        return self.fc(self.conv2(y).mean((2, 3)))
+
+
+@pytest.mark.parametrize("model", [ViewsItsActivations, ViewsItsGradients])
+def test_a_model_that_cannot_take_channels_last_keeps_the_plain_layout(model):
+    explainer = Explainer(model(), input_size=(6, 6), labels=["a", "b"], device="cpu")
     result = explainer.explain(torch.rand(3, 6, 6), "gradcam", 1, "conv")
     assert not explainer.engine._channels_last
     assert np.isfinite(result.heatmap).all()
     smooth = explainer.explain(torch.rand(3, 6, 6), "vanilla", 1, samples=4)
     assert np.isfinite(smooth.heatmap).all()
+
+
+def test_channels_last_passes_leave_the_callers_weights_in_place():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2)).eval()
+    before = {name: (p.data_ptr(), p.stride(), p.clone()) for name, p in net.state_dict().items()}
+    explainer = Explainer(net, input_size=(16, 16), labels=["a", "b"], device="cpu")
+    image = torch.rand(3, 16, 16)
+    explainer.explain(image, "gradcam", 1, "3")
+    explainer.explain(image, "vanilla", 1, samples=8)  # the folded twin, channels-last
+    assert explainer.engine._channels_last and explainer.engine._twin is not None
+    assert explainer.engine._twin.channels_last
+    for name, tensor in net.state_dict().items():
+        pointer, stride, value = before[name]
+        assert tensor.data_ptr() == pointer and tensor.stride() == stride, name
+        assert tensor.is_contiguous() and torch.equal(tensor, value), name

@@ -87,20 +87,22 @@ def test_smoothgrad_precision_control(explorer):
     assert "precision" not in explorer.result.params
 
 
-
 def test_smoothgrad_settings_compute_only_while_smoothgrad_is_on(explorer):
     explorer.set(method="vanilla", smooth=False)
     calls, z = explorer.engine_calls, heat(explorer)
-    explorer._controls["noise"].value = 0.3
-    explorer._controls["samples"].value = 3
-    explorer._controls["precision"].value = "bf16"
-    assert explorer.engine_calls == calls and np.allclose(heat(explorer), z)
-    explorer._controls["smooth"].value = True  # now the stored settings are used
-    assert explorer.engine_calls == calls + 1
-    assert explorer.result.params["samples"] == 3 and explorer.result.params["noise"] == 0.3
-    explorer._controls["samples"].value = 2
-    assert explorer.engine_calls == calls + 2 and explorer.result.params["samples"] == 2
-    explorer.set(smooth=False, method="gradcam", precision="fp32", noise=0.2, samples=20)
+    try:
+        explorer._controls["noise"].value = 0.3
+        explorer._controls["samples"].value = 3
+        explorer._controls["precision"].value = "bf16"
+        assert explorer.engine_calls == calls and np.allclose(heat(explorer), z)
+        explorer._controls["smooth"].value = True  # now the stored settings are used
+        assert explorer.engine_calls == calls + 1
+        assert explorer.result.params["samples"] == 3 and explorer.result.params["noise"] == 0.3
+        explorer._controls["samples"].value = 2
+        assert explorer.engine_calls == calls + 2 and explorer.result.params["samples"] == 2
+    finally:
+        explorer.set(smooth=False, method="gradcam", precision="fp32", noise=0.2, samples=20)
+
 
 def figure_messages(figure):
     """Record what the FigureWidget sends to the browser (restyle/relayout/update messages)."""

@@ -68,27 +68,32 @@ def same_logits(expected: torch.Tensor, got: object) -> bool:
 
 
 def accepts_channels_last(model: torch.nn.Module, example: torch.Tensor) -> bool:
-    """Whether ``model`` (in eval mode) gives the same logits for a channels-last input.
+    """Whether ``model`` (in eval mode) gives the same logits for a channels-last input, and
+    can take a gradient through them.
 
     oneDNN's CPU convolutions run 1.1-1.4x faster in that layout, forward and backward, with
-    the same float32 accuracy (``benchmarks/RESULTS.md``). A model that ``.view()``s its
-    activations fails here, and keeps the plain layout.
+    float32 errors against float64 of the same size (``benchmarks/RESULTS.md``). A model that
+    ``.view()``s its activations or their gradients fails here, and keeps the plain layout.
     """
     try:
         with torch.no_grad():
             plain = model(example)
-            nhwc = model(example.contiguous(memory_format=torch.channels_last))
-    except Exception:  # a view of a channels-last activation, a layout check of its own ...
+        with torch.enable_grad():
+            leaf = example.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+            nhwc = model(leaf)
+            torch.autograd.grad(nhwc.sum(), leaf)  # a backward that views a gradient fails too
+    except Exception:  # a view of a channels-last tensor, a layout check of its own ...
         return False
-    return isinstance(plain, torch.Tensor) and same_logits(plain, nhwc)
+    return isinstance(plain, torch.Tensor) and same_logits(plain, nhwc.detach())
 
 
 #: Largest batch on CPU for batched passes (SmoothGrad, Score-CAM, IG): past ~8 batches spill
 #: the caches (SmoothGrad n=100 on EfficientNet-Lite0: 2.4 s at 8, 5.7 s at 25).
 CPU_BATCH = 8
-#: Largest activation a CPU batch may produce, by layout. Past it, blocks come back from the
-#: allocator as fresh pages faulted in on every batch. Plain layout: SmoothGrad n=100 on
-#: EfficientNet-Lite0 took 3.85 s at batch 8 (38 MB activations), 2.45 s at batch 4.
+#: Largest activation a CPU batch may produce, by layout: measured limits, not the allocator's
+#: (blocks past glibc's mmap threshold, 32 MiB at most, come back as fresh pages faulted in on
+#: every batch; how much that costs depends on the rest of the pass). Plain layout: SmoothGrad
+#: n=100 on EfficientNet-Lite0 took 3.85 s at batch 8 (38 MB activations), 2.45 s at batch 4.
 #: Channels-last (no reorder copies): 1.26 s at 8 (38 MB), 1.34 s at 4, 1.42 s at 10 (48 MB);
 #: ResNet50 55 ms a sample at 8 (26 MB), 69 ms at 12 (39 MB). 2 cores, 2026-11-22.
 CPU_BLOCK_BYTES = {False: 20 * 1024**2, True: 40 * 1024**2}
