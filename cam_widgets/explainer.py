@@ -49,13 +49,15 @@ class Explainer:
             (defaults: ImageNet normalisation and labels, 224x224, the last spatial layer).
         fold_batch_norm: batched passes run on a private copy with BatchNorms folded into
             their convolutions (see ``engine/folding.py``); False runs everything on the model.
+        channels_last: False keeps every pass in PyTorch's plain layout (see Engine).
     """
 
     def __init__(self, model: Union[str, ModelSpec, nn.Module] = "efficientnet_lite0", *,
                  device=None, preprocess: Optional[Callable] = None,
                  labels: Optional[Sequence[str]] = None, input_size=(224, 224),
                  default_layer: Optional[str] = None, input_range=None,
-                 memory_budget: Optional[int] = None, fold_batch_norm: bool = True) -> None:
+                 memory_budget: Optional[int] = None, fold_batch_norm: bool = True,
+                 channels_last: bool = True) -> None:
         owned = not isinstance(model, nn.Module)
         if isinstance(model, str):
             model = load_model(model)
@@ -73,7 +75,7 @@ class Explainer:
         self.spec = model
         self.engine = Engine(model.model, input_size=model.input_size, device=device,
                              owned=owned, memory_budget=memory_budget,
-                             fold_batch_norm=fold_batch_norm)
+                             fold_batch_norm=fold_batch_norm, channels_last=channels_last)
         self._tensor_memo = None  # (weakref to the last tensor, (version, bytes), key)
 
     # ------------------------------------------------------------- metadata

@@ -334,8 +334,8 @@ def test_cpu_batch_size_follows_the_layouts_activation_limit(channels, channels_
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 2))
     explainer = Explainer(net, input_size=(112, 112), labels=["a", "b"], device="cpu")
     explainer.engine.layers
-    assert explainer.engine._channels_last  # a plain conv net accepts the layout
-    explainer.engine._channels_last = channels_last
+    assert explainer.engine._nhwc  # a plain conv net accepts the layout
+    explainer.engine._nhwc = channels_last
     largest = channels * 112 * 112 * 4  # bytes of the conv output for one image
     assert explainer.engine.batch_size_for() == expected == max(
         CPU_MIN_BATCH, min(CPU_BATCH, CPU_BLOCK_BYTES[channels_last] // largest))
@@ -345,7 +345,7 @@ def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_expla
                                                                       chelsea_tensor):
     engine = lite_explainer.engine
     engine.layers  # the probe decides the layout
-    assert engine._channels_last  # EfficientNet-Lite0 accepts it on the CPU
+    assert engine._nhwc  # EfficientNet-Lite0 accepts it on the CPU
     forward = engine.run(chelsea_tensor, ["features.8"])  # the folded twin
     assert forward.inputs.is_contiguous(memory_format=torch.channels_last)
     capture = lite_explainer.capture(chelsea_tensor)[1]  # the model itself, every layer recorded
@@ -353,12 +353,12 @@ def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_expla
     results = {}
     try:
         for layout in (True, False):
-            engine._channels_last = layout
+            engine._nhwc = layout
             engine.clear_cache()
             results[layout] = [lite_explainer.explain(chelsea_tensor, method, 285).heatmap
                                for method in ("gradcam", "guided_backprop", "vanilla")]
     finally:
-        engine._channels_last = True
+        engine._nhwc = True
         engine.clear_cache()
     for nhwc, plain in zip(results[True], results[False]):
         assert np.corrcoef(nhwc.ravel(), plain.ravel())[0, 1] > 0.9999
@@ -408,10 +408,18 @@ class ViewsItsGradients(nn.Module):
 def test_a_model_that_cannot_take_channels_last_keeps_the_plain_layout(model):
     explainer = Explainer(model(), input_size=(6, 6), labels=["a", "b"], device="cpu")
     result = explainer.explain(torch.rand(3, 6, 6), "gradcam", 1, "conv")
-    assert not explainer.engine._channels_last
+    assert not explainer.engine._nhwc
     assert np.isfinite(result.heatmap).all()
     smooth = explainer.explain(torch.rand(3, 6, 6), "vanilla", 1, samples=4)
     assert np.isfinite(smooth.heatmap).all()
+
+
+def test_channels_last_false_keeps_every_pass_in_the_plain_layout(chelsea_tensor):
+    explainer = Explainer("efficientnet_lite0", device="cpu", channels_last=False)
+    forward = explainer.engine.run(chelsea_tensor, [])  # the folded twin
+    assert not explainer.engine._nhwc and not explainer.engine._twin.channels_last
+    assert forward.inputs.is_contiguous()
+    assert explainer.capture(chelsea_tensor)[1].forward.inputs.is_contiguous()
 
 
 def test_channels_last_passes_leave_the_callers_weights_in_place():
@@ -423,7 +431,7 @@ def test_channels_last_passes_leave_the_callers_weights_in_place():
     image = torch.rand(3, 16, 16)
     explainer.explain(image, "gradcam", 1, "3")
     explainer.explain(image, "vanilla", 1, samples=8)  # the folded twin, channels-last
-    assert explainer.engine._channels_last and explainer.engine._twin is not None
+    assert explainer.engine._nhwc and explainer.engine._twin is not None
     assert explainer.engine._twin.channels_last
     for name, tensor in net.state_dict().items():
         pointer, stride, value = before[name]

@@ -66,6 +66,9 @@ class Engine:
             GPU memory on CUDA, 4 GiB on CPU).
         fold_batch_norm: run passes that record no pre-BatchNorm conv output on a private
             copy with each BatchNorm folded into its convolution (``engine/folding.py``).
+        channels_last: let passes run channels-last: on the CPU when the model gives the same
+            logits and gradients that way (checked once), on CUDA the folded copy only.
+            False: every pass in PyTorch's plain layout.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class Engine:
         cache_size: int = 4,
         memory_budget: Optional[int] = None,
         fold_batch_norm: bool = True,
+        channels_last: bool = True,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidParameterError(f"'model' must be a torch.nn.Module (got {describe(model)})")
@@ -96,6 +100,7 @@ class Engine:
         self.cache_size = max(1, int(cache_size))
         self.memory_budget = memory_budget
         self.fold_batch_norm = bool(fold_batch_norm)
+        self.channels_last = bool(channels_last)
         self._twin: Optional[Twin] = None
         self._twin_key: Optional[tuple] = None
         self._captures: OrderedDict[str, Capture] = OrderedDict()
@@ -103,7 +108,7 @@ class Engine:
         self._clone: frozenset[str] = frozenset()
         self._aliases: dict[str, str] = {}
         self._has_relu = any(isinstance(m, RELU_LIKE) for m in model.modules())
-        self._channels_last = False  # set by the probe: CPU models that accept the layout
+        self._nhwc = False  # the model's own passes: set by the probe (CPU, layout accepted)
         self._bytes_per_sample = 0
         self._largest_activation = 0
         self.forward_calls = 0
@@ -123,9 +128,10 @@ class Engine:
             with record_outputs(self.model, None, record_relus=self._has_relu) as rec:
                 self.model(dummy.requires_grad_(True))
             # on CUDA only the twin goes channels-last: the model's layout there is unmeasured
-            self._channels_last = self.device.type == "cpu" and accepts_channels_last(
-                self.model, torch.randn((1, 3) + self.input_size,
-                                        generator=torch.Generator().manual_seed(0)))
+            example = torch.randn((1, 3) + self.input_size,
+                                  generator=torch.Generator().manual_seed(0))
+            self._nhwc = self.channels_last and self.device.type == "cpu" \
+                and accepts_channels_last(self.model, example)
         names = {name: module for name, module in self.model.named_modules() if name}
         layers, total, largest = [], 0, 0
         for name in dict.fromkeys(rec.order):
@@ -233,7 +239,7 @@ class Engine:
         (whose own pre-BatchNorm output the twin lacks): (module, its named modules, whether
         inputs go channels-last). A capture records every layer: it never builds the twin."""
         if not self.fold_batch_norm or not self._conv_names.isdisjoint(recorded):
-            return self.model, self._modules, self._channels_last
+            return self.model, self._modules, self._nhwc
         key = model_key(self._modules)
         if key != self._twin_key:
             self._twin = None  # the old copy goes before the new one is made
@@ -242,12 +248,11 @@ class Engine:
             with evaluation_mode(self.model, self._modules):
                 # channels-last: 1.4x faster folded depthwise convs on an H100 (fp16), and
                 # faster oneDNN convolutions on the CPU when the model accepts that layout
-                self._twin = build_twin(self.model, self._modules, example,
-                                        channels_last=self.device.type == "cuda"
-                                        or self._channels_last)
+                self._twin = build_twin(self.model, self._modules, example, channels_last=(
+                    self._nhwc or self.channels_last and self.device.type == "cuda"))
             self._twin_key = key
         if self._twin is None:
-            return self.model, self._modules, self._channels_last
+            return self.model, self._modules, self._nhwc
         return self._twin.model, self._twin.modules, self._twin.channels_last
 
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -281,7 +286,7 @@ class Engine:
         fits = max(1, int(budget // per_sample))
         if self.device.type == "cuda":
             return fits
-        return cpu_batch_size(fits, self._largest_activation, self._channels_last)
+        return cpu_batch_size(fits, self._largest_activation, self._nhwc)
 
     def clear_cache(self) -> None:
         """Forget the cached forwards and the folded twin: call it after writing weights in
