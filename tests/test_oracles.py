@@ -86,6 +86,44 @@ def test_scorecam_closed_form(tiny_explainer):
     np.testing.assert_allclose(got.raw, np.einsum("c,cij->ij", weights, act), rtol=1e-5)
 
 
+def test_scorecam_scores_dead_channels_with_one_blank_forward():
+    """Channels 1 and 3 are dead (all zero after the ReLU), channel 2 is a constant 2: all
+    three mask the image to zeros. Brute force in float64 over every channel, as defined."""
+    from torch import nn
+
+    from cam_widgets import Explainer
+
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(4, 3)).eval()
+    with torch.no_grad():
+        net[0].weight.copy_(torch.randn(4, 3, 3, 3, generator=gen))
+        net[0].weight[1:4] = 0
+        net[0].bias.copy_(torch.tensor([0.1, -5.0, 2.0, -1.0]))
+        net[4].weight.copy_(torch.randn(3, 4, generator=gen))
+    image = torch.rand(1, 3, 8, 8, generator=gen)
+    explainer = Explainer(net, input_size=(8, 8), labels=["a", "b", "c"], device="cpu",
+                          channels_last=False)
+    rows = []
+    scores = explainer.engine.scores
+    explainer.engine.scores = lambda inputs: (rows.append(len(inputs)), scores(inputs))[1]
+    got = explainer.explain(image[0], "scorecam", 2, "1")
+    assert sum(rows) == 2  # channel 0, and one blank input for the three constant channels
+
+    reference = net.double()
+    x = image.double()
+    acts = reference[1](reference[0](x))[0]
+    masks = torch.nn.functional.interpolate(acts[:, None], size=(8, 8), mode="bilinear",
+                                            align_corners=False)[:, 0]
+    flat = masks.flatten(1)
+    lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
+    masks = torch.where(hi > lo, (masks - lo) / torch.where(hi > lo, hi - lo, 1.0), 0.0)
+    with torch.no_grad():
+        s = torch.stack([reference(x * m[None, None])[0, 2] for m in masks])
+    expected = torch.einsum("c,cij->ij", torch.softmax(s, 0), acts).detach().numpy()
+    np.testing.assert_allclose(got.raw, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_integrated_gradients_exact_integral_and_completeness(tiny_explainer):
     k = 0
     lin = np.einsum("cd,dij->cij", V, X)
