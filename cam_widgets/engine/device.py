@@ -1,4 +1,4 @@
-"""The one place that decides device and precision."""
+"""The one place that decides device, precision, memory layout and CPU batch size."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -104,5 +104,6 @@ CPU_MIN_BATCH = 4
 
 def cpu_batch_size(fits: int, largest_activation: int, channels_last: bool) -> int:
     """Samples per batched pass on the CPU, given how many fit the memory budget."""
-    unfaulted = max(CPU_MIN_BATCH, CPU_BLOCK_BYTES[channels_last] // max(1, largest_activation))
-    return max(1, min(fits, CPU_BATCH, unfaulted))
+    by_activation = max(CPU_MIN_BATCH,
+                        CPU_BLOCK_BYTES[channels_last] // max(1, largest_activation))
+    return max(1, min(fits, CPU_BATCH, by_activation))
