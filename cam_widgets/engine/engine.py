@@ -122,16 +122,16 @@ class Engine:
         return list(self._layers)
 
     def _probe(self) -> None:
-        """One forward on a blank input: output shapes, in-place victims, memory per sample."""
-        dummy = torch.zeros((1, 3) + self.input_size, device=self.device)
+        """One forward on a fixed random input: output shapes, in-place victims, memory per
+        sample, and whether the model takes channels-last inputs."""
+        example = self._example(1)
         with evaluation_mode(self.model), torch.enable_grad():
             with record_outputs(self.model, None, record_relus=self._has_relu) as rec:
-                self.model(dummy.requires_grad_(True))
+                logits = self.model(example.clone().requires_grad_(True))
             # on CUDA only the twin goes channels-last: the model's layout there is unmeasured
-            example = torch.randn((1, 3) + self.input_size,
-                                  generator=torch.Generator().manual_seed(0))
             self._nhwc = self.channels_last and self.device.type == "cpu" \
-                and accepts_channels_last(self.model, example)
+                and isinstance(logits, torch.Tensor) \
+                and accepts_channels_last(self.model, example, logits.detach())
         names = {name: module for name, module in self.model.named_modules() if name}
         layers, total, largest = [], 0, 0
         for name in dict.fromkeys(rec.order):
@@ -214,10 +214,7 @@ class Engine:
             self._probe()
         self.forward_calls += 1
         recorded = list(dict.fromkeys(self._aliases.get(name, name) for name in layers))
-        model, modules, channels_last = self._runner(recorded)
-        inputs = inputs.to(self.device)
-        if channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        model, modules, inputs = self._runner(recorded, inputs)
         with evaluation_mode(self.model, self._modules):
             forward = run_forward(
                 model,
@@ -234,17 +231,29 @@ class Engine:
                 forward.outputs[name] = forward.outputs[self._aliases[name]]
         return forward
 
-    def _runner(self, recorded: Sequence[str]) -> tuple[nn.Module, list, bool]:
-        """The model, or its BatchNorm-folded twin when no recorded layer is a convolution
-        (whose own pre-BatchNorm output the twin lacks): (module, its named modules, whether
-        inputs go channels-last). A capture records every layer: it never builds the twin."""
+    def _example(self, batch: int) -> torch.Tensor:
+        """A fixed random input batch on the engine's device (probe, twin validation)."""
+        return torch.randn((batch, 3) + self.input_size,
+                           generator=torch.Generator().manual_seed(0)).to(self.device)
+
+    def _runner(self, recorded: Sequence[str], inputs: torch.Tensor
+                ) -> tuple[nn.Module, list, torch.Tensor]:
+        """(the model, or its BatchNorm-folded twin when no recorded layer is a convolution,
+        whose own pre-BatchNorm output the twin lacks; its named modules; ``inputs`` on the
+        device in its layout). A capture records every layer: it never builds the twin."""
+        model, modules, channels_last = self._module_for(recorded)
+        inputs = inputs.to(self.device)
+        if channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return model, modules, inputs
+
+    def _module_for(self, recorded: Sequence[str]) -> tuple[nn.Module, list, bool]:
         if not self.fold_batch_norm or not self._conv_names.isdisjoint(recorded):
             return self.model, self._modules, self._nhwc
         key = model_key(self._modules)
         if key != self._twin_key:
             self._twin = None  # the old copy goes before the new one is made
-            example = torch.randn((2, 3) + self.input_size,
-                                  generator=torch.Generator().manual_seed(0)).to(self.device)
+            example = self._example(2)
             with evaluation_mode(self.model, self._modules):
                 # channels-last: 1.4x faster folded depthwise convs on an H100 (fp16), and
                 # faster oneDNN convolutions on the CPU when the model accepts that layout
@@ -259,10 +268,7 @@ class Engine:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
         if self._layers is None:
             self._probe()
-        model, _, channels_last = self._runner(())
-        inputs = inputs.to(self.device)
-        if channels_last:
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        model, _, inputs = self._runner((), inputs)
         with evaluation_mode(self.model, self._modules), torch.no_grad(), \
                 full_precision(self.device):
             return model(inputs)
