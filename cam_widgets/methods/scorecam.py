@@ -31,8 +31,9 @@ def scorecam(ctx: MethodContext) -> MethodOutput:
     class_ids = ctx.class_ids.to(acts.device)
     scores = torch.empty((ctx.num_classes, n, channels), device=acts.device)
     live_channels = [live[image].nonzero().flatten() for image in range(n)]
-    total, done = sum(int(c.numel()) for c in live_channels) + (not bool(live.all())), 0
-    if not bool(live.all()):
+    any_constant = not bool(live.all())  # one wait for the device, not two
+    total, done = sum(int(c.numel()) for c in live_channels) + any_constant, 0
+    if any_constant:
         blank = ctx.engine.scores(torch.zeros_like(inputs[:1]))[0, class_ids].float()
         scores[:] = blank[:, None, None]
         done += 1
