@@ -94,3 +94,13 @@ def test_evaluate_a_folder_and_resume(tmp_path, capsys):
     assert len(lines) == 2 and {json.loads(l)["method"] for l in lines} == {"gradcam"}
     assert main(args) == 0  # resumed: nothing recomputed, nothing duplicated
     assert out.read_text().splitlines() == lines
+
+
+def test_precision_choices_are_the_engines():
+    """The CLI spells the precisions out (importing them would load torch for --help)."""
+    from cam_widgets.cli import _parser
+    from cam_widgets.methods.smoothgrad import PRECISIONS
+
+    explain = _parser()._subparsers._group_actions[0].choices["explain"]
+    (precision,) = [a for a in explain._actions if a.dest == "precision"]
+    assert tuple(precision.choices) == tuple(PRECISIONS)

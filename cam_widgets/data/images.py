@@ -24,8 +24,7 @@ from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_m
 
 from .fetch import fetch_bytes
 
-# MIN_SIDE and MAX_FILE_PIXELS are re-exported (public here since before the split), and so is
-# _array_to_rgb, which samples.py imports from this module.
+# MIN_SIDE and MAX_FILE_PIXELS are re-exported (public here since before the split)
 from .image_conversion import MIN_SIDE, _array_to_rgb, _pil_to_rgb
 from .image_decoding import MAX_FILE_PIXELS, _decode
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
 
-from .images import _array_to_rgb, load_image
+from .image_conversion import _array_to_rgb
+from .images import load_image
 _SAMPLES: Dict[str, Tuple[str, str]] = {
     # name: (loader key, description)
     "chelsea": ("chelsea", "Chelsea the cat, a tabby (ImageNet: tabby / tiger cat / Egyptian cat)"),

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from ..engine import Capture
 from ..errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError
+from .faithfulness import deletion_insertion, drop_and_increase
+from .localization import energy_pointing_game, iou_at_thresholds, pointing_game
 from .records import _finite
 
 if TYPE_CHECKING:  # annotations only: evaluate imports this module
@@ -175,9 +177,6 @@ class _PerImageCapture(Capture):
 def _metrics(explainer, plan: _Plan, inputs: torch.Tensor, heat: np.ndarray, class_ids, probs,
              boxes) -> dict[str, list]:
     """Per-image values of every metric of the plan for one method's (N, H, W) maps."""
-    from .faithfulness import deletion_insertion
-    from .localization import energy_pointing_game, iou_at_thresholds, pointing_game
-
     n = len(heat)
     values: dict[str, list] = {}
     with_box = [i for i in range(n) if boxes[i]]
@@ -207,9 +206,9 @@ def _metrics(explainer, plan: _Plan, inputs: torch.Tensor, heat: np.ndarray, cla
             y = torch.from_numpy(probs)[rows, targets].double()
             # the N probabilities read on the device: not the whole (N, classes) softmax copied
             o = masked[rows.to(masked.device), targets.to(masked.device)].double().cpu()
-            drop = (y - o).clamp(min=0) / y.clamp(min=torch.finfo(torch.float64).tiny) * 100.0
+            drop, increase = drop_and_increase(y, o)
             values["average_drop"] = drop.tolist()
-            values["increase_in_confidence"] = ((y < o).double() * 100.0).tolist()
+            values["increase_in_confidence"] = increase.tolist()
         elif name == "deletion_insertion":
             dels, ins = [], []
             for i in range(n):

@@ -116,12 +116,18 @@ def average_drop_increase(explainer, images: Union[Any, Sequence[Any]], heatmaps
     targets = torch.tensor(ids, dtype=torch.long, device=full_probs.device)
     y = full_probs.gather(1, targets[:, None])[:, 0].double().cpu()
     o = _softmax(explainer, masked, size).gather(1, targets[:, None])[:, 0].double().cpu()
-    drop = (y - o).clamp(min=0) / y.clamp(min=torch.finfo(torch.float64).tiny) * 100.0
-    increase = (y < o).double() * 100.0
+    drop, increase = drop_and_increase(y, o)
     per_image = [dict(class_id=c, full=float(a), masked=float(b), drop=float(d), increase=bool(i))
                  for c, a, b, d, i in zip(ids, y, o, drop, increase)]
     return dict(average_drop=float(drop.mean()), increase_in_confidence=float(increase.mean()),
                 per_image=per_image)
+
+
+def drop_and_increase(full: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, in percent: the drop max(0, y - o) / y and whether confidence increased (y < o),
+    from the class probabilities on the full (y) and the masked (o) image (float64)."""
+    drop = (full - masked).clamp(min=0) / full.clamp(min=torch.finfo(torch.float64).tiny) * 100.0
+    return drop, (full < masked).double() * 100.0
 
 
 def _images_and_classes(explainer, images, class_ids) -> tuple[list, list[int]]:

@@ -12,7 +12,6 @@ from typing import Optional
 from ..api import get_explainer
 from ..errors import InvalidParameterError, close_matches
 from ..models import DEFAULT_MODEL
-from .study_base import stage_layers
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
 DIMENSIONS = ("class", "method", "layer", "model")
@@ -48,6 +47,8 @@ def default_values(by: str, model: str) -> tuple:
     """The values compared when none are given: fixed lists, except layers, which depend on
     the model (its stage outputs, at most four)."""
     if by == "layer":
+        from .study_base import stage_layers  # a widget module: only when layers are compared
+
         return tuple(stage_layers(get_explainer(model), max_panels=4))
     return DEFAULT_VALUES.get(by, ())
 

@@ -57,17 +57,13 @@ def lab_quickstart(page, lab_server):
     return timings
 
 
-def _real_errors(page) -> list[str]:
-    return errors_except(page)
-
-
 def test_lab_explorer_renders_map(page, lab_quickstart):
-    check_explorer_renders_map(page, _real_errors)
+    check_explorer_renders_map(page, errors_except)
 
 
 def test_lab_prediction_button_round_trip(page, lab_quickstart, artifacts):
-    check_prediction_button_round_trip(page, _real_errors, artifacts / "lab_explorer.png")
+    check_prediction_button_round_trip(page, errors_except, artifacts / "lab_explorer.png")
 
 
 def test_lab_compare_click_marks_every_panel(page, lab_quickstart, artifacts):
-    check_compare_click_marks_every_panel(page, _real_errors, artifacts / "lab_compare.png")
+    check_compare_click_marks_every_panel(page, errors_except, artifacts / "lab_compare.png")
