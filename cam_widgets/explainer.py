@@ -14,7 +14,7 @@ from torch import nn
 from .data import list_samples, load_image, resize_for_model, sample_image
 from .engine import Engine, LayerInfo
 from .errors import InvalidImageError, InvalidParameterError, close_matches, describe
-from .methods import MethodContext, MethodOutput, get_method, smooth
+from .methods import MethodContext, MethodOutput, get_method, smooth, upsample
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
 from .render import normalize_map
 from .result import Explanation
@@ -229,17 +229,11 @@ class Explainer:
 
     def _results(self, prepared, capture, spec, output: MethodOutput, ids, layer, params, snaps,
                  seconds) -> list[Explanation]:
-        context = MethodContext(self.engine, capture, torch.tensor(ids), layer)
-        maps = output.maps[:, 0].float()
-        full = context.upsample(maps[:, None])[:, 0] if maps.shape[-2:] != context.input_size \
-            else maps
-        # one device-to-host copy for both maps (each copy waits for the GPU)
-        both = torch.cat([maps.flatten(1), full.flatten(1)], dim=1).cpu().numpy()
-        raw_np = both[:, :maps[0].numel()].reshape(maps.shape)
-        full_np = both[:, maps[0].numel():].reshape(full.shape)
+        size = tuple(capture.inputs.shape[-2:])
+        raw_np, full_np = maps_to_host(output.maps[:, 0], size)
         attribution = None if output.attribution is None else \
             np.ascontiguousarray(output.attribution[:, 0].float().cpu().numpy())  # NHWC on CPU
-        snap_np = {n: context.upsample(s)[:, 0].float().cpu().numpy() for n, s in snaps.items()}
+        snap_np = {n: upsample(s, size)[:, 0].float().cpu().numpy() for n, s in snaps.items()}
         probs = capture.host_probabilities[0]
         results = []
         for row, class_id in enumerate(ids):
@@ -254,6 +248,16 @@ class Explainer:
                            for n, v in snap_np.items()},
                 image=prepared.rgb))
         return results
+
+
+def maps_to_host(maps: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, h, w) raw maps -> float32 numpy (raw, upsampled to ``size``): what every display
+    map is made from (then :func:`normalize_map`), in one device-to-host copy (each copy
+    waits for the GPU)."""
+    maps = maps.float()
+    full = upsample(maps, size)
+    both = torch.cat([maps.flatten(1), full.flatten(1)], dim=1).cpu().numpy()
+    return both[:, :maps[0].numel()].reshape(maps.shape), both[:, maps[0].numel():].reshape(full.shape)
 
 
 def _check_params(spec, params: dict) -> None:

@@ -14,6 +14,15 @@ from .registry import MethodOutput, get_method
 Progress = Optional[Callable[[int, int], None]]
 
 
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(..., h, w) -> (..., H, W), bilinear with align_corners=False (as cv2.resize)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    flat = maps.reshape(-1, 1, *maps.shape[-2:])
+    up = F.interpolate(flat, size=tuple(size), mode="bilinear", align_corners=False)
+    return up.reshape(*maps.shape[:-2], *size)
+
+
 class MethodContext:
     """Inputs of a method call: the engine, a capture of N images, K class ids, a layer.
 
@@ -63,10 +72,7 @@ class MethodContext:
 
     def upsample(self, maps: torch.Tensor) -> torch.Tensor:
         """(K, N, h, w) -> (K, N, H, W), bilinear with align_corners=False (as cv2.resize)."""
-        k, n = maps.shape[:2]
-        flat = maps.reshape(k * n, 1, *maps.shape[2:])
-        up = F.interpolate(flat, size=self.input_size, mode="bilinear", align_corners=False)
-        return up.reshape(k, n, *self.input_size)
+        return upsample(maps, self.input_size)
 
     def head(self) -> torch.Tensor:
         """(K, C) weights of the classes in a GAP + linear head fed by the layer (for CAM).

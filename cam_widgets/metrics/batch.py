@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..engine import Capture
 from ..errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError
@@ -82,6 +81,7 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
         (maps {name: (N, H, W) float32 in [0, 1]}, probabilities (N, classes) float32 numpy,
         top1 [int], class_ids [int]).
     """
+    from ..explainer import maps_to_host
     from ..methods import MethodContext
     from ..render import normalize_map
 
@@ -124,11 +124,8 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
     size = tuple(inputs.shape[-2:])
     heat = {}
     for spec in specs:
-        maps = raw[spec.name][:, None].float()
-        if tuple(maps.shape[-2:]) != size:
-            maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-        full = maps[:, 0].cpu().numpy()
-        heat[spec.name] = np.stack([normalize_map(m, clip_negative=spec.clip_negative)[0] for m in full])
+        _, full = maps_to_host(raw[spec.name], size)
+        heat[spec.name] = normalize_map(full, clip_negative=spec.clip_negative)[0]
     return heat, probs.cpu().numpy(), top1, ids
 
 
