@@ -298,3 +298,16 @@ def test_a_new_figure_gets_its_box_shapes_only_once_the_browser_drew_it(scene_wi
     assert [s.xref for s in figure.layout.shapes] == ["x", "x2", "x3"]
     w.metrics.toggle.value = False
     w.set(values=(285, 967))
+
+
+def test_explorer_and_compare_probe_the_same_pixel():
+    from cam_widgets.widgets.compare_panels import value_at
+    from cam_widgets.widgets.explorer_state import probe_message
+
+    heat = np.arange(16, dtype=np.float32).reshape(4, 4) / 15
+    # pixel centres sit at integer coordinates: 1.5 is the left edge of pixel 2 (not 2, then 1)
+    for x, y, (row, col) in [(1.5, 0.5, (1, 2)), (2.5, 2.49, (2, 3)), (-3.0, 9.0, (3, 0))]:
+        assert value_at(heat, x, y, heat.shape) == heat[row, col]
+        assert probe_message(heat, x, y) == f"pixel ({col}, {row}): value {heat[row, col]:.3f}"
+    # a map at a quarter of the image resolution: image pixel 5 lies in map cell 1
+    assert value_at(heat, 5.0, 0.0, (16, 16)) == heat[0, 1]

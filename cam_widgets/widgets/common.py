@@ -36,6 +36,15 @@ def display_map(result: Explanation) -> np.ndarray:
     return normalize_map(result.raw, clip_negative=True)[0]
 
 
+def nearest_pixel(x: float, y: float, image_shape, map_shape) -> tuple[int, int]:
+    """(row, col) of a map of ``map_shape`` under pixel (x, y) of an image of ``image_shape``
+    (pixel centres at integer coordinates, as Plotly's heatmaps place them)."""
+    (h, w), (rows, cols) = image_shape[:2], map_shape[:2]
+    row = min(max(int(np.floor((y + 0.5) * rows / h)), 0), rows - 1)
+    col = min(max(int(np.floor((x + 0.5) * cols / w)), 0), cols - 1)
+    return row, col
+
+
 def image_choices() -> list[tuple[str, str]]:
     """Dropdown options: bundled photos, then composite scenes."""
     return [(name, name) for name in list_samples()] + \

@@ -19,7 +19,7 @@ from ..methods import get_method
 from ..models import resolve_class
 from ..render import shared_scale
 from ..result import Explanation
-from .common import display_map, load_choice
+from .common import display_map, load_choice, nearest_pixel
 from .compare_state import CompareState
 
 
@@ -80,9 +80,7 @@ def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
 
 def value_at(m: np.ndarray, x: float, y: float, shape: tuple[int, int]) -> float:
     """Value of map ``m`` at pixel (x, y) of an image of ``shape`` (maps of any resolution)."""
-    h, w = shape
-    row = min(max(int(math.floor((y + 0.5) * m.shape[0] / h)), 0), m.shape[0] - 1)
-    col = min(max(int(math.floor((x + 0.5) * m.shape[1] / w)), 0), m.shape[1] - 1)
+    row, col = nearest_pixel(x, y, shape, m.shape)
     return float(m[row, col])
 
 

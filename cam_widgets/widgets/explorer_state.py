@@ -16,7 +16,7 @@ from ..methods import get_method
 from ..models import DEFAULT_MODEL
 from ..render import to_png_bytes
 from ..result import Explanation
-from .common import load_choice
+from .common import load_choice, nearest_pixel
 
 #: Controls whose change needs the engine; the others only re-render.
 COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples",
@@ -72,8 +72,7 @@ def explain_params(state: ExplorerState, report: Callable[[int, int], None]) -> 
 
 def probe_message(heatmap: np.ndarray, x: float, y: float) -> str:
     """The status text for a click at (x, y): the heatmap value at the nearest pixel."""
-    row = min(max(int(round(y)), 0), heatmap.shape[0] - 1)
-    col = min(max(int(round(x)), 0), heatmap.shape[1] - 1)
+    row, col = nearest_pixel(x, y, heatmap.shape, heatmap.shape)
     return f"pixel ({col}, {row}): value {heatmap[row, col]:.3f}"
 
 
