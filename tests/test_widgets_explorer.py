@@ -23,6 +23,7 @@ def test_first_view_is_the_top_class_on_the_default_layer(explorer):
     assert heat(explorer).shape == (7, 7)
     buttons = [row.children[0] for row in explorer._top.children]
     assert buttons[0].description.startswith("285") and buttons[0].button_style == "info"
+    assert all(row.layout.display is None for row in explorer._top.children)
 
 
 def test_class_switch_changes_the_map_without_a_forward(explorer):
@@ -155,3 +156,17 @@ def test_typed_class_text_is_parsed_once_for_every_widget():
     assert parse_target(" 282 tiger cat ") == 282
     assert parse_target("tiger cat") == "tiger cat"
     assert parse_target("   ") is None
+
+
+def test_prediction_rows_show_only_what_they_hold():
+    from cam_widgets.explainer import Prediction
+    from cam_widgets.widgets.explorer_controls import prediction_rows, show_predictions
+
+    picked = []
+    box = prediction_rows(picked.append)
+    assert all(row.layout.display == "none" for row in box.children)  # nothing to show yet
+    show_predictions(box, [Prediction(3, "three", 0.7), Prediction(1, "one", 0.2)], selected=1)
+    assert [row.layout.display for row in box.children] == [None, None, "none", "none", "none"]
+    assert box.children[1].children[0].button_style == "info"
+    box.children[0].children[0].click()
+    assert picked == [3]

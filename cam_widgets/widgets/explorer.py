@@ -18,7 +18,8 @@ from ..data import load_image
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
 from .common import StatusLine, busy, display_map, parse_target, precisions_for
-from .explorer_controls import TOP_PREDICTIONS, build_controls, controls_layout, show_predictions
+from .explorer_controls import (TOP_PREDICTIONS, build_controls, controls_layout, prediction_rows,
+                                show_predictions)
 from .explorer_state import (
     COMPUTE,
     COMPUTE_CONTROLS,
@@ -55,7 +56,7 @@ class Explorer(W.VBox):
         self.result: Optional[Explanation] = None
         self.engine_calls = 0
         self._controls = build_controls(self.state)
-        self._top = W.VBox([])
+        self._top = prediction_rows(lambda class_id: self.set(target=class_id))
         self._prepare_model()
         self.state.target = None if target is None else resolve_class(target, self.explainer.labels)
         first = self._compute()
@@ -218,7 +219,7 @@ class Explorer(W.VBox):
     def _show_predictions(self, prepared) -> None:
         """Top-5 as a clickable bar chart: a click explains that class."""
         show_predictions(self._top, self.explainer.predict(prepared, top=TOP_PREDICTIONS),
-                         self.result.class_id, lambda class_id: self.set(target=class_id))
+                         self.result.class_id)
 
     # ------------------------------------------------------------------ render
     def _render(self) -> None:

@@ -62,20 +62,23 @@ def controls_layout(c: dict, predictions: W.Widget) -> W.Widget:
     ])
 
 
-def prediction_row(on_pick: Callable[[int], None]) -> W.HBox:
-    """One prediction: a button (its click picks the class), a probability bar, its value."""
-    button = W.Button(layout=W.Layout(width="220px"))
-    button.on_click(lambda b: on_pick(b.class_id))
-    return W.HBox([button, W.FloatProgress(min=0, max=1, layout=W.Layout(width="200px")),
-                   W.Label()])
+def prediction_rows(on_pick: Callable[[int], None]) -> W.VBox:
+    """The top predictions' rows, each a button (its click picks the class), a probability
+    bar and its value; built once, then updated in place (no widget churn per computation)."""
+    rows = []
+    for _ in range(TOP_PREDICTIONS):
+        button = W.Button(layout=W.Layout(width="220px"))
+        button.on_click(lambda b: on_pick(b.class_id))
+        rows.append(W.HBox([button, W.FloatProgress(min=0, max=1, layout=W.Layout(width="200px")),
+                            W.Label()], layout=W.Layout(display="none")))  # shown once filled
+    return W.VBox(rows)
 
 
-def show_predictions(box: W.Box, predictions: Sequence, selected: int,
-                     on_pick: Callable[[int], None]) -> None:
-    """Top predictions as a clickable bar chart in ``box``, ``selected`` highlighted; the rows
-    are built once and updated in place (no widget churn on every computation)."""
-    if not box.children:
-        box.children = [prediction_row(on_pick) for _ in range(TOP_PREDICTIONS)]
+def show_predictions(box: W.Box, predictions: Sequence, selected: int) -> None:
+    """Show the top ``predictions`` in the rows of :func:`prediction_rows`, ``selected``
+    highlighted; rows left over (a model with fewer classes) stay hidden."""
+    for n, row in enumerate(box.children):
+        row.layout.display = None if n < len(predictions) else "none"
     for row, p in zip(box.children, predictions):
         button, bar, label = row.children
         button.class_id = p.class_id
