@@ -75,8 +75,16 @@ class Explanation:
 
     @property
     def title(self) -> str:
+        """E.g. "Grad-CAM @ features.8: tiger cat (282) p=0.088", with SmoothGrad's settings."""
+        from .methods.registry import get_method  # the registry's display names
+
         where = f" @ {self.layer}" if self.layer else ""
-        return f"{self.method}{where}: {self.label} ({self.class_id}) p={self.probability:.3f}"
+        smooth = ""
+        if "samples" in self.params:
+            smooth = f" + SmoothGrad (n={self.params['samples']}, noise {self.params['noise']:g}"
+            smooth += f", {self.params['precision']})" if "precision" in self.params else ")"
+        name = get_method(self.method).title or self.method
+        return f"{name}{where}{smooth}: {self.label} ({self.class_id}) p={self.probability:.3f}"
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description (no arrays)."""

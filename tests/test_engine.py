@@ -242,6 +242,11 @@ def test_smoothgrad_in_bf16_agrees_with_fp32_and_says_so(lite_explainer, chelsea
     assert bf16.raw.dtype == np.float32 and np.isfinite(bf16.raw).all()
     assert 0.9 < np.corrcoef(fp32.heatmap.ravel(), bf16.heatmap.ravel())[0, 1] < 1.0
     assert count_hooks(lite_explainer.engine.model) == 0
+    # the title says what was computed: display name, SmoothGrad settings, precision
+    assert fp32.title.startswith("Vanilla gradient + SmoothGrad (n=8, noise 0.2): ")
+    assert bf16.title.startswith("Vanilla gradient + SmoothGrad (n=8, noise 0.2, bf16): ")
+    assert lite_explainer.explain(chelsea_tensor, "gradcam++", 285).title.startswith(
+        "Grad-CAM++ @ features.8: Egyptian cat (285) p=0.7")
 
 
 @pytest.mark.parametrize("params, message", [
