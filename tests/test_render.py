@@ -296,7 +296,9 @@ def test_figure_structure():
         np.testing.assert_allclose(z, np.round(maps[k], 4), atol=1e-6)
         assert h.zsmooth == "best" and h.opacity == 0.6
         assert h.z.dtype == np.float32  # compact float32 (base64 typed array in the JSON)
-        assert fig.layout.annotations[k].text in h.hovertemplate and "%{z" in h.hovertemplate
+        # the hover label reads the trace name, which widgets update with the title
+        assert h.name == fig.layout.annotations[k].text and "%{fullData.name}" in h.hovertemplate
+        assert "%{z" in h.hovertemplate
         # the cells cover exactly the photo [-0.5, 223.5]
         assert h.x0 - h.dx / 2 == pytest.approx(-0.5) and h.y0 - h.dy / 2 == pytest.approx(-0.5)
         assert h.x0 + 6.5 * h.dx == pytest.approx(223.5) and h.y0 + 6.5 * h.dy == pytest.approx(223.5)

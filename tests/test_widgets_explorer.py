@@ -34,6 +34,9 @@ def test_class_switch_changes_the_map_without_a_forward(explorer):
     assert explorer.result.class_id == explorer._top.children[1].children[0].class_id
     assert not np.allclose(heat(explorer), before)
     assert engine.forward_calls == forwards and explorer.panels.figure is figure
+    # the hover label (the trace name) follows the title
+    assert explorer.panels.heatmap(0).name == explorer.result.title
+    assert "%{fullData.name}" in explorer.panels.heatmap(0).hovertemplate
     explorer._controls["search"].value = "242 boxer"
     assert explorer.result.class_id == 242 and "boxer" in figure.layout.annotations[0].text
 

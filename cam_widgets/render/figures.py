@@ -12,7 +12,6 @@ interpolate.  All panels share one coloraxis (one colour bar) and linked axes.
 """
 from __future__ import annotations
 
-import html
 import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -117,7 +116,6 @@ def heatmap_figure(
     for k, (m, title) in enumerate(zip(prepared, titles), start=1):
         h, w = m.shape
         dx, dy = W / w, H / h
-        label = html.escape(str(title)).replace("%", "&#37;")
         fig.add_trace(
             go.Image(source=source, x0=0, dx=1, y0=0, dy=1, hoverinfo="skip", name=f"{title} (photo)"),
             row=1,
@@ -134,7 +132,8 @@ def heatmap_figure(
                 opacity=op,
                 zsmooth="best" if smooth else False,
                 name=str(title),
-                hovertemplate=f"<b>{label}</b><br>x=%{{x:.0f}}, y=%{{y:.0f}}<br>map cell value=%{{z:.3f}}<extra></extra>",
+                # the trace's name, not a copy of it: widgets rename traces when the map changes
+                hovertemplate="<b>%{fullData.name}</b><br>x=%{x:.0f}, y=%{y:.0f}<br>value %{z:.3f}<extra></extra>",
             ),
             row=1,
             col=k,
