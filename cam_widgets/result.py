@@ -9,7 +9,10 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .errors import InvalidParameterError
-from .render import MapStatus, apply_colormap, overlay, save_png
+from .render import MapStatus, apply_colormap, overlay, percentile_scale, save_png
+
+#: Colour bar title of a pixel-level map drawn relative to its 99th percentile.
+PERCENTILE_NOTE = "1 = 99th pct"
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,32 @@ class Explanation:
         """True when the map is empty, flat or negative-only (see ``status.message``)."""
         return not self.status.ok
 
+    @property
+    def pixel_level(self) -> bool:
+        """True for the input-gradient family (vanilla, Guided Backprop, IG...)."""
+        from .methods.registry import get_method
+
+        return get_method(self.method).family == "pixel"
+
+    def display_heatmap(self, max_side: Optional[int] = None,
+                        snapshot: Optional[int] = None) -> np.ndarray:
+        """The heatmap (or SmoothGrad's running mean at ``snapshot`` samples) as drawn,
+        area-downsampled to at most ``max_side`` a side (figures) or not (None: PNG overlays).
+        Pixel-level maps are drawn relative to the 99th percentile of what is drawn
+        (:func:`~cam_widgets.render.percentile_scale`): gradients are spiky and look empty on
+        a [0, max] scale. ``heatmap`` itself stays min-max normalised."""
+        m = self.heatmap if snapshot is None else self.snapshots[snapshot]
+        if max_side is not None:
+            from .render.figures import prepare_map  # plotly: only when a figure is made
+
+            m = prepare_map(m, max_side)
+        return percentile_scale(m) if self.pixel_level else m
+
     def overlay(self, alpha: float = 0.5, colormap: str = "viridis") -> np.ndarray:
-        """RGB uint8 overlay of the heatmap on the image (or the coloured map alone)."""
+        """RGB uint8 overlay of the map as drawn on the image (or the coloured map alone)."""
         if self.image is None:
-            return apply_colormap(self.heatmap, colormap)
-        return overlay(self.image, self.heatmap, alpha=alpha, colormap=colormap)
+            return apply_colormap(self.display_heatmap(), colormap)
+        return overlay(self.image, self.display_heatmap(), alpha=alpha, colormap=colormap)
 
     def save(self, path: Union[str, os.PathLike], alpha: float = 0.5,
              colormap: str = "viridis") -> Path:
@@ -64,10 +88,13 @@ class Explanation:
             return target
         if suffix == ".html":
             from .render import heatmap_figure, standalone_html
+            from .render.figures import MAX_MAP_SIDE
 
             photo = self.image if self.image is not None else apply_colormap(self.heatmap, "gray")
-            fig = heatmap_figure(photo, [self.heatmap], [self.title], opacity=alpha,
-                                 colorscale=colormap)
+            fig = heatmap_figure(photo, [self.display_heatmap(MAX_MAP_SIDE)], [self.title],
+                                 opacity=alpha, colorscale=colormap, zmin=0.0, zmax=1.0)
+            if self.pixel_level:
+                fig.layout.coloraxis.colorbar.title.text = PERCENTILE_NOTE
             return standalone_html(fig, target)
         raise InvalidParameterError(
             f"output path must end in .png, .npy or .html (got {str(path)!r})"

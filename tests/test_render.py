@@ -369,3 +369,31 @@ def test_render_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_percentile_scale_lifts_spiky_maps_and_stays_total():
+    from cam_widgets.render import percentile_scale
+
+    spiky = np.full((100, 100), 0.1, np.float32)
+    spiky[0, :5] = 1.0  # 0.05% of the pixels hold the maximum
+    shown = percentile_scale(spiky)
+    assert shown.dtype == np.float32 and shown.max() == 1.0
+    assert np.allclose(shown[1:], 1.0)  # the 99th percentile is 0.1: the rest is not dimmed
+    ramp = np.linspace(0, 1, 10_000, dtype=np.float32).reshape(100, 100)
+    assert np.allclose(percentile_scale(ramp), np.clip(ramp / np.percentile(ramp, 99), 0, 1))
+    mostly_empty = np.zeros((100, 100), np.float32)
+    mostly_empty[0, 0] = 0.5  # 99th percentile 0: scaled by the maximum instead
+    assert percentile_scale(mostly_empty)[0, 0] == 1.0
+    assert not percentile_scale(np.zeros((4, 4))).any()
+    assert shared_scale([ramp], percentile=99.0) == pytest.approx((0.0, np.percentile(ramp, 99)))
+
+
+def test_overlays_draw_pixel_maps_relative_to_their_99th_percentile(lite_explainer):
+    from cam_widgets.render import overlay, percentile_scale
+
+    vanilla = lite_explainer.explain("chelsea", "vanilla", 282)
+    gradcam = lite_explainer.explain("chelsea", "gradcam", 282)
+    assert vanilla.pixel_level and not gradcam.pixel_level
+    np.testing.assert_array_equal(vanilla.overlay(0.5), overlay(vanilla.image, percentile_scale(vanilla.heatmap), alpha=0.5))
+    np.testing.assert_array_equal(gradcam.overlay(0.5), overlay(gradcam.image, gradcam.heatmap, alpha=0.5))
+    assert np.mean(vanilla.display_heatmap() == 1.0) >= 0.009  # the top 1% saturates

@@ -137,6 +137,28 @@ def test_by_method_and_by_layer(widget, counted):
     assert "28x28" in widget.panels.figure.layout.annotations[0].text
 
 
+def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widget):
+    from cam_widgets.render.figures import prepare_map
+
+    _reset(widget)
+    try:
+        widget.set(by="method", values=("gradcam", "vanilla"))
+        axis = widget.panels.figure.layout.coloraxis
+        assert axis.colorbar.title.text == "1 = 99th pct"
+        cam, vanilla = (np.asarray(widget.panels.heatmap(k).z, dtype=float) for k in (0, 1))
+        assert cam.shape == (7, 7) and vanilla.max() == 1.0
+        assert np.mean(vanilla >= 0.999) > 0.005  # the top 1% saturates (it looked empty)
+        widget.set(shared_scale=True)
+        drawn = [prepare_map(np.maximum(r.raw, 0), decimals=None) for r in widget.results]
+        top = np.percentile(np.concatenate([d.ravel() for d in drawn]), 99)
+        unit = 10.0 ** np.floor(np.log10(top))
+        axis = widget.panels.figure.layout.coloraxis
+        assert axis.cmax == pytest.approx(top / unit, rel=1e-4) and top < max(d.max() for d in drawn)
+        assert "99th pct" in axis.colorbar.title.text
+    finally:
+        _reset(widget)
+
+
 def test_by_model_prepares_per_model_and_reports_missing_weights(widget):
     _reset(widget)
     widget.set(by="model", values=("efficientnet_lite0",), target=282)

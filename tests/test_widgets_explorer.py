@@ -173,3 +173,21 @@ def test_prediction_rows_show_only_what_they_hold():
     assert box.children[1].children[0].button_style == "info"
     box.children[0].children[0].click()
     assert picked == [3]
+
+
+def test_pixel_maps_are_drawn_relative_to_their_99th_percentile(explorer):
+    from cam_widgets.render.figures import prepare_map
+
+    try:
+        explorer.set(method="vanilla", target=282)
+        r = explorer.result
+        drawn = prepare_map(r.heatmap)  # the figure's 56x56 area-downsampled map
+        shown = heat(explorer)
+        np.testing.assert_allclose(shown, np.clip(drawn / np.percentile(drawn, 99), 0, 1), atol=2e-4)
+        assert shown.max() == 1.0 and drawn.max() < 0.6  # without the scaling it looked empty
+        assert explorer.panels.figure.layout.coloraxis.colorbar.title.text == "1 = 99th pct"
+        assert r.heatmap.max() == 1.0  # the result itself keeps its min-max normalisation
+        explorer.set(method="gradcam")
+        assert explorer.panels.figure.layout.coloraxis.colorbar.title.text == ""
+    finally:
+        explorer.set(method="gradcam", target=None)

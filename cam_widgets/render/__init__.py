@@ -6,7 +6,8 @@ so that importing this package stays light.
 from __future__ import annotations
 
 from .colormaps import DEFAULT_COLORMAP, apply_colormap, colormap_lut, list_colormaps, plotly_colorscale
-from .normalize import NORMALIZE_MODES, MapStatus, normalize_map, shared_scale, upsample_map
+from .normalize import (DISPLAY_PERCENTILE, NORMALIZE_MODES, MapStatus, normalize_map, percentile_scale,
+                        shared_scale, upsample_map)
 from .overlay import image_data_uri, overlay, png_data_uri, save_png, to_png_bytes
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "standalone_html",
     "to_png_bytes",
     "upsample_map",
+    "percentile_scale",
+    "DISPLAY_PERCENTILE",
 ]
 
 _LAZY = {"heatmap_figure", "standalone_html"}

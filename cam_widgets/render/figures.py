@@ -30,8 +30,10 @@ __all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "prepare_map"]
 MAX_MAP_SIDE = 56
 
 
-def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map") -> np.ndarray:
-    """float32 (h, w) map, area-downsampled to at most ``max_side`` per side, 4 decimals."""
+def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
+                decimals: Optional[int] = 4) -> np.ndarray:
+    """float32 (h, w) map, area-downsampled to at most ``max_side`` per side, rounded to
+    ``decimals`` (compact JSON for maps in [0, 1]; None for raw values of any magnitude)."""
     try:
         a = np.asarray(m, dtype=np.float32)
     except (TypeError, ValueError):
@@ -45,7 +47,7 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map") -> n
         s = max_side / max(h, w)
         nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
         a = np.asarray(Image.fromarray(np.ascontiguousarray(a), mode="F").resize((nw, nh), Image.BOX), dtype=np.float32)
-    a = np.round(a, 4).astype(np.float32)
+    a = (a if decimals is None else np.round(a, decimals)).astype(np.float32)
     a[~np.isfinite(a)] = np.nan  # drawn as gaps
     return a
 

@@ -13,7 +13,13 @@ import numpy as np
 
 from ..errors import InvalidParameterError, close_matches, describe
 
-__all__ = ["MapStatus", "normalize_map", "shared_scale", "upsample_map", "NORMALIZE_MODES"]
+__all__ = ["MapStatus", "normalize_map", "shared_scale", "upsample_map", "NORMALIZE_MODES",
+           "DISPLAY_PERCENTILE", "percentile_scale"]
+
+#: Pixel-level maps (gradients) are spiky: a few pixels hold the maximum and, on a [0, max]
+#: colour scale, the rest looks empty. They are drawn relative to their 99th percentile,
+#: clipped at 1, as the SmoothGrad paper (Smilkov et al. 2017) and PAIR's saliency library do.
+DISPLAY_PERCENTILE = 99.0
 
 #: ``"minmax"``: (x - min) / (max - min).  ``"max"``: x / max with values <= 0 shown as 0
 #: (the usual Grad-CAM convention after ReLU).  ``"none"``: values are already in [0, 1];
@@ -177,14 +183,29 @@ def normalize_map(
     return np.stack(outs).astype(np.float32, copy=False), statuses
 
 
+def percentile_scale(m: np.ndarray, percentile: float = DISPLAY_PERCENTILE) -> np.ndarray:
+    """A map >= 0 as drawn relative to its ``percentile``-th percentile: float32, divided by
+    it and clipped to [0, 1]. A map whose percentile is 0 (mostly empty) is divided by its
+    maximum instead; an all-zero map stays all zeros."""
+    a = np.nan_to_num(_as_float_array(m, "map"), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(np.percentile(a, percentile)) if a.size else 0.0
+    top = top if top > 0 else (float(a.max()) if a.size else 0.0)
+    if not top > 0:
+        return np.zeros(a.shape, np.float32)
+    return np.clip(a / top, 0.0, 1.0).astype(np.float32)
+
+
 def shared_scale(
-    maps: Union[np.ndarray, Sequence[np.ndarray]], *, symmetric: bool = False
+    maps: Union[np.ndarray, Sequence[np.ndarray]], *, symmetric: bool = False,
+    percentile: Optional[float] = None,
 ) -> tuple[float, float]:
     """A common (lo, hi) colour range for comparing several maps side by side.
 
     Non-finite values are ignored.  Always returns lo < hi: a flat or empty set of maps gives
     a unit-wide range.  With ``symmetric`` the range is (-m, m), m = largest |value|, which
-    suits signed maps shown with a diverging colormap.
+    suits signed maps shown with a diverging colormap.  With ``percentile`` (e.g.
+    :data:`DISPLAY_PERCENTILE`, for spiky pixel-level maps) hi is that percentile of the
+    values, not their maximum: the top values saturate.
     """
     if isinstance(maps, np.ndarray):
         arrays = [maps]
@@ -202,6 +223,8 @@ def shared_scale(
     if values.size == 0:
         return (-1.0, 1.0) if symmetric else (0.0, 1.0)
     lo, hi = float(values.min()), float(values.max())
+    if percentile is not None and float(np.percentile(values, percentile)) > lo:
+        hi = float(np.percentile(values, percentile))
     if symmetric:
         m = max(abs(lo), abs(hi))
         return (-m, m) if m > 0 else (-1.0, 1.0)

@@ -5,7 +5,7 @@ import html
 import traceback
 from contextlib import contextmanager
 from dataclasses import fields, replace
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import ipywidgets as W
 import numpy as np
@@ -15,7 +15,8 @@ from ..data import get_scene, list_samples, list_scenes, sample_image
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
 from ..render import normalize_map
-from ..result import Explanation
+from ..render.figures import MAX_MAP_SIDE
+from ..result import PERCENTILE_NOTE, Explanation
 
 
 def parse_target(text: str):
@@ -28,12 +29,20 @@ def parse_target(text: str):
     return int(head) if head.isdigit() else text
 
 
-def display_map(result: Explanation) -> np.ndarray:
-    """What a panel draws: the layer-resolution map normalised (the browser smooths it),
-    or the input-resolution heatmap for pixel methods (downsampled by the figure)."""
-    if result.raw.shape == result.heatmap.shape:
-        return result.heatmap
+def display_map(result: Explanation, snapshot: Optional[int] = None) -> np.ndarray:
+    """What a panel draws: the layer-resolution map normalised (the browser smooths it), or
+    for pixel methods the heatmap at the figure's resolution, relative to its 99th percentile;
+    ``snapshot``: SmoothGrad's running mean at that many samples instead."""
+    if result.pixel_level:
+        return result.display_heatmap(MAX_MAP_SIDE, snapshot)
+    if snapshot is not None:
+        return result.snapshots[snapshot]
     return normalize_map(result.raw, clip_negative=True)[0]
+
+
+def colorbar_note(results: Sequence[Explanation]) -> str:
+    """The colour bar's title for panels of ``results`` drawn by :func:`display_map`."""
+    return PERCENTILE_NOTE if any(r.pixel_level for r in results) else ""
 
 
 def nearest_pixel(x: float, y: float, image_shape, map_shape) -> tuple[int, int]:

@@ -258,8 +258,7 @@ class Compare(W.VBox):
         s, p = self.state, self.panels
         maps, zrange, label = self._scaled_maps()
         with p.figure.batch_update():
-            p.set_maps(maps, self._titles, zrange=zrange)
-            p.figure.layout.coloraxis.colorbar.title.text = label
+            p.set_maps(maps, self._titles, zrange=zrange, colorbar_title=label)
             p.set_opacity(s.opacity)
             p.set_colormap(s.colormap)
         if self.probed is not None:

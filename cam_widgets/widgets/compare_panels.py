@@ -17,9 +17,10 @@ from ..api import get_explainer
 from ..errors import InvalidParameterError
 from ..methods import get_method
 from ..models import resolve_class
-from ..render import shared_scale
+from ..render import DISPLAY_PERCENTILE, shared_scale
+from ..render.figures import prepare_map
 from ..result import Explanation
-from .common import display_map, load_choice, nearest_pixel
+from .common import colorbar_note, display_map, load_choice, nearest_pixel
 from .compare_state import CompareState
 
 
@@ -66,16 +67,19 @@ def _compute_models(s: CompareState, rgb: np.ndarray):
 
 def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
     """(maps, colour range, colour bar title): maps per panel in [0, 1], or raw maps clipped
-    at 0 on one shared scale (in units of a power of ten, so the colour bar stays readable).
-    Without results, ``panels`` empty maps."""
+    at 0 on one shared scale (in units of a power of ten, so the colour bar stays readable;
+    with pixel-level maps the scale tops at the 99th percentile of what is drawn, as each
+    panel alone would). Without results, ``panels`` empty maps."""
     if not results:
         return [np.zeros((7, 7), np.float32)] * panels, (0.0, 1.0), ""
     if shared:
-        clipped = [np.maximum(r.raw, 0.0) for r in results]
-        lo, hi = shared_scale(clipped)
+        clipped = [prepare_map(np.maximum(r.raw, 0.0), decimals=None) for r in results]
+        pixel = any(r.pixel_level for r in results)
+        lo, hi = shared_scale(clipped, percentile=DISPLAY_PERCENTILE if pixel else None)
         unit = 10.0 ** math.floor(math.log10(hi)) if hi > 0 else 1.0
-        return [m / unit for m in clipped], (lo / unit, hi / unit), f"x{unit:.0e}"
-    return [display_map(r) for r in results], (0.0, 1.0), ""
+        label = f"x{unit:.0e}" + ("<br>top: 99th pct" if pixel else "")
+        return [m / unit for m in clipped], (lo / unit, hi / unit), label
+    return [display_map(r) for r in results], (0.0, 1.0), colorbar_note(results)
 
 
 def value_at(m: np.ndarray, x: float, y: float, shape: tuple[int, int]) -> float:

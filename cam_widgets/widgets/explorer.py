@@ -17,7 +17,7 @@ from ..api import get_explainer
 from ..data import load_image
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
-from .common import StatusLine, busy, display_map, parse_target, precisions_for
+from .common import StatusLine, busy, colorbar_note, display_map, parse_target, precisions_for
 from .explorer_controls import (TOP_PREDICTIONS, build_controls, controls_layout, prediction_rows,
                                 show_predictions)
 from .explorer_state import (
@@ -69,7 +69,7 @@ class Explorer(W.VBox):
             self.panels = HeatmapPanels(self._prepared().rgb, [display_map(first)],
                                         [first.title], opacity=self.state.opacity,
                                         colormap=self.state.colormap, zrange=(0.0, 1.0),
-                                        view=self.state.view)
+                                        view=self.state.view, colorbar_title=colorbar_note([first]))
             self.view = self.panels.figure
         super().__init__([controls_layout(self._controls, self._top), self.view,
                           self.status.widget])
@@ -225,7 +225,8 @@ class Explorer(W.VBox):
     def _render(self) -> None:
         r = self.result
         if self.panels is not None:
-            self.panels.set_maps([display_map(r)], [r.title], zrange=(0.0, 1.0))
+            self.panels.set_maps([display_map(r)], [r.title], zrange=(0.0, 1.0),
+                                 colorbar_title=colorbar_note([r]))
         self._render_display()
         self._render_status()
 

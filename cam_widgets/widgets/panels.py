@@ -65,8 +65,10 @@ class HeatmapPanels:
 
     # ---------------------------------------------------------------- updates
     def set_maps(self, maps: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None,
-                 zrange: Optional[tuple[float, float]] = None) -> None:
-        """Replace the maps (and titles), keeping the figure; ``zrange`` fixes the colour axis."""
+                 zrange: Optional[tuple[float, float]] = None,
+                 colorbar_title: Optional[str] = None) -> None:
+        """Replace the maps (and titles, colour bar title), keeping the figure; ``zrange``
+        fixes the colour axis."""
         h, w = self.image_shape
         with self.figure.batch_update():
             for k, raw in enumerate(maps):
@@ -76,6 +78,8 @@ class HeatmapPanels:
                 if titles is not None:
                     self.heatmap(k).name = titles[k]
                     self.figure.layout.annotations[k].text = titles[k]
+            if colorbar_title is not None:
+                self.figure.layout.coloraxis.colorbar.title.text = colorbar_title
             if zrange is None:
                 self.figure.layout.coloraxis.update(cmin=None, cmax=None, cauto=True)
             else:

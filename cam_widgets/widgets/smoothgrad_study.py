@@ -72,7 +72,7 @@ class SmoothGradStudy(_Study):
                                    samples=s.samples, snapshots=sorted(set(counts)),
                                    progress=self._progress)
         self.plain, self.result = plain, result
-        maps = [display_map(plain)] + [result.snapshots[n] for n in counts]
+        maps = [display_map(plain)] + [display_map(result, snapshot=n) for n in counts]
         titles = [f"{plain.method}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
         self.status.info(f"{plain.method}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
                          f"{s.samples} samples in {result.seconds:.1f} s")

@@ -10,7 +10,8 @@ from ..api import get_explainer
 from ..explainer import Explainer
 from ..models import list_models, resolve_class
 from ..render import list_colormaps
-from .common import StatusLine, busy, image_choices, load_choice, next_state, parse_target
+from .common import (StatusLine, busy, colorbar_note, image_choices, load_choice, next_state,
+                     parse_target)
 from .panels import HeatmapPanels
 
 DISPLAY = ("opacity", "colormap")
@@ -102,17 +103,20 @@ class _Study(W.VBox):
         self._show(rgb, maps, titles, key=(state.image, rgb.shape))
 
     def _show(self, rgb: np.ndarray, maps, titles, key=None) -> None:
+        shown = getattr(self, self.RESULT, None)  # None: the first computation failed
+        note = colorbar_note([] if shown is None else shown if isinstance(shown, list) else [shown])
         if self.panels is None or self.panels.count != len(maps):
             # built in its final state, placed only once built (see HeatmapPanels)
             self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
-                                        colormap=self.state.colormap, zrange=(0.0, 1.0))
+                                        colormap=self.state.colormap, zrange=(0.0, 1.0),
+                                        colorbar_title=note)
             self.panels.on_probe(lambda k, x, y: self.panels.mark(x, y))
             self._figure_box.children = [self.panels.figure]
         else:
             with self.panels.figure.batch_update():
                 if getattr(self, "_photo_key", None) != key:
                     self.panels.set_image(rgb)
-                self.panels.set_maps(maps, titles, zrange=(0.0, 1.0))
+                self.panels.set_maps(maps, titles, zrange=(0.0, 1.0), colorbar_title=note)
             self._render_display()
         self._photo_key = key
 
