@@ -3,16 +3,21 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .engine.device import choose_device
 from .explainer import Explainer, Target
 from .models import DEFAULT_MODEL
 from .result import Explanation
 
 _SHARED: dict[tuple, Explainer] = {}
+#: explain()'s Explainer of the last user model it was given: (model, device, explainer).
+#: One only: it keeps that model alive, and a caller with many models builds Explainers.
+_LAST_USER: Optional[tuple] = None
 
 
 def get_explainer(model: str = DEFAULT_MODEL, device=None) -> Explainer:
-    """The shared Explainer of a zoo model: every widget and call reuses its engine and cache."""
-    key = (str(model).lower(), None if device is None else str(device))
+    """The shared Explainer of a zoo model: every widget and call reuses its engine and cache
+    (``device=None`` and the device it picks share one)."""
+    key = (str(model).lower(), str(choose_device(device)))
     if key not in _SHARED:
         _SHARED[key] = Explainer(model, device=device)
     return _SHARED[key]
@@ -27,10 +32,14 @@ def explain(image: Any, model: Any = DEFAULT_MODEL, method: str = "gradcam",
     ``params``: the method's parameters, and ``noise`` / ``samples`` for SmoothGrad.
     Returns an Explanation whose ``.heatmap`` is float32 (H, W) in [0, 1] at the input size.
     """
+    global _LAST_USER
     if isinstance(model, Explainer):
         explainer = model
     elif isinstance(model, str):
         explainer = get_explainer(model, device)
+    elif _LAST_USER is not None and _LAST_USER[0] is model and _LAST_USER[1] == device:
+        explainer = _LAST_USER[2]  # the same model again: its cached forwards, no new probe
     else:
         explainer = Explainer(model, device=device)
+        _LAST_USER = (model, device, explainer)
     return explainer.explain(image, method, target, layer, **params)

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -58,7 +60,7 @@ class Explainer:
                  default_layer: Optional[str] = None, input_range=None,
                  memory_budget: Optional[int] = None, fold_batch_norm: bool = True,
                  channels_last: bool = True) -> None:
-        owned = not isinstance(model, nn.Module)
+        owned = isinstance(model, str)  # a caller's module or ModelSpec is never moved in place
         if isinstance(model, str):
             model = load_model(model)
         if isinstance(model, nn.Module):
@@ -77,6 +79,7 @@ class Explainer:
                              owned=owned, memory_budget=memory_budget,
                              fold_batch_norm=fold_batch_norm, channels_last=channels_last)
         self._tensor_memo = None  # (weakref to the last tensor, (version, bytes), key)
+        self._source_memo: OrderedDict[tuple, PreparedImage] = OrderedDict()
 
     # ------------------------------------------------------------- metadata
     @property
@@ -114,6 +117,10 @@ class Explainer:
         image, or an already preprocessed tensor of shape (3, H, W) or (1, 3, H, W))."""
         if isinstance(image, torch.Tensor):
             return self._prepare_tensor(image)
+        source = _source_key(image)
+        if source is not None and source in self._source_memo:
+            self._source_memo.move_to_end(source)
+            return self._source_memo[source]
         if isinstance(image, str) and image in list_samples():
             rgb = sample_image(image)
         else:
@@ -121,7 +128,12 @@ class Explainer:
         rgb = resize_for_model(rgb, self.spec.input_size)
         tensor = self.spec.preprocess(rgb).unsqueeze(0)
         key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.shape)
-        return PreparedImage(rgb, tensor, key)
+        prepared = PreparedImage(rgb, tensor, key)
+        if source is not None:  # a file, URL or sample named again is not decoded again
+            self._source_memo[source] = prepared
+            while len(self._source_memo) > self.engine.cache_size:
+                self._source_memo.popitem(last=False)
+        return prepared
 
     def _prepare_tensor(self, image: torch.Tensor) -> PreparedImage:
         tensor = image.detach()
@@ -248,6 +260,23 @@ class Explainer:
                            for n, v in snap_np.items()},
                 image=prepared.rgb))
         return results
+
+
+def _source_key(image: Any) -> Optional[tuple]:
+    """What identifies an image named by a string: a sample or URL by its name, a file by
+    its path, size and modification time (an edited file is read again); None otherwise."""
+    if isinstance(image, (str, os.PathLike)):
+        text = os.fspath(image)
+        if not isinstance(text, str):
+            return None
+        if text in list_samples() or text.startswith(("http://", "https://")):
+            return ("name", text)
+        try:
+            stat = os.stat(text)
+        except (OSError, ValueError):
+            return None  # load_image says what is wrong with it
+        return ("file", os.path.abspath(text), stat.st_size, stat.st_mtime_ns)
+    return None
 
 
 def maps_to_host(maps: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

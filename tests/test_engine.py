@@ -449,3 +449,63 @@ def test_channels_last_passes_leave_the_callers_weights_in_place():
         pointer, stride, value = before[name]
         assert tensor.data_ptr() == pointer and tensor.stride() == stride, name
         assert tensor.is_contiguous() and torch.equal(tensor, value), name
+
+
+def test_cached_forwards_follow_the_weights(tiny_net, tiny_explainer):
+    x = tiny_input()
+    fresh = lambda: Explainer(tiny_net, input_size=(4, 4), labels=["a", "b", "c"],  # noqa: E731
+                              device="cpu").explain(x, "gradcam", 1)
+    before = tiny_explainer.explain(x, "gradcam", 1)
+    optimizer = torch.optim.SGD(tiny_net.parameters(), lr=0.5)
+    tiny_net(x)[0, 2].backward()
+    optimizer.step()  # in place: the cached forward is stale
+    after = tiny_explainer.explain(x, "gradcam", 1)
+    assert after.probability != before.probability
+    assert after.probability == pytest.approx(fresh().probability, abs=1e-7)
+    np.testing.assert_allclose(after.raw, fresh().raw, atol=1e-6)
+    tiny_net.fc = torch.nn.Linear(2, 3)  # a swapped module
+    assert tiny_explainer.explain(x, "gradcam", 1).probability == pytest.approx(
+        fresh().probability, abs=1e-7)
+    forwards = tiny_explainer.engine.forward_calls
+    tiny_explainer.explain(x, "gradcam", 2)  # unchanged weights: still one forward
+    assert tiny_explainer.engine.forward_calls == forwards
+
+
+def test_explain_shares_one_explainer_per_model_and_reads_a_file_once(tiny_net, tmp_path, monkeypatch):
+    import os
+
+    import cam_widgets.api as api
+    import cam_widgets.explainer as explainer_module
+    from PIL import Image
+
+    assert api.get_explainer(device=None) is api.get_explainer(device="cpu")  # no GPU in CI
+    image = torch.rand(1, 3, 224, 224)  # explain() builds the Explainer with its default size
+    first = api.explain(image, model=tiny_net, target=1, device="cpu")
+    shared = api._LAST_USER[2]
+    api.explain(image, model=tiny_net, target=2, device="cpu")
+    assert api._LAST_USER[2] is shared and shared.engine.forward_calls == 1
+    assert first.class_id == 1
+
+    reads = []
+    real_load = explainer_module.load_image
+    monkeypatch.setattr(explainer_module, "load_image", lambda src: reads.append(src) or real_load(src))
+    path = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(path)
+    ex = api.get_explainer()
+    red = ex.prepare(str(path))
+    assert ex.prepare(path) is red and len(reads) == 1  # str and Path name one file
+    Image.new("RGB", (40, 30), (10, 10, 200)).save(path)  # edited: read again
+    os.utime(path, ns=(1, 1))  # a new modification time, whatever the clock's resolution
+    assert ex.prepare(str(path)).key != red.key and len(reads) == 2
+
+
+def test_a_callers_model_spec_is_never_moved_in_place(tiny_net, monkeypatch):
+    import cam_widgets.engine.engine as engine_module
+    from cam_widgets.models import ModelSpec
+
+    # were the spec "owned", the engine would move its model to the chosen device in place
+    monkeypatch.setattr(engine_module, "choose_device", lambda device=None: torch.device("meta"))
+    spec = ModelSpec(name="tiny", model=tiny_net, preprocess=lambda rgb: rgb, labels=["a", "b", "c"],
+                     input_size=(4, 4))
+    Explainer(spec)
+    assert all(p.device.type == "cpu" for p in tiny_net.parameters())

@@ -18,7 +18,7 @@ from ..errors import InvalidParameterError, UnknownLayerError, close_matches, de
 from .capture import Capture
 from .device import (DeviceLike, accepts_channels_last, choose_device, cpu_batch_size,
                      full_precision, module_device)
-from .folding import Twin, build_twin, model_key
+from .folding import Twin, WeightsWatch, build_twin, model_key
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .passes import ForwardPass, run_forward
 
@@ -104,6 +104,7 @@ class Engine:
         self._twin: Optional[Twin] = None
         self._twin_key: Optional[tuple] = None
         self._captures: OrderedDict[str, Capture] = OrderedDict()
+        self._captures_stamp: Optional[tuple] = None
         self._layers: Optional[list[LayerInfo]] = None
         self._clone: frozenset[str] = frozenset()
         self._aliases: dict[str, str] = {}
@@ -150,6 +151,7 @@ class Engine:
             victims |= {n for n, m in names.items() if isinstance(m, RELU_LIKE)}
         self._clone = frozenset(victims)
         self._modules = list(self.model.named_modules())
+        self._weights = WeightsWatch(self._modules)
         self._relu_names = {n for n, m in self._modules if isinstance(m, RELU_LIKE)}
         self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
@@ -193,6 +195,12 @@ class Engine:
     # ---------------------------------------------------------------- forward
     def capture(self, inputs: torch.Tensor, key: str) -> Capture:
         """The cached forward of one preprocessed image (1, 3, H, W), recording every layer."""
+        if self._layers is None:
+            self._probe()
+        stamp = self._weights.stamp()
+        if stamp != self._captures_stamp:  # weights written since (optimizer step, load...)
+            self._captures.clear()
+            self._captures_stamp = stamp
         if key in self._captures:
             self._captures.move_to_end(key)
             return self._captures[key]

@@ -49,6 +49,24 @@ def model_key(modules: Sequence[tuple[str, nn.Module]]) -> tuple:
     return tuple(key)
 
 
+class WeightsWatch:
+    """A cheap stamp of the weights: changes when a parameter or buffer is written in place
+    (an optimizer step, ``load_state_dict``) or replaced, or a submodule is swapped.
+
+    ~60 us on EfficientNet-Lite0 (2-core CPU), where :func:`model_key` takes ~370 us: it is
+    read on every explain call, to drop cached forwards made with older weights.
+    """
+
+    def __init__(self, modules: Sequence[tuple[str, nn.Module]]) -> None:
+        dicts = [(m._parameters, m._buffers) for _, m in modules]
+        self._tensors = [t for pair in dicts for d in pair for t in d.values() if t is not None]
+        self._dicts = [d for _, m in modules for d in (m._parameters, m._buffers, m._modules)]
+
+    def stamp(self) -> tuple:
+        return (tuple([t._version for t in self._tensors]),
+                tuple([id(v) for d in self._dicts for v in d.values()]))
+
+
 def _hook_count(module: nn.Module) -> int:
     return sum(len(getattr(module, name, ())) for name in _HOOK_DICTS)
 
