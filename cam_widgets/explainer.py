@@ -15,7 +15,7 @@ from torch import nn
 
 from .data import list_samples, load_image, resize_for_model, sample_image
 from .engine import Engine, LayerInfo
-from .errors import InvalidImageError, InvalidParameterError, close_matches, describe
+from .errors import InvalidImageError, InvalidParameterError, describe
 from .methods import MethodContext, MethodOutput, get_method, smooth, upsample
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
 from .render import normalize_map
@@ -165,10 +165,18 @@ class Explainer:
     def capture(self, image: Any):
         """The engine's cached forward for ``image`` (a PreparedImage or anything prepare takes)."""
         prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
-        return prepared, self.engine.capture(prepared.tensor, prepared.key)
+        capture = self.engine.capture(prepared.tensor, prepared.key)
+        classes = capture.logits.shape[-1]
+        if classes != len(self.labels):  # else: wrong names, or an IndexError further on
+            raise InvalidParameterError(
+                f"the model gives {classes} class scores but {len(self.labels)} labels were "
+                f"given; build it as Explainer(model, labels=[...]) with {classes} names")
+        return prepared, capture
 
     def predict(self, image: Any, top: int = 5) -> list[Prediction]:
         """Top-``top`` classes with probabilities (from the cached forward)."""
+        if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+            raise InvalidParameterError(f"'top' must be an int >= 1 (got {top!r})")
         _, capture = self.capture(image)
         probs = capture.probabilities[0]
         values, ids = probs.topk(min(int(top), probs.numel()))
@@ -190,8 +198,9 @@ class Explainer:
         """Maps for several classes of one image in one batched backward.
 
         Args:
-            noise, samples: SmoothGrad over ``method`` when ``samples`` is given (noise as a
-                fraction of the input range, default 0.2); ``snapshots`` lists sample counts
+            noise, samples: SmoothGrad over ``method`` when either is given (noise as a
+                fraction of the input range, default 0.2; samples default 100, as in the
+                SmoothGrad article); ``snapshots`` lists sample counts
                 whose running mean is kept (e.g. 1, 2, 3, 10, ..., 100); ``precision``
                 'fp16' (CUDA) or 'bf16' runs the noisy batches in mixed precision.
             progress: ``progress(done, total)`` for long work (SmoothGrad, Score-CAM, IG).
@@ -199,16 +208,19 @@ class Explainer:
                 ``batch_size``.
         """
         started = time.perf_counter()
+        if isinstance(targets, (str, int)) or not len(targets):
+            raise InvalidParameterError(
+                f"'targets' must be a non-empty list of class ids or names (got {targets!r})")
         spec = get_method(method)
-        _check_params(spec, params)
+        spec.check_params(params)
         prepared, capture = self.capture(image)
         ids = [self.resolve_class(t, capture) for t in targets]
         class_ids = torch.tensor(ids, dtype=torch.long)
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
         snaps: dict[int, torch.Tensor] = {}
         if samples is not None or noise is not None:
-            noise = 0.2 if noise is None else noise
-            samples = 50 if samples is None else samples
+            noise = 0.2 if noise is None else noise  # the SmoothGrad article's settings
+            samples = 100 if samples is None else samples
             smoothed = smooth(
                 self.engine, spec, capture.inputs.detach(), class_ids, chosen_layer, params,
                 noise=noise, samples=samples,
@@ -250,16 +262,20 @@ class Explainer:
         results = []
         for row, class_id in enumerate(ids):
             heatmap, status = normalize_map(full_np[row], clip_negative=spec.clip_negative)
-            results.append(Explanation(
-                heatmap=heatmap, raw=raw_np[row].astype(np.float32), method=spec.name,
+            results.append(Explanation(  # raw maps too are never NaN (status says if they were)
+                heatmap=heatmap, raw=_finite(raw_np[row]), method=spec.name,
                 layer=layer, class_id=class_id, label=self.labels[class_id],
                 probability=float(probs[class_id]), status=status, params=dict(params),
                 device=str(self.engine.device), seconds=seconds,
-                attribution=None if attribution is None else attribution[row],
+                attribution=None if attribution is None else _finite(attribution[row]),
                 snapshots={n: normalize_map(v[row], clip_negative=spec.clip_negative)[0]
                            for n, v in snap_np.items()},
                 image=prepared.rgb))
         return results
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(values.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _source_key(image: Any) -> Optional[tuple]:
@@ -287,12 +303,3 @@ def maps_to_host(maps: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray,
     full = upsample(maps, size)
     both = torch.cat([maps.flatten(1), full.flatten(1)], dim=1).cpu().numpy()
     return both[:, :maps[0].numel()].reshape(maps.shape), both[:, maps[0].numel():].reshape(full.shape)
-
-
-def _check_params(spec, params: dict) -> None:
-    allowed = set(spec.defaults) | {"batch_size"}
-    for key in params:
-        if key not in allowed:
-            raise InvalidParameterError(
-                f"method {spec.name!r} has no parameter {key!r}; it takes "
-                f"{', '.join(sorted(allowed))}." + close_matches(key, allowed))

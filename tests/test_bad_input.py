@@ -75,3 +75,81 @@ def test_cam_needs_a_gap_linear_head(lite_explainer, chelsea_tensor):
     with pytest.raises(CamWidgetsError, match="global-average-pool"):
         lite_explainer.explain(chelsea_tensor, "cam", 285, "features.6")
     assert lite_explainer.explain(chelsea_tensor, "cam", 285, "features.8").raw.shape == (7, 7)
+
+
+@pytest.mark.parametrize("method, params, message", [
+    ("scorecam", {"batch_size": -3}, "'batch_size' must be an int >= 1 or None (got -3)"),
+    ("scorecam", {"batch_size": "x"}, "'batch_size' must be an int >= 1 or None"),
+    ("integrated_gradients", {"baseline": "x"}, "'baseline' must be a finite number"),
+    ("integrated_gradients", {"steps": 0}, "'steps' must be an int >= 1"),
+    ("gradcam++", {"alpha": "bogus"}, "'alpha' must be one of 'paper', 'uniform'"),
+    ("gradcam++", {"positive_gradients": "no"}, "'positive_gradients' must be True or False"),
+    ("vanilla", {"samples": 2, "seed": "a"}, "'seed' must be an int"),
+    ("vanilla", {"samples": 2, "snapshots": (1, "x")}, "'snapshots' must be sample counts"),
+    ("vanilla", {"samples": 2, "batch_size": 0}, "'batch_size' must be an int >= 1 or None"),
+])
+def test_parameters_of_the_wrong_kind_are_one_line_errors(tiny_explainer, method, params, message):
+    with pytest.raises(CamWidgetsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny_explainer.explain(tiny_input(), method, 1, **params)
+
+
+def test_empty_targets_and_top_are_one_line_errors(tiny_explainer):
+    with pytest.raises(CamWidgetsError, match="'targets' must be a non-empty list"):
+        tiny_explainer.explain_classes(tiny_input(), [])
+    with pytest.raises(CamWidgetsError, match="'top' must be an int >= 1"):
+        tiny_explainer.predict(tiny_input(), top=-1)
+
+
+def test_smoothgrad_defaults_to_the_articles_100_samples(tiny_explainer):
+    assert tiny_explainer.explain(tiny_input(), "vanilla", 1, noise=0.2).params["samples"] == 100
+
+
+class _FlattenHead(torch.nn.Module):
+    """Conv then a linear layer over the flattened map: works at 8x8 inputs only."""
+
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 3, padding=1)
+        self.fc = torch.nn.Linear(2 * 8 * 8, classes)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_a_user_model_that_fails_on_the_input_size_says_so(tiny_net):
+    from cam_widgets import Explainer
+
+    explainer = Explainer(_FlattenHead(), labels=["a", "b", "c"])  # input_size left at 224x224
+    with pytest.raises(CamWidgetsError, match=r"failed on an input of shape \(1, 3, 224, 224\) "
+                                              r"\(RuntimeError: .*input_size=\(H, W\)") as error:
+        explainer.explain(np.zeros((224, 224, 3), np.uint8))
+    assert "\n" not in str(error.value) and count_hooks(explainer.engine.model) == 0
+    good = Explainer(_FlattenHead(), labels=["a", "b", "c"], input_size=(8, 8))
+    check = good.explain(np.zeros((8, 8, 3), np.uint8) + 100, "gradcam", 1)
+    assert check.heatmap.shape == (8, 8)
+    with pytest.raises(CamWidgetsError, match="the model gives 3 class scores but 1000 labels"):
+        Explainer(tiny_net, input_size=(4, 4)).explain(tiny_input())  # default: ImageNet labels
+
+
+class _SqrtHead(torch.nn.Module):
+    """A head whose gradient is NaN where the pooled activation is 0 (sqrt at 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1)
+        self.relu = torch.nn.ReLU()
+        with torch.no_grad():
+            self.conv.weight.fill_(-1.0)
+            self.conv.bias.fill_(-1.0)
+
+    def forward(self, x):  # all activations 0: d sqrt / d pooled = inf, and inf * 0 = NaN
+        return torch.sqrt(self.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def test_nan_gradients_give_a_finite_flagged_raw_map():
+    from cam_widgets import Explainer
+
+    result = Explainer(_SqrtHead(), labels=["a", "b"], input_size=(4, 4)).explain(
+        torch.ones(1, 3, 4, 4), "gradcam", 0, layer="relu")
+    assert result.status.has_nonfinite and result.flagged
+    assert np.isfinite(result.raw).all() and np.isfinite(result.heatmap).all()

@@ -479,10 +479,13 @@ def test_explain_shares_one_explainer_per_model_and_reads_a_file_once(tiny_net, 
     from PIL import Image
 
     assert api.get_explainer(device=None) is api.get_explainer(device="cpu")  # no GPU in CI
-    image = torch.rand(1, 3, 224, 224)  # explain() builds the Explainer with its default size
-    first = api.explain(image, model=tiny_net, target=1, device="cpu")
+    from cam_widgets.models import ModelSpec
+
+    spec = ModelSpec(name="tiny", model=tiny_net, preprocess=lambda rgb: rgb, labels=["a", "b", "c"],
+                     input_size=(4, 4))
+    first = api.explain(tiny_input(), model=spec, target=1, device="cpu")
     shared = api._LAST_USER[2]
-    api.explain(image, model=tiny_net, target=2, device="cpu")
+    api.explain(tiny_input(), model=spec, target=2, device="cpu")
     assert api._LAST_USER[2] is shared and shared.engine.forward_calls == 1
     assert first.class_id == 1
 

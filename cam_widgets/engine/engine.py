@@ -14,7 +14,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
+from ..errors import (InvalidParameterError, MethodNotApplicableError, UnknownLayerError,
+                      close_matches, describe)
 from .capture import Capture
 from .device import (DeviceLike, accepts_channels_last, choose_device, cpu_batch_size,
                      full_precision, module_device)
@@ -128,7 +129,14 @@ class Engine:
         example = self._example(1)
         with evaluation_mode(self.model), torch.enable_grad():
             with record_outputs(self.model, None, record_relus=self._has_relu) as rec:
-                logits = self.model(example.clone().requires_grad_(True))
+                try:
+                    logits = self.model(example.clone().requires_grad_(True))
+                except Exception as error:  # the user's model: say what it was given
+                    message = (str(error).strip().splitlines() or [""])[0][:200]
+                    raise MethodNotApplicableError(
+                        f"the model failed on an input of shape {tuple(example.shape)} "
+                        f"({type(error).__name__}: {message}); give the size it expects as "
+                        f"input_size=(H, W)") from None
             # on CUDA only the twin goes channels-last: the model's layout there is unmeasured
             self._nhwc = self.channels_last and self.device.type == "cpu" \
                 and isinstance(logits, torch.Tensor) \

@@ -35,6 +35,7 @@ def gradcam(ctx: MethodContext) -> MethodOutput:
 
 @register("gradcam++", family="cam", needs={"layer", "gradients"}, clip_negative=True,
           title="Grad-CAM++", defaults={"alpha": "paper", "positive_gradients": True},
+          choices={"alpha": ("paper", "uniform")},
           reference="Chattopadhay et al. 2018, Grad-CAM++ (WACV)")
 def gradcam_plus_plus(ctx: MethodContext) -> MethodOutput:
     """w_k^c = sum_ij alpha_ij^kc ReLU(dY^c/dA^k_ij) (eq. 7) with, for an exponential score,

@@ -4,12 +4,13 @@ Widgets and the CLI build their menus from here; nothing looks methods up any ot
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 
-from ..errors import UnknownMethodError, close_matches
+from ..errors import InvalidParameterError, UnknownMethodError, close_matches
 
 #: What a method may declare it needs.
 NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided", "head", "extra_forwards"})
@@ -41,6 +42,7 @@ class MethodSpec:
         defaults: default values of the method's own parameters.
         title: short human name for menus.
         reference: the paper the equation comes from.
+        choices: the allowed values of string parameters.
     """
 
     name: str
@@ -51,17 +53,50 @@ class MethodSpec:
     defaults: dict = field(default_factory=dict)
     title: str = ""
     reference: str = ""
+    choices: dict = field(default_factory=dict)
 
     @property
     def needs_layer(self) -> bool:
         return "layer" in self.needs
+
+    def check_params(self, params: dict) -> None:
+        """One-line errors for unknown parameters and values of the wrong kind: each default
+        tells the kind (bool, int >= 1, finite number, one of ``choices``); ``batch_size`` is
+        None or an int >= 1 for every method."""
+        allowed = set(self.defaults) | {"batch_size"}
+        for key, value in params.items():
+            if key not in allowed:
+                raise InvalidParameterError(
+                    f"method {self.name!r} has no parameter {key!r}; it takes "
+                    f"{', '.join(sorted(allowed))}." + close_matches(key, allowed))
+            default = self.defaults.get(key)
+            if key == "batch_size" or (isinstance(default, int) and not isinstance(default, bool)):
+                ok, expected = _positive_int(value) or (key == "batch_size" and value is None), \
+                    "an int >= 1" + (" or None" if key == "batch_size" else "")
+            elif isinstance(default, bool):
+                ok, expected = isinstance(value, bool), "True or False"
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and math.isfinite(value)
+                expected = "a finite number"
+            else:
+                options = self.choices.get(key, ())
+                ok, expected = value in options, "one of " + ", ".join(map(repr, options))
+            if not ok:
+                raise InvalidParameterError(
+                    f"{self.name} parameter {key!r} must be {expected} (got {value!r})")
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
 def register(name: str, *, family: str, needs: set, clip_negative: bool, title: str,
-             reference: str, defaults: Optional[dict] = None) -> Callable:
+             reference: str, defaults: Optional[dict] = None,
+             choices: Optional[dict] = None) -> Callable:
     """Decorator registering ``fn`` under ``name``."""
     unknown = set(needs) - NEEDS
     if unknown:
@@ -69,7 +104,8 @@ def register(name: str, *, family: str, needs: set, clip_negative: bool, title: 
 
     def decorate(fn: Callable) -> Callable:
         _REGISTRY[name] = MethodSpec(
-            name, fn, family, frozenset(needs), clip_negative, dict(defaults or {}), title, reference
+            name, fn, family, frozenset(needs), clip_negative, dict(defaults or {}), title, reference,
+            dict(choices or {}),
         )
         return fn
 

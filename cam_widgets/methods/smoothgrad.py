@@ -87,6 +87,14 @@ def smooth(
             noisy batches; the map is accumulated in float32 either way.
     """
     check_smoothing(noise, samples)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidParameterError(f"'seed' must be an int (got {seed!r})")
+    if any(isinstance(n, bool) or not isinstance(n, int) for n in snapshots):
+        raise InvalidParameterError(
+            f"'snapshots' must be sample counts (ints), e.g. (1, 10, 100) (got {tuple(snapshots)!r})")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
+        raise InvalidParameterError(f"'batch_size' must be an int >= 1 or None (got {batch_size!r})")
     dtype = autocast_dtype(precision, engine.device)
     if noise_samples is not None and noise_samples.shape[0] != samples:
         raise InvalidParameterError(

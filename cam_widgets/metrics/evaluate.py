@@ -101,7 +101,6 @@ class _Plan:
 
 def _plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers, on_error,
           method_params, metric_params) -> _Plan:
-    from ..explainer import _check_params
     from ..methods import get_method
 
     if isinstance(methods, str):
@@ -127,7 +126,7 @@ def _plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_w
     for name, params in method_params.items():
         if name not in {s.name for s in specs}:
             raise InvalidParameterError(f"method_params names {name!r}, which is not in 'methods'")
-        _check_params(get_method(name), dict(params))
+        get_method(name).check_params(dict(params))
     metric_params = {k: dict(v) for k, v in (metric_params or {}).items()}
     for name, params in metric_params.items():
         allowed = _METRIC_OPTIONS.get(name, set())
