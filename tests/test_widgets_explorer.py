@@ -66,9 +66,39 @@ def test_display_changes_never_call_the_engine(explorer, monkeypatch):
 
 
 def test_errors_appear_in_the_widget(explorer):
+    shown = explorer._controls["search"].value
     explorer._controls["search"].value = "zebraa"
     assert "cw-error" in explorer.status.line.value and "zebra" in explorer.status.line.value
-    assert all(not c.disabled for c in explorer._compute_controls())  # busy state restored
+    # busy state restored; SmoothGrad's own settings stay off while it is off
+    smooth_only = {explorer._controls[n] for n in ("noise", "samples", "precision")}
+    assert all(c.disabled == (c in smooth_only) for c in explorer._compute_controls())
+    assert explorer._controls["search"].value == shown  # the box names the class still shown
+
+
+def test_the_class_box_names_the_class_and_a_new_photo_its_own_top_class(explorer, monkeypatch):
+    box = explorer._controls["search"]
+    try:
+        explorer.set(image="chelsea", method="gradcam", target=None)
+        assert box.value == "285 Egyptian cat"
+        explorer._top.children[1].children[0].click()
+        assert explorer.result.class_id == 282 and box.value == "282 tiger cat"
+        explorer.set(image="coffee")  # not "tiger cat, p=0.000": the coffee's own top class
+        assert explorer.state.target is None
+        top = explorer.explainer.predict(explorer._prepared(), top=1)[0]
+        assert explorer.result.class_id == top.class_id and box.value.startswith(str(top.class_id))
+        box.value = "282"
+        assert explorer.result.class_id == 282
+        box.value = ""  # emptied: back to the top class
+        assert explorer.state.target is None and explorer.result.class_id == top.class_id
+        # while computing, the prediction buttons are disabled with the other controls
+        seen = []
+        monkeypatch.setattr(type(explorer), "_compute", lambda self: seen.append(
+            [row.children[0].disabled for row in self._top.children]) or self.result)
+        explorer.set(method="gradcam++")
+        assert seen == [[True] * 5]
+    finally:
+        monkeypatch.undo()
+        explorer.set(image="chelsea", method="gradcam", target=None)
 
 
 def test_smoothgrad_reports_progress(explorer):

@@ -74,6 +74,7 @@ class Explorer(W.VBox):
         super().__init__([controls_layout(self._controls, self._top), self.view,
                           self.status.widget])
         self._render_status()
+        self._show_settings()
         self._link()
 
     # ---------------------------------------------------------------- controls
@@ -107,9 +108,12 @@ class Explorer(W.VBox):
                     self._prepare_model()
                 self._sync_controls()
                 raise
+        self._show_settings()
         return self.result
 
     def _apply(self, changes: dict) -> None:
+        if "image" in changes and "target" not in changes:
+            changes = dict(changes, target=None)  # a new photo: explain its own top class
         for key, value in changes.items():
             if key == "target" and value is not None:
                 value = resolve_class(value, self.explainer.labels)
@@ -139,10 +143,22 @@ class Explorer(W.VBox):
                 self._render_display()
         return changed
 
+    def _show_settings(self) -> None:
+        """The class box names the explained class; SmoothGrad's settings are live only
+        while it is on."""
+        box, shown = self._controls["search"], f"{self.result.class_id} {self.result.label}"
+        if box.value != shown:
+            self._showing_class = True
+            try:
+                box.value = shown
+            finally:
+                self._showing_class = False
+        for name in SMOOTHGRAD_ONLY:
+            self._controls[name].disabled = not self.state.smooth
+
     def _on_search(self, change) -> None:
-        target = parse_target(change["new"])
-        if target is not None:
-            self.set(target=target)
+        if not getattr(self, "_showing_class", False):
+            self.set(target=parse_target(change["new"]))  # emptied: the top class again
 
     def _on_upload(self, change) -> None:
         files = change["new"]
@@ -247,4 +263,6 @@ class Explorer(W.VBox):
             self.panels.set_view(s.view, s.opacity)
 
     def _compute_controls(self) -> list:
-        return [self._controls[n] for n in COMPUTE_CONTROLS + ("search",)]
+        """Disabled while computing: no request piles up behind a slow one."""
+        buttons = [row.children[0] for row in self._top.children]
+        return [self._controls[n] for n in COMPUTE_CONTROLS + ("search",)] + buttons

@@ -152,12 +152,12 @@ def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
     method = page.locator(".widget-dropdown").filter(
         has=page.locator("label", has_text=re.compile(r"^method$"))).first.locator("select")
     method.select_option(label="Grad-CAM++")
-    _wait_first_title_change(page, 0, before["titles"][0], "gradcam++")
+    _wait_first_title_change(page, 0, before["titles"][0], "Grad-CAM++")
     _wait_controls_enabled(page)
     after = _explorer_plot(page)
     (h0,), (h1,) = heatmaps(before), heatmaps(after)
     assert h1["sample"] != h0["sample"], "heatmap z did not change after the method change"
-    assert "gradcam++" in (status_text(page) or ""), status_text(page)
+    assert "Grad-CAM++" in (status_text(page) or ""), status_text(page)
     assert not errors_except(page), page.errors
     _explorer_widget(page).screenshot(path=str(artifacts / "explorer_gradcampp_282.png"))
 
