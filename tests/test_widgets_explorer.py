@@ -72,6 +72,10 @@ def test_errors_appear_in_the_widget(explorer):
     # busy state restored; SmoothGrad's own settings stay off while it is off
     smooth_only = {explorer._controls[n] for n in ("noise", "samples", "precision")}
     assert all(c.disabled == (c in smooth_only) for c in explorer._compute_controls())
+    explorer.set(method="vanilla")  # no layer to pick for an input-gradient method
+    assert explorer._controls["layer"].disabled
+    explorer.set(method="gradcam")
+    assert not explorer._controls["layer"].disabled
     assert explorer._controls["search"].value == shown  # the box names the class still shown
 
 

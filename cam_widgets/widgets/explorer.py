@@ -15,10 +15,11 @@ import ipywidgets as W
 
 from ..api import get_explainer
 from ..data import load_image
+from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
 from .common import StatusLine, busy, colorbar_note, display_map, parse_target, precisions_for
-from .explorer_controls import (TOP_PREDICTIONS, build_controls, controls_layout, prediction_rows,
+from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, prediction_rows,
                                 show_predictions)
 from .explorer_state import (
     COMPUTE,
@@ -71,8 +72,7 @@ class Explorer(W.VBox):
                                         colormap=self.state.colormap, zrange=(0.0, 1.0),
                                         view=self.state.view, colorbar_title=colorbar_note([first]))
             self.view = self.panels.figure
-        super().__init__([controls_layout(self._controls, self._top), self.view,
-                          self.status.widget])
+        super().__init__(explorer_layout(self._controls, self._top, self.view) + [self.status.widget])
         self._render_status()
         self._show_settings()
         self._link()
@@ -145,7 +145,7 @@ class Explorer(W.VBox):
 
     def _show_settings(self) -> None:
         """The class box names the explained class; SmoothGrad's settings are live only
-        while it is on."""
+        while it is on, the layer only for methods that read one."""
         box, shown = self._controls["search"], f"{self.result.class_id} {self.result.label}"
         if box.value != shown:
             self._showing_class = True
@@ -155,6 +155,7 @@ class Explorer(W.VBox):
                 self._showing_class = False
         for name in SMOOTHGRAD_ONLY:
             self._controls[name].disabled = not self.state.smooth
+        self._controls["layer"].disabled = not get_method(self.state.method).needs_layer
 
     def _on_search(self, change) -> None:
         if not getattr(self, "_showing_class", False):

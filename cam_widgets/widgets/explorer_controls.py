@@ -31,35 +31,42 @@ def build_controls(s: ExplorerState) -> dict:
                              value=s.method, description="method"),
         "search": W.Combobox(placeholder="search a class: boxer, 282...", description="class",
                              ensure_option=False, continuous_update=False),
-        "smooth": W.Checkbox(value=s.smooth, description="SmoothGrad"),
+        "smooth": W.Checkbox(value=s.smooth, description="SmoothGrad", indent=False,
+                             layout=W.Layout(width="110px", margin="0 0 0 16px")),
         "noise": W.FloatSlider(value=s.noise, min=0.0, max=0.5, step=0.05, description="noise",
-                               continuous_update=False),
+                               continuous_update=False, layout=W.Layout(width="250px")),
         "samples": W.IntSlider(value=s.samples, min=1, max=100, description="samples",
-                               continuous_update=False),
+                               continuous_update=False, layout=W.Layout(width="250px")),
         # SmoothGrad's noisy batches in mixed precision (fp16 on a GPU: ~1.5x faster,
         # maps at r >= 0.998 of fp32; see benchmarks/RESULTS.md)
-        "precision": W.Dropdown(options=[("fp32", "fp32")], value="fp32",
-                                description="precision"),  # options: Explorer._prepare_model
+        "precision": W.Dropdown(options=[("fp32", "fp32")], value="fp32", description="precision",
+                                layout=W.Layout(width="180px")),  # options: _prepare_model
         "opacity": W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05,
-                                 description="opacity", continuous_update=True),
+                                 description="opacity", continuous_update=True,
+                                 layout=W.Layout(width="250px")),
         "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap,
-                               description="colormap"),
+                               description="colormap", layout=W.Layout(width="210px")),
         "view": W.ToggleButtons(options=["overlay", "raw"], value=s.view,
                                 style={"button_width": "72px"}),
         "export": W.Dropdown(options=[("export...", ""), ("PNG", ".png"), (".npy", ".npy"),
-                                      ("HTML", ".html")], value="", description=""),
+                                      ("HTML", ".html")], value="", description="",
+                             layout=W.Layout(width="150px")),
     }
 
 
-def controls_layout(c: dict, predictions: W.Widget) -> W.Widget:
-    """Rows of controls: image, model, class and SmoothGrad, display; then the predictions."""
-    return W.VBox([
+def explorer_layout(c: dict, predictions: W.Widget, view: W.Widget) -> list[W.Widget]:
+    """Three rows saying what to explain (image; model, layer, method; class and SmoothGrad),
+    then the map beside the predictions and the display settings: the map is in the first
+    screen even on a 1280x720 laptop."""
+    side = W.VBox([predictions, control_row(c["opacity"], c["colormap"]),
+                   control_row(c["view"], c["export"])],
+                  layout=W.Layout(margin="36px 0 0 12px"))
+    return [
         control_row(c["image"], c["upload"], c["url"]),
         control_row(c["model"], c["layer"], c["method"]),
         control_row(c["search"], c["smooth"], c["noise"], c["samples"], c["precision"]),
-        control_row(c["opacity"], c["colormap"], c["view"], c["export"]),
-        predictions,
-    ])
+        W.HBox([view, side], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
+    ]
 
 
 def prediction_rows(on_pick: Callable[[int], None]) -> W.VBox:
