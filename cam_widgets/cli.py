@@ -7,9 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import CamWidgetsError
+from .errors import CamWidgetsError, InvalidParameterError, UnknownClassError, close_matches
+
+#: What ``Explanation.save`` writes.
+OUTPUT_SUFFIXES = (".png", ".npy", ".html")
+_WEIGHTS_HELP = ("state-dict file to load instead of the usual weights (offline machines: "
+                 "the file `fetch-weights` downloads elsewhere)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--class", dest="target", default=None,
                          help="class id or name (default: the top prediction)")
     explain.add_argument("--layer", default=None)
+    explain.add_argument("--weights", default=None, metavar="PATH", help=_WEIGHTS_HELP)
     explain.add_argument("--noise", type=float, default=None, help="SmoothGrad noise (e.g. 0.2)")
     explain.add_argument("--samples", type=int, default=None, help="SmoothGrad samples (e.g. 100)")
     # methods.smoothgrad.PRECISIONS, spelled out: importing it here would load torch for --help
@@ -35,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the zoo")
     layers = sub.add_parser("layers", help="list a model's spatial layers")
     layers.add_argument("model")
+    layers.add_argument("--weights", default=None, metavar="PATH",
+                        help="check that this state-dict file loads; not needed: layers do not "
+                             "depend on the weights, which are random without it")
     classes = sub.add_parser("classes", help="search ImageNet class names and ids")
     classes.add_argument("query")
     sub.add_parser("methods", help="list the methods")
@@ -47,15 +57,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_error(text: str, why: str, exc: Optional[OSError] = None) -> InvalidParameterError:
+    reason = f" ({type(exc).__name__}: {exc.strerror or exc})" if exc is not None else ""
+    return InvalidParameterError(
+        f"Cannot write output {text!r}: expected a writable file path ending in "
+        f"{', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]}, received a path where {why}"
+        f"{reason}; hint: pick another --out path.")
+
+
+def _prepare_outputs(paths: Sequence[str]) -> list[Path]:
+    """Check every ``--out`` before the (possibly long) computation; create missing folders."""
+    checked = []
+    for text in paths:
+        path = Path(text).expanduser()
+        if path.suffix.lower() not in OUTPUT_SUFFIXES:
+            raise _output_error(text, f"the extension is {path.suffix!r}" if path.suffix
+                                else "the file name has no extension")
+        try:
+            if path.is_dir():
+                raise _output_error(text, f"{str(path)!r} is a folder, not a file")
+            blocker = next((p for p in path.parents if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise _output_error(text, f"{str(blocker)!r} is a file, not a folder",
+                                    NotADirectoryError(20, "Not a directory"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _output_error(text, f"the folder {str(path.parent)!r} cannot be created", exc) from None
+        checked.append(path)
+    return checked
+
+
 def _explain(args) -> None:
     from .api import explain
 
+    outputs = _prepare_outputs(args.out)
+    model = args.model
+    if args.weights is not None:
+        from .explainer import Explainer
+        from .models import load_model
+
+        from .engine.device import choose_device
+
+        # the spec is the caller's model to the Explainer (never moved in place): name the
+        # device, so that it runs on CUDA when there is one, as a zoo name does
+        model = Explainer(load_model(args.model, weights_path=args.weights),
+                          device=choose_device(args.device))
     target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
-    result = explain(args.image, model=args.model, method=args.method, target=target,
+    result = explain(args.image, model=model, method=args.method, target=target,
                      layer=args.layer, device=args.device, noise=args.noise, samples=args.samples,
                      precision=args.precision)
-    for path in args.out:
-        written = result.save(path, alpha=args.alpha, colormap=args.colormap)
+    for text, path in zip(args.out, outputs):
+        try:
+            written = result.save(path, alpha=args.alpha, colormap=args.colormap)
+        except OSError as exc:
+            raise _output_error(text, f"{str(path)!r} cannot be written", exc) from None
         print(f"wrote {written}")
     print(json.dumps(result.summary()))
     if result.flagged:
@@ -71,17 +126,9 @@ def _run(args) -> None:
         for name, text in list_models().items():
             print(f"{name:20s} {text}")
     elif args.command == "layers":
-        from .explainer import Explainer
-
-        explainer = Explainer(args.model)
-        for info in explainer.layers():
-            mark = "  (default)" if info.name == explainer.default_layer else ""
-            print(f"{info.name:32s} {info.kind:18s} {info.channels:5d} x {info.resolution}{mark}")
+        _layers(args)
     elif args.command == "classes":
-        from .models import imagenet_labels, search_classes
-
-        for class_id, label in search_classes(args.query, imagenet_labels()):
-            print(f"{class_id:4d}  {label}")
+        _classes(args.query)
     elif args.command == "methods":
         from .methods import list_methods
 
@@ -96,6 +143,34 @@ def _run(args) -> None:
         from .models.torchvision_zoo import fetch_weights
 
         print(f"wrote {fetch_weights(args.model)}")
+
+
+def _layers(args) -> None:
+    """Layer names and resolutions do not depend on the weights: without ``--weights`` the
+    architecture is built with random weights, so listing needs no weight file (nothing
+    printed here describes the weights)."""
+    from .explainer import Explainer
+    from .models import load_model
+
+    spec = load_model(args.model, pretrained=args.weights is not None, weights_path=args.weights)
+    explainer = Explainer(spec)
+    for info in explainer.layers():
+        mark = "  (default)" if info.name == explainer.default_layer else ""
+        print(f"{info.name:32s} {info.kind:18s} {info.channels:5d} x {info.resolution}{mark}")
+
+
+def _classes(query: str) -> None:
+    from .models import imagenet_labels, search_classes
+
+    labels = imagenet_labels()
+    hits = search_classes(query, labels)
+    if not hits:
+        hint = close_matches(query, labels) or " Hint: search for part of a name, e.g. 'cat'."
+        raise UnknownClassError(
+            f"no ImageNet class matches {query!r}: expected part of a class name or an id in "
+            f"0..{len(labels) - 1}, received {query!r}.{hint}")
+    for class_id, label in hits:
+        print(f"{class_id:4d}  {label}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

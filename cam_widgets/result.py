@@ -84,7 +84,9 @@ class Explanation:
         if suffix == ".png":
             return save_png(target, self.overlay(alpha, colormap))
         if suffix == ".npy":
-            np.save(target, self.heatmap.astype(np.float32))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as file:  # np.save(path) would add ".npy" to "x.NPY"
+                np.save(file, self.heatmap.astype(np.float32))
             return target
         if suffix == ".html":
             from .render import heatmap_figure, standalone_html

@@ -104,3 +104,140 @@ def test_precision_choices_are_the_engines():
     explain = _parser()._subparsers._group_actions[0].choices["explain"]
     (precision,) = [a for a in explain._actions if a.dest == "precision"]
     assert tuple(precision.choices) == tuple(PRECISIONS)
+
+
+# ------------------------------------------------------------------ output paths
+def _one_error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_output_under_a_file_is_one_line_error(tmp_path, capsys):
+    from cam_widgets.cli import main
+
+    existing = tmp_path / "existing.png"
+    existing.write_bytes(b"not a folder")
+    for out in (existing / "x.npy", existing / "sub" / "x.png"):
+        assert main(["explain", "chelsea", "--out", str(out)]) == 2
+        line = _one_error_line(capsys)
+        assert str(out) in line and "existing.png' is a file, not a folder" in line
+        assert "Not a directory" in line  # the OS reason
+    assert existing.read_bytes() == b"not a folder"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_unwritable_output_is_one_line_error(capsys):
+    from cam_widgets.cli import main
+
+    assert main(["explain", "chelsea", "--out", "/proc/x.npy"]) == 2
+    line = _one_error_line(capsys)
+    assert "'/proc/x.npy'" in line and "cannot be written" in line
+    assert "No such file or directory" in line or "Permission denied" in line
+
+
+def test_unwritable_output_process_has_no_traceback(tmp_path):
+    (tmp_path / "f.png").write_bytes(b"")
+    done = cli("explain", "chelsea", "--out", "f.png/x.npy", cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "f.png/x.npy" in done.stderr
+
+
+def test_every_output_type_creates_its_folder(tmp_path, capsys):
+    from cam_widgets.cli import main
+
+    outs = [tmp_path / "a" / "b" / "x.NPY", tmp_path / "c" / "x.png", tmp_path / "d" / "e" / "x.html"]
+    args = ["explain", "chelsea"]
+    for out in outs:
+        args += ["--out", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    assert all(out.is_file() for out in outs)  # x.NPY where it was asked for, not x.NPY.npy
+    assert np.load(outs[0]).shape == (224, 224) and not (tmp_path / "a" / "b" / "x.NPY.npy").exists()
+
+
+# ------------------------------------------------------------------ weights
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch):
+    """No torchvision weights on this machine, downloads disabled."""
+    import torch
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    monkeypatch.setenv("CAM_WIDGETS_OFFLINE", "1")
+    return tmp_path
+
+
+def _random_state_file(path, name):
+    import torch
+    import torchvision
+
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None)
+    gen = torch.Generator().manual_seed(0)
+    torch.save({k: torch.rand(v.shape, generator=gen) * 0.01 if v.is_floating_point()
+                else torch.zeros(v.shape, dtype=v.dtype) for k, v in model.state_dict().items()}, path)
+    return path
+
+
+def test_layers_need_no_weight_file(empty_hub, capsys):
+    from cam_widgets.cli import main
+
+    assert main(["layers", "vgg16"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "features.29" in out and "512 x 14x14  (default)" in out
+    assert not list(empty_hub.rglob("*.pth"))  # nothing was fetched
+
+
+def test_weights_option_is_passed_to_the_loader(empty_hub, capsys):
+    from cam_widgets.cli import main
+
+    good = _random_state_file(empty_hub / "alexnet.pth", "alexnet")
+    wrong = _random_state_file(empty_hub / "resnet18.pth", "resnet18")
+    assert main(["layers", "alexnet", "--weights", str(good)]) == 0
+    assert "features.11" in capsys.readouterr().out
+    out = empty_hub / "alexnet.npy"
+    assert main(["explain", "chelsea", "--model", "alexnet", "--weights", str(good),
+                 "--out", str(out)]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layer"] == "features.11"
+    assert out.is_file()
+    for command in (["layers", "alexnet"], ["explain", "chelsea", "--model", "alexnet", "--out", str(out)]):
+        assert main(command + ["--weights", str(wrong)]) == 2
+        line = _one_error_line(capsys)
+        assert "does not match alexnet" in line and "resnet18.pth" in line
+    assert main(["layers", "alexnet", "--weights", str(empty_hub / "missing.pth")]) == 2
+    assert "missing.pth" in _one_error_line(capsys)
+
+
+def test_missing_weights_error_names_the_option(empty_hub, capsys):
+    from cam_widgets.cli import main
+
+    assert main(["explain", "chelsea", "--model", "alexnet", "--out", str(empty_hub / "x.png")]) == 2
+    assert "--weights PATH" in _one_error_line(capsys)
+
+
+def test_misspelled_zoo_name_suggests_the_zoo_first(capsys):
+    from cam_widgets.cli import main
+
+    assert main(["layers", "efficentnet_lite0"]) == 2
+    line = _one_error_line(capsys)
+    assert "Did you mean 'efficientnet_lite0'" in line and "efficentnet_lite0" in line
+
+
+# ------------------------------------------------------------------ classes
+def test_classes_without_a_match_is_an_error(capsys):
+    from cam_widgets.cli import main
+
+    assert main(["classes", "zzzz"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no ImageNet class matches 'zzzz'")
+
+
+def test_classes_finds_a_typo_word_by_word(capsys):
+    from cam_widgets.cli import main
+
+    assert main(["classes", "catt"]) == 0
+    top = capsys.readouterr().out.splitlines()[:4]
+    assert {line.split(None, 1)[1] for line in top} == {
+        "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}

@@ -202,6 +202,16 @@ def test_decompression_bomb(tmp_path, side):
     assert Image.MAX_IMAGE_PIXELS == max_before
 
 
+def test_decompression_bomb_numbers_differ_from_the_limit(tmp_path):
+    """10001x10000 is 100.01 megapixels: the message must not read '100 ... 100'."""
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_with_size(10_001, 10_000))
+    with pytest.raises(InvalidImageError) as info:
+        load_image(path)
+    msg = _one_line(info, "too large")
+    assert "100,010,000 pixels" in msg or "100.01 megapixels" in msg, msg
+
+
 def test_tiny_file(tmp_path):
     path = tmp_path / "tiny.png"
     Image.new("RGB", (4, 4)).save(path)

@@ -123,3 +123,22 @@ def test_search_bad_params():
         search_classes("cat", LABELS, limit=0)
     with pytest.raises(InvalidParameterError, match="query"):
         search_classes(None, LABELS)
+
+
+def test_search_finds_a_typo_in_one_word():
+    """Whole-name difflib finds 'crate' for 'catt'; word by word finds the cats."""
+    names = [name for _, name in search_classes("catt", LABELS)]
+    assert set(names[:4]) == {"tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+    assert [n for n, _ in search_classes("egyptan", LABELS)][:1] == [285]
+    assert search_classes("tigr", LABELS)[0] == (292, "tiger")
+    assert search_classes("zzzz", LABELS) == []
+
+
+def test_unknown_name_suggests_by_word():
+    with pytest.raises(UnknownClassError) as info:
+        resolve_class("catt", LABELS)
+    msg = str(info.value)
+    assert "Did you mean 'tiger cat' (282)" in msg and "'Egyptian cat' (285)" in msg
+    assert "crate" not in msg and "\n" not in msg
+    with pytest.raises(UnknownClassError, match=r"Did you mean 'espresso' \(967\)"):
+        resolve_class("espreso", LABELS)

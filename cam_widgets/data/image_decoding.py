@@ -57,7 +57,7 @@ def _decode(fp: io.IOBase, what: str) -> np.ndarray:
             raise _corrupt(what, exc) from None
         width, height = img.size
         if width * height > MAX_FILE_PIXELS:
-            raise _bomb(what, f"{width}x{height} pixels ({width * height / 1e6:.0f} megapixels)")
+            raise _bomb(what, f"{width}x{height} = {_pixels(width * height)}")
         try:
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -67,14 +67,19 @@ def _decode(fp: io.IOBase, what: str) -> np.ndarray:
         return _pil_to_rgb(img, what=what)
 
 
+def _pixels(count: int) -> str:
+    """E.g. "100,010,000 pixels (100.01 megapixels)": exact, so a size never reads as the limit."""
+    return f"{count:,} pixels ({count / 1e6:.2f} megapixels)"
+
+
 def _bomb(what: str, detail: str) -> InvalidImageError:
-    found = re.search(r"(\d+) pixels", detail)
+    found = re.search(r"\((\d+) pixels\)", detail)
     if found:  # PIL's "Image size (900000000 pixels) exceeds limit of ..."
-        detail = f"{int(found.group(1)) / 1e6:.0f} megapixels"
+        detail = _pixels(int(found.group(1)))
     return InvalidImageError(
-        f"Image too large: expected at most {MAX_FILE_PIXELS // 1_000_000} megapixels,"
-        f" received {what} of {detail.splitlines()[0][:80]}. Hint: downscale the image first"
-        " (possible decompression bomb)."
+        f"Image too large: expected at most {MAX_FILE_PIXELS:,} pixels"
+        f" ({MAX_FILE_PIXELS / 1e6:g} megapixels), received {what} of {detail.splitlines()[0][:80]}."
+        " Hint: downscale the image first (possible decompression bomb)."
     )
 
 

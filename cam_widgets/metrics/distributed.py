@@ -224,6 +224,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cam_widgets.metrics.distributed",
                                      description="Evaluate explanation methods over an image folder.")
     parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--weights", metavar="PATH",
+                        help="state-dict file to load instead of the usual weights")
     parser.add_argument("--root", required=True, help="image folder")
     parser.add_argument("--labels", help="CSV path,class_id[,x0,y0,x1,y1]")
     parser.add_argument("--out", default="results.jsonl")
@@ -239,6 +241,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)
     from ..explainer import Explainer
+    from ..models import load_model
     from .evaluate import ImageFolderDataset, evaluate
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -255,7 +258,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   target=args.target or ("label" if args.labels else "top1"), out=args.out,
                   batch_size=args.batch_size, num_workers=args.num_workers, resume=not args.no_resume)
     try:
-        explainer = Explainer(args.model, device=device)
+        model = args.model if args.weights is None else load_model(args.model, weights_path=args.weights)
+        explainer = Explainer(model, device=device)
         dataset = ImageFolderDataset(args.root, explainer, labels=args.labels)
         if world > 1:
             dist.init_process_group(args.backend or ("nccl" if use_cuda else "gloo"))

@@ -16,7 +16,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from cam_widgets.errors import InvalidParameterError, UnknownClassError, close_matches, describe
+from cam_widgets.errors import InvalidParameterError, UnknownClassError, describe
 
 __all__ = ["imagenet_labels", "resolve_class", "search_classes", "NUM_IMAGENET_CLASSES"]
 
@@ -128,11 +128,9 @@ def _resolve_name(text: str, query: str, labels: Sequence[str]) -> int:
             f" received {describe(query)} that matches {len(partial)} labels: {_fmt(partial, labels)}."
             " Hint: type more of the name or pass the class id."
         )
-    hint = close_matches(text, [str(label) for label in labels], n=_MAX_LISTED)
-    if not hint:
-        hint = close_matches(low, lowered, n=_MAX_LISTED)
-    if not hint:
-        hint = " Hint: use search_classes(query, labels) to browse the names."
+    close = _fuzzy_ids(low, lowered, _MAX_LISTED)
+    hint = (f" Did you mean {_fmt(close, labels)}?" if close
+            else " Hint: use search_classes(query, labels) to browse the names.")
     raise UnknownClassError(
         f"Unknown class name {text!r}: expected an id in 0..{len(labels) - 1} or one of the"
         f" {len(labels)} label names, received {describe(query)}.{hint}"
@@ -145,7 +143,8 @@ def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> Lis
     Order: a numeric query's own id (if in range), exact name, names containing the
     query as whole word(s), names starting with the query, names with a word starting
     with the query, other substring matches (ties in class-id order), then
-    fuzzy matches (difflib) for typos. An empty query gives ``[]``.
+    fuzzy matches for typos, word by word (``"catt"`` finds the cat classes). An empty
+    query gives ``[]``.
     """
     labels = _check_labels(labels)
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
@@ -188,9 +187,35 @@ def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> Lis
         if i not in out:
             out.append(i)
     if len(out) < limit:
-        fuzzy = difflib.get_close_matches(low, lowered, n=limit * 2, cutoff=0.6)
-        for match in fuzzy:
-            for i, name in enumerate(lowered):
-                if name == match and i not in out:
-                    out.append(i)
+        out += [i for i in _fuzzy_ids(low, lowered, int(limit) * 2) if i not in out]
     return [(i, names[i]) for i in out[: int(limit)]]
+
+
+def _fuzzy_ids(low: str, lowered: Sequence[str], n: int, cutoff: float = 0.6) -> List[int]:
+    """Ids of the labels closest to ``low`` (a typo), best first, at most ``n``.
+
+    A label scores the best difflib ratio of ``low`` against the whole name and against each
+    run of as many of its words as the query has, so a typo in one word of a longer name
+    counts ("catt" -> "tiger cat", "Persian cat"...; whole-name difflib would find "crate").
+    Ties go to the closer whole name, then to the lower id.
+    """
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(low)
+    width = max(1, len(low.split()))
+
+    def ratio(candidate: str) -> float:
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() < cutoff or matcher.quick_ratio() < cutoff:
+            return 0.0
+        return matcher.ratio()
+
+    scored = []
+    for i, name in enumerate(lowered):
+        whole = ratio(name)
+        words = [w for w in re.split(r"[\s,]+", name) if w]
+        parts = [" ".join(words[j:j + width]) for j in range(len(words) - width + 1)]
+        best = max([whole] + [ratio(part) for part in parts if part != name])
+        if best >= cutoff:
+            scored.append((-best, -whole, i))
+    scored.sort()
+    return [i for _, _, i in scored[:n]]

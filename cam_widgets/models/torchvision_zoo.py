@@ -14,7 +14,7 @@ Where the weights come from, in this order:
 
 Otherwise :class:`WeightsUnavailableError` is raised at once, naming the file expected, where to
 put it and how to get it (``cam-widgets fetch-weights <name>`` on a connected machine, or
-``weights_path=``). Files are read with ``torch.load(..., weights_only=True)``, so no pickled
+``weights_path=``, ``--weights PATH`` on the command line). Files are read with ``torch.load(..., weights_only=True)``, so no pickled
 code is ever executed, and loaded strictly: a corrupt or mismatching file is refused.
 
 This module resolves where the weights come from and builds the :class:`ModelSpec`; the model
@@ -118,8 +118,8 @@ def _unavailable_message(key: str, dest: pathlib.Path, url: str, why: str) -> st
     return (
         f"Pretrained weights for {key} are unavailable: expected the file {dest.name} at {dest}, "
         f"received no such file and {why}; hint: run `cam-widgets fetch-weights {key}` on a connected "
-        f"machine and copy {dest.name} into {dest.parent} (or download {url}), pass weights_path=, "
-        f"or use pretrained=False for random weights."
+        f"machine and copy {dest.name} into {dest.parent} (or download {url}), pass weights_path= "
+        f"(CLI: --weights PATH), or use pretrained=False for random weights."
     )
 
 

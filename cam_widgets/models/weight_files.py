@@ -67,17 +67,42 @@ def _download(url: str, dest: pathlib.Path, progress: bool = True) -> pathlib.Pa
     return dest
 
 
-def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None) -> dict[str, torch.Tensor]:
+#: Lines of torch's ``weights_only`` refusal: the pickle asks for something other than tensors
+#: (torch 2.4-2.5 "Unsupported global: GLOBAL x", torch >= 2.6 "Trying to load unsupported GLOBAL
+#: posix.system whose module posix is blocked", "Trying to call reduce for unrecognized function",
+#: "Can only build Tensor, Parameter, OrderedDict or types allowlisted ...").
+_REFUSAL = re.compile(
+    r"unsupported global|unrecognized function|can only (?:create new object|build)|"
+    r"not an allowed global|is blocked",
+    re.IGNORECASE,
+)
+
+
+def _refusal(text: str) -> Optional[str]:
+    """The line of a ``torch.load(weights_only=True)`` error that refuses pickled code, if any."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("WeightsUnpickler error:"):
+            line = line.split(":", 1)[1].strip()
+        if _REFUSAL.search(line):
+            return re.split(r"\.(?:\s|$)", line, maxsplit=1)[0][:160]
+    return None
+
+
+def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None, *,
+                         refetch: Optional[str] = None) -> dict[str, torch.Tensor]:
     """Read a state dict with ``torch.load(weights_only=True)``; never executes pickled code.
 
-    ``name`` (the model's zoo name) only makes the error hints precise.
+    ``name`` (the model's zoo name) only makes the error hints precise; ``refetch`` replaces
+    the hint's "run `cam-widgets fetch-weights <name>`" for weights that come from elsewhere.
     """
     path = pathlib.Path(path)
-    fetch = f"cam-widgets fetch-weights {name}" if name else "cam-widgets fetch-weights <model>"
+    fetch = refetch or (f"run `cam-widgets fetch-weights {name}`" if name
+                        else "run `cam-widgets fetch-weights <model>`")
     if not path.is_file():
         raise WeightsUnavailableError(
             f"Weights file not found: expected an existing .pth file, received {str(path)!r}; "
-            f"hint: check the path given as weights_path=, or run `{fetch}`."
+            f"hint: check the path given as weights_path= (CLI: --weights), or {fetch}."
         )
     try:
         with warnings.catch_warnings():
@@ -85,20 +110,24 @@ def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None) ->
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-        refused = re.search(r"Unsupported global[^\n.]*", text)
+        refused = _refusal(text)
         if refused:
-            what = f"holds arbitrary pickled objects, refused without running them ({refused.group(0).strip()})"
-        else:
-            first = text.strip().splitlines()[0] if text.strip() else ""
-            if first.startswith("Weights only load failed"):
-                found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-                first = found.group(1) if found else "not a torch checkpoint"
-            detail = f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
-            what = f"is corrupt, truncated or not a torch checkpoint ({detail})"
+            raise WeightsUnavailableError(
+                f"Weights file refused: expected a torch state dict of tensors only (read with "
+                f"torch.load(weights_only=True)), received {str(path)!r} that contains pickled code, "
+                f"not only tensors; nothing in it was run ({refused}); hint: do not load this file, "
+                f"{fetch} to get the genuine weights, or pass another file (weights_path=, CLI --weights)."
+            ) from None
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        if first.startswith("Weights only load failed"):
+            found = re.search(r"WeightsUnpickler error: *\n*([^\n]*)", text)
+            first = found.group(1).strip() if found and found.group(1).strip() else "not a torch checkpoint"
+        detail = f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
         raise WeightsUnavailableError(
             f"Weights file could not be read safely: expected a torch state dict of tensors "
-            f"(read with torch.load(weights_only=True)), received {str(path)!r} that {what}; "
-            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
+            f"(read with torch.load(weights_only=True)), received {str(path)!r} that is corrupt, "
+            f"truncated or not a torch checkpoint ({detail}); "
+            f"hint: delete it and {fetch} again, or pass another file (weights_path=, CLI --weights)."
         ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
@@ -108,6 +137,6 @@ def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None) ->
         raise WeightsUnavailableError(
             f"Weights file is not a state dict: expected a dict of parameter names to tensors, "
             f"received {str(path)!r} holding a {type(obj).__name__}; "
-            f"hint: delete it and run `{fetch}` again, or pass another weights_path=."
+            f"hint: delete it and {fetch} again, or pass another file (weights_path=, CLI --weights)."
         )
     return obj

