@@ -225,3 +225,17 @@ def test_pixel_maps_are_drawn_relative_to_their_99th_percentile(explorer):
         assert explorer.panels.figure.layout.coloraxis.colorbar.title.text == ""
     finally:
         explorer.set(method="gradcam", target=None)
+
+
+def test_export_offers_the_file_as_a_browser_download(explorer, tmp_path, monkeypatch):
+    import base64
+    import re
+
+    monkeypatch.chdir(tmp_path)  # the kernel's working folder: exports/ is written there
+    explorer._controls["export"].value = ".png"
+    line = explorer.status.line.value
+    found = re.search(r'download="([^"]+)" href="data:image/png;base64,([^"]+)"', line)
+    assert found, line
+    written = tmp_path / "exports" / found.group(1)
+    assert base64.b64decode(found.group(2)) == written.read_bytes()
+    assert explorer._controls["export"].value == ""  # ready for the next export

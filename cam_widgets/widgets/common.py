@@ -1,10 +1,13 @@
 """Helpers shared by the widget classes: display maps, error display, busy state, images."""
 from __future__ import annotations
 
+import base64
 import html
+import mimetypes
 import traceback
 from contextlib import contextmanager
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import ipywidgets as W
@@ -79,6 +82,15 @@ class StatusLine:
 
     def info(self, text: str) -> None:
         self.line.value = f"<span class='cw-status'>{html.escape(text)}</span>"
+
+    def download(self, text: str, path: Path) -> None:
+        """``text`` and a link that downloads the file at ``path`` in the browser: the kernel
+        may run on another machine (Voila, Binder), where its files are out of reach."""
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        self.line.value = (f"<span class='cw-status'>{html.escape(text)} <a class='cw-download' "
+                           f"download=\"{html.escape(path.name)}\" href=\"data:{mime};base64,{data}\">"
+                           f"download {html.escape(path.name)}</a></span>")
 
     def warn(self, text: str) -> None:
         self.line.value = f"<span class='cw-warning' style='color:#b35c00'>&#9888; {html.escape(text)}</span>"

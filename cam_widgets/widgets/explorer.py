@@ -189,7 +189,7 @@ class Explorer(W.VBox):
             with busy([], self.status):
                 stem = export_stem(self.state, self.result.class_id)
                 path = self.export(Path("exports") / f"{stem}{suffix}")
-                self.status.info(f"wrote {path}")
+                self.status.download(f"wrote {path};", path)
             self._controls["export"].value = ""
 
     def export(self, path: os.PathLike) -> Path:

@@ -205,3 +205,16 @@ def test_compare_click_marks_every_panel(page, quickstart, artifacts):
     check_compare_click_marks_every_panel(
         page, errors_except,
         artifacts / "compare_probe.png")
+
+
+def test_explorer_export_downloads_in_the_browser(page, quickstart, tmp_path):
+    """Voila's kernel writes exports/ on the server: the browser gets a download link."""
+    export = page.locator(".widget-dropdown select").filter(
+        has=page.locator("option", has_text="export...")).first
+    export.select_option(label="PNG")
+    page.wait_for_selector("a.cw-download", timeout=UPDATE_TIMEOUT)
+    with page.expect_download(timeout=UPDATE_TIMEOUT) as download:
+        page.locator("a.cw-download").first.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name.endswith(".png") and saved.read_bytes()[:4] == b"\x89PNG"
