@@ -239,3 +239,20 @@ def test_export_offers_the_file_as_a_browser_download(explorer, tmp_path, monkey
     written = tmp_path / "exports" / found.group(1)
     assert base64.b64decode(found.group(2)) == written.read_bytes()
     assert explorer._controls["export"].value == ""  # ready for the next export
+
+
+def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monkeypatch):
+    import torch
+
+    from cam_widgets.widgets.common import model_choices
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
+    choices = dict((value, label) for label, value in model_choices())
+    assert choices["efficientnet_lite0"] == "efficientnet_lite0"
+    assert choices["vgg16"] == "vgg16 (weights not here)"
+    assert choices["dilated_vgg16"] == "dilated_vgg16 (weights not here)"
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"")
+    choices = dict((value, label) for label, value in model_choices())
+    assert choices["vgg16"] == "vgg16" and choices["dilated_vgg16"] == "dilated_vgg16"
+    assert [v for _, v in explorer._controls["model"].options][:1] == ["efficientnet_lite0"]

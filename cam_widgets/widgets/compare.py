@@ -14,10 +14,10 @@ import numpy as np
 
 from ..api import get_explainer
 from ..methods import list_methods
-from ..models import DEFAULT_MODEL, list_models
+from ..models import DEFAULT_MODEL
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import StatusLine, busy, control_row, image_choices, next_state, parse_target
+from .common import StatusLine, busy, control_row, image_choices, model_choices, next_state, parse_target
 from .compare_panels import (
     compute_panels,
     probe_table_html,
@@ -94,7 +94,7 @@ class Compare(W.VBox):
         s = self.state
         return {
             "image": W.Dropdown(options=image_choices(), value=s.image, description="image"),
-            "model": W.Dropdown(options=list(list_models()), value=s.model, description="model"),
+            "model": W.Dropdown(options=model_choices(), value=s.model, description="model"),
             "by": W.Dropdown(options=list(DIMENSIONS), value=s.by, description="compare"),
             "values": W.Text(description="values", continuous_update=False,
                              placeholder="242, tiger cat / gradcam, layercam / ..."),

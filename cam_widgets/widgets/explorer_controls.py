@@ -8,9 +8,8 @@ from typing import Callable, Sequence
 import ipywidgets as W
 
 from ..methods import list_methods
-from ..models import list_models
 from ..render import list_colormaps
-from .common import control_row, image_choices
+from .common import control_row, image_choices, model_choices
 from .explorer_state import ExplorerState
 
 #: How many predictions the clickable bar chart shows.
@@ -25,7 +24,7 @@ def build_controls(s: ExplorerState) -> dict:
         "upload": W.FileUpload(accept="image/*", multiple=False, description="upload"),
         "url": W.Text(placeholder="https://... (when online)", description="URL",
                       continuous_update=False),
-        "model": W.Dropdown(options=list(list_models()), value=s.model, description="model"),
+        "model": W.Dropdown(options=model_choices(), value=s.model, description="model"),
         "layer": W.Dropdown(description="layer"),
         "method": W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
                              value=s.method, description="method"),

@@ -8,10 +8,10 @@ import numpy as np
 
 from ..api import get_explainer
 from ..explainer import Explainer
-from ..models import list_models, resolve_class
+from ..models import resolve_class
 from ..render import list_colormaps
-from .common import (StatusLine, busy, colorbar_note, image_choices, load_choice, next_state,
-                     parse_target)
+from .common import (StatusLine, busy, colorbar_note, image_choices, load_choice, model_choices,
+                     next_state, parse_target)
 from .panels import HeatmapPanels
 
 DISPLAY = ("opacity", "colormap")
@@ -155,7 +155,7 @@ class _Study(W.VBox):
         s = self.state
         c = {"image": W.Dropdown(options=image_choices(), value=s.image, description="image")}
         if models:
-            c["model"] = W.Dropdown(options=list(list_models()), value=s.model, description="model")
+            c["model"] = W.Dropdown(options=model_choices(), value=s.model, description="model")
         c["target"] = W.Combobox(placeholder="top class; or boxer, 282...", description="class",
                                  ensure_option=False, continuous_update=False)
         c["opacity"] = W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05, description="opacity")
