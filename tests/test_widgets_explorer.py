@@ -256,3 +256,21 @@ def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monk
     choices = dict((value, label) for label, value in model_choices())
     assert choices["vgg16"] == "vgg16" and choices["dilated_vgg16"] == "dilated_vgg16"
     assert [v for _, v in explorer._controls["model"].options][:1] == ["efficientnet_lite0"]
+
+
+def test_the_layer_menu_lists_blocks_and_all_layers_on_request(explorer):
+    menu, everything = explorer._controls["layer"], explorer._controls["all_layers"]
+    calls = explorer.engine_calls
+    try:
+        names = [v for _, v in menu.options]
+        assert "features.8" in names and "features.1.0" in names and len(names) == 32
+        assert not any(n.count(".") > 2 for n in names)  # no features.1.0.block.0.1
+        everything.value = True
+        assert len(menu.options) == len(explorer.explainer.layers()) == 220
+        assert menu.value == explorer.state.layer and explorer.engine_calls == calls  # display only
+        explorer.set(layer="features.1.0.block.0.1")
+        everything.value = False  # the current layer stays listed
+        assert menu.value == "features.1.0.block.0.1" and len(menu.options) == 33
+    finally:
+        explorer.set(layer="features.8")
+        everything.value = False

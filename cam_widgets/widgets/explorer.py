@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import ipywidgets as W
 
@@ -19,8 +20,8 @@ from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
 from .common import StatusLine, busy, colorbar_note, display_map, parse_target, precisions_for
-from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, prediction_rows,
-                                show_predictions)
+from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, layer_menu,
+                                prediction_rows, show_predictions)
 from .explorer_state import (
     COMPUTE,
     COMPUTE_CONTROLS,
@@ -56,6 +57,7 @@ class Explorer(W.VBox):
         self.status = StatusLine()
         self.result: Optional[Explanation] = None
         self.engine_calls = 0
+        self._syncing = False
         self._controls = build_controls(self.state)
         self._top = prediction_rows(lambda class_id: self.set(target=class_id))
         self._prepare_model()
@@ -85,6 +87,7 @@ class Explorer(W.VBox):
         for name in ("opacity", "colormap", "view"):
             c[name].observe(self._on_display(name), names="value")
         c["search"].observe(self._on_search, names="value")
+        c["all_layers"].observe(self._fill_layers, names="value")
         c["upload"].observe(self._on_upload, names="value")
         c["url"].observe(self._on_url, names="value")
         c["export"].observe(self._on_export, names="value")
@@ -132,7 +135,7 @@ class Explorer(W.VBox):
 
     def _on_compute(self, name: str):
         def changed(change):
-            if getattr(self.state, name) != change["new"]:
+            if not self._syncing and getattr(self.state, name) != change["new"]:
                 self.set(**{name: change["new"]})
         return changed
 
@@ -148,18 +151,24 @@ class Explorer(W.VBox):
         while it is on, the layer only for methods that read one."""
         box, shown = self._controls["search"], f"{self.result.class_id} {self.result.label}"
         if box.value != shown:
-            self._showing_class = True
-            try:
+            with self._quiet():
                 box.value = shown
-            finally:
-                self._showing_class = False
         for name in SMOOTHGRAD_ONLY:
             self._controls[name].disabled = not self.state.smooth
         self._controls["layer"].disabled = not get_method(self.state.method).needs_layer
 
     def _on_search(self, change) -> None:
-        if not getattr(self, "_showing_class", False):
+        if not self._syncing:
             self.set(target=parse_target(change["new"]))  # emptied: the top class again
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Controls written from the state: their observers must not act on it."""
+        self._syncing = True
+        try:
+            yield
+        finally:
+            self._syncing = False
 
     def _on_upload(self, change) -> None:
         files = change["new"]
@@ -197,16 +206,21 @@ class Explorer(W.VBox):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return self.result.save(path, alpha=self.state.opacity, colormap=self.state.colormap)
 
+    def _fill_layers(self, change=None) -> None:
+        """The layer menu: the model's blocks (every spatial layer with "all layers")."""
+        shown = layer_menu(self.explainer.layers(), self.explainer.default_layer,
+                           self.state.layer, self._controls["all_layers"].value)
+        control = self._controls["layer"]
+        with self._quiet():
+            control.options = [(f"{l.name}  {l.resolution}", l.name) for l in shown]
+            control.value = self.state.layer
+
     # ------------------------------------------------------------------ engine
     def _prepare_model(self) -> None:
         self.explainer = get_explainer(self.state.model)
-        layers = self.explainer.layers()
-        default = self.explainer.default_layer
-        control = self._controls["layer"]
-        control.options = [(f"{l.name}  {l.resolution}", l.name) for l in layers]
-        if self.state.layer not in {l.name for l in layers}:
-            self.state.layer = default
-        control.value = self.state.layer
+        if self.state.layer not in {l.name for l in self.explainer.layers()}:
+            self.state.layer = self.explainer.default_layer
+        self._fill_layers()
         options = precisions_for(self.explainer.device)
         if self.state.precision not in {value for _, value in options}:
             self.state.precision = "fp32"

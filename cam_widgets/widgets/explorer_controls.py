@@ -3,7 +3,7 @@ prediction rows; building and filling widgets only (the Explorer wires them to i
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import ipywidgets as W
 
@@ -26,6 +26,8 @@ def build_controls(s: ExplorerState) -> dict:
                       continuous_update=False),
         "model": W.Dropdown(options=model_choices(), value=s.model, description="model"),
         "layer": W.Dropdown(description="layer"),
+        "all_layers": W.Checkbox(value=False, description="all layers", indent=False,
+                                 layout=W.Layout(width="90px", margin="0 0 0 6px")),
         "method": W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
                              value=s.method, description="method"),
         "search": W.Combobox(placeholder="search a class: boxer, 282...", description="class",
@@ -62,10 +64,20 @@ def explorer_layout(c: dict, predictions: W.Widget, view: W.Widget) -> list[W.Wi
                   layout=W.Layout(margin="36px 0 0 12px"))
     return [
         control_row(c["image"], c["upload"], c["url"]),
-        control_row(c["model"], c["layer"], c["method"]),
+        control_row(c["model"], c["layer"], c["all_layers"], c["method"]),
         control_row(c["search"], c["smooth"], c["noise"], c["samples"], c["precision"]),
         W.HBox([view, side], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
     ]
+
+
+def layer_menu(layers: Sequence, default: str, current: Optional[str], everything: bool) -> list:
+    """The layers a menu lists: every one, or the model's blocks: layers nested at most one
+    level deeper than the default layer (``features.8``: ``features.N`` and ``features.N.M``,
+    not ``features.1.0.block.0.1``), and the current layer wherever it is."""
+    if everything:
+        return list(layers)
+    depth = default.count(".") + 1
+    return [l for l in layers if l.name.count(".") <= depth or l.name in (current, default)]
 
 
 def prediction_rows(on_pick: Callable[[int], None]) -> W.VBox:
