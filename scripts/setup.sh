@@ -9,10 +9,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
 fi
+extras="[app]"
+if [ "${1:-}" = "test" ]; then extras="[app,test]"; fi
+# a second launch skips the installs when the packaging files and extras are unchanged
+stamp=".venv/.cam_widgets_${extras//[^a-z,]/}"
+wanted="$(cat setup.py pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ] && [ -f .venv/bin/cam-widgets ]; then
+  exit 0
+fi
 # torch and torchvision first, as a matching pair (a lone PyPI torchvision may not import
 # beside another torch build).
 .venv/bin/python -c "import torch, torchvision" 2>/dev/null || \
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-extras="[app]"
-if [ "${1:-}" = "test" ]; then extras="[app,test]"; fi
 .venv/bin/python -m pip install -q -e ".${extras}"
+echo "$wanted" > "$stamp"
