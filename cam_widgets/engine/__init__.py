@@ -1,7 +1,8 @@
 """Engine layer: the only code that touches hooks, autograd, devices and dtypes."""
 from .device import choose_device
 from .capture import Capture
-from .engine import Engine, LayerInfo
+from .engine import Engine
+from .layers import LayerInfo
 from .hooks import RELU_LIKE, count_hooks
 from .passes import ForwardPass
 

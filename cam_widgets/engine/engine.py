@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
@@ -21,36 +20,8 @@ from .device import (DeviceLike, accepts_channels_last, choose_device, cpu_batch
                      full_precision, module_device)
 from .folding import Twin, WeightsWatch, build_twin, model_key
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
+from .layers import LayerInfo, aliases, spatial_layers
 from .passes import ForwardPass, run_forward
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    """A layer with a spatial output, as listed to the user."""
-
-    name: str
-    kind: str
-    channels: int
-    height: int
-    width: int
-
-    @property
-    def resolution(self) -> str:
-        return f"{self.height}x{self.width}"
-
-
-def _aliases(layers, outputs: dict, victims: set) -> dict[str, str]:
-    """{layer: the first layer returning the very same tensor} (``features.0`` and its last
-    child ``features.0.2``): one hook records both. Outputs changed in place are left out."""
-    first: dict[int, str] = {}
-    aliases = {}
-    for info in layers:
-        if info.name in victims:
-            continue
-        owner = first.setdefault(id(outputs[info.name]), info.name)
-        if owner != info.name:
-            aliases[info.name] = owner
-    return aliases
 
 
 class Engine:
@@ -142,18 +113,7 @@ class Engine:
                 and isinstance(logits, torch.Tensor) \
                 and accepts_channels_last(self.model, example, logits.detach())
         names = {name: module for name, module in self.model.named_modules() if name}
-        layers, total, largest = [], 0, 0
-        for name in dict.fromkeys(rec.order):
-            out = rec.outputs.get(name)
-            if out is None:
-                continue
-            if not any(True for _ in names[name].children()):
-                total += out.numel() * out.element_size()
-                largest = max(largest, out.numel() * out.element_size())
-            if rec.calls[name] == 1 and out.dim() == 4 and out.shape[2] * out.shape[3] > 1:
-                layers.append(
-                    LayerInfo(name, type(names[name]).__name__, *map(int, out.shape[1:]))
-                )
+        layers, total, largest = spatial_layers(rec, names)
         victims = rec.modified_in_place()
         if rec.relus_modified_in_place():
             victims |= {n for n, m in names.items() if isinstance(m, RELU_LIKE)}
@@ -168,7 +128,7 @@ class Engine:
         self._largest_activation = largest
         self._final_aliases = [] if not layers else [
             l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
-        self._aliases = _aliases(layers, rec.outputs, victims)
+        self._aliases = aliases(layers, rec.outputs, victims)
 
     @property
     def default_layer(self) -> str:
