@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from .engine.device import choose_device
 from .explainer import Explainer, Target
-from .models import DEFAULT_MODEL
+from .models import DEFAULT_MODEL, ModelSpec
 from .result import Explanation
 
 _SHARED: dict[tuple, Explainer] = {}
@@ -14,21 +14,23 @@ _SHARED: dict[tuple, Explainer] = {}
 _LAST_USER: Optional[tuple] = None
 
 
-def get_explainer(model: str = DEFAULT_MODEL, device=None) -> Explainer:
+def get_explainer(model: str = DEFAULT_MODEL, device=None, weights_path=None) -> Explainer:
     """The shared Explainer of a zoo model: every widget and call reuses its engine and cache
-    (``device=None`` and the device it picks share one)."""
-    key = (str(model).lower(), str(choose_device(device)))
+    (``device=None`` and the device it picks share one; ``weights_path``: see load_model)."""
+    key = (str(model).lower(), str(choose_device(device)),
+           None if weights_path is None else str(weights_path))
     if key not in _SHARED:
-        _SHARED[key] = Explainer(model, device=device)
+        _SHARED[key] = Explainer(model, device=device, weights_path=weights_path)
     return _SHARED[key]
 
 
 def explain(image: Any, model: Any = DEFAULT_MODEL, method: str = "gradcam",
             target: Target = None, layer: Optional[str] = None, *, device=None,
-            **params) -> Explanation:
+            weights_path=None, **params) -> Explanation:
     """Explain ``image`` with ``method`` for class ``target`` (id or name; None = top class).
 
-    ``model`` is a zoo name (shared explainer), an Explainer, or a ModelSpec / nn.Module.
+    ``model`` is a zoo name (shared explainer; ``weights_path``: a weight file for it), an
+    Explainer, or a ModelSpec / nn.Module (the last one given keeps its Explainer).
     ``params``: the method's parameters, and ``noise`` / ``samples`` for SmoothGrad.
     Returns an Explanation whose ``.heatmap`` is float32 (H, W) in [0, 1] at the input size.
     """
@@ -36,10 +38,13 @@ def explain(image: Any, model: Any = DEFAULT_MODEL, method: str = "gradcam",
     if isinstance(model, Explainer):
         explainer = model
     elif isinstance(model, str):
-        explainer = get_explainer(model, device)
+        explainer = get_explainer(model, device, weights_path)
     elif _LAST_USER is not None and _LAST_USER[0] is model and _LAST_USER[1] == device:
         explainer = _LAST_USER[2]  # the same model again: its cached forwards, no new probe
     else:
         explainer = Explainer(model, device=device)
-        _LAST_USER = (model, device, explainer)
+        module = model.model if isinstance(model, ModelSpec) else model
+        # kept only when it runs the caller's module itself: a private copy (another device)
+        # would not see the caller's later changes
+        _LAST_USER = (model, device, explainer) if explainer.engine.model is module else None
     return explainer.explain(image, method, target, layer, **params)

@@ -94,14 +94,8 @@ def _explain(args) -> None:
     model = args.model
     if args.weights is not None:
         from .explainer import Explainer
-        from .models import load_model
 
-        from .engine.device import choose_device
-
-        # the spec is the caller's model to the Explainer (never moved in place): name the
-        # device, so that it runs on CUDA when there is one, as a zoo name does
-        model = Explainer(load_model(args.model, weights_path=args.weights),
-                          device=choose_device(args.device))
+        model = Explainer(args.model, device=args.device, weights_path=args.weights)
     target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
     result = explain(args.image, model=model, method=args.method, target=target,
                      layer=args.layer, device=args.device, noise=args.noise, samples=args.samples,

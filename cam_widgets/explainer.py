@@ -46,7 +46,10 @@ class Explainer:
     Args:
         model: a zoo name (``"efficientnet_lite0"``, ``"vgg16"`` ...), a ModelSpec, or any
             ``nn.Module`` classifier returning logits (never mutated; see Engine).
-        device: None for CUDA when available (zoo models) or the model's own device.
+        device: None for CUDA when available (zoo names) or the model's own device (a
+            caller's nn.Module or ModelSpec, which is never moved in place: an explicit other
+            device runs on a copy).
+        weights_path: a weight file for a zoo name (see :func:`~cam_widgets.models.load_model`).
         preprocess, labels, input_size, default_layer, input_range: for a plain nn.Module
             (defaults: ImageNet normalisation and labels, 224x224, the last spatial layer).
         fold_batch_norm: batched passes run on a private copy with BatchNorms folded into
@@ -59,10 +62,14 @@ class Explainer:
                  labels: Optional[Sequence[str]] = None, input_size=(224, 224),
                  default_layer: Optional[str] = None, input_range=None,
                  memory_budget: Optional[int] = None, fold_batch_norm: bool = True,
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, weights_path=None) -> None:
         owned = isinstance(model, str)  # a caller's module or ModelSpec is never moved in place
         if isinstance(model, str):
-            model = load_model(model)
+            model = load_model(model, weights_path=weights_path)
+        elif weights_path is not None:
+            raise InvalidParameterError(
+                f"'weights_path' goes with a zoo name such as 'vgg16' (got a {type(model).__name__}"
+                f"; load the weights into it yourself)")
         if isinstance(model, nn.Module):
             model = ModelSpec(
                 name=type(model).__name__, model=model,

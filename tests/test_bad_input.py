@@ -153,3 +153,10 @@ def test_nan_gradients_give_a_finite_flagged_raw_map():
         torch.ones(1, 3, 4, 4), "gradcam", 0, layer="relu")
     assert result.status.has_nonfinite and result.flagged
     assert np.isfinite(result.raw).all() and np.isfinite(result.heatmap).all()
+
+
+def test_weights_path_goes_with_a_zoo_name(tiny_net):
+    from cam_widgets import Explainer
+
+    with pytest.raises(CamWidgetsError, match="'weights_path' goes with a zoo name"):
+        Explainer(tiny_net, weights_path="w.pth")

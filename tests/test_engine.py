@@ -453,8 +453,8 @@ def test_channels_last_passes_leave_the_callers_weights_in_place():
 
 def test_cached_forwards_follow_the_weights(tiny_net, tiny_explainer):
     x = tiny_input()
-    fresh = lambda: Explainer(tiny_net, input_size=(4, 4), labels=["a", "b", "c"],  # noqa: E731
-                              device="cpu").explain(x, "gradcam", 1)
+    fresh = lambda layer=None: Explainer(  # noqa: E731
+        tiny_net, input_size=(4, 4), labels=["a", "b", "c"], device="cpu").explain(x, "gradcam", 1, layer)
     before = tiny_explainer.explain(x, "gradcam", 1)
     optimizer = torch.optim.SGD(tiny_net.parameters(), lr=0.5)
     tiny_net(x)[0, 2].backward()
@@ -463,9 +463,21 @@ def test_cached_forwards_follow_the_weights(tiny_net, tiny_explainer):
     assert after.probability != before.probability
     assert after.probability == pytest.approx(fresh().probability, abs=1e-7)
     np.testing.assert_allclose(after.raw, fresh().raw, atol=1e-6)
-    tiny_net.fc = torch.nn.Linear(2, 3)  # a swapped module
-    assert tiny_explainer.explain(x, "gradcam", 1).probability == pytest.approx(
-        fresh().probability, abs=1e-7)
+    def same_as_fresh(layer="conv"):
+        ours, new = tiny_explainer.explain(x, "gradcam", 1, layer), fresh(layer)
+        assert ours.probability == pytest.approx(new.probability, abs=1e-7)
+        np.testing.assert_allclose(ours.raw, new.raw, atol=1e-6)
+
+    torch.manual_seed(0)
+    tiny_net.conv = torch.nn.Conv2d(3, 2, 1)  # a swapped module, the recorded layer itself
+    same_as_fresh()
+    tiny_net.fc.weight = torch.nn.Parameter(torch.randn(3, 2))  # a replaced parameter...
+    same_as_fresh()
+    with torch.no_grad():
+        tiny_net.fc.weight.mul_(-1)  # ...then written in place: the new tensor is watched
+    same_as_fresh()
+    tiny_net.fc.weight.data = torch.randn(3, 2)  # re-pointed storage
+    same_as_fresh()
     forwards = tiny_explainer.engine.forward_calls
     tiny_explainer.explain(x, "gradcam", 2)  # unchanged weights: still one forward
     assert tiny_explainer.engine.forward_calls == forwards
@@ -478,7 +490,9 @@ def test_explain_shares_one_explainer_per_model_and_reads_a_file_once(tiny_net, 
     import cam_widgets.explainer as explainer_module
     from PIL import Image
 
-    assert api.get_explainer(device=None) is api.get_explainer(device="cpu")  # no GPU in CI
+    from cam_widgets.engine import choose_device
+
+    assert api.get_explainer(device=None) is api.get_explainer(device=str(choose_device(None)))
     from cam_widgets.models import ModelSpec
 
     spec = ModelSpec(name="tiny", model=tiny_net, preprocess=lambda rgb: rgb, labels=["a", "b", "c"],

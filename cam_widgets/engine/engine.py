@@ -76,7 +76,8 @@ class Engine:
         self._twin: Optional[Twin] = None
         self._twin_key: Optional[tuple] = None
         self._captures: OrderedDict[str, Capture] = OrderedDict()
-        self._captures_stamp: Optional[tuple] = None
+        self._versions: Optional[tuple] = None  # the weights of the cached forwards
+        self._identity: Optional[tuple] = None  # the tensors and modules the probe saw
         self._layers: Optional[list[LayerInfo]] = None
         self._clone: frozenset[str] = frozenset()
         self._aliases: dict[str, str] = {}
@@ -120,6 +121,7 @@ class Engine:
         self._clone = frozenset(victims)
         self._modules = list(self.model.named_modules())
         self._weights = WeightsWatch(self._modules)
+        self._versions, self._identity = self._weights.stamp()
         self._relu_names = {n for n, m in self._modules if isinstance(m, RELU_LIKE)}
         self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
@@ -129,6 +131,14 @@ class Engine:
         self._final_aliases = [] if not layers else [
             l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
         self._aliases = aliases(layers, rec.outputs, victims)
+
+    def _reprobe(self) -> None:
+        """The model changed under the engine (a swapped module, replaced or moved tensors):
+        forget what was derived from it, follow its device, and probe it again."""
+        self.device = module_device(self.model) or self.device
+        self._captures.clear()
+        self._twin = self._twin_key = None
+        self._probe()
 
     @property
     def default_layer(self) -> str:
@@ -165,10 +175,12 @@ class Engine:
         """The cached forward of one preprocessed image (1, 3, H, W), recording every layer."""
         if self._layers is None:
             self._probe()
-        stamp = self._weights.stamp()
-        if stamp != self._captures_stamp:  # weights written since (optimizer step, load...)
+        versions, identity = self._weights.stamp()
+        if identity != self._identity:  # modules or tensors replaced, moved: probe anew
+            self._reprobe()
+        elif versions != self._versions:  # weights written in place (optimizer step, load)
             self._captures.clear()
-            self._captures_stamp = stamp
+            self._versions = versions
         if key in self._captures:
             self._captures.move_to_end(key)
             return self._captures[key]
