@@ -271,6 +271,13 @@ def test_the_layer_menu_lists_blocks_and_all_layers_on_request(explorer):
         explorer.set(layer="features.1.0.block.0.1")
         everything.value = False  # the current layer stays listed
         assert menu.value == "features.1.0.block.0.1" and len(menu.options) == 33
+        everything.value = True
+        explorer.set(layer="features.1.0.block.0.0")
+        explorer.set(target="notaclassname")  # a failed change restores the controls...
+        assert "notaclassname" in explorer.status.line.value  # ...and shows its own error
+        everything.value = False
+        explorer.set(layer="features.2.0.block.0.0")  # set from Python, outside the menu
+        assert menu.value == "features.2.0.block.0.0"
     finally:
         explorer.set(layer="features.8")
         everything.value = False

@@ -130,8 +130,11 @@ class Explorer(W.VBox):
 
     def _sync_controls(self) -> None:
         """Controls show the state again (after a change that failed)."""
-        for name in COMPUTE_CONTROLS:
-            self._controls[name].value = getattr(self.state, name)
+        with self._quiet():
+            for name in COMPUTE_CONTROLS:
+                if name != "layer":
+                    self._controls[name].value = getattr(self.state, name)
+        self._fill_layers()
 
     def _on_compute(self, name: str):
         def changed(change):
@@ -153,6 +156,8 @@ class Explorer(W.VBox):
         if box.value != shown:
             with self._quiet():
                 box.value = shown
+        if self.state.layer not in {value for _, value in self._controls["layer"].options}:
+            self._fill_layers()  # a layer set from Python, deeper than the blocks listed
         for name in SMOOTHGRAD_ONLY:
             self._controls[name].disabled = not self.state.smooth
         self._controls["layer"].disabled = not get_method(self.state.method).needs_layer
