@@ -133,6 +133,7 @@ class Explainer:
         else:
             rgb = load_image(image)
         rgb = resize_for_model(rgb, self.spec.input_size)
+        rgb.setflags(write=False)  # shared by every result of this image (and the memo)
         tensor = self.spec.preprocess(rgb).unsqueeze(0)
         key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.shape)
         prepared = PreparedImage(rgb, tensor, key)

@@ -526,3 +526,15 @@ def test_a_callers_model_spec_is_never_moved_in_place(tiny_net, monkeypatch):
                      input_size=(4, 4))
     Explainer(spec)
     assert all(p.device.type == "cpu" for p in tiny_net.parameters())
+
+
+def test_results_share_one_read_only_photo(lite_explainer):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "non-writable array" warning from the preprocessing
+        a = lite_explainer.explain("coffee", "gradcam")
+        b = lite_explainer.explain("coffee", "gradcam++")
+    assert a.image is b.image and not a.image.flags.writeable
+    with pytest.raises(ValueError):
+        a.image[:] = 0  # one result cannot blank the photo of the others

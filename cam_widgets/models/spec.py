@@ -44,12 +44,16 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def normalize_rgb(rgb: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """(rgb / 255 - mean) / std, channels first, from a new float32 copy (the caller's array,
+    possibly read-only, is never written)."""
+    x = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1).div_(255.0)
+    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+
+
 def imagenet_preprocess(rgb: np.ndarray) -> torch.Tensor:
     """torchvision's ImageNet normalisation: (rgb / 255 - mean) / std, channels first."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (x - mean) / std
+    return normalize_rgb(rgb, IMAGENET_MEAN, IMAGENET_STD)
 
 
 #: Range of ``imagenet_preprocess`` outputs over 0..255 inputs (widest channel).

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
-from .spec import IMAGENET_INPUT_RANGE, IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess
+from .spec import IMAGENET_INPUT_RANGE, IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess, normalize_rgb
 
 
 def _arch_kwargs(name: str, weights, pretrained: bool) -> dict[str, Any]:
@@ -81,8 +81,7 @@ def _preprocess_for(mean: Sequence[float], std: Sequence[float]) -> tuple[Callab
         return imagenet_preprocess, IMAGENET_INPUT_RANGE
 
     def preprocess(rgb: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-        return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+        return normalize_rgb(rgb, mean, std)
 
     low = min((0.0 - m) / s for m, s in zip(mean, std))
     high = max((1.0 - m) / s for m, s in zip(mean, std))
