@@ -148,6 +148,9 @@ def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widge
         cam, vanilla = (np.asarray(widget.panels.heatmap(k).z, dtype=float) for k in (0, 1))
         assert cam.shape == (7, 7) and vanilla.max() == 1.0
         assert np.mean(vanilla >= 0.999) > 0.005  # the top 1% saturates (it looked empty)
+        probed = widget.probe(100, 50)  # the values drawn: CAM's heatmap, vanilla's drawn cell
+        assert probed[0] == widget.results[0].heatmap[50, 100]
+        assert probed[1] == pytest.approx(vanilla[int(50.5 * 56 / 224), int(100.5 * 56 / 224)], abs=1e-4)
         widget.set(shared_scale=True)
         drawn = [prepare_map(np.maximum(r.raw, 0), decimals=None) for r in widget.results]
         top = np.percentile(np.concatenate([d.ravel() for d in drawn]), 99)

@@ -221,6 +221,9 @@ def test_pixel_maps_are_drawn_relative_to_their_99th_percentile(explorer):
         assert shown.max() == 1.0 and drawn.max() < 0.6  # without the scaling it looked empty
         assert explorer.panels.figure.layout.coloraxis.colorbar.title.text == "1 = 99th pct"
         assert r.heatmap.max() == 1.0  # the result itself keeps its min-max normalisation
+        explorer._on_probe(0, 100.0, 50.0)  # a click reads the value drawn there
+        cell = shown[int(50.5 * 56 / 224), int(100.5 * 56 / 224)]
+        assert explorer.status.line.value.endswith(f"value {cell:.3f} (1 = 99th pct)</span>")
         explorer.set(method="gradcam")
         assert explorer.panels.figure.layout.coloraxis.colorbar.title.text == ""
     finally:

@@ -17,7 +17,8 @@ from ..methods import list_methods
 from ..models import DEFAULT_MODEL
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import StatusLine, busy, control_row, image_choices, model_choices, next_state, parse_target
+from .common import (StatusLine, busy, control_row, image_choices, model_choices, next_state,
+                     parse_target, probed_map)
 from .compare_panels import (
     compute_panels,
     probe_table_html,
@@ -191,8 +192,9 @@ class Compare(W.VBox):
         return changes
 
     def probe(self, x: float, y: float) -> list[float]:
-        """Mark pixel (x, y) in every panel; returns each panel's value there (the [0, 1]
-        heatmap at input resolution, or the raw map value in shared-scale mode)."""
+        """Mark pixel (x, y) in every panel; returns each panel's value there as drawn (the
+        [0, 1] heatmap at input resolution; a pixel method's map relative to its 99th
+        percentile), or the raw map value in shared-scale mode."""
         self.probed = (float(x), float(y))
         self.panels.mark(x, y)
         return self._fill_table(x, y)
@@ -200,7 +202,7 @@ class Compare(W.VBox):
     def _fill_table(self, x: float, y: float) -> list[float]:
         shape = self.panels.image_shape
         shared = self.state.shared_scale
-        values = [value_at(r.raw if shared else r.heatmap, x, y, shape) for r in self.results]
+        values = [value_at(r.raw if shared else probed_map(r), x, y, shape) for r in self.results]
         self.table.value = probe_table_html(self._titles, values, x, y, shared)
         return values
 

@@ -19,7 +19,8 @@ from ..data import load_image
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
-from .common import StatusLine, busy, colorbar_note, display_map, parse_target, precisions_for
+from .common import (StatusLine, busy, colorbar_note, display_map, parse_target, precisions_for,
+                     probed_map)
 from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, layer_menu,
                                 prediction_rows, show_predictions)
 from .explorer_state import (
@@ -195,7 +196,8 @@ class Explorer(W.VBox):
 
     def _on_probe(self, panel: int, x: float, y: float) -> None:
         self.panels.mark(x, y)
-        self.status.info(probe_message(self.result.heatmap, x, y))
+        r = self.result
+        self.status.info(probe_message(probed_map(r), x, y, r.heatmap.shape, colorbar_note([r])))
 
     def _on_export(self, change) -> None:
         suffix = change["new"]

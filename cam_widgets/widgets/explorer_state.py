@@ -70,10 +70,13 @@ def explain_params(state: ExplorerState, report: Callable[[int, int], None]) -> 
     return {}
 
 
-def probe_message(heatmap: np.ndarray, x: float, y: float) -> str:
-    """The status text for a click at (x, y): the heatmap value at the nearest pixel."""
-    row, col = nearest_pixel(x, y, heatmap.shape, heatmap.shape)
-    return f"pixel ({col}, {row}): value {heatmap[row, col]:.3f}"
+def probe_message(values: np.ndarray, x: float, y: float, image_shape=None, note: str = "") -> str:
+    """The status text for a click at pixel (x, y) of an image of ``image_shape`` (default:
+    the map's own): the value of the map's cell there, and what its scale means (``note``)."""
+    shape = values.shape if image_shape is None else image_shape
+    row, col = nearest_pixel(x, y, shape, values.shape)
+    where = nearest_pixel(x, y, shape, shape)
+    return f"pixel ({where[1]}, {where[0]}): value {values[row, col]:.3f}" + (f" ({note})" if note else "")
 
 
 def result_message(result: Explanation) -> str:
