@@ -303,11 +303,14 @@ def _source_key(image: Any) -> Optional[tuple]:
     return None
 
 
-def maps_to_host(maps: torch.Tensor, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(N, h, w) raw maps -> float32 numpy (raw, upsampled to ``size``): what every display
-    map is made from (then :func:`normalize_map`), in one device-to-host copy (each copy
-    waits for the GPU)."""
+def maps_to_host(maps: torch.Tensor, size: tuple[int, int], with_raw: bool = True
+                 ) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """(N, h, w) raw maps -> float32 numpy (raw or None, upsampled to ``size``): what every
+    display map is made from (then :func:`normalize_map`), in one device-to-host copy (each
+    copy waits for the GPU)."""
     maps = maps.float()
     full = upsample(maps, size)
+    if not with_raw:
+        return None, full.cpu().numpy()
     both = torch.cat([maps.flatten(1), full.flatten(1)], dim=1).cpu().numpy()
     return both[:, :maps[0].numel()].reshape(maps.shape), both[:, maps[0].numel():].reshape(full.shape)

@@ -160,3 +160,11 @@ def test_weights_path_goes_with_a_zoo_name(tiny_net):
 
     with pytest.raises(CamWidgetsError, match="'weights_path' goes with a zoo name"):
         Explainer(tiny_net, weights_path="w.pth")
+
+
+def test_numpy_scalars_are_parameters_like_any_number(tiny_explainer):
+    ig = tiny_explainer.explain(tiny_input(), "integrated_gradients", 1, baseline=np.float32(0.0),
+                                steps=np.int64(8), batch_size=np.int64(4))
+    smooth = tiny_explainer.explain(tiny_input(), "vanilla", 1, samples=4, seed=np.int64(3))
+    plus = tiny_explainer.explain(tiny_input(), "gradcam++", 1, positive_gradients=np.bool_(False))
+    assert np.isfinite(ig.heatmap).all() and np.isfinite(smooth.heatmap).all() and not plus.flagged

@@ -242,6 +242,10 @@ def test_export_offers_the_file_as_a_browser_download(explorer, tmp_path, monkey
     written = tmp_path / "exports" / found.group(1)
     assert base64.b64decode(found.group(2)) == written.read_bytes()
     assert explorer._controls["export"].value == ""  # ready for the next export
+    monkeypatch.setattr("cam_widgets.widgets.common.DOWNLOAD_LIMIT", 1000)
+    explorer._controls["export"].value = ".png"  # too large for the widget's state: not sent
+    assert "too large to send to the browser" in explorer.status.line.value
+    assert "base64" not in explorer.status.line.value
 
 
 def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monkeypatch):

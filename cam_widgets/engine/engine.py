@@ -107,8 +107,8 @@ class Engine:
                     message = (str(error).strip().splitlines() or [""])[0][:200]
                     raise MethodNotApplicableError(
                         f"the model failed on an input of shape {tuple(example.shape)} "
-                        f"({type(error).__name__}: {message}); give the size it expects as "
-                        f"input_size=(H, W)") from None
+                        f"({type(error).__name__}: {message}); if it expects another size, "
+                        f"give it as input_size=(H, W)") from error
             # on CUDA only the twin goes channels-last: the model's layout there is unmeasured
             self._nhwc = self.channels_last and self.device.type == "cpu" \
                 and isinstance(logits, torch.Tensor) \

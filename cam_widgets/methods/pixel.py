@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from ..engine import Capture
-from ..errors import InvalidParameterError
 from .context import MethodContext
 from .registry import MethodOutput, register
 
@@ -59,9 +58,7 @@ def integrated_gradients(ctx: MethodContext) -> MethodOutput:
     """IG_i = (x_i - x'_i) * int_0^1 dF(x' + a (x - x'))/dx_i da (eq. 1), Gauss-Legendre
     quadrature (as captum's default); map = sum_c |IG_c|. Interpolations run batched.
     """
-    steps = ctx.param("steps", 50)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise InvalidParameterError(f"'steps' must be a positive int (got {steps!r})")
+    steps = int(ctx.param("steps", 50))  # an int >= 1: MethodSpec.check_params
     inputs = ctx.inputs()
     baseline = torch.full_like(inputs, float(ctx.param("baseline", 0.0)))
     nodes, weights = np.polynomial.legendre.leggauss(steps)

@@ -5,9 +5,11 @@ Widgets and the CLI build their menus from here; nothing looks methods up any ot
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 from ..errors import InvalidParameterError, UnknownMethodError, close_matches
@@ -71,12 +73,12 @@ class MethodSpec:
                     f"{', '.join(sorted(allowed))}." + close_matches(key, allowed))
             default = self.defaults.get(key)
             if key == "batch_size" or (isinstance(default, int) and not isinstance(default, bool)):
-                ok, expected = _positive_int(value) or (key == "batch_size" and value is None), \
+                ok, expected = positive_int(value) or (key == "batch_size" and value is None), \
                     "an int >= 1" + (" or None" if key == "batch_size" else "")
             elif isinstance(default, bool):
-                ok, expected = isinstance(value, bool), "True or False"
+                ok, expected = isinstance(value, (bool, np.bool_)), "True or False"
             elif isinstance(default, float):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
                     and math.isfinite(value)
                 expected = "a finite number"
             else:
@@ -87,8 +89,10 @@ class MethodSpec:
                     f"{self.name} parameter {key!r} must be {expected} (got {value!r})")
 
 
-def _positive_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def positive_int(value) -> bool:
+    """An int >= 1 (numpy's integers too), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) \
+        and value >= 1
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -101,6 +105,11 @@ def register(name: str, *, family: str, needs: set, clip_negative: bool, title: 
     unknown = set(needs) - NEEDS
     if unknown:
         raise ValueError(f"unknown needs {sorted(unknown)} for method {name!r}")
+
+    unchecked = [k for k, v in (defaults or {}).items()
+                 if isinstance(v, str) and k not in (choices or {})]
+    if unchecked:  # check_params tells a string's allowed values from ``choices`` only
+        raise ValueError(f"method {name!r}: string parameters {unchecked} need their choices")
 
     def decorate(fn: Callable) -> Callable:
         _REGISTRY[name] = MethodSpec(

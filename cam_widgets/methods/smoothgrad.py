@@ -14,7 +14,7 @@ import torch
 from ..engine import Capture, Engine
 from ..errors import InvalidParameterError, MethodNotApplicableError
 from .context import MethodContext, Progress
-from .registry import MethodOutput, MethodSpec
+from .registry import MethodOutput, MethodSpec, positive_int
 
 ARTICLE_SNAPSHOTS = (1, 2, 3, 10, 20, 30, 50, 75, 100)
 
@@ -87,13 +87,12 @@ def smooth(
             noisy batches; the map is accumulated in float32 either way.
     """
     check_smoothing(noise, samples)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidParameterError(f"'seed' must be an int (got {seed!r})")
-    if any(isinstance(n, bool) or not isinstance(n, int) for n in snapshots):
+    if not (positive_int(seed) or seed == 0):
+        raise InvalidParameterError(f"'seed' must be an int >= 0 (got {seed!r})")
+    if not all(positive_int(n) for n in snapshots):
         raise InvalidParameterError(
-            f"'snapshots' must be sample counts (ints), e.g. (1, 10, 100) (got {tuple(snapshots)!r})")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
+            f"'snapshots' must be sample counts (ints >= 1), e.g. (1, 10, 100) (got {tuple(snapshots)!r})")
+    if batch_size is not None and not positive_int(batch_size):
         raise InvalidParameterError(f"'batch_size' must be an int >= 1 or None (got {batch_size!r})")
     dtype = autocast_dtype(precision, engine.device)
     if noise_samples is not None and noise_samples.shape[0] != samples:

@@ -84,6 +84,10 @@ def load_choice(choice: str) -> np.ndarray:
     return sample_image(choice)
 
 
+#: Largest export offered as a browser download (an HTML view with plotly.js is ~5 MB).
+DOWNLOAD_LIMIT = 16 * 2**20
+
+
 class StatusLine:
     """One HTML line for state and errors, plus an Output holding unexpected tracebacks."""
 
@@ -99,7 +103,12 @@ class StatusLine:
 
     def download(self, text: str, path: Path) -> None:
         """``text`` and a link that downloads the file at ``path`` in the browser: the kernel
-        may run on another machine (Voila, Binder), where its files are out of reach."""
+        may run on another machine (Voila, Binder), where its files are out of reach. The file
+        travels in the widget's state, so one above :data:`DOWNLOAD_LIMIT` is not offered."""
+        size = path.stat().st_size
+        if size > DOWNLOAD_LIMIT:
+            self.info(f"{text} ({size / 2**20:.1f} MB: too large to send to the browser)")
+            return
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         self.line.value = (f"<span class='cw-status'>{html.escape(text)} <a class='cw-download' "
