@@ -16,12 +16,25 @@ from .passes import ForwardPass
 MAX_CACHED_GRADIENT_BYTES = 512 * 1024**2
 
 
-def _remember(cache: dict, key, value) -> None:
-    cache[key] = value
-    total = sum(t.numel() * t.element_size() for t in cache.values())
-    while total > MAX_CACHED_GRADIENT_BYTES and len(cache) > 1:
-        oldest = cache.pop(next(iter(cache)))
-        total -= oldest.numel() * oldest.element_size()
+class _GradientCache(dict):
+    """Gradients by key, the oldest dropped first past :data:`MAX_CACHED_GRADIENT_BYTES`
+    (a running total: a class switch does not sum over every gradient kept)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nbytes = 0
+
+    def remember(self, key, value: torch.Tensor) -> None:
+        if key in self:
+            self.nbytes -= _nbytes(self.pop(key))
+        self[key] = value
+        self.nbytes += _nbytes(value)
+        while self.nbytes > MAX_CACHED_GRADIENT_BYTES and len(self) > 1:
+            self.nbytes -= _nbytes(self.pop(next(iter(self))))
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
 
 
 class Capture:
@@ -37,8 +50,8 @@ class Capture:
         self.logits = forward.logits.detach()
         self.probabilities = torch.softmax(self.logits.float(), dim=1)
         self._host_probabilities: Optional[torch.Tensor] = None
-        self._layer_grads: dict[tuple[str, int], torch.Tensor] = {}
-        self._input_grads: dict[tuple[bool, int], torch.Tensor] = {}
+        self._layer_grads = _GradientCache()  # (layer, class) -> gradient
+        self._input_grads = _GradientCache()  # (guided, class) -> gradient
         self.backward_calls = 0
 
     @property
@@ -72,7 +85,7 @@ class Capture:
         found = {key: fresh.get(key) if key in fresh else self._layer_grads[key]
                  for key in ((l, c) for l in layers for c in ids)}
         for key, value in fresh.items():
-            _remember(self._layer_grads, key, value)
+            self._layer_grads.remember(key, value)
         if len(ids) == 1:  # a view, not a copy (one kernel less on a GPU)
             return [found[(l, ids[0])].unsqueeze(0) for l in layers]
         return [torch.stack([found[(l, c)] for c in ids]) for l in layers]
@@ -91,5 +104,5 @@ class Capture:
         found = [fresh[(guided, c)] if (guided, c) in fresh else self._input_grads[(guided, c)]
                  for c in ids]
         for key, value in fresh.items():
-            _remember(self._input_grads, key, value)
+            self._input_grads.remember(key, value)
         return torch.stack(found)
