@@ -56,6 +56,7 @@ from .weight_files import (  # looked up here, so tests can patch them on this m
     _hub_checkpoint_dir,
     _offline_by_env,
     load_state_dict_file,
+    mismatch_detail,
 )
 
 __all__ = [
@@ -178,12 +179,10 @@ def build_torchvision(
         try:
             model = _load_into_new_model(key, kwargs, state_dict)
         except RuntimeError as exc:
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            detail = "; ".join(lines[1:3]) if len(lines) > 1 else (lines[0] if lines else "")
             raise WeightsUnavailableError(
                 f"Weights file does not match {key}: expected torchvision {key} {weights.name} "
                 f"parameters (strict load), received {str(source)!r} with different keys or shapes "
-                f"({detail[:200]}); hint: pass the file made for {key}, or fetch it again "
+                f"({mismatch_detail(exc)}); hint: pass the file made for {key}, or fetch it again "
                 f"(cam-widgets fetch-weights {key})."
             ) from None
         _after_load(key, model)

@@ -140,3 +140,11 @@ def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None, *,
             f"hint: delete it and {fetch} again, or pass another file (weights_path=, CLI --weights)."
         )
     return obj
+
+
+def mismatch_detail(exc: BaseException) -> str:
+    """The telling lines of a failed ``load_state_dict`` (missing / unexpected keys, shapes),
+    for a one-line error."""
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return ("; ".join(lines[1:3]) if len(lines) > 1 else (lines[0] if lines else ""))[:200]

