@@ -397,3 +397,17 @@ def test_overlays_draw_pixel_maps_relative_to_their_99th_percentile(lite_explain
     np.testing.assert_array_equal(vanilla.overlay(0.5), overlay(vanilla.image, percentile_scale(vanilla.heatmap), alpha=0.5))
     np.testing.assert_array_equal(gradcam.overlay(0.5), overlay(gradcam.image, gradcam.heatmap, alpha=0.5))
     assert np.mean(vanilla.display_heatmap() == 1.0) >= 0.009  # the top 1% saturates
+
+
+def test_long_panel_titles_wrap_between_what_and_which_class():
+    from cam_widgets.render.figures import heatmap_figure, wrap_title
+
+    assert wrap_title("Grad-CAM") == "Grad-CAM"
+    assert wrap_title("Grad-CAM @ features.8: Egyptian cat (285) p=0.791") == \
+        "Grad-CAM @ features.8:<br>Egyptian cat (285) p=0.791"
+    long = "Guided Grad-CAM++ @ features.8 + SmoothGrad (n=20, noise 0.2): tabby (281) p=0.071"
+    lines = wrap_title(long).split("<br>")
+    assert " ".join(lines) == long and all(len(line) <= 320 // 7 for line in lines)
+    assert lines[-1] == "tabby (281) p=0.071"
+    fig = heatmap_figure(photo(), [np.zeros((7, 7))], [long])
+    assert fig.layout.annotations[0].text == wrap_title(long)

@@ -24,7 +24,7 @@ from ..errors import InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
 from .overlay import check_rgb, image_data_uri
 
-__all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "prepare_map"]
+__all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "prepare_map", "wrap_title"]
 
 #: Maps larger than this on either side are box-downsampled before going into the figure.
 MAX_MAP_SIDE = 56
@@ -50,6 +50,31 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
     a = (a if decimals is None else np.round(a, decimals)).astype(np.float32)
     a[~np.isfinite(a)] = np.nan  # drawn as gaps
     return a
+
+
+#: Panel titles: font size, and pixels a character takes at that size (to wrap them).
+TITLE_FONT_SIZE, TITLE_CHAR_PX = 13, 7
+
+
+def wrap_title(title: object, panel_size: int = 320) -> str:
+    """A panel title broken into lines (``<br>``) that fit the panel's width: "Guided
+    Grad-CAM++ @ features.8 + SmoothGrad (n=20, noise 0.2): tabby (281) p=0.071" does not
+    fit one line of a 320-pixel panel."""
+    width = max(20, int(panel_size) // TITLE_CHAR_PX)
+    text = str(title)
+    if len(text) <= width:
+        return text
+    head, sep, tail = text.partition(": ")  # what made the map: which class
+    parts = [head + sep.rstrip(), tail] if sep else [text]
+    lines: list[str] = []
+    for part in parts:
+        start = len(lines)
+        for word in part.split(" "):
+            if len(lines) > start and len(lines[-1]) + 1 + len(word) <= width:
+                lines[-1] += " " + word
+            else:
+                lines.append(word)
+    return "<br>".join(lines)
 
 
 def heatmap_figure(
@@ -112,9 +137,10 @@ def heatmap_figure(
     fig = make_subplots(
         rows=1,
         cols=n,
-        subplot_titles=[str(t) for t in titles],
+        subplot_titles=[wrap_title(t, panel_size) for t in titles],
         horizontal_spacing=min(0.03, 0.9 / max(n - 1, 1)) if n > 1 else 0.0,
     )
+    fig.update_annotations(font_size=TITLE_FONT_SIZE)
     for k, (m, title) in enumerate(zip(prepared, titles), start=1):
         h, w = m.shape
         dx, dy = W / w, H / h
@@ -162,7 +188,7 @@ def heatmap_figure(
         coloraxis=coloraxis,
         width=int(panel_size * n + 120),
         height=int(panel_size * H / W + 90),
-        margin=dict(l=10, r=10, t=50, b=10),
+        margin=dict(l=10, r=10, t=64, b=10),  # two lines of title
         hovermode="closest",
         plot_bgcolor="rgba(0,0,0,0)",
     )

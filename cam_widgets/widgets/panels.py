@@ -13,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import heatmap_figure, prepare_map
+from ..render.figures import heatmap_figure, prepare_map, wrap_title
 
 TRACES_PER_PANEL = 3
 
@@ -49,6 +49,7 @@ class HeatmapPanels:
                 xaxis=heat.xaxis, yaxis=heat.yaxis, name=f"probe {k}"))
         self.figure = go.FigureWidget(figure)
         self.count = len(maps)
+        self.panel_size = panel_size
         self.image_shape = image.shape[:2]
         self._click_handlers: list[Callable[[int, float, float], None]] = []
         for k in range(self.count):
@@ -77,7 +78,7 @@ class HeatmapPanels:
                                        x0=w / m.shape[1] / 2 - 0.5, y0=h / m.shape[0] / 2 - 0.5)
                 if titles is not None:
                     self.heatmap(k).name = titles[k]
-                    self.figure.layout.annotations[k].text = titles[k]
+                    self.figure.layout.annotations[k].text = wrap_title(titles[k], self.panel_size)
             if colorbar_title is not None:
                 self.figure.layout.coloraxis.colorbar.title.text = colorbar_title
             if zrange is None:
