@@ -96,10 +96,13 @@ def test_the_class_box_names_the_class_and_a_new_photo_its_own_top_class(explore
         assert explorer.state.target is None and explorer.result.class_id == top.class_id
         # while computing, the prediction buttons are disabled with the other controls
         seen = []
+        inputs = [explorer._controls[n] for n in ("upload", "url", "all_layers", "export")]
         monkeypatch.setattr(type(explorer), "_compute", lambda self: seen.append(
-            [row.children[0].disabled for row in self._top.children]) or self.result)
+            [row.children[0].disabled for row in self._top.children]
+            + [c.disabled for c in inputs]) or self.result)
         explorer.set(method="gradcam++")
-        assert seen == [[True] * 5]
+        assert seen == [[True] * 9]
+        assert not any(c.disabled for c in inputs)  # and enabled again after
     finally:
         monkeypatch.undo()
         explorer.set(image="chelsea", method="gradcam", target=None)
@@ -111,6 +114,31 @@ def test_smoothgrad_reports_progress(explorer):
     explorer.set(method="vanilla", smooth=True, samples=4, noise=0.1)
     assert explorer.result.params["samples"] == 4 and seen and seen[-1] == 1.0
     explorer.set(smooth=False, method="gradcam")
+
+
+def test_progress_says_the_time_left_once_it_has_a_pace(monkeypatch):
+    from cam_widgets.widgets.common import StatusLine, time_left
+
+    assert time_left(2.0, 0, 100) == "" and time_left(0.2, 10, 100) == ""  # no pace yet
+    assert time_left(2.0, 10, 100) == "18 s" and time_left(20.0, 10, 100) == "3 min"
+    assert time_left(5.0, 100, 100) == ""  # finished
+    clock = iter([100.0, 102.0, 200.0, 200.0])  # start, a report; a new run, its report
+    monkeypatch.setattr("cam_widgets.widgets.common.time.monotonic", lambda: next(clock))
+    status = StatusLine()
+    status.start()
+    status.report(25, 100)
+    assert "working... 25/100, about 6 s left" in status.line.value
+    assert status.progress.layout.display is None  # shown while working
+    status.report(0, 100)  # a new run: no estimate from the previous run's pace
+    assert status.line.value.endswith("working... 0/100</span>")
+
+
+def test_status_line_sits_beside_the_map(explorer):
+    """Progress and errors show next to the map, not below it out of sight (1280x720)."""
+    row = next(child for child in explorer.children if explorer.view in child.children)
+    side = next(child for child in row.children if child is not explorer.view)
+    assert explorer.status.widget in side.children
+    assert explorer.status.widget not in explorer.children
 
 
 def test_smoothgrad_precision_control(explorer):
@@ -242,6 +270,7 @@ def test_export_offers_the_file_as_a_browser_download(explorer, tmp_path, monkey
     written = tmp_path / "exports" / found.group(1)
     assert base64.b64decode(found.group(2)) == written.read_bytes()
     assert explorer._controls["export"].value == ""  # ready for the next export
+    assert "text-decoration:underline" in line  # reads as a link in every theme
     monkeypatch.setattr("cam_widgets.widgets.common.DOWNLOAD_LIMIT", 1000)
     explorer._controls["export"].value = ".png"  # too large for the widget's state: not sent
     assert "too large to send to the browser" in explorer.status.line.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import html
 import mimetypes
+import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -84,6 +85,9 @@ def load_choice(choice: str) -> np.ndarray:
     return sample_image(choice)
 
 
+#: The export link must read as a link in every front end (Voila's theme shows plain text).
+DOWNLOAD_LINK_STYLE = "color:#0b62a4;text-decoration:underline;font-weight:600"
+
 #: Largest export offered as a browser download (an HTML view with plotly.js is ~5 MB).
 DOWNLOAD_LIMIT = 16 * 2**20
 
@@ -95,8 +99,16 @@ class StatusLine:
         self.line = W.HTML(value="")
         self.details = W.Output(layout=W.Layout(max_height="200px", overflow="auto"))
         self.progress = W.FloatProgress(value=0, min=0, max=1, description="",
-                                        layout=W.Layout(width="240px", visibility="hidden"))
-        self.widget = W.VBox([W.HBox([self.progress, self.line]), self.details])
+                                        layout=W.Layout(width="240px", display="none"))
+        self.widget = W.VBox([W.HBox([self.progress, self.line],
+                                     layout=W.Layout(flex_flow="row wrap", align_items="center")),
+                              self.details])
+        self._started: Optional[float] = None
+        self._last_done = 0
+
+    def start(self) -> None:
+        """A computation starts: progress reports from now on estimate the time left."""
+        self._started, self._last_done = time.monotonic(), 0
 
     def info(self, text: str) -> None:
         self.line.value = f"<span class='cw-status'>{html.escape(text)}</span>"
@@ -112,8 +124,8 @@ class StatusLine:
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         self.line.value = (f"<span class='cw-status'>{html.escape(text)} <a class='cw-download' "
-                           f"download=\"{html.escape(path.name)}\" href=\"data:{mime};base64,{data}\">"
-                           f"download {html.escape(path.name)}</a></span>")
+                           f"style='{DOWNLOAD_LINK_STYLE}' download=\"{html.escape(path.name)}\" href=\"data:{mime};base64,{data}\">"
+                           f"&#11015; download {html.escape(path.name)}</a></span>")
 
     def warn(self, text: str) -> None:
         self.line.value = f"<span class='cw-warning' style='color:#b35c00'>&#9888; {html.escape(text)}</span>"
@@ -126,9 +138,29 @@ class StatusLine:
                 print("".join(traceback.format_exception(type(error), error, error.__traceback__)))
 
     def report(self, done: int, total: int) -> None:
-        self.progress.layout.visibility = "visible"
+        """Progress of long work, with the time left once it can be estimated (so that a
+        slow run is told apart from a hang)."""
+        if self._started is None or done <= 0 or done < self._last_done:  # a new run
+            self._started = time.monotonic()
+        self._last_done = done
+        self.progress.layout.display = None
         self.progress.value = done / max(total, 1)
-        self.line.value = f"<span class='cw-status'>working... {done}/{total}</span>"
+        text = f"working... {done}/{total}"
+        left = time_left(time.monotonic() - self._started, done, total)
+        if left:
+            text += f", about {left} left"
+        self.line.value = f"<span class='cw-status'>{html.escape(text)}</span>"
+
+
+def time_left(elapsed: float, done: int, total: int) -> str:
+    """"12 s" / "3 min" left at the pace so far; "" before a pace is known (nothing done,
+    or under half a second of work: the first batch is mostly warm-up)."""
+    if done <= 0 or done >= total or elapsed < 0.5:
+        return ""
+    seconds = elapsed * (total - done) / done
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"
 
 
 @contextmanager
@@ -138,6 +170,7 @@ def busy(controls: Sequence[W.Widget], status: StatusLine) -> Iterator[None]:
     for control in controls:
         control.disabled = True
     status.details.clear_output()
+    status.start()
     try:
         yield
     except Exception as error:  # shown in the widget, never lost
@@ -145,7 +178,7 @@ def busy(controls: Sequence[W.Widget], status: StatusLine) -> Iterator[None]:
     finally:
         for control, was in zip(controls, previous):
             control.disabled = was
-        status.progress.layout.visibility = "hidden"
+        status.progress.layout.display = "none"
 
 
 def control_row(*controls: W.Widget) -> W.HBox:

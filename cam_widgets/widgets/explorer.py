@@ -75,7 +75,7 @@ class Explorer(W.VBox):
                                         colormap=self.state.colormap, zrange=(0.0, 1.0),
                                         view=self.state.view, colorbar_title=colorbar_note([first]))
             self.view = self.panels.figure
-        super().__init__(explorer_layout(self._controls, self._top, self.view) + [self.status.widget])
+        super().__init__(explorer_layout(self._controls, self._top, self.view, self.status.widget))
         self._render_status()
         self._show_settings()
         self._link()
@@ -179,13 +179,13 @@ class Explorer(W.VBox):
     def _on_upload(self, change) -> None:
         files = change["new"]
         if files:
-            with busy([], self.status):
+            with busy(self._compute_controls(), self.status):
                 item = files[0]
                 self._add_image(item["name"], load_image(bytes(item["content"])))
 
     def _on_url(self, change) -> None:
-        if change["new"].strip():
-            with busy([], self.status):
+        if change["new"].strip():  # a download may take seconds: nothing piles up meanwhile
+            with busy(self._compute_controls(), self.status):
                 self._add_image(change["new"].strip(), load_image(change["new"].strip()))
 
     def _add_image(self, name: str, rgb) -> None:
@@ -287,4 +287,5 @@ class Explorer(W.VBox):
     def _compute_controls(self) -> list:
         """Disabled while computing: no request piles up behind a slow one."""
         buttons = [row.children[0] for row in self._top.children]
-        return [self._controls[n] for n in COMPUTE_CONTROLS + ("search",)] + buttons
+        inputs = ("search", "upload", "url", "all_layers", "export")
+        return [self._controls[n] for n in COMPUTE_CONTROLS + inputs] + buttons

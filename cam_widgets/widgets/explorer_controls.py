@@ -55,13 +55,14 @@ def build_controls(s: ExplorerState) -> dict:
     }
 
 
-def explorer_layout(c: dict, predictions: W.Widget, view: W.Widget) -> list[W.Widget]:
+def explorer_layout(c: dict, predictions: W.Widget, view: W.Widget,
+                    status: W.Widget) -> list[W.Widget]:
     """Three rows saying what to explain (image; model, layer, method; class and SmoothGrad),
-    then the map beside the predictions and the display settings: the map is in the first
-    screen even on a 1280x720 laptop."""
+    then the map beside the predictions, the display settings and the status line: the map,
+    its progress and its errors are in the first screen even on a 1280x720 laptop."""
     side = W.VBox([predictions, control_row(c["opacity"], c["colormap"]),
-                   control_row(c["view"], c["export"])],
-                  layout=W.Layout(margin="36px 0 0 12px"))
+                   control_row(c["view"], c["export"]), status],
+                  layout=W.Layout(margin="36px 0 0 12px", max_width="520px"))
     return [
         control_row(c["image"], c["upload"], c["url"]),
         control_row(c["model"], c["layer"], c["all_layers"], c["method"]),
