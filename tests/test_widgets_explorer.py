@@ -294,12 +294,25 @@ def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monk
     assert [v for _, v in explorer._controls["model"].options][:1] == ["efficientnet_lite0"]
 
 
+def test_tree_order_puts_each_block_before_its_parts():
+    from types import SimpleNamespace
+
+    from cam_widgets.widgets.explorer_controls import tree_order
+
+    computed = ["stem.0", "stem", "body.0.a", "body.0.b", "body.0", "body.1", "body", "head"]
+    ordered = tree_order([SimpleNamespace(name=n) for n in computed])
+    assert [l.name for l in ordered] == ["stem", "stem.0", "body", "body.0", "body.0.a",
+                                         "body.0.b", "body.1", "head"]
+
+
 def test_the_layer_menu_lists_blocks_and_all_layers_on_request(explorer):
     menu, everything = explorer._controls["layer"], explorer._controls["all_layers"]
     calls = explorer.engine_calls
     try:
         names = [v for _, v in menu.options]
         assert "features.8" in names and "features.1.0" in names and len(names) == 32
+        # an outline: each block just before its parts (the engine lists parts first)
+        assert names.index("features.8") + 1 == names.index("features.8.0")
         assert not any(n.count(".") > 2 for n in names)  # no features.1.0.block.0.1
         everything.value = True
         assert len(menu.options) == len(explorer.explainer.layers()) == 220

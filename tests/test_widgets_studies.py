@@ -81,6 +81,12 @@ def test_dilation_study_twin_has_finer_map():
     assert all(ms > 0 for ms in study.timings)
     table = study.table.value
     assert "7x7" in table and "28x28" in table and "ms" in table and table.count("Egyptian cat") == 2
+    menu = [value for _, value in study._controls["layer"].options]
+    assert menu[0] == "" and 10 < len(menu) < 40  # the model's blocks, not its 220 layers
+    assert menu.index("features.6") + 1 == menu.index("features.6.0")  # an outline
+    study.set(layer="features.6.0.block.2")  # deeper than the blocks: listed, and shown
+    assert "cw-error" not in study.status.line.value, study.status.line.value
+    assert study._controls["layer"].value == "features.6.0.block.2"
 
 
 def test_dilation_study_vgg16_offline_error_in_status():

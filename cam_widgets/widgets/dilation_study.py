@@ -17,6 +17,7 @@ from ..models import ModelSpec
 from ..models.dilate import dilate
 from ..result import Explanation
 from .common import control_row, display_map, load_choice
+from .layer_menu import layer_menu, layer_options
 from .study_base import _Study
 
 
@@ -76,12 +77,13 @@ class DilationStudy(_Study):
         report = self.status.report
         report(0, 4)
         base, prepared, target = self._prepare(s, s.base)
-        if getattr(self, "_layers_of", None) != s.base:
-            self._layers_of = s.base
+        listed = {value for _, value in self._controls["layer"].options}
+        if getattr(self, "_layers_of", None) != s.base or s.layer not in listed:
+            self._layers_of = s.base  # (and a deep layer set from Python joins the menu)
             self._syncing = True
             try:
-                self._controls["layer"].options = [("default", "")] + [
-                    (f"{l.name}  {l.resolution}", l.name) for l in base.layers()]
+                menu = layer_menu(base.layers(), base.default_layer, s.layer or None, False)
+                self._controls["layer"].options = [("default", "")] + layer_options(menu)
             finally:
                 self._syncing = False
         self.engine_calls += 1

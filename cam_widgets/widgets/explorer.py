@@ -21,8 +21,9 @@ from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
 from .common import (StatusLine, busy, colorbar_note, display_map, parse_target, precisions_for,
                      probed_map)
-from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, layer_menu,
-                                prediction_rows, show_predictions)
+from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, prediction_rows,
+                                show_predictions)
+from .layer_menu import layer_menu, layer_options
 from .explorer_state import (
     COMPUTE,
     COMPUTE_CONTROLS,
@@ -219,7 +220,7 @@ class Explorer(W.VBox):
                            self.state.layer, self._controls["all_layers"].value)
         control = self._controls["layer"]
         with self._quiet():
-            control.options = [(f"{l.name}  {l.resolution}", l.name) for l in shown]
+            control.options = layer_options(shown)
             control.value = self.state.layer
 
     # ------------------------------------------------------------------ engine

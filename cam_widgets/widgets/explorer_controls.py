@@ -3,7 +3,7 @@ prediction rows; building and filling widgets only (the Explorer wires them to i
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Sequence
 
 import ipywidgets as W
 
@@ -11,6 +11,7 @@ from ..methods import list_methods
 from ..render import list_colormaps
 from .common import control_row, image_choices, model_choices
 from .explorer_state import ExplorerState
+from .layer_menu import layer_menu, layer_options, tree_order  # noqa: F401 (re-exported)
 
 #: How many predictions the clickable bar chart shows.
 TOP_PREDICTIONS = 5
@@ -69,16 +70,6 @@ def explorer_layout(c: dict, predictions: W.Widget, view: W.Widget,
         control_row(c["search"], c["smooth"], c["noise"], c["samples"], c["precision"]),
         W.HBox([view, side], layout=W.Layout(flex_flow="row wrap", align_items="flex-start")),
     ]
-
-
-def layer_menu(layers: Sequence, default: str, current: Optional[str], everything: bool) -> list:
-    """The layers a menu lists: every one, or the model's blocks: layers nested at most one
-    level deeper than the default layer (``features.8``: ``features.N`` and ``features.N.M``,
-    not ``features.1.0.block.0.1``), and the current layer wherever it is."""
-    if everything:
-        return list(layers)
-    depth = default.count(".") + 1
-    return [l for l in layers if l.name.count(".") <= depth or l.name in (current, default)]
 
 
 def prediction_rows(on_pick: Callable[[int], None]) -> W.VBox:
