@@ -12,11 +12,14 @@ fi
 extras="[app]"
 if [ "${1:-}" = "test" ]; then extras="[app,test]"; fi
 # a second launch skips the installs when the packaging files and extras are unchanged
+# (the [app,test] install holds everything [app] needs)
 stamp=".venv/.cam_widgets_${extras//[^a-z,]/}"
 wanted="$(cat setup.py pyproject.toml | sha256sum | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ] && [ -f .venv/bin/cam-widgets ]; then
-  exit 0
-fi
+for enough in "$stamp" .venv/.cam_widgets_app,test; do
+  if [ "$(cat "$enough" 2>/dev/null)" = "$wanted" ] && [ -f .venv/bin/cam-widgets ]; then
+    exit 0
+  fi
+done
 # torch and torchvision first, as a matching pair (a lone PyPI torchvision may not import
 # beside another torch build).
 .venv/bin/python -c "import torch, torchvision" 2>/dev/null || \
