@@ -4,8 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from conftest import A_BIAS, B, V, W, tiny_input
+from cam_widgets.engine import count_hooks
+from cam_widgets.errors import MethodNotApplicableError
+from conftest import A_BIAS, B, V, W, TinyNet, tiny_input
 
 Z = 16.0
 
@@ -181,3 +185,49 @@ def test_several_classes_in_one_call_equal_separate_calls(tiny_explainer):
         alone = run(fresh, "gradcam++", k)
         np.testing.assert_allclose(result.raw, alone.raw, rtol=1e-6)
         assert result.class_id == k
+
+
+class FunctionalReluNet(nn.Module):
+    """TinyNet's weights, its ReLU called as a function (no ReLU module for hooks to find),
+    then scaled by ``sign`` in place (a later in-place op on the ReLU's output)."""
+
+    def __init__(self, relu_call, sign: float = 1.0) -> None:
+        super().__init__()
+        tiny = TinyNet()
+        self.conv, self.pool, self.fc = tiny.conv, tiny.pool, tiny.fc
+        self.relu_call, self.sign = relu_call, sign
+
+    def forward(self, x):
+        activation = self.relu_call(self.conv(x))
+        if self.sign != 1.0:
+            activation.mul_(self.sign)
+        return self.fc(self.pool(activation).flatten(1))
+
+
+@pytest.mark.parametrize("relu_call", [
+    F.relu, torch.relu, lambda a: a.relu(), lambda a: F.relu(a, inplace=True),
+    lambda a: F.hardtanh(a, 0.0, 6.0), F.relu6,
+], ids=["F.relu", "torch.relu", "Tensor.relu", "F.relu-inplace", "hardtanh-0-6", "F.relu6"])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_guided_backprop_guides_relu_called_as_a_function(relu_call, sign):
+    from cam_widgets import Explainer
+
+    explainer = Explainer(FunctionalReluNet(relu_call, sign), input_size=(4, 4),
+                          labels=["a", "b", "c"])
+    pre, _, _ = forward_np(X)
+    for k in range(3):
+        # d logit_k / d ReLU output is sign * W[k] / Z; guided keeps its positive part
+        at_relu = relu(sign * W[k] / Z)
+        want = np.einsum("c,cij,cd->dij", at_relu, (pre > 0).astype(np.float32), V)
+        got = explainer.explain(tiny_input(), "guided_backprop", k)
+        np.testing.assert_allclose(got.attribution, want, rtol=1e-5, atol=1e-7)
+    assert count_hooks(explainer.engine.model) == 0
+
+
+def test_hardtanh_that_is_not_a_relu_is_not_guided():
+    from cam_widgets import Explainer
+
+    net = FunctionalReluNet(lambda a: F.hardtanh(a, -1.0, 1.0))
+    with pytest.raises(MethodNotApplicableError, match="ReLU"):
+        Explainer(net, input_size=(4, 4), labels=["a", "b", "c"]).explain(
+            tiny_input(), "guided_backprop", 0)

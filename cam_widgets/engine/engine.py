@@ -100,7 +100,7 @@ class Engine:
         sample, and whether the model takes channels-last inputs."""
         example = self._example(1)
         with evaluation_mode(self.model), torch.enable_grad():
-            with record_outputs(self.model, None, record_relus=self._has_relu) as rec:
+            with record_outputs(self.model, None, record_relus=True, relu_functions=True) as rec:
                 try:
                     logits = self.model(example.clone().requires_grad_(True))
                 except Exception as error:  # the user's model: say what it was given
@@ -123,6 +123,12 @@ class Engine:
         self._weights = WeightsWatch(self._modules)
         self._versions, self._identity = self._weights.stamp()
         self._relu_names = {n for n, m in self._modules if isinstance(m, RELU_LIKE)}
+        # a model calling F.relu itself (not through a module): its passes record ReLU-like
+        # function calls, which costs ~us per op, so only then
+        module_calls = sum(rec.calls.get(n, 0) for n in self._relu_names)
+        self._relu_functions = rec.relu_function_calls > module_calls
+        self._has_relu = bool(self._relu_names) or self._relu_functions
+        self._clone_relus = self._relu_functions and rec.relus_modified_in_place()
         self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
         self._layer_by_name = {info.name: info for info in layers}
@@ -213,6 +219,8 @@ class Engine:
                 modules,
                 autocast_dtype,
                 check_finite,
+                self._relu_functions,
+                self._clone_relus,
             )
         for name in layers:  # an alias's output is the very tensor its first module returned
             if name in self._aliases:
@@ -263,6 +271,9 @@ class Engine:
 
     @property
     def has_relu(self) -> bool:
+        """Whether the model has ReLU-like activations (modules, or functions it calls)."""
+        if self._layers is None:
+            self._probe()
         return self._has_relu
 
     def batch_size_for(self, per_sample_factor: float = 2.0) -> int:

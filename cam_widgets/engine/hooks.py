@@ -12,10 +12,19 @@ from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 #: Module types whose backward guided backprop rewrites (Springenberg et al. 2015).
 RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU)
+
+#: The same activations called as functions (``F.relu(x)``, ``x.relu()``): what the modules
+#: above call inside, and what a model may call directly in its own ``forward``.
+RELU_FUNCTIONS = frozenset({
+    F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_,
+    F.relu6, F.leaky_relu, F.leaky_relu_, F.prelu, F.rrelu, F.rrelu_,
+})
 
 
 @dataclass
@@ -28,6 +37,7 @@ class Recording:
     order: list[str] = field(default_factory=list)
     relu_outputs: list[torch.Tensor] = field(default_factory=list)
     relu_versions: list[int] = field(default_factory=list)
+    relu_function_calls: int = 0
 
     def modified_in_place(self) -> set[str]:
         """Names whose recorded output was later changed in place (e.g. by ReLU(inplace=True))."""
@@ -44,6 +54,8 @@ def record_outputs(
     clone: frozenset[str] = frozenset(),
     record_relus: bool = False,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
+    relu_functions: bool = False,
+    clone_relus: bool = False,
 ) -> Iterator[Recording]:
     """Record module outputs during the forwards run inside the block.
 
@@ -53,8 +65,13 @@ def record_outputs(
             in-place op would otherwise overwrite the recorded tensor.
         record_relus: also record the output of every ReLU-like module (for guided backprop).
         modules: ``model.named_modules()`` listed once by the caller (walking it costs ms).
+        relu_functions: with ``record_relus``, record every ReLU-like *function* call
+            instead (:data:`RELU_FUNCTIONS`: the modules' calls and a model's own
+            ``F.relu``), and count them; ``clone_relus``: pass a clone of each on.
     """
     recording = Recording()
+    functional = record_relus and relu_functions
+    record_relus = record_relus and not functional  # each activation recorded once
     wanted = None if names is None else set(names)
     handles = []
 
@@ -82,6 +99,7 @@ def record_outputs(
         return hook
 
     wrapped: list[tuple[nn.Module, object]] = []
+    mode = _ReluFunctions(recording, clone_relus) if functional else None
     try:
         for name, module in modules if modules is not None else model.named_modules():
             if not name:
@@ -93,7 +111,11 @@ def record_outputs(
                 if not _wrap_forward(module, name, is_relu, name in wanted, record, wrapped):
                     handles.append(module.register_forward_hook(
                         lambda m, i, out, n=name, r=is_relu, w=name in wanted: record(n, r, w, out)))
-        yield recording
+        if mode is None:
+            yield recording
+        else:
+            with mode:
+                yield recording
     finally:
         for handle in handles:
             handle.remove()
@@ -102,6 +124,33 @@ def record_outputs(
                 object.__delattr__(module, "forward")
             else:
                 object.__setattr__(module, "forward", previous)
+
+
+class _ReluFunctions(TorchFunctionMode):
+    """Records the output of every ReLU-like function call in the block (guided backprop
+    then guides a model's own ``F.relu`` too, which module hooks never see)."""
+
+    def __init__(self, recording: Recording, clone: bool) -> None:
+        super().__init__()
+        self.recording = recording
+        self.clone = clone
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        output = func(*args, **(kwargs or {}))
+        if (func in RELU_FUNCTIONS or func is F.hardtanh and _clips_at_zero(args, kwargs)) \
+                and isinstance(output, torch.Tensor):
+            self.recording.relu_function_calls += 1
+            self.recording.relu_outputs.append(output)
+            self.recording.relu_versions.append(output._version)
+            if self.clone:  # a later in-place op must not rewrite the recorded output
+                return output.clone()
+        return output
+
+
+def _clips_at_zero(args, kwargs) -> bool:
+    """Whether an ``F.hardtanh`` call is a ReLU6-like clip at 0 (``nn.ReLU6`` calls it so)."""
+    low = args[1] if len(args) > 1 else (kwargs or {}).get("min_val", -1.0)
+    return low == 0
 
 
 #: Marks the forward wrappers of :func:`record_outputs` (``count_hooks`` counts them).

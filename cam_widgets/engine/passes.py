@@ -23,7 +23,7 @@ class ForwardPass:
         inputs: (N, 3, H, W) leaf tensor that requires grad.
         logits: (N, num_classes), attached to the graph.
         outputs: recorded module outputs by name, attached to the graph.
-        relu_outputs: outputs of every ReLU-like module call (for guided backprop).
+        relu_outputs: outputs of every ReLU-like module (or function) call, for guided backprop.
         mixed: whether the forward ran under autocast (then its backward may use TF32 too).
     """
 
@@ -54,8 +54,8 @@ class ForwardPass:
         """
         if guided and not self.relu_outputs:
             raise MethodNotApplicableError(
-                "guided backprop needs ReLU-like modules (nn.ReLU, nn.ReLU6, ...) and this "
-                "model has none; use 'vanilla' or 'integrated_gradients' instead"
+                "guided backprop needs ReLU-like activations (nn.ReLU, nn.ReLU6, F.relu, ...) "
+                "and this model has none; use 'vanilla' or 'integrated_gradients' instead"
             )
         num_k = int(class_ids.numel())
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
@@ -115,6 +115,8 @@ def run_forward(
     modules: Sequence[tuple[str, nn.Module]] | None = None,
     autocast_dtype: torch.dtype | None = None,
     check_finite: bool = True,
+    relu_functions: bool = False,
+    clone_relus: bool = False,
 ) -> ForwardPass:
     """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs).
 
@@ -122,6 +124,8 @@ def run_forward(
     input leaf stays float32, so input gradients come back in float32. ``check_finite``
     False skips the NaN check of the logits, which waits for the GPU: a batch pass checks
     its final map instead, and the backward is queued while the forward still runs.
+    ``relu_functions`` / ``clone_relus``: see :func:`~.hooks.record_outputs` (a model that
+    calls ``F.relu`` itself).
     """
     if torch.is_inference_mode_enabled():
         raise MethodNotApplicableError(
@@ -132,7 +136,8 @@ def run_forward(
     autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
                               enabled=autocast_dtype is not None)
     with torch.enable_grad(), autocast, full_precision(inputs.device, autocast_dtype is None), \
-            record_outputs(model, layers, clone, record_relus, modules) as rec:
+            record_outputs(model, layers, clone, record_relus, modules, relu_functions,
+                           clone_relus) as rec:
         logits = model(leaf)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
