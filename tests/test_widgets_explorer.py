@@ -97,9 +97,10 @@ def test_the_class_box_names_the_class_and_a_new_photo_its_own_top_class(explore
         # while computing, the prediction buttons are disabled with the other controls
         seen = []
         inputs = [explorer._controls[n] for n in ("upload", "url", "all_layers", "export")]
-        monkeypatch.setattr(type(explorer), "_compute", lambda self: seen.append(
+        work = type(explorer)._work
+        monkeypatch.setattr(type(explorer), "_work", lambda self, *args: seen.append(
             [row.children[0].disabled for row in self._top.children]
-            + [c.disabled for c in inputs]) or self.result)
+            + [c.disabled for c in inputs]) or work(self, *args))
         explorer.set(method="gradcam++")
         assert seen == [[True] * 9]
         assert not any(c.disabled for c in inputs)  # and enabled again after

@@ -95,13 +95,19 @@ DOWNLOAD_LIMIT = 16 * 2**20
 class StatusLine:
     """One HTML line for state and errors, plus an Output holding unexpected tracebacks."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_stop: Optional[Callable[[], None]] = None) -> None:
+        """``on_stop``: a stop button, shown with the progress bar, calls it."""
         self.line = W.HTML(value="")
         self.details = W.Output(layout=W.Layout(max_height="200px", overflow="auto"))
         self.progress = W.FloatProgress(value=0, min=0, max=1, description="",
                                         layout=W.Layout(width="240px", display="none"))
-        self.widget = W.VBox([W.HBox([self.progress, self.line],
-                                     layout=W.Layout(flex_flow="row wrap", align_items="center")),
+        self.stop = W.Button(description="stop", icon="stop", tooltip="stop this computation",
+                             layout=W.Layout(width="80px", display="none"))
+        if on_stop is not None:
+            self.stop.on_click(lambda button: on_stop())
+        shown = [self.progress] + ([self.stop] if on_stop is not None else []) + [self.line]
+        self.widget = W.VBox([W.HBox(shown, layout=W.Layout(flex_flow="row wrap",
+                                                            align_items="center")),
                               self.details])
         self._started: Optional[float] = None
         self._last_done = 0
@@ -133,9 +139,13 @@ class StatusLine:
     def error(self, error: BaseException) -> None:
         self.line.value = (f"<span class='cw-error' style='color:#c00'>error: "
                            f"{html.escape(str(error))}</span>")
-        if not isinstance(error, CamWidgetsError):
-            with self.details:
-                print("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        if not isinstance(error, CamWidgetsError):  # (appended, not printed: no cell to print in)
+            self.details.append_stdout(
+                "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+
+    def done(self) -> None:
+        """The computation ended: no progress bar or stop button."""
+        self.progress.layout.display = self.stop.layout.display = "none"
 
     def report(self, done: int, total: int) -> None:
         """Progress of long work, with the time left once it can be estimated (so that a
@@ -143,7 +153,7 @@ class StatusLine:
         if self._started is None or done <= 0 or done < self._last_done:  # a new run
             self._started = time.monotonic()
         self._last_done = done
-        self.progress.layout.display = None
+        self.progress.layout.display = self.stop.layout.display = None
         self.progress.value = done / max(total, 1)
         text = f"working... {done}/{total}"
         left = time_left(time.monotonic() - self._started, done, total)
@@ -169,16 +179,25 @@ def busy(controls: Sequence[W.Widget], status: StatusLine) -> Iterator[None]:
     previous = [getattr(c, "disabled", False) for c in controls]
     for control in controls:
         control.disabled = True
-    status.details.clear_output()
+    status.details.outputs = ()
     status.start()
     try:
-        yield
-    except Exception as error:  # shown in the widget, never lost
-        status.error(error)
+        with errors_shown(status):
+            yield
     finally:
         for control, was in zip(controls, previous):
             control.disabled = was
-        status.progress.layout.display = "none"
+        status.done()
+
+
+@contextmanager
+def errors_shown(status: StatusLine) -> Iterator[None]:
+    """An error in the block is shown in the widget, never lost (and never raised into a
+    widget callback, where nobody would see it)."""
+    try:
+        yield
+    except Exception as error:
+        status.error(error)
 
 
 def control_row(*controls: W.Widget) -> W.HBox:

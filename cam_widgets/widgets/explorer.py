@@ -7,10 +7,14 @@ re-exported here, so imports from this module keep working.
 """
 from __future__ import annotations
 
+import asyncio
 import os
-from pathlib import Path
+import threading
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator, Optional
 
 import ipywidgets as W
 
@@ -19,8 +23,8 @@ from ..data import load_image
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
-from .common import (StatusLine, busy, colorbar_note, display_map, parse_target, precisions_for,
-                     probed_map)
+from .common import (StatusLine, busy, colorbar_note, display_map, errors_shown, parse_target,
+                     precisions_for, probed_map)
 from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, prediction_rows,
                                 show_predictions)
 from .layer_menu import layer_menu, layer_options
@@ -38,12 +42,28 @@ from .explorer_state import (
     static_png,
 )
 from .panels import HeatmapPanels
+from .requests import Request, RequestQueue, Stopped, drive
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
 
+@dataclass
+class _Outcome:
+    """What the engine work of one request gives the widget to show."""
+
+    explainer: Any
+    prepared: Any = None
+    result: Optional[Explanation] = None
+    predictions: Any = None
+
+
 class Explorer(W.VBox):
     """Pick an image, model, layer, class and method; see the map update in place.
+
+    In a kernel, a change made in the browser runs its engine work off the kernel's event
+    loop (:mod:`.requests`): the controls stay live, changes made meanwhile replace the
+    running computation, and long work shows a stop button. ``set()`` from Python runs
+    inline and returns the new result.
 
     Args:
         image: a bundled sample or scene name ("chelsea", "scene:two_class").
@@ -56,27 +76,34 @@ class Explorer(W.VBox):
                  method: str = "gradcam", target=None, layer: Optional[str] = None,
                  static: bool = False) -> None:
         self.state = ExplorerState(image=image, model=model, method=method, layer=layer)
-        self.status = StatusLine()
+        self._requests = RequestQueue(self._request)
+        self.status = StatusLine(on_stop=self._requests.stop)
         self.result: Optional[Explanation] = None
         self.engine_calls = 0
         self._syncing = False
+        self._engine_lock = threading.Lock()
         self._controls = build_controls(self.state)
-        self._top = prediction_rows(lambda class_id: self.set(target=class_id))
-        self._prepare_model()
+        self._top = prediction_rows(lambda class_id: self._ask(target=class_id))
+        self.explainer = get_explainer(self.state.model)
+        self._fit_state_to_model(self.explainer)
+        self._fill_model_controls()
         self.state.target = None if target is None else resolve_class(target, self.explainer.labels)
-        first = self._compute()
+        first = self._work({"image": image}, None)
+        self.result, self._prepared_image = first.result, first.prepared
         self.static = static
         if static:
             self.panels = None
             self.view = W.Image(value=b"", format="png")
             self._render_display()
         else:  # built in its final state: no update before the browser draws it
-            self.panels = HeatmapPanels(self._prepared().rgb, [display_map(first)],
-                                        [first.title], opacity=self.state.opacity,
+            self.panels = HeatmapPanels(first.prepared.rgb, [display_map(first.result)],
+                                        [first.result.title], opacity=self.state.opacity,
                                         colormap=self.state.colormap, zrange=(0.0, 1.0),
-                                        view=self.state.view, colorbar_title=colorbar_note([first]))
+                                        view=self.state.view,
+                                        colorbar_title=colorbar_note([first.result]))
             self.view = self.panels.figure
         super().__init__(explorer_layout(self._controls, self._top, self.view, self.status.widget))
+        show_predictions(self._top, first.predictions, first.result.class_id)
         self._render_status()
         self._show_settings()
         self._link()
@@ -103,32 +130,37 @@ class Explorer(W.VBox):
         Errors (an unknown class name, missing weights...) are shown in the status line and
         leave the previous state and view in place.
         """
-        previous = dict(vars(self.state))
-        with busy(self._compute_controls(), self.status):
-            try:
-                self._apply(changes)
-            except Exception:
-                vars(self.state).update(previous)
-                if "model" in changes:
-                    self._prepare_model()
-                self._sync_controls()
-                raise
-        self._show_settings()
+        drive(self._request(changes))
         return self.result
 
-    def _apply(self, changes: dict) -> None:
-        if "image" in changes and "target" not in changes:
-            changes = dict(changes, target=None)  # a new photo: explain its own top class
-        for key, value in changes.items():
-            if key == "target" and value is not None:
-                value = resolve_class(value, self.explainer.labels)
-            setattr(self.state, key, value)
-        if "model" in changes:
-            self._prepare_model()
-        if any(key in COMPUTE and (self.state.smooth or key not in SMOOTHGRAD_ONLY)
-               for key in changes):
-            self._compute()
-        self._render()
+    def _ask(self, **changes) -> None:
+        """A change made in the browser: queued off the kernel's loop (inline without one)."""
+        self._requests.submit(changes)
+
+    def _request(self, changes: dict) -> Request:
+        """Apply ``changes``: state and controls here, engine work yielded (see
+        :mod:`.requests`), then the view; on an error or a stop, the previous state."""
+        previous = dict(vars(self.state))
+        loop = asyncio.get_running_loop() if RequestQueue.has_loop() else None
+        # off the loop the controls stay live (a change replaces the running work)
+        with busy([] if loop is not None else self._compute_controls(), self.status):
+            try:
+                if "image" in changes and "target" not in changes:
+                    changes = dict(changes, target=None)  # a new photo: its own top class
+                vars(self.state).update(changes)
+                outcome = yield partial(self._work, changes, loop)
+                self._show(outcome)
+            except Stopped:
+                if self._requests.superseded:
+                    return  # the newer changes run next, from this state
+                vars(self.state).update(previous)
+                self._sync_controls()
+                self.status.info("stopped: the map is the one before")
+            except Exception:
+                vars(self.state).update(previous)
+                self._sync_controls()
+                raise
+        self._show_settings()  # after busy() gave the controls their state back
 
     def _sync_controls(self) -> None:
         """Controls show the state again (after a change that failed)."""
@@ -140,14 +172,21 @@ class Explorer(W.VBox):
 
     def _on_compute(self, name: str):
         def changed(change):
-            if not self._syncing and getattr(self.state, name) != change["new"]:
-                self.set(**{name: change["new"]})
+            if self._syncing:
+                return
+            current = self._requests.pending.get(name, getattr(self.state, name))
+            if current != change["new"]:
+                if name in ("smooth", "method"):  # now, not when the running work is done
+                    asked = dict(smooth=self._controls["smooth"].value,
+                                 method=self._controls["method"].value)
+                    self._enable_for(**asked)
+                self._ask(**{name: change["new"]})
         return changed
 
     def _on_display(self, name: str):
         def changed(change):
             setattr(self.state, name, change["new"])
-            with busy([], self.status):
+            with errors_shown(self.status):  # (not busy: a computation may be running)
                 self._render_display()
         return changed
 
@@ -160,13 +199,17 @@ class Explorer(W.VBox):
                 box.value = shown
         if self.state.layer not in {value for _, value in self._controls["layer"].options}:
             self._fill_layers()  # a layer set from Python, deeper than the blocks listed
+        self._enable_for(self.state.smooth, self.state.method)
+
+    def _enable_for(self, smooth: bool, method: str) -> None:
+        """SmoothGrad's settings live only with it on, the layer only for methods reading one."""
         for name in SMOOTHGRAD_ONLY:
-            self._controls[name].disabled = not self.state.smooth
-        self._controls["layer"].disabled = not get_method(self.state.method).needs_layer
+            self._controls[name].disabled = not smooth
+        self._controls["layer"].disabled = not get_method(method).needs_layer
 
     def _on_search(self, change) -> None:
         if not self._syncing:
-            self.set(target=parse_target(change["new"]))  # emptied: the top class again
+            self._ask(target=parse_target(change["new"]))  # emptied: the top class again
 
     @contextmanager
     def _quiet(self) -> Iterator[None]:
@@ -180,13 +223,13 @@ class Explorer(W.VBox):
     def _on_upload(self, change) -> None:
         files = change["new"]
         if files:
-            with busy(self._compute_controls(), self.status):
+            with errors_shown(self.status):
                 item = files[0]
                 self._add_image(item["name"], load_image(bytes(item["content"])))
 
     def _on_url(self, change) -> None:
-        if change["new"].strip():  # a download may take seconds: nothing piles up meanwhile
-            with busy(self._compute_controls(), self.status):
+        if change["new"].strip():
+            with errors_shown(self.status):
                 self._add_image(change["new"].strip(), load_image(change["new"].strip()))
 
     def _add_image(self, name: str, rgb) -> None:
@@ -203,7 +246,7 @@ class Explorer(W.VBox):
     def _on_export(self, change) -> None:
         suffix = change["new"]
         if suffix:
-            with busy([], self.status):
+            with errors_shown(self.status):
                 stem = export_stem(self.state, self.result.class_id)
                 path = self.export(Path("exports") / f"{stem}{suffix}")
                 self.status.download(f"wrote {path};", path)
@@ -224,43 +267,78 @@ class Explorer(W.VBox):
             control.value = self.state.layer
 
     # ------------------------------------------------------------------ engine
-    def _prepare_model(self) -> None:
-        self.explainer = get_explainer(self.state.model)
-        if self.state.layer not in {l.name for l in self.explainer.layers()}:
-            self.state.layer = self.explainer.default_layer
-        self._fill_layers()
-        options = precisions_for(self.explainer.device)
-        if self.state.precision not in {value for _, value in options}:
-            self.state.precision = "fp32"
-        self._controls["precision"].options = options
-        self._controls["precision"].value = self.state.precision
-        self._controls["search"].options = [f"{i} {n}" for i, n in enumerate(self.explainer.labels)]
+    def _work(self, changes: dict, loop) -> _Outcome:
+        """The engine part of a request (off the kernel's loop when ``loop`` is given): the
+        model, the class, the prepared photo, the explanation and the top predictions."""
+        with self._engine_lock:
+            s, explainer = self.state, self.explainer
+            if "model" in changes:
+                explainer = get_explainer(s.model)
+                self._fit_state_to_model(explainer)
+            if s.target is not None:
+                s.target = resolve_class(s.target, explainer.labels)
+            if not any(key in COMPUTE and (s.smooth or key not in SMOOTHGRAD_ONLY)
+                       for key in changes):
+                return _Outcome(explainer)
+            self.engine_calls += 1
+            prepared = self._prepare(explainer)
+            params = explain_params(s, self._progress(loop))
+            result = explainer.explain(prepared, s.method, s.target, s.layer, **params)
+            return _Outcome(explainer, prepared, result,
+                            explainer.predict(prepared, top=TOP_PREDICTIONS))
 
-    def _compute(self) -> Explanation:
-        """Engine call for the current state (cached forward; progress for long work)."""
-        s = self.state
-        self.engine_calls += 1
-        prepared = self._prepared()
-        params = explain_params(s, self.status.report)
-        self.result = self.explainer.explain(prepared, s.method, s.target, s.layer, **params)
-        self._show_predictions(prepared)
-        return self.result
+    def _progress(self, loop):
+        """The progress callback of the engine work: on the loop's thread when off it, where
+        it is also where a stop (button, newer request) is heard."""
+        if loop is None:
+            return self.status.report
 
-    def _prepared(self):
+        def report(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(self.status.report, done, total)
+            self._requests.check()
+        return report
+
+    def _prepare(self, explainer):
+        """The photo prepared for the model (kept while model and image stay)."""
         key = (self.state.model, self.state.image)
         if getattr(self, "_prepared_key", None) != key:
-            self._prepared_image = self.explainer.prepare(photo_of(self.state))
+            self._prepared_for = explainer.prepare(photo_of(self.state))
             self._prepared_key = key
-            if getattr(self, "panels", None) is not None:
-                self.panels.set_image(self._prepared_image.rgb)
+        return self._prepared_for
+
+    def _prepared(self):
+        """The prepared photo on show."""
         return self._prepared_image
 
-    def _show_predictions(self, prepared) -> None:
-        """Top-5 as a clickable bar chart: a click explains that class."""
-        show_predictions(self._top, self.explainer.predict(prepared, top=TOP_PREDICTIONS),
-                         self.result.class_id)
+    def _fit_state_to_model(self, explainer) -> None:
+        """A layer or precision the model cannot take falls back to its default."""
+        if self.state.layer not in {l.name for l in explainer.layers()}:
+            self.state.layer = explainer.default_layer
+        if self.state.precision not in {value for _, value in precisions_for(explainer.device)}:
+            self.state.precision = "fp32"
+
+    def _fill_model_controls(self) -> None:
+        """The layer, precision and class menus of the model on show."""
+        self._fill_layers()
+        with self._quiet():
+            self._controls["precision"].options = precisions_for(self.explainer.device)
+            self._controls["precision"].value = self.state.precision
+            self._controls["search"].options = [f"{i} {n}" for i, n in
+                                                enumerate(self.explainer.labels)]
 
     # ------------------------------------------------------------------ render
+    def _show(self, outcome: _Outcome) -> None:
+        """Show what the engine work gave (on the loop's thread)."""
+        if outcome.explainer is not self.explainer:
+            self.explainer = outcome.explainer
+            self._fill_model_controls()
+        if outcome.result is not None:
+            if outcome.prepared is not self._prepared_image and self.panels is not None:
+                self.panels.set_image(outcome.prepared.rgb)
+            self._prepared_image, self.result = outcome.prepared, outcome.result
+            show_predictions(self._top, outcome.predictions, self.result.class_id)
+        self._render()
+
     def _render(self) -> None:
         r = self.result
         if self.panels is not None:
@@ -286,7 +364,7 @@ class Explorer(W.VBox):
             self.panels.set_view(s.view, s.opacity)
 
     def _compute_controls(self) -> list:
-        """Disabled while computing: no request piles up behind a slow one."""
+        """Disabled while computing inline: no request piles up behind a slow one."""
         buttons = [row.children[0] for row in self._top.children]
         inputs = ("search", "upload", "url", "all_layers", "export")
         return [self._controls[n] for n in COMPUTE_CONTROLS + inputs] + buttons

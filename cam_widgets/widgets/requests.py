@@ -1,0 +1,125 @@
+"""Widget requests whose engine work runs off the kernel's event loop; the newest one wins.
+
+In a Jupyter kernel a widget callback runs on the kernel's asyncio loop, and while it runs no
+other widget message is read: slider steps and clicks pile up behind a slow computation, and
+a stop button cannot be heard. A :class:`RequestQueue` runs the engine part of a request in a
+worker thread and awaits it, so the loop keeps reading: requests that arrive meanwhile are
+merged into one, the running one is told to stop at its next progress report, and every
+widget update still happens on the loop's thread. Outside a running loop (plain Python, a
+widget's ``set()``, tests) a request runs inline, start to end.
+
+A request is a generator (see :func:`drive`): it does its widget and state work, yields the
+engine work as a callable, gets the callable's result (or its exception) back, and goes on.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Callable, Generator, Optional
+
+from ..errors import CamWidgetsError
+
+#: A request: yields engine work (a callable, run off the loop), receives its result.
+Request = Generator[Callable[[], object], object, None]
+
+
+class Stopped(CamWidgetsError):
+    """The work was stopped at a progress report: a newer request, or the stop button."""
+
+
+def drive(request: Request) -> None:
+    """Run ``request`` inline: each piece of engine work is called here, on this thread."""
+    try:
+        work = next(request)
+        while True:
+            try:
+                outcome = work()
+            except Exception as error:  # handed back: the request shows it and cleans up
+                work = request.throw(error)
+            else:
+                work = request.send(outcome)
+    except StopIteration:
+        pass
+
+
+async def drive_off_loop(request: Request) -> None:
+    """Run ``request`` on the running loop, its engine work in a worker thread."""
+    loop = asyncio.get_running_loop()
+    try:
+        work = next(request)
+        while True:
+            try:
+                outcome = await loop.run_in_executor(None, work)
+            except Exception as error:
+                work = request.throw(error)
+            else:
+                work = request.send(outcome)
+    except StopIteration:
+        pass
+
+
+class RequestQueue:
+    """Merges the changes asked for while a request runs, and runs them as one after it.
+
+    Args:
+        make_request: ``make_request(changes)`` -> the :data:`Request` applying ``changes``.
+    """
+
+    def __init__(self, make_request: Callable[[dict], Request]) -> None:
+        self._make_request = make_request
+        self.pending: dict = {}
+        self._task: Optional[asyncio.Task] = None
+        self._stop = threading.Event()
+        self.stopped_by_user = False
+
+    @staticmethod
+    def has_loop() -> bool:
+        """Whether this thread runs an event loop (a kernel's widget callback does)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def submit(self, changes: dict) -> None:
+        """Ask for ``changes``: off the loop when one runs here, else inline."""
+        if not self.has_loop():
+            drive(self._make_request(dict(changes)))
+            return
+        self.pending.update(changes)
+        if self.running:
+            self._stop.set()  # superseded: the running request stops at its next report
+        else:
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    def stop(self) -> None:
+        """The stop button: the running request stops at its next progress report."""
+        if self.running:
+            self.stopped_by_user = True
+            self._stop.set()
+
+    def check(self) -> None:
+        """Called at each progress report of the engine work (in its thread)."""
+        if self._stop.is_set():
+            raise Stopped("stopped")
+
+    @property
+    def superseded(self) -> bool:
+        """Whether newer changes wait (a stopped request then leaves its state to them)."""
+        return bool(self.pending) and not self.stopped_by_user
+
+    async def _drain(self) -> None:
+        while self.pending:
+            changes, self.pending = self.pending, {}
+            self._stop.clear()
+            self.stopped_by_user = False
+            await drive_off_loop(self._make_request(changes))
+
+    async def idle(self, timeout: float = 60.0) -> None:
+        """Wait until every request asked for so far has run (for tests and scripts)."""
+        if self._task is not None:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
