@@ -1,6 +1,9 @@
 """Headless checks of the Compare widget: figure data, probe, shared scale, engine calls, errors."""
 from __future__ import annotations
 
+import re
+import time
+
 import numpy as np
 import pytest
 
@@ -48,14 +51,26 @@ def test_by_class_gives_two_different_maps(widget):
     assert "boxer" in titles[0] and "tiger cat" in titles[1]
 
 
-def test_probe_marks_every_panel_and_returns_heatmap_values(widget):
+def _cell(z, x: float, y: float, shape=(224, 224)) -> float:
+    """The value of drawn map ``z`` that Plotly's hover shows at pixel (x, y)."""
+    z = np.asarray(z, dtype=float)
+    return float(z[int((y + 0.5) * z.shape[0] / shape[0]), int((x + 0.5) * z.shape[1] / shape[1])])
+
+
+def _table_values(w: Compare) -> list[str]:
+    return re.findall(r"text-align:right'>([^<]*)<", w.table.value)
+
+
+def test_probe_marks_every_panel_and_returns_the_hovered_values(widget):
     _reset(widget)
     values = widget.probe(100, 80)
     for k in range(widget.panels.count):
         assert list(widget.panels.marker(k).x) == [100]
         assert list(widget.panels.marker(k).y) == [80]
-    expected = [float(r.heatmap[80, 100]) for r in widget.results]
+    # the drawn cell under the pixel (what the hover shows), not the smoothed heatmap
+    expected = [_cell(widget.panels.heatmap(k).z, 100, 80) for k in range(2)]
     assert values == pytest.approx(expected)
+    assert values[0] != pytest.approx(float(widget.results[0].heatmap[80, 100]), abs=1e-3)
     assert widget.table.value.count("<tr>") == 1 + len(widget.results)
     # a click on a heatmap does the same
     widget._on_probe(1, 50.0, 60.0)
@@ -78,9 +93,10 @@ def test_shared_scale_toggle_is_display_only(widget, counted):
     z_after = np.asarray(widget.panels.heatmap(1).z, dtype=float)
     assert not np.allclose(z_before, z_after)
     np.testing.assert_allclose(z_after, np.maximum(widget.results[1].raw, 0) / unit, atol=1e-3)
-    # in shared mode the probe reports raw values
+    # in shared mode the probe reports the drawn raw value, in the colour bar's unit
     assert widget.probe(100, 80)[1] == pytest.approx(
-        float(widget.results[1].raw[int((80.5) * 7 / 224), int((100.5) * 7 / 224)]))
+        float(widget.results[1].raw[int((80.5) * 7 / 224), int((100.5) * 7 / 224)]) / unit, abs=1e-4)
+    assert f"x{unit:.0e}" in widget.table.value
     assert widget.panels.figure is figure
     assert widget.engine_calls == calls_before and counted == []
     widget._controls["shared_scale"].value = False
@@ -144,14 +160,14 @@ def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widge
     try:
         widget.set(by="method", values=("gradcam", "vanilla"))
         axis = widget.panels.figure.layout.coloraxis
-        assert axis.colorbar.title.text == "1 = 99th pct"
+        # mixed panels: the colour bar says which 1 each family's panels mean
+        assert axis.colorbar.title.text == "1 = max (CAM)<br>1 = 99th pct<br>(pixel maps)"
         cam, vanilla = (np.asarray(widget.panels.heatmap(k).z, dtype=float) for k in (0, 1))
         assert cam.shape == (7, 7) and vanilla.max() == 1.0
         assert np.mean(vanilla >= 0.999) > 0.005  # the top 1% saturates (it looked empty)
-        probed = widget.probe(100, 50)  # the values drawn: CAM's heatmap, vanilla's drawn cell
-        assert probed[0] == widget.results[0].heatmap[50, 100]
-        assert probed[1] == pytest.approx(vanilla[int(50.5 * 56 / 224), int(100.5 * 56 / 224)], abs=1e-4)
-        widget.set(shared_scale=True)
+        probed = widget.probe(100, 50)  # the values drawn: each panel's cell
+        assert probed == [_cell(cam, 100, 50), _cell(vanilla, 100, 50)]
+        widget.set(values=("vanilla", "guided_backprop"), shared_scale=True)  # one family
         drawn = [prepare_map(np.maximum(r.raw, 0), decimals=None) for r in widget.results]
         top = np.percentile(np.concatenate([d.ravel() for d in drawn]), 99)
         unit = 10.0 ** np.floor(np.log10(top))
@@ -175,9 +191,149 @@ def test_by_model_prepares_per_model_and_reports_missing_weights(widget):
     widget.set(target=None)
 
 
+def test_built_by_model_or_with_a_bad_by():
+    w = Compare(by="model", values=("efficientnet_lite0",))
+    assert "cw-error" not in w.status.line.value  # the layer menu is filled for the fixed layer
+    assert w.status.line.value.count("1 map by model: efficientnet_lite0; Grad-CAM, class ") == 1
+    with pytest.raises(Exception, match="'by' must be one of class, method, layer, model"):
+        Compare(by="clas")
+
 def test_parse_values():
     assert parse_values(" 242, tiger cat ,,282") == (242, "tiger cat", 282)
 
+
+
+def test_values_take_method_titles_and_names_in_any_case(widget):
+    _reset(widget)
+    try:
+        widget.set(by="method")
+        assert widget._controls["values"].value == "Grad-CAM, Grad-CAM++, Layer-CAM"  # titles shown
+        widget._controls["values"].value = "grad-cam++, LAYERCAM, Vanilla Gradient"
+        assert "cw-error" not in widget.status.line.value
+        assert widget.state.values == ("gradcam++", "layercam", "vanilla")
+        assert [r.method for r in widget.results] == ["gradcam++", "layercam", "vanilla"]
+        assert widget._controls["values"].value == "Grad-CAM++, Layer-CAM, Vanilla gradient"
+        widget._controls["values"].value = "Grad-CAM, Grad-CAMM"
+        line = widget.status.line.value
+        assert "cw-error" in line and "\n" not in line and "Grad-CAMM" in line
+        assert "expected method titles or names" in line and "Guided Grad-CAM++" in line
+        assert widget.state.values == ("gradcam++", "layercam", "vanilla")  # kept
+    finally:
+        _reset(widget)
+
+
+def test_summary_names_what_each_panel_is_and_the_wall_time(widget, monkeypatch):
+    _reset(widget)
+    line = widget.status.line.value
+    assert "2 maps by class: boxer (242), tiger cat (282); Grad-CAM at features.8;" in line
+    original = Explainer.explain
+
+    def slow(self, *args, **kwargs):  # engine time outside any result's own clock
+        time.sleep(0.1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Explainer, "explain", slow)
+    try:
+        widget.set(by="method", values=("gradcam", "gradcam++"))
+        line = widget.status.line.value
+        assert "2 maps by method: Grad-CAM, Grad-CAM++; class Egyptian cat (285) at features.8;" in line
+        ms = int(re.search(r"engine (\d+) ms \(wall time of this update\)", line).group(1))
+        assert ms >= 200 and ms == round(widget.seconds * 1000)
+        assert ms > 1000 * sum(r.seconds for r in widget.results)
+    finally:
+        monkeypatch.undo()
+        _reset(widget)
+
+
+def test_layer_menu_lists_the_blocks_and_keeps_the_current_layer(widget):
+    from cam_widgets.widgets.layer_menu import layer_menu
+
+    _reset(widget)
+    explainer = widget._sources[0][0]
+    control = widget._controls["layer"]
+    blocks = [l.name for l in layer_menu(explainer.layers(), "features.8", None, everything=False)]
+    assert [v for _, v in control.options] == [""] + blocks
+    assert len(control.options) < 40 < len(explainer.layers())
+    deep = "features.1.0.block.0.1"
+    try:
+        widget.set(layer=deep)
+        assert widget.results[0].layer == deep
+        assert deep in [v for _, v in control.options] and control.value == deep
+    finally:
+        widget.set(layer=None)
+    assert control.value == "" and deep not in [v for _, v in control.options]
+
+
+def test_class_defaults_are_the_top_two_and_follow_the_image_typed_values_stay():
+    w = Compare(image="chelsea")
+
+    def top(image):
+        return tuple(p.class_id for p in w._sources[0][0].predict(image, top=2))
+
+    assert w.state.values == top("chelsea") == (285, 282) and w.state.auto_values
+    assert w._controls["values"].value == "285, 282"
+    w._controls["image"].value = "coffee"  # defaulted values follow the image
+    assert w.state.values == top("coffee") and [r.class_id for r in w.results] == list(top("coffee"))
+    w._controls["values"].value = "281, 282"  # typed values stay
+    w._controls["image"].value = "chelsea"
+    assert w.state.values == (281, 282) and not w.state.auto_values
+    w.set(by="class")  # the same comparison: nothing to default
+    assert w.state.values == (281, 282)
+    w._controls["values"].value = ""  # cleared: the defaults again
+    assert w.state.values == (285, 282) and w._controls["values"].value == "285, 282"
+    w.set(by="method")
+    w.set(by="class", image="coffee")
+    assert w.state.values == top("coffee") and "cw-error" not in w.status.line.value
+
+
+def test_the_figure_fits_a_1280_pixel_page(widget):
+    _reset(widget)
+    assert widget.panels.figure.layout.width == 2 * 320 + 120  # few panels keep their size
+    try:
+        widget.set(by="method", values=("gradcam", "gradcam++", "xgradcam", "layercam"))
+        assert widget.panels.count == 4
+        assert 1000 < widget.panels.figure.layout.width <= 1200
+        assert widget.panels.panel_size == 270
+    finally:
+        _reset(widget)
+
+
+def test_shared_scale_is_off_while_cam_and_pixel_maps_mix(widget):
+    _reset(widget)
+    toggle = widget._controls["shared_scale"]
+    try:
+        widget.set(by="method", values=("gradcam", "vanilla"), shared_scale=True)
+        axis = widget.panels.figure.layout.coloraxis
+        assert (axis.cmin, axis.cmax) == (0.0, 1.0) and "units differ" in axis.colorbar.title.text
+        drawn = [np.asarray(widget.panels.heatmap(k).z, dtype=float) for k in (0, 1)]
+        assert drawn[0].max() == 1.0 and drawn[1].max() == 1.0  # each panel on its own scale
+        assert toggle.disabled and not toggle.value and "no common unit" in toggle.tooltip
+        assert widget.state.shared_scale and "shared scale off" in widget.status.line.value
+        values = widget.probe(100, 50)
+        assert _table_values(widget) == [f"{v:.3f}" for v in values]  # as the hover's %{z:.3f}
+        assert "(1 = max (CAM); 1 = 99th pct (pixel maps); per panel: units differ)" in widget.table.value
+        widget.set(shared_scale=False)  # display only: the summary follows
+        assert "shared scale off" not in widget.status.line.value
+        widget.set(shared_scale=True)
+        assert "shared scale off" in widget.status.line.value
+        widget.set(values=("gradcam", "gradcam++"))  # one family: the shared scale is back
+        assert not toggle.disabled and toggle.value and toggle.tooltip == ""
+        assert widget.panels.figure.layout.coloraxis.colorbar.title.text.startswith("x1e")
+    finally:
+        _reset(widget)
+
+
+def test_probe_table_shows_the_hovered_value_of_each_panel(widget):
+    _reset(widget)
+    template = widget.panels.heatmap(0).hovertemplate
+    assert "%{z:.3f}" in template
+    for shared in (False, True):
+        widget.set(shared_scale=shared)
+        widget.probe(60, 120)
+        hovered = [f"{_cell(widget.panels.heatmap(k).z, 60, 120):.3f}" for k in range(2)]
+        assert _table_values(widget) == hovered
+    assert "x1e" in widget.table.value  # the colour bar's unit heads the column
+    _reset(widget)
 
 # ------------------------------------------------------------------------ metrics section
 from cam_widgets.data import get_scene  # noqa: E402

@@ -298,7 +298,7 @@ def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monk
 def test_tree_order_puts_each_block_before_its_parts():
     from types import SimpleNamespace
 
-    from cam_widgets.widgets.explorer_controls import tree_order
+    from cam_widgets.widgets.layer_menu import tree_order
 
     computed = ["stem.0", "stem", "body.0.a", "body.0.b", "body.0", "body.1", "body", "head"]
     ordered = tree_order([SimpleNamespace(name=n) for n in computed])

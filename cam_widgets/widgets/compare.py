@@ -7,6 +7,7 @@ public names are re-exported here, so imports from this module keep working.
 """
 from __future__ import annotations
 
+import time
 from typing import Optional, Sequence
 
 import ipywidgets as W
@@ -18,9 +19,12 @@ from ..models import DEFAULT_MODEL
 from ..render import list_colormaps
 from ..result import Explanation
 from .common import (StatusLine, busy, control_row, image_choices, model_choices, next_state,
-                     parse_target, probed_map)
+                     parse_target)
 from .compare_panels import (
+    MIXED_UNITS,
     compute_panels,
+    mixed_families,
+    panel_size,
     probe_table_html,
     scaled_maps,
     summary_line,
@@ -30,11 +34,14 @@ from .compare_state import (
     DEFAULT_VALUES,
     DIMENSIONS,
     DISPLAY,
+    PLACEHOLDERS,
     CompareState,
-    check_state,
-    default_values,
+    check_by,
     parse_values,
+    resolve_state,
+    values_text,
 )
+from .layer_menu import layer_menu, layer_options
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 
@@ -48,11 +55,13 @@ class Compare(W.VBox):
     Args:
         by: ``"class"`` (one batched backward), ``"method"``, ``"layer"`` (one backward for
             all layers) or ``"model"`` (zoo names; the photo is prepared for each model).
-        values: the compared values (None: a default for ``by``).
+        values: the compared values, methods by name or title, any case (None or empty: the
+            defaults of ``by``, which follow the image and model: the image's top 2 classes,
+            the model's stage outputs, three CAM methods, two models).
         method, target, layer, model: the fixed dimensions (target None: the top class; with
             ``by="model"``, the first model's top class, so that every panel shows one class).
         shared_scale: one colour range over the raw maps (clipped at 0) instead of each
-            map normalised to [0, 1].
+            map normalised to [0, 1]; off while the panels mix CAM and pixel-level maps.
 
     The "metrics" checkbox (off by default; ``self.metrics``, a
     :class:`~cam_widgets.widgets.metrics_panel.MetricsPanel`) adds a table of localization
@@ -61,16 +70,18 @@ class Compare(W.VBox):
     """
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, by: str = "class",
-                 values: Optional[Sequence] = DEFAULT_VALUES["class"], method: str = "gradcam",
+                 values: Optional[Sequence] = None, method: str = "gradcam",
                  target=None, layer: Optional[str] = None, shared_scale: bool = False) -> None:
-        values = default_values(by, model) if values is None or (
-            by != "class" and tuple(values) == DEFAULT_VALUES["class"]) else tuple(values)
+        check_by(by)  # the "compare" menu cannot show another value
+        values = tuple(values or ())
         self.state = CompareState(image=image, model=model, by=by, values=values, method=method,
-                                  target=target, layer=layer, shared_scale=shared_scale)
+                                  target=target, layer=layer, shared_scale=shared_scale,
+                                  auto_values=not values)
         self.status = StatusLine()
         self.results: list[Explanation] = []
         self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
         self.engine_calls = 0
+        self.seconds = 0.0  # wall time of the last update's engine work
         self.probed: Optional[tuple[float, float]] = None
         self._syncing = False
         self._controls = self._build_controls()
@@ -98,7 +109,7 @@ class Compare(W.VBox):
             "model": W.Dropdown(options=model_choices(), value=s.model, description="model"),
             "by": W.Dropdown(options=list(DIMENSIONS), value=s.by, description="compare"),
             "values": W.Text(description="values", continuous_update=False,
-                             placeholder="242, tiger cat / gradcam, layercam / ..."),
+                             layout=W.Layout(width="420px")),  # four method titles
             "method": W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
                                  value=s.method, description="method"),
             "target": W.Combobox(placeholder="top class; or boxer, 282...", description="class",
@@ -142,18 +153,15 @@ class Compare(W.VBox):
         s, c = self.state, self._controls
         self._syncing = True
         try:
-            for name in ("image", "model", "by", "method", "shared_scale", "opacity", "colormap"):
+            for name in ("image", "model", "by", "method", "opacity", "colormap"):
                 c[name].value = getattr(s, name)
             if not keep_text:
-                c["values"].value = ", ".join(str(v) for v in s.values)
+                c["values"].value = values_text(s)
                 c["target"].value = "" if s.target is None else str(s.target)
-            if s.by != "model" and getattr(self, "_options_model", None) != s.model:
-                explainer = get_explainer(s.model)
-                self._options_model = s.model
-                c["layer"].options = [(f"default ({explainer.default_layer})", "")] + [
-                    (f"{l.name}  {l.resolution}", l.name) for l in explainer.layers()]
-                c["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
+            c["values"].placeholder = PLACEHOLDERS.get(s.by, "")
+            self._fill_menus(s.model, s.layer)  # by "model" too: the layer stays fixed
             c["layer"].value = s.layer or ""
+            self._sync_scale_toggle()
         except Exception as error:  # noqa: BLE001 - shown in the widget
             self.status.error(error)
         finally:
@@ -161,6 +169,27 @@ class Compare(W.VBox):
         for name, varied in (("target", "class"), ("method", "method"), ("layer", "layer"),
                              ("model", "model")):
             c[name].disabled = s.by == varied or (name == "layer" and s.by == "model")
+
+    def _fill_menus(self, model: str, layer: Optional[str]) -> None:
+        """The layer menu (the model's blocks, as the Explorer's, and the current layer) and
+        the class options, when the model or layer changed."""
+        c = self._controls
+        if getattr(self, "_menus_for", None) == (model, layer):
+            return
+        explainer = get_explainer(model)
+        shown = layer_menu(explainer.layers(), explainer.default_layer, layer, everything=False)
+        c["layer"].options = [(f"default ({explainer.default_layer})", "")] + layer_options(shown)
+        if getattr(self, "_menus_for", (None,))[0] != model:
+            c["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
+        self._menus_for = (model, layer)
+
+    def _sync_scale_toggle(self) -> None:
+        """Shows the scale in use: per panel, and disabled, while the panels mix units."""
+        toggle, mixed = self._controls["shared_scale"], mixed_families(self.results)
+        toggle.value = self.state.shared_scale and not mixed
+        toggle.disabled = mixed
+        toggle.tooltip = MIXED_UNITS if mixed else ""
+        toggle.tooltips = [toggle.tooltip] * len(toggle.options)
 
     # ----------------------------------------------------------------- actions
     def set(self, **changes) -> list[Explanation]:
@@ -176,7 +205,10 @@ class Compare(W.VBox):
             if display_only:  # nothing for the engine: re-render only
                 self.state = new
                 self._render()
-                self.status.line.value = self._line  # the last good state's line, not an old error
+                if self.results:  # the summary says whether the shared scale is in use
+                    self._report()
+                else:
+                    self.status.line.value = self._line  # not an old error
             else:
                 self._apply(new)
                 self._line = self.status.line.value
@@ -185,25 +217,29 @@ class Compare(W.VBox):
         return self.results
 
     def _normalize(self, changes: dict) -> dict:
-        if "by" in changes and "values" not in changes:
-            changes["values"] = default_values(changes["by"], changes.get("model", self.state.model))
+        """Given values are kept; none given (or a new ``by``): the defaults, which follow the
+        image and model (see resolve_state)."""
         if "values" in changes:
-            changes["values"] = tuple(changes["values"])
+            changes["values"] = tuple(changes["values"] or ())
+            changes["auto_values"] = not changes["values"]
+        elif changes.get("by", self.state.by) != self.state.by:
+            changes["values"], changes["auto_values"] = (), True
         return changes
 
     def probe(self, x: float, y: float) -> list[float]:
-        """Mark pixel (x, y) in every panel; returns each panel's value there as drawn (the
-        [0, 1] heatmap at input resolution; a pixel method's map relative to its 99th
-        percentile), or the raw map value in shared-scale mode."""
+        """Mark pixel (x, y) in every panel; returns each panel's value there as drawn and
+        as its hover shows it: the map cell under the pixel, in the colour bar's units."""
         self.probed = (float(x), float(y))
         self.panels.mark(x, y)
         return self._fill_table(x, y)
 
     def _fill_table(self, x: float, y: float) -> list[float]:
-        shape = self.panels.image_shape
-        shared = self.state.shared_scale
-        values = [value_at(r.raw if shared else probed_map(r), x, y, shape) for r in self.results]
-        self.table.value = probe_table_html(self._titles, values, x, y, shared)
+        p = self.panels
+        # read back from the figure: the very numbers the hover shows
+        values = [value_at(np.asarray(p.heatmap(k).z, dtype=float), x, y, p.image_shape)
+                  for k in range(p.count)]
+        unit = p.figure.layout.coloraxis.colorbar.title.text or ""
+        self.table.value = probe_table_html(self._titles, values, x, y, unit)
         return values
 
     def _on_probe(self, panel: int, x: float, y: float) -> None:
@@ -214,7 +250,7 @@ class Compare(W.VBox):
     # ------------------------------------------------------------------ engine
     def _apply(self, state: CompareState) -> None:
         """Compute for ``state``; the state changes only when the computation succeeds."""
-        results, rgb, titles, sources = self._compute(state)
+        state, (results, rgb, titles, sources) = self._compute(state)
         self.state, self.results, self._titles, self._sources = state, results, titles, sources
         rebuilt = self.panels is None or self.panels.count != len(results)
         if rebuilt:
@@ -224,19 +260,27 @@ class Compare(W.VBox):
                 self.panels.set_image(rgb)
             self._render()
         self._photo_key = (state.image, rgb.shape)
-        self.status.info(summary_line(state, results))
-        flagged = [(t, r) for t, r in zip(titles, results) if r.flagged]
-        if flagged:
-            self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
+        self._report()
         if self.probed is not None:
             self.probe(*self.probed)
         with busy([], self.status):  # a metric error is shown; the new maps stay
             self.metrics.refresh(new_figure=rebuilt)
 
-    def _compute(self, s: CompareState) -> tuple[list[Explanation], np.ndarray, list[str], list]:
-        check_state(s)  # a bad setting is not an engine call
+    def _report(self) -> None:
+        """The summary line, or a warning for the first flagged map."""
+        self.status.info(summary_line(self.state, self.results, self.seconds))
+        flagged = [(t, r) for t, r in zip(self._titles, self.results) if r.flagged]
+        if flagged:
+            self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
+
+    def _compute(self, s: CompareState) -> tuple[CompareState, tuple]:
+        """(the state with its values resolved, what compute_panels gives)."""
+        started = time.perf_counter()
+        s = resolve_state(s)  # a bad setting is not an engine call (defaults may predict)
         self.engine_calls += 1
-        return compute_panels(s)
+        panels = compute_panels(s)
+        self.seconds = time.perf_counter() - started
+        return s, panels
 
     # ------------------------------------------------------------------ render
     def _build_panels(self, rgb: np.ndarray) -> None:
@@ -244,7 +288,8 @@ class Compare(W.VBox):
         maps, zrange, label = self._scaled_maps()
         self.panels = HeatmapPanels(rgb, maps, self._titles, opacity=self.state.opacity,
                                     colormap=self.state.colormap, zrange=zrange,
-                                    colorbar_title=label, probe=self.probed)
+                                    colorbar_title=label, probe=self.probed,
+                                    panel_size=panel_size(len(maps)))
         self.panels.on_probe(self._on_probe)
         self.metrics.figure_built(self.panels.figure)
         self._figure_box.children = [self.panels.figure]

@@ -2,8 +2,9 @@
 
 :func:`compute_panels` (the engine calls for one :class:`~.compare_state.CompareState`, batched
 per compared dimension), :func:`scaled_maps` (per panel in [0, 1] or on one shared scale),
-:func:`value_at` and :func:`probe_table_html` (the probed pixel of every map) and
-:func:`summary_line` (the status line of a computation).
+:func:`panel_size` (panels that fit the page), :func:`value_at` and :func:`probe_table_html`
+(the probed pixel of every map, as its hover shows it) and :func:`summary_line` (the status
+line of a computation).
 """
 from __future__ import annotations
 
@@ -23,10 +24,20 @@ from ..result import Explanation
 from .common import colorbar_note, display_map, load_choice, nearest_pixel
 from .compare_state import CompareState
 
+#: Widest figure (px): four panels and the colour bar fit a 1280-pixel page.
+FIGURE_WIDTH = 1200
+#: What heatmap_figure adds to the panels' width (colour bar and margins).
+FIGURE_EXTRA = 120
+#: Panel width (px) while they fit, and the smallest a panel gets.
+PANEL_SIZE, MIN_PANEL_SIZE = 320, 120
+#: Why a shared scale is off when panels mix CAM and pixel-level maps.
+MIXED_UNITS = ("shared scale off: CAM maps (layer activations x weights) and pixel-level maps "
+               "(input gradients) have no common unit")
+
 
 def compute_panels(s: CompareState) -> tuple[list[Explanation], np.ndarray, list[str], list]:
     """(results, photo shown, panel titles, (explainer, prepared image) of each panel) for
-    a state that passed :func:`~.compare_state.check_state`."""
+    a state from :func:`~.compare_state.resolve_state`."""
     rgb = load_choice(s.image)
     if s.by == "model":
         return _compute_models(s, rgb)
@@ -65,21 +76,37 @@ def _compute_models(s: CompareState, rgb: np.ndarray):
     return results, photo, titles, sources
 
 
+def panel_size(panels: int) -> int:
+    """Panel width (px) that keeps the figure of ``panels`` panels within FIGURE_WIDTH."""
+    fit = (FIGURE_WIDTH - FIGURE_EXTRA) // max(int(panels), 1)
+    return max(MIN_PANEL_SIZE, min(PANEL_SIZE, fit))
+
+
+def mixed_families(results: Sequence[Explanation]) -> bool:
+    """True when the panels mix CAM maps and pixel-level maps (no common unit)."""
+    return len({r.pixel_level for r in results}) > 1
+
+
 def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
     """(maps, colour range, colour bar title): maps per panel in [0, 1], or raw maps clipped
     at 0 on one shared scale (in units of a power of ten, so the colour bar stays readable;
     with pixel-level maps the scale tops at the 99th percentile of what is drawn, as each
-    panel alone would). Without results, ``panels`` empty maps."""
+    panel alone would). Panels mixing CAM and pixel-level maps stay per panel, and the colour
+    bar says so. Without results, ``panels`` empty maps."""
     if not results:
         return [np.zeros((7, 7), np.float32)] * panels, (0.0, 1.0), ""
-    if shared:
+    if shared and not mixed_families(results):
         clipped = [prepare_map(np.maximum(r.raw, 0.0), decimals=None) for r in results]
-        pixel = any(r.pixel_level for r in results)
+        pixel = results[0].pixel_level
         lo, hi = shared_scale(clipped, percentile=DISPLAY_PERCENTILE if pixel else None)
         unit = 10.0 ** math.floor(math.log10(hi)) if hi > 0 else 1.0
         label = f"x{unit:.0e}" + ("<br>top: 99th pct" if pixel else "")
         return [m / unit for m in clipped], (lo / unit, hi / unit), label
-    return [display_map(r) for r in results], (0.0, 1.0), colorbar_note(results)
+    label = colorbar_note(results)
+    if mixed_families(results):  # "1 = 99th pct" alone would claim it for the CAM panels too
+        label = "1 = max (CAM)<br>1 = 99th pct<br>(pixel maps)" + (
+            "<br>per panel:<br>units differ" if shared else "")
+    return [display_map(r) for r in results], (0.0, 1.0), label
 
 
 def value_at(m: np.ndarray, x: float, y: float, shape: tuple[int, int]) -> float:
@@ -89,21 +116,33 @@ def value_at(m: np.ndarray, x: float, y: float, shape: tuple[int, int]) -> float
 
 
 def probe_table_html(titles: Sequence[str], values: Sequence[float], x: float, y: float,
-                     shared: bool) -> str:
-    """One row per panel: its value at the probed pixel (raw on a shared scale)."""
-    rows = "".join(f"<tr><td>{html.escape(t)}</td><td style='text-align:right'>{v:.4g}</td></tr>"
+                     unit: str) -> str:
+    """One row per panel: the value drawn at the probed pixel, formatted as the hover shows
+    it; ``unit``: the colour bar's title, on one line."""
+    rows = "".join(f"<tr><td>{html.escape(t)}</td><td style='text-align:right'>{v:.3f}</td></tr>"
                    for t, v in zip(titles, values))
-    kind = "raw value" if shared else "value (0..1)"
+    note = unit.replace(":<br>", ": ").replace("<br>(", " (").replace("<br>", "; ")
+    note = " ".join(note.split()) or "0..1, 1 = max"
     return (f"<table class='cw-probe'><tr><th>pixel ({x:.0f}, {y:.0f})</th>"
-            f"<th>{kind}</th></tr>{rows}</table>")
+            f"<th>value as drawn ({html.escape(note)})</th></tr>{rows}</table>")
 
 
-def summary_line(state: CompareState, results: Sequence[Explanation]) -> str:
-    """What was compared, what stayed fixed, and the engine time."""
-    seconds = sum(r.seconds for r in results) if state.by == "model" else results[0].seconds
-    first = results[0]
-    fixed = {"class": f"{state.method} @ {first.layer or 'input'}",
-             "method": f"class {first.label} ({first.class_id})",
-             "layer": f"{state.method}, class {first.label} ({first.class_id})",
-             "model": f"{state.method}, class {first.label} ({first.class_id})"}
-    return f"{len(results)} maps by {state.by}: {fixed[state.by]}  ({seconds * 1000:.0f} ms)"
+def _layer_of(results: Sequence[Explanation]) -> str:
+    return next((r.layer for r in results if r.layer), "input")
+
+
+def summary_line(state: CompareState, results: Sequence[Explanation], seconds: float) -> str:
+    """What each panel shows and what stayed fixed (display names), whether the shared scale
+    is off, and ``seconds``, the wall time of the update's engine work."""
+    first, method = results[0], get_method(state.method).title
+    cls = f"class {first.label} ({first.class_id})"
+    panels, fixed = {
+        "class": ([f"{r.label} ({r.class_id})" for r in results], f"{method} at {_layer_of(results)}"),
+        "method": ([get_method(r.method).title for r in results], f"{cls} at {_layer_of(results)}"),
+        "layer": ([f"{r.layer} ({r.raw.shape[0]}x{r.raw.shape[1]})" for r in results], f"{method}, {cls}"),
+        "model": ([str(v) for v in state.values], f"{method}, {cls}"),
+    }[state.by]
+    scale = f"; {MIXED_UNITS}" if state.shared_scale and mixed_families(results) else ""
+    count = f"{len(results)} map" + ("s" if len(results) > 1 else "")
+    return (f"{count} by {state.by}: {', '.join(panels)}; {fixed}{scale}; "
+            f"engine {seconds * 1000:.0f} ms (wall time of this update)")

@@ -1,40 +1,52 @@
 """What a :class:`~cam_widgets.widgets.compare.Compare` is set to, without any widget.
 
 :class:`CompareState` (one frozen value per setting), the dimensions a comparison can vary,
-the default compared values of each, :func:`parse_values` for the typed list of values and
-:func:`check_state`, the checks made before any engine call.
+the default compared values of each, :func:`parse_values` for the typed list of values,
+:func:`values_text` for showing them, and :func:`resolve_state`, the checks and defaults
+applied before any engine call.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..api import get_explainer
-from ..errors import InvalidParameterError, close_matches
+from ..errors import InvalidParameterError, UnknownMethodError, close_matches
+from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
 DIMENSIONS = ("class", "method", "layer", "model")
 #: State fields whose change only re-renders (no engine call).
 DISPLAY = ("shared_scale", "opacity", "colormap")
-DEFAULT_VALUES = {"class": (242, 282), "method": ("gradcam", "gradcam++", "layercam"),
+#: Fixed defaults; classes default to the image's top predictions, layers to the model's stages.
+DEFAULT_VALUES = {"method": ("gradcam", "gradcam++", "layercam"),
                   "model": (DEFAULT_MODEL, "vgg16")}
+#: How many classes are compared when none are given.
+DEFAULT_CLASSES = 2
+#: What the values box suggests for each dimension (left empty: the defaults).
+PLACEHOLDERS = {"class": "top 2 classes; or 242, tiger cat", "method": "Grad-CAM, Layer-CAM...",
+                "layer": "the stages; or features.3, features.8",
+                "model": "efficientnet_lite0, vgg16"}
 
 
 @dataclass(frozen=True)
 class CompareState:
-    """Everything Compare shows; ``values`` are the compared values of dimension ``by``."""
+    """Everything Compare shows; ``values`` are the compared values of dimension ``by``;
+    ``auto_values``: they are the defaults of ``by`` for this image and model, so they follow
+    a new image or model (values given by the user are kept)."""
 
     image: str = "chelsea"
     model: str = DEFAULT_MODEL
     by: str = "class"
-    values: tuple = DEFAULT_VALUES["class"]
+    values: tuple = ()
     method: str = "gradcam"
     target: object = None
     layer: Optional[str] = None
     shared_scale: bool = False
     opacity: float = 0.5
     colormap: str = "viridis"
+    auto_values: bool = True
 
 
 def parse_values(text: str) -> tuple:
@@ -43,9 +55,36 @@ def parse_values(text: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in items)
 
 
-def default_values(by: str, model: str) -> tuple:
-    """The values compared when none are given: fixed lists, except layers, which depend on
-    the model (its stage outputs, at most four)."""
+def values_text(s: CompareState) -> str:
+    """The values as the values box shows them: methods by their display titles."""
+    if s.by == "method":
+        return ", ".join(get_method(v).title for v in s.values)
+    return ", ".join(str(v) for v in s.values)
+
+
+def method_name(value) -> str:
+    """A method's registry name from its name or display title, any case ("Grad-CAM++",
+    "gradcam++" -> "gradcam++"); one-line UnknownMethodError otherwise."""
+    known = {}
+    for m in list_methods():
+        known[m.name.lower()] = known[m.title.lower()] = m.name
+    key = str(value).strip().lower()
+    if key in known:
+        return known[key]
+    titles = [m.title for m in list_methods()]
+    raise UnknownMethodError(
+        f"'values' has no method {value!r}; expected method titles or names (any case): "
+        f"{', '.join(titles)}." + close_matches(key, known))
+
+
+def default_values(by: str, model: str, image: str) -> tuple:
+    """The values compared when none are given: the image's top predicted classes, the
+    model's stage outputs (at most four) or a fixed list."""
+    if by == "class":
+        from .common import load_choice  # a widget module: only when classes are compared
+
+        top = get_explainer(model).predict(load_choice(image), top=DEFAULT_CLASSES)
+        return tuple(p.class_id for p in top)
     if by == "layer":
         from .study_base import stage_layers  # a widget module: only when layers are compared
 
@@ -53,11 +92,21 @@ def default_values(by: str, model: str) -> tuple:
     return DEFAULT_VALUES.get(by, ())
 
 
-def check_state(s: CompareState) -> None:
-    """Raise InvalidParameterError (one line) for an unknown ``by`` or no compared values."""
-    if s.by not in DIMENSIONS:
+def check_by(by) -> None:
+    """One-line InvalidParameterError unless ``by`` is one of DIMENSIONS."""
+    if by not in DIMENSIONS:
         raise InvalidParameterError(
-            f"'by' must be one of {', '.join(DIMENSIONS)} (got {s.by!r})."
-            + close_matches(str(s.by), DIMENSIONS))
-    if not s.values:
+            f"'by' must be one of {', '.join(DIMENSIONS)} (got {by!r})."
+            + close_matches(str(by), DIMENSIONS))
+
+
+def resolve_state(s: CompareState) -> CompareState:
+    """``s`` ready for the engine: defaults filled in when ``auto_values``, methods by their
+    registry names. Raises a one-line error for an unknown ``by`` or no compared values."""
+    check_by(s.by)
+    values = default_values(s.by, s.model, s.image) if s.auto_values else tuple(s.values)
+    if s.by == "method":
+        values = tuple(method_name(v) for v in values)
+    if not values:
         raise InvalidParameterError(f"'values' must list at least one {s.by} (got none).")
+    return replace(s, values=values)

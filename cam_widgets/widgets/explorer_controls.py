@@ -11,7 +11,6 @@ from ..methods import list_methods
 from ..render import list_colormaps
 from .common import control_row, image_choices, model_choices
 from .explorer_state import ExplorerState
-from .layer_menu import layer_menu, layer_options, tree_order  # noqa: F401 (re-exported)
 
 #: How many predictions the clickable bar chart shows.
 TOP_PREDICTIONS = 5
