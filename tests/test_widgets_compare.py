@@ -492,3 +492,32 @@ def test_explorer_and_compare_probe_the_same_pixel():
         assert probe_message(heat, x, y) == f"pixel ({col}, {row}): value {heat[row, col]:.3f}"
     # a map at a quarter of the image resolution: image pixel 5 lies in map cell 1
     assert value_at(heat, 5.0, 0.0, (16, 16)) == heat[0, 1]
+
+
+def test_slow_methods_report_their_progress_as_a_share_of_the_comparison(widget, monkeypatch):
+    from cam_widgets.widgets.compare_panels import _progress_of
+
+    seen = []
+    report = _progress_of("scorecam", lambda done, total: seen.append((done, total)), 1, 2)
+    report["progress"](5, 10)  # half of the second of two panels
+    assert seen == [(0.75, 1.0)]
+    assert _progress_of("gradcam", seen.append, 0, 2) == {}  # fast: no progress bar
+    explainer = widget._sources[0][0]
+    real, kwargs = explainer.explain, []
+
+    def spy(image, method, *args, **params):
+        kwargs.append((method, "progress" in params))
+        if "progress" in params:
+            params.pop("progress")(3, 4)
+        return real(image, "gradcam" if method == "scorecam" else method, *args, **params)
+
+    lines = []
+    widget.status.line.observe(lambda c: lines.append(c["new"]), names="value")
+    monkeypatch.setattr(explainer, "explain", spy)
+    try:
+        widget.set(by="method", values=("gradcam", "scorecam"))
+    finally:
+        monkeypatch.undo()
+        widget.set(by="class", values=(242, 282))
+    assert kwargs == [("gradcam", False), ("scorecam", True)]
+    assert any("working... 88%" in line for line in lines), lines  # (1 + 3/4) / 2

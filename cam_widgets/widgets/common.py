@@ -155,7 +155,9 @@ class StatusLine:
         self._last_done = done
         self.progress.layout.display = self.stop.layout.display = None
         self.progress.value = done / max(total, 1)
-        text = f"working... {done}/{total}"
+        # counts (samples, masked copies) as such; a fraction (a comparison's panels) in %
+        text = f"working... {done}/{total}" if isinstance(done, int) else \
+            f"working... {100 * done / max(total, 1e-9):.0f}%"
         left = time_left(time.monotonic() - self._started, done, total)
         if left:
             text += f", about {left} left"

@@ -278,7 +278,7 @@ class Compare(W.VBox):
         started = time.perf_counter()
         s = resolve_state(s)  # a bad setting is not an engine call (defaults may predict)
         self.engine_calls += 1
-        panels = compute_panels(s)
+        panels = compute_panels(s, self.status.report)
         self.seconds = time.perf_counter() - started
         return s, panels
 

@@ -17,6 +17,7 @@ import numpy as np
 from ..api import get_explainer
 from ..errors import InvalidParameterError
 from ..methods import get_method
+from ..methods.context import Progress
 from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
 from ..render.figures import prepare_map
@@ -35,21 +36,26 @@ MIXED_UNITS = ("shared scale off: CAM maps (layer activations x weights) and pix
                "(input gradients) have no common unit")
 
 
-def compute_panels(s: CompareState) -> tuple[list[Explanation], np.ndarray, list[str], list]:
+def compute_panels(s: CompareState, progress: Progress = None
+                   ) -> tuple[list[Explanation], np.ndarray, list[str], list]:
     """(results, photo shown, panel titles, (explainer, prepared image) of each panel) for
-    a state from :func:`~.compare_state.resolve_state`."""
+    a state from :func:`~.compare_state.resolve_state`; ``progress(fraction, 1.0)`` is
+    told how far the slow methods (Score-CAM, Integrated Gradients) have gone."""
     rgb = load_choice(s.image)
     if s.by == "model":
-        return _compute_models(s, rgb)
+        return _compute_models(s, rgb, progress)
     explainer = get_explainer(s.model)
     prepared = explainer.prepare(rgb)
     target = None if s.target is None else resolve_class(s.target, explainer.labels)
     if s.by == "class":
-        results = explainer.explain_classes(prepared, list(s.values), s.method, s.layer)
+        results = explainer.explain_classes(prepared, list(s.values), s.method, s.layer,
+                                            **_progress_of(s.method, progress, 0, 1))
         titles = [f"{r.label} ({r.class_id}) p={r.probability:.3f}" for r in results]
     elif s.by == "method":
-        results = [explainer.explain(prepared, m, target, s.layer if get_method(m).needs_layer
-                                     else None) for m in s.values]
+        results = [explainer.explain(prepared, m, target,
+                                     s.layer if get_method(m).needs_layer else None,
+                                     **_progress_of(m, progress, k, len(s.values)))
+                   for k, m in enumerate(s.values)]
         titles = [get_method(r.method).title for r in results]
     else:
         if not get_method(s.method).needs_layer:
@@ -61,14 +67,23 @@ def compute_panels(s: CompareState) -> tuple[list[Explanation], np.ndarray, list
     return results, prepared.rgb, titles, [(explainer, prepared)] * len(results)
 
 
-def _compute_models(s: CompareState, rgb: np.ndarray):
+def _progress_of(method: str, progress: Progress, panel: int, panels: int) -> dict:
+    """The ``progress`` argument of panel ``panel`` of ``panels``, for the slow methods only:
+    its own progress as a fraction of the whole comparison."""
+    if progress is None or "extra_forwards" not in get_method(method).needs:
+        return {}
+    return {"progress": lambda done, total: progress((panel + done / max(total, 1)) / panels, 1.0)}
+
+
+def _compute_models(s: CompareState, rgb: np.ndarray, progress: Progress):
     results, photo, class_id, sources = [], None, s.target, []
-    for name in s.values:
+    for k, name in enumerate(s.values):
         explainer = get_explainer(name)
         prepared = explainer.prepare(rgb)  # each model's own input size
         sources.append((explainer, prepared))
         photo = prepared.rgb if photo is None else photo
-        result = explainer.explain(prepared, s.method, class_id, s.layer)
+        result = explainer.explain(prepared, s.method, class_id, s.layer,
+                                   **_progress_of(s.method, progress, k, len(s.values)))
         # the first model's class for every later one: all panels show one class
         class_id = result.class_id if class_id is None else class_id
         results.append(result)
