@@ -18,7 +18,26 @@ from cam_widgets.widgets.requests import RequestQueue, Stopped, drive
 
 @pytest.fixture(scope="module")
 def explorer():
-    return Explorer(image="chelsea")
+    return Explorer(image="chelsea", background=True)  # as in a kernel
+
+
+def run_loop(scenario) -> None:
+    """``asyncio.run(scenario())`` in a thread of its own: this process's main thread may
+    already run a loop (Playwright's, after the browser tests)."""
+    errors = []
+
+    def target():
+        try:
+            asyncio.run(scenario())
+        except BaseException as error:  # noqa: BLE001 - raised again below
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the scenario did not end"
+    if errors:
+        raise errors[0]
 
 
 async def _until(condition, timeout: float = 60.0) -> None:
@@ -36,7 +55,10 @@ def test_changes_made_during_a_computation_replace_it(explorer):
         threads.append(threading.current_thread())
         return work(self, *args)
 
+    loop_threads = []
+
     async def scenario():
+        loop_threads.append(threading.current_thread())
         calls = explorer.engine_calls
         explorer._work = spy.__get__(explorer)
         try:
@@ -54,10 +76,10 @@ def test_changes_made_during_a_computation_replace_it(explorer):
         assert explorer.result.method == "vanilla" and explorer.state.smooth
         assert explorer.result.params["samples"] == 50 and explorer.state.samples == 50
         assert explorer.engine_calls - calls <= 3  # not one run per step
-        assert threads and threading.main_thread() not in threads  # the loop stayed free
+        assert threads and loop_threads[0] not in threads  # the loop stayed free
 
     try:
-        asyncio.run(scenario())
+        run_loop(scenario)
     finally:
         explorer.set(method="gradcam", smooth=False, samples=20)
 
@@ -73,7 +95,7 @@ def test_the_stop_button_stops_long_work_and_keeps_the_map_before(explorer):
         explorer.status.stop.click()
         await explorer._requests.idle()
 
-    asyncio.run(scenario())
+    run_loop(scenario)
     assert explorer.result is before and explorer.state.method == "gradcam"
     assert explorer._controls["method"].value == "gradcam"  # the control shows the state
     assert "stopped" in explorer.status.line.value
@@ -90,7 +112,7 @@ def test_an_error_off_the_loop_is_shown_and_the_state_kept(explorer):
         explorer._controls["search"].value = "zebraa"
         await explorer._requests.idle()
 
-    asyncio.run(scenario())
+    run_loop(scenario)
     assert "cw-error" in explorer.status.line.value and "zebra" in explorer.status.line.value
     assert explorer.state.target is None and explorer.result.class_id == 285
 
@@ -136,7 +158,7 @@ def test_an_unexpected_error_off_the_loop_keeps_its_traceback_in_the_widget(expl
         await explorer._requests.idle()
 
     try:
-        asyncio.run(scenario())
+        run_loop(scenario)
     finally:
         monkeypatch.undo()
     assert "boom" in explorer.status.line.value and explorer.state.method == "gradcam"
@@ -144,3 +166,100 @@ def test_an_unexpected_error_off_the_loop_keeps_its_traceback_in_the_widget(expl
     assert "Traceback" in text and "RuntimeError: boom" in text
     explorer.set(method="gradcam")
     assert explorer.status.details.outputs == ()  # cleared by the next computation
+
+
+@pytest.fixture(scope="module")
+def compare():
+    from cam_widgets.widgets.compare import Compare
+
+    return Compare(image="chelsea", by="class", values=(285, 282), background=True)
+
+
+def test_compare_keeps_a_replaced_change_and_display_changes_made_meanwhile(compare):
+    calls = compare.engine_calls
+
+    async def scenario():
+        c = compare._controls
+        c["by"].value = "method"  # replaced by the next change before it shows...
+        c["values"].value = "Grad-CAM, layer-cam"  # ...which must still compare methods
+        c["opacity"].value = 0.8  # display only: neither waits nor stops the computation
+        assert compare.state.opacity == 0.8
+        await compare._requests.idle()
+
+    try:
+        run_loop(scenario)
+        assert compare.state.by == "method" and compare.state.values == ("gradcam", "layercam")
+        assert [r.method for r in compare.results] == ["gradcam", "layercam"]
+        assert compare.state.opacity == 0.8 and compare.engine_calls - calls <= 2
+        assert compare.panels.heatmap(0).opacity == pytest.approx(0.8)
+    finally:
+        compare.set(by="class", values=(285, 282), opacity=0.5)
+
+
+def test_compare_stop_keeps_the_maps_before(compare):
+    before = compare.results
+
+    async def scenario():
+        compare._controls["by"].value = "method"
+        compare._controls["values"].value = "Score-CAM"  # replaces it: one slow panel
+        await _until(lambda: compare.status.stop.layout.display is None)
+        compare.status.stop.click()
+        await compare._requests.idle()
+
+    run_loop(scenario)
+    assert compare.results is before and compare.state.by == "class"
+    assert compare._controls["by"].value == "class" and "stopped" in compare.status.line.value
+    assert count_hooks(compare._sources[0][0].engine.model) == 0
+
+
+def test_a_replaced_request_stops_at_its_next_report_and_its_changes_are_kept():
+    applied, started = [], threading.Event()
+
+    def slow_work():
+        started.set()
+        for _ in range(500):  # a long computation reporting its progress
+            queue.check()
+            time.sleep(0.01)
+        return "done"
+
+    def request(changes):
+        try:
+            outcome = yield slow_work if changes.get("slow") else (lambda: "quick")
+            applied.append((dict(changes), outcome))
+        except Stopped:
+            if queue.superseded:
+                queue.requeue(changes)  # as a widget whose state changes only on success
+
+    queue = RequestQueue(request, background=True)
+
+    async def scenario():
+        queue.submit({"slow": False, "a": 1})
+        await _until(lambda: not queue.running)
+        queue.submit({"slow": True, "b": 2})
+        await _until(started.is_set)
+        queue.submit({"slow": False, "c": 3})  # replaces the running one
+        await queue.idle()
+
+    run_loop(scenario)
+    assert applied == [({"slow": False, "a": 1}, "quick"),
+                       ({"slow": False, "b": 2, "c": 3}, "quick")]
+
+
+def test_outside_a_kernel_changes_run_inline_even_under_a_running_loop():
+    """A test process may run a loop of its own (Playwright's): only a kernel's counts."""
+    from cam_widgets.widgets.requests import in_kernel
+
+    seen = []
+
+    def request(changes):
+        seen.append((yield lambda: changes))
+
+    queue = RequestQueue(request, background=None)
+    assert not in_kernel() and not queue.background
+
+    async def scenario():
+        queue.submit({"a": 1})
+        assert seen == [{"a": 1}]  # done before submit returned
+        assert queue.loop() is None
+
+    run_loop(scenario)

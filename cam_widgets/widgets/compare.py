@@ -8,6 +8,8 @@ public names are re-exported here, so imports from this module keep working.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from functools import partial
 from typing import Optional, Sequence
 
 import ipywidgets as W
@@ -18,8 +20,8 @@ from ..methods import list_methods
 from ..models import DEFAULT_MODEL
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import (StatusLine, busy, control_row, image_choices, model_choices, next_state,
-                     parse_target)
+from .common import (StatusLine, busy, control_row, errors_shown, image_choices, model_choices,
+                     next_state, parse_target)
 from .compare_panels import (
     MIXED_UNITS,
     compute_panels,
@@ -44,6 +46,7 @@ from .compare_state import (
 from .layer_menu import layer_menu, layer_options
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
+from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 __all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values",
            "value_at"]
@@ -62,6 +65,8 @@ class Compare(W.VBox):
             ``by="model"``, the first model's top class, so that every panel shows one class).
         shared_scale: one colour range over the raw maps (clipped at 0) instead of each
             map normalised to [0, 1]; off while the panels mix CAM and pixel-level maps.
+        background: compute browser changes off the kernel's loop (None: when in a kernel;
+            see :class:`~cam_widgets.widgets.explorer.Explorer`).
 
     The "metrics" checkbox (off by default; ``self.metrics``, a
     :class:`~cam_widgets.widgets.metrics_panel.MetricsPanel`) adds a table of localization
@@ -71,13 +76,15 @@ class Compare(W.VBox):
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, by: str = "class",
                  values: Optional[Sequence] = None, method: str = "gradcam",
-                 target=None, layer: Optional[str] = None, shared_scale: bool = False) -> None:
+                 target=None, layer: Optional[str] = None, shared_scale: bool = False,
+                 background: Optional[bool] = None) -> None:
         check_by(by)  # the "compare" menu cannot show another value
         values = tuple(values or ())
         self.state = CompareState(image=image, model=model, by=by, values=values, method=method,
                                   target=target, layer=layer, shared_scale=shared_scale,
                                   auto_values=not values)
-        self.status = StatusLine()
+        self._requests = RequestQueue(self._request, background)
+        self.status = StatusLine(on_stop=self._requests.stop)
         self.results: list[Explanation] = []
         self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
         self.engine_calls = 0
@@ -93,7 +100,7 @@ class Compare(W.VBox):
                           self.status.widget])
         self._line = ""
         with busy([], self.status):
-            self._apply(self.state)
+            self._apply(*self._compute(self.state))
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._titles = [str(v) for v in values] or ["(none)"]
@@ -144,8 +151,13 @@ class Compare(W.VBox):
                 new = parse_target(new)
             elif name == "layer":
                 new = new or None
-            if getattr(self.state, name) != new:
-                self.set(**{name: new})
+            if self._requests.pending.get(name, getattr(self.state, name)) == new:
+                return
+            if name in DISPLAY:  # never waits for (or stops) a computation
+                with errors_shown(self.status):
+                    self._show_display(**{name: new})
+            else:
+                self._requests.submit({name: new})
         return changed
 
     def _sync_controls(self, keep_text: bool = False) -> None:
@@ -198,23 +210,43 @@ class Compare(W.VBox):
         Errors (an unknown class, layer or model...) are shown in the status line; the
         previous state and figure are kept.
         """
-        ok = False
-        with busy(self._compute_controls(), self.status):
-            new, display_only = next_state("Compare", self.state, changes, DISPLAY,
-                                           self._normalize)
-            if display_only:  # nothing for the engine: re-render only
-                self.state = new
-                self._render()
-                if self.results:  # the summary says whether the shared scale is in use
-                    self._report()
-                else:
-                    self.status.line.value = self._line  # not an old error
-            else:
-                self._apply(new)
-                self._line = self.status.line.value
-            ok = True
-        self._sync_controls(keep_text=not ok)
+        drive(self._request(changes))
         return self.results
+
+    def _request(self, changes: dict) -> Request:
+        """Apply ``changes``: the engine work yielded (off the kernel's loop for a change
+        made in the browser, see :mod:`.requests`), then the figure; the state changes only
+        when it all succeeds."""
+        loop = self._requests.loop()
+        ok = False
+        with busy([] if loop is not None else self._compute_controls(), self.status):
+            try:
+                new, display_only = next_state("Compare", self.state, changes, DISPLAY,
+                                               self._normalize)
+                if display_only:  # nothing for the engine: re-render only
+                    self._show_display(**{k: getattr(new, k) for k in DISPLAY})
+                else:
+                    shown = {k: getattr(self.state, k) for k in DISPLAY}
+                    self._apply(*(yield partial(self._compute, new, loop)), shown)
+                    self._line = self.status.line.value
+                ok = True
+            except Stopped:
+                if self._requests.superseded:  # the newer changes run with these
+                    self._requests.requeue(changes)
+                    return
+                self.status.info("stopped: the maps are the ones before")
+                ok = True
+        self._sync_controls(keep_text=not ok)
+
+    def _show_display(self, **changes) -> None:
+        """Display settings (scale, opacity, colormap): a re-render, no engine call."""
+        self.state = replace(self.state, **changes)
+        self._render()
+        if self.results:  # the summary says whether the shared scale is in use
+            self._report()
+        else:
+            self.status.line.value = self._line  # not an old error
+        self._sync_scale_toggle()
 
     def _normalize(self, changes: dict) -> dict:
         """Given values are kept; none given (or a new ``by``): the defaults, which follow the
@@ -248,9 +280,12 @@ class Compare(W.VBox):
             self.metrics.probed()
 
     # ------------------------------------------------------------------ engine
-    def _apply(self, state: CompareState) -> None:
-        """Compute for ``state``; the state changes only when the computation succeeds."""
-        state, (results, rgb, titles, sources) = self._compute(state)
+    def _apply(self, state: CompareState, panels: tuple, shown: Optional[dict] = None) -> None:
+        """Show what :meth:`_compute` gave for ``state``; display settings changed since
+        ``shown`` (while it computed) are the newest."""
+        results, rgb, titles, sources = panels
+        state = replace(state, **{k: getattr(self.state, k) for k in DISPLAY
+                                  if shown is not None and getattr(self.state, k) != shown[k]})
         self.state, self.results, self._titles, self._sources = state, results, titles, sources
         rebuilt = self.panels is None or self.panels.count != len(results)
         if rebuilt:
@@ -273,12 +308,13 @@ class Compare(W.VBox):
         if flagged:
             self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
 
-    def _compute(self, s: CompareState) -> tuple[CompareState, tuple]:
-        """(the state with its values resolved, what compute_panels gives)."""
+    def _compute(self, s: CompareState, loop=None) -> tuple[CompareState, tuple]:
+        """(the state with its values resolved, what compute_panels gives): the engine work,
+        in a worker thread when ``loop`` is the kernel's."""
         started = time.perf_counter()
         s = resolve_state(s)  # a bad setting is not an engine call (defaults may predict)
         self.engine_calls += 1
-        panels = compute_panels(s, self.status.report)
+        panels = compute_panels(s, progress_reporter(self.status, self._requests, loop))
         self.seconds = time.perf_counter() - started
         return s, panels
 

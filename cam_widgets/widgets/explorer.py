@@ -7,7 +7,6 @@ re-exported here, so imports from this module keep working.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 from contextlib import contextmanager
@@ -42,7 +41,7 @@ from .explorer_state import (
     static_png,
 )
 from .panels import HeatmapPanels
-from .requests import Request, RequestQueue, Stopped, drive
+from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
@@ -70,13 +69,14 @@ class Explorer(W.VBox):
         model: a zoo name; the engine is shared with every other widget on that model.
         static: draw PNG overlays instead of a Plotly FigureWidget (for front ends that
             cannot show one).
+        background: compute browser changes off the kernel's loop (None: when in a kernel).
     """
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL,
                  method: str = "gradcam", target=None, layer: Optional[str] = None,
-                 static: bool = False) -> None:
+                 static: bool = False, background: Optional[bool] = None) -> None:
         self.state = ExplorerState(image=image, model=model, method=method, layer=layer)
-        self._requests = RequestQueue(self._request)
+        self._requests = RequestQueue(self._request, background)
         self.status = StatusLine(on_stop=self._requests.stop)
         self.result: Optional[Explanation] = None
         self.engine_calls = 0
@@ -141,7 +141,7 @@ class Explorer(W.VBox):
         """Apply ``changes``: state and controls here, engine work yielded (see
         :mod:`.requests`), then the view; on an error or a stop, the previous state."""
         previous = dict(vars(self.state))
-        loop = asyncio.get_running_loop() if RequestQueue.has_loop() else None
+        loop = self._requests.loop()
         # off the loop the controls stay live (a change replaces the running work)
         with busy([] if loop is not None else self._compute_controls(), self.status):
             try:
@@ -282,21 +282,10 @@ class Explorer(W.VBox):
                 return _Outcome(explainer)
             self.engine_calls += 1
             prepared = self._prepare(explainer)
-            params = explain_params(s, self._progress(loop))
+            params = explain_params(s, progress_reporter(self.status, self._requests, loop))
             result = explainer.explain(prepared, s.method, s.target, s.layer, **params)
             return _Outcome(explainer, prepared, result,
                             explainer.predict(prepared, top=TOP_PREDICTIONS))
-
-    def _progress(self, loop):
-        """The progress callback of the engine work: on the loop's thread when off it, where
-        it is also where a stop (button, newer request) is heard."""
-        if loop is None:
-            return self.status.report
-
-        def report(done: int, total: int) -> None:
-            loop.call_soon_threadsafe(self.status.report, done, total)
-            self._requests.check()
-        return report
 
     def _prepare(self, explainer):
         """The photo prepared for the model (kept while model and image stay)."""

@@ -5,8 +5,8 @@ other widget message is read: slider steps and clicks pile up behind a slow comp
 a stop button cannot be heard. A :class:`RequestQueue` runs the engine part of a request in a
 worker thread and awaits it, so the loop keeps reading: requests that arrive meanwhile are
 merged into one, the running one is told to stop at its next progress report, and every
-widget update still happens on the loop's thread. Outside a running loop (plain Python, a
-widget's ``set()``, tests) a request runs inline, start to end.
+widget update still happens on the loop's thread. Outside a kernel (plain Python, tests), or
+from a widget's ``set()``, a request runs inline, start to end.
 
 A request is a generator (see :func:`drive`): it does its widget and state work, yields the
 engine work as a callable, gets the callable's result (or its exception) back, and goes on.
@@ -21,6 +21,16 @@ from ..errors import CamWidgetsError
 
 #: A request: yields engine work (a callable, run off the loop), receives its result.
 Request = Generator[Callable[[], object], object, None]
+
+
+def in_kernel() -> bool:
+    """Whether this process is a Jupyter kernel (Voila, JupyterLab, Notebook)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class Stopped(CamWidgetsError):
@@ -63,23 +73,28 @@ class RequestQueue:
 
     Args:
         make_request: ``make_request(changes)`` -> the :data:`Request` applying ``changes``.
+        background: run requests off the running loop (None: when in a Jupyter kernel; not
+            any loop: a test process may have one running for other purposes).
     """
 
-    def __init__(self, make_request: Callable[[dict], Request]) -> None:
+    def __init__(self, make_request: Callable[[dict], Request],
+                 background: Optional[bool] = None) -> None:
         self._make_request = make_request
+        self.background = in_kernel() if background is None else bool(background)
         self.pending: dict = {}
         self._task: Optional[asyncio.Task] = None
         self._stop = threading.Event()
         self.stopped_by_user = False
 
-    @staticmethod
-    def has_loop() -> bool:
-        """Whether this thread runs an event loop (a kernel's widget callback does)."""
+    def loop(self) -> Optional[asyncio.AbstractEventLoop]:
+        """The loop to run requests off: the running one (a kernel's widget callback runs
+        on it) when in the background mode, else None."""
+        if not self.background:
+            return None
         try:
-            asyncio.get_running_loop()
+            return asyncio.get_running_loop()
         except RuntimeError:
-            return False
-        return True
+            return None
 
     @property
     def running(self) -> bool:
@@ -87,7 +102,7 @@ class RequestQueue:
 
     def submit(self, changes: dict) -> None:
         """Ask for ``changes``: off the loop when one runs here, else inline."""
-        if not self.has_loop():
+        if self.loop() is None:
             drive(self._make_request(dict(changes)))
             return
         self.pending.update(changes)
@@ -107,6 +122,11 @@ class RequestQueue:
         if self._stop.is_set():
             raise Stopped("stopped")
 
+    def requeue(self, changes: dict) -> None:
+        """A superseded request's changes, beneath the newer ones (a widget whose state
+        changes only when a request succeeds would lose them otherwise)."""
+        self.pending = {**changes, **self.pending}
+
     @property
     def superseded(self) -> bool:
         """Whether newer changes wait (a stopped request then leaves its state to them)."""
@@ -123,3 +143,16 @@ class RequestQueue:
         """Wait until every request asked for so far has run (for tests and scripts)."""
         if self._task is not None:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
+
+
+def progress_reporter(status, queue: RequestQueue, loop):
+    """The progress callback of engine work for ``status`` (a StatusLine): direct when it
+    runs inline (``loop`` None), else handed to the loop's thread, where widgets are
+    updated; the place where a stop (button, newer request) is heard."""
+    if loop is None:
+        return status.report
+
+    def report(done, total) -> None:
+        loop.call_soon_threadsafe(status.report, done, total)
+        queue.check()
+    return report
