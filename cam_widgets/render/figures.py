@@ -172,8 +172,10 @@ def heatmap_figure(
     for k in range(1, n + 1):
         xa = "xaxis" if k == 1 else f"xaxis{k}"
         ya = "yaxis" if k == 1 else f"yaxis{k}"
-        fig.layout[xa].update(range=x_range, constrain="range", **axis_common)
-        fig.layout[ya].update(range=y_range, autorange=False, constrain="range", **axis_common)
+        # constrain="domain": the 1:1 aspect shrinks the plot area, never widens the ranges
+        # (with "range", Plotly widened them again at every map of another shape)
+        fig.layout[xa].update(range=x_range, autorange=False, constrain="domain", **axis_common)
+        fig.layout[ya].update(range=y_range, autorange=False, constrain="domain", **axis_common)
         if k == 1:
             fig.layout[ya].update(scaleanchor="x", scaleratio=1)
         else:

@@ -160,6 +160,16 @@ def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
     assert "Grad-CAM++" in (status_text(page) or ""), status_text(page)
     assert not errors_except(page), page.errors
     _explorer_widget(page).screenshot(path=str(artifacts / "explorer_gradcampp_282.png"))
+    # a map of another resolution (224x224 gradients, then a 7x7 CAM) keeps the photo's size:
+    # the axes show the photo, exactly (they drifted wider at every such switch)
+    for label in ("Vanilla gradient", "Grad-CAM", "Vanilla gradient", "Grad-CAM++"):
+        shown = _explorer_plot(page)["titles"][0]
+        method.select_option(label=label)
+        _wait_first_title_change(page, 0, shown, label)
+        _wait_controls_enabled(page)
+    ranges = page.evaluate("() => { const l = document.querySelectorAll('.js-plotly-plot')[0]"
+                           "._fullLayout; return [l.xaxis.range, l.yaxis.range]; }")
+    assert ranges == [[-0.5, 223.5], [223.5, -0.5]], ranges
 
 
 def test_explorer_map_click_reports_pixel(page, quickstart):
