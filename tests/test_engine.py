@@ -538,3 +538,23 @@ def test_results_share_one_read_only_photo(lite_explainer):
     assert a.image is b.image and not a.image.flags.writeable
     with pytest.raises(ValueError):
         a.image[:] = 0  # one result cannot blank the photo of the others
+
+
+def test_slow_work_reports_its_start_and_smoothgrad_reports_within_slow_base_methods(tiny_explainer):
+    """A progress bar shows at once (0/n), and SmoothGrad over Score-CAM reports within each
+    noisy sample too (the same count again): a caller can stop between Score-CAM's batches."""
+    from conftest import tiny_input
+
+    seen = []
+    tiny_explainer.explain(tiny_input(), "scorecam", 0, "relu",
+                           progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, seen[0][1]) and seen[-1][0] == seen[-1][1] > 0
+    seen.clear()
+    tiny_explainer.explain(tiny_input(), "integrated_gradients", 0, steps=4,
+                           progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 4) and seen[-1] == (4, 4)
+    seen.clear()
+    tiny_explainer.explain(tiny_input(), "scorecam", 0, "relu", noise=0.1, samples=3,
+                           batch_size=1, progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 3) and seen[-1] == (3, 3)
+    assert len(seen) > 4 and seen == sorted(seen)  # reports within samples, never backwards

@@ -192,10 +192,17 @@ def test_bytes_sent_per_class_switch_stay_small(explorer):
     assert sent and sum(sent) < 1_000  # an opacity change sends no map at all
 
 
-def test_probe_reports_the_value(explorer):
+def test_probe_reports_the_value_the_hover_shows(explorer):
+    """A click reads the drawn cell, as the hover does (not the upsampled heatmap: they
+    differed in the third decimal, and a user compares them)."""
+    from cam_widgets.widgets.common import nearest_pixel
+
     explorer._on_probe(0, 100.0, 50.0)
     assert list(explorer.panels.marker(0).x) == [100.0]
-    assert f"{explorer.result.heatmap[50, 100]:.3f}" in explorer.status.line.value
+    z = heat(explorer)
+    cell = z[nearest_pixel(100.0, 50.0, (224, 224), z.shape)]
+    assert f"value {cell:.3f}" in explorer.status.line.value
+    assert f"{cell:.3f}" != f"{explorer.result.heatmap[50, 100]:.3f}"  # what it used to read
 
 
 def test_export_and_static_fallback(explorer, tmp_path):

@@ -67,6 +67,8 @@ def integrated_gradients(ctx: MethodContext) -> MethodOutput:
     batch = max(1, int(ctx.param("batch_size") or ctx.engine.batch_size_for()))
     total = torch.zeros((ctx.num_classes,) + tuple(inputs.shape), dtype=inputs.dtype,
                         device=inputs.device)
+    if ctx.progress is not None:
+        ctx.progress(0, inputs.shape[0] * steps)  # started: a progress bar at once
     for image in range(inputs.shape[0]):
         delta = inputs[image] - baseline[image]
         for start in range(0, steps, batch):

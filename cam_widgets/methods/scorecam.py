@@ -33,6 +33,8 @@ def scorecam(ctx: MethodContext) -> MethodOutput:
     live_channels = [live[image].nonzero().flatten() for image in range(n)]
     any_constant = not bool(live.all())  # one wait for the device, not two
     total, done = sum(int(c.numel()) for c in live_channels) + any_constant, 0
+    if ctx.progress is not None:
+        ctx.progress(0, total)  # started: a progress bar at once, not after the first batch
     if any_constant:
         blank = ctx.engine.scores(torch.zeros_like(inputs[:1]))[0, class_ids].float()
         scores[:] = blank[:, None, None]

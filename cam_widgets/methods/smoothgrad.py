@@ -107,6 +107,8 @@ def smooth(
     wanted = sorted({int(s) for s in snapshots if 1 <= int(s) <= samples})
     running_maps, running_attr, taken = None, None, {}
     done = 0
+    if progress is not None:
+        progress(0, samples)  # started: a progress bar at once, not after the first batch
     while done < samples:
         count = min(batch_size, samples - done)
         if noise_samples is None:
@@ -114,7 +116,10 @@ def smooth(
                                 device=inputs.device, dtype=inputs.dtype) * sigma
         else:
             drawn = noise_samples[done:done + count].to(inputs.device, inputs.dtype)
-        out = _run_batch(engine, method, inputs + drawn, class_ids, layer, params, dtype)
+        # a slow base method (Score-CAM) reports within the batch: the same count again,
+        # so that a caller can stop between its own steps
+        within = None if progress is None else (lambda *_, seen=done: progress(seen, samples))
+        out = _run_batch(engine, method, inputs + drawn, class_ids, layer, params, dtype, within)
         maps = out.maps.float()
         maps = maps.clamp(min=0) if method.clip_negative else maps
         cumulative = maps.cumsum(dim=1) + (0 if running_maps is None else running_maps)
@@ -137,7 +142,8 @@ def smooth(
     return SmoothOutput(MethodOutput(running_maps / samples, attribution), taken, batch_size)
 
 
-def _run_batch(engine, method, noisy, class_ids, layer, params, dtype) -> MethodOutput:
+def _run_batch(engine, method, noisy, class_ids, layer, params, dtype,
+               progress: Progress = None) -> MethodOutput:
     """The base method over one batch of noisy inputs (a fresh, uncached pass)."""
     layers = [layer] if layer is not None else []
     forward = engine.run(noisy, layers, record_relus="guided" in method.needs, autocast_dtype=dtype,
@@ -145,5 +151,5 @@ def _run_batch(engine, method, noisy, class_ids, layer, params, dtype) -> Method
     # one backward (not guided Grad-CAM's two): let autograd free the graph as it goes
     single = len(method.needs & {"gradients", "input_gradients"}) == 1
     context = MethodContext(engine, Capture("", forward, single_backward=single), class_ids,
-                            layer, params)
+                            layer, params, progress)
     return method.fn(context)

@@ -45,12 +45,6 @@ def display_map(result: Explanation, snapshot: Optional[int] = None) -> np.ndarr
     return normalize_map(result.raw, clip_negative=True)[0]
 
 
-def probed_map(result: Explanation) -> np.ndarray:
-    """The values a click reads, as the panel shows them: the heatmap (CAM maps, drawn
-    smoothed from their cells), or for pixel methods the map as drawn (99th percentile = 1)."""
-    return display_map(result) if result.pixel_level else result.heatmap
-
-
 def colorbar_note(results: Sequence[Explanation]) -> str:
     """The colour bar's title for panels of ``results`` drawn by :func:`display_map`."""
     return PERCENTILE_NOTE if any(r.pixel_level for r in results) else ""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import ipywidgets as W
+import numpy as np
 
 from ..api import get_explainer
 from ..data import load_image
@@ -23,7 +24,7 @@ from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
 from .common import (StatusLine, busy, colorbar_note, display_map, errors_shown, parse_target,
-                     precisions_for, probed_map)
+                     precisions_for)
 from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, prediction_rows,
                                 show_predictions)
 from .layer_menu import layer_menu, layer_options
@@ -241,7 +242,8 @@ class Explorer(W.VBox):
     def _on_probe(self, panel: int, x: float, y: float) -> None:
         self.panels.mark(x, y)
         r = self.result
-        self.status.info(probe_message(probed_map(r), x, y, r.heatmap.shape, colorbar_note([r])))
+        drawn = np.asarray(self.panels.heatmap(0).z, dtype=float)  # what the hover reads
+        self.status.info(probe_message(drawn, x, y, r.heatmap.shape, colorbar_note([r])))
 
     def _on_export(self, change) -> None:
         suffix = change["new"]
