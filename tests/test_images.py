@@ -124,6 +124,17 @@ def test_missing_file(tmp_path):
     _one_line(info, "not found", "cat.png")
 
 
+def test_missing_relative_path_names_the_full_path_tried(tmp_path, monkeypatch):
+    """Read in the Explorer's status line: the full path looked for, no "relative paths
+    start at" jargon, a way out that works in the widget (upload)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidImageError) as info:
+        load_image("photos/dog.jpg")
+    msg = _one_line(info, "not found", "upload button")
+    assert repr(str(tmp_path / "photos" / "dog.jpg")) in msg
+    assert "relative paths" not in msg and "that is a" not in msg
+
+
 def test_directory(tmp_path):
     with pytest.raises(InvalidImageError) as info:
         load_image(tmp_path)
@@ -314,12 +325,15 @@ def test_url_unreachable_fails_fast():
     with pytest.raises(InvalidImageError) as info:
         load_image("http://127.0.0.1:9/x.png", timeout=2.0)
     assert time.monotonic() - start < 5.0
-    _one_line(info, "could not be fetched", "local file")
+    msg = _one_line(info, "could not be fetched", "upload button", "'http://127.0.0.1:9/x.png'")
+    assert "local file path" not in msg and "that is a" not in msg
 
 
 def test_unsupported_scheme():
-    with pytest.raises(InvalidImageError, match="scheme"):
+    with pytest.raises(InvalidImageError) as info:
         load_image("ftp://example.com/x.png")
+    msg = _one_line(info, "scheme 'ftp'", "http://", "'ftp://example.com/x.png'", "upload button")
+    assert "pass the local file" not in msg and "that is a" not in msg
 
 
 def test_url_from_local_server(tmp_path):

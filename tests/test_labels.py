@@ -75,7 +75,7 @@ def test_resolve_ambiguous_lists_candidates():
 def test_resolve_bad_types(query):
     with pytest.raises(InvalidParameterError) as info:
         resolve_class(query, LABELS)
-    assert "expected an int id" in str(info.value)
+    assert "expected a class id such as 282 or a class name" in str(info.value)
     assert isinstance(info.value, CamWidgetsError)
 
 
@@ -142,3 +142,21 @@ def test_unknown_name_suggests_by_word():
     assert "crate" not in msg and "\n" not in msg
     with pytest.raises(UnknownClassError, match=r"Did you mean 'espresso' \(967\)"):
         resolve_class("espreso", LABELS)
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("tigr cat", "Unknown class name 'tigr cat': expected one of the 1000 class names or a class"
+                 " id in 0..999. Did you mean 'tiger cat' (282), "),
+    (99999, "Class 99999 is out of range: expected a class id in 0..999 (1000 classes). Hint: type"
+            " part of a name, e.g. 'cat', and pick from the matches."),
+    ("qqqqzzzz", "Unknown class name 'qqqqzzzz': expected one of the 1000 class names or a class"
+                 " id in 0..999. Hint: type part of a name, e.g. 'cat', and pick from the matches."),
+    ("cat", "Ambiguous class name 'cat': it matches 8 classes, 'oystercatcher' (143), "),
+])
+def test_errors_read_as_plain_words(query, expected):
+    """Shown in the widgets' status line: no "that is a str", no Python call in the hint."""
+    with pytest.raises(CamWidgetsError) as info:
+        resolve_class(query, LABELS)
+    msg = str(info.value)
+    assert msg.startswith(expected) and "\n" not in msg
+    assert "that is a" not in msg and "search_classes" not in msg

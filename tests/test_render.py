@@ -289,6 +289,9 @@ def test_figure_structure():
     assert all(t.coloraxis == "coloraxis" for t in heats)
     assert lay.coloraxis.cmin == 0.0 and lay.coloraxis.cmax == 1.0
     assert lay.coloraxis.colorscale[0][1] == "rgb(68,1,84)"
+    # the colour bar's title runs along the bar, right of the ticks (above, it sat on "1")
+    assert lay.coloraxis.colorbar.title.side == "right"
+    assert lay.coloraxis.colorbar.title.font.size == 11
     for k, (img_t, h) in enumerate(zip(images, heats)):
         assert img_t.xaxis == h.xaxis and img_t.yaxis == h.yaxis  # same panel
         z = np.asarray(h.z, dtype=np.float64)

@@ -96,7 +96,8 @@ def test_shared_scale_toggle_is_display_only(widget, counted):
     # in shared mode the probe reports the drawn raw value, in the colour bar's unit
     assert widget.probe(100, 80)[1] == pytest.approx(
         float(widget.results[1].raw[int((80.5) * 7 / 224), int((100.5) * 7 / 224)]) / unit, abs=1e-4)
-    assert f"x{unit:.0e}" in widget.table.value
+    assert f"value as drawn (× {unit:g})" in widget.table.value  # not "x1e-01"
+    assert axis.colorbar.title.text == f"× {unit:g}"
     assert widget.panels.figure is figure
     assert widget.engine_calls == calls_before and counted == []
     widget._controls["shared_scale"].value = False
@@ -161,7 +162,8 @@ def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widge
         widget.set(by="method", values=("gradcam", "vanilla"))
         axis = widget.panels.figure.layout.coloraxis
         # mixed panels: the colour bar says which 1 each family's panels mean
-        assert axis.colorbar.title.text == "1 = max (CAM)<br>1 = 99th pct<br>(pixel maps)"
+        assert axis.colorbar.title.text == "1 = max (CAM), 99th pct (pixel)"
+        assert axis.colorbar.title.side == "right"  # along the bar, clear of its ticks
         cam, vanilla = (np.asarray(widget.panels.heatmap(k).z, dtype=float) for k in (0, 1))
         assert cam.shape == (7, 7) and vanilla.max() == 1.0
         assert np.mean(vanilla >= 0.999) > 0.005  # the top 1% saturates (it looked empty)
@@ -173,7 +175,7 @@ def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widge
         unit = 10.0 ** np.floor(np.log10(top))
         axis = widget.panels.figure.layout.coloraxis
         assert axis.cmax == pytest.approx(top / unit, rel=1e-4) and top < max(d.max() for d in drawn)
-        assert "99th pct" in axis.colorbar.title.text
+        assert axis.colorbar.title.text == f"× {unit:g}, top = 99th pct"
     finally:
         _reset(widget)
 
@@ -304,23 +306,35 @@ def test_shared_scale_is_off_while_cam_and_pixel_maps_mix(widget):
     try:
         widget.set(by="method", values=("gradcam", "vanilla"), shared_scale=True)
         axis = widget.panels.figure.layout.coloraxis
-        assert (axis.cmin, axis.cmax) == (0.0, 1.0) and "units differ" in axis.colorbar.title.text
+        assert (axis.cmin, axis.cmax) == (0.0, 1.0)
+        # two short lines along the bar (it was five: "1 = max (CAM)<br>1 = 99th pct<br>...")
+        assert axis.colorbar.title.text == "1 = max (CAM), 99th pct (pixel)<br>per panel: units differ"
         drawn = [np.asarray(widget.panels.heatmap(k).z, dtype=float) for k in (0, 1)]
         assert drawn[0].max() == 1.0 and drawn[1].max() == 1.0  # each panel on its own scale
         assert toggle.disabled and not toggle.value and "no common unit" in toggle.tooltip
         assert widget.state.shared_scale and "shared scale off" in widget.status.line.value
         values = widget.probe(100, 50)
         assert _table_values(widget) == [f"{v:.3f}" for v in values]  # as the hover's %{z:.3f}
-        assert "(1 = max (CAM); 1 = 99th pct (pixel maps); per panel: units differ)" in widget.table.value
+        assert "(1 = max (CAM), 99th pct (pixel); per panel: units differ)" in widget.table.value
         widget.set(shared_scale=False)  # display only: the summary follows
         assert "shared scale off" not in widget.status.line.value
         widget.set(shared_scale=True)
         assert "shared scale off" in widget.status.line.value
         widget.set(values=("gradcam", "gradcam++"))  # one family: the shared scale is back
         assert not toggle.disabled and toggle.value and toggle.tooltip == ""
-        assert widget.panels.figure.layout.coloraxis.colorbar.title.text.startswith("x1e")
+        assert widget.panels.figure.layout.coloraxis.colorbar.title.text.startswith("× ")
     finally:
         _reset(widget)
+
+
+def test_shared_scale_factor_reads_as_a_number():
+    """The colour bar and probe table said "x1e-01": now "× 0.1" (superscripts far out)."""
+    from cam_widgets.widgets.compare_panels import probe_table_html, times_text
+
+    assert [times_text(e) for e in (-1, 0, 1, -3, 3)] == ["× 0.1", "× 1", "× 10", "× 0.001", "× 1000"]
+    assert times_text(-5) == "× 10⁻⁵" and times_text(12) == "× 10¹²"
+    assert "value as drawn (× 0.01, top = 99th pct)" in probe_table_html(
+        ["a"], [0.5], 1, 2, "× 0.01, top = 99th pct")
 
 
 def test_probe_table_shows_the_hovered_value_of_each_panel(widget):
@@ -332,7 +346,7 @@ def test_probe_table_shows_the_hovered_value_of_each_panel(widget):
         widget.probe(60, 120)
         hovered = [f"{_cell(widget.panels.heatmap(k).z, 60, 120):.3f}" for k in range(2)]
         assert _table_values(widget) == hovered
-    assert "x1e" in widget.table.value  # the colour bar's unit heads the column
+    assert re.search(r"value as drawn \(× [0-9.]+\)", widget.table.value)  # the colour bar's unit
     _reset(widget)
 
 # ------------------------------------------------------------------------ metrics section

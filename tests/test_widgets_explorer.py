@@ -1,7 +1,10 @@
 """The Explorer driven from Python, headless: figure data, engine calls, errors in the widget."""
 from __future__ import annotations
 
+import asyncio
+import html
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -338,3 +341,150 @@ def test_the_layer_menu_lists_blocks_and_all_layers_on_request(explorer):
     finally:
         explorer.set(layer="features.8")
         everything.value = False
+
+
+def run_loop(scenario) -> None:
+    """``asyncio.run(scenario())`` in a thread of its own, as a kernel's loop (see
+    test_widgets_requests)."""
+    errors = []
+
+    def target():
+        try:
+            asyncio.run(scenario())
+        except BaseException as error:  # noqa: BLE001 - raised again below
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the scenario did not end"
+    if errors:
+        raise errors[0]
+
+
+def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():
+    """As a layer change does: the row and the class box, not when the running work ends."""
+    live = Explorer(image="chelsea", background=True)  # as in a kernel
+    buttons = [row.children[0] for row in live._top.children]
+    box, release, work, seen, asked = live._controls["search"], threading.Event(), \
+        type(live)._work, [], []
+
+    def slow(self, *args):  # each request's engine work waits for the test
+        seen.append((box.value, [b.button_style for b in buttons]))
+        release.wait(30)
+        return work(self, *args)
+
+    submit = live._requests.submit
+    live._requests.submit = lambda changes: asked.append(dict(changes)) or submit(changes)
+
+    async def scenario():
+        live._work = slow.__get__(live)
+        live._controls["layer"].value = "features.5"  # a computation starts...
+        while not seen:  # (its engine work, off the loop)
+            await asyncio.sleep(0.01)
+        buttons[1].click()  # ...and the second prediction is clicked meanwhile
+        assert [b.button_style for b in buttons] == ["", "info", "", "", ""]
+        assert box.value == "282 tiger cat"
+        assert asked == [{"layer": "features.5"}, {"target": 282}]  # the box asked nothing more
+        release.set()
+        await live._requests.idle()
+
+    run_loop(scenario)
+    assert live.result.class_id == 282 and live.result.layer == "features.5"
+    # the layer's map was shown (285), then the picked class computed: it stayed picked
+    assert seen == [("285 Egyptian cat", ["info", "", "", "", ""]),
+                    ("282 tiger cat", ["", "info", "", "", ""])]
+    assert box.value == "282 tiger cat" and buttons[1].button_style == "info"
+
+
+def test_a_mistyped_class_stays_in_the_box_beside_its_error(explorer):
+    box, before, calls = explorer._controls["search"], explorer.result, explorer.engine_calls
+    try:
+        box.value = "tigr cat"
+        line = html.unescape(explorer.status.line.value)
+        assert "cw-error" in line and "Unknown class name 'tigr cat'" in line
+        assert "Did you mean 'tiger cat' (282)" in line
+        assert box.value == "tigr cat"  # kept, to correct (it was reset to the old class)
+        assert explorer.result is before and explorer.state.target is None
+        assert explorer.engine_calls == calls
+        assert explorer._top.children[0].children[0].button_style == "info"  # the class shown
+        box.value = "tiger cat"  # corrected
+        assert explorer.result.class_id == 282 and box.value == "282 tiger cat"
+    finally:
+        explorer.set(target=None)
+
+
+def test_the_probe_marker_goes_when_a_new_map_is_shown(explorer):
+    """The pixel readout leaves the status line with a new map: so does the marker."""
+    def marked():
+        return list(explorer.panels.marker(0).x) == [100.0] and \
+            "pixel (100, 50)" in explorer.status.line.value
+
+    try:
+        explorer._on_probe(0, 100.0, 50.0)
+        explorer._controls["opacity"].value = 0.7  # display only: the same map
+        assert marked()
+        for change in (dict(method="gradcam++"), dict(target=282), dict(layer="features.5"),
+                       dict(image="coffee")):
+            explorer._on_probe(0, 100.0, 50.0)
+            assert marked()
+            explorer.set(**change)
+            assert list(explorer.panels.marker(0).x) == []
+            assert "pixel (" not in explorer.status.line.value
+    finally:
+        explorer._controls["opacity"].value = 0.5
+        explorer.set(image="chelsea", method="gradcam", target=None, layer="features.8")
+
+
+def test_export_file_names_tell_layers_and_smoothgrad_apart(explorer, tmp_path, monkeypatch):
+    """Grad-CAM at two layers wrote one file (chelsea_gradcam_285.png) twice."""
+    monkeypatch.chdir(tmp_path)
+    try:
+        for layer in ("features.8", "features.5"):
+            explorer.set(method="gradcam", layer=layer, target=285)
+            explorer._controls["export"].value = ".png"
+        explorer.set(method="vanilla", smooth=True, samples=2, noise=0.1)
+        explorer._controls["export"].value = ".npy"
+    finally:
+        explorer.set(method="gradcam", layer="features.8", target=None, smooth=False,
+                     samples=20, noise=0.2)
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
+        "chelsea_gradcam_features.5_285.png", "chelsea_gradcam_features.8_285.png",
+        "chelsea_vanilla_285_smoothgrad-n2-noise0.1.npy"]
+
+
+def test_export_stem_is_safe_on_every_os():
+    from types import SimpleNamespace
+
+    from cam_widgets.widgets.explorer_state import export_stem
+
+    r = SimpleNamespace(method="gradcam++", layer="features.8", class_id=282, params={})
+    assert export_stem("upload:https://example.com/a b/cat?.jpg", r) == \
+        "upload_https_example.com_a_b_cat_.jpg_gradcam++_features.8_282"
+    r = SimpleNamespace(method="vanilla", layer=None, class_id=1,
+                        params={"samples": 20, "noise": 0.2, "seed": 0, "precision": "bf16"})
+    assert export_stem("scene:two_class", r) == "scene_two_class_vanilla_1_smoothgrad-n20-noise0.2-bf16"
+    stem = export_stem("upload:../x", r)  # no folder
+    assert "/" not in stem and ":" not in stem and not stem.startswith(".")
+
+
+def test_the_precision_menu_shows_its_longest_option_whole(explorer):
+    """It showed "bf16 (mixe": the label takes ~88 px, each character ~7 px, the arrow ~28."""
+    from cam_widgets.widgets.common import precisions_for
+
+    longest = max(len(label) for label, _ in precisions_for("cuda"))  # "fp16 (mixed)"
+    width = int(explorer._controls["precision"].layout.width.removesuffix("px"))
+    assert width - 88 >= 7 * longest + 28
+
+
+def test_set_from_python_shows_in_the_controls(explorer):
+    """set() changed the map but the menus kept the old method, SmoothGrad off, fp32..."""
+    c = explorer._controls
+    try:
+        explorer.set(method="vanilla", smooth=True, samples=2, precision="bf16", opacity=0.3)
+        shown = {n: c[n].value for n in ("method", "smooth", "samples", "precision", "opacity")}
+        assert shown == dict(method="vanilla", smooth=True, samples=2, precision="bf16", opacity=0.3)
+        assert explorer.result.params["precision"] == "bf16"
+    finally:
+        explorer.set(method="gradcam", smooth=False, samples=20, precision="fp32", opacity=0.5)
+    assert c["method"].value == "gradcam" and not c["smooth"].value

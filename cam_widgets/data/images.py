@@ -22,7 +22,7 @@ from PIL import Image
 
 from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
 
-from .fetch import fetch_bytes
+from .fetch import HINT as _FETCH_HINT, fetch_bytes, size_text
 
 # MIN_SIDE and MAX_FILE_PIXELS are re-exported (public here since before the split)
 from .image_conversion import MIN_SIDE, _array_to_rgb, _pil_to_rgb
@@ -85,8 +85,8 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
         data = bytes(source)
         if len(data) > max_bytes:
             raise InvalidImageError(
-                f"Image bytes too large: expected at most {max_bytes} bytes, received {len(data)} bytes."
-                " Hint: pass a larger max_bytes or a smaller file."
+                f"Image too large: expected at most {size_text(max_bytes)}, received {size_text(len(data))}."
+                " Hint: use a smaller file (in Python: a larger max_bytes)."
             )
         return _decode(io.BytesIO(data), what="image bytes")
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
@@ -96,8 +96,8 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
     if isinstance(source, str) and "://" in source:
         scheme = source.split("://", 1)[0]
         raise InvalidImageError(
-            f"Unsupported URL scheme {scheme!r}: expected a file path or an http(s) URL,"
-            f" received {describe(source)}. Hint: download the image and pass the local file."
+            f"Unsupported URL scheme {scheme!r}: expected an http:// or https:// address, received"
+            f" {source[:60]!r}.{_FETCH_HINT}"
         )
     if isinstance(source, (str, os.PathLike)):
         return _load_path(source)
@@ -163,22 +163,22 @@ def _load_path(source: Union[str, os.PathLike]) -> np.ndarray:
                 hint = close_matches(path.name, [p.name for p in parent.iterdir()])
             except OSError:
                 hint = ""
-        if not hint:
-            hint = f" Hint: check the path (relative paths start at {os.getcwd()!r})."
+        # the full path: where a relative one was looked for
         raise InvalidImageError(
-            f"Image file not found: expected an existing image file, received {describe(str(source))}.{hint}"
+            f"Image file not found: expected an existing image file, received {str(path.absolute())!r}."
+            + (hint or " Hint: check the name and the folder, or use the upload button.")
         )
     if path.is_dir():
         raise InvalidImageError(
-            f"Image path is a directory: expected an image file, received {describe(str(source))}."
-            " Hint: pass one file inside it."
+            f"Image path is a folder: expected an image file, received {str(source)!r}."
+            " Hint: pick one file inside it."
         )
     try:
         with open(path, "rb") as fh:
             return _decode(fh, what=f"file {str(path)!r}")
     except PermissionError:
         raise InvalidImageError(
-            f"Image file not readable: expected a file this user can read, received {describe(str(source))}."
+            f"Image file not readable: expected a file this user can read, received {str(source)!r}."
             " Hint: check the file permissions."
         ) from None
 

@@ -23,6 +23,9 @@ __all__ = ["imagenet_labels", "resolve_class", "search_classes", "NUM_IMAGENET_C
 NUM_IMAGENET_CLASSES = 1000
 _MAX_LISTED = 5
 _NUMERIC = re.compile(r"^[+-]?\d+$")
+#: Errors are read in the widgets' status line too: plain words, one line.
+_EXPECTED = "expected a class id such as 282 or a class name such as 'tiger cat'"
+_SEARCH_HINT = " Hint: type part of a name, e.g. 'cat', and pick from the matches."
 
 
 def imagenet_labels() -> List[str]:
@@ -57,12 +60,12 @@ def _fmt(ids: Sequence[int], labels: Sequence[str]) -> str:
     return shown
 
 
-def _check_id(idx: int, query: object, labels: Sequence[str]) -> int:
+def _check_id(idx: int, labels: Sequence[str]) -> int:
     n = len(labels)
     if not 0 <= idx < n:
         raise UnknownClassError(
-            f"Class id {idx} is out of range: expected an id in 0..{n - 1} ({n} classes),"
-            f" received {describe(query)}. Hint: search by name, e.g. search_classes('cat', labels)."
+            f"Class {idx} is out of range: expected a class id in 0..{n - 1} ({n} classes)."
+            + _SEARCH_HINT
         )
     return idx
 
@@ -83,31 +86,27 @@ def resolve_class(query: object, labels: Sequence[str]) -> int:
     """
     labels = _check_labels(labels)
     if isinstance(query, (bool, np.bool_)) or isinstance(query, (float, np.floating, complex)):
-        raise InvalidParameterError(
-            f"Invalid class {describe(query)}: expected an int id or a class name."
-            " Hint: pass e.g. 282 or 'tiger cat'."
-        )
+        raise InvalidParameterError(f"Invalid class {_kind(query)}: {_EXPECTED}.")
     if isinstance(query, str):
         text = query.strip()
         if not text:
-            raise InvalidParameterError(
-                f"Invalid class {describe(query)}: expected an int id or a non-empty class name."
-                " Hint: pass e.g. 282 or 'tiger cat'."
-            )
+            raise InvalidParameterError(f"No class given (an empty name): {_EXPECTED}.")
         if _NUMERIC.match(text):
-            return _check_id(int(text), query, labels)
-        return _resolve_name(text, query, labels)
+            return _check_id(int(text), labels)
+        return _resolve_name(text, labels)
     try:
         idx = operator.index(query)  # int, numpy integers, 0-d integer tensors
     except TypeError:
-        raise InvalidParameterError(
-            f"Invalid class {describe(query)}: expected an int id or a class name."
-            " Hint: pass e.g. 282 or 'tiger cat'."
-        ) from None
-    return _check_id(int(idx), query, labels)
+        raise InvalidParameterError(f"Invalid class {_kind(query)}: {_EXPECTED}.") from None
+    return _check_id(int(idx), labels)
 
 
-def _resolve_name(text: str, query: str, labels: Sequence[str]) -> int:
+def _kind(value: object) -> str:
+    """A value and its type in words: "True (a bool)"."""
+    return describe(value).replace(" that is a ", " (a ", 1) + ")"
+
+
+def _resolve_name(text: str, labels: Sequence[str]) -> int:
     low = text.lower()
     lowered = [str(label).lower() for label in labels]
     exact = [i for i, name in enumerate(lowered) if name == low]
@@ -115,25 +114,22 @@ def _resolve_name(text: str, query: str, labels: Sequence[str]) -> int:
         return exact[0]
     if len(exact) > 1:
         raise UnknownClassError(
-            f"Ambiguous class name {text!r}: expected a name that matches one label,"
-            f" received {describe(query)} that names classes {_fmt(exact, labels)}."
-            " Hint: pass the class id instead."
+            f"Ambiguous class name {text!r}: it names {len(exact)} classes, {_fmt(exact, labels)};"
+            f" expected one. Hint: type the class id instead, e.g. {exact[0]}."
         )
     partial = [i for i, name in enumerate(lowered) if low in name]
     if len(partial) == 1:
         return partial[0]
     if len(partial) > 1:
         raise UnknownClassError(
-            f"Ambiguous class name {text!r}: expected a name that matches one label,"
-            f" received {describe(query)} that matches {len(partial)} labels: {_fmt(partial, labels)}."
-            " Hint: type more of the name or pass the class id."
+            f"Ambiguous class name {text!r}: it matches {len(partial)} classes,"
+            f" {_fmt(partial, labels)}; expected one. Hint: type more of the name, or the class id."
         )
     close = _fuzzy_ids(low, lowered, _MAX_LISTED)
-    hint = (f" Did you mean {_fmt(close, labels)}?" if close
-            else " Hint: use search_classes(query, labels) to browse the names.")
+    hint = f" Did you mean {_fmt(close, labels)}?" if close else _SEARCH_HINT
     raise UnknownClassError(
-        f"Unknown class name {text!r}: expected an id in 0..{len(labels) - 1} or one of the"
-        f" {len(labels)} label names, received {describe(query)}.{hint}"
+        f"Unknown class name {text!r}: expected one of the {len(labels)} class names"
+        f" or a class id in 0..{len(labels) - 1}.{hint}"
     )
 
 

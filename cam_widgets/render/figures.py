@@ -54,6 +54,8 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
 
 #: Panel titles: font size, and pixels a character takes at that size (to wrap them).
 TITLE_FONT_SIZE, TITLE_CHAR_PX = 13, 7
+#: Colour bar title font size (the title runs along the bar).
+COLORBAR_FONT_SIZE = 11
 
 
 def wrap_title(title: object, panel_size: int = 320) -> str:
@@ -181,7 +183,9 @@ def heatmap_figure(
         else:
             fig.layout[xa].update(matches="x")
             fig.layout[ya].update(matches="y", scaleanchor=False)
-    coloraxis = dict(colorscale=scale, colorbar=dict(thickness=12, len=0.9))
+    # the title along the bar, right of the ticks: above it, it sat on the top tick
+    colorbar = dict(thickness=12, len=0.9, title=dict(side="right", font=dict(size=COLORBAR_FONT_SIZE)))
+    coloraxis = dict(colorscale=scale, colorbar=colorbar)
     if zmin is not None:
         coloraxis["cmin"] = float(zmin)
     if zmax is not None:

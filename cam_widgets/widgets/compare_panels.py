@@ -114,14 +114,24 @@ def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
         clipped = [prepare_map(np.maximum(r.raw, 0.0), decimals=None) for r in results]
         pixel = results[0].pixel_level
         lo, hi = shared_scale(clipped, percentile=DISPLAY_PERCENTILE if pixel else None)
-        unit = 10.0 ** math.floor(math.log10(hi)) if hi > 0 else 1.0
-        label = f"x{unit:.0e}" + ("<br>top: 99th pct" if pixel else "")
+        exponent = math.floor(math.log10(hi)) if hi > 0 else 0
+        unit = 10.0 ** exponent
+        label = times_text(exponent) + (", top = 99th pct" if pixel else "")
         return [m / unit for m in clipped], (lo / unit, hi / unit), label
     label = colorbar_note(results)
     if mixed_families(results):  # "1 = 99th pct" alone would claim it for the CAM panels too
-        label = "1 = max (CAM)<br>1 = 99th pct<br>(pixel maps)" + (
-            "<br>per panel:<br>units differ" if shared else "")
+        label = "1 = max (CAM), 99th pct (pixel)" + ("<br>per panel: units differ" if shared else "")
     return [display_map(r) for r in results], (0.0, 1.0), label
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def times_text(exponent: int) -> str:
+    """The factor 10^exponent of a shared scale, readable: "× 0.1", "× 10", "× 10⁻⁵"."""
+    if -3 <= exponent <= 3:
+        return f"× {10.0 ** exponent:g}"
+    return "× 10" + str(exponent).translate(_SUPERSCRIPT)
 
 
 def value_at(m: np.ndarray, x: float, y: float, shape: tuple[int, int]) -> float:
@@ -136,8 +146,7 @@ def probe_table_html(titles: Sequence[str], values: Sequence[float], x: float, y
     it; ``unit``: the colour bar's title, on one line."""
     rows = "".join(f"<tr><td>{html.escape(t)}</td><td style='text-align:right'>{v:.3f}</td></tr>"
                    for t, v in zip(titles, values))
-    note = unit.replace(":<br>", ": ").replace("<br>(", " (").replace("<br>", "; ")
-    note = " ".join(note.split()) or "0..1, 1 = max"
+    note = " ".join(unit.replace("<br>", "; ").split()) or "0..1, 1 = max"
     return (f"<table class='cw-probe'><tr><th>pixel ({x:.0f}, {y:.0f})</th>"
             f"<th>value as drawn ({html.escape(note)})</th></tr>{rows}</table>")
 

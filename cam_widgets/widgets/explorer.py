@@ -25,8 +25,8 @@ from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
 from .common import (StatusLine, busy, colorbar_note, display_map, errors_shown, parse_target,
                      precisions_for)
-from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, prediction_rows,
-                                show_predictions)
+from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, highlight,
+                                prediction_rows, show_predictions)
 from .layer_menu import layer_menu, layer_options
 from .explorer_state import (
     COMPUTE,
@@ -84,13 +84,14 @@ class Explorer(W.VBox):
         self._syncing = False
         self._engine_lock = threading.Lock()
         self._controls = build_controls(self.state)
-        self._top = prediction_rows(lambda class_id: self._ask(target=class_id))
+        self._top = prediction_rows(self._on_pick)
         self.explainer = get_explainer(self.state.model)
         self._fit_state_to_model(self.explainer)
         self._fill_model_controls()
         self.state.target = None if target is None else resolve_class(target, self.explainer.labels)
         first = self._work({"image": image}, None)
         self.result, self._prepared_image = first.result, first.prepared
+        self._result_image = image  # the image of the result shown (exports are named after it)
         self.static = static
         if static:
             self.panels = None
@@ -132,6 +133,7 @@ class Explorer(W.VBox):
         leave the previous state and view in place.
         """
         drive(self._request(changes))
+        self._sync_controls(display=True)  # the controls show what was set (the box: above)
         return self.result
 
     def _ask(self, **changes) -> None:
@@ -141,8 +143,9 @@ class Explorer(W.VBox):
     def _request(self, changes: dict) -> Request:
         """Apply ``changes``: state and controls here, engine work yielded (see
         :mod:`.requests`), then the view; on an error or a stop, the previous state."""
-        previous = dict(vars(self.state))
+        previous = {name: getattr(self.state, name) for name in COMPUTE}  # (display: newest)
         loop = self._requests.loop()
+        failed = False
         # off the loop the controls stay live (a change replaces the running work)
         with busy([] if loop is not None else self._compute_controls(), self.status):
             try:
@@ -160,13 +163,14 @@ class Explorer(W.VBox):
             except Exception:
                 vars(self.state).update(previous)
                 self._sync_controls()
+                failed = True
                 raise
-        self._show_settings()  # after busy() gave the controls their state back
+        self._show_settings(keep_text=failed)  # after busy() gave the controls their state back
 
-    def _sync_controls(self) -> None:
-        """Controls show the state again (after a change that failed)."""
+    def _sync_controls(self, display: bool = False) -> None:
+        """Controls show the state again (after a change that failed, or set from Python)."""
         with self._quiet():
-            for name in COMPUTE_CONTROLS:
+            for name in COMPUTE_CONTROLS + (("opacity", "colormap", "view") if display else ()):
                 if name != "layer":
                     self._controls[name].value = getattr(self.state, name)
         self._fill_layers()
@@ -191,13 +195,14 @@ class Explorer(W.VBox):
                 self._render_display()
         return changed
 
-    def _show_settings(self) -> None:
-        """The class box names the explained class; SmoothGrad's settings are live only
-        while it is on, the layer only for methods that read one."""
-        box, shown = self._controls["search"], f"{self.result.class_id} {self.result.label}"
-        if box.value != shown:
-            with self._quiet():
-                box.value = shown
+    def _show_settings(self, keep_text: bool = False) -> None:
+        """The class box and the highlighted prediction name the explained class, or one
+        picked since that waits (``keep_text``: what was typed stays beside its error);
+        SmoothGrad's settings are live only while it is on, the layer only for methods
+        that read one."""
+        highlight(self._top, self._selected())
+        if not keep_text and "target" not in self._requests.pending:
+            self._show_class(self.result.class_id)
         if self.state.layer not in {value for _, value in self._controls["layer"].options}:
             self._fill_layers()  # a layer set from Python, deeper than the blocks listed
         self._enable_for(self.state.smooth, self.state.method)
@@ -207,6 +212,25 @@ class Explorer(W.VBox):
         for name in SMOOTHGRAD_ONLY:
             self._controls[name].disabled = not smooth
         self._controls["layer"].disabled = not get_method(method).needs_layer
+
+    def _selected(self):
+        """The class to highlight: one clicked that waits, else the one explained."""
+        waiting = self._requests.pending.get("target")
+        return waiting if isinstance(waiting, int) else self.result.class_id
+
+    def _show_class(self, class_id: int) -> None:
+        """The class box names ``class_id`` (quietly: no request)."""
+        box, shown = self._controls["search"], f"{class_id} {self.explainer.labels[class_id]}"
+        if box.value != shown:
+            with self._quiet():
+                box.value = shown
+
+    def _on_pick(self, class_id: int) -> None:
+        """A prediction clicked: its row and the class box show it at once (not when the
+        running computation ends), then it is computed."""
+        highlight(self._top, class_id)
+        self._show_class(class_id)
+        self._ask(target=class_id)
 
     def _on_search(self, change) -> None:
         if not self._syncing:
@@ -249,7 +273,7 @@ class Explorer(W.VBox):
         suffix = change["new"]
         if suffix:
             with errors_shown(self.status):
-                stem = export_stem(self.state, self.result.class_id)
+                stem = export_stem(self._result_image, self.result)
                 path = self.export(Path("exports") / f"{stem}{suffix}")
                 self.status.download(f"wrote {path};", path)
             self._controls["export"].value = ""
@@ -327,14 +351,19 @@ class Explorer(W.VBox):
             if outcome.prepared is not self._prepared_image and self.panels is not None:
                 self.panels.set_image(outcome.prepared.rgb)
             self._prepared_image, self.result = outcome.prepared, outcome.result
-            show_predictions(self._top, outcome.predictions, self.result.class_id)
+            self._result_image = self.state.image
+            show_predictions(self._top, outcome.predictions, self._selected())
         self._render()
 
     def _render(self) -> None:
+        """The map, display settings and status line; the probe marker goes with the old
+        pixel readout."""
         r = self.result
         if self.panels is not None:
             self.panels.set_maps([display_map(r)], [r.title], zrange=(0.0, 1.0),
                                  colorbar_title=colorbar_note([r]))
+            if self.panels.marker(0).x:
+                self.panels.mark(None, None)
         self._render_display()
         self._render_status()
 

@@ -41,7 +41,7 @@ def build_controls(s: ExplorerState) -> dict:
         # SmoothGrad's noisy batches in mixed precision (fp16 on a GPU: ~1.5x faster,
         # maps at r >= 0.998 of fp32; see benchmarks/RESULTS.md)
         "precision": W.Dropdown(options=[("fp32", "fp32")], value="fp32", description="precision",
-                                layout=W.Layout(width="180px")),  # options: _prepare_model
+                                layout=W.Layout(width="240px")),  # "bf16 (mixed)" fits
         "opacity": W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05,
                                  description="opacity", continuous_update=True,
                                  layout=W.Layout(width="250px")),
@@ -93,5 +93,13 @@ def show_predictions(box: W.Box, predictions: Sequence, selected: int) -> None:
         button.class_id = p.class_id
         button.description = f"{p.class_id} {p.label}"[:28]
         button.tooltip = f"{p.label} ({p.class_id}): {p.probability:.3f}"
-        button.button_style = "info" if p.class_id == selected else ""
         bar.value, label.value = p.probability, f"{p.probability:.3f}"
+    highlight(box, selected)
+
+
+def highlight(box: W.Box, selected) -> None:
+    """Highlight the row of class ``selected`` in the rows of :func:`prediction_rows` (none
+    when it is not among them)."""
+    for row in box.children:
+        button = row.children[0]
+        button.button_style = "info" if getattr(button, "class_id", None) == selected else ""

@@ -7,6 +7,7 @@ static view.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -84,9 +85,17 @@ def result_message(result: Explanation) -> str:
     return f"{result.title}  ({result.seconds * 1000:.0f} ms on {result.device})"
 
 
-def export_stem(state: ExplorerState, class_id: int) -> str:
-    """File name (no suffix) of an export: image, method and class, safe on every OS."""
-    return f"{state.image.replace(':', '_')}_{state.method}_{class_id}"
+def export_stem(image: str, result: Explanation) -> str:
+    """File name (no suffix) of an export of ``result`` on ``image``: image, method, layer
+    (for methods that read one), class and SmoothGrad's settings when on; every other
+    character than letters, digits and ``._+-`` becomes "_" (safe on every OS)."""
+    parts = [image[:60], result.method] + ([result.layer] if result.layer else [])
+    parts.append(str(result.class_id))
+    p = result.params
+    if "samples" in p:  # SmoothGrad
+        parts.append(f"smoothgrad-n{p['samples']}-noise{p['noise']:g}"
+                     + (f"-{p['precision']}" if "precision" in p else ""))
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", "_".join(parts)).lstrip("._")
 
 
 def static_png(result: Explanation, state: ExplorerState) -> bytes:
