@@ -2,18 +2,17 @@
 
 This module is the widget: how its controls, figure and status line follow the state. The
 state and the decisions made from it live in :mod:`.explorer_state`, the controls and the
-prediction rows in :mod:`.explorer_controls`; the public names of the state module are
-re-exported here, so imports from this module keep working.
+prediction rows in :mod:`.explorer_controls`, the engine part of a request in
+:mod:`.explorer_work`; the public names of the state module are re-exported here, so imports
+from this module keep working.
 """
 from __future__ import annotations
 
 import os
-import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import ipywidgets as W
 import numpy as np
@@ -25,8 +24,8 @@ from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
 from .common import (StatusLine, busy, colorbar_note, display_map, errors_shown, parse_target,
                      precisions_for)
-from .explorer_controls import (TOP_PREDICTIONS, build_controls, explorer_layout, highlight,
-                                prediction_rows, show_predictions)
+from .explorer_controls import (build_controls, explorer_layout, highlight, prediction_rows,
+                                show_predictions)
 from .layer_menu import layer_menu, layer_options
 from .explorer_state import (
     COMPUTE,
@@ -34,27 +33,16 @@ from .explorer_state import (
     SMOOTHGRAD_ONLY,
     UPLOAD_PREFIX,
     ExplorerState,
-    explain_params,
     export_stem,
-    photo_of,
     probe_message,
     result_message,
     static_png,
 )
+from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
 from .panels import HeatmapPanels
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
-
-
-@dataclass
-class _Outcome:
-    """What the engine work of one request gives the widget to show."""
-
-    explainer: Any
-    prepared: Any = None
-    result: Optional[Explanation] = None
-    predictions: Any = None
 
 
 class Explorer(W.VBox):
@@ -80,13 +68,12 @@ class Explorer(W.VBox):
         self._requests = RequestQueue(self._request, background)
         self.status = StatusLine(on_stop=self._requests.stop)
         self.result: Optional[Explanation] = None
-        self.engine_calls = 0
         self._syncing = False
-        self._engine_lock = threading.Lock()
+        self._engine_work = ExplorerWork()
         self._controls = build_controls(self.state)
         self._top = prediction_rows(self._on_pick)
         self.explainer = get_explainer(self.state.model)
-        self._fit_state_to_model(self.explainer)
+        fit_state_to_model(self.state, self.explainer)
         self._fill_model_controls()
         self.state.target = None if target is None else resolve_class(target, self.explainer.labels)
         first = self._work({"image": image}, None)
@@ -293,44 +280,19 @@ class Explorer(W.VBox):
             control.value = self.state.layer
 
     # ------------------------------------------------------------------ engine
-    def _work(self, changes: dict, loop) -> _Outcome:
-        """The engine part of a request (off the kernel's loop when ``loop`` is given): the
-        model, the class, the prepared photo, the explanation and the top predictions."""
-        with self._engine_lock:
-            s, explainer = self.state, self.explainer
-            if "model" in changes:
-                explainer = get_explainer(s.model)
-                self._fit_state_to_model(explainer)
-            if s.target is not None:
-                s.target = resolve_class(s.target, explainer.labels)
-            if not any(key in COMPUTE and (s.smooth or key not in SMOOTHGRAD_ONLY)
-                       for key in changes):
-                return _Outcome(explainer)
-            self.engine_calls += 1
-            prepared = self._prepare(explainer)
-            params = explain_params(s, progress_reporter(self.status, self._requests, loop))
-            result = explainer.explain(prepared, s.method, s.target, s.layer, **params)
-            return _Outcome(explainer, prepared, result,
-                            explainer.predict(prepared, top=TOP_PREDICTIONS))
+    def _work(self, changes: dict, loop) -> Outcome:
+        """The engine part of a request (off the kernel's loop when ``loop`` is given)."""
+        return self._engine_work.run(self.state, self.explainer, changes,
+                                     progress_reporter(self.status, self._requests, loop))
 
-    def _prepare(self, explainer):
-        """The photo prepared for the model (kept while model and image stay)."""
-        key = (self.state.model, self.state.image)
-        if getattr(self, "_prepared_key", None) != key:
-            self._prepared_for = explainer.prepare(photo_of(self.state))
-            self._prepared_key = key
-        return self._prepared_for
+    @property
+    def engine_calls(self) -> int:
+        """Explanations computed so far (display changes compute none)."""
+        return self._engine_work.calls
 
     def _prepared(self):
         """The prepared photo on show."""
         return self._prepared_image
-
-    def _fit_state_to_model(self, explainer) -> None:
-        """A layer or precision the model cannot take falls back to its default."""
-        if self.state.layer not in {l.name for l in explainer.layers()}:
-            self.state.layer = explainer.default_layer
-        if self.state.precision not in {value for _, value in precisions_for(explainer.device)}:
-            self.state.precision = "fp32"
 
     def _fill_model_controls(self) -> None:
         """The layer, precision and class menus of the model on show."""
@@ -342,7 +304,7 @@ class Explorer(W.VBox):
                                                 enumerate(self.explainer.labels)]
 
     # ------------------------------------------------------------------ render
-    def _show(self, outcome: _Outcome) -> None:
+    def _show(self, outcome: Outcome) -> None:
         """Show what the engine work gave (on the loop's thread)."""
         if outcome.explainer is not self.explainer:
             self.explainer = outcome.explainer

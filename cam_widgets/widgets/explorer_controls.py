@@ -10,10 +10,8 @@ import ipywidgets as W
 from ..methods import list_methods
 from ..render import list_colormaps
 from .common import control_row, image_choices, model_choices
-from .explorer_state import ExplorerState
+from .explorer_state import TOP_PREDICTIONS, ExplorerState
 
-#: How many predictions the clickable bar chart shows.
-TOP_PREDICTIONS = 5
 
 
 def build_controls(s: ExplorerState) -> dict:

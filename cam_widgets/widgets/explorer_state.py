@@ -26,6 +26,8 @@ COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "sa
 COMPUTE_CONTROLS = tuple(name for name in COMPUTE if name != "target")
 #: read only while SmoothGrad is on: changing them with it off computes nothing
 SMOOTHGRAD_ONLY = ("noise", "samples", "precision")
+#: How many predictions the clickable bar chart shows.
+TOP_PREDICTIONS = 5
 #: Image choices naming a photo the user added (upload or URL) start with this.
 UPLOAD_PREFIX = "upload:"
 
