@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from cam_widgets.api import get_explainer
 from cam_widgets.engine import count_hooks
 from cam_widgets.widgets.explorer import Explorer
 from cam_widgets.widgets.requests import RequestQueue, Stopped, drive
@@ -263,3 +264,35 @@ def test_outside_a_kernel_changes_run_inline_even_under_a_running_loop():
         assert queue.loop() is None
 
     run_loop(scenario)
+
+
+def test_a_study_keeps_its_controls_live_and_can_be_stopped():
+    from cam_widgets.widgets import SmoothGradStudy
+
+    study = SmoothGradStudy(image="chelsea", samples=4, snapshots=(1, 4), background=True)
+    before = study.result
+
+    async def scenario():
+        c = study._controls
+        c["method"].value = "scorecam"  # SmoothGrad over Score-CAM: slow, reports within samples
+        c["opacity"].value = 0.9  # display only, at once
+        assert study.state.opacity == 0.9
+        await _until(lambda: study.status.stop.layout.display is None)
+        study.status.stop.click()
+        await study._requests.idle()
+
+    run_loop(scenario)
+    assert study.result is before and study.state.method == "vanilla"
+    assert study._controls["method"].value == "vanilla" and "stopped" in study.status.line.value
+    assert study.state.opacity == 0.9 and study.panels.heatmap(0).opacity == pytest.approx(0.9)
+    assert count_hooks(get_explainer("efficientnet_lite0").engine.model) == 0
+
+    async def noise_steps():
+        for noise in (0.1, 0.15, 0.25):  # merged: the newest wins
+            study._controls["noise"].value = noise
+        await study._requests.idle()
+
+    calls = study.engine_calls
+    run_loop(noise_steps)
+    assert study.state.noise == 0.25 and study.result.params["noise"] == 0.25
+    assert study.engine_calls - calls <= 2

@@ -46,12 +46,13 @@ class DilationStudy(_Study):
     COMPUTE_CONTROLS = ("image", "base", "target", "layer")
 
     def __init__(self, image: str = "chelsea", base: str = "vgg16", target=None,
-                 layer: Optional[str] = None) -> None:
+                 layer: Optional[str] = None, background: Optional[bool] = None) -> None:
         self.results: list[Explanation] = []
         self.timings: tuple[float, float] = (math.nan, math.nan)
         self.table = W.HTML(value="")
         self._twins: dict = {}
-        super().__init__(DilationState(image, base, target, layer), placeholders=2)
+        super().__init__(DilationState(image, base, target, layer), placeholders=2,
+                         background=background)
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls(models=False)
@@ -73,19 +74,9 @@ class DilationStudy(_Study):
             changes["layer"] = None
         return changes
 
-    def _compute(self, s: DilationState):
-        report = self.status.report
+    def _compute(self, s: DilationState, report):
         report(0, 4)
         base, prepared, target = self._prepare(s, s.base)
-        listed = {value for _, value in self._controls["layer"].options}
-        if getattr(self, "_layers_of", None) != s.base or s.layer not in listed:
-            self._layers_of = s.base  # (and a deep layer set from Python joins the menu)
-            self._syncing = True
-            try:
-                menu = layer_menu(base.layers(), base.default_layer, s.layer or None, False)
-                self._controls["layer"].options = [("default", "")] + layer_options(menu)
-            finally:
-                self._syncing = False
         self.engine_calls += 1
         first = base.explain(prepared, "gradcam", target, s.layer)
         report(1, 4)
@@ -94,24 +85,39 @@ class DilationStudy(_Study):
         twin_prepared = twin.prepare(load_choice(s.image))
         second = twin.explain(twin_prepared, "gradcam", first.class_id, first.layer)
         report(3, 4)
-        self.timings = (_forward_ms(base, prepared), _forward_ms(twin, twin_prepared))
+        timings = (_forward_ms(base, prepared), _forward_ms(twin, twin_prepared))
         report(4, 4)
-        self.results = [first, second]
-        self.table.value = _dilation_table(
-            (s.base, twin.name), (base.predict(prepared), twin.predict(twin_prepared)),
-            [r.raw.shape for r in self.results], self.timings)
-        ratio = self.timings[1] / self.timings[0]
-        self.status.info(f"Grad-CAM @ {first.layer} for {first.label} ({first.class_id}): "
-                         f"{_side(first)} vs {_side(second)}; forward {ratio:.1f}x slower")
-        titles = [f"{name}: {_side(r)} map" for name, r in zip((s.base, twin.name), self.results)]
-        return prepared.rgb, [display_map(r) for r in self.results], titles
+        results = [first, second]
+        table = _dilation_table((s.base, twin.name), (base.predict(prepared),
+                                                      twin.predict(twin_prepared)),
+                                [r.raw.shape for r in results], timings)
+        line = (f"Grad-CAM @ {first.layer} for {first.label} ({first.class_id}): "
+                f"{_side(first)} vs {_side(second)}; forward {timings[1] / timings[0]:.1f}x slower")
+        titles = [f"{name}: {_side(r)} map" for name, r in zip((s.base, twin.name), results)]
+
+        def finish() -> None:
+            self.results, self.timings, self.table.value = results, timings, table
+            self._fill_layer_menu(base, s)
+            self.status.info(line)
+        return prepared.rgb, [display_map(r) for r in results], titles, finish
+
+    def _fill_layer_menu(self, base: Explainer, s: DilationState) -> None:
+        """The model's blocks (and a deeper layer set from Python), when they changed."""
+        listed = {value for _, value in self._controls["layer"].options}
+        if getattr(self, "_layers_of", None) != s.base or (s.layer or "") not in listed:
+            self._layers_of = s.base
+            self._syncing = True
+            try:
+                menu = layer_menu(base.layers(), base.default_layer, s.layer or None, False)
+                self._controls["layer"].options = [("default", "")] + layer_options(menu)
+            finally:
+                self._syncing = False
 
     def _twin(self, base: Explainer, name: str, layer: str) -> Explainer:
         if name == "vgg16":
             return get_explainer("dilated_vgg16")
         key = (name, layer)
         if key not in self._twins:
-            self.status.info(f"building the dilated {name} (one probe forward)...")
             after = finer_layer(base, layer)
             model = dilate(base.spec.model, after=after)
             spec = base.spec

@@ -33,11 +33,12 @@ class LayerSweep(_Study):
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
                  method: str = "gradcam", layers: Optional[Sequence[str]] = None,
-                 max_panels: int = 8) -> None:
+                 max_panels: int = 8, background: Optional[bool] = None) -> None:
         self.results: list[Explanation] = []
         state = LayerSweepState(image, model, target, method,
                                 None if layers is None else tuple(layers), int(max_panels))
-        super().__init__(state, placeholders=len(layers) if layers else 1)
+        super().__init__(state, placeholders=len(layers) if layers else 1,
+                         background=background)
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls()
@@ -57,14 +58,15 @@ class LayerSweep(_Study):
             changes["layers"] = tuple(changes["layers"])
         return changes
 
-    def _compute(self, s: LayerSweepState):
+    def _compute(self, s: LayerSweepState, report):
         explainer, prepared, target = self._prepare(s, s.model)
         self.engine_calls += 1
         names = list(s.layers) if s.layers else stage_layers(explainer, None, s.max_panels)
         results = explainer.explain_layers(prepared, target, s.method, names)
         self.results = results
         r = results[0]
-        self.status.info(f"{r.method}: {r.label} ({r.class_id}) through {len(results)} layers "
-                         f"({r.seconds * 1000:.0f} ms for the last)")
+        line = (f"{r.method}: {r.label} ({r.class_id}) through {len(results)} layers "
+                f"({r.seconds * 1000:.0f} ms for the last)")
         titles = [f"{x.layer}  {x.raw.shape[0]}x{x.raw.shape[1]}" for x in results]
-        return prepared.rgb, [display_map(x) for x in results], titles
+        return (prepared.rgb, [display_map(x) for x in results], titles,
+                lambda: self.status.info(line))

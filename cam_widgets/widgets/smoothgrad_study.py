@@ -36,13 +36,15 @@ class SmoothGradStudy(_Study):
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
                  method: str = "vanilla", noise: float = 0.2, samples: int = 100,
-                 snapshots: Sequence[int] = (1, 2, 3, 10, 20, 30, 50, 75, 100)) -> None:
+                 snapshots: Sequence[int] = (1, 2, 3, 10, 20, 30, 50, 75, 100),
+                 background: Optional[bool] = None) -> None:
         self.plain: Optional[Explanation] = None
         self.result: Optional[Explanation] = None
         self.progress_calls = 0
         snaps = tuple(sorted({int(n) for n in snapshots}))
         super().__init__(SmoothGradState(image, model, target, method, float(noise), int(samples),
-                                         snaps), placeholders=len(snaps) + 1)
+                                         snaps), placeholders=len(snaps) + 1,
+                         background=background)
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls()
@@ -59,21 +61,21 @@ class SmoothGradStudy(_Study):
         return W.VBox([control_row(c["image"], c["model"], c["method"], c["target"]),
                        control_row(c["noise"], c["samples"], c["opacity"], c["colormap"])])
 
-    def _progress(self, done: int, total: int) -> None:
-        self.progress_calls += 1
-        self.status.report(done, total)
-
-    def _compute(self, s: SmoothGradState):
+    def _compute(self, s: SmoothGradState, report):
         explainer, prepared, target = self._prepare(s, s.model)
         self.engine_calls += 1
         plain = explainer.explain(prepared, s.method, target)
         counts = [min(n, s.samples) for n in s.snapshots]
+
+        def progress(done: int, total: int) -> None:
+            self.progress_calls += 1
+            report(done, total)
         result = explainer.explain(prepared, s.method, plain.class_id, noise=s.noise,
                                    samples=s.samples, snapshots=sorted(set(counts)),
-                                   progress=self._progress)
+                                   progress=progress)
         self.plain, self.result = plain, result
         maps = [display_map(plain)] + [display_map(result, snapshot=n) for n in counts]
         titles = [f"{plain.method}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
-        self.status.info(f"{plain.method}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
-                         f"{s.samples} samples in {result.seconds:.1f} s")
-        return prepared.rgb, maps, titles
+        line = (f"{plain.method}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
+                f"{s.samples} samples in {result.seconds:.1f} s")
+        return prepared.rgb, maps, titles, lambda: self.status.info(line)

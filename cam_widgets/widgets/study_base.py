@@ -1,6 +1,8 @@
 """Shared base of the studies: a frozen state, controls, one HeatmapPanels, ``set(**changes)``."""
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Optional
 
 import ipywidgets as W
@@ -10,9 +12,10 @@ from ..api import get_explainer
 from ..explainer import Explainer
 from ..models import resolve_class
 from ..render import list_colormaps
-from .common import (StatusLine, busy, colorbar_note, image_choices, load_choice, model_choices,
-                     next_state, parse_target)
+from .common import (StatusLine, busy, colorbar_note, errors_shown, image_choices, load_choice,
+                     model_choices, next_state, parse_target)
 from .panels import HeatmapPanels
+from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 DISPLAY = ("opacity", "colormap")
 
@@ -40,23 +43,31 @@ def stage_layers(explainer: Explainer, layer: Optional[str] = None,
 
 
 class _Study(W.VBox):
-    """Shared plumbing: state <-> controls, set(), busy/status, one panels figure."""
+    """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
+
+    A subclass's ``_compute(state, report)`` is the engine work of a request: it may run in a
+    worker thread (a change made in the browser, see :mod:`.requests`), so it touches no
+    widget: it returns ``(rgb, maps, titles, finish)``, ``finish()`` being its widget updates
+    (status line, tables, menus), called on the loop's thread with the new maps.
+    """
 
     COMPUTE_CONTROLS: tuple = ()
     RESULT = "results"
 
-    def __init__(self, state, placeholders: int) -> None:
+    def __init__(self, state, placeholders: int, background: Optional[bool] = None) -> None:
         self.state = state
-        self.status = StatusLine()
+        self._requests = RequestQueue(self._request, background)
+        self.status = StatusLine(on_stop=self._requests.stop)
         self.engine_calls = 0
         self.panels: Optional[HeatmapPanels] = None
         self._syncing = False
+        self._target_options: Optional[str] = None  # the model whose classes the box offers
         self._controls = self._build_controls()
         self._figure_box = W.Box([])
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
         self._line = ""
         with busy([], self.status):
-            self._apply(self.state)
+            self._apply(self.state, self._compute(self.state, self.status.report))
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._show(np.zeros((224, 224, 3), np.uint8),
@@ -75,7 +86,8 @@ class _Study(W.VBox):
     def _extra(self) -> list:
         return []
 
-    def _compute(self, state) -> tuple[np.ndarray, list, list[str]]:
+    def _compute(self, state, report) -> tuple:
+        """(rgb, maps, titles, finish) for ``state``; ``report(done, total)`` its progress."""
         raise NotImplementedError
 
     def _normalize(self, changes: dict) -> dict:
@@ -84,23 +96,46 @@ class _Study(W.VBox):
     # shared behaviour
     def set(self, **changes):
         """Change state fields from Python (as the controls do); errors go to the status line."""
-        with busy([self._controls[n] for n in self.COMPUTE_CONTROLS], self.status):
-            new, display_only = next_state(type(self).__name__, self.state, changes, DISPLAY,
-                                           self._normalize)
-            if display_only:  # nothing for the engine: re-render only
-                self.state = new
-                self._render_display()
-                self.status.line.value = self._line  # the last good state's line, not an old error
-            else:
-                self._apply(new)
-                self._line = self.status.line.value
-        self._sync_controls()
+        drive(self._request(changes))
         return getattr(self, self.RESULT)
 
-    def _apply(self, state) -> None:
-        rgb, maps, titles = self._compute(state)
+    def _request(self, changes: dict) -> Request:
+        """Apply ``changes``: the engine work yielded (off the kernel's loop for a change made
+        in the browser), then the figure; the state changes only when it all succeeds."""
+        loop = self._requests.loop()
+        controls = [] if loop is not None else [self._controls[n] for n in self.COMPUTE_CONTROLS]
+        with busy(controls, self.status):
+            try:
+                new, display_only = next_state(type(self).__name__, self.state, changes, DISPLAY,
+                                               self._normalize)
+                if display_only:  # nothing for the engine: re-render only
+                    self._show_display(new)
+                else:
+                    report = progress_reporter(self.status, self._requests, loop)
+                    shown = {k: getattr(self.state, k) for k in DISPLAY}
+                    computed = yield partial(self._compute, new, report)
+                    # display settings changed while it computed are the newest
+                    self._apply(replace(new, **{k: getattr(self.state, k) for k in DISPLAY
+                                                if getattr(self.state, k) != shown[k]}), computed)
+                    self._line = self.status.line.value
+            except Stopped:
+                if self._requests.superseded:
+                    self._requests.requeue(changes)  # the newer changes run with these
+                    return
+                self.status.info("stopped: the maps are the ones before")
+        self._sync_controls()
+
+    def _show_display(self, new) -> None:
+        self.state = new
+        self._render_display()
+        self.status.line.value = self._line  # the last good state's line, not an old error
+
+    def _apply(self, state, computed) -> None:
+        rgb, maps, titles, finish = computed
         self.state = state
         self._show(rgb, maps, titles, key=(state.image, rgb.shape))
+        self._fill_target_options()
+        finish()
 
     def _show(self, rgb: np.ndarray, maps, titles, key=None) -> None:
         shown = getattr(self, self.RESULT, None)  # None: the first computation failed
@@ -132,8 +167,13 @@ class _Study(W.VBox):
             new = parse_target(change["new"]) if name == "target" else change["new"]
             if name == "layer":
                 new = new or None
-            if getattr(self.state, name) != new:
-                self.set(**{name: new})
+            if self._requests.pending.get(name, getattr(self.state, name)) == new:
+                return
+            if name in DISPLAY:  # never waits for (or stops) a computation
+                with errors_shown(self.status):
+                    self._show_display(replace(self.state, **{name: new}))
+            else:
+                self._requests.submit({name: new})
         return changed
 
     def _sync_controls(self) -> None:
@@ -163,10 +203,15 @@ class _Study(W.VBox):
         return c
 
     def _prepare(self, state, model: str):
+        """(explainer, prepared photo, class id) of ``state`` on ``model`` (engine work)."""
         explainer = get_explainer(model)
-        if getattr(self, "_options_model", None) != model:
-            self._controls["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
-            self._options_model = model
         prepared = explainer.prepare(load_choice(state.image))
         target = None if state.target is None else resolve_class(state.target, explainer.labels)
+        self._explained_with = explainer  # its classes go to the class box (_apply)
         return explainer, prepared, target
+
+    def _fill_target_options(self) -> None:
+        explainer = getattr(self, "_explained_with", None)
+        if explainer is not None and self._target_options != explainer.spec.name:
+            self._controls["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
+            self._target_options = explainer.spec.name
