@@ -204,11 +204,15 @@ class FunctionalReluNet(nn.Module):
         return self.fc(self.pool(activation).flatten(1))
 
 
-@pytest.mark.parametrize("relu_call", [
-    F.relu, torch.relu, lambda a: a.relu(), lambda a: F.relu(a, inplace=True),
-    lambda a: F.hardtanh(a, 0.0, 6.0), F.relu6,
-], ids=["F.relu", "torch.relu", "Tensor.relu", "F.relu-inplace", "hardtanh-0-6", "F.relu6"])
-@pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.parametrize("relu_call,sign", [
+    (F.relu, 1.0), (torch.relu, 1.0), (lambda a: a.relu(), 1.0),
+    (lambda a: F.relu(a, inplace=True), 1.0), (lambda a: F.hardtanh(a, 0.0, 6.0), 1.0),
+    (F.relu6, 1.0),
+    # an in-place op after the call (a ReLU's own backward forbids it: it keeps its output;
+    # hardtanh's keeps its input): the ReLU's node is guided, not the op's
+    (lambda a: F.hardtanh(a, 0.0, 6.0), -1.0), (F.relu6, -1.0),
+], ids=["F.relu", "torch.relu", "Tensor.relu", "F.relu-inplace", "hardtanh-0-6", "F.relu6",
+        "hardtanh-then-in-place", "F.relu6-then-in-place"])
 def test_guided_backprop_guides_relu_called_as_a_function(relu_call, sign):
     from cam_widgets import Explainer
 
@@ -231,3 +235,23 @@ def test_hardtanh_that_is_not_a_relu_is_not_guided():
     with pytest.raises(MethodNotApplicableError, match="ReLU"):
         Explainer(net, input_size=(4, 4), labels=["a", "b", "c"]).explain(
             tiny_input(), "guided_backprop", 0)
+
+
+def test_recording_relu_calls_never_changes_what_the_model_computes():
+    """An in-place ReLU's output is its input tensor: a later in-place op on it must reach
+    every alias, as without the explainer (no copy is passed on)."""
+    from cam_widgets import Explainer
+
+    class Aliasing(FunctionalReluNet):
+        def forward(self, x):
+            a = self.conv(x)
+            F.relu(a, inplace=True).mul_(-1.0)  # through the alias returned by the call
+            return self.fc(self.pool(a).flatten(1))
+
+    net = Aliasing(F.relu)
+    with torch.no_grad():
+        want = torch.softmax(net(tiny_input()), dim=1)[0]
+    explainer = Explainer(net, input_size=(4, 4), labels=["a", "b", "c"])
+    got = {p.class_id: p.probability for p in explainer.predict(tiny_input(), top=3)}
+    np.testing.assert_allclose([got[k] for k in range(3)], want.numpy(), rtol=1e-5)
+    assert explainer.engine._relu_functions

@@ -296,3 +296,97 @@ def test_a_study_keeps_its_controls_live_and_can_be_stopped():
     run_loop(noise_steps)
     assert study.state.noise == 0.25 and study.result.params["noise"] == 0.25
     assert study.engine_calls - calls <= 2
+
+
+def test_a_newer_change_voids_the_older_changes_it_implies_and_errors_are_not_lost():
+    applied, errors, started = [], [], threading.Event()
+
+    def slow_work():
+        started.set()
+        for _ in range(500):
+            queue.check()
+            time.sleep(0.01)
+
+    def request(changes):
+        if changes.get("boom"):
+            raise RuntimeError("boom")  # outside any handler of the request
+        try:
+            yield slow_work if changes.get("slow") else (lambda: None)
+            applied.append(dict(changes))
+        except Stopped:
+            if queue.superseded:
+                queue.requeue(changes)
+
+    queue = RequestQueue(request, background=True, implied={"by": ("values",)})
+    queue.on_error = errors.append
+
+    async def scenario():
+        queue.submit({"slow": True, "values": ("Score-CAM",)})
+        await _until(started.is_set)
+        queue.submit({"slow": False, "by": "class"})  # the old values belonged to "method"
+        await queue.idle()
+        queue.submit({"boom": True})
+        await queue.idle()
+        queue.submit({"after": 1})  # the queue goes on
+        await queue.idle()
+
+    run_loop(scenario)
+    assert applied == [{"slow": False, "by": "class"}, {"after": 1}]
+    assert [str(e) for e in errors] == ["boom"]
+
+
+def test_setting_a_control_back_while_another_value_computes_is_a_change(compare):
+    async def scenario():
+        compare._controls["method"].value = "scorecam"  # slow...
+        await _until(lambda: compare.status.stop.layout.display is None)
+        compare._controls["method"].value = "gradcam"  # ...and back: the shown value
+        await compare._requests.idle()
+
+    run_loop(scenario)
+    assert compare.state.method == "gradcam" and [r.method for r in compare.results] == \
+        ["gradcam", "gradcam"]
+    assert compare._controls["method"].value == "gradcam"
+
+
+def test_a_replaced_model_change_still_switches_the_model_and_a_stop_restores_the_map_on_show():
+    explorer = Explorer(image="chelsea", background=True)
+
+    async def switch_then_pick():
+        explorer._controls["method"].value = "scorecam"
+        explorer._controls["model"].value = "efficientnet_lite2"  # merged with the method
+        await _until(lambda: explorer.status.stop.layout.display is None)
+        explorer._top.children[1].children[0].click()  # replaces it: a class, not a model
+        await explorer._requests.idle()
+
+    run_loop(switch_then_pick)
+    assert explorer.explainer.spec.name == "efficientnet_lite2" == explorer.state.model
+    assert explorer.result.heatmap.shape == (260, 260) and explorer.result.method == "scorecam"
+
+    shown = explorer.result
+
+    async def replace_then_stop():
+        explorer._controls["method"].value = "gradcam++"
+        explorer._controls["method"].value = "integrated_gradients"  # merged: one slow run
+        await _until(lambda: explorer.status.stop.layout.display is None)
+        explorer._top.children[0].children[0].click()  # replaces it...
+        await _until(lambda: explorer.status.stop.layout.display is None)
+        explorer.status.stop.click()  # ...and that one is stopped: back to the map on show
+        await explorer._requests.idle()
+
+    run_loop(replace_then_stop)
+    assert explorer.result is shown and explorer.state.method == "scorecam"
+    assert explorer._controls["method"].value == "scorecam"
+
+
+def test_set_from_a_cell_runs_inline_even_on_the_kernels_loop(explorer):
+    async def scenario():
+        explorer.set(method="integrated_gradients")  # a cell: the kernel's loop is running
+        await asyncio.sleep(0.2)  # no progress report arrives after set() returned
+        assert explorer.status.progress.layout.display == "none"
+        assert explorer.status.stop.layout.display == "none"
+        assert "Integrated Gradients" in explorer.status.line.value
+
+    try:
+        run_loop(scenario)
+    finally:
+        explorer.set(method="gradcam")

@@ -128,7 +128,6 @@ class Engine:
         module_calls = sum(rec.calls.get(n, 0) for n in self._relu_names)
         self._relu_functions = rec.relu_function_calls > module_calls
         self._has_relu = bool(self._relu_names) or self._relu_functions
-        self._clone_relus = self._relu_functions and rec.relus_modified_in_place()
         self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
         self._layer_by_name = {info.name: info for info in layers}
@@ -220,7 +219,6 @@ class Engine:
                 autocast_dtype,
                 check_finite,
                 self._relu_functions,
-                self._clone_relus,
             )
         for name in layers:  # an alias's output is the very tensor its first module returned
             if name in self._aliases:

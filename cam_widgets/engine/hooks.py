@@ -35,8 +35,10 @@ class Recording:
     versions: dict[str, int] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
-    relu_outputs: list[torch.Tensor] = field(default_factory=list)
-    relu_versions: list[int] = field(default_factory=list)
+    #: what guided backprop guides: ReLU module outputs (tensors), or the autograd nodes of
+    #: ReLU function calls (a later in-place op cannot move those)
+    relu_outputs: list = field(default_factory=list)
+    relu_versions: list[tuple[torch.Tensor, int]] = field(default_factory=list)
     relu_function_calls: int = 0
 
     def modified_in_place(self) -> set[str]:
@@ -44,7 +46,7 @@ class Recording:
         return {n for n, t in self.outputs.items() if t._version != self.versions[n]}
 
     def relus_modified_in_place(self) -> bool:
-        return any(t._version != v for t, v in zip(self.relu_outputs, self.relu_versions))
+        return any(t._version != v for t, v in self.relu_versions)
 
 
 @contextmanager
@@ -55,7 +57,6 @@ def record_outputs(
     record_relus: bool = False,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
     relu_functions: bool = False,
-    clone_relus: bool = False,
 ) -> Iterator[Recording]:
     """Record module outputs during the forwards run inside the block.
 
@@ -67,7 +68,7 @@ def record_outputs(
         modules: ``model.named_modules()`` listed once by the caller (walking it costs ms).
         relu_functions: with ``record_relus``, record every ReLU-like *function* call
             instead (:data:`RELU_FUNCTIONS`: the modules' calls and a model's own
-            ``F.relu``), and count them; ``clone_relus``: pass a clone of each on.
+            ``F.relu``), and count them.
     """
     recording = Recording()
     functional = record_relus and relu_functions
@@ -81,7 +82,7 @@ def record_outputs(
             return output
         if is_relu:
             recording.relu_outputs.append(output)
-            recording.relu_versions.append(output._version)
+            recording.relu_versions.append((output, output._version))
         if is_wanted:
             recording.outputs[name] = output
             if name in clone:
@@ -99,7 +100,7 @@ def record_outputs(
         return hook
 
     wrapped: list[tuple[nn.Module, object]] = []
-    mode = _ReluFunctions(recording, clone_relus) if functional else None
+    mode = _ReluFunctions(recording) if functional else None
     try:
         for name, module in modules if modules is not None else model.named_modules():
             if not name:
@@ -127,23 +128,24 @@ def record_outputs(
 
 
 class _ReluFunctions(TorchFunctionMode):
-    """Records the output of every ReLU-like function call in the block (guided backprop
-    then guides a model's own ``F.relu`` too, which module hooks never see)."""
+    """Records every ReLU-like function call in the block (guided backprop then guides a
+    model's own ``F.relu`` too, which module hooks never see): the call's autograd node, which
+    stays the ReLU's whatever in-place op later rewrites its output (nothing is copied: the
+    model computes exactly what it computes without us)."""
 
-    def __init__(self, recording: Recording, clone: bool) -> None:
+    def __init__(self, recording: Recording) -> None:
         super().__init__()
         self.recording = recording
-        self.clone = clone
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         output = func(*args, **(kwargs or {}))
-        if (func in RELU_FUNCTIONS or func is F.hardtanh and _clips_at_zero(args, kwargs)) \
+        if (func in RELU_FUNCTIONS or func in (F.hardtanh, F.hardtanh_)
+                and _clips_at_zero(args, kwargs)) \
                 and isinstance(output, torch.Tensor):
             self.recording.relu_function_calls += 1
-            self.recording.relu_outputs.append(output)
-            self.recording.relu_versions.append(output._version)
-            if self.clone:  # a later in-place op must not rewrite the recorded output
-                return output.clone()
+            self.recording.relu_versions.append((output, output._version))
+            if output.grad_fn is not None:
+                self.recording.relu_outputs.append(output.grad_fn)
         return output
 
 
@@ -183,17 +185,22 @@ def _wrap_forward(module: nn.Module, name: str, is_relu: bool, is_wanted: bool, 
 
 
 @contextmanager
-def guided_relu_gradients(relu_outputs: Sequence[torch.Tensor]) -> Iterator[None]:
-    """Clamp the gradient reaching each ReLU output to >= 0 for backwards inside the block.
+def guided_relu_gradients(relu_outputs: Sequence) -> Iterator[None]:
+    """Clamp the gradient reaching each ReLU output (a tensor, or a ReLU call's autograd
+    node) to >= 0 for backwards inside the block.
 
     The ReLU's own backward then masks by its input sign, which is exactly guided
     backpropagation: R_in = 1[x > 0] * max(R_out, 0) (Springenberg et al. 2015, eq. 4).
     """
     handles = []
     try:
-        for tensor in relu_outputs:
-            if tensor.requires_grad:
-                handles.append(tensor.register_hook(lambda grad: grad.clamp(min=0)))
+        for point in relu_outputs:
+            if isinstance(point, torch.Tensor):
+                if point.requires_grad:
+                    handles.append(point.register_hook(lambda grad: grad.clamp(min=0)))
+            else:  # the autograd node of a ReLU function call: clamp what flows into it
+                handles.append(point.register_prehook(
+                    lambda grads: tuple(None if g is None else g.clamp(min=0) for g in grads)))
         yield
     finally:
         for handle in handles:

@@ -116,7 +116,6 @@ def run_forward(
     autocast_dtype: torch.dtype | None = None,
     check_finite: bool = True,
     relu_functions: bool = False,
-    clone_relus: bool = False,
 ) -> ForwardPass:
     """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs).
 
@@ -124,8 +123,8 @@ def run_forward(
     input leaf stays float32, so input gradients come back in float32. ``check_finite``
     False skips the NaN check of the logits, which waits for the GPU: a batch pass checks
     its final map instead, and the backward is queued while the forward still runs.
-    ``relu_functions`` / ``clone_relus``: see :func:`~.hooks.record_outputs` (a model that
-    calls ``F.relu`` itself).
+    ``relu_functions``: see :func:`~.hooks.record_outputs` (a model that calls ``F.relu``
+    itself).
     """
     if torch.is_inference_mode_enabled():
         raise MethodNotApplicableError(
@@ -136,8 +135,7 @@ def run_forward(
     autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
                               enabled=autocast_dtype is not None)
     with torch.enable_grad(), autocast, full_precision(inputs.device, autocast_dtype is None), \
-            record_outputs(model, layers, clone, record_relus, modules, relu_functions,
-                           clone_relus) as rec:
+            record_outputs(model, layers, clone, record_relus, modules, relu_functions) as rec:
         logits = model(leaf)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__

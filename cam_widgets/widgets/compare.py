@@ -83,8 +83,11 @@ class Compare(W.VBox):
         self.state = CompareState(image=image, model=model, by=by, values=values, method=method,
                                   target=target, layer=layer, shared_scale=shared_scale,
                                   auto_values=not values)
-        self._requests = RequestQueue(self._request, background)
+        # a newer "compare by" voids the older values (of another dimension)
+        self._requests = RequestQueue(self._request, background,
+                                      implied={"by": ("values", "auto_values")})
         self.status = StatusLine(on_stop=self._requests.stop)
+        self._requests.on_error = self.status.error
         self.results: list[Explanation] = []
         self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
         self.engine_calls = 0
@@ -151,7 +154,7 @@ class Compare(W.VBox):
                 new = parse_target(new)
             elif name == "layer":
                 new = new or None
-            if self._requests.pending.get(name, getattr(self.state, name)) == new:
+            if self._requests.current(name, getattr(self.state, name)) == new:
                 return
             if name in DISPLAY:  # never waits for (or stops) a computation
                 with errors_shown(self.status):
@@ -210,14 +213,14 @@ class Compare(W.VBox):
         Errors (an unknown class, layer or model...) are shown in the status line; the
         previous state and figure are kept.
         """
-        drive(self._request(changes))
+        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
         return self.results
 
-    def _request(self, changes: dict) -> Request:
+    def _request(self, changes: dict, inline: bool = False) -> Request:
         """Apply ``changes``: the engine work yielded (off the kernel's loop for a change
         made in the browser, see :mod:`.requests`), then the figure; the state changes only
         when it all succeeds."""
-        loop = self._requests.loop()
+        loop = None if inline else self._requests.loop()
         ok = False
         with busy([] if loop is not None else self._compute_controls(), self.status):
             try:

@@ -65,8 +65,11 @@ class Explorer(W.VBox):
                  method: str = "gradcam", target=None, layer: Optional[str] = None,
                  static: bool = False, background: Optional[bool] = None) -> None:
         self.state = ExplorerState(image=image, model=model, method=method, layer=layer)
-        self._requests = RequestQueue(self._request, background)
+        # a newer photo voids an older class; a newer model an older layer
+        self._requests = RequestQueue(self._request, background,
+                                      implied={"image": ("target",), "model": ("layer",)})
         self.status = StatusLine(on_stop=self._requests.stop)
+        self._requests.on_error = self.status.error
         self.result: Optional[Explanation] = None
         self._syncing = False
         self._engine_work = ExplorerWork()
@@ -79,6 +82,7 @@ class Explorer(W.VBox):
         first = self._work({"image": image}, None)
         self.result, self._prepared_image = first.result, first.prepared
         self._result_image = image  # the image of the result shown (exports are named after it)
+        self._shown = {name: getattr(self.state, name) for name in COMPUTE}  # what a stop restores
         self.static = static
         if static:
             self.panels = None
@@ -119,7 +123,7 @@ class Explorer(W.VBox):
         Errors (an unknown class name, missing weights...) are shown in the status line and
         leave the previous state and view in place.
         """
-        drive(self._request(changes))
+        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
         self._sync_controls(display=True)  # the controls show what was set (the box: above)
         return self.result
 
@@ -127,11 +131,10 @@ class Explorer(W.VBox):
         """A change made in the browser: queued off the kernel's loop (inline without one)."""
         self._requests.submit(changes)
 
-    def _request(self, changes: dict) -> Request:
+    def _request(self, changes: dict, inline: bool = False) -> Request:
         """Apply ``changes``: state and controls here, engine work yielded (see
-        :mod:`.requests`), then the view; on an error or a stop, the previous state."""
-        previous = {name: getattr(self.state, name) for name in COMPUTE}  # (display: newest)
-        loop = self._requests.loop()
+        :mod:`.requests`), then the view; on an error or a stop, the state on show."""
+        loop = None if inline else self._requests.loop()
         failed = False
         # off the loop the controls stay live (a change replaces the running work)
         with busy([] if loop is not None else self._compute_controls(), self.status):
@@ -141,14 +144,16 @@ class Explorer(W.VBox):
                 vars(self.state).update(changes)
                 outcome = yield partial(self._work, changes, loop)
                 self._show(outcome)
+                self._shown = {name: getattr(self.state, name) for name in COMPUTE}
             except Stopped:
-                if self._requests.superseded:
-                    return  # the newer changes run next, from this state
-                vars(self.state).update(previous)
+                if self._requests.superseded:  # the newer changes run next, with these
+                    self._requests.requeue(changes)
+                    return
+                vars(self.state).update(self._shown)
                 self._sync_controls()
                 self.status.info("stopped: the map is the one before")
             except Exception:
-                vars(self.state).update(previous)
+                vars(self.state).update(self._shown)
                 self._sync_controls()
                 failed = True
                 raise
@@ -166,7 +171,7 @@ class Explorer(W.VBox):
         def changed(change):
             if self._syncing:
                 return
-            current = self._requests.pending.get(name, getattr(self.state, name))
+            current = self._requests.current(name, getattr(self.state, name))
             if current != change["new"]:
                 if name in ("smooth", "method"):  # now, not when the running work is done
                     asked = dict(smooth=self._controls["smooth"].value,

@@ -64,7 +64,7 @@ class ExplorerWork:
                            explainer.predict(prepared, top=TOP_PREDICTIONS))
 
     def _prepare(self, state: ExplorerState, explainer):
-        key = (state.model, state.image)
+        key = (explainer.spec.name, state.image)  # the model that prepares it, not the state's
         if self._prepared_key != key:
             self._prepared = explainer.prepare(photo_of(state))
             self._prepared_key = key

@@ -30,6 +30,7 @@ class LayerSweep(_Study):
     ending at the default layer), all from one backward; titles give each map's resolution."""
 
     COMPUTE_CONTROLS = ("image", "model", "target", "method")
+    IMPLIED = {"model": ("layers",)}
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
                  method: str = "gradcam", layers: Optional[Sequence[str]] = None,

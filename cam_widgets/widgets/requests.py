@@ -75,13 +75,18 @@ class RequestQueue:
         make_request: ``make_request(changes)`` -> the :data:`Request` applying ``changes``.
         background: run requests off the running loop (None: when in a Jupyter kernel; not
             any loop: a test process may have one running for other purposes).
+        implied: ``{setting: dependents}``: a newer change of ``setting`` voids the older,
+            replaced changes of its dependents (a new photo: not the old photo's class).
     """
 
     def __init__(self, make_request: Callable[[dict], Request],
-                 background: Optional[bool] = None) -> None:
+                 background: Optional[bool] = None, implied: Optional[dict] = None) -> None:
         self._make_request = make_request
         self.background = in_kernel() if background is None else bool(background)
+        self.implied = dict(implied or {})
+        self.on_error: Callable[[Exception], None] = lambda error: None
         self.pending: dict = {}
+        self.active: dict = {}  # the changes of the running request
         self._task: Optional[asyncio.Task] = None
         self._stop = threading.Event()
         self.stopped_by_user = False
@@ -112,8 +117,10 @@ class RequestQueue:
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
     def stop(self) -> None:
-        """The stop button: the running request stops at its next progress report."""
+        """The stop button: the running request stops at its next progress report, and
+        the changes waiting behind it are dropped (the widget shows what it showed)."""
         if self.running:
+            self.pending.clear()
             self.stopped_by_user = True
             self._stop.set()
 
@@ -122,10 +129,22 @@ class RequestQueue:
         if self._stop.is_set():
             raise Stopped("stopped")
 
+    def current(self, name: str, shown):
+        """The value last asked for ``name``: waiting, running, else ``shown`` (a control
+        set back to the shown value while another runs is a change too)."""
+        for changes in (self.pending, self.active):
+            if name in changes:
+                return changes[name]
+        return shown
+
     def requeue(self, changes: dict) -> None:
         """A superseded request's changes, beneath the newer ones (a widget whose state
-        changes only when a request succeeds would lose them otherwise)."""
-        self.pending = {**changes, **self.pending}
+        changes only when a request succeeds would lose them otherwise), less those the
+        newer ones void (see ``implied``)."""
+        void = {d for key, dependents in self.implied.items() if key in self.pending
+                for d in dependents}
+        older = {k: v for k, v in changes.items() if k not in void}
+        self.pending = {**older, **self.pending}
 
     @property
     def superseded(self) -> bool:
@@ -133,11 +152,20 @@ class RequestQueue:
         return bool(self.pending) and not self.stopped_by_user
 
     async def _drain(self) -> None:
-        while self.pending:
-            changes, self.pending = self.pending, {}
-            self._stop.clear()
+        try:
+            while self.pending:
+                changes, self.pending = self.pending, {}
+                self.active = changes
+                self._stop.clear()
+                self.stopped_by_user = False
+                try:
+                    await drive_off_loop(self._make_request(changes))
+                except Exception as error:  # a request shows its own; never lost in the task
+                    self.on_error(error)
+        finally:
+            self.active = {}
+            self._stop.clear()  # a late stop click must not stop the next request
             self.stopped_by_user = False
-            await drive_off_loop(self._make_request(changes))
 
     async def idle(self, timeout: float = 60.0) -> None:
         """Wait until every request asked for so far has run (for tests and scripts)."""

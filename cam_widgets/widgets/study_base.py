@@ -53,11 +53,14 @@ class _Study(W.VBox):
 
     COMPUTE_CONTROLS: tuple = ()
     RESULT = "results"
+    #: a newer change of a key voids older replaced changes of its dependents (_normalize's)
+    IMPLIED: dict = {}
 
     def __init__(self, state, placeholders: int, background: Optional[bool] = None) -> None:
         self.state = state
-        self._requests = RequestQueue(self._request, background)
+        self._requests = RequestQueue(self._request, background, implied=self.IMPLIED)
         self.status = StatusLine(on_stop=self._requests.stop)
+        self._requests.on_error = self.status.error
         self.engine_calls = 0
         self.panels: Optional[HeatmapPanels] = None
         self._syncing = False
@@ -96,13 +99,13 @@ class _Study(W.VBox):
     # shared behaviour
     def set(self, **changes):
         """Change state fields from Python (as the controls do); errors go to the status line."""
-        drive(self._request(changes))
+        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
         return getattr(self, self.RESULT)
 
-    def _request(self, changes: dict) -> Request:
+    def _request(self, changes: dict, inline: bool = False) -> Request:
         """Apply ``changes``: the engine work yielded (off the kernel's loop for a change made
         in the browser), then the figure; the state changes only when it all succeeds."""
-        loop = self._requests.loop()
+        loop = None if inline else self._requests.loop()
         controls = [] if loop is not None else [self._controls[n] for n in self.COMPUTE_CONTROLS]
         with busy(controls, self.status):
             try:
@@ -167,7 +170,7 @@ class _Study(W.VBox):
             new = parse_target(change["new"]) if name == "target" else change["new"]
             if name == "layer":
                 new = new or None
-            if self._requests.pending.get(name, getattr(self.state, name)) == new:
+            if self._requests.current(name, getattr(self.state, name)) == new:
                 return
             if name in DISPLAY:  # never waits for (or stops) a computation
                 with errors_shown(self.status):
