@@ -101,3 +101,43 @@ def test_dilation_study_vgg16_offline_error_in_status():
     assert "cw-error" in line and "vgg16" in line and "\n" not in line
     assert study.panels is not None and study.panels.count == 2
     assert study.results == []
+
+
+def test_smoothgrad_panels_are_the_counts_the_run_reaches_and_fit_the_page():
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=6)  # article's counts
+    titles = [a.text for a in study.panels.figure.layout.annotations[:study.panels.count]]
+    assert titles == ["Vanilla gradient, no noise", "SmoothGrad n=1", "SmoothGrad n=2",
+                      "SmoothGrad n=3", "SmoothGrad n=6"]  # not n=6 six times
+    assert "6 samples" in study.status.line.value
+    study.set(samples=1)
+    assert study.panels.count == 2 and "1 sample in" in study.status.line.value
+    study.set(samples=100)  # ten panels: as narrow as they get, the box scrolls past that
+    assert study.panels.count == 10 and study.panels.panel_size < 320
+    assert study._figure_box.layout.overflow == "auto"
+
+
+def test_study_texts_use_method_names_and_menus_mark_missing_weights():
+    sweep = LayerSweep(image="chelsea", method="layercam")
+    assert sweep.status.line.value.count("Layer-CAM: ") == 1 and "layercam" not in \
+        sweep.status.line.value
+    from cam_widgets.models import weights_on_disk
+
+    study = DilationStudy(image="chelsea", base="efficientnet_lite0")
+    labels = dict((value, label) for label, value in study._controls["base"].options)
+    assert labels["efficientnet_lite0"] == "efficientnet_lite0"
+    if not weights_on_disk("vgg16"):
+        assert labels["vgg16"] == "vgg16 (weights not here)"
+
+
+def test_explorer_takes_its_first_colormap_and_opacity():
+    from cam_widgets.errors import InvalidParameterError
+    from cam_widgets.render import plotly_colorscale
+    from cam_widgets.widgets.explorer import Explorer
+
+    explorer = Explorer(image="chelsea", colormap="jet", opacity=0.7)
+    assert explorer._controls["colormap"].value == "jet"
+    scale = [list(step) for step in explorer.panels.figure.layout.coloraxis.colorscale]
+    assert scale == [list(step) for step in plotly_colorscale("jet")]  # drawn so from the start
+    assert explorer.panels.heatmap(0).opacity == pytest.approx(0.7)
+    with pytest.raises(InvalidParameterError, match="'colormap' must be one of"):
+        Explorer(colormap="jett")

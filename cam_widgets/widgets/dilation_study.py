@@ -16,7 +16,7 @@ from ..explainer import Explainer
 from ..models import ModelSpec
 from ..models.dilate import dilate
 from ..result import Explanation
-from .common import control_row, display_map, load_choice
+from .common import control_row, display_map, load_choice, model_choices
 from .layer_menu import layer_menu, layer_options
 from .study_base import _Study
 
@@ -57,8 +57,10 @@ class DilationStudy(_Study):
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls(models=False)
-        c["base"] = W.Dropdown(options=list(dict.fromkeys((s.base,) + BASES)), value=s.base,
-                               description="model")
+        labels = dict((name, label) for label, name in model_choices())  # "(weights not here)"
+        c["base"] = W.Dropdown(options=[(labels.get(name, name), name) for name in
+                                        dict.fromkeys((s.base,) + BASES)],
+                               value=s.base, description="model")
         c["layer"] = W.Dropdown(options=[("default", "")], value="", description="layer")
         return c
 

@@ -21,6 +21,8 @@ from ..api import get_explainer
 from ..data import load_image
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
+from ..errors import InvalidParameterError
+from ..render import list_colormaps
 from ..result import Explanation
 from .common import (StatusLine, busy, colorbar_note, display_map, errors_shown, parse_target,
                      precisions_for)
@@ -59,12 +61,19 @@ class Explorer(W.VBox):
         static: draw PNG overlays instead of a Plotly FigureWidget (for front ends that
             cannot show one).
         background: compute browser changes off the kernel's loop (None: when in a kernel).
+        colormap, opacity: the first view's (give them here rather than ``set()`` them before
+            the widget is shown: Voila drops changes made before a figure is drawn).
     """
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL,
                  method: str = "gradcam", target=None, layer: Optional[str] = None,
-                 static: bool = False, background: Optional[bool] = None) -> None:
-        self.state = ExplorerState(image=image, model=model, method=method, layer=layer)
+                 static: bool = False, background: Optional[bool] = None,
+                 colormap: str = "viridis", opacity: float = 0.5) -> None:
+        if colormap not in list_colormaps():  # built in its final state (see HeatmapPanels)
+            raise InvalidParameterError(f"'colormap' must be one of {', '.join(list_colormaps())} "
+                                        f"(got {colormap!r})")
+        self.state = ExplorerState(image=image, model=model, method=method, layer=layer,
+                                   colormap=colormap, opacity=float(opacity))
         # a newer photo voids an older class; a newer model an older layer
         self._requests = RequestQueue(self._request, background,
                                       implied={"image": ("target",), "model": ("layer",)})

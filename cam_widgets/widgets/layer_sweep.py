@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import ipywidgets as W
 
-from ..methods import list_methods
+from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import control_row, display_map
@@ -66,8 +66,8 @@ class LayerSweep(_Study):
         results = explainer.explain_layers(prepared, target, s.method, names)
         self.results = results
         r = results[0]
-        line = (f"{r.method}: {r.label} ({r.class_id}) through {len(results)} layers "
-                f"({r.seconds * 1000:.0f} ms for the last)")
+        line = (f"{get_method(r.method).title}: {r.label} ({r.class_id}) through "
+                f"{len(results)} layers, from one backward")
         titles = [f"{x.layer}  {x.raw.shape[0]}x{x.raw.shape[1]}" for x in results]
         return (prepared.rgb, [display_map(x) for x in results], titles,
                 lambda: self.status.info(line))

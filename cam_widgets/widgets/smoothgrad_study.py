@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import ipywidgets as W
 
-from ..methods import list_methods
+from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import control_row, display_map
@@ -65,17 +65,19 @@ class SmoothGradStudy(_Study):
         explainer, prepared, target = self._prepare(s, s.model)
         self.engine_calls += 1
         plain = explainer.explain(prepared, s.method, target)
-        counts = [min(n, s.samples) for n in s.snapshots]
+        # the counts this run reaches (and its last): no panel twice when samples is small
+        counts = sorted({n for n in s.snapshots if n <= s.samples} | {s.samples})
 
         def progress(done: int, total: int) -> None:
             self.progress_calls += 1
             report(done, total)
         result = explainer.explain(prepared, s.method, plain.class_id, noise=s.noise,
-                                   samples=s.samples, snapshots=sorted(set(counts)),
+                                   samples=s.samples, snapshots=counts,
                                    progress=progress)
         self.plain, self.result = plain, result
         maps = [display_map(plain)] + [display_map(result, snapshot=n) for n in counts]
-        titles = [f"{plain.method}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
-        line = (f"{plain.method}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
-                f"{s.samples} samples in {result.seconds:.1f} s")
+        name = get_method(plain.method).title
+        titles = [f"{name}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
+        line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, {s.samples} "
+                f"sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s")
         return prepared.rgb, maps, titles, lambda: self.status.info(line)

@@ -14,6 +14,7 @@ from ..models import resolve_class
 from ..render import list_colormaps
 from .common import (StatusLine, busy, colorbar_note, errors_shown, image_choices, load_choice,
                      model_choices, next_state, parse_target)
+from .compare_panels import panel_size
 from .panels import HeatmapPanels
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
@@ -66,7 +67,8 @@ class _Study(W.VBox):
         self._syncing = False
         self._target_options: Optional[str] = None  # the model whose classes the box offers
         self._controls = self._build_controls()
-        self._figure_box = W.Box([])
+        # panels shrink to fit the page; past their smallest size the box scrolls
+        self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
         self._line = ""
         with busy([], self.status):
@@ -147,7 +149,7 @@ class _Study(W.VBox):
             # built in its final state, placed only once built (see HeatmapPanels)
             self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
                                         colormap=self.state.colormap, zrange=(0.0, 1.0),
-                                        colorbar_title=note)
+                                        colorbar_title=note, panel_size=panel_size(len(maps)))
             self.panels.on_probe(lambda k, x, y: self.panels.mark(x, y))
             self._figure_box.children = [self.panels.figure]
         else:
