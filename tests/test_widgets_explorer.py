@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cam_widgets.widgets.explorer import Explorer
+from loop_helpers import run_loop
 
 
 @pytest.fixture(scope="module")
@@ -341,25 +342,6 @@ def test_the_layer_menu_lists_blocks_and_all_layers_on_request(explorer):
     finally:
         explorer.set(layer="features.8")
         everything.value = False
-
-
-def run_loop(scenario) -> None:
-    """``asyncio.run(scenario())`` in a thread of its own, as a kernel's loop (see
-    test_widgets_requests)."""
-    errors = []
-
-    def target():
-        try:
-            asyncio.run(scenario())
-        except BaseException as error:  # noqa: BLE001 - raised again below
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(120)
-    assert not thread.is_alive(), "the scenario did not end"
-    if errors:
-        raise errors[0]
 
 
 def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():

@@ -15,37 +15,12 @@ from cam_widgets.api import get_explainer
 from cam_widgets.engine import count_hooks
 from cam_widgets.widgets.explorer import Explorer
 from cam_widgets.widgets.requests import RequestQueue, Stopped, drive
+from loop_helpers import run_loop, until as _until
 
 
 @pytest.fixture(scope="module")
 def explorer():
     return Explorer(image="chelsea", background=True)  # as in a kernel
-
-
-def run_loop(scenario) -> None:
-    """``asyncio.run(scenario())`` in a thread of its own: this process's main thread may
-    already run a loop (Playwright's, after the browser tests)."""
-    errors = []
-
-    def target():
-        try:
-            asyncio.run(scenario())
-        except BaseException as error:  # noqa: BLE001 - raised again below
-            errors.append(error)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join(120)
-    assert not thread.is_alive(), "the scenario did not end"
-    if errors:
-        raise errors[0]
-
-
-async def _until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 def test_changes_made_during_a_computation_replace_it(explorer):
