@@ -32,3 +32,15 @@ async def until(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+async def until_working(widget) -> None:
+    """Wait until ``widget`` shows long work (its progress bar and stop button)."""
+    await until(lambda: widget.status.stop.layout.display is None)
+
+
+async def stop_when_working(widget) -> None:
+    """Press ``widget``'s stop button once long work shows, and wait for every request."""
+    await until_working(widget)
+    widget.status.stop.click()
+    await widget._requests.idle()

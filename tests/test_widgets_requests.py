@@ -15,7 +15,7 @@ from cam_widgets.api import get_explainer
 from cam_widgets.engine import count_hooks
 from cam_widgets.widgets.explorer import Explorer
 from cam_widgets.widgets.requests import RequestQueue, Stopped, drive
-from loop_helpers import run_loop, until as _until
+from loop_helpers import run_loop, stop_when_working, until as _until, until_working
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_the_stop_button_stops_long_work_and_keeps_the_map_before(explorer):
     async def scenario():
         c = explorer._controls
         c["method"].value = "scorecam"  # one report per batch of masked copies
-        await _until(lambda: explorer.status.stop.layout.display is None)
+        await until_working(explorer)
         assert "working..." in explorer.status.line.value
         explorer.status.stop.click()
         await explorer._requests.idle()
@@ -178,9 +178,7 @@ def test_compare_stop_keeps_the_maps_before(compare):
     async def scenario():
         compare._controls["by"].value = "method"
         compare._controls["values"].value = "Score-CAM"  # replaces it: one slow panel
-        await _until(lambda: compare.status.stop.layout.display is None)
-        compare.status.stop.click()
-        await compare._requests.idle()
+        await stop_when_working(compare)
 
     run_loop(scenario)
     assert compare.results is before and compare.state.by == "class"
@@ -252,9 +250,7 @@ def test_a_study_keeps_its_controls_live_and_can_be_stopped():
         c["method"].value = "scorecam"  # SmoothGrad over Score-CAM: slow, reports within samples
         c["opacity"].value = 0.9  # display only, at once
         assert study.state.opacity == 0.9
-        await _until(lambda: study.status.stop.layout.display is None)
-        study.status.stop.click()
-        await study._requests.idle()
+        await stop_when_working(study)
 
     run_loop(scenario)
     assert study.result is before and study.state.method == "vanilla"
@@ -313,7 +309,7 @@ def test_a_newer_change_voids_the_older_changes_it_implies_and_errors_are_not_lo
 def test_setting_a_control_back_while_another_value_computes_is_a_change(compare):
     async def scenario():
         compare._controls["method"].value = "scorecam"  # slow...
-        await _until(lambda: compare.status.stop.layout.display is None)
+        await until_working(compare)
         compare._controls["method"].value = "gradcam"  # ...and back: the shown value
         await compare._requests.idle()
 
@@ -329,7 +325,7 @@ def test_a_replaced_model_change_still_switches_the_model_and_a_stop_restores_th
     async def switch_then_pick():
         explorer._controls["method"].value = "scorecam"
         explorer._controls["model"].value = "efficientnet_lite2"  # merged with the method
-        await _until(lambda: explorer.status.stop.layout.display is None)
+        await until_working(explorer)
         explorer._top.children[1].children[0].click()  # replaces it: a class, not a model
         await explorer._requests.idle()
 
@@ -342,11 +338,9 @@ def test_a_replaced_model_change_still_switches_the_model_and_a_stop_restores_th
     async def replace_then_stop():
         explorer._controls["method"].value = "gradcam++"
         explorer._controls["method"].value = "integrated_gradients"  # merged: one slow run
-        await _until(lambda: explorer.status.stop.layout.display is None)
+        await until_working(explorer)
         explorer._top.children[0].children[0].click()  # replaces it...
-        await _until(lambda: explorer.status.stop.layout.display is None)
-        explorer.status.stop.click()  # ...and that one is stopped: back to the map on show
-        await explorer._requests.idle()
+        await stop_when_working(explorer)  # ...and that one is stopped: back to the map on show
 
     run_loop(replace_then_stop)
     assert explorer.result is shown and explorer.state.method == "scorecam"
