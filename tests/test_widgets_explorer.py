@@ -201,7 +201,7 @@ def test_probe_reports_the_value_the_hover_shows(explorer):
     differed in the third decimal, and a user compares them)."""
     from cam_widgets.widgets.common import nearest_pixel
 
-    explorer._on_probe(0, 100.0, 50.0)
+    explorer._on_probe(100.0, 50.0)
     assert list(explorer.panels.marker(0).x) == [100.0]
     z = heat(explorer)
     cell = z[nearest_pixel(100.0, 50.0, (224, 224), z.shape)]
@@ -261,7 +261,7 @@ def test_pixel_maps_are_drawn_relative_to_their_99th_percentile(explorer):
         assert shown.max() == 1.0 and drawn.max() < 0.6  # without the scaling it looked empty
         assert explorer.panels.figure.layout.coloraxis.colorbar.title.text == "1 = 99th pct"
         assert r.heatmap.max() == 1.0  # the result itself keeps its min-max normalisation
-        explorer._on_probe(0, 100.0, 50.0)  # a click reads the value drawn there
+        explorer._on_probe(100.0, 50.0)  # a click reads the value drawn there
         cell = shown[int(50.5 * 56 / 224), int(100.5 * 56 / 224)]
         assert explorer.status.line.value.endswith(f"value {cell:.3f} (1 = 99th pct)</span>")
         explorer.set(method="gradcam")
@@ -403,12 +403,12 @@ def test_the_probe_marker_goes_when_a_new_map_is_shown(explorer):
             "pixel (100, 50)" in explorer.status.line.value
 
     try:
-        explorer._on_probe(0, 100.0, 50.0)
+        explorer._on_probe(100.0, 50.0)
         explorer._controls["opacity"].value = 0.7  # display only: the same map
         assert marked()
         for change in (dict(method="gradcam++"), dict(target=282), dict(layer="features.5"),
                        dict(image="coffee")):
-            explorer._on_probe(0, 100.0, 50.0)
+            explorer._on_probe(100.0, 50.0)
             assert marked()
             explorer.set(**change)
             assert list(explorer.panels.marker(0).x) == []
@@ -431,8 +431,9 @@ def test_export_file_names_tell_layers_and_smoothgrad_apart(explorer, tmp_path, 
         explorer.set(method="gradcam", layer="features.8", target=None, smooth=False,
                      samples=20, noise=0.2)
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
-        "chelsea_gradcam_features.5_285.png", "chelsea_gradcam_features.8_285.png",
-        "chelsea_vanilla_285_smoothgrad-n2-noise0.1.npy"]
+        "chelsea_efficientnet_lite0_gradcam_features.5_285.png",
+        "chelsea_efficientnet_lite0_gradcam_features.8_285.png",
+        "chelsea_efficientnet_lite0_vanilla_285_smoothgrad-n2-noise0.1.npy"]
 
 
 def test_export_stem_is_safe_on_every_os():
@@ -441,12 +442,14 @@ def test_export_stem_is_safe_on_every_os():
     from cam_widgets.widgets.explorer_state import export_stem
 
     r = SimpleNamespace(method="gradcam++", layer="features.8", class_id=282, params={})
-    assert export_stem("upload:https://example.com/a b/cat?.jpg", r) == \
-        "upload_https_example.com_a_b_cat_.jpg_gradcam++_features.8_282"
+    assert export_stem("upload:https://example.com/a b/cat?.jpg", "vgg16", r) == \
+        "upload_https_example.com_a_b_cat_.jpg_vgg16_gradcam++_features.8_282"
+    assert export_stem("chelsea", "resnet50", r) != export_stem("chelsea", "vgg16", r)
     r = SimpleNamespace(method="vanilla", layer=None, class_id=1,
                         params={"samples": 20, "noise": 0.2, "seed": 0, "precision": "bf16"})
-    assert export_stem("scene:two_class", r) == "scene_two_class_vanilla_1_smoothgrad-n20-noise0.2-bf16"
-    stem = export_stem("upload:../x", r)  # no folder
+    assert export_stem("scene:two_class", "efficientnet_lite0", r) == \
+        "scene_two_class_efficientnet_lite0_vanilla_1_smoothgrad-n20-noise0.2-bf16"
+    stem = export_stem("upload:../x", "m", r)  # no folder
     assert "/" not in stem and ":" not in stem and not stem.startswith(".")
 
 

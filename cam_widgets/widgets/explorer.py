@@ -1,53 +1,40 @@
 """The Explorer: one image, one model, one map, every control linked to one state object.
 
-This module is the widget: how its controls, figure and status line follow the state. The
+This module is the widget: how its controls, status line and map follow the state. The
 state and the decisions made from it live in :mod:`.explorer_state`, the controls and the
-prediction rows in :mod:`.explorer_controls`, the engine part of a request in
-:mod:`.explorer_work`; the public names of the state module are re-exported here, so imports
-from this module keep working.
+prediction rows in :mod:`.explorer_controls`, the drawing of the map in :mod:`.explorer_view`,
+uploads and exports in :mod:`.explorer_files`, the engine part of a request in
+:mod:`.explorer_work`.
 """
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
 from typing import Iterator, Optional
 
 import ipywidgets as W
-import numpy as np
 
 from ..api import get_explainer
-from ..data import load_image
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..errors import InvalidParameterError
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import (StatusLine, busy, colorbar_note, display_map, errors_shown, parse_target,
-                     precisions_for)
+from .common import StatusLine, busy, errors_shown, parse_target, precisions_for
 from .explorer_controls import (build_controls, explorer_layout, highlight, prediction_rows,
                                 show_predictions)
-from .layer_menu import layer_menu, layer_options
-from .explorer_state import (
-    COMPUTE,
-    COMPUTE_CONTROLS,
-    SMOOTHGRAD_ONLY,
-    UPLOAD_PREFIX,
-    ExplorerState,
-    export_stem,
-    probe_message,
-    result_message,
-    static_png,
-)
+from .explorer_files import ExplorerFiles
+from .explorer_state import (COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, ExplorerState,
+                             result_message)
+from .explorer_view import MapView
 from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
-from .panels import HeatmapPanels
+from .layer_menu import layer_menu, layer_options
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
 
-class Explorer(W.VBox):
+class Explorer(ExplorerFiles, W.VBox):
     """Pick an image, model, layer, class and method; see the map update in place.
 
     In a kernel, a change made in the browser runs its engine work off the kernel's event
@@ -93,17 +80,8 @@ class Explorer(W.VBox):
         self._result_image = image  # the image of the result shown (exports are named after it)
         self._shown = {name: getattr(self.state, name) for name in COMPUTE}  # what a stop restores
         self.static = static
-        if static:
-            self.panels = None
-            self.view = W.Image(value=b"", format="png")
-            self._render_display()
-        else:  # built in its final state: no update before the browser draws it
-            self.panels = HeatmapPanels(first.prepared.rgb, [display_map(first.result)],
-                                        [first.result.title], opacity=self.state.opacity,
-                                        colormap=self.state.colormap, zrange=(0.0, 1.0),
-                                        view=self.state.view,
-                                        colorbar_title=colorbar_note([first.result]))
-            self.view = self.panels.figure
+        self._map = MapView(first.prepared.rgb, first.result, self.state, static)
+        self.panels, self.view = self._map.panels, self._map.widget  # (None: static)
         super().__init__(explorer_layout(self._controls, self._top, self.view, self.status.widget))
         show_predictions(self._top, first.predictions, first.result.class_id)
         self._render_status()
@@ -122,8 +100,7 @@ class Explorer(W.VBox):
         c["upload"].observe(self._on_upload, names="value")
         c["url"].observe(self._on_url, names="value")
         c["export"].observe(self._on_export, names="value")
-        if self.panels is not None:
-            self.panels.on_probe(self._on_probe)
+        self._map.on_probe(self._on_probe)
 
     # ----------------------------------------------------------------- actions
     def set(self, **changes) -> Explanation:
@@ -246,43 +223,8 @@ class Explorer(W.VBox):
         finally:
             self._syncing = False
 
-    def _on_upload(self, change) -> None:
-        files = change["new"]
-        if files:
-            with errors_shown(self.status):
-                item = files[0]
-                self._add_image(item["name"], load_image(bytes(item["content"])))
-
-    def _on_url(self, change) -> None:
-        if change["new"].strip():
-            with errors_shown(self.status):
-                self._add_image(change["new"].strip(), load_image(change["new"].strip()))
-
-    def _add_image(self, name: str, rgb) -> None:
-        self.state.uploads[name] = rgb
-        control = self._controls["image"]
-        control.options = list(control.options) + [(f"yours: {name}", f"{UPLOAD_PREFIX}{name}")]
-        control.value = f"{UPLOAD_PREFIX}{name}"
-
-    def _on_probe(self, panel: int, x: float, y: float) -> None:
-        self.panels.mark(x, y)
-        r = self.result
-        drawn = np.asarray(self.panels.heatmap(0).z, dtype=float)  # what the hover reads
-        self.status.info(probe_message(drawn, x, y, r.heatmap.shape, colorbar_note([r])))
-
-    def _on_export(self, change) -> None:
-        suffix = change["new"]
-        if suffix:
-            with errors_shown(self.status):
-                stem = export_stem(self._result_image, self.result)
-                path = self.export(Path("exports") / f"{stem}{suffix}")
-                self.status.download(f"wrote {path};", path)
-            self._controls["export"].value = ""
-
-    def export(self, path: os.PathLike) -> Path:
-        """Write the current view: ``.png`` overlay, ``.npy`` map or standalone ``.html``."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return self.result.save(path, alpha=self.state.opacity, colormap=self.state.colormap)
+    def _on_probe(self, x: float, y: float) -> None:
+        self.status.info(self._map.probe(self.result, x, y))
 
     def _fill_layers(self, change=None) -> None:
         """The layer menu: the model's blocks (every spatial layer with "all layers")."""
@@ -324,23 +266,15 @@ class Explorer(W.VBox):
             self.explainer = outcome.explainer
             self._fill_model_controls()
         if outcome.result is not None:
-            if outcome.prepared is not self._prepared_image and self.panels is not None:
-                self.panels.set_image(outcome.prepared.rgb)
+            if outcome.prepared is not self._prepared_image:
+                self._map.set_image(outcome.prepared.rgb)
             self._prepared_image, self.result = outcome.prepared, outcome.result
             self._result_image = self.state.image
             show_predictions(self._top, outcome.predictions, self._selected())
         self._render()
 
     def _render(self) -> None:
-        """The map, display settings and status line; the probe marker goes with the old
-        pixel readout."""
-        r = self.result
-        if self.panels is not None:
-            self.panels.set_maps([display_map(r)], [r.title], zrange=(0.0, 1.0),
-                                 colorbar_title=colorbar_note([r]))
-            if self.panels.marker(0).x:
-                self.panels.mark(None, None)
-        self._render_display()
+        self._map.show(self.result, self.state)
         self._render_status()
 
     def _render_status(self) -> None:
@@ -351,13 +285,7 @@ class Explorer(W.VBox):
             self.status.info(result_message(r))
 
     def _render_display(self) -> None:
-        s = self.state
-        if self.panels is None:
-            self.view.value = static_png(self.result, s)
-            return
-        with self.panels.figure.batch_update():
-            self.panels.set_colormap(s.colormap)
-            self.panels.set_view(s.view, s.opacity)
+        self._map.show_display(self.result, self.state)
 
     def _compute_controls(self) -> list:
         """Disabled while computing inline: no request piles up behind a slow one."""

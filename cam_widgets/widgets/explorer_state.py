@@ -87,11 +87,11 @@ def result_message(result: Explanation) -> str:
     return f"{result.title}  ({result.seconds * 1000:.0f} ms on {result.device})"
 
 
-def export_stem(image: str, result: Explanation) -> str:
-    """File name (no suffix) of an export of ``result`` on ``image``: image, method, layer
-    (for methods that read one), class and SmoothGrad's settings when on; every other
-    character than letters, digits and ``._+-`` becomes "_" (safe on every OS)."""
-    parts = [image[:60], result.method] + ([result.layer] if result.layer else [])
+def export_stem(image: str, model: str, result: Explanation) -> str:
+    """File name (no suffix) of an export of ``result`` on ``image`` by ``model``: image,
+    model, method, layer (for methods that read one), class and SmoothGrad's settings when on;
+    every other character than letters, digits and ``._+-`` becomes "_" (safe on every OS)."""
+    parts = [image[:60], model, result.method] + ([result.layer] if result.layer else [])
     parts.append(str(result.class_id))
     p = result.params
     if "samples" in p:  # SmoothGrad

@@ -1,0 +1,48 @@
+"""Photos in (an upload, a URL) and maps out (an export offered as a download) for an
+:class:`~cam_widgets.widgets.explorer.Explorer`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..data import load_image
+from .common import errors_shown
+from .explorer_state import UPLOAD_PREFIX, export_stem
+
+
+class ExplorerFiles:
+    """Mixed into the Explorer: uses its ``state``, ``status``, ``result`` and controls."""
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if files:
+            with errors_shown(self.status):
+                item = files[0]
+                self._add_image(item["name"], load_image(bytes(item["content"])))
+
+    def _on_url(self, change) -> None:
+        if change["new"].strip():
+            with errors_shown(self.status):
+                self._add_image(change["new"].strip(), load_image(change["new"].strip()))
+
+    def _add_image(self, name: str, rgb) -> None:
+        """A new photo in the menu, picked (which explains it)."""
+        self.state.uploads[name] = rgb
+        control = self._controls["image"]
+        control.options = list(control.options) + [(f"yours: {name}", f"{UPLOAD_PREFIX}{name}")]
+        control.value = f"{UPLOAD_PREFIX}{name}"
+
+    def _on_export(self, change) -> None:
+        suffix = change["new"]
+        if suffix:
+            with errors_shown(self.status):
+                stem = export_stem(self._result_image, self.explainer.spec.name, self.result)
+                path = self.export(Path("exports") / f"{stem}{suffix}")
+                self.status.download(f"wrote {path};", path)
+            self._controls["export"].value = ""
+
+    def export(self, path: os.PathLike) -> Path:
+        """Write the current view: ``.png`` overlay, ``.npy`` map or standalone ``.html``."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return self.result.save(path, alpha=self.state.opacity, colormap=self.state.colormap)

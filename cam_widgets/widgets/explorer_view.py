@@ -1,0 +1,64 @@
+"""The map of an :class:`~cam_widgets.widgets.explorer.Explorer`: a Plotly figure with a click
+probe, or a PNG for front ends that cannot show one; drawing only (the Explorer decides what).
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import ipywidgets as W
+import numpy as np
+
+from ..result import Explanation
+from .common import colorbar_note, display_map
+from .explorer_state import ExplorerState, probe_message, static_png
+from .panels import HeatmapPanels
+
+
+class MapView:
+    """Draws one result over its photo as ``state`` says (colormap, opacity, overlay or raw)."""
+
+    def __init__(self, rgb: np.ndarray, result: Explanation, state: ExplorerState,
+                 static: bool) -> None:
+        if static:
+            self.panels: Optional[HeatmapPanels] = None
+            self.widget = W.Image(value=b"", format="png")
+            self.show_display(result, state)
+        else:  # built in its final state: no update before the browser draws it
+            self.panels = HeatmapPanels(rgb, [display_map(result)], [result.title],
+                                        opacity=state.opacity, colormap=state.colormap,
+                                        zrange=(0.0, 1.0), view=state.view,
+                                        colorbar_title=colorbar_note([result]))
+            self.widget = self.panels.figure
+
+    def on_probe(self, handler: Callable[[float, float], None]) -> None:
+        """``handler(x, y)`` on a click in the map (the static view has none)."""
+        if self.panels is not None:
+            self.panels.on_probe(lambda panel, x, y: handler(x, y))
+
+    def set_image(self, rgb: np.ndarray) -> None:
+        if self.panels is not None:
+            self.panels.set_image(rgb)
+
+    def show(self, result: Explanation, state: ExplorerState) -> None:
+        """A new map; the probe marker goes with the old pixel readout."""
+        if self.panels is not None:
+            self.panels.set_maps([display_map(result)], [result.title], zrange=(0.0, 1.0),
+                                 colorbar_title=colorbar_note([result]))
+            if self.panels.marker(0).x:
+                self.panels.mark(None, None)
+        self.show_display(result, state)
+
+    def show_display(self, result: Explanation, state: ExplorerState) -> None:
+        """Colormap, opacity and overlay/raw (no engine work)."""
+        if self.panels is None:
+            self.widget.value = static_png(result, state)
+            return
+        with self.panels.figure.batch_update():
+            self.panels.set_colormap(state.colormap)
+            self.panels.set_view(state.view, state.opacity)
+
+    def probe(self, result: Explanation, x: float, y: float) -> str:
+        """Marks pixel (x, y) and says the map's value there: the drawn cell, as the hover."""
+        self.panels.mark(x, y)
+        drawn = np.asarray(self.panels.heatmap(0).z, dtype=float)
+        return probe_message(drawn, x, y, result.heatmap.shape, colorbar_note([result]))
