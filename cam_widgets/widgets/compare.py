@@ -1,9 +1,9 @@
 """Compare: N maps side by side in one figure, one per class, method, layer or model.
 
-This module is the widget: its controls and how they, the figure, the probe table and the
-metrics section follow the state. The state and its parsing live in :mod:`.compare_state`,
-what the panels show (engine calls, scaling, probe values) in :mod:`.compare_panels`; their
-public names are re-exported here, so imports from this module keep working.
+This module is the widget: how its controls, the figure, the probe table and the metrics
+section follow the state. The state and its parsing live in :mod:`.compare_state`, what the
+panels show (engine calls, scaling, probe values) in :mod:`.compare_panels`, the controls in
+:mod:`.compare_controls`; the names in ``__all__`` are re-exported here.
 """
 from __future__ import annotations
 
@@ -15,35 +15,14 @@ from typing import Optional, Sequence
 import ipywidgets as W
 import numpy as np
 
-from ..api import get_explainer
-from ..methods import list_methods
 from ..models import DEFAULT_MODEL
-from ..render import list_colormaps
 from ..result import Explanation
-from .common import (StatusLine, busy, control_row, errors_shown, image_choices, model_choices,
-                     next_state, parse_target)
-from .compare_panels import (
-    MIXED_UNITS,
-    compute_panels,
-    mixed_families,
-    panel_size,
-    probe_table_html,
-    scaled_maps,
-    summary_line,
-    value_at,
-)
-from .compare_state import (
-    DEFAULT_VALUES,
-    DIMENSIONS,
-    DISPLAY,
-    PLACEHOLDERS,
-    CompareState,
-    check_by,
-    parse_values,
-    resolve_state,
-    values_text,
-)
-from .layer_menu import layer_menu, layer_options
+from .common import StatusLine, busy, errors_shown, next_state, parse_target
+from .compare_controls import build_controls, compare_layout, fill_menus, show_scale
+from .compare_panels import (compute_panels, panel_size, probe_table_html, scaled_maps,
+                             summary_line, value_at)
+from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
+                            check_by, parse_values, resolve_state, values_text)
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
@@ -94,12 +73,12 @@ class Compare(W.VBox):
         self.seconds = 0.0  # wall time of the last update's engine work
         self.probed: Optional[tuple[float, float]] = None
         self._syncing = False
-        self._controls = self._build_controls()
+        self._controls = build_controls(self.state)
         self.table = W.HTML(value="")
         self.panels: Optional[HeatmapPanels] = None
         self._figure_box = W.Box([])
         self.metrics = MetricsPanel(self)
-        super().__init__([self._layout(), self._figure_box, self.table, self.metrics.widget,
+        super().__init__([compare_layout(self._controls), self._figure_box, self.table, self.metrics.widget,
                           self.status.widget])
         self._line = ""
         with busy([], self.status):
@@ -112,33 +91,6 @@ class Compare(W.VBox):
         self._link()
 
     # ---------------------------------------------------------------- controls
-    def _build_controls(self) -> dict:
-        s = self.state
-        return {
-            "image": W.Dropdown(options=image_choices(), value=s.image, description="image"),
-            "model": W.Dropdown(options=model_choices(), value=s.model, description="model"),
-            "by": W.Dropdown(options=list(DIMENSIONS), value=s.by, description="compare"),
-            "values": W.Text(description="values", continuous_update=False,
-                             layout=W.Layout(width="420px")),  # four method titles
-            "method": W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
-                                 value=s.method, description="method"),
-            "target": W.Combobox(placeholder="top class; or boxer, 282...", description="class",
-                                 ensure_option=False, continuous_update=False),
-            "layer": W.Dropdown(description="layer"),
-            "shared_scale": W.ToggleButtons(options=[("per panel", False), ("shared scale", True)],
-                                            value=s.shared_scale),
-            "opacity": W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05,
-                                     description="opacity"),
-            "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap,
-                                   description="colormap"),
-        }
-
-    def _layout(self) -> W.Widget:
-        c = self._controls
-        return W.VBox([control_row(c["image"], c["by"], c["values"]),
-                       control_row(c["model"], c["method"], c["target"], c["layer"]),
-                       control_row(c["shared_scale"], c["opacity"], c["colormap"])])
-
     def _link(self) -> None:
         for name, control in self._controls.items():
             control.observe(self._on_change(name), names="value")
@@ -186,25 +138,14 @@ class Compare(W.VBox):
             c[name].disabled = s.by == varied or (name == "layer" and s.by == "model")
 
     def _fill_menus(self, model: str, layer: Optional[str]) -> None:
-        """The layer menu (the model's blocks, as the Explorer's, and the current layer) and
-        the class options, when the model or layer changed."""
-        c = self._controls
-        if getattr(self, "_menus_for", None) == (model, layer):
-            return
-        explainer = get_explainer(model)
-        shown = layer_menu(explainer.layers(), explainer.default_layer, layer, everything=False)
-        c["layer"].options = [(f"default ({explainer.default_layer})", "")] + layer_options(shown)
-        if getattr(self, "_menus_for", (None,))[0] != model:
-            c["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
-        self._menus_for = (model, layer)
+        """The layer and class menus, when the model or layer changed."""
+        if getattr(self, "_menus_for", None) != (model, layer):
+            fill_menus(self._controls, model, layer,
+                       classes=getattr(self, "_menus_for", (None,))[0] != model)
+            self._menus_for = (model, layer)
 
     def _sync_scale_toggle(self) -> None:
-        """Shows the scale in use: per panel, and disabled, while the panels mix units."""
-        toggle, mixed = self._controls["shared_scale"], mixed_families(self.results)
-        toggle.value = self.state.shared_scale and not mixed
-        toggle.disabled = mixed
-        toggle.tooltip = MIXED_UNITS if mixed else ""
-        toggle.tooltips = [toggle.tooltip] * len(toggle.options)
+        show_scale(self._controls["shared_scale"], self.state.shared_scale, self.results)
 
     # ----------------------------------------------------------------- actions
     def set(self, **changes) -> list[Explanation]:
