@@ -113,12 +113,20 @@ def test_the_class_box_names_the_class_and_a_new_photo_its_own_top_class(explore
         explorer.set(image="chelsea", method="gradcam", target=None)
 
 
-def test_smoothgrad_reports_progress(explorer):
-    seen = []
+def test_smoothgrad_reports_progress_in_noisy_samples(explorer):
+    from cam_widgets.widgets.explorer_state import ExplorerState, progress_unit
+
+    seen, lines = [], []
     explorer.status.progress.observe(lambda c: seen.append(c["new"]), names="value")
+    explorer.status.line.observe(lambda c: lines.append(c["new"]), names="value")
     explorer.set(method="vanilla", smooth=True, samples=4, noise=0.1)
     assert explorer.result.params["samples"] == 4 and seen and seen[-1] == 1.0
+    assert any("working... 4/4 noisy samples" in line for line in lines), lines
     explorer.set(smooth=False, method="gradcam")
+    # each slow method says what it counts
+    assert progress_unit(ExplorerState(method="scorecam")) == "masked copies"
+    assert progress_unit(ExplorerState(method="integrated_gradients")) == "steps"
+    assert progress_unit(ExplorerState(method="scorecam", smooth=True)) == "noisy samples"
 
 
 def test_progress_says_the_time_left_once_it_has_a_pace(monkeypatch):
@@ -131,8 +139,8 @@ def test_progress_says_the_time_left_once_it_has_a_pace(monkeypatch):
     monkeypatch.setattr("cam_widgets.widgets.common.time.monotonic", lambda: next(clock))
     status = StatusLine()
     status.start()
-    status.report(25, 100)
-    assert "working... 25/100, about 6 s left" in status.line.value
+    status.report(25, 100, "noisy samples")
+    assert "working... 25/100 noisy samples, about 6 s left" in status.line.value
     assert status.progress.layout.display is None  # shown while working
     status.report(0, 100)  # a new run: no estimate from the previous run's pace
     assert status.line.value.endswith("working... 0/100</span>")

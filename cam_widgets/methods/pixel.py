@@ -53,6 +53,7 @@ def guided_gradcam_plus_plus(ctx: MethodContext) -> MethodOutput:
 
 @register("integrated_gradients", family="pixel", needs={"input_gradients", "extra_forwards"},
           clip_negative=False, title="Integrated Gradients", defaults={"steps": 50, "baseline": 0.0},
+          progress_unit="steps",
           reference="Sundararajan et al. 2017, Axiomatic Attribution for Deep Networks")
 def integrated_gradients(ctx: MethodContext) -> MethodOutput:
     """IG_i = (x_i - x'_i) * int_0^1 dF(x' + a (x - x'))/dx_i da (eq. 1), Gauss-Legendre

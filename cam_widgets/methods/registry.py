@@ -45,6 +45,8 @@ class MethodSpec:
         title: short human name for menus.
         reference: the paper the equation comes from.
         choices: the allowed values of string parameters.
+        progress_unit: what the method's progress reports count ("masked copies"), for a
+            slow method that reports progress.
     """
 
     name: str
@@ -56,6 +58,7 @@ class MethodSpec:
     title: str = ""
     reference: str = ""
     choices: dict = field(default_factory=dict)
+    progress_unit: str = ""
 
     @property
     def needs_layer(self) -> bool:
@@ -100,7 +103,7 @@ _REGISTRY: dict[str, MethodSpec] = {}
 
 def register(name: str, *, family: str, needs: set, clip_negative: bool, title: str,
              reference: str, defaults: Optional[dict] = None,
-             choices: Optional[dict] = None) -> Callable:
+             choices: Optional[dict] = None, progress_unit: str = "") -> Callable:
     """Decorator registering ``fn`` under ``name``."""
     unknown = set(needs) - NEEDS
     if unknown:
@@ -114,7 +117,7 @@ def register(name: str, *, family: str, needs: set, clip_negative: bool, title: 
     def decorate(fn: Callable) -> Callable:
         _REGISTRY[name] = MethodSpec(
             name, fn, family, frozenset(needs), clip_negative, dict(defaults or {}), title, reference,
-            dict(choices or {}),
+            dict(choices or {}), progress_unit,
         )
         return fn
 

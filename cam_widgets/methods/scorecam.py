@@ -9,7 +9,7 @@ from .registry import MethodOutput, register
 
 
 @register("scorecam", family="cam", needs={"layer", "extra_forwards"}, clip_negative=True,
-          title="Score-CAM", defaults={"batch_size": None},
+          title="Score-CAM", defaults={"batch_size": None}, progress_unit="masked copies",
           reference="Wang et al. 2020, Score-CAM (CVPR workshops)")
 def scorecam(ctx: MethodContext) -> MethodOutput:
     """alpha_k^c = softmax_k(y^c(X * s(Up(A^k)))), s = min-max to [0, 1] (eq. 6-8);

@@ -17,6 +17,8 @@ from .context import MethodContext, Progress
 from .registry import MethodOutput, MethodSpec, positive_int
 
 ARTICLE_SNAPSHOTS = (1, 2, 3, 10, 20, 30, 50, 75, 100)
+#: What SmoothGrad's progress reports count.
+PROGRESS_UNIT = "noisy samples"
 
 #: SmoothGrad's noisy batches may run in reduced precision: the average over many noisy
 #: samples hides the rounding (benchmarks/RESULTS.md gives the agreement with float32).

@@ -141,16 +141,16 @@ class StatusLine:
         """The computation ended: no progress bar or stop button."""
         self.progress.layout.display = self.stop.layout.display = "none"
 
-    def report(self, done: int, total: int) -> None:
-        """Progress of long work, with the time left once it can be estimated (so that a
-        slow run is told apart from a hang)."""
+    def report(self, done: int, total: int, unit: str = "") -> None:
+        """Progress of long work ("12/100 noisy samples": counts in ``unit``), with the time
+        left once it can be estimated (so that a slow run is told apart from a hang)."""
         if self._started is None or done <= 0 or done < self._last_done:  # a new run
             self._started = time.monotonic()
         self._last_done = done
         self.progress.layout.display = self.stop.layout.display = None
         self.progress.value = done / max(total, 1)
         # counts (samples, masked copies) as such; a fraction (a comparison's panels) in %
-        text = f"working... {done}/{total}" if isinstance(done, int) else \
+        text = f"working... {done}/{total}{' ' + unit if unit else ''}" if isinstance(done, int) else \
             f"working... {100 * done / max(total, 1e-9):.0f}%"
         left = time_left(time.monotonic() - self._started, done, total)
         if left:

@@ -45,6 +45,7 @@ class DilationStudy(_Study):
 
     COMPUTE_CONTROLS = ("image", "base", "target", "layer")
     IMPLIED = {"base": ("layer",)}
+    PROGRESS_UNIT = "steps"
 
     def __init__(self, image: str = "chelsea", base: str = "vgg16", target=None,
                  layer: Optional[str] = None, background: Optional[bool] = None) -> None:

@@ -25,7 +25,7 @@ from .explorer_controls import (build_controls, explorer_layout, highlight, pred
                                 show_predictions)
 from .explorer_files import ExplorerFiles
 from .explorer_state import (COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, ExplorerState,
-                             result_message)
+                             progress_unit, result_message)
 from .explorer_view import MapView
 from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
 from .layer_menu import layer_menu, layer_options
@@ -238,8 +238,8 @@ class Explorer(ExplorerFiles, W.VBox):
     # ------------------------------------------------------------------ engine
     def _work(self, changes: dict, loop) -> Outcome:
         """The engine part of a request (off the kernel's loop when ``loop`` is given)."""
-        return self._engine_work.run(self.state, self.explainer, changes,
-                                     progress_reporter(self.status, self._requests, loop))
+        report = progress_reporter(self.status, self._requests, loop, progress_unit(self.state))
+        return self._engine_work.run(self.state, self.explainer, changes, report)
 
     @property
     def engine_calls(self) -> int:

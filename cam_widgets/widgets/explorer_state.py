@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..methods import get_method
+from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
 from ..models import DEFAULT_MODEL
 from ..render import to_png_bytes
 from ..result import Explanation
@@ -71,6 +72,11 @@ def explain_params(state: ExplorerState, report: Callable[[int, int], None]) -> 
     if "extra_forwards" in get_method(state.method).needs:
         return dict(progress=report)
     return {}
+
+
+def progress_unit(state: ExplorerState) -> str:
+    """What the progress of ``state``'s computation counts."""
+    return SMOOTHGRAD_UNIT if state.smooth else get_method(state.method).progress_unit
 
 
 def probe_message(values: np.ndarray, x: float, y: float, image_shape=None, note: str = "") -> str:

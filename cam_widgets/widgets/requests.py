@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from functools import partial
 from typing import Callable, Generator, Optional
 
 from ..errors import CamWidgetsError
@@ -173,14 +174,15 @@ class RequestQueue:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
 
 
-def progress_reporter(status, queue: RequestQueue, loop):
-    """The progress callback of engine work for ``status`` (a StatusLine): direct when it
-    runs inline (``loop`` None), else handed to the loop's thread, where widgets are
-    updated; the place where a stop (button, newer request) is heard."""
+def progress_reporter(status, queue: RequestQueue, loop, unit: str = ""):
+    """The progress callback of engine work for ``status`` (a StatusLine), its counts in
+    ``unit`` ("noisy samples"): direct when it runs inline (``loop`` None), else handed to
+    the loop's thread, where widgets are updated; the place where a stop (button, newer
+    request) is heard."""
     if loop is None:
-        return status.report
+        return partial(status.report, unit=unit)
 
     def report(done, total) -> None:
-        loop.call_soon_threadsafe(status.report, done, total)
+        loop.call_soon_threadsafe(partial(status.report, done, total, unit))
         queue.check()
     return report

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import ipywidgets as W
 
 from ..methods import get_method, list_methods
+from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import control_row, display_map
@@ -33,6 +34,7 @@ class SmoothGradStudy(_Study):
 
     COMPUTE_CONTROLS = ("image", "model", "target", "method", "noise", "samples")
     RESULT = "result"
+    PROGRESS_UNIT = SMOOTHGRAD_UNIT
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
                  method: str = "vanilla", noise: float = 0.2, samples: int = 100,

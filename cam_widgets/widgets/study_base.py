@@ -54,6 +54,7 @@ class _Study(W.VBox):
 
     COMPUTE_CONTROLS: tuple = ()
     RESULT = "results"
+    PROGRESS_UNIT = ""  # what _compute's progress reports count
     #: a newer change of a key voids older replaced changes of its dependents (_normalize's)
     IMPLIED: dict = {}
 
@@ -116,7 +117,8 @@ class _Study(W.VBox):
                 if display_only:  # nothing for the engine: re-render only
                     self._show_display(new)
                 else:
-                    report = progress_reporter(self.status, self._requests, loop)
+                    report = progress_reporter(self.status, self._requests, loop,
+                                               self.PROGRESS_UNIT)
                     shown = {k: getattr(self.state, k) for k in DISPLAY}
                     computed = yield partial(self._compute, new, report)
                     # display settings changed while it computed are the newest
