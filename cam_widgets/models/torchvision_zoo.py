@@ -116,11 +116,11 @@ def fetch_weights(
 
 
 def _unavailable_message(key: str, dest: pathlib.Path, url: str, why: str) -> str:
+    """One line, as short as it can be while it says what is missing, why, and every fix."""
     return (
-        f"Pretrained weights for {key} are unavailable: expected the file {dest.name} at {dest}, "
-        f"received no such file and {why}; hint: run `cam-widgets fetch-weights {key}` on a connected "
-        f"machine and copy {dest.name} into {dest.parent} (or download {url}), pass weights_path= "
-        f"(CLI: --weights PATH), or use pretrained=False for random weights."
+        f"No {key} weights here: expected {dest} ({why}). Copy the file there "
+        f"(`cam-widgets fetch-weights {key}` on a connected machine, or {url}), or pass "
+        f"weights_path= (CLI: --weights PATH); pretrained=False gives random weights."
     )
 
 
@@ -169,7 +169,7 @@ def build_torchvision(
                     why = f"downloads are disabled ({OFFLINE_ENV}=1)"
                 elif allow_download is None and not _host_reachable(url):
                     host = urlparse(url).hostname
-                    why = f"{host} is unreachable (offline, checked within {_CONNECT_TIMEOUT_S:g} s)"
+                    why = f"{host} is unreachable: offline, checked within {_CONNECT_TIMEOUT_S:g} s"
                 else:
                     why = ""
                 if why:
