@@ -262,24 +262,35 @@ class Explainer:
     def _results(self, prepared, capture, spec, output: MethodOutput, ids, layer, params, snaps,
                  seconds) -> list[Explanation]:
         size = tuple(capture.inputs.shape[-2:])
-        raw_np, full_np = maps_to_host(output.maps[:, 0], size)
+        clip = spec.clip_negative
+        raw_np, full_np = maps_to_host(output.maps[:, 0], size, clip_negative=clip)
         attribution = None if output.attribution is None else \
             np.ascontiguousarray(output.attribution[:, 0].float().cpu().numpy())  # NHWC on CPU
-        snap_np = {n: upsample(s, size)[:, 0].float().cpu().numpy() for n, s in snaps.items()}
+        snap_np = {n: upsampled(s.float(), size, clip)[:, 0].cpu().numpy()
+                   for n, s in snaps.items()}
         probs = capture.host_probabilities[0]
         results = []
         for row, class_id in enumerate(ids):
-            heatmap, status = normalize_map(full_np[row], clip_negative=spec.clip_negative)
+            heatmap, status = normalize_map(full_np[row], clip_negative=clip)
+            if clip:  # the upsampled map was clipped already: flags (negative-only...) from the map
+                status = normalize_map(raw_np[row], clip_negative=clip)[1]
             results.append(Explanation(  # raw maps too are never NaN (status says if they were)
                 heatmap=heatmap, raw=_finite(raw_np[row]), method=spec.name,
                 layer=layer, class_id=class_id, label=self.labels[class_id],
                 probability=float(probs[class_id]), status=status, params=dict(params),
                 device=str(self.engine.device), seconds=seconds,
                 attribution=None if attribution is None else _finite(attribution[row]),
-                snapshots={n: normalize_map(v[row], clip_negative=spec.clip_negative)[0]
+                snapshots={n: normalize_map(v[row], clip_negative=clip)[0]
                            for n, v in snap_np.items()},
                 image=prepared.rgb))
         return results
+
+
+def upsampled(maps: torch.Tensor, size: tuple[int, int], clip_negative: bool) -> torch.Tensor:
+    """Maps at ``size``; with ``clip_negative`` the ReLU comes first, as in the papers (and in
+    pytorch-grad-cam, captum and torch-cam): after upsampling it would cut each zero crossing
+    into a hard edge and change every value near one."""
+    return upsample(maps.clamp(min=0) if clip_negative else maps, size)
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -303,13 +314,14 @@ def _source_key(image: Any) -> Optional[tuple]:
     return None
 
 
-def maps_to_host(maps: torch.Tensor, size: tuple[int, int], with_raw: bool = True
-                 ) -> tuple[Optional[np.ndarray], np.ndarray]:
+def maps_to_host(maps: torch.Tensor, size: tuple[int, int], with_raw: bool = True,
+                 clip_negative: bool = False) -> tuple[Optional[np.ndarray], np.ndarray]:
     """(N, h, w) raw maps -> float32 numpy (raw or None, upsampled to ``size``): what every
     display map is made from (then :func:`normalize_map`), in one device-to-host copy (each
-    copy waits for the GPU)."""
+    copy waits for the GPU). ``clip_negative``: the ReLU of the CAM papers, at the layer's
+    resolution (see :func:`upsampled`)."""
     maps = maps.float()
-    full = upsample(maps, size)
+    full = upsampled(maps, size, clip_negative)
     if not with_raw:
         return None, full.cpu().numpy()
     both = torch.cat([maps.flatten(1), full.flatten(1)], dim=1).cpu().numpy()

@@ -124,7 +124,8 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
     size = tuple(inputs.shape[-2:])
     heat = {}
     for spec in specs:
-        _, full = maps_to_host(raw[spec.name], size, with_raw=False)
+        _, full = maps_to_host(raw[spec.name], size, with_raw=False,
+                               clip_negative=spec.clip_negative)
         heat[spec.name] = normalize_map(full, clip_negative=spec.clip_negative)[0]
     return heat, probs.cpu().numpy(), top1, ids
 
