@@ -50,12 +50,67 @@ def test_cam_family_closed_forms(tiny_explainer, k):
         "gradcam": np.einsum("c,cij->ij", g, act),
         "xgradcam": np.einsum("c,cij->ij", np.where(sums != 0, g, 0), act),
         "layercam": np.einsum("c,cij->ij", relu(g), act),
+        "hirescam": np.einsum("c,cij->ij", g, act),  # g is uniform over positions here
     }
     alpha = g**2 / np.where(2 * g**2 + sums * g**3 != 0, 2 * g**2 + sums * g**3, 1)
     expected["gradcam++"] = np.einsum("c,cij->ij", Z * alpha * relu(g), act)
     for method, want in expected.items():
         got = run(tiny_explainer, method, k)
         np.testing.assert_allclose(got.raw, want, rtol=1e-5, atol=1e-6, err_msg=method)
+
+
+def eigencam_np(act):
+    """First principal component of the centred (positions x channels) activations, its sign
+    the one whose map agrees with the mean activation."""
+    positions = act.reshape(act.shape[0], -1).T
+    centred = positions - positions.mean(axis=0)
+    projection = centred @ np.linalg.svd(centred)[2][0]
+    mean_map = positions.mean(axis=1)
+    if np.dot(projection - projection.mean(), mean_map - mean_map.mean()) < 0:
+        projection = -projection
+    return projection.reshape(act.shape[1:])
+
+
+def test_eigencam_closed_form_is_the_same_for_every_class(tiny_explainer):
+    _, act, _ = forward_np(X)
+    want = eigencam_np(act)
+    for k in range(3):
+        np.testing.assert_allclose(run(tiny_explainer, "eigencam", k).raw, want, rtol=1e-4, atol=1e-5)
+    both = tiny_explainer.explain_classes(tiny_input(), [0, 2], "eigencam", "relu")
+    np.testing.assert_allclose(both[0].raw, both[1].raw)
+
+
+class FixedActivations(nn.Module):
+    """A layer whose output is a given (C, h, w) tensor, whatever the input."""
+
+    def __init__(self, act: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("act", torch.tensor(act)[None])
+
+    def forward(self, x):
+        return self.act + 0 * x.mean()
+
+
+@pytest.mark.parametrize("flip", [1.0, -1.0])
+def test_eigencam_map_is_bright_where_the_layer_is_active(flip):
+    """An eigenvector's sign is arbitrary: unfixed, half the time the map is the complement
+    of what is active (pytorch-grad-cam keeps the SVD's sign). Both channel signs of the
+    active square must give a map that ranks it first."""
+    from collections import OrderedDict
+
+    from cam_widgets import Explainer
+
+    act = np.zeros((2, 4, 4), np.float32)
+    act[0, 1:3, 1:3], act[1, 1:3, 1:3] = 3.0, 1.0 * flip  # one active square
+    act[1, 0, 0] = 0.5
+    net = nn.Sequential(OrderedDict(features=FixedActivations(act), pool=nn.AdaptiveAvgPool2d(1),
+                                    flat=nn.Flatten(), fc=nn.Linear(2, 3)))
+    got = Explainer(net, input_size=(4, 4), labels=["a", "b", "c"], device="cpu").explain(
+        tiny_input(), "eigencam", 0, "features")
+    np.testing.assert_allclose(got.raw, eigencam_np(act), rtol=1e-4, atol=1e-5)
+    square = got.raw[1:3, 1:3]
+    outside = np.delete(got.raw.ravel(), [5, 6, 9, 10])
+    assert square.min() > outside.max()
 
 
 def test_gradcam_is_cam_over_z_and_heatmap_normalised(tiny_explainer):

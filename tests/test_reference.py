@@ -26,21 +26,77 @@ def peer_model(lite_explainer):
     return copy.deepcopy(lite_explainer.engine.model).eval()
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    ("gradcam", "GradCAM"), ("gradcam++", "GradCAMPlusPlus"),
-    ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM"),
+PEERS = [("gradcam", "GradCAM"), ("gradcam++", "GradCAMPlusPlus"), ("xgradcam", "XGradCAM"),
+         ("layercam", "LayerCAM")]
+
+
+@pytest.mark.parametrize("ours, theirs, layer", [
+    *[(o, t, LAYER) for o, t in PEERS],
+    # features.6's maps cross zero (Grad-CAM++ there: see the next test)
+    *[(o, t, "features.6") for o, t in PEERS if o != "gradcam++"],
 ])
 @pytest.mark.parametrize("target", [285, 282])
 def test_cam_family_matches_pytorch_grad_cam(lite_explainer, chelsea_tensor, peer_model,
-                                             ours, theirs, target):
+                                             ours, theirs, target, layer):
+    """Also the order of ReLU and upsampling: upsampling first gave r = 0.90 at features.6."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     cls = getattr(gradcam_lib, theirs)
-    with cls(model=peer_model, target_layers=[peer_model.features[8]]) as cam:
+    with cls(model=peer_model, target_layers=[peer_model.get_submodule(layer)]) as cam:
         expected = cam(input_tensor=chelsea_tensor, targets=[ClassifierOutputTarget(target)])[0]
-    got = lite_explainer.explain(chelsea_tensor, ours, target, LAYER)
+    got = lite_explainer.explain(chelsea_tensor, ours, target, layer)
     assert got.heatmap.shape == expected.shape
     assert corr(got.heatmap, expected) >= 0.999
+
+
+def test_gradcam_plus_plus_is_the_papers_formula_where_gradients_are_small(
+        lite_explainer, chelsea_tensor, peer_model):
+    """At features.6 the squared gradients (~1e-6) are as small as the epsilon pytorch-grad-cam
+    adds to the alpha denominator, which changes its map (r = 0.79 with ours); ours is eq. 19
+    exactly, with alpha = 0 where the gradient is 0."""
+    store = {}
+    hook = peer_model.features[6].register_forward_hook(lambda m, i, o: store.update(a=o))
+    try:
+        logits = peer_model(chelsea_tensor)
+    finally:
+        hook.remove()
+    acts = store["a"]
+    grads, = torch.autograd.grad(logits[0, 285], acts)
+    g2 = grads ** 2
+    denominator = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * grads
+    alpha = torch.where(grads != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
+    weights = (alpha * grads.clamp(min=0)).sum(dim=(2, 3), keepdim=True)
+    expected = (weights * acts).sum(dim=1)[0].detach().numpy()
+    got = lite_explainer.explain(chelsea_tensor, "gradcam++", 285, "features.6")
+    assert corr(got.raw, expected) >= 0.999  # (the engine's folded batch norms round otherwise)
+
+
+@pytest.mark.parametrize("layer", ["features.6", "features.8"])
+def test_hirescam_matches_pytorch_grad_cam(lite_explainer, chelsea_tensor, peer_model, layer):
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    module = peer_model.get_submodule(layer)
+    with gradcam_lib.HiResCAM(model=peer_model, target_layers=[module]) as cam:
+        expected = cam(input_tensor=chelsea_tensor, targets=[ClassifierOutputTarget(282)])[0]
+    got = lite_explainer.explain(chelsea_tensor, "hirescam", 282, layer)
+    assert corr(got.heatmap, expected) >= 0.999
+    gradcam = lite_explainer.explain(chelsea_tensor, "gradcam", 282, layer)
+    if layer == "features.8":  # before global pooling the gradient is uniform: Grad-CAM
+        np.testing.assert_allclose(got.raw, gradcam.raw, rtol=1e-4, atol=1e-6)
+    else:  # elsewhere each position keeps its own gradient
+        assert corr(got.raw, gradcam.raw) < 0.99
+
+
+def test_eigencam_matches_pytorch_grad_cam_up_to_the_eigenvector_sign(lite_explainer,
+                                                                     chelsea_tensor, peer_model):
+    from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
+
+    got = lite_explainer.explain(chelsea_tensor, "eigencam", 285, "features.6")
+    with torch.no_grad():
+        activations = peer_model.features[:7](chelsea_tensor).numpy()  # features.6's output
+    theirs = get_2d_projection(activations)[0]
+    assert got.raw.shape == theirs.shape
+    assert abs(corr(got.raw, theirs)) >= 0.999  # theirs keeps the SVD's sign, either one
 
 
 def test_vanilla_matches_captum_saliency(lite_explainer, chelsea_tensor, peer_model):

@@ -71,3 +71,36 @@ def layercam(ctx: MethodContext) -> MethodOutput:
     """M^c = ReLU(sum_k ReLU(g^kc_ij) * A^k_ij): per-position weights (eq. 5-6)."""
     grads, acts = ctx.gradients(), ctx.activations()
     return MethodOutput((grads.clamp(min=0) * acts[None]).sum(dim=2))
+
+
+@register("hirescam", family="cam", needs={"layer", "gradients"}, clip_negative=True,
+          title="HiResCAM", reference="Draelos & Carin 2020, Use HiResCAM instead of Grad-CAM "
+                                      "for faithful explanations (arXiv 2011.08891)")
+def hirescam(ctx: MethodContext) -> MethodOutput:
+    """M^c = ReLU(sum_k dy^c/dA^k_ij * A^k_ij) (eq. 6): Grad-CAM without averaging the
+    gradients over space, so each position keeps its own evidence."""
+    return MethodOutput((ctx.gradients() * ctx.activations()[None]).sum(dim=2))
+
+
+@register("eigencam", family="cam", needs={"layer"}, clip_negative=True,
+          title="Eigen-CAM (any class)",
+          reference="Muhammad & Yeasin 2020, Eigen-CAM (IJCNN, arXiv 2008.00299)")
+def eigencam(ctx: MethodContext) -> MethodOutput:
+    """The activations (positions x channels, centred over positions) projected on their
+    first principal direction (eq. 5-6). No gradients: the map is the same for every class.
+
+    An eigenvector's sign is arbitrary (pytorch-grad-cam keeps whatever the SVD gives, so its
+    map may be the complement); here it is the one whose map agrees with the mean activation.
+    """
+    acts = ctx.activations().float()  # (N, C, h, w); SVD needs fp32
+    n, c, h, w = acts.shape
+    positions = acts.reshape(n, c, h * w).transpose(1, 2)  # (N, hw, C)
+    centred = positions - positions.mean(dim=1, keepdim=True)
+    direction = torch.linalg.svd(centred, full_matrices=False).Vh[:, 0, :]  # (N, C)
+    projection = torch.einsum("npc,nc->np", centred, direction)
+    mean_map = positions.mean(dim=2)
+    agreement = ((projection - projection.mean(1, keepdim=True))
+                 * (mean_map - mean_map.mean(1, keepdim=True))).sum(dim=1)
+    projection = projection * torch.where(agreement < 0, -1.0, 1.0)[:, None]
+    maps = projection.reshape(n, h, w)
+    return MethodOutput(maps[None].expand(len(ctx.class_ids), n, h, w).to(acts.dtype))
