@@ -23,8 +23,8 @@ def test_switching_class_method_layer_reuses_one_forward(lite_explainer, chelsea
     engine = lite_explainer.engine
     lite_explainer.explain(chelsea_tensor, "gradcam", 285)
     before = engine.forward_calls
-    for method in ("gradcam", "gradcam++", "xgradcam", "layercam", "cam", "vanilla",
-                   "guided_backprop", "guided_gradcam"):
+    for method in ("gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "cam",
+                   "vanilla", "guided_backprop", "guided_gradcam"):
         for target in (285, 282, "tabby"):
             lite_explainer.explain(chelsea_tensor, method, target)
     lite_explainer.explain(chelsea_tensor, "gradcam", 285, "features.6")

@@ -4,8 +4,9 @@ batched passes, their metric values, and the records of the batch's readable ima
 Maps are computed the way :meth:`Explainer.explain` computes them (same method functions,
 same upsampling and normalisation), batched:
 
-- gradient methods (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``vanilla``,
-  ``guided_backprop``, ``guided_gradcam``...): one forward and one backward for the whole
+- gradient methods (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``hirescam``,
+  ``vanilla``, ``guided_backprop``, ``guided_gradcam``...) and ``eigencam`` (no class at
+  all): one forward and one backward for the whole
   batch, each image's gradient taken for its own target class (images of a batch are
   independent in eval mode, so d(sum_n logit[n, c_n]) / d x_n = d logit[n, c_n] / d x_n);
 - the others (``cam``, ``scorecam``, ``integrated_gradients``...): one forward per distinct
