@@ -331,9 +331,10 @@ def test_figure_downsamples_large_maps_and_jpeg():
     big = RNG.random((224, 224))
     fig = heatmap_figure(noisy, [big, big], ["a", "b"], image_format="jpeg")
     z = np.asarray(fig.data[1].z)
-    assert max(z.shape) <= 56
+    assert z.shape == (158, 158)  # two panels share 224 x 224 cells
     assert fig.data[1].x0 - fig.data[1].dx / 2 == pytest.approx(-0.5)
-    assert len(fig.to_json()) < 200_000
+    maps = [t for t in json.loads(fig.to_json())["data"] if t["type"] == "heatmap"]
+    assert sum(len(json.dumps(t)) for t in maps) < 280_000  # 224 x 224 float32 cells, base64
 
 
 def test_figure_validation():
@@ -414,3 +415,9 @@ def test_long_panel_titles_wrap_between_what_and_which_class():
     assert lines[-1] == "tabby (281) p=0.071"
     fig = heatmap_figure(photo(), [np.zeros((7, 7))], [long])
     assert fig.layout.annotations[0].text == wrap_title(long)
+
+
+def test_figures_send_pixel_maps_whole_in_one_panel_and_share_a_budget_across_panels():
+    from cam_widgets.render.figures import map_side
+
+    assert [map_side(n) for n in (1, 2, 4, 10, 100)] == [224, 158, 112, 70, 56]

@@ -12,6 +12,7 @@ interpolate.  All panels share one coloraxis (one colour bar) and linked axes.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -24,10 +25,19 @@ from ..errors import InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
 from .overlay import check_rgb, image_data_uri
 
-__all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "prepare_map", "wrap_title"]
+__all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "map_side", "prepare_map",
+           "wrap_title"]
 
-#: Maps larger than this on either side are box-downsampled before going into the figure.
-MAX_MAP_SIDE = 56
+#: Map cells one figure may send in all (the browser receives each as a number): one panel
+#: shows a 224x224 pixel-level map whole, four panels 112x112 each.
+MAP_CELLS_PER_FIGURE = 224 * 224
+#: Maps larger than this on either side are box-downsampled before going into a figure.
+MAX_MAP_SIDE = 224
+
+
+def map_side(panels: int) -> int:
+    """The largest map side each of ``panels`` panels may send (at least 56: detail stays)."""
+    return max(56, min(MAX_MAP_SIDE, math.isqrt(MAP_CELLS_PER_FIGURE // max(int(panels), 1))))
 
 
 def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
@@ -96,8 +106,9 @@ def heatmap_figure(
 
     Args:
         image_rgb: the photo, RGB uint8 (H, W, 3), as fed to the model.
-        maps: low-resolution maps (h, w) (e.g. 7x7 or 14x14 layer grids, raw or normalised);
-            larger than 56 per side they are area-downsampled to keep the figure small.
+        maps: maps (h, w) (7x7 or 14x14 layer grids, input-resolution pixel maps; raw or
+            normalised); above :func:`map_side` of their count per side they are
+            area-downsampled to keep the figure small.
         titles: one title per map (shown above the panel and in the hover).
         opacity: heatmap opacity in [0, 1].
         colorscale: a name of :func:`~cam_widgets.render.colormaps.list_colormaps` or a
@@ -131,7 +142,8 @@ def heatmap_figure(
     if zmin is not None and zmax is not None and not zmin < zmax:
         raise InvalidParameterError(f"zmin must be below zmax, got zmin={zmin!r}, zmax={zmax!r}.")
     scale = colorscale if isinstance(colorscale, (list, tuple)) else plotly_colorscale(colorscale)
-    prepared = [prepare_map(m, name=f"maps[{i}]") for i, m in enumerate(maps)]
+    side = map_side(len(maps))
+    prepared = [prepare_map(m, side, name=f"maps[{i}]") for i, m in enumerate(maps)]
 
     H, W = img.shape[:2]
     n = len(maps)

@@ -20,7 +20,7 @@ from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..models import list_models, weights_on_disk
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
 from ..render import normalize_map
-from ..render.figures import MAX_MAP_SIDE
+from ..render.figures import map_side
 from ..result import PERCENTILE_NOTE, Explanation
 
 
@@ -34,12 +34,14 @@ def parse_target(text: str):
     return int(head) if head.isdigit() else text
 
 
-def display_map(result: Explanation, snapshot: Optional[int] = None) -> np.ndarray:
-    """What a panel draws: the layer-resolution map normalised (the browser smooths it), or
-    for pixel methods the heatmap at the figure's resolution, relative to its 99th percentile;
+def display_map(result: Explanation, snapshot: Optional[int] = None,
+                panels: int = 1) -> np.ndarray:
+    """What a panel of a figure of ``panels`` draws: the layer-resolution map normalised (the
+    browser smooths it), or for pixel methods the heatmap at the figure's resolution
+    (:func:`~cam_widgets.render.figures.map_side`), relative to its 99th percentile;
     ``snapshot``: SmoothGrad's running mean at that many samples instead."""
     if result.pixel_level:
-        return result.display_heatmap(MAX_MAP_SIDE, snapshot)
+        return result.display_heatmap(map_side(panels), snapshot)
     if snapshot is not None:
         return result.snapshots[snapshot]
     return normalize_map(result.raw, clip_negative=True)[0]

@@ -20,7 +20,7 @@ from ..methods import get_method
 from ..methods.context import Progress
 from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
-from ..render.figures import prepare_map
+from ..render.figures import map_side, prepare_map
 from ..result import Explanation
 from .common import colorbar_note, display_map, load_choice, nearest_pixel
 from .compare_state import CompareState
@@ -111,7 +111,8 @@ def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
     if not results:
         return [np.zeros((7, 7), np.float32)] * panels, (0.0, 1.0), ""
     if shared and not mixed_families(results):
-        clipped = [prepare_map(np.maximum(r.raw, 0.0), decimals=None) for r in results]
+        side = map_side(len(results))
+        clipped = [prepare_map(np.maximum(r.raw, 0.0), side, decimals=None) for r in results]
         pixel = results[0].pixel_level
         lo, hi = shared_scale(clipped, percentile=DISPLAY_PERCENTILE if pixel else None)
         exponent = math.floor(math.log10(hi)) if hi > 0 else 0
@@ -121,7 +122,7 @@ def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
     label = colorbar_note(results)
     if mixed_families(results):  # "1 = 99th pct" alone would claim it for the CAM panels too
         label = "1 = max (CAM), 99th pct (pixel)" + ("<br>per panel: units differ" if shared else "")
-    return [display_map(r) for r in results], (0.0, 1.0), label
+    return [display_map(r, panels=len(results)) for r in results], (0.0, 1.0), label
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")

@@ -103,7 +103,7 @@ class DilationStudy(_Study):
             self.results, self.timings, self.table.value = results, timings, table
             self._fill_layer_menu(base, s)
             self.status.info(line)
-        return prepared.rgb, [display_map(r) for r in results], titles, finish
+        return prepared.rgb, [display_map(r, panels=2) for r in results], titles, finish
 
     def _fill_layer_menu(self, base: Explainer, s: DilationState) -> None:
         """The model's blocks (and a deeper layer set from Python), when they changed."""

@@ -69,5 +69,5 @@ class LayerSweep(_Study):
         line = (f"{get_method(r.method).title}: {r.label} ({r.class_id}) through "
                 f"{len(results)} layers, from one backward")
         titles = [f"{x.layer}  {x.raw.shape[0]}x{x.raw.shape[1]}" for x in results]
-        return (prepared.rgb, [display_map(x) for x in results], titles,
+        return (prepared.rgb, [display_map(x, panels=len(results)) for x in results], titles,
                 lambda: self.status.info(line))

@@ -7,15 +7,26 @@ Trace order per panel k: 3k photo, 3k + 1 heatmap, 3k + 2 probe marker.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import heatmap_figure, prepare_map, wrap_title
+from ..render.figures import heatmap_figure, map_side, prepare_map, wrap_title
 
 TRACES_PER_PANEL = 3
+
+
+def compact_z(m: np.ndarray, digits: int = 4) -> np.ndarray:
+    """``m`` as float64 rounded to ``digits`` significant digits of its largest value: a
+    FigureWidget sends 2-D arrays as JSON lists, where a float32 value prints with 17 digits
+    (0.1234000027179718), three times the bytes of 0.1234."""
+    m = np.asarray(m, dtype=np.float64)
+    top = float(np.nanmax(np.abs(m))) if m.size and np.isfinite(m).any() else 0.0
+    decimals = digits - 1 - math.floor(math.log10(top)) if top > 0 else digits
+    return np.round(m, max(decimals, 0))
 
 
 class HeatmapPanels:
@@ -39,6 +50,7 @@ class HeatmapPanels:
         for k in range(len(maps)):
             photo, heat = base.data[2 * k], base.data[2 * k + 1]
             photo.visible = not raw
+            heat.z = compact_z(heat.z)
             if raw:
                 heat.update(zsmooth=False, opacity=1.0)
             figure.add_trace(photo)
@@ -73,8 +85,8 @@ class HeatmapPanels:
         h, w = self.image_shape
         with self.figure.batch_update():
             for k, raw in enumerate(maps):
-                m = prepare_map(raw)
-                self.heatmap(k).update(z=m, dx=w / m.shape[1], dy=h / m.shape[0],
+                m = prepare_map(raw, map_side(self.count), decimals=None)
+                self.heatmap(k).update(z=compact_z(m), dx=w / m.shape[1], dy=h / m.shape[0],
                                        x0=w / m.shape[1] / 2 - 0.5, y0=h / m.shape[0] / 2 - 0.5)
                 if titles is not None:
                     self.heatmap(k).name = titles[k]

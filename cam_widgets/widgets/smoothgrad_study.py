@@ -77,7 +77,9 @@ class SmoothGradStudy(_Study):
                                    samples=s.samples, snapshots=counts,
                                    progress=progress)
         self.plain, self.result = plain, result
-        maps = [display_map(plain)] + [display_map(result, snapshot=n) for n in counts]
+        panels = 1 + len(counts)
+        maps = [display_map(plain, panels=panels)] + \
+            [display_map(result, snapshot=n, panels=panels) for n in counts]
         name = get_method(plain.method).title
         titles = [f"{name}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
         line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, {s.samples} "
