@@ -12,10 +12,14 @@ bash scripts/setup.sh
 
 echo "cam_widgets explorer: http://127.0.0.1:${PORT}/  (notebook: ${NOTEBOOK}; Ctrl-C to stop)"
 echo "(the first page load runs the notebook: allow ~20 s for the model to load)"
-# progressive rendering: widgets are created one by one as cells run, so every Plotly
-# FigureWidget initialises its JavaScript in time (anywidget's 2 s deadline).
+# Settings in scripts/voila.json (the browser tests use them too):
+# - progressive rendering: widgets are created one by one as cells run, so every Plotly
+#   FigureWidget initialises its JavaScript in time (anywidget's 2 s deadline);
+# - no WebSocket ping timeout: Voila runs the whole notebook inside one message handler of its
+#   execution socket, during which tornado reads no pong, so jupyter_server's 90 s ping timeout
+#   closed the socket of any notebook running longer (chapters 01 and 05 on a 2-core CPU) and
+#   the page kept its placeholders. The pings themselves still go out.
 exec .venv/bin/python -m voila --no-browser \
   --Voila.ip=127.0.0.1 --Voila.port="${PORT}" --Voila.port_retries=0 \
-  --VoilaConfiguration.progressive_rendering=True \
-  --VoilaConfiguration.show_tracebacks=True \
+  --Voila.config_file_paths=scripts \
   "${NOTEBOOK}"

@@ -35,3 +35,20 @@ def test_public_api_is_small_and_importable():
 
     assert callable(cam_widgets.explain) and cam_widgets.Explainer
     assert len(cam_widgets.__all__) < 25
+
+
+def test_the_explorer_serves_long_notebooks_whole():
+    """Voila runs a notebook inside one WebSocket message handler, during which no pong is
+    read: with jupyter_server's 90 s ping timeout, chapters running longer lost their socket
+    and the page kept its placeholders. scripts/voila.json (the settings of explorer.sh and
+    of the browser tests) lifts the timeout and keeps progressive rendering."""
+    import pytest
+
+    voila_app = pytest.importorskip("voila.app")
+    script = (ROOT / "scripts" / "explorer.sh").read_text()
+    assert "--Voila.config_file_paths=scripts" in script and 'cd "$(dirname "$0")/.."' in script
+    app = voila_app.Voila()
+    app.initialize([f"--Voila.config_file_paths={ROOT / 'scripts'}",
+                    str(ROOT / "notebooks" / "00_quickstart.ipynb")])
+    assert app.tornado_settings["ws_ping_timeout"] >= 24 * 3600 * 1000  # ms
+    assert app.voila_configuration.progressive_rendering

@@ -31,6 +31,7 @@ from .browser_helpers import plot_state
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "00_quickstart.ipynb"
+VOILA_SETTINGS = ROOT / "scripts"  # voila.json: the settings scripts/explorer.sh serves with
 ARTIFACTS = Path(os.environ.get("CAM_WIDGETS_ARTIFACTS", ROOT / "tests" / "artifacts"))
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 PY = os.environ.get("BROWSER_TESTS_PY", sys.executable)
@@ -193,8 +194,7 @@ def voila_server(tmp_path_factory, artifacts):
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
     port = _free_port()
     cmd = [PY, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
-           "--Voila.port_retries=0", "--VoilaConfiguration.progressive_rendering=True",
-           "--VoilaConfiguration.show_tracebacks=True", NOTEBOOK.name]
+           "--Voila.port_retries=0", f"--Voila.config_file_paths={VOILA_SETTINGS}", NOTEBOOK.name]
     srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH,
                  work / "voila.log")
     yield srv
