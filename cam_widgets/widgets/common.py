@@ -15,13 +15,13 @@ import ipywidgets as W
 import numpy as np
 import torch
 
-from ..data import get_scene, list_samples, list_scenes, sample_image
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..models import list_models, weights_on_disk
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
 from ..render import normalize_map
 from ..render.figures import map_side
 from ..result import PERCENTILE_NOTE, Explanation
+from .images import image_choice
 
 
 def parse_target(text: str):
@@ -66,19 +66,6 @@ def model_choices() -> list[tuple[str, str]]:
     (picking it downloads them when online, or explains how to provide them)."""
     return [(name if weights_on_disk(name) else f"{name} (weights not here)", name)
             for name in list_models()]
-
-
-def image_choices() -> list[tuple[str, str]]:
-    """Dropdown options: bundled photos, then composite scenes."""
-    return [(name, name) for name in list_samples()] + \
-        [(f"scene: {name}", f"scene:{name}") for name in list_scenes()]
-
-
-def load_choice(choice: str) -> np.ndarray:
-    """RGB array of a dropdown choice (a sample photo or a composite scene)."""
-    if choice.startswith("scene:"):
-        return get_scene(choice[len("scene:"):]).image
-    return sample_image(choice)
 
 
 #: The export link must read as a link in every front end (Voila's theme shows plain text).
@@ -217,6 +204,8 @@ def next_state(owner: str, state, changes: dict, display: Sequence[str],
                 f"{owner} has no setting {key!r}; it has {', '.join(sorted(names))}."
                 + close_matches(key, names))
     changes = normalize(dict(changes))
+    if "image" in changes:  # a path, URL or array too
+        changes["image"] = image_choice(changes["image"])
     new = replace(state, **changes)
     display_only = all(key in display or getattr(new, key) == getattr(state, key)
                        for key in changes)

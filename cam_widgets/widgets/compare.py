@@ -23,6 +23,7 @@ from .compare_panels import (compute_panels, panel_size, probe_table_html, scale
                              summary_line, value_at)
 from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
                             check_by, parse_values, resolve_state, values_text)
+from .images import image_choice, show_choice
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
@@ -35,6 +36,8 @@ class Compare(W.VBox):
     """N maps of one photo in one linked figure, one per value of ``by``.
 
     Args:
+        image: a bundled photo or scene name, or your own image (a path, URL, array or PIL
+            image; every widget then offers it too).
         by: ``"class"`` (one batched backward), ``"method"``, ``"layer"`` (one backward for
             all layers) or ``"model"`` (zoo names; the photo is prepared for each model).
         values: the compared values, methods by name or title, any case (None or empty: the
@@ -59,7 +62,7 @@ class Compare(W.VBox):
                  background: Optional[bool] = None) -> None:
         check_by(by)  # the "compare" menu cannot show another value
         values = tuple(values or ())
-        self.state = CompareState(image=image, model=model, by=by, values=values, method=method,
+        self.state = CompareState(image=image_choice(image), model=model, by=by, values=values, method=method,
                                   target=target, layer=layer, shared_scale=shared_scale,
                                   auto_values=not values)
         # a newer "compare by" voids the older values (of another dimension)
@@ -120,7 +123,8 @@ class Compare(W.VBox):
         s, c = self.state, self._controls
         self._syncing = True
         try:
-            for name in ("image", "model", "by", "method", "opacity", "colormap"):
+            show_choice(c["image"], s.image)
+            for name in ("model", "by", "method", "opacity", "colormap"):
                 c[name].value = getattr(s, name)
             if not keep_text:
                 c["values"].value = values_text(s)

@@ -11,9 +11,10 @@ from ..api import get_explainer
 from ..methods import list_methods
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import control_row, image_choices, model_choices
+from .common import control_row, model_choices
 from .compare_panels import MIXED_UNITS, mixed_families
 from .compare_state import DIMENSIONS, CompareState
+from .images import image_choices
 from .layer_menu import layer_menu, layer_options
 
 

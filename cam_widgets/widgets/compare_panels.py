@@ -22,8 +22,9 @@ from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
 from ..render.figures import map_side, prepare_map
 from ..result import Explanation
-from .common import colorbar_note, display_map, load_choice, nearest_pixel
+from .common import colorbar_note, display_map, nearest_pixel
 from .compare_state import CompareState
+from .images import load_choice
 
 #: Widest figure (px): four panels and the colour bar fit a 1280-pixel page.
 FIGURE_WIDTH = 1200

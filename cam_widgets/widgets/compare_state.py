@@ -82,7 +82,7 @@ def default_values(by: str, model: str, image: str) -> tuple:
     model's stage outputs (at most four), the zoo models whose weights are on this machine
     (up to three; offline, the EfficientNet-Lites) or a fixed list."""
     if by == "class":
-        from .common import load_choice  # a widget module: only when classes are compared
+        from .images import load_choice  # a widget module: only when classes are compared
 
         top = get_explainer(model).predict(load_choice(image), top=DEFAULT_CLASSES)
         return tuple(p.class_id for p in top)

@@ -16,7 +16,8 @@ from ..explainer import Explainer
 from ..models import ModelSpec
 from ..models.dilate import dilate
 from ..result import Explanation
-from .common import control_row, display_map, load_choice, model_choices
+from .common import control_row, display_map, model_choices
+from .images import load_choice
 from .layer_menu import layer_menu, layer_options
 from .study_base import _Study
 

@@ -28,6 +28,7 @@ from .explorer_state import (COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, Explore
                              progress_unit, result_message)
 from .explorer_view import MapView
 from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
+from .images import image_choice, show_choice
 from .layer_menu import layer_menu, layer_options
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
@@ -43,7 +44,8 @@ class Explorer(ExplorerFiles, W.VBox):
     inline and returns the new result.
 
     Args:
-        image: a bundled sample or scene name ("chelsea", "scene:two_class").
+        image: a bundled sample or scene name ("chelsea", "scene:two_class"), or your own
+            image: a path, URL, array or PIL image (every widget then offers it too).
         model: a zoo name; the engine is shared with every other widget on that model.
         static: draw PNG overlays instead of a Plotly FigureWidget (for front ends that
             cannot show one).
@@ -59,6 +61,7 @@ class Explorer(ExplorerFiles, W.VBox):
         if colormap not in list_colormaps():  # built in its final state (see HeatmapPanels)
             raise InvalidParameterError(f"'colormap' must be one of {', '.join(list_colormaps())} "
                                         f"(got {colormap!r})")
+        image = image_choice(image)
         self.state = ExplorerState(image=image, model=model, method=method, layer=layer,
                                    colormap=colormap, opacity=float(opacity))
         # a newer photo voids an older class; a newer model an older layer
@@ -109,7 +112,10 @@ class Explorer(ExplorerFiles, W.VBox):
         Errors (an unknown class name, missing weights...) are shown in the status line and
         leave the previous state and view in place.
         """
-        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
+        with errors_shown(self.status):
+            if "image" in changes:
+                changes = dict(changes, image=image_choice(changes["image"]))
+            drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
         self._sync_controls(display=True)  # the controls show what was set (the box: above)
         return self.result
 
@@ -149,7 +155,9 @@ class Explorer(ExplorerFiles, W.VBox):
         """Controls show the state again (after a change that failed, or set from Python)."""
         with self._quiet():
             for name in COMPUTE_CONTROLS + (("opacity", "colormap", "view") if display else ()):
-                if name != "layer":
+                if name == "image":
+                    show_choice(self._controls[name], self.state.image)
+                elif name != "layer":
                     self._controls[name].value = getattr(self.state, name)
         self._fill_layers()
 

@@ -9,8 +9,9 @@ import ipywidgets as W
 
 from ..methods import list_methods
 from ..render import list_colormaps
-from .common import control_row, image_choices, model_choices
+from .common import control_row, model_choices
 from .explorer_state import TOP_PREDICTIONS, ExplorerState
+from .images import image_choices
 
 
 

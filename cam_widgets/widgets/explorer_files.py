@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..data import load_image
 from .common import errors_shown
-from .explorer_state import UPLOAD_PREFIX, export_stem
+from .explorer_state import export_stem
+from .images import add_user_image, show_choice
 
 
 class ExplorerFiles:
@@ -27,11 +28,8 @@ class ExplorerFiles:
                 self._add_image(change["new"].strip(), load_image(change["new"].strip()))
 
     def _add_image(self, name: str, rgb) -> None:
-        """A new photo in the menu, picked (which explains it)."""
-        self.state.uploads[name] = rgb
-        control = self._controls["image"]
-        control.options = list(control.options) + [(f"yours: {name}", f"{UPLOAD_PREFIX}{name}")]
-        control.value = f"{UPLOAD_PREFIX}{name}"
+        """A new photo in the menu (every widget's), picked (which explains it)."""
+        show_choice(self._controls["image"], add_user_image(name, rgb))
 
     def _on_export(self, change) -> None:
         suffix = change["new"]

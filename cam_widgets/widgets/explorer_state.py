@@ -8,7 +8,7 @@ static view.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
@@ -18,7 +18,8 @@ from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
 from ..models import DEFAULT_MODEL
 from ..render import to_png_bytes
 from ..result import Explanation
-from .common import load_choice, nearest_pixel
+from .common import nearest_pixel
+from .images import load_choice
 
 #: Controls whose change needs the engine; the others only re-render.
 COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples",
@@ -29,8 +30,6 @@ COMPUTE_CONTROLS = tuple(name for name in COMPUTE if name != "target")
 SMOOTHGRAD_ONLY = ("noise", "samples", "precision")
 #: How many predictions the clickable bar chart shows.
 TOP_PREDICTIONS = 5
-#: Image choices naming a photo the user added (upload or URL) start with this.
-UPLOAD_PREFIX = "upload:"
 
 
 @dataclass
@@ -49,15 +48,11 @@ class ExplorerState:
     opacity: float = 0.5
     colormap: str = "viridis"
     view: str = "overlay"
-    uploads: dict = field(default_factory=dict)
 
 
 def photo_of(state: ExplorerState) -> np.ndarray:
-    """RGB array of the chosen image: a photo the user added, a bundled photo or a scene."""
-    image = state.image
-    if image.startswith(UPLOAD_PREFIX):
-        return state.uploads[image[len(UPLOAD_PREFIX):]]
-    return load_choice(image)
+    """RGB array of the chosen image: a bundled photo, a scene or one the user added."""
+    return load_choice(state.image)
 
 
 def explain_params(state: ExplorerState, report: Callable[[int, int], None]) -> dict:

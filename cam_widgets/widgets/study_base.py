@@ -12,9 +12,10 @@ from ..api import get_explainer
 from ..explainer import Explainer
 from ..models import resolve_class
 from ..render import list_colormaps
-from .common import (StatusLine, busy, colorbar_note, errors_shown, image_choices, load_choice,
-                     model_choices, next_state, parse_target)
+from .common import (StatusLine, busy, colorbar_note, errors_shown, model_choices, next_state,
+                     parse_target)
 from .compare_panels import panel_size
+from .images import image_choice, image_choices, load_choice, show_choice
 from .panels import HeatmapPanels
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
@@ -59,7 +60,7 @@ class _Study(W.VBox):
     IMPLIED: dict = {}
 
     def __init__(self, state, placeholders: int, background: Optional[bool] = None) -> None:
-        self.state = state
+        self.state = replace(state, image=image_choice(state.image))  # a path, URL, array too
         self._requests = RequestQueue(self._request, background, implied=self.IMPLIED)
         self.status = StatusLine(on_stop=self._requests.stop)
         self._requests.on_error = self.status.error
@@ -188,6 +189,9 @@ class _Study(W.VBox):
         try:
             for name, control in self._controls.items():
                 value = getattr(self.state, name)
+                if name == "image":
+                    show_choice(control, value)
+                    continue
                 if name == "target":
                     value = "" if value is None else str(value)
                 elif name == "layer":
