@@ -35,7 +35,7 @@ from cam_widgets.errors import MethodNotApplicableError
 from cam_widgets.metrics import average_drop_increase, energy_pointing_game, iou_at_thresholds, pointing_game
 
 SCENE_CLASSES = {"two_class": (285, 967), "multi_instance_2": (285,), "multi_instance_3": (285,)}
-METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "scorecam")
+METHODS = ("cam", "gradcam", "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam")
 LAYERS = ("features.8", "features.7", "features.6", "features.5")
 MULTI = ("multi_instance_2", "multi_instance_3")
 
