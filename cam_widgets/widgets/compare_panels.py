@@ -171,4 +171,4 @@ def summary_line(state: CompareState, results: Sequence[Explanation], seconds: f
     scale = f"; {MIXED_UNITS}" if state.shared_scale and mixed_families(results) else ""
     count = f"{len(results)} map" + ("s" if len(results) > 1 else "")
     return (f"{count} by {state.by}: {', '.join(panels)}; {fixed}{scale}; "
-            f"engine {seconds * 1000:.0f} ms (wall time of this update)")
+            f"computed in {seconds * 1000:.0f} ms")  # (drawing them in the browser: not counted)
