@@ -15,11 +15,10 @@ from typing import Optional, Sequence
 import ipywidgets as W
 import numpy as np
 
-from ..api import get_explainer
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import StatusLine, busy, errors_shown, next_state, parse_target
-from .compare_controls import build_controls, compare_layout, fill_menus, show_scale
+from .compare_controls import build_controls, class_text, compare_layout, fill_menus, show_scale
 from .compare_panels import (compute_panels, panel_size, probe_table_html, scaled_maps,
                              summary_line, value_at)
 from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
@@ -129,7 +128,7 @@ class Compare(W.VBox):
                 c[name].value = getattr(s, name)
             if not keep_text:
                 c["values"].value = values_text(s)
-                c["target"].value = self._class_text(s)
+                c["target"].value = class_text(s)
             c["values"].placeholder = PLACEHOLDERS.get(s.by, "")
             self._fill_menus(s.model, s.layer)  # by "model" too: the layer stays fixed
             c["layer"].value = s.layer or ""
@@ -141,13 +140,6 @@ class Compare(W.VBox):
         for name, varied in (("target", "class"), ("method", "method"), ("layer", "layer"),
                              ("model", "model")):
             c[name].disabled = s.by == varied or (name == "layer" and s.by == "model")
-
-    def _class_text(self, s: CompareState) -> str:
-        """The class box: "282 tiger cat" (as its menu and the Explorer's), "" for the top class."""
-        if not isinstance(s.target, int):
-            return "" if s.target is None else str(s.target)
-        labels = get_explainer(s.values[0] if s.by == "model" and s.values else s.model).labels
-        return f"{s.target} {labels[s.target]}" if 0 <= s.target < len(labels) else str(s.target)
 
     def _fill_menus(self, model: str, layer: Optional[str]) -> None:
         """The layer and class menus, when the model or layer changed."""

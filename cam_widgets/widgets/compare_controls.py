@@ -47,6 +47,14 @@ def compare_layout(c: dict) -> W.Widget:
                    control_row(c["shared_scale"], c["opacity"], c["colormap"])])
 
 
+def class_text(s: CompareState) -> str:
+    """The class box: "282 tiger cat" (as its menu and the Explorer's), "" for the top class."""
+    if not isinstance(s.target, int):
+        return "" if s.target is None else str(s.target)
+    labels = get_explainer(s.values[0] if s.by == "model" and s.values else s.model).labels
+    return f"{s.target} {labels[s.target]}" if 0 <= s.target < len(labels) else str(s.target)
+
+
 def fill_menus(c: dict, model: str, layer: Optional[str], classes: bool) -> None:
     """The layer menu (the model's blocks, as the Explorer's, and ``layer``) and, when
     ``classes``, the class options of ``model``."""
