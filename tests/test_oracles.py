@@ -61,11 +61,11 @@ def test_cam_family_closed_forms(tiny_explainer, k):
 
 def eigencam_np(act):
     """First principal component of the centred (positions x channels) activations, its sign
-    the one whose map agrees with the mean activation."""
+    the one whose map agrees with the mean positive activation."""
     positions = act.reshape(act.shape[0], -1).T
     centred = positions - positions.mean(axis=0)
     projection = centred @ np.linalg.svd(centred)[2][0]
-    mean_map = positions.mean(axis=1)
+    mean_map = relu(positions).mean(axis=1)
     if np.dot(projection - projection.mean(), mean_map - mean_map.mean()) < 0:
         projection = -projection
     return projection.reshape(act.shape[1:])
@@ -111,6 +111,53 @@ def test_eigencam_map_is_bright_where_the_layer_is_active(flip):
     square = got.raw[1:3, 1:3]
     outside = np.delete(got.raw.ravel(), [5, 6, 9, 10])
     assert square.min() > outside.max()
+
+
+def fixed_layer_net(act: np.ndarray, head: nn.Module):
+    """An Explainer over a net whose layer "features" outputs ``act``, then ``head``."""
+    from collections import OrderedDict
+
+    from cam_widgets import Explainer
+
+    net = nn.Sequential(OrderedDict(features=FixedActivations(act), head=head))
+    return Explainer(net, input_size=(4, 4), labels=["a", "b", "c"], device="cpu")
+
+
+def test_eigencam_agrees_before_and_after_a_relu():
+    """Before a ReLU some channels are negative where the object is: the plain channel mean
+    then points the wrong way and the map came out as the complement of the one after it."""
+    act = np.zeros((2, 4, 4), np.float32)
+    act[0, 1:3, 1:3], act[1, 1:3, 1:3] = 1.0, -4.0  # the object, as a BatchNorm may give it
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
+    maps = [fixed_layer_net(a, head).explain(tiny_input(), "eigencam", 0, "features").heatmap
+            for a in (act, relu(act))]
+    for m in maps:  # bright on the object in both
+        assert m[1:3, 1:3].min() > np.delete(m.ravel(), [5, 6, 9, 10]).max()
+
+
+def test_eigencam_of_activations_that_do_not_vary_is_flagged_flat():
+    rng = np.random.default_rng(0)
+    act = (10 + 1e-6 * rng.standard_normal((2, 4, 4))).astype(np.float32)  # rounding noise
+    head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
+    got = fixed_layer_net(act, head).explain(tiny_input(), "eigencam", 0, "features")
+    assert got.status.flat and not got.heatmap.any()
+
+
+def test_hirescam_keeps_each_positions_own_gradient():
+    """Behind a flatten + linear head the gradient differs per position: HiResCAM is then
+    sum_c g_cij A_cij, not Grad-CAM's spatial mean of g times A."""
+    rng = np.random.default_rng(1)
+    act = rng.random((2, 4, 4)).astype(np.float32)
+    linear = nn.Linear(32, 3)
+    head = nn.Sequential(nn.Flatten(), linear)
+    explainer = fixed_layer_net(act, head)
+    g = linear.weight.detach().numpy()[2].reshape(2, 4, 4)  # d logit_2 / d act
+    got = explainer.explain(tiny_input(), "hirescam", 2, "features").raw
+    np.testing.assert_allclose(got, (g * act).sum(axis=0), rtol=1e-5, atol=1e-6)
+    gradcam = explainer.explain(tiny_input(), "gradcam", 2, "features").raw
+    np.testing.assert_allclose(gradcam, np.einsum("c,cij->ij", g.mean(axis=(1, 2)), act),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got, gradcam)
 
 
 def test_gradcam_is_cam_over_z_and_heatmap_normalised(tiny_explainer):

@@ -86,21 +86,26 @@ def hirescam(ctx: MethodContext) -> MethodOutput:
           title="Eigen-CAM (any class)",
           reference="Muhammad & Yeasin 2020, Eigen-CAM (IJCNN, arXiv 2008.00299)")
 def eigencam(ctx: MethodContext) -> MethodOutput:
-    """The activations (positions x channels, centred over positions) projected on their
-    first principal direction (eq. 5-6). No gradients: the map is the same for every class.
+    """The activations (positions x channels) projected on their first principal direction
+    (eq. 5-6), centred over positions first as pytorch-grad-cam does (uncentred, the first
+    component is mostly the mean level). No gradients: the map is the same for every class.
 
     An eigenvector's sign is arbitrary (pytorch-grad-cam keeps whatever the SVD gives, so its
-    map may be the complement); here it is the one whose map agrees with the mean activation.
+    map may be the complement); here it is the one whose map agrees with the positive part of
+    the activations (not their plain mean: before a ReLU, negative channels would flip it).
+    Activations that hardly vary over positions give an all-zero map (flagged flat), not their
+    rounding noise stretched to full contrast.
     """
     acts = ctx.activations().float()  # (N, C, h, w); SVD needs fp32
     n, c, h, w = acts.shape
     positions = acts.reshape(n, c, h * w).transpose(1, 2)  # (N, hw, C)
     centred = positions - positions.mean(dim=1, keepdim=True)
-    direction = torch.linalg.svd(centred, full_matrices=False).Vh[:, 0, :]  # (N, C)
-    projection = torch.einsum("npc,nc->np", centred, direction)
-    mean_map = positions.mean(dim=2)
+    svd = torch.linalg.svd(centred, full_matrices=False)
+    projection = torch.einsum("npc,nc->np", centred, svd.Vh[:, 0, :])
+    active = positions.clamp(min=0).mean(dim=2)
     agreement = ((projection - projection.mean(1, keepdim=True))
-                 * (mean_map - mean_map.mean(1, keepdim=True))).sum(dim=1)
-    projection = projection * torch.where(agreement < 0, -1.0, 1.0)[:, None]
-    maps = projection.reshape(n, h, w)
-    return MethodOutput(maps[None].expand(len(ctx.class_ids), n, h, w).to(acts.dtype))
+                 * (active - active.mean(1, keepdim=True))).sum(dim=1)
+    sign = torch.where(agreement < 0, -1.0, 1.0)
+    varies = svd.S[:, 0] > 1e-5 * positions.flatten(1).norm(dim=1)  # more than rounding noise
+    maps = (projection * (sign * varies)[:, None]).reshape(n, h, w)
+    return MethodOutput(maps[None].expand(len(ctx.class_ids), n, h, w))
