@@ -23,12 +23,13 @@ def test_a_file_becomes_a_choice_every_widget_offers(tmp_path):
 
 def test_another_image_of_the_same_name_is_kept_apart(tmp_path):
     first, second = tmp_path / "a" / "cat.png", tmp_path / "b" / "cat.png"
-    for path, name in ((first, "chelsea"), (second, "coffee")):
+    pixels = [sample_image(name)[::-1].copy() for name in ("chelsea", "coffee")]  # unseen yet
+    for path, rgb in zip((first, second), pixels):
         path.parent.mkdir()
-        Image.fromarray(sample_image(name)).save(path)
+        Image.fromarray(rgb).save(path)
     one, two = image_choice(str(first)), image_choice(str(second))
-    assert one != two and two.endswith("(2)")
-    assert np.array_equal(load_choice(two), sample_image("coffee"))
+    assert one == "yours:cat.png" and two == "yours:cat.png (2)"
+    assert np.array_equal(load_choice(two), pixels[1])
 
 
 def test_a_mistyped_name_says_what_images_there_are():
@@ -52,3 +53,45 @@ def test_explorer_and_compare_explain_an_array():
     explorer.set(image="chelsae")
     assert "neither a bundled image" in explorer.status.line.value
     assert explorer._controls["image"].value == explorer.state.image  # kept as it was
+
+
+def test_the_same_pixels_are_one_choice_however_they_come(tmp_path):
+    from pathlib import Path
+
+    rgb = sample_image("astronaut")[::4, ::4].copy()
+    first = image_choice(rgb)
+    assert image_choice(rgb.copy()) == first  # an equal array: the same entry
+    assert image_choice(Image.fromarray(rgb)) == first  # and as a PIL image
+    path = tmp_path / "astro.png"
+    Image.fromarray(rgb).save(path)
+    assert image_choice(Path(path)) == first  # a Path to the same pixels
+    assert [value for _, value in image_choices()].count(first) == 1
+
+
+def test_file_names_are_not_read_as_urls(tmp_path):
+    from cam_widgets.widgets.images import image_name
+
+    assert image_name(str(tmp_path / "cat #2.png")) == "cat #2.png"
+    assert image_name(tmp_path / "what?.png") == "what?.png"
+    assert image_name("HTTPS://example.com/a/dog.jpg?x=1") == "dog.jpg"
+
+
+def test_an_upload_computes_once(monkeypatch):
+    import datetime
+    import io
+
+    from cam_widgets.widgets import Explorer
+
+    explorer = Explorer(image="coffee")
+    seen = []
+    work = type(explorer)._work
+    monkeypatch.setattr(type(explorer), "_work",
+                        lambda self, *args: seen.append(self.state.image) or work(self, *args))
+    png = io.BytesIO()
+    Image.fromarray(sample_image("rocket")[::3, ::3].copy()).save(png, format="PNG")
+    data = png.getvalue()
+    explorer._controls["upload"].value = ({"name": "my rocket.png", "type": "image/png",
+                                           "size": len(data), "content": memoryview(data),
+                                           "last_modified": datetime.datetime(2026, 1, 1)},)
+    assert seen == ["yours:my rocket.png"]  # not "chelsea" (the menu's first) on the way
+    assert explorer._controls["image"].value == "yours:my rocket.png"

@@ -164,9 +164,9 @@ def build_torchvision(
                 source = dest
             else:
                 if allow_download is False:
-                    why = "downloads are disabled (allow_download=False)"
+                    why = "downloads are disabled: allow_download=False"
                 elif allow_download is None and _offline_by_env():
-                    why = f"downloads are disabled ({OFFLINE_ENV}=1)"
+                    why = f"downloads are disabled: {OFFLINE_ENV}=1"
                 elif allow_download is None and not _host_reachable(url):
                     host = urlparse(url).hostname
                     why = f"{host} is unreachable: offline, checked within {_CONNECT_TIMEOUT_S:g} s"

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..data import load_image
 from .common import errors_shown
 from .explorer_state import export_stem
-from .images import add_user_image, show_choice
+from .images import add_user_image, image_choice, image_choices
 
 
 class ExplorerFiles:
@@ -20,16 +20,20 @@ class ExplorerFiles:
         if files:
             with errors_shown(self.status):
                 item = files[0]
-                self._add_image(item["name"], load_image(bytes(item["content"])))
+                self._pick(add_user_image(item["name"], load_image(bytes(item["content"]))))
 
     def _on_url(self, change) -> None:
         if change["new"].strip():
             with errors_shown(self.status):
-                self._add_image(change["new"].strip(), load_image(change["new"].strip()))
+                self._pick(image_choice(change["new"].strip()))  # named as set(image=url) names it
 
-    def _add_image(self, name: str, rgb) -> None:
-        """A new photo in the menu (every widget's), picked (which explains it)."""
-        show_choice(self._controls["image"], add_user_image(name, rgb))
+    def _pick(self, choice: str) -> None:
+        """A new image in the menu, picked: one request (new options alone would reset the
+        menu to its first image, a request of its own, if they were not set quietly)."""
+        control = self._controls["image"]
+        with self._quiet():
+            control.options = image_choices()
+        control.value = choice
 
     def _on_export(self, change) -> None:
         suffix = change["new"]

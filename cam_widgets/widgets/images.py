@@ -5,6 +5,7 @@ from then on by every widget of the kernel, under "yours: <name>".
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ from ..errors import InvalidParameterError, close_matches
 #: Dropdown values of the user's images start with this.
 USER_PREFIX = "yours:"
 _USER_IMAGES: dict[str, np.ndarray] = {}
+_BY_CONTENT: dict[str, str] = {}  # digest of the pixels -> choice (one entry per image)
 
 
 def image_choices() -> list[tuple[str, str]]:
@@ -36,34 +38,51 @@ def load_choice(choice: str) -> np.ndarray:
 
 
 def add_user_image(name: str, rgb: np.ndarray) -> str:
-    """Offer ``rgb`` under ``name`` (another image of that name gets "name (2)"); its choice."""
+    """Offer ``rgb`` under ``name``; its choice. The same pixels again keep their first
+    choice (one entry, one prepared photo); other pixels under a taken name get "name (2)"."""
+    digest = hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16,
+                             person=str(rgb.shape).encode()[:16]).hexdigest()
+    if digest in _BY_CONTENT:
+        return _BY_CONTENT[digest]
     key, n = f"{USER_PREFIX}{name}", 1
-    while key in _USER_IMAGES and not np.array_equal(_USER_IMAGES[key], rgb):
+    while key in _USER_IMAGES:
         n += 1
         key = f"{USER_PREFIX}{name} ({n})"
-    _USER_IMAGES[key] = rgb
+    _USER_IMAGES[key], _BY_CONTENT[digest] = rgb, key
     return key
 
 
 def image_choice(image: Any) -> str:
     """The choice of an image given to a widget: a choice's name as it is; a path, URL, array
     or PIL image loaded (its errors are load_image's) and added to the user's images."""
-    if isinstance(image, str):
+    if isinstance(image, str) and image in [value for _, value in image_choices()]:
+        return image
+    return add_user_image(image_name(image), load_image(_checked_source(image)))
+
+
+def image_name(image: Any) -> str:
+    """What the menu calls an image: a file's or URL's base name; "image N" otherwise."""
+    if isinstance(image, str) and image.lower().startswith(("http://", "https://")):
+        return os.path.basename(urlparse(image).path) or urlparse(image).netloc
+    if isinstance(image, (str, os.PathLike)):
+        return os.path.basename(os.fspath(image)) or os.fspath(image)
+    return f"image {len(_USER_IMAGES) + 1}"
+
+
+def _checked_source(image: Any) -> Any:
+    """``image``, unless it is a string naming neither a choice, a file nor a URL."""
+    if isinstance(image, str) and not (os.path.exists(image) or image.lower().startswith(
+            ("http://", "https://"))):
         choices = [value for _, value in image_choices()]
-        if image in choices:
-            return image
-        if not (os.path.exists(image) or image.startswith(("http://", "https://"))):
-            raise InvalidParameterError(
-                f"image {image!r} is neither a bundled image ({', '.join(choices)}) nor a file "
-                f"or URL" + close_matches(image, choices))
-        name = os.path.basename(urlparse(image).path) or image
-    else:
-        name = f"image {len(_USER_IMAGES) + 1}"
-    return add_user_image(name, load_image(image))
+        raise InvalidParameterError(
+            f"image {image!r} is neither a bundled image ({', '.join(choices)}) nor a file "
+            f"or URL" + close_matches(image, choices))
+    return image
 
 
 def show_choice(dropdown, choice: str) -> None:
-    """``dropdown`` (an image menu) shows ``choice``, offering the user's newest images."""
+    """``dropdown`` (an image menu) shows ``choice``, offering the user's newest images.
+    Call it where the dropdown's observers are quiet: new options reset its value first."""
     if choice not in [value for _, value in dropdown.options]:
         dropdown.options = image_choices()
     dropdown.value = choice

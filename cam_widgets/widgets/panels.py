@@ -24,7 +24,8 @@ def compact_z(m: np.ndarray, digits: int = 4) -> np.ndarray:
     FigureWidget sends 2-D arrays as JSON lists, where a float32 value prints with 17 digits
     (0.1234000027179718), three times the bytes of 0.1234."""
     m = np.asarray(m, dtype=np.float64)
-    top = float(np.nanmax(np.abs(m))) if m.size and np.isfinite(m).any() else 0.0
+    finite = np.abs(m[np.isfinite(m)])
+    top = float(finite.max()) if finite.size else 0.0
     decimals = digits - 1 - math.floor(math.log10(top)) if top > 0 else digits
     return np.round(m, max(decimals, 0))
 
