@@ -1,7 +1,8 @@
 """The images every widget offers: bundled photos, composite scenes, and the user's own.
 
-A user's image (a path, a URL, an array, a PIL image, an upload) is loaded once and offered
-from then on by every widget of the kernel, under "yours: <name>".
+A user's image (a path, a URL, an array, a PIL image, an upload) is loaded once and kept for
+the kernel's life under "yours: <name>": widgets made afterwards offer it in their menus, and
+any widget takes it by that name (menus already drawn list it once they show it).
 """
 from __future__ import annotations
 
