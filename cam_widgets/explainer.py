@@ -221,7 +221,9 @@ class Explainer:
                 f"'targets' must be a non-empty list of class ids or names (got {targets!r})")
         spec = get_method(method)
         spec.check_params(params)
+        forwards = self.engine.forward_calls
         prepared, capture = self.capture(image)
+        reused = self.engine.forward_calls == forwards  # the image's forward pass was cached
         ids = [self.resolve_class(t, capture) for t in targets]
         class_ids = torch.tensor(ids, dtype=torch.long)
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
@@ -246,7 +248,7 @@ class Explainer:
             context = MethodContext(self.engine, capture, class_ids, chosen_layer, params, progress)
             output = spec.fn(context)
         return self._results(prepared, capture, spec, output, ids, chosen_layer, params, snaps,
-                             time.perf_counter() - started)
+                             time.perf_counter() - started, reused)
 
     def explain_layers(self, image: Any, target: Target = None, method: str = "gradcam",
                        layers: Optional[Sequence[str]] = None, **params) -> list[Explanation]:
@@ -260,7 +262,7 @@ class Explainer:
         return [self.explain(prepared, method, class_id, name, **params) for name in names]
 
     def _results(self, prepared, capture, spec, output: MethodOutput, ids, layer, params, snaps,
-                 seconds) -> list[Explanation]:
+                 seconds, forward_reused: bool = False) -> list[Explanation]:
         size = tuple(capture.inputs.shape[-2:])
         clip = spec.clip_negative
         raw_np, full_np = maps_to_host(output.maps[:, 0], size, clip_negative=clip)
@@ -278,7 +280,7 @@ class Explainer:
                 heatmap=heatmap, raw=_finite(raw_np[row]), method=spec.name,
                 layer=layer, class_id=class_id, label=self.labels[class_id],
                 probability=float(probs[class_id]), status=status, params=dict(params),
-                device=str(self.engine.device), seconds=seconds,
+                device=str(self.engine.device), seconds=seconds, forward_reused=forward_reused,
                 attribution=None if attribution is None else _finite(attribution[row]),
                 snapshots={n: normalize_map(v[row], clip_negative=clip)[0]
                            for n, v in snap_np.items()},

@@ -27,6 +27,8 @@ class Explanation:
         status: flat / all-zero / negative-only flags with a one-line message.
         snapshots: SmoothGrad running means at chosen sample counts (count -> heatmap).
         image: the RGB uint8 (H, W, 3) image the model saw (None for a raw tensor input).
+        forward_reused: whether the image's forward pass came from the engine's cache
+            (then ``seconds`` is the backward and the method alone).
     """
 
     heatmap: np.ndarray
@@ -40,6 +42,7 @@ class Explanation:
     params: dict = field(default_factory=dict)
     device: str = "cpu"
     seconds: float = 0.0
+    forward_reused: bool = False
     attribution: Optional[np.ndarray] = None
     snapshots: dict = field(default_factory=dict)
     image: Optional[np.ndarray] = None

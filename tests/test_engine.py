@@ -31,6 +31,15 @@ def test_switching_class_method_layer_reuses_one_forward(lite_explainer, chelsea
     assert engine.forward_calls == before
 
 
+def test_a_result_says_whether_its_forward_pass_was_reused(tiny_explainer):
+    from conftest import tiny_input
+
+    first = tiny_explainer.explain(tiny_input(), "gradcam", 0, "relu")
+    again = tiny_explainer.explain(tiny_input(), "gradcam", 1, "relu")  # a class switch
+    other = tiny_explainer.explain(tiny_input() * 2, "gradcam", 1, "relu")  # another image
+    assert (first.forward_reused, again.forward_reused, other.forward_reused) == (False, True, False)
+
+
 def test_gradients_are_cached_per_class_and_layer(lite_explainer, chelsea_tensor):
     _, capture = lite_explainer.capture(chelsea_tensor)
     lite_explainer.explain(chelsea_tensor, "gradcam", 281)

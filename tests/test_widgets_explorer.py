@@ -493,3 +493,11 @@ def test_widget_maps_travel_as_short_numbers():
     assert json.dumps(compact_z(z).tolist()) == "[[0.123, 1.0], [0.0, NaN]]"
     assert compact_z(np.float32([[1234.5678, 0.5]])).tolist() == [[1235.0, 0.0]]
     assert compact_z(np.float32([[0.00123456]])).tolist() == [[0.001235]]
+
+
+def test_the_status_says_when_a_switch_reused_the_forward_pass(explorer):
+    try:
+        explorer.set(target=282)  # same photo: only a backward
+        assert explorer.status.line.value.endswith(", forward pass reused)</span>")
+    finally:
+        explorer.set(target=None)

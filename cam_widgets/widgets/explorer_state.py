@@ -85,7 +85,8 @@ def probe_message(values: np.ndarray, x: float, y: float, image_shape=None, note
 
 def result_message(result: Explanation) -> str:
     """The status text of a result that is not flagged."""
-    return f"{result.title}  ({result.seconds * 1000:.0f} ms on {result.device})"
+    reused = ", forward pass reused" if result.forward_reused else ""  # why a switch is fast
+    return f"{result.title}  ({result.seconds * 1000:.0f} ms on {result.device}{reused})"
 
 
 def export_stem(image: str, model: str, result: Explanation) -> str:
