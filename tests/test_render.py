@@ -403,6 +403,17 @@ def test_overlays_draw_pixel_maps_relative_to_their_99th_percentile(lite_explain
     assert np.mean(vanilla.display_heatmap() == 1.0) >= 0.009  # the top 1% saturates
 
 
+def test_figures_have_a_fixed_width_or_fit_their_container():
+    fig, _ = _figure(panel_size=200)
+    assert fig.layout.width == 3 * 200 + 120 and fig.layout.height == 200 + 90
+    assert fig.layout.yaxis.constraintoward is None
+    fitted, _ = _figure(panel_size=200, fit_width=True)
+    assert fitted.layout.width is None and fitted.layout.height == 200 + 90
+    # the 1:1 aspect stays; height to spare goes below the panels, not above them
+    assert fitted.layout.yaxis.scaleanchor == "x" and fitted.layout.xaxis.constrain == "domain"
+    assert [fitted.layout[f"yaxis{k}"].constraintoward for k in ("", "2", "3")] == ["top"] * 3
+
+
 def test_long_panel_titles_wrap_between_what_and_which_class():
     from cam_widgets.render.figures import heatmap_figure, wrap_title
 

@@ -291,14 +291,34 @@ def test_class_defaults_are_the_top_two_and_follow_the_image_typed_values_stay()
     assert w.state.values == top("coffee") and "cw-error" not in w.status.line.value
 
 
-def test_the_figure_fits_a_1280_pixel_page(widget):
+def _fitted(panels):
+    """(box layout, FitWidth) of a figure that fits its output area's width."""
+    from cam_widgets.widgets.fit_width import FitWidth
+
+    box = panels.widget
+    assert box is not panels.figure and list(box.children)[0] is panels.figure
+    (fit,) = [c for c in box.children if isinstance(c, FitWidth)]
+    return box.layout, fit
+
+
+def test_the_figure_fits_the_output_area_up_to_its_panel_size(widget):
     _reset(widget)
-    assert widget.panels.figure.layout.width == 2 * 320 + 120  # few panels keep their size
+    fig = widget.panels.figure
+    # no fixed width: the figure takes its box's width, which the FitWidth follows
+    assert fig.layout.width is None and fig._config.get("responsive") is True
+    assert list(widget._figure_box.children) == [widget.panels.widget]
+    layout, fit = _fitted(widget.panels)
+    assert layout.width == "100%" and layout.max_width == f"{2 * 320 + 120}px"  # no strip
+    assert (fit.panels, fit.aspect, fit.max_height) == (2, 1.0, fig.layout.height)
+    assert fig.layout.height == 320 + 90  # at most panel_size high, as before
+    assert all(fig.layout[f"yaxis{k}"].constraintoward == "top" for k in ("", "2"))
     try:
         widget.set(by="method", values=("gradcam", "gradcam++", "xgradcam", "layercam"))
-        assert widget.panels.count == 4
-        assert 1000 < widget.panels.figure.layout.width <= 1200
-        assert widget.panels.panel_size == 270
+        assert widget.panels.count == 4 and widget.panels.panel_size == 270
+        layout, fit = _fitted(widget.panels)
+        assert layout.max_width == "1200px" and layout.min_width == f"{4 * 120 + 120}px"
+        assert fit.panels == 4 and fit.max_height == widget.panels.figure.layout.height
+        assert widget.panels.figure.layout.width is None
     finally:
         _reset(widget)
 

@@ -153,6 +153,9 @@ def test_status_line_sits_beside_the_map(explorer):
     side = next(child for child in row.children if child is not explorer.view)
     assert explorer.status.widget in side.children
     assert explorer.status.widget not in explorer.children
+    # the map keeps its fixed size beside the side panel (only multi-panel figures fit)
+    assert explorer.view is explorer.panels.figure and explorer.panels.widget is explorer.view
+    assert explorer.panels.figure.layout.width == 320 + 120 and explorer.panels.fit is None
 
 
 def test_smoothgrad_precision_control(explorer):

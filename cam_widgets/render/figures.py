@@ -66,6 +66,9 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
 TITLE_FONT_SIZE, TITLE_CHAR_PX = 13, 7
 #: Colour bar title font size (the title runs along the bar).
 COLORBAR_FONT_SIZE = 11
+#: What a figure adds to its panels' width (the colour bar and the margins) and height (the
+#: titles and the margins), in px.
+FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT = 120, 90
 
 
 def wrap_title(title: object, panel_size: int = 320) -> str:
@@ -101,6 +104,7 @@ def heatmap_figure(
     smooth: bool = True,
     image_format: str = "png",
     panel_size: int = 320,
+    fit_width: bool = False,
 ) -> go.Figure:
     """One row of panels, one per map: the photo with the map as a translucent heatmap.
 
@@ -117,7 +121,10 @@ def heatmap_figure(
             all panels (the coloraxis is shared, so panels are always comparable).
         smooth: ``zsmooth="best"`` (browser interpolation) instead of showing the raw grid.
         image_format: ``"png"`` (lossless) or ``"jpeg"`` (much smaller for real photos).
-        panel_size: approximate pixel width of one panel.
+        panel_size: approximate pixel width of one panel (the figure's height follows it).
+        fit_width: leave the width unset, so that the figure takes its container's width
+            (Plotly's autosize); each panel keeps the photo's aspect ratio and any height to
+            spare goes below the panels, not between them and their titles.
     """
     img = check_rgb(image_rgb, "image_rgb")
     if isinstance(maps, np.ndarray) and maps.ndim == 2:
@@ -190,6 +197,8 @@ def heatmap_figure(
         # (with "range", Plotly widened them again at every map of another shape)
         fig.layout[xa].update(range=x_range, autorange=False, constrain="domain", **axis_common)
         fig.layout[ya].update(range=y_range, autorange=False, constrain="domain", **axis_common)
+        if fit_width:  # narrower panels than panel_size: the photo stays under its title
+            fig.layout[ya].constraintoward = "top"
         if k == 1:
             fig.layout[ya].update(scaleanchor="x", scaleratio=1)
         else:
@@ -204,8 +213,8 @@ def heatmap_figure(
         coloraxis["cmax"] = float(zmax)
     fig.update_layout(
         coloraxis=coloraxis,
-        width=int(panel_size * n + 120),
-        height=int(panel_size * H / W + 90),
+        width=None if fit_width else int(panel_size * n + FIGURE_EXTRA),
+        height=int(panel_size * H / W + FIGURE_EXTRA_HEIGHT),
         margin=dict(l=10, r=10, t=64, b=10),  # two lines of title
         hovermode="closest",
         plot_bgcolor="rgba(0,0,0,0)",

@@ -79,7 +79,8 @@ class Compare(W.VBox):
         self._controls = build_controls(self.state)
         self.table = W.HTML(value="")
         self.panels: Optional[HeatmapPanels] = None
-        self._figure_box = W.Box([])
+        # the figure fits the page's width; past its panels' smallest size the box scrolls
+        self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         self.metrics = MetricsPanel(self)
         super().__init__([compare_layout(self._controls), self._figure_box, self.table, self.metrics.widget,
                           self.status.widget])
@@ -273,10 +274,10 @@ class Compare(W.VBox):
         self.panels = HeatmapPanels(rgb, maps, self._titles, opacity=self.state.opacity,
                                     colormap=self.state.colormap, zrange=zrange,
                                     colorbar_title=label, probe=self.probed,
-                                    panel_size=panel_size(len(maps)))
+                                    panel_size=panel_size(len(maps)), fit_width=True)
         self.panels.on_probe(self._on_probe)
         self.metrics.figure_built(self.panels.figure)
-        self._figure_box.children = [self.panels.figure]
+        self._figure_box.children = [self.panels.widget]
         if self.probed is not None:
             self._fill_table(*self.probed)
 

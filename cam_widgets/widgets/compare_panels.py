@@ -20,17 +20,16 @@ from ..methods import get_method
 from ..methods.context import Progress
 from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
-from ..render.figures import map_side, prepare_map
+from ..render.figures import FIGURE_EXTRA, map_side, prepare_map
 from ..result import Explanation
 from .common import colorbar_note, display_map, nearest_pixel
 from .compare_state import CompareState
 from .images import load_choice
 
-#: Widest figure (px): four panels and the colour bar fit a 1280-pixel page.
+#: Widest figure (px): four panels and the colour bar fit a 1280-pixel page. On a narrower
+#: output area the figure fits its width (HeatmapPanels' ``fit_width``).
 FIGURE_WIDTH = 1200
-#: What heatmap_figure adds to the panels' width (colour bar and margins).
-FIGURE_EXTRA = 120
-#: Panel width (px) while they fit, and the smallest a panel gets.
+#: Panel width (px) at most (a wide page), and the smallest that panel_size gives.
 PANEL_SIZE, MIN_PANEL_SIZE = 320, 120
 #: Why a shared scale is off when panels mix CAM and pixel-level maps.
 MIXED_UNITS = ("shared scale off: CAM maps (layer activations x weights) and pixel-level maps "

@@ -4,19 +4,27 @@ Thin glue over :func:`cam_widgets.render.heatmap_figure`: the figure is built on
 heatmap and an empty probe marker per panel, all passed to the constructor so that Voila
 shows them), then every change is a ``batch_update`` of trace attributes, never a rebuild.
 Trace order per panel k: 3k photo, 3k + 1 heatmap, 3k + 2 probe marker.
+
+With ``fit_width`` the figure has no fixed width: it takes the width of its box (between
+:data:`MIN_PANEL_WIDTH` and ``panel_size`` per panel), and :class:`.fit_width.FitWidth` fits its height
+to that and re-fits it when the box changes width (a window resize, JupyterLab's sidebar).
 """
 from __future__ import annotations
 
 import math
 from typing import Callable, Optional, Sequence
 
+import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import heatmap_figure, map_side, prepare_map, wrap_title
+from ..render.figures import FIGURE_EXTRA, heatmap_figure, map_side, prepare_map, wrap_title
+from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
+#: Narrowest a panel of a fitted figure gets (px); below that its box scrolls sideways.
+MIN_PANEL_WIDTH = 120
 
 
 def compact_z(m: np.ndarray, digits: int = 4) -> np.ndarray:
@@ -36,12 +44,14 @@ class HeatmapPanels:
     def __init__(self, image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str], *,
                  opacity: float = 0.5, colormap: str = "viridis", panel_size: int = 320,
                  zrange: Optional[tuple[float, float]] = None, view: str = "overlay",
-                 colorbar_title: str = "", probe: Optional[tuple[float, float]] = None) -> None:
+                 colorbar_title: str = "", probe: Optional[tuple[float, float]] = None,
+                 fit_width: bool = False) -> None:
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
         base = heatmap_figure(image, list(maps), list(titles), opacity=opacity,
                               colorscale=colormap, panel_size=panel_size, image_format="jpeg",
+                              fit_width=fit_width,
                               zmin=None if zrange is None else zrange[0],
                               zmax=None if zrange is None else zrange[1])
         figure = go.Figure(layout=base.layout)
@@ -64,6 +74,19 @@ class HeatmapPanels:
         self.count = len(maps)
         self.panel_size = panel_size
         self.image_shape = image.shape[:2]
+        #: what to show: the figure, or with ``fit_width`` a box the figure fills
+        self.widget: W.Widget = self.figure
+        self.fit: Optional[FitWidth] = None
+        if fit_width:
+            # plotly.js's resize handler, which FitWidth calls (and the window's resize event)
+            self.figure._config = {**self.figure._config, "responsive": True}
+            narrowest = min(MIN_PANEL_WIDTH, panel_size)
+            h, w = self.image_shape
+            self.fit = FitWidth(panels=self.count, aspect=h / w,
+                                max_height=int(self.figure.layout.height))
+            self.widget = W.VBox([self.figure, self.fit], layout=W.Layout(
+                width="100%", min_width=f"{narrowest * self.count + FIGURE_EXTRA}px",
+                max_width=f"{panel_size * self.count + FIGURE_EXTRA}px"))
         self._click_handlers: list[Callable[[int, float, float], None]] = []
         for k in range(self.count):
             self.heatmap(k).on_click(self._make_click(k))
@@ -108,6 +131,8 @@ class HeatmapPanels:
                 self.photo(k).source = source
             if (h, w) != tuple(self.image_shape):
                 self.image_shape = (h, w)
+                if self.fit is not None:
+                    self.fit.aspect = h / w
                 self.figure.update_xaxes(range=[-0.5, w - 0.5])
                 self.figure.update_yaxes(range=[h - 0.5, -0.5])
 

@@ -69,7 +69,7 @@ class _Study(W.VBox):
         self._syncing = False
         self._target_options: Optional[str] = None  # the model whose classes the box offers
         self._controls = self._build_controls()
-        # panels shrink to fit the page; past their smallest size the box scrolls
+        # the figure fits the page's width; past its panels' smallest size the box scrolls
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
         self._line = ""
@@ -152,9 +152,10 @@ class _Study(W.VBox):
             # built in its final state, placed only once built (see HeatmapPanels)
             self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
                                         colormap=self.state.colormap, zrange=(0.0, 1.0),
-                                        colorbar_title=note, panel_size=panel_size(len(maps)))
+                                        colorbar_title=note, panel_size=panel_size(len(maps)),
+                                        fit_width=True)
             self.panels.on_probe(lambda k, x, y: self.panels.mark(x, y))
-            self._figure_box.children = [self.panels.figure]
+            self._figure_box.children = [self.panels.widget]
         else:
             with self.panels.figure.batch_update():
                 if getattr(self, "_photo_key", None) != key:

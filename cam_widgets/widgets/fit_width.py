@@ -1,0 +1,67 @@
+"""A widget that fits the Plotly figures of its box to the box's width (see FitWidth)."""
+from __future__ import annotations
+
+import anywidget
+import traitlets
+
+from ..render.figures import FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT
+
+
+class FitWidth(anywidget.AnyWidget):
+    """An invisible widget that fits the Plotly figures of its box to the box's width.
+
+    plotly's FigureWidget sizes a figure without a width to its container once, when it draws
+    it; under anywidget no resize message reaches it, and its ``responsive`` option follows
+    only the window's resize events, not JupyterLab's panels (its sidebar). This widget
+    watches the box's width and, when a figure was drawn or the width changed, sets the
+    figure's height for panels of that width (``panels`` side by side, ``aspect`` = photo
+    height / width, plus the margins; at most ``max_height``) and calls the figure's
+    ``responsive`` handler (plotly.js's ``Plots.resize``), which reads both again.
+    """
+
+    _esm = r"""
+    export default {
+      render({ model, el }) {
+        el.style.height = "0px";
+        el.style.overflow = "hidden";
+        let timer = null;
+        const fit = () => {
+          const box = el.parentElement;
+          const width = el.getBoundingClientRect().width;
+          if (!box || width === 0) return;  // not shown (yet)
+          const side = (width - model.get("extra_width")) / model.get("panels");
+          const height = Math.min(model.get("max_height"),
+                                  Math.round(side * model.get("aspect") + model.get("extra_height")));
+          for (const gd of box.querySelectorAll(".js-plotly-plot")) {
+            if (typeof gd._responsiveChartHandler !== "function") continue;  // not drawn yet
+            gd.style.height = height + "px";  // Plots.resize reads it, and the width
+            gd._responsiveChartHandler();
+          }
+        };
+        const later = () => { clearTimeout(timer); timer = setTimeout(fit, 60); };
+        let last = -1;
+        const observer = new ResizeObserver((entries) => {
+          const width = Math.round(entries[0].contentRect.width);
+          if (width !== last) { last = width; later(); }  // not when only the height changed
+        });
+        observer.observe(el);
+        const drawn = (event) => {  // a figure of this box drawn after the box was sized
+          const box = el.parentElement;
+          if (box && box.contains(event.detail.element)) later();
+        };
+        document.addEventListener("plotlywidget-after-render", drawn);
+        model.on("change:aspect", later);
+        return () => {
+          observer.disconnect();
+          clearTimeout(timer);
+          document.removeEventListener("plotlywidget-after-render", drawn);
+          model.off("change:aspect", later);
+        };
+      }
+    };
+    """
+    panels = traitlets.Int(1).tag(sync=True)
+    aspect = traitlets.Float(1.0).tag(sync=True)
+    max_height = traitlets.Int(410).tag(sync=True)
+    extra_width = traitlets.Int(FIGURE_EXTRA).tag(sync=True)
+    extra_height = traitlets.Int(FIGURE_EXTRA_HEIGHT).tag(sync=True)
