@@ -569,3 +569,16 @@ def test_the_class_box_names_the_class_as_the_explorer_does(widget):
         assert widget.state.target == 282 and widget.results[0].class_id == 282
     finally:
         _reset(widget)
+
+
+def test_compare_starts_in_the_colormap_and_opacity_given():
+    import pytest
+
+    from cam_widgets.errors import InvalidParameterError
+
+    w = Compare(image="chelsea", by="method", values=("gradcam",), colormap="jet", opacity=0.8)
+    assert (w.state.colormap, w.state.opacity) == ("jet", 0.8)
+    assert w._controls["colormap"].value == "jet" and w._controls["opacity"].value == 0.8
+    assert w.panels.heatmap(0).opacity == pytest.approx(0.8)
+    with pytest.raises(InvalidParameterError, match=r"'opacity' must be a number in \[0, 1\]"):
+        Compare(opacity=2)

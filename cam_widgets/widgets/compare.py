@@ -17,7 +17,7 @@ import numpy as np
 
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import StatusLine, busy, errors_shown, next_state, parse_target
+from .common import StatusLine, busy, errors_shown, first_view, next_state, parse_target
 from .compare_controls import build_controls, class_text, compare_layout, fill_menus, show_scale
 from .compare_panels import (compute_panels, panel_size, probe_table_html, scaled_maps,
                              summary_line, value_at)
@@ -49,6 +49,7 @@ class Compare(W.VBox):
             map normalised to [0, 1]; off while the panels mix CAM and pixel-level maps.
         background: compute browser changes off the kernel's loop (None: when in a kernel;
             see :class:`~cam_widgets.widgets.explorer.Explorer`).
+        colormap, opacity: the first view's (as the Explorer's).
 
     The "metrics" checkbox (off by default; ``self.metrics``, a
     :class:`~cam_widgets.widgets.metrics_panel.MetricsPanel`) adds a table of localization
@@ -59,11 +60,14 @@ class Compare(W.VBox):
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, by: str = "class",
                  values: Optional[Sequence] = None, method: str = "gradcam",
                  target=None, layer: Optional[str] = None, shared_scale: bool = False,
-                 background: Optional[bool] = None) -> None:
+                 background: Optional[bool] = None, colormap: str = "viridis",
+                 opacity: float = 0.5) -> None:
         check_by(by)  # the "compare" menu cannot show another value
         values = tuple(values or ())
-        self.state = CompareState(image=image_choice(image), model=model, by=by, values=values, method=method,
-                                  target=target, layer=layer, shared_scale=shared_scale,
+        colormap, opacity = first_view(colormap, opacity)
+        self.state = CompareState(image=image_choice(image), model=model, by=by, values=values,
+                                  method=method, target=target, layer=layer,
+                                  shared_scale=shared_scale, opacity=opacity, colormap=colormap,
                                   auto_values=not values)
         # a newer "compare by" voids the older values (of another dimension)
         self._requests = RequestQueue(self._request, background,

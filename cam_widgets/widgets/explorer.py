@@ -17,10 +17,8 @@ import ipywidgets as W
 from ..api import get_explainer
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
-from ..errors import InvalidParameterError
-from ..render import list_colormaps
 from ..result import Explanation
-from .common import StatusLine, busy, errors_shown, parse_target, precisions_for
+from .common import StatusLine, busy, errors_shown, first_view, parse_target, precisions_for
 from .explorer_controls import (build_controls, explorer_layout, highlight, prediction_rows,
                                 show_predictions)
 from .explorer_files import ExplorerFiles
@@ -58,9 +56,7 @@ class Explorer(ExplorerFiles, W.VBox):
                  method: str = "gradcam", target=None, layer: Optional[str] = None,
                  static: bool = False, background: Optional[bool] = None,
                  colormap: str = "viridis", opacity: float = 0.5) -> None:
-        if colormap not in list_colormaps():  # built in its final state (see HeatmapPanels)
-            raise InvalidParameterError(f"'colormap' must be one of {', '.join(list_colormaps())} "
-                                        f"(got {colormap!r})")
+        colormap, opacity = first_view(colormap, opacity)  # built in its final state
         image = image_choice(image)
         self.state = ExplorerState(image=image, model=model, method=method, layer=layer,
                                    colormap=colormap, opacity=float(opacity))
