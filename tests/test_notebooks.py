@@ -111,7 +111,12 @@ def test_binder_files():
     fetched = set(loop.group(2).split()) if loop else set()
     fetched |= set(re.findall(r"fetch-weights\s+(\w+)", text))
     assert set(ARTICLE_MODELS) <= fetched, f"postBuild must fetch {ARTICLE_MODELS} (found {fetched})"
-    assert "jupyter" not in text and "labextension" not in text, "postBuild only bakes in weights"
+    assert "labextension" not in text and "jupyter lab build" not in text, "no front-end builds"
+    # Voila as a server extension gets explorer.sh's settings: progressive rendering, and no
+    # WebSocket ping timeout (a notebook running over 90 s lost its socket)
+    assert "cp scripts/voila.json \"$HOME/.jupyter/voila.json\"" in text
+    server_config = re.search(r"<<'JSON'\n(.*?)\nJSON", text, re.S).group(1)
+    assert json.loads(server_config)["ServerApp"]["tornado_settings"]["ws_ping_timeout"] >= 86_400_000
 
     readme = (BINDER / "README.md").read_text()
     assert "mybinder.org/v2/gh/" in readme
