@@ -81,6 +81,7 @@ def test_dilation_study_twin_has_finer_map():
     assert all(ms > 0 for ms in study.timings)
     table = study.table.value
     assert "7x7" in table and "28x28" in table and "ms" in table and table.count("Egyptian cat") == 2
+    assert table.count("padding:2px 14px") == table.count("<td") + table.count("<th")  # columns apart
     menu = [value for _, value in study._controls["layer"].options]
     assert menu[0] == "" and 10 < len(menu) < 40  # the model's blocks, not its 220 layers
     assert menu.index("features.6") + 1 == menu.index("features.6.0")  # an outline

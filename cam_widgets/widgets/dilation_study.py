@@ -165,15 +165,19 @@ def _side(result: Explanation) -> str:
     return f"{result.raw.shape[0]}x{result.raw.shape[1]}"
 
 
+#: Table cells with room between columns (front ends' themes give tables none).
+_CELL = "padding:2px 14px 2px 0;text-align:left"
+
+
 def _dilation_table(names, predictions, shapes, timings) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(n)}</th>" for n in names)
-    rows = "".join(
-        f"<tr><td>{k + 1}</td>" + "".join(
-            f"<td>{e(p.label)} ({p.class_id}) {p.probability:.3f}</td>" for p in pair) + "</tr>"
-        for k, pair in enumerate(zip(*predictions)))
-    res = "".join(f"<td>{h}x{w}</td>" for h, w in shapes)
-    cost = "".join(f"<td>{ms:.0f} ms</td>" for ms in timings)
-    return (f"<table class='cw-dilation'><tr><th>top-5</th>{head}</tr>{rows}"
-            f"<tr><td>Grad-CAM map</td>{res}</tr><tr><td>forward</td>{cost}</tr>"
-            f"<tr><td>ratio</td><td></td><td>{timings[1] / timings[0]:.1f}x</td></tr></table>")
+
+    def row(cells, tag="td") -> str:
+        return "<tr>" + "".join(f"<{tag} style='{_CELL}'>{c}</{tag}>" for c in cells) + "</tr>"
+    rows = "".join(row([k + 1] + [f"{e(p.label)} ({p.class_id}) {p.probability:.3f}" for p in pair])
+                   for k, pair in enumerate(zip(*predictions)))
+    return ("<table class='cw-dilation' style='border-collapse:collapse'>"
+            + row(["top-5"] + [e(n) for n in names], "th") + rows
+            + row(["Grad-CAM map"] + [f"{h}x{w}" for h, w in shapes])
+            + row(["forward"] + [f"{ms:.0f} ms" for ms in timings])
+            + row(["ratio", "", f"{timings[1] / timings[0]:.1f}x"]) + "</table>")
