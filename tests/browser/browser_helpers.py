@@ -73,3 +73,53 @@ PLOTLY_UPSTREAM_ERRORS = ("setData is not a function",)
 def errors_except(page, known: tuple[str, ...] = PLOTLY_UPSTREAM_ERRORS) -> list[str]:
     """The page's JavaScript errors, less the known upstream ones (messages containing ``known``)."""
     return [e for e in page.errors if not any(k in e for k in known)]
+
+
+#: Where the nth Plotly figure lies on the page (viewport px): the union of its ``.main-svg``
+#: layers (colour bar included), its colour bar, each subplot's plot area (``.nsewdrag``), the
+#: output area holding it and the notebook panel (``.jp-NotebookPanel``: the visible part).
+FIGURE_GEOMETRY_JS = """n => {
+  const gd = document.querySelectorAll('.js-plotly-plot')[n];
+  if (!gd) return null;
+  const box = e => { if (!e) return null; const r = e.getBoundingClientRect();
+    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, width: r.width, height: r.height}; };
+  const svgs = [...gd.querySelectorAll('.main-svg')].map(box);
+  if (!svgs.length) return null;
+  const left = Math.min(...svgs.map(b => b.left)), right = Math.max(...svgs.map(b => b.right));
+  const top = Math.min(...svgs.map(b => b.top)), bottom = Math.max(...svgs.map(b => b.bottom));
+  return {
+    figure: {left, right, top, bottom, width: right - left, height: bottom - top},
+    colorbar: box(gd.querySelector('.colorbar')),
+    panels: [...gd.querySelectorAll('.nsewdrag')].map(box),
+    output: box(gd.closest('.jp-OutputArea-output')),
+    notebook: box(gd.closest('.jp-NotebookPanel')),
+  };
+}"""
+
+#: True once the nth figure's size and its panels' sizes stayed the same for ``ms`` (and the
+#: figure is wider than ``minWidth``); keeps its last reading on window.__cwSettle.
+FIGURE_SETTLED_JS = """([n, ms, minWidth]) => {
+  const gd = document.querySelectorAll('.js-plotly-plot')[n];
+  const svg = gd && gd.querySelector('.main-svg');
+  if (!svg) return false;
+  const r = svg.getBoundingClientRect();
+  const key = [r.width, r.height, ...[...gd.querySelectorAll('.nsewdrag')].map(e => {
+    const b = e.getBoundingClientRect(); return b.width + 'x' + b.height; })].join(',');
+  const now = performance.now(), s = window.__cwSettle;
+  if (!s || s.key !== key) { window.__cwSettle = {key, since: now}; return false; }
+  return r.width > minWidth && now - s.since >= ms;
+}"""
+
+
+def figure_geometry(page, plot_index: int = 0) -> dict | None:
+    return page.evaluate(FIGURE_GEOMETRY_JS, plot_index)
+
+
+def wait_figure_settled(page, plot_index: int = 0, *, wider_than: float = 0, quiet_ms: int = 600,
+                        timeout: int = 15_000) -> dict:
+    """Wait (bounded) until the figure is wider than ``wider_than`` and its size has not changed
+    for ``quiet_ms`` (a resize re-fits after a debounce and a redraw); returns its geometry."""
+    page.evaluate("() => { window.__cwSettle = null; }")
+    page.wait_for_function(FIGURE_SETTLED_JS, arg=[plot_index, quiet_ms, wider_than],
+                           timeout=timeout, polling=100)
+    return figure_geometry(page, plot_index)

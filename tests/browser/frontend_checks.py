@@ -70,26 +70,28 @@ def check_prediction_button_round_trip(page, real_errors, screenshot) -> None:
     assert not real_errors(page), page.errors
 
 
-def check_compare_click_marks_every_panel(page, real_errors, screenshot) -> None:
-    """A click on the Compare map marks the same pixel in every panel and fills the table."""
-    plot = plot_state(page)[1]
+def check_compare_click_marks_every_panel(page, real_errors, screenshot,
+                                          plot_index: int = 1) -> None:
+    """A click on the Compare map (the page's ``plot_index``-th figure: the quickstart's
+    second) marks the same pixel in every panel and fills the table."""
+    plot = plot_state(page)[plot_index]
     panels = heatmaps(plot)
     assert len(panels) >= 2 and all(h["finite"] > 0 for h in panels), plot
     assert len(markers(plot)) == len(panels), plot
     assert all(m["x"] == [] for m in markers(plot)), "markers before any click"
-    click_in_panel(page, plot_index=1)
+    click_in_panel(page, plot_index=plot_index)
     n = len(panels)
     page.wait_for_function(
-        """n => { const gd = document.querySelectorAll('.js-plotly-plot')[1];
+        """([n, i]) => { const gd = document.querySelectorAll('.js-plotly-plot')[i];
              const s = gd.data.filter(t => t.type === 'scatter');
              return s.length === n && s.every(t => t.x && t.x.length === 1 && t.y && t.y.length === 1); }""",
-        arg=n, timeout=CLICK_TIMEOUT)
-    after = markers(plot_state(page)[1])
+        arg=[n, plot_index], timeout=CLICK_TIMEOUT)
+    after = markers(plot_state(page)[plot_index])
     xs, ys = {m["x"][0] for m in after}, {m["y"][0] for m in after}
     assert len(xs) == 1 and len(ys) == 1, f"markers differ between panels: {after}"
     x, y = xs.pop(), ys.pop()
     assert 0 <= x < 224 and 0 <= y < 224, (x, y)
-    out = cell_output(page, 1)
+    out = cell_output(page, plot_index)
     table = out.locator("table")
     table.first.wait_for(state="visible", timeout=CLICK_TIMEOUT)
     assert re.search(r"\d\.\d", table.first.inner_text()), table.first.inner_text()

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -97,12 +98,28 @@ def lab_run_all_cells(page, attempts: int = 2) -> int:
     raise AssertionError("Run All Cells did not start execution")
 
 
+def write_notebook(path: Path, sources: Sequence[str]) -> Path:
+    """A notebook of code cells (``sources``, not run) at ``path``, Python 3 kernel."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, str(path))
+    return path
+
+
 def serve_quickstart(tmp_path_factory, artifacts, name: str,
-                     command: Callable[[int, Path], list]) -> Iterator[Server]:
+                     command: Callable[[int, Path], list],
+                     extra_notebooks: Mapping[str, Sequence[str]] | None = None
+                     ) -> Iterator[Server]:
     """A Jupyter server (``command(port, root_dir)``) on 127.0.0.1 serving a copy of the
-    quickstart from a temporary directory with isolated dirs; stopped by PID, log kept."""
+    quickstart from a temporary directory with isolated dirs; stopped by PID, log kept.
+    ``extra_notebooks``: file name -> code cells of more notebooks written next to it."""
     work = tmp_path_factory.mktemp(name)
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    for file_name, sources in (extra_notebooks or {}).items():
+        write_notebook(work / file_name, sources)
     port = _free_port()
     srv = Server(command(port, work), work, lab_env(work / ".jupyter"), port,
                  LAB_READY_PATH, work / f"{name}.log", timeout=START_TIMEOUT)
@@ -114,7 +131,8 @@ def serve_quickstart(tmp_path_factory, artifacts, name: str,
 
 
 def open_notebook(page, server: Server, url_path: str) -> float:
-    """Open the quickstart at ``url_path`` and wait for its cells and an idle kernel; seconds."""
+    """Open a notebook (the quickstart) at ``url_path`` and wait for its cells and an idle
+    kernel; seconds."""
     started = time.monotonic()
     page.goto(f"{server.url}{url_path}", timeout=OPEN_TIMEOUT)
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=OPEN_TIMEOUT)
@@ -122,3 +140,22 @@ def open_notebook(page, server: Server, url_path: str) -> float:
                            timeout=OPEN_TIMEOUT)
     server.remember_children()                     # the kernel, to reap by PID if left
     return round(time.monotonic() - started, 1)
+
+
+#: the left sidebar's panel (the file browser by default) is shown
+LEFT_SIDEBAR_OPEN_JS = """() => { const s = document.querySelector('#jp-left-stack');
+    return !!s && !s.classList.contains('lm-mod-hidden') && s.getBoundingClientRect().width > 0; }"""
+
+
+def lab_left_sidebar_open(page) -> bool:
+    return bool(page.evaluate(LEFT_SIDEBAR_OPEN_JS))
+
+
+def lab_toggle_file_browser(page, timeout: int = 10_000) -> bool:
+    """Click the file browser's tab in the left bar (opens or closes the sidebar, as a user
+    would); wait (bounded) until the sidebar's state flipped. Returns whether it is open now."""
+    was_open = lab_left_sidebar_open(page)
+    page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="filebrowser"]').click()
+    page.wait_for_function(f"() => ({LEFT_SIDEBAR_OPEN_JS})() === {'false' if was_open else 'true'}",
+                           timeout=timeout)
+    return not was_open
