@@ -359,3 +359,31 @@ def test_set_from_a_cell_runs_inline_even_on_the_kernels_loop(explorer):
         run_loop(scenario)
     finally:
         explorer.set(method="gradcam")
+
+
+def test_slow_work_without_progress_reports_says_it_is_working(explorer):
+    """A slow step before any report (a forward, Score-CAM's set-up): the controls are live,
+    so without a sign the old map alone looked like nothing ran."""
+    work = type(explorer)._work
+
+    def slow(self, *args):
+        time.sleep(1.0)  # over WORKING_DELAY, and no progress report
+        return work(self, *args)
+
+    async def scenario():
+        explorer._work = slow.__get__(explorer)
+        try:
+            explorer._controls["method"].value = "gradcam++"
+            assert "working" not in explorer.status.line.value  # not for what ends at once
+            await until_working(explorer)
+            assert "working..." in explorer.status.line.value
+            await explorer._requests.idle()
+        finally:
+            del explorer._work
+
+    try:
+        run_loop(scenario)
+        assert explorer.result.method == "gradcam++" and "working" not in explorer.status.line.value
+        assert explorer.status.stop.layout.display == "none"
+    finally:
+        explorer.set(method="gradcam")

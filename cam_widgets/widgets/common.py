@@ -71,6 +71,9 @@ def model_choices() -> list[tuple[str, str]]:
 #: The export link must read as a link in every front end (Voila's theme shows plain text).
 DOWNLOAD_LINK_STYLE = "color:#0b62a4;text-decoration:underline;font-weight:600"
 
+#: Seconds of work off the kernel's loop before "working..." shows (if no report came).
+WORKING_DELAY = 0.4
+
 #: Largest export offered as a browser download (an HTML view with plotly.js is ~5 MB).
 DOWNLOAD_LIMIT = 16 * 2**20
 
@@ -94,13 +97,32 @@ class StatusLine:
                               self.details])
         self._started: Optional[float] = None
         self._last_done = 0
+        self._working_soon = None  # the loop's timer that says "working..." (see start)
 
-    def start(self) -> None:
-        """A computation starts: progress reports from now on estimate the time left."""
+    def start(self, loop=None) -> None:
+        """A computation starts: progress reports from now on estimate the time left. With
+        ``loop`` (the work runs off the kernel's loop), "working..." and the stop button show
+        if it takes over WORKING_DELAY before its first report (a slow forward, Score-CAM's
+        set-up): the controls are live then, and the old map alone looked like nothing ran."""
         self._started, self._last_done = time.monotonic(), 0
+        if loop is not None:
+            self._working_soon = loop.call_later(WORKING_DELAY, self._show_working)
+
+    def _show_working(self) -> None:
+        self._working_soon = None
+        if self.progress.layout.display == "none":  # no report yet
+            self.progress.value = 0
+            self.progress.layout.display = self.stop.layout.display = None
+            self._set("cw-status", "working...")
+
+    def _set(self, kind: str, inner_html: str, style: str = "") -> None:
+        """The line: ``inner_html`` in a span of class ``kind``, with a line height of its
+        own (the widget's 28 px, one control's, left a blank line between wrapped lines)."""
+        self.line.value = (f"<span class='{kind}' style='display:inline-block;"
+                           f"line-height:1.4;{style}'>{inner_html}</span>")
 
     def info(self, text: str) -> None:
-        self.line.value = f"<span class='cw-status'>{html.escape(text)}</span>"
+        self._set("cw-status", html.escape(text))
 
     def download(self, text: str, path: Path) -> None:
         """``text`` and a link that downloads the file at ``path`` in the browser: the kernel
@@ -112,22 +134,25 @@ class StatusLine:
             return
         mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        self.line.value = (f"<span class='cw-status'>{html.escape(text)} <a class='cw-download' "
-                           f"style='{DOWNLOAD_LINK_STYLE}' download=\"{html.escape(path.name)}\" href=\"data:{mime};base64,{data}\">"
-                           f"&#11015; download {html.escape(path.name)}</a></span>")
+        self._set("cw-status", f"{html.escape(text)} <a class='cw-download' "
+                  f"style='{DOWNLOAD_LINK_STYLE}' download=\"{html.escape(path.name)}\" "
+                  f"href=\"data:{mime};base64,{data}\">&#11015;&nbsp;download "
+                  f"{html.escape(path.name)}</a>")  # (the arrow stays with its words)
 
     def warn(self, text: str) -> None:
-        self.line.value = f"<span class='cw-warning' style='color:#b35c00'>&#9888; {html.escape(text)}</span>"
+        self._set("cw-warning", f"&#9888; {html.escape(text)}", "color:#b35c00")
 
     def error(self, error: BaseException) -> None:
-        self.line.value = (f"<span class='cw-error' style='color:#c00'>error: "
-                           f"{html.escape(str(error))}</span>")
+        self._set("cw-error", f"error: {html.escape(str(error))}", "color:#c00")
         if not isinstance(error, CamWidgetsError):  # (appended, not printed: no cell to print in)
             self.details.append_stdout(
                 "".join(traceback.format_exception(type(error), error, error.__traceback__)))
 
     def done(self) -> None:
         """The computation ended: no progress bar or stop button."""
+        if self._working_soon is not None:
+            self._working_soon.cancel()
+            self._working_soon = None
         self.progress.layout.display = self.stop.layout.display = "none"
 
     def report(self, done: int, total: int, unit: str = "") -> None:
@@ -144,7 +169,7 @@ class StatusLine:
         left = time_left(time.monotonic() - self._started, done, total)
         if left:
             text += f", about {left} left"
-        self.line.value = f"<span class='cw-status'>{html.escape(text)}</span>"
+        self._set("cw-status", html.escape(text))
 
 
 def time_left(elapsed: float, done: int, total: int) -> str:
@@ -159,13 +184,14 @@ def time_left(elapsed: float, done: int, total: int) -> str:
 
 
 @contextmanager
-def busy(controls: Sequence[W.Widget], status: StatusLine) -> Iterator[None]:
-    """Disable controls while computing (no pile-up of requests); always restore them."""
+def busy(controls: Sequence[W.Widget], status: StatusLine, loop=None) -> Iterator[None]:
+    """Disable controls while computing (no pile-up of requests); always restore them.
+    ``loop``: the work runs off it (see :meth:`StatusLine.start`)."""
     previous = [getattr(c, "disabled", False) for c in controls]
     for control in controls:
         control.disabled = True
     status.details.outputs = ()
-    status.start()
+    status.start(loop)
     try:
         with errors_shown(status):
             yield

@@ -172,7 +172,7 @@ class Compare(W.VBox):
         when it all succeeds."""
         loop = None if inline else self._requests.loop()
         ok = False
-        with busy([] if loop is not None else self._compute_controls(), self.status):
+        with busy([] if loop is not None else self._compute_controls(), self.status, loop):
             try:
                 new, display_only = next_state("Compare", self.state, changes, DISPLAY,
                                                self._normalize)

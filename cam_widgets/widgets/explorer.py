@@ -125,7 +125,7 @@ class Explorer(ExplorerFiles, W.VBox):
         loop = None if inline else self._requests.loop()
         failed = False
         # off the loop the controls stay live (a change replaces the running work)
-        with busy([] if loop is not None else self._compute_controls(), self.status):
+        with busy([] if loop is not None else self._compute_controls(), self.status, loop):
             try:
                 if "image" in changes and "target" not in changes:
                     changes = dict(changes, target=None)  # a new photo: its own top class

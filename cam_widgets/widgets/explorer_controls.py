@@ -54,14 +54,21 @@ def build_controls(s: ExplorerState) -> dict:
     }
 
 
+#: The narrowest the column beside the map gets (px): a prediction's name, a short bar, its value.
+SIDE_MIN_WIDTH = 360
+
+
 def explorer_layout(c: dict, predictions: W.Widget, view: W.Widget,
                     status: W.Widget) -> list[W.Widget]:
     """Three rows saying what to explain (image; model, layer, method; class and SmoothGrad),
     then the map beside the predictions, the display settings and the status line: the map,
-    its progress and its errors are in the first screen even on a 1280x720 laptop."""
+    its progress and its errors are in the first screen even on a 1280x720 laptop, and stay
+    beside the map in JupyterLab's default layout (file browser open: ~850 px of output),
+    where the side column narrows to SIDE_MIN_WIDTH before it wraps under the map."""
     side = W.VBox([predictions, control_row(c["opacity"], c["colormap"]),
                    control_row(c["view"], c["export"]), status],
-                  layout=W.Layout(margin="36px 0 0 12px", max_width="520px"))
+                  layout=W.Layout(margin="36px 0 0 12px", max_width="520px",
+                                  flex=f"1 1 {SIDE_MIN_WIDTH}px", min_width=f"{SIDE_MIN_WIDTH}px"))
     return [
         control_row(c["image"], c["upload"], c["url"]),
         control_row(c["model"], c["layer"], c["all_layers"], c["method"]),
@@ -75,10 +82,12 @@ def prediction_rows(on_pick: Callable[[int], None]) -> W.VBox:
     bar and its value; built once, then updated in place (no widget churn per computation)."""
     rows = []
     for _ in range(TOP_PREDICTIONS):
-        button = W.Button(layout=W.Layout(width="220px"))
+        button = W.Button(layout=W.Layout(width="200px", flex="0 0 auto"))
         button.on_click(lambda b: on_pick(b.class_id))
-        rows.append(W.HBox([button, W.FloatProgress(min=0, max=1, layout=W.Layout(width="200px")),
-                            W.Label()], layout=W.Layout(display="none")))  # shown once filled
+        bar = W.FloatProgress(min=0, max=1, layout=W.Layout(width="auto", flex="1 1 60px",
+                                                            max_width="200px"))
+        rows.append(W.HBox([button, bar, W.Label(layout=W.Layout(flex="0 0 auto"))],
+                           layout=W.Layout(display="none")))  # shown once filled
     return W.VBox(rows)
 
 

@@ -111,7 +111,7 @@ class _Study(W.VBox):
         in the browser), then the figure; the state changes only when it all succeeds."""
         loop = None if inline else self._requests.loop()
         controls = [] if loop is not None else [self._controls[n] for n in self.COMPUTE_CONTROLS]
-        with busy(controls, self.status):
+        with busy(controls, self.status, loop):
             try:
                 new, display_only = next_state(type(self).__name__, self.state, changes, DISPLAY,
                                                self._normalize)
