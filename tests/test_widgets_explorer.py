@@ -136,6 +136,9 @@ def test_progress_says_the_time_left_once_it_has_a_pace(monkeypatch):
     assert time_left(2.0, 0, 100) == "" and time_left(0.2, 10, 100) == ""  # no pace yet
     assert time_left(2.0, 10, 100) == "18 s" and time_left(20.0, 10, 100) == "3 min"
     assert time_left(5.0, 100, 100) == ""  # finished
+    # the same count again (SmoothGrad over Score-CAM, within a sample): it counts down, to
+    # the steps after the current one at least (it climbed with the time spent before)
+    assert [time_left(2.0, 1, 10, since=t) for t in (0.0, 1.0, 5.0)] == ["18 s", "17 s", "16 s"]
     clock = iter([100.0, 102.0, 200.0, 200.0])  # start, a report; a new run, its report
     monkeypatch.setattr("cam_widgets.widgets.common.time.monotonic", lambda: next(clock))
     status = StatusLine()

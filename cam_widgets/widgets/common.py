@@ -97,6 +97,7 @@ class StatusLine:
                               self.details])
         self._started: Optional[float] = None
         self._last_done = 0
+        self._changed: Optional[float] = None  # when the count last moved
         self._working_soon = None  # the loop's timer that says "working..." (see start)
 
     def start(self, loop=None) -> None:
@@ -158,26 +159,33 @@ class StatusLine:
     def report(self, done: int, total: int, unit: str = "") -> None:
         """Progress of long work ("12/100 noisy samples": counts in ``unit``), with the time
         left once it can be estimated (so that a slow run is told apart from a hang)."""
+        now = time.monotonic()
         if self._started is None or done <= 0 or done < self._last_done:  # a new run
-            self._started = time.monotonic()
+            self._started = self._changed = now
+        elif done != self._last_done:
+            self._changed = now  # the pace is measured up to the last step done
         self._last_done = done
         self.progress.layout.display = self.stop.layout.display = None
         self.progress.value = done / max(total, 1)
         # counts (samples, masked copies) as such; a fraction (a comparison's panels) in %
         text = f"working... {done}/{total}{' ' + unit if unit else ''}" if isinstance(done, int) else \
             f"working... {100 * done / max(total, 1e-9):.0f}%"
-        left = time_left(time.monotonic() - self._started, done, total)
+        left = time_left(self._changed - self._started, done, total, since=now - self._changed)
         if left:
             text += f", about {left} left"
         self._set("cw-status", html.escape(text))
 
 
-def time_left(elapsed: float, done: int, total: int) -> str:
-    """"12 s" / "3 min" left at the pace so far; "" before a pace is known (nothing done,
-    or under half a second of work: the first batch is mostly warm-up)."""
+def time_left(elapsed: float, done: int, total: int, since: float = 0.0) -> str:
+    """"12 s" / "3 min" left at the pace of ``done`` steps in ``elapsed`` seconds, ``since``
+    seconds into the next step (a report that repeats a count, as SmoothGrad over Score-CAM
+    makes within a sample, counts down instead of up); at least the steps after the current
+    one. "" before a pace is known (nothing done, or under half a second of work: the first
+    batch is mostly warm-up)."""
     if done <= 0 or done >= total or elapsed < 0.5:
         return ""
-    seconds = elapsed * (total - done) / done
+    pace = elapsed / done
+    seconds = max(pace * (total - done) - since, pace * (total - done - 1))
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
     return f"{round(seconds / 60)} min"
