@@ -218,6 +218,8 @@ def test_values_take_method_titles_and_names_in_any_case(widget):
         assert widget.state.values == ("gradcam++", "layercam", "vanilla")
         assert [r.method for r in widget.results] == ["gradcam++", "layercam", "vanilla"]
         assert widget._controls["values"].value == "Grad-CAM++, Layer-CAM, Vanilla gradient"
+        from cam_widgets.widgets.compare_state import method_name
+        assert method_name("Eigen-CAM") == method_name("Eigen-CAM (any class)") == "eigencam"
         widget._controls["values"].value = "Grad-CAM, Grad-CAMM"
         line = widget.status.line.value
         assert "cw-error" in line and "\n" not in line and "Grad-CAMM" in line

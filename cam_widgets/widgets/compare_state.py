@@ -63,11 +63,13 @@ def values_text(s: CompareState) -> str:
 
 
 def method_name(value) -> str:
-    """A method's registry name from its name or display title, any case ("Grad-CAM++",
-    "gradcam++" -> "gradcam++"); one-line UnknownMethodError otherwise."""
+    """A method's registry name from its name or display title, any case, with or without
+    the title's note ("Grad-CAM++", "gradcam++" -> "gradcam++"; "Eigen-CAM" -> "eigencam");
+    one-line UnknownMethodError otherwise."""
     known = {}
     for m in list_methods():
         known[m.name.lower()] = known[m.title.lower()] = m.name
+        known.setdefault(m.title.split(" (")[0].lower(), m.name)
     key = str(value).strip().lower()
     if key in known:
         return known[key]
