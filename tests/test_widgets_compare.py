@@ -153,6 +153,12 @@ def test_by_method_and_by_layer(widget, counted):
     assert counted[0] == "explain_layers"
     assert [r.raw.shape for r in widget.results] == [(28, 28), (7, 7)]
     assert "28x28" in widget.panels.figure.layout.annotations[0].text
+    widget.set(method="guided_gradcam")  # a pixel-level map: its title still says the layer's
+    assert [r.raw.shape for r in widget.results] == [(224, 224)] * 2
+    assert [a.text for a in widget.panels.figure.layout.annotations[:2]] == [
+        "features.3  28x28", "features.8  7x7"]
+    assert "features.3 (28x28), features.8 (7x7)" in widget.status.line.value
+    widget.set(method="gradcam")
 
 
 def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widget):

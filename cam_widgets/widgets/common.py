@@ -47,6 +47,12 @@ def display_map(result: Explanation, snapshot: Optional[int] = None,
     return normalize_map(result.raw, clip_negative=True)[0]
 
 
+def layer_resolution(explainer, layer: str) -> str:
+    """"14x14": the layer's own output size (a pixel-level map is the input's size instead:
+    Guided Grad-CAM at features.6 is 224x224, its layer 14x14)."""
+    return explainer.engine.check_layer(layer).resolution
+
+
 def colorbar_note(results: Sequence[Explanation]) -> str:
     """The colour bar's title for panels of ``results`` drawn by :func:`display_map`."""
     return PERCENTILE_NOTE if any(r.pixel_level for r in results) else ""

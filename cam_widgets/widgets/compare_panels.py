@@ -22,7 +22,7 @@ from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
 from ..render.figures import FIGURE_EXTRA, map_side, prepare_map
 from ..result import Explanation
-from .common import colorbar_note, display_map, nearest_pixel
+from .common import colorbar_note, display_map, layer_resolution, nearest_pixel
 from .compare_state import CompareState
 from .images import load_choice
 
@@ -63,7 +63,7 @@ def compute_panels(s: CompareState, progress: Progress = None
                 f"comparing layers needs a layer method such as 'gradcam' (got {s.method!r}, "
                 f"which works on the input).")
         results = explainer.explain_layers(prepared, target, s.method, list(s.values))
-        titles = [f"{r.layer}  {r.raw.shape[0]}x{r.raw.shape[1]}" for r in results]
+        titles = [f"{r.layer}  {layer_resolution(explainer, r.layer)}" for r in results]
     return results, prepared.rgb, titles, [(explainer, prepared)] * len(results)
 
 
@@ -161,12 +161,15 @@ def summary_line(state: CompareState, results: Sequence[Explanation], seconds: f
     is off, and ``seconds``, the wall time of the update's engine work."""
     first, method = results[0], get_method(state.method).title
     cls = f"class {first.label} ({first.class_id})"
-    panels, fixed = {
-        "class": ([f"{r.label} ({r.class_id})" for r in results], f"{method} at {_layer_of(results)}"),
-        "method": ([get_method(r.method).title for r in results], f"{cls} at {_layer_of(results)}"),
-        "layer": ([f"{r.layer} ({r.raw.shape[0]}x{r.raw.shape[1]})" for r in results], f"{method}, {cls}"),
-        "model": ([str(v) for v in state.values], f"{method}, {cls}"),
-    }[state.by]
+    panels, fixed = {  # (only the compared dimension's is made)
+        "class": lambda: ([f"{r.label} ({r.class_id})" for r in results],
+                          f"{method} at {_layer_of(results)}"),
+        "method": lambda: ([get_method(r.method).title for r in results],
+                           f"{cls} at {_layer_of(results)}"),
+        "layer": lambda: ([f"{r.layer} ({layer_resolution(get_explainer(state.model), r.layer)})"
+                           for r in results], f"{method}, {cls}"),
+        "model": lambda: ([str(v) for v in state.values], f"{method}, {cls}"),
+    }[state.by]()
     scale = f"; {MIXED_UNITS}" if state.shared_scale and mixed_families(results) else ""
     count = f"{len(results)} map" + ("s" if len(results) > 1 else "")
     return (f"{count} by {state.by}: {', '.join(panels)}; {fixed}{scale}; "

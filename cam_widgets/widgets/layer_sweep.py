@@ -9,7 +9,7 @@ import ipywidgets as W
 from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import control_row, display_map
+from .common import control_row, display_map, layer_resolution
 from .study_base import _Study, stage_layers
 
 
@@ -68,6 +68,6 @@ class LayerSweep(_Study):
         r = results[0]
         line = (f"{get_method(r.method).title}: {r.label} ({r.class_id}) through "
                 f"{len(results)} layers, from one backward")
-        titles = [f"{x.layer}  {x.raw.shape[0]}x{x.raw.shape[1]}" for x in results]
+        titles = [f"{x.layer}  {layer_resolution(explainer, x.layer)}" for x in results]
         return (prepared.rgb, [display_map(x, panels=len(results)) for x in results], titles,
                 lambda: self.status.info(line))
