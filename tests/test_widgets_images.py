@@ -95,3 +95,25 @@ def test_an_upload_computes_once(monkeypatch):
                                            "last_modified": datetime.datetime(2026, 1, 1)},)
     assert seen == ["yours:my rocket.png"]  # not "chelsea" (the menu's first) on the way
     assert explorer._controls["image"].value == "yours:my rocket.png"
+
+
+def test_widgets_shown_already_offer_an_image_added_elsewhere():
+    """In a Voila app nobody can make a new widget: the ones on the page must list it."""
+    import gc
+
+    from cam_widgets.widgets import Compare, Explorer, LayerSweep
+
+    explorer = Explorer(image="coffee")
+    compare = Compare(image="chelsea", by="method", values=("gradcam",))
+    sweep = LayerSweep(image="chelsea", max_panels=2)
+    calls = (compare.engine_calls, sweep.engine_calls)
+    key = image_choice(sample_image("motorcycle")[::4, ::4].copy())  # as an upload adds one
+    for widget in (explorer, compare, sweep):
+        menu = widget._controls["image"]
+        assert key in [value for _, value in menu.options]
+        assert menu.value == widget.state.image  # still showing what it showed
+    assert (compare.engine_calls, sweep.engine_calls) == calls  # nothing recomputed
+    assert explorer.state.image == "coffee"
+    del compare, sweep
+    gc.collect()
+    image_choice(sample_image("motorcycle")[::5, ::5].copy())  # widgets gone are forgotten

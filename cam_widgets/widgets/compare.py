@@ -23,7 +23,7 @@ from .compare_panels import (compute_panels, panel_size, probe_table_html, scale
                              summary_line, value_at)
 from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
                             check_by, parse_values, resolve_state, values_text)
-from .images import image_choice, show_choice
+from .images import FollowsUserImages, image_choice, show_choice
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
@@ -32,7 +32,7 @@ __all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY",
            "value_at"]
 
 
-class Compare(W.VBox):
+class Compare(FollowsUserImages, W.VBox):
     """N maps of one photo in one linked figure, one per value of ``by``.
 
     Args:
@@ -97,6 +97,7 @@ class Compare(W.VBox):
             self._build_panels(np.zeros((224, 224, 3), np.uint8))
         self._sync_controls()
         self._link()
+        self._follow_user_images()
 
     # ---------------------------------------------------------------- controls
     def _link(self) -> None:

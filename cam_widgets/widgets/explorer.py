@@ -26,14 +26,14 @@ from .explorer_state import (COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, Explore
                              progress_unit, result_message)
 from .explorer_view import MapView
 from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
-from .images import image_choice, show_choice
+from .images import FollowsUserImages, image_choice, show_choice
 from .layer_menu import layer_menu, layer_options
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
 
-class Explorer(ExplorerFiles, W.VBox):
+class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
     """Pick an image, model, layer, class and method; see the map update in place.
 
     In a kernel, a change made in the browser runs its engine work off the kernel's event
@@ -86,6 +86,7 @@ class Explorer(ExplorerFiles, W.VBox):
         self._render_status()
         self._show_settings()
         self._link()
+        self._follow_user_images()
 
     # ---------------------------------------------------------------- controls
     def _link(self) -> None:

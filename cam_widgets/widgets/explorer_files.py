@@ -9,7 +9,7 @@ from pathlib import Path
 from ..data import load_image
 from .common import errors_shown
 from .explorer_state import export_stem
-from .images import add_user_image, image_choice, image_choices
+from .images import add_user_image, image_choice
 
 
 class ExplorerFiles:
@@ -28,12 +28,9 @@ class ExplorerFiles:
                 self._pick(image_choice(change["new"].strip()))  # named as set(image=url) names it
 
     def _pick(self, choice: str) -> None:
-        """A new image in the menu, picked: one request (new options alone would reset the
-        menu to its first image, a request of its own, if they were not set quietly)."""
-        control = self._controls["image"]
-        with self._quiet():
-            control.options = image_choices()
-        control.value = choice
+        """An image picked in the menu, which lists it already (FollowsUserImages): one
+        request (new options, set quietly, did not make one for the first image)."""
+        self._controls["image"].value = choice
 
     def _on_export(self, change) -> None:
         suffix = change["new"]

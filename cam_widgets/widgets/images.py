@@ -1,14 +1,15 @@
 """The images every widget offers: bundled photos, composite scenes, and the user's own.
 
 A user's image (a path, a URL, an array, a PIL image, an upload) is loaded once and kept for
-the kernel's life under "yours: <name>": widgets made afterwards offer it in their menus, and
-any widget takes it by that name (menus already drawn list it once they show it).
+the kernel's life under "yours: <name>": every widget's image menu offers it from then on
+(widgets shown already too: they follow the list, see :func:`follow_user_images`).
 """
 from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
+import weakref
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import numpy as np
@@ -20,6 +21,22 @@ from ..errors import InvalidParameterError, close_matches
 USER_PREFIX = "yours:"
 _USER_IMAGES: dict[str, np.ndarray] = {}
 _BY_CONTENT: dict[str, str] = {}  # digest of the pixels -> choice (one entry per image)
+_FOLLOWERS: list[weakref.WeakMethod] = []  # image menus' refresh methods (see follow_user_images)
+
+
+def follow_user_images(refresh: Callable[[], None]) -> None:
+    """Call ``refresh`` (a widget's bound method, held weakly: a widget gone is forgotten)
+    whenever a user image is added, so that its menu offers it."""
+    _FOLLOWERS.append(weakref.WeakMethod(refresh))
+
+
+def _announce() -> None:
+    for ref in list(_FOLLOWERS):
+        refresh = ref()
+        if refresh is None:
+            _FOLLOWERS.remove(ref)
+        else:
+            refresh()
 
 
 def image_choices() -> list[tuple[str, str]]:
@@ -50,6 +67,7 @@ def add_user_image(name: str, rgb: np.ndarray) -> str:
         n += 1
         key = f"{USER_PREFIX}{name} ({n})"
     _USER_IMAGES[key], _BY_CONTENT[digest] = rgb, key
+    _announce()
     return key
 
 
@@ -79,6 +97,30 @@ def _checked_source(image: Any) -> Any:
             f"image {image!r} is neither a bundled image ({', '.join(choices)}) nor a file "
             f"or URL" + close_matches(image, choices))
     return image
+
+
+def offer_all(dropdown) -> None:
+    """``dropdown`` (an image menu) lists every image, still showing what it showed. Call it
+    where its observers are quiet: new options reset it to the first image first."""
+    shown = dropdown.value
+    dropdown.options = image_choices()
+    dropdown.value = shown
+
+
+class FollowsUserImages:
+    """Mixed into a widget whose image menu is ``self._controls["image"]`` and whose
+    observers do nothing while ``self._syncing``: call ``_follow_user_images()`` once its
+    controls exist, and the menu lists every user image added later, by any widget."""
+
+    def _follow_user_images(self) -> None:
+        follow_user_images(self._offer_images)
+
+    def _offer_images(self) -> None:
+        was, self._syncing = self._syncing, True  # new options must not compute anything
+        try:
+            offer_all(self._controls["image"])
+        finally:
+            self._syncing = was
 
 
 def show_choice(dropdown, choice: str) -> None:

@@ -15,7 +15,7 @@ from ..render import list_colormaps
 from .common import (StatusLine, busy, colorbar_note, errors_shown, model_choices, next_state,
                      parse_target)
 from .compare_panels import panel_size
-from .images import image_choice, image_choices, load_choice, show_choice
+from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
 from .panels import HeatmapPanels
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
@@ -44,7 +44,7 @@ def stage_layers(explainer: Explainer, layer: Optional[str] = None,
     return names if names[-1] == last else (names + [last])[-count:]
 
 
-class _Study(W.VBox):
+class _Study(FollowsUserImages, W.VBox):
     """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
 
     A subclass's ``_compute(state, report)`` is the engine work of a request: it may run in a
@@ -82,6 +82,7 @@ class _Study(W.VBox):
         self._sync_controls()
         for name, control in self._controls.items():
             control.observe(self._on_change(name), names="value")
+        self._follow_user_images()
 
     # hooks for the subclasses
     def _build_controls(self) -> dict:
