@@ -424,6 +424,8 @@ def test_long_panel_titles_wrap_between_what_and_which_class():
     lines = wrap_title(long).split("<br>")
     assert " ".join(lines) == long and all(len(line) <= 320 // 7 for line in lines)
     assert lines[-1] == "tabby (281) p=0.071"
+    narrow = wrap_title("Vanilla gradient + SmoothGrad (n=20, noise 0.2): Egyptian cat (285) p=0.5", 200)
+    assert all(not line.startswith("0.2") for line in narrow.split("<br>"))  # "noise 0.2" stays
     fig = heatmap_figure(photo(), [np.zeros((7, 7))], [long])
     assert fig.layout.annotations[0].text == wrap_title(long)
 

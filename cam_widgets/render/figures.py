@@ -84,12 +84,24 @@ def wrap_title(title: object, panel_size: int = 320) -> str:
     lines: list[str] = []
     for part in parts:
         start = len(lines)
-        for word in part.split(" "):
+        for word in _units(part):
             if len(lines) > start and len(lines[-1]) + 1 + len(word) <= width:
                 lines[-1] += " " + word
             else:
                 lines.append(word)
     return "<br>".join(lines)
+
+
+def _units(text: str) -> list[str]:
+    """The words of ``text``, a number kept with the word before it ("noise 0.2):" is not
+    broken between its name and its value)."""
+    units: list[str] = []
+    for word in text.split(" "):
+        if units and word[:1].isdigit():
+            units[-1] += " " + word
+        else:
+            units.append(word)
+    return units
 
 
 def heatmap_figure(
