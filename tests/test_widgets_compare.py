@@ -180,6 +180,7 @@ def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widge
         drawn = [prepare_map(np.maximum(r.raw, 0), 158, decimals=None)  # two panels: 158x158
                  for r in widget.results]
         assert np.asarray(widget.panels.heatmap(0).z).shape == (158, 158)
+        assert "pixel maps drawn at 158x158 cells (one panel: 224x224)" in widget.status.line.value
         top = np.percentile(np.concatenate([d.ravel() for d in drawn]), 99)
         unit = 10.0 ** np.floor(np.log10(top))
         axis = widget.panels.figure.layout.coloraxis

@@ -172,5 +172,14 @@ def summary_line(state: CompareState, results: Sequence[Explanation], seconds: f
     }[state.by]()
     scale = f"; {MIXED_UNITS}" if state.shared_scale and mixed_families(results) else ""
     count = f"{len(results)} map" + ("s" if len(results) > 1 else "")
-    return (f"{count} by {state.by}: {', '.join(panels)}; {fixed}{scale}; "
+    return (f"{count} by {state.by}: {', '.join(panels)}; {fixed}{scale}{_drawn_at(results)}; "
             f"computed in {seconds * 1000:.0f} ms")  # (drawing them in the browser: not counted)
+
+
+def _drawn_at(results: Sequence[Explanation]) -> str:
+    """Says so when the panels' pixel-level maps are drawn coarser than they are (the
+    figure's cells are shared, see map_side): their detail is in the Explorer."""
+    side, full = map_side(len(results)), max(max(r.heatmap.shape) for r in results)
+    if not any(r.pixel_level for r in results) or side >= full:
+        return ""
+    return f"; pixel maps drawn at {side}x{side} cells (one panel: {full}x{full})"
