@@ -123,3 +123,29 @@ def wait_figure_settled(page, plot_index: int = 0, *, wider_than: float = 0, qui
     page.wait_for_function(FIGURE_SETTLED_JS, arg=[plot_index, quiet_ms, wider_than],
                            timeout=timeout, polling=100)
     return figure_geometry(page, plot_index)
+
+
+def watched_page(browser, viewport: dict):
+    """(context, page) at ``viewport``; the page collects its uncaught errors (``.errors``)
+    and console lines (``.console_lines``) for the checks and for failure evidence."""
+    ctx = browser.new_context(viewport=viewport)
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    pg.errors = []  # uncaught exceptions
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.console_lines = []
+    pg.on("console", lambda m: pg.console_lines.append(f"{m.type}: {m.text[:300]}"))
+    return ctx, pg
+
+
+def save_failure_evidence(page, shot, state, full_page: bool = False) -> None:
+    """A failed test's evidence: a screenshot at ``shot``, ``state(page)`` (what was drawn),
+    the page's errors and the console's last lines."""
+    try:
+        page.screenshot(path=str(shot), full_page=full_page, timeout=15_000)
+        print(f"failure screenshot: {shot}")
+        print("state:", state(page))
+    except Exception as e:  # noqa: BLE001 - evidence is best effort
+        print("could not capture failure evidence:", e)
+    print("page errors:", page.errors)
+    print("console:", "\n".join(page.console_lines[-40:]))

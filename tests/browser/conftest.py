@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from .browser_helpers import plot_state
+from .browser_helpers import plot_state, save_failure_evidence, watched_page
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "00_quickstart.ipynb"
@@ -225,13 +225,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="module")
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
-    pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
-    pg.errors = []  # uncaught exceptions
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.console_lines = []
-    pg.on("console", lambda m: pg.console_lines.append(f"{m.type}: {m.text[:300]}"))
+    ctx, pg = watched_page(browser, {"width": 1400, "height": 1800})
     yield pg
     ctx.close()
 
@@ -243,13 +237,6 @@ def _evidence_on_failure(request, artifacts):
     rep = getattr(request.node, "rep_call", None)
     if rep is None or not rep.failed or "page" not in request.fixturenames:
         return
-    pg = request.getfixturevalue("page")
-    shot = artifacts / f"failure_{request.node.name}.png"
-    try:
-        pg.screenshot(path=str(shot), full_page=True, timeout=15_000)
-        print(f"failure screenshot: {shot}")
-        print("plots:", plot_state(pg))
-    except Exception as e:  # noqa: BLE001
-        print("could not capture failure evidence:", e)
-    print("page errors:", pg.errors)
-    print("console:", "\n".join(pg.console_lines[-40:]))
+    save_failure_evidence(request.getfixturevalue("page"),
+                          artifacts / f"failure_{request.node.name}.png", plot_state,
+                          full_page=True)

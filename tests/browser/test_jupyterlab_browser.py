@@ -14,7 +14,8 @@ import time
 import pytest
 
 from .conftest import NOTEBOOK
-from .browser_helpers import errors_except, figure_geometry, wait_figure_settled
+from .browser_helpers import (errors_except, figure_geometry, save_failure_evidence,
+                              wait_figure_settled, watched_page)
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
@@ -96,26 +97,13 @@ def test_lab_compare_click_marks_every_panel(page, lab_quickstart, artifacts):
 @pytest.fixture
 def lab_page_default_size(browser, lab_server, request, artifacts):
     """A page of its own (a new browser context) at 1280x720; a screenshot on failure."""
-    ctx = browser.new_context(viewport=LAB_DEFAULT_VIEWPORT)
-    pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    pg.console_lines = []
-    pg.on("console", lambda m: pg.console_lines.append(f"{m.type}: {m.text[:300]}"))
+    ctx, pg = watched_page(browser, LAB_DEFAULT_VIEWPORT)
     try:
         yield pg
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
-            shot = artifacts / f"failure_{request.node.name}.png"
-            try:
-                pg.screenshot(path=str(shot), timeout=15_000)
-                print(f"failure screenshot: {shot}")
-                print("geometry:", figure_geometry(pg))
-            except Exception as e:  # noqa: BLE001
-                print("could not capture failure evidence:", e)
-            print("page errors:", pg.errors)
-            print("console:", "\n".join(pg.console_lines[-40:]))
+            save_failure_evidence(pg, artifacts / f"failure_{request.node.name}.png",
+                                  figure_geometry)
     finally:
         ctx.close()
 
