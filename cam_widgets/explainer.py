@@ -16,7 +16,7 @@ from torch import nn
 from .data import list_samples, load_image, resize_for_model, sample_image
 from .engine import Engine, LayerInfo
 from .errors import InvalidImageError, InvalidParameterError, describe
-from .methods import MethodContext, MethodOutput, get_method, smooth, upsample
+from .methods import MethodContext, MethodOutput, get_method, smooth, upsampled
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
 from .render import normalize_map
 from .result import Explanation
@@ -286,13 +286,6 @@ class Explainer:
                            for n, v in snap_np.items()},
                 image=prepared.rgb))
         return results
-
-
-def upsampled(maps: torch.Tensor, size: tuple[int, int], clip_negative: bool) -> torch.Tensor:
-    """Maps at ``size``; with ``clip_negative`` the ReLU comes first, as in the papers (and in
-    pytorch-grad-cam, captum and torch-cam): after upsampling it would cut each zero crossing
-    into a hard edge and change every value near one."""
-    return upsample(maps.clamp(min=0) if clip_negative else maps, size)
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

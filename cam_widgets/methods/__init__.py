@@ -4,7 +4,7 @@ Importing this package registers every method; use :func:`get_method` and
 :func:`list_methods` to look them up.
 """
 from . import cam_family, pixel, scorecam  # noqa: F401  (registration side effect)
-from .context import MethodContext, upsample
+from .context import MethodContext, upsampled
 from .registry import MethodOutput, MethodSpec, get_method, list_methods
 from .smoothgrad import ARTICLE_SNAPSHOTS, SmoothOutput, smooth
 
@@ -17,4 +17,5 @@ __all__ = [
     "get_method",
     "list_methods",
     "smooth",
+    "upsampled",
 ]

@@ -23,6 +23,13 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return up.reshape(*maps.shape[:-2], *size)
 
 
+def upsampled(maps: torch.Tensor, size: tuple[int, int], clip_negative: bool) -> torch.Tensor:
+    """Maps at ``size``; with ``clip_negative`` the ReLU comes first, as in the papers (and in
+    pytorch-grad-cam, captum and torch-cam): after upsampling it would cut each zero crossing
+    into a hard edge and change every value near one."""
+    return upsample(maps.clamp(min=0) if clip_negative else maps, size)
+
+
 class MethodContext:
     """Inputs of a method call: the engine, a capture of N images, K class ids, a layer.
 

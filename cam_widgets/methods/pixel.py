@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..engine import Capture
-from .context import MethodContext
+from .context import MethodContext, upsampled
 from .registry import MethodOutput, register
 
 
@@ -31,7 +31,7 @@ def guided_backprop(ctx: MethodContext) -> MethodOutput:
 
 def _guided_product(ctx: MethodContext, cam_method: str) -> MethodOutput:
     """Guided backprop times the upsampled, rectified CAM map (Selvaraju et al. sec. 3.1)."""
-    cam_maps = ctx.upsample(ctx.run(cam_method).maps.clamp(min=0))
+    cam_maps = upsampled(ctx.run(cam_method).maps, ctx.input_size, clip_negative=True)
     attribution = ctx.run("guided_backprop").attribution * cam_maps[:, :, None]
     return MethodOutput(attribution.abs().amax(dim=2), attribution)
 
