@@ -76,8 +76,8 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self.state.target = None if target is None else resolve_class(target, self.explainer.labels)
         first = self._work({"image": image}, None)
         self.result, self._prepared_image = first.result, first.prepared
-        self._result_image = image  # the image of the result shown (exports are named after it)
         self._shown = {name: getattr(self.state, name) for name in COMPUTE}  # what a stop restores
+        # (and what exports are named after)
         self.static = static
         self._map = MapView(first.prepared.rgb, first.result, self.state, static)
         self.panels, self.view = self._map.panels, self._map.widget  # (None: static)
@@ -274,7 +274,6 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             if outcome.prepared is not self._prepared_image:
                 self._map.set_image(outcome.prepared.rgb)
             self._prepared_image, self.result = outcome.prepared, outcome.result
-            self._result_image = self.state.image
             show_predictions(self._top, outcome.predictions, self._selected())
         self._render()
 

@@ -36,7 +36,7 @@ class ExplorerFiles:
         suffix = change["new"]
         if suffix:
             with errors_shown(self.status):
-                stem = export_stem(self._result_image, self.explainer.spec.name, self.result)
+                stem = export_stem(self._shown["image"], self.explainer.spec.name, self.result)
                 path = self.export(Path("exports") / f"{stem}{suffix}")
                 self.status.download(f"wrote {path};", path)
             self._controls["export"].value = ""
