@@ -458,14 +458,14 @@ def test_export_stem_is_safe_on_every_os():
     from cam_widgets.widgets.explorer_state import export_stem
 
     r = SimpleNamespace(method="gradcam++", layer="features.8", class_id=282, params={})
-    assert export_stem("upload:https://example.com/a b/cat?.jpg", "vgg16", r) == \
-        "upload_https_example.com_a_b_cat_.jpg_vgg16_gradcam++_features.8_282"
+    assert export_stem("yours:a b/cat?.jpg", "vgg16", r) == \
+        "yours_a_b_cat_.jpg_vgg16_gradcam++_features.8_282"
     assert export_stem("chelsea", "resnet50", r) != export_stem("chelsea", "vgg16", r)
     r = SimpleNamespace(method="vanilla", layer=None, class_id=1,
                         params={"samples": 20, "noise": 0.2, "seed": 0, "precision": "bf16"})
     assert export_stem("scene:two_class", "efficientnet_lite0", r) == \
         "scene_two_class_efficientnet_lite0_vanilla_1_smoothgrad-n20-noise0.2-bf16"
-    stem = export_stem("upload:../x", "m", r)  # no folder
+    stem = export_stem("yours:../x", "m", r)  # no folder
     assert "/" not in stem and ":" not in stem and not stem.startswith(".")
 
 

@@ -25,8 +25,8 @@ _FOLLOWERS: list[weakref.WeakMethod] = []  # image menus' refresh methods (see f
 
 
 def follow_user_images(refresh: Callable[[], None]) -> None:
-    """Call ``refresh`` (a widget's bound method, held weakly: a widget gone is forgotten)
-    whenever a user image is added, so that its menu offers it."""
+    """Call ``refresh`` (a widget's bound method) whenever a user image is added, so that its
+    menu offers it. Held weakly: following does not by itself keep a widget alive."""
     _FOLLOWERS.append(weakref.WeakMethod(refresh))
 
 
