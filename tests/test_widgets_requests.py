@@ -197,12 +197,8 @@ def test_a_replaced_request_stops_at_its_next_report_and_its_changes_are_kept():
         return "done"
 
     def request(changes):
-        try:
-            outcome = yield slow_work if changes.get("slow") else (lambda: "quick")
-            applied.append((dict(changes), outcome))
-        except Stopped:
-            if queue.superseded:
-                queue.requeue(changes)  # as a widget whose state changes only on success
+        outcome = yield slow_work if changes.get("slow") else (lambda: "quick")
+        applied.append((dict(changes), outcome))  # superseded: never reached
 
     queue = RequestQueue(request, background=True)
 
@@ -281,12 +277,8 @@ def test_a_newer_change_voids_the_older_changes_it_implies_and_errors_are_not_lo
     def request(changes):
         if changes.get("boom"):
             raise RuntimeError("boom")  # outside any handler of the request
-        try:
-            yield slow_work if changes.get("slow") else (lambda: None)
-            applied.append(dict(changes))
-        except Stopped:
-            if queue.superseded:
-                queue.requeue(changes)
+        yield slow_work if changes.get("slow") else (lambda: None)
+        applied.append(dict(changes))
 
     queue = RequestQueue(request, background=True, implied={"by": ("values",)})
     queue.on_error = errors.append

@@ -184,10 +184,7 @@ class Compare(FollowsUserImages, W.VBox):
                     self._apply(*(yield partial(self._compute, new, loop)), shown)
                     self._line = self.status.line.value
                 ok = True
-            except Stopped:
-                if self._requests.superseded:  # the newer changes run with these
-                    self._requests.requeue(changes)
-                    return
+            except Stopped:  # the stop button
                 self.status.info("stopped: the maps are the ones before")
                 ok = True
         self._sync_controls(keep_text=not ok)

@@ -134,10 +134,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
                 outcome = yield partial(self._work, changes, loop)
                 self._show(outcome)
                 self._shown = {name: getattr(self.state, name) for name in COMPUTE}
-            except Stopped:
-                if self._requests.superseded:  # the newer changes run next, with these
-                    self._requests.requeue(changes)
-                    return
+            except Stopped:  # the stop button
                 vars(self.state).update(self._shown)
                 self._sync_controls()
                 self.status.info("stopped: the map is the one before")

@@ -10,6 +10,9 @@ from a widget's ``set()``, a request runs inline, start to end.
 
 A request is a generator (see :func:`drive`): it does its widget and state work, yields the
 engine work as a callable, gets the callable's result (or its exception) back, and goes on.
+A request replaced by newer changes while it runs is closed by the queue (its ``finally``
+blocks run; nothing after its yield does) and its changes run with the newer ones: a request
+handles :class:`Stopped` only for the stop button.
 """
 from __future__ import annotations
 
@@ -46,22 +49,6 @@ def drive(request: Request) -> None:
             try:
                 outcome = work()
             except Exception as error:  # handed back: the request shows it and cleans up
-                work = request.throw(error)
-            else:
-                work = request.send(outcome)
-    except StopIteration:
-        pass
-
-
-async def drive_off_loop(request: Request) -> None:
-    """Run ``request`` on the running loop, its engine work in a worker thread."""
-    loop = asyncio.get_running_loop()
-    try:
-        work = next(request)
-        while True:
-            try:
-                outcome = await loop.run_in_executor(None, work)
-            except Exception as error:
                 work = request.throw(error)
             else:
                 work = request.send(outcome)
@@ -138,7 +125,7 @@ class RequestQueue:
                 return changes[name]
         return shown
 
-    def requeue(self, changes: dict) -> None:
+    def _requeue(self, changes: dict) -> None:
         """A superseded request's changes, beneath the newer ones (a widget whose state
         changes only when a request succeeds would lose them otherwise), less those the
         newer ones void (see ``implied``)."""
@@ -148,9 +135,32 @@ class RequestQueue:
         self.pending = {**older, **self.pending}
 
     @property
-    def superseded(self) -> bool:
+    def _superseded(self) -> bool:
         """Whether newer changes wait (a stopped request then leaves its state to them)."""
         return bool(self.pending) and not self.stopped_by_user
+
+    async def _drive(self, changes: dict) -> None:
+        """Run the request for ``changes`` on the running loop, its engine work in a worker
+        thread; superseded, it is closed and its changes wait beneath the newer ones."""
+        loop = asyncio.get_running_loop()
+        request = self._make_request(changes)
+        try:
+            work = next(request)
+            while True:
+                try:
+                    outcome = await loop.run_in_executor(None, work)
+                except Stopped as error:
+                    if self._superseded:
+                        request.close()
+                        self._requeue(changes)
+                        return
+                    work = request.throw(error)
+                except Exception as error:
+                    work = request.throw(error)
+                else:
+                    work = request.send(outcome)
+        except StopIteration:
+            pass
 
     async def _drain(self) -> None:
         try:
@@ -160,7 +170,7 @@ class RequestQueue:
                 self._stop.clear()
                 self.stopped_by_user = False
                 try:
-                    await drive_off_loop(self._make_request(changes))
+                    await self._drive(changes)
                 except Exception as error:  # a request shows its own; never lost in the task
                     self.on_error(error)
         finally:

@@ -127,10 +127,7 @@ class _Study(FollowsUserImages, W.VBox):
                     self._apply(replace(new, **{k: getattr(self.state, k) for k in DISPLAY
                                                 if getattr(self.state, k) != shown[k]}), computed)
                     self._line = self.status.line.value
-            except Stopped:
-                if self._requests.superseded:
-                    self._requests.requeue(changes)  # the newer changes run with these
-                    return
+            except Stopped:  # the stop button
                 self.status.info("stopped: the maps are the ones before")
         self._sync_controls()
 
