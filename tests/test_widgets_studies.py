@@ -148,3 +148,19 @@ def test_explorer_takes_its_first_colormap_and_opacity():
     assert explorer.panels.heatmap(0).opacity == pytest.approx(0.7)
     with pytest.raises(InvalidParameterError, match="'colormap' must be one of"):
         Explorer(colormap="jett")
+
+
+def test_a_study_keeps_a_typed_class_beside_its_error_and_its_note_follows_the_maps():
+    from cam_widgets.widgets.common import PERCENTILE_NOTE
+
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2))
+    note = lambda: study.panels.figure.layout.coloraxis.colorbar.title.text or ""  # noqa: E731
+    assert note() == PERCENTILE_NOTE  # pixel-level maps are drawn up to a percentile
+    box, before = study._controls["target"], study.result
+    box.value = "notaclass"
+    assert "cw-error" in study.status.line.value and "notaclass" in study.status.line.value
+    assert box.value == "notaclass" and study.result is before  # not reset under its error
+    box.value = "tiger cat"
+    assert study.result.class_id == 282 and study.state.target == "tiger cat"
+    study.set(method="gradcam")  # CAM maps: no percentile, and the note says so at once
+    assert study.result.method == "gradcam" and note() == ""

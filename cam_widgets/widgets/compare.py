@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from functools import partial
 from typing import Optional, Sequence
 
 import ipywidgets as W
@@ -17,7 +16,7 @@ import numpy as np
 
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import StatusLine, busy, errors_shown, first_view, next_state, parse_target
+from .common import busy, first_view
 from .compare_controls import build_controls, class_text, compare_layout, fill_menus, show_scale
 from .compare_panels import (compute_panels, panel_size, probe_table_html, scaled_maps,
                              summary_line, value_at)
@@ -26,13 +25,13 @@ from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, C
 from .images import FollowsUserImages, image_choice, show_choice
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
-from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
+from .state_requests import StateRequests
 
 __all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values",
            "value_at"]
 
 
-class Compare(FollowsUserImages, W.VBox):
+class Compare(StateRequests, FollowsUserImages, W.VBox):
     """N maps of one photo in one linked figure, one per value of ``by``.
 
     Args:
@@ -57,6 +56,8 @@ class Compare(FollowsUserImages, W.VBox):
     the deletion / insertion curve of one panel.
     """
 
+    DISPLAY = DISPLAY
+
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, by: str = "class",
                  values: Optional[Sequence] = None, method: str = "gradcam",
                  target=None, layer: Optional[str] = None, shared_scale: bool = False,
@@ -70,16 +71,12 @@ class Compare(FollowsUserImages, W.VBox):
                                   shared_scale=shared_scale, opacity=opacity, colormap=colormap,
                                   auto_values=not values)
         # a newer "compare by" voids the older values (of another dimension)
-        self._requests = RequestQueue(self._request, background,
-                                      implied={"by": ("values", "auto_values")})
-        self.status = StatusLine(on_stop=self._requests.stop)
-        self._requests.on_error = self.status.error
+        self._start_requests(background, implied={"by": ("values", "auto_values")})
         self.results: list[Explanation] = []
         self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
         self.engine_calls = 0
         self.seconds = 0.0  # wall time of the last update's engine work
         self.probed: Optional[tuple[float, float]] = None
-        self._syncing = False
         self._controls = build_controls(self.state)
         self.table = W.HTML(value="")
         self.panels: Optional[HeatmapPanels] = None
@@ -88,41 +85,19 @@ class Compare(FollowsUserImages, W.VBox):
         self.metrics = MetricsPanel(self)
         super().__init__([compare_layout(self._controls), self._figure_box, self.table, self.metrics.widget,
                           self.status.widget])
-        self._line = ""
         with busy([], self.status):
-            self._apply(*self._compute(self.state))
+            self._apply(*self._compute(self.state, self.status.report))
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._titles = [str(v) for v in values] or ["(none)"]
             self._build_panels(np.zeros((224, 224, 3), np.uint8))
         self._sync_controls()
-        self._link()
+        self._watch_controls()
         self._follow_user_images()
 
     # ---------------------------------------------------------------- controls
-    def _link(self) -> None:
-        for name, control in self._controls.items():
-            control.observe(self._on_change(name), names="value")
-
-    def _on_change(self, name: str):
-        def changed(change):
-            if self._syncing:
-                return
-            new = change["new"]
-            if name == "values":
-                new = parse_values(new)
-            elif name == "target":
-                new = parse_target(new)
-            elif name == "layer":
-                new = new or None
-            if self._requests.current(name, getattr(self.state, name)) == new:
-                return
-            if name in DISPLAY:  # never waits for (or stops) a computation
-                with errors_shown(self.status):
-                    self._show_display(**{name: new})
-            else:
-                self._requests.submit({name: new})
-        return changed
+    def _parse_control(self, name: str, value):
+        return parse_values(value) if name == "values" else super()._parse_control(name, value)
 
     def _sync_controls(self, keep_text: bool = False) -> None:
         """Controls show the state (without triggering a computation); the varied one is off."""
@@ -158,37 +133,6 @@ class Compare(FollowsUserImages, W.VBox):
         show_scale(self._controls["shared_scale"], self.state.shared_scale, self.results)
 
     # ----------------------------------------------------------------- actions
-    def set(self, **changes) -> list[Explanation]:
-        """Change state fields from Python (as the controls do); returns the results.
-
-        Errors (an unknown class, layer or model...) are shown in the status line; the
-        previous state and figure are kept.
-        """
-        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
-        return self.results
-
-    def _request(self, changes: dict, inline: bool = False) -> Request:
-        """Apply ``changes``: the engine work yielded (off the kernel's loop for a change
-        made in the browser, see :mod:`.requests`), then the figure; the state changes only
-        when it all succeeds."""
-        loop = None if inline else self._requests.loop()
-        ok = False
-        with busy([] if loop is not None else self._compute_controls(), self.status, loop):
-            try:
-                new, display_only = next_state("Compare", self.state, changes, DISPLAY,
-                                               self._normalize)
-                if display_only:  # nothing for the engine: re-render only
-                    self._show_display(**{k: getattr(new, k) for k in DISPLAY})
-                else:
-                    shown = {k: getattr(self.state, k) for k in DISPLAY}
-                    self._apply(*(yield partial(self._compute, new, loop)), shown)
-                    self._line = self.status.line.value
-                ok = True
-            except Stopped:  # the stop button
-                self.status.info("stopped: the maps are the ones before")
-                ok = True
-        self._sync_controls(keep_text=not ok)
-
     def _show_display(self, **changes) -> None:
         """Display settings (scale, opacity, colormap): a re-render, no engine call."""
         self.state = replace(self.state, **changes)
@@ -231,12 +175,9 @@ class Compare(FollowsUserImages, W.VBox):
             self.metrics.probed()
 
     # ------------------------------------------------------------------ engine
-    def _apply(self, state: CompareState, panels: tuple, shown: Optional[dict] = None) -> None:
-        """Show what :meth:`_compute` gave for ``state``; display settings changed since
-        ``shown`` (while it computed) are the newest."""
+    def _apply(self, state: CompareState, panels: tuple) -> None:
+        """Show what :meth:`_compute` gave for ``state``."""
         results, rgb, titles, sources = panels
-        state = replace(state, **{k: getattr(self.state, k) for k in DISPLAY
-                                  if shown is not None and getattr(self.state, k) != shown[k]})
         self.state, self.results, self._titles, self._sources = state, results, titles, sources
         rebuilt = self.panels is None or self.panels.count != len(results)
         if rebuilt:
@@ -259,13 +200,13 @@ class Compare(FollowsUserImages, W.VBox):
         if flagged:
             self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
 
-    def _compute(self, s: CompareState, loop=None) -> tuple[CompareState, tuple]:
+    def _compute(self, s: CompareState, report) -> tuple[CompareState, tuple]:
         """(the state with its values resolved, what compute_panels gives): the engine work,
-        in a worker thread when ``loop`` is the kernel's."""
+        in a worker thread for a change made in the browser."""
         started = time.perf_counter()
         s = resolve_state(s)  # a bad setting is not an engine call (defaults may predict)
         self.engine_calls += 1
-        panels = compute_panels(s, progress_reporter(self.status, self._requests, loop))
+        panels = compute_panels(s, report)
         self.seconds = time.perf_counter() - started
         return s, panels
 

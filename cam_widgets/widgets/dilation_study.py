@@ -16,10 +16,10 @@ from ..explainer import Explainer
 from ..models import ModelSpec
 from ..models.dilate import dilate
 from ..result import Explanation
-from .common import control_row, display_map, model_choices
+from .common import colorbar_note, control_row, display_map, model_choices
 from .images import load_choice
 from .layer_menu import layer_menu, layer_options
-from .study_base import _Study
+from .study_base import StudyView, _Study
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ class DilationStudy(_Study):
             self.results, self.timings, self.table.value = results, timings, table
             self._fill_layer_menu(base, s)
             self.status.info(line)
-        return prepared.rgb, [display_map(r, panels=2) for r in results], titles, finish
+        return s, StudyView(prepared.rgb, [display_map(r, panels=2) for r in results], titles,
+                            colorbar_note(results), base, finish)
 
     def _fill_layer_menu(self, base: Explainer, s: DilationState) -> None:
         """The model's blocks (and a deeper layer set from Python), when they changed."""

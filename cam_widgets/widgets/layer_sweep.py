@@ -9,8 +9,8 @@ import ipywidgets as W
 from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import control_row, display_map, layer_resolution
-from .study_base import _Study, stage_layers
+from .common import colorbar_note, control_row, display_map, layer_resolution
+from .study_base import StudyView, _Study, stage_layers
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,13 @@ class LayerSweep(_Study):
         self.engine_calls += 1
         names = list(s.layers) if s.layers else stage_layers(explainer, None, s.max_panels)
         results = explainer.explain_layers(prepared, target, s.method, names)
-        self.results = results
         r = results[0]
         line = (f"{get_method(r.method).title}: {r.label} ({r.class_id}) through "
                 f"{len(results)} layers, from one backward")
         titles = [f"{x.layer}  {layer_resolution(explainer, x.layer)}" for x in results]
-        return (prepared.rgb, [display_map(x, panels=len(results)) for x in results], titles,
-                lambda: self.status.info(line))
+
+        def finish() -> None:
+            self.results = results
+            self.status.info(line)
+        return s, StudyView(prepared.rgb, [display_map(x, panels=len(results)) for x in results],
+                            titles, colorbar_note(results), explainer, finish)

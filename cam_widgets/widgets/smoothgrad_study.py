@@ -10,8 +10,8 @@ from ..methods import get_method, list_methods
 from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import control_row, display_map
-from .study_base import _Study
+from .common import colorbar_note, control_row, display_map
+from .study_base import StudyView, _Study
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,6 @@ class SmoothGradStudy(_Study):
         result = explainer.explain(prepared, s.method, plain.class_id, noise=s.noise,
                                    samples=s.samples, snapshots=counts,
                                    progress=progress)
-        self.plain, self.result = plain, result
         panels = 1 + len(counts)
         maps = [display_map(plain, panels=panels)] + \
             [display_map(result, snapshot=n, panels=panels) for n in counts]
@@ -84,4 +83,9 @@ class SmoothGradStudy(_Study):
         titles = [f"{name}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
         line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, {s.samples} "
                 f"sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s")
-        return prepared.rgb, maps, titles, lambda: self.status.info(line)
+
+        def finish() -> None:
+            self.plain, self.result = plain, result
+            self.status.info(line)
+        return s, StudyView(prepared.rgb, maps, titles, colorbar_note([plain, result]),
+                            explainer, finish)

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import partial
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import ipywidgets as W
 import numpy as np
@@ -12,14 +11,26 @@ from ..api import get_explainer
 from ..explainer import Explainer
 from ..models import resolve_class
 from ..render import list_colormaps
-from .common import (StatusLine, busy, colorbar_note, errors_shown, model_choices, next_state,
-                     parse_target)
+from .common import busy, model_choices
 from .compare_panels import panel_size
 from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
 from .panels import HeatmapPanels
-from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
+from .state_requests import StateRequests
 
 DISPLAY = ("opacity", "colormap")
+
+
+class StudyView(NamedTuple):
+    """What a study's engine work gives its figure: the photo, the maps, their titles and
+    colour bar note (:func:`.common.colorbar_note` of the results), the explainer (its
+    classes go to the class box) and ``finish()``, the study's other updates (its results,
+    status line, tables), called on the loop's thread."""
+    rgb: np.ndarray
+    maps: list
+    titles: list
+    note: str
+    explainer: Explainer
+    finish: Callable[[], None]
 
 
 def stage_layers(explainer: Explainer, layer: Optional[str] = None,
@@ -44,44 +55,39 @@ def stage_layers(explainer: Explainer, layer: Optional[str] = None,
     return names if names[-1] == last else (names + [last])[-count:]
 
 
-class _Study(FollowsUserImages, W.VBox):
+class _Study(StateRequests, FollowsUserImages, W.VBox):
     """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
 
     A subclass's ``_compute(state, report)`` is the engine work of a request: it may run in a
     worker thread (a change made in the browser, see :mod:`.requests`), so it touches no
-    widget: it returns ``(rgb, maps, titles, finish)``, ``finish()`` being its widget updates
-    (status line, tables, menus), called on the loop's thread with the new maps.
+    widget: it returns ``(state, StudyView(...))``, the view's ``finish()`` being its widget
+    updates (status line, tables, menus), called on the loop's thread with the new maps.
     """
 
+    DISPLAY = DISPLAY
     COMPUTE_CONTROLS: tuple = ()
     RESULT = "results"
-    PROGRESS_UNIT = ""  # what _compute's progress reports count
     #: a newer change of a key voids older replaced changes of its dependents (_normalize's)
     IMPLIED: dict = {}
 
     def __init__(self, state, placeholders: int, background: Optional[bool] = None) -> None:
         self.state = replace(state, image=image_choice(state.image))  # a path, URL, array too
-        self._requests = RequestQueue(self._request, background, implied=self.IMPLIED)
-        self.status = StatusLine(on_stop=self._requests.stop)
-        self._requests.on_error = self.status.error
+        self._start_requests(background, implied=self.IMPLIED)
         self.engine_calls = 0
         self.panels: Optional[HeatmapPanels] = None
-        self._syncing = False
         self._target_options: Optional[str] = None  # the model whose classes the box offers
         self._controls = self._build_controls()
         # the figure fits the page's width; past its panels' smallest size the box scrolls
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
-        self._line = ""
         with busy([], self.status):
-            self._apply(self.state, self._compute(self.state, self.status.report))
+            self._apply(*self._compute(self.state, self.status.report))
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._show(np.zeros((224, 224, 3), np.uint8),
                        [np.zeros((7, 7), np.float32)] * placeholders, ["(not computed)"] * placeholders)
         self._sync_controls()
-        for name, control in self._controls.items():
-            control.observe(self._on_change(name), names="value")
+        self._watch_controls()
         self._follow_user_images()
 
     # hooks for the subclasses
@@ -95,57 +101,25 @@ class _Study(FollowsUserImages, W.VBox):
         return []
 
     def _compute(self, state, report) -> tuple:
-        """(rgb, maps, titles, finish) for ``state``; ``report(done, total)`` its progress."""
+        """(state, StudyView) for ``state``; ``report(done, total)`` its progress."""
         raise NotImplementedError
 
-    def _normalize(self, changes: dict) -> dict:
-        return changes
-
     # shared behaviour
-    def set(self, **changes):
-        """Change state fields from Python (as the controls do); errors go to the status line."""
-        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
-        return getattr(self, self.RESULT)
+    def _compute_controls(self) -> list:
+        return [self._controls[n] for n in self.COMPUTE_CONTROLS]
 
-    def _request(self, changes: dict, inline: bool = False) -> Request:
-        """Apply ``changes``: the engine work yielded (off the kernel's loop for a change made
-        in the browser), then the figure; the state changes only when it all succeeds."""
-        loop = None if inline else self._requests.loop()
-        controls = [] if loop is not None else [self._controls[n] for n in self.COMPUTE_CONTROLS]
-        with busy(controls, self.status, loop):
-            try:
-                new, display_only = next_state(type(self).__name__, self.state, changes, DISPLAY,
-                                               self._normalize)
-                if display_only:  # nothing for the engine: re-render only
-                    self._show_display(new)
-                else:
-                    report = progress_reporter(self.status, self._requests, loop,
-                                               self.PROGRESS_UNIT)
-                    shown = {k: getattr(self.state, k) for k in DISPLAY}
-                    computed = yield partial(self._compute, new, report)
-                    # display settings changed while it computed are the newest
-                    self._apply(replace(new, **{k: getattr(self.state, k) for k in DISPLAY
-                                                if getattr(self.state, k) != shown[k]}), computed)
-                    self._line = self.status.line.value
-            except Stopped:  # the stop button
-                self.status.info("stopped: the maps are the ones before")
-        self._sync_controls()
-
-    def _show_display(self, new) -> None:
-        self.state = new
+    def _show_display(self, **changes) -> None:
+        self.state = replace(self.state, **changes)
         self._render_display()
         self.status.line.value = self._line  # the last good state's line, not an old error
 
-    def _apply(self, state, computed) -> None:
-        rgb, maps, titles, finish = computed
+    def _apply(self, state, view: "StudyView") -> None:
         self.state = state
-        self._show(rgb, maps, titles, key=(state.image, rgb.shape))
-        self._fill_target_options()
-        finish()
+        self._show(view.rgb, view.maps, view.titles, view.note, key=(state.image, view.rgb.shape))
+        self._fill_target_options(view.explainer)
+        view.finish()
 
-    def _show(self, rgb: np.ndarray, maps, titles, key=None) -> None:
-        shown = getattr(self, self.RESULT, None)  # None: the first computation failed
-        note = colorbar_note([] if shown is None else shown if isinstance(shown, list) else [shown])
+    def _show(self, rgb: np.ndarray, maps, titles, note: str = "", key=None) -> None:
         if self.panels is None or self.panels.count != len(maps):
             # built in its final state, placed only once built (see HeatmapPanels)
             self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
@@ -167,23 +141,8 @@ class _Study(FollowsUserImages, W.VBox):
             self.panels.set_opacity(self.state.opacity)
             self.panels.set_colormap(self.state.colormap)
 
-    def _on_change(self, name: str):
-        def changed(change):
-            if self._syncing:
-                return
-            new = parse_target(change["new"]) if name == "target" else change["new"]
-            if name == "layer":
-                new = new or None
-            if self._requests.current(name, getattr(self.state, name)) == new:
-                return
-            if name in DISPLAY:  # never waits for (or stops) a computation
-                with errors_shown(self.status):
-                    self._show_display(replace(self.state, **{name: new}))
-            else:
-                self._requests.submit({name: new})
-        return changed
-
-    def _sync_controls(self) -> None:
+    def _sync_controls(self, keep_text: bool = False) -> None:
+        """Controls show the state (``keep_text``: a typed class stays beside its error)."""
         self._syncing = True
         try:
             for name, control in self._controls.items():
@@ -192,6 +151,8 @@ class _Study(FollowsUserImages, W.VBox):
                     show_choice(control, value)
                     continue
                 if name == "target":
+                    if keep_text:
+                        continue
                     value = "" if value is None else str(value)
                 elif name == "layer":
                     value = value or ""
@@ -217,11 +178,10 @@ class _Study(FollowsUserImages, W.VBox):
         explainer = get_explainer(model)
         prepared = explainer.prepare(load_choice(state.image))
         target = None if state.target is None else resolve_class(state.target, explainer.labels)
-        self._explained_with = explainer  # its classes go to the class box (_apply)
         return explainer, prepared, target
 
-    def _fill_target_options(self) -> None:
-        explainer = getattr(self, "_explained_with", None)
-        if explainer is not None and self._target_options != explainer.spec.name:
+    def _fill_target_options(self, explainer: Explainer) -> None:
+        """The class box offers the classes of the model explained."""
+        if self._target_options != explainer.spec.name:
             self._controls["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
             self._target_options = explainer.spec.name

@@ -1,0 +1,110 @@
+"""Controls and ``set()`` as requests, for a widget whose state changes only on success.
+
+Compare and the studies share this: their state is a frozen dataclass, a control change or a
+``set(**changes)`` becomes a request (see :mod:`.requests`), display settings (``DISPLAY``)
+re-render at once without an engine call, and the state is replaced only when the engine
+work and the figure both succeeded; on an error or a stop the last good view stays.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from typing import Optional
+
+from .common import StatusLine, busy, errors_shown, next_state, parse_target
+from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
+
+
+class StateRequests:
+    """The request plumbing; a subclass provides the engine work and the view.
+
+    A subclass sets ``DISPLAY`` (state fields that only re-render) and implements
+    ``_compute(state, report)`` -> ``(state, computed)`` (the engine work: it may run in a
+    worker thread, so it touches no widget; ``report(done, total)`` is its progress),
+    ``_apply(state, computed)`` (the view, on the loop's thread), ``_show_display(**changes)``,
+    ``_sync_controls(keep_text)`` and ``_compute_controls()``.
+    """
+
+    DISPLAY: tuple = ()
+    RESULT = "results"  # the attribute set() returns
+    PROGRESS_UNIT = ""  # what _compute's progress reports count
+    STOPPED = "stopped: the maps are the ones before"
+
+    def _start_requests(self, background: Optional[bool], implied: Optional[dict] = None) -> None:
+        """The queue and the status line (its stop button stops the running request).
+        ``implied``: see :class:`~.requests.RequestQueue`."""
+        self._requests = RequestQueue(self._request, background, implied=implied)
+        self.status = StatusLine(on_stop=self._requests.stop)
+        self._requests.on_error = self.status.error
+        self._syncing = False
+        self._line = ""  # the last good state's status line
+
+    def _watch_controls(self) -> None:
+        for name, control in self._controls.items():
+            control.observe(self._on_change(name), names="value")
+
+    def set(self, **changes):
+        """Change state fields from Python (as the controls do); returns the result(s).
+
+        Errors (an unknown class, layer or model...) are shown in the status line; the
+        previous state and figure are kept.
+        """
+        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
+        return getattr(self, self.RESULT)
+
+    def _request(self, changes: dict, inline: bool = False) -> Request:
+        """Apply ``changes``: the engine work yielded (off the kernel's loop for a change
+        made in the browser), then the figure; the state changes only when it all succeeds."""
+        loop = None if inline else self._requests.loop()
+        ok = False
+        # off the loop the controls stay live (a change replaces the running work)
+        with busy([] if loop is not None else self._compute_controls(), self.status, loop):
+            try:
+                new, display_only = next_state(type(self).__name__, self.state, changes,
+                                               self.DISPLAY, self._normalize)
+                if display_only:  # nothing for the engine: re-render only
+                    self._show_display(**self._display_of(new))
+                else:
+                    shown = self._display_of(self.state)
+                    report = progress_reporter(self.status, self._requests, loop,
+                                               self.PROGRESS_UNIT)
+                    state, computed = yield partial(self._compute, new, report)
+                    # display settings changed while it computed are the newest
+                    newer = {k: v for k, v in self._display_of(self.state).items()
+                             if v != shown[k]}
+                    self._apply(replace(state, **newer), computed)
+                    self._line = self.status.line.value
+                ok = True
+            except Stopped:  # the stop button
+                self.status.info(self.STOPPED)
+                ok = True
+        self._sync_controls(keep_text=not ok)  # a typed value stays beside its error
+
+    def _display_of(self, state) -> dict:
+        return {k: getattr(state, k) for k in self.DISPLAY}
+
+    def _on_change(self, name: str):
+        def changed(change):
+            if self._syncing:
+                return
+            new = self._parse_control(name, change["new"])
+            if self._requests.current(name, getattr(self.state, name)) == new:
+                return
+            if name in self.DISPLAY:  # never waits for (or stops) a computation
+                with errors_shown(self.status):
+                    self._show_display(**{name: new})
+            else:
+                self._requests.submit({name: new})
+        return changed
+
+    def _parse_control(self, name: str, value):
+        """A control's value as a state field."""
+        if name == "target":
+            return parse_target(value)
+        if name == "layer":
+            return value or None  # the menu's "" is the default layer
+        return value
+
+    def _normalize(self, changes: dict) -> dict:
+        """Derived settings filled in (e.g. a new model's default layer)."""
+        return changes
