@@ -23,6 +23,7 @@ from plotly.subplots import make_subplots
 
 from ..errors import InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
+from .normalize import as_map
 from .overlay import check_rgb, image_data_uri
 
 __all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "map_side", "prepare_map",
@@ -44,12 +45,7 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
                 decimals: Optional[int] = 4) -> np.ndarray:
     """float32 (h, w) map, area-downsampled to at most ``max_side`` per side, rounded to
     ``decimals`` (compact JSON for maps in [0, 1]; None for raw values of any magnitude)."""
-    try:
-        a = np.asarray(m, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a numeric (h, w) array, got {describe(m)}.") from None
-    if a.ndim != 2 or a.size == 0:
-        raise InvalidParameterError(f"{name} must be a non-empty (h, w) array, got shape {tuple(a.shape)}.")
+    a = as_map(m, name, np.float32)
     h, w = a.shape
     if max(h, w) > max_side:
         from PIL import Image

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import InvalidImageError, InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, apply_colormap
-from .normalize import upsample_map
+from .normalize import as_map, upsample_map
 
 __all__ = ["overlay", "to_png_bytes", "png_data_uri", "image_data_uri", "save_png", "check_rgb"]
 
@@ -56,13 +56,7 @@ def overlay(
     """
     img = check_rgb(rgb)
     a = _check_alpha(alpha)
-    try:
-        m = np.asarray(map01, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"map01 must be a numeric (h, w) array, got {describe(map01)}.") from None
-    if m.ndim != 2 or m.size == 0:
-        raise InvalidParameterError(f"map01 must be a non-empty (h, w) array, got shape {tuple(m.shape)}.")
-    m = np.nan_to_num(m, nan=0.0, posinf=1.0, neginf=0.0)
+    m = np.nan_to_num(as_map(map01, "map01"), nan=0.0, posinf=1.0, neginf=0.0)
     if m.shape != img.shape[:2]:
         m = upsample_map(m, img.shape[:2], mode="bilinear")
     colour = apply_colormap(m, colormap)
