@@ -146,8 +146,9 @@ def test_explorer_takes_its_first_colormap_and_opacity():
     scale = [list(step) for step in explorer.panels.figure.layout.coloraxis.colorscale]
     assert scale == [list(step) for step in plotly_colorscale("jet")]  # drawn so from the start
     assert explorer.panels.heatmap(0).opacity == pytest.approx(0.7)
-    with pytest.raises(InvalidParameterError, match="'colormap' must be one of"):
+    with pytest.raises(InvalidParameterError, match="colormap must be one of .*Did you mean 'jet'"):
         Explorer(colormap="jett")
+    assert Explorer(image="chelsea", colormap="Grey").state.colormap == "gray"  # the menu's name
 
 
 def test_a_study_keeps_a_typed_class_beside_its_error_and_its_note_follows_the_maps():

@@ -117,7 +117,8 @@ def list_colormaps() -> list[str]:
     return list(_NAMES)
 
 
-def _resolve(name: object) -> str:
+def resolve_colormap(name: object) -> str:
+    """The colormap's name as :func:`list_colormaps` spells it (any case; "grey" too)."""
     if isinstance(name, str):
         if name in _NAMES:
             return name
@@ -147,7 +148,7 @@ def _lut(name: str) -> np.ndarray:
 
 def colormap_lut(name: str = DEFAULT_COLORMAP) -> np.ndarray:
     """The read-only (256, 3) uint8 RGB lookup table of a colormap."""
-    return _lut(_resolve(name))
+    return _lut(resolve_colormap(name))
 
 
 def apply_colormap(map01: np.ndarray, name: str = DEFAULT_COLORMAP) -> np.ndarray:

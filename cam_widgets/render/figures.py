@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from ..errors import InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
 from .normalize import as_map
-from .overlay import check_rgb, image_data_uri
+from .overlay import check_opacity, check_rgb, image_data_uri
 
 __all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "map_side", "prepare_map",
            "wrap_title"]
@@ -145,12 +145,7 @@ def heatmap_figure(
         raise InvalidParameterError(
             f"titles must have one entry per map: got {len(titles)} titles for {len(maps)} maps."
         )
-    try:
-        op = float(opacity)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"opacity must be a number in [0, 1], got {describe(opacity)}.") from None
-    if not 0.0 <= op <= 1.0:
-        raise InvalidParameterError(f"opacity must be in [0, 1], got {describe(opacity)}.")
+    op = check_opacity(opacity)
     for name, v in (("zmin", zmin), ("zmax", zmax)):
         if v is not None and not (isinstance(v, (int, float, np.number)) and np.isfinite(v)):
             raise InvalidParameterError(f"{name} must be a finite number or None, got {describe(v)}.")

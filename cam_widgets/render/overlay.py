@@ -31,13 +31,16 @@ def check_rgb(rgb: object, name: str = "rgb") -> np.ndarray:
     return arr
 
 
-def _check_alpha(alpha: object, name: str = "alpha") -> float:
+def check_opacity(value: object, name: str = "opacity") -> float:
+    """``value`` as an opacity in [0, 1]; a one-line error naming ``name`` otherwise."""
     try:
-        a = float(alpha)  # type: ignore[arg-type]
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError  # True is no opacity, though float() takes it
+        a = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number in [0, 1], got {describe(alpha)}.") from None
+        raise InvalidParameterError(f"{name} must be a number in [0, 1], got {describe(value)}.") from None
     if not 0.0 <= a <= 1.0:
-        raise InvalidParameterError(f"{name} must be in [0, 1], got {describe(alpha)}.")
+        raise InvalidParameterError(f"{name} must be in [0, 1], got {describe(value)}.")
     return a
 
 
@@ -55,7 +58,7 @@ def overlay(
     (H, W, 3); alpha 0 gives the image back unchanged, alpha 1 the colour map.
     """
     img = check_rgb(rgb)
-    a = _check_alpha(alpha)
+    a = check_opacity(alpha, "alpha")
     m = np.nan_to_num(as_map(map01, "map01"), nan=0.0, posinf=1.0, neginf=0.0)
     if m.shape != img.shape[:2]:
         m = upsample_map(m, img.shape[:2], mode="bilinear")

@@ -18,8 +18,10 @@ import torch
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..models import list_models, weights_on_disk
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
-from ..render import list_colormaps, normalize_map
+from ..render import normalize_map
+from ..render.colormaps import resolve_colormap
 from ..render.figures import map_side
+from ..render.overlay import check_opacity
 from ..result import PERCENTILE_NOTE, Explanation
 from .images import image_choice
 
@@ -255,12 +257,7 @@ def next_state(owner: str, state, changes: dict, display: Sequence[str],
 def first_view(colormap: str, opacity) -> tuple[str, float]:
     """A widget's first colormap and opacity, checked: given to the constructor, since Voila
     drops figure edits made before the widget is drawn."""
-    if colormap not in list_colormaps():
-        raise InvalidParameterError(f"'colormap' must be one of {', '.join(list_colormaps())} "
-                                    f"(got {colormap!r})")
-    if isinstance(opacity, bool) or not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
-        raise InvalidParameterError(f"'opacity' must be a number in [0, 1] (got {opacity!r})")
-    return colormap, float(opacity)
+    return resolve_colormap(colormap), check_opacity(opacity)
 
 
 def precisions_for(device) -> list[tuple[str, str]]:
