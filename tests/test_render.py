@@ -296,7 +296,7 @@ def test_figure_structure():
         assert img_t.xaxis == h.xaxis and img_t.yaxis == h.yaxis  # same panel
         z = np.asarray(h.z, dtype=np.float64)
         assert z.shape == (7, 7)
-        np.testing.assert_allclose(z, np.round(maps[k], 4), atol=1e-6)
+        np.testing.assert_array_equal(z, maps[k].astype(np.float32))  # to the last bit
         assert h.zsmooth == "best" and h.opacity == 0.6
         assert h.z.dtype == np.float32  # compact float32 (base64 typed array in the JSON)
         # the hover label reads the trace name, which widgets update with the title

@@ -177,7 +177,7 @@ def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widge
         probed = widget.probe(100, 50)  # the values drawn: each panel's cell
         assert probed == [_cell(cam, 100, 50), _cell(vanilla, 100, 50)]
         widget.set(values=("vanilla", "guided_backprop"), shared_scale=True)  # one family
-        drawn = [prepare_map(np.maximum(r.raw, 0), 158, decimals=None)  # two panels: 158x158
+        drawn = [prepare_map(np.maximum(r.raw, 0), 158)  # two panels: 158x158
                  for r in widget.results]
         assert np.asarray(widget.panels.heatmap(0).z).shape == (158, 158)
         assert "pixel maps drawn at 158x158 cells (one panel: 224x224)" in widget.status.line.value

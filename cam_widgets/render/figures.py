@@ -41,10 +41,10 @@ def map_side(panels: int) -> int:
     return max(56, min(MAX_MAP_SIDE, math.isqrt(MAP_CELLS_PER_FIGURE // max(int(panels), 1))))
 
 
-def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
-                decimals: Optional[int] = 4) -> np.ndarray:
-    """float32 (h, w) map, area-downsampled to at most ``max_side`` per side, rounded to
-    ``decimals`` (compact JSON for maps in [0, 1]; None for raw values of any magnitude)."""
+def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map") -> np.ndarray:
+    """float32 (h, w) map, area-downsampled to at most ``max_side`` per side; not rounded: a
+    figure's JSON holds float32 arrays as base64 (4 bytes a value, exact). Widgets round
+    what they send as JSON lists themselves (see ``widgets.panels.compact_z``)."""
     a = as_map(m, name, np.float32)
     h, w = a.shape
     if max(h, w) > max_side:
@@ -53,8 +53,9 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map",
         s = max_side / max(h, w)
         nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
         a = np.asarray(Image.fromarray(np.ascontiguousarray(a), mode="F").resize((nw, nh), Image.BOX), dtype=np.float32)
-    a = (a if decimals is None else np.round(a, decimals)).astype(np.float32)
-    a[~np.isfinite(a)] = np.nan  # drawn as gaps
+    finite = np.isfinite(a)
+    if not finite.all():  # drawn as gaps (a new array: ``a`` may be the caller's)
+        a = np.where(finite, a, np.float32(np.nan))
     return a
 
 

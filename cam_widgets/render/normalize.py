@@ -78,7 +78,7 @@ def _as_float_array(raw: object, name: str = "raw", float32_ok: bool = False) ->
 
 def as_map(m: object, name: str = "map", dtype=np.float64) -> np.ndarray:
     """``m`` as one non-empty (h, w) array of ``dtype``; a one-line error otherwise."""
-    a = _as_float_array(m, name).astype(dtype, copy=False)
+    a = _as_float_array(m, name, float32_ok=dtype == np.float32).astype(dtype, copy=False)
     if a.ndim != 2 or a.size == 0:
         raise InvalidParameterError(f"{name} must be a non-empty (h, w) array, got shape {tuple(a.shape)}.")
     return a

@@ -112,7 +112,7 @@ def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
         return [np.zeros((7, 7), np.float32)] * panels, (0.0, 1.0), ""
     if shared and not mixed_families(results):
         side = map_side(len(results))
-        clipped = [prepare_map(np.maximum(r.raw, 0.0), side, decimals=None) for r in results]
+        clipped = [prepare_map(np.maximum(r.raw, 0.0), side) for r in results]
         pixel = results[0].pixel_level
         lo, hi = shared_scale(clipped, percentile=DISPLAY_PERCENTILE if pixel else None)
         exponent = math.floor(math.log10(hi)) if hi > 0 else 0

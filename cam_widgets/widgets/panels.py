@@ -109,7 +109,7 @@ class HeatmapPanels:
         h, w = self.image_shape
         with self.figure.batch_update():
             for k, raw in enumerate(maps):
-                m = prepare_map(raw, map_side(self.count), decimals=None)
+                m = prepare_map(raw, map_side(self.count))
                 self.heatmap(k).update(z=compact_z(m), dx=w / m.shape[1], dy=h / m.shape[0],
                                        x0=w / m.shape[1] / 2 - 0.5, y0=h / m.shape[0] / 2 - 0.5)
                 if titles is not None:
