@@ -18,8 +18,15 @@ _WEIGHTS_HELP = ("state-dict file to load instead of the usual weights (offline 
                  "the file `fetch-weights` downloads elsewhere)")
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    """A usage error is one line (argparse prints the whole usage block before it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cam-widgets", description=__doc__.splitlines()[0])
+    parser = _OneLineErrors(prog="cam-widgets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     explain = sub.add_parser("explain", help="explain an image and write .png / .npy / .html")
     explain.add_argument("image", help="a path, URL or bundled sample name (see 'samples')")

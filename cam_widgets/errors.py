@@ -69,7 +69,10 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 3) -> str:
 
 def describe(value: object) -> str:
     """attrs-style description of a received value: "<value> that is a <type>"."""
-    text = repr(value)
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:  # arrays, tensors: their repr spans lines
+        return f"a {type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    text = " ".join(repr(value).split())  # one line, always
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} that is a {type(value).__name__}"

@@ -216,9 +216,17 @@ class Explainer:
                 ``batch_size``.
         """
         started = time.perf_counter()
-        if isinstance(targets, (str, int)) or not len(targets):
+        try:
+            listed = None if isinstance(targets, (str, int)) else list(targets)
+        except TypeError:  # None, a number of another kind
+            listed = None
+        if not listed:
             raise InvalidParameterError(
-                f"'targets' must be a non-empty list of class ids or names (got {targets!r})")
+                f"'targets' must be a non-empty list of class ids or names (got {describe(targets)})")
+        targets = listed
+        if progress is not None and not callable(progress):
+            raise InvalidParameterError(f"'progress' must be a function progress(done, total) "
+                                        f"or None (got {describe(progress)})")
         spec = get_method(method)
         spec.check_params(params)
         forwards = self.engine.forward_calls
@@ -238,7 +246,7 @@ class Explainer:
                 seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress,
                 precision=precision)
             output, snaps = smoothed.output, smoothed.snapshots
-            params = dict(params, noise=noise, samples=samples, seed=seed)
+            params = dict(params, noise=float(noise), samples=int(samples), seed=int(seed))
             if precision != "fp32":
                 params["precision"] = precision
         else:
@@ -254,6 +262,8 @@ class Explainer:
                        layers: Optional[Sequence[str]] = None, **params) -> list[Explanation]:
         """One class through several layers (default: every spatial layer) from one backward."""
         prepared, capture = self.capture(image)
+        if isinstance(layers, str):
+            layers = [layers]  # one layer by name, not its characters
         names = [l.name for l in self.layers()] if layers is None else [
             self.resolve_layer(l) for l in layers]
         class_id = self.resolve_class(target, capture)

@@ -78,7 +78,7 @@ def test_cam_needs_a_gap_linear_head(lite_explainer, chelsea_tensor):
 
 
 @pytest.mark.parametrize("method, params, message", [
-    ("scorecam", {"batch_size": -3}, "'batch_size' must be an int >= 1 or None (got -3)"),
+    ("scorecam", {"batch_size": -3}, "'batch_size' must be an int >= 1 or None (got -3 that is"),
     ("scorecam", {"batch_size": "x"}, "'batch_size' must be an int >= 1 or None"),
     ("integrated_gradients", {"baseline": "x"}, "'baseline' must be a finite number"),
     ("integrated_gradients", {"steps": 0}, "'steps' must be an int >= 1"),
@@ -168,3 +168,42 @@ def test_numpy_scalars_are_parameters_like_any_number(tiny_explainer):
     smooth = tiny_explainer.explain(tiny_input(), "vanilla", 1, samples=4, seed=np.int64(3))
     plus = tiny_explainer.explain(tiny_input(), "gradcam++", 1, positive_gradients=np.bool_(False))
     assert np.isfinite(ig.heatmap).all() and np.isfinite(smooth.heatmap).all() and not plus.flagged
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=3, snapshots=5),
+     "'snapshots' must be sample counts"),
+    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=2, seed=2**64), "'seed' must be an int in"),
+    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=3, noise_samples=torch.zeros(3, 3, 2, 2)),
+     r"'noise_samples' must be a tensor of shape \(3, 3, 4, 4\)"),
+    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=2, noise_samples=np.zeros((2, 3, 4, 4))),
+     "got a ndarray of shape"),
+    (lambda ex: ex.explain(tiny_input(), "scorecam", 1, "relu", progress=True),
+     "'progress' must be a function"),
+    (lambda ex: ex.explain_classes(tiny_input(), None), "'targets' must be a non-empty list"),
+    (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ["relu"]), "a layer is given by its name"),
+    (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ex.engine.model.relu), "here 'relu'"),
+    (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, steps=10**6), "at most 2000"),
+    (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=1e39), "within"),
+    (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=np.zeros((3, 4, 4))),
+     "'baseline' must be a finite number"),
+])
+def test_odd_arguments_are_one_line_errors(tiny_explainer, call, message):
+    with pytest.raises(CamWidgetsError, match=message) as raised:
+        call(tiny_explainer)
+    assert "\n" not in str(raised.value)
+    assert count_hooks(tiny_explainer.engine.model) == 0
+
+
+def test_numpy_scalars_set_smoothgrad_and_a_layer_name_alone_is_one_layer(tiny_explainer):
+    result = tiny_explainer.explain(tiny_input(), "vanilla", 1, samples=np.int64(2), noise=np.float32(0.1))
+    assert type(result.params["samples"]) is int and result.params["noise"] == pytest.approx(0.1)
+    assert [r.layer for r in tiny_explainer.explain_layers(tiny_input(), 1, "gradcam", "relu")] == ["relu"]
+
+
+def test_eigencam_of_noisy_copies_the_model_fails_on_is_the_usual_error(tiny_explainer):
+    from cam_widgets.errors import MethodNotApplicableError
+
+    with pytest.raises(MethodNotApplicableError, match="NaN or infinite values for the noisy copies"):
+        tiny_explainer.explain(tiny_input(), "eigencam", 1, "relu", samples=2,
+                               noise_samples=torch.full((2, 3, 4, 4), float("nan")))

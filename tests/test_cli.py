@@ -61,6 +61,25 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys, args, fragment):
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["explain", "chelsea", "--samples", "abc", "--out", "x.png"], "invalid int value: 'abc'"),
+    (["explain", "chelsea"], "required: --out"),
+    (["explian"], "invalid choice: 'explian'"),
+    (["explain", "chelsea", "--device", "meta", "--out", "x.png"], "meta devices are not supported"),
+])
+def test_usage_errors_are_one_line_too(tmp_path, monkeypatch, capsys, args, fragment):
+    from cam_widgets.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's own errors exit from inside the parser
+        code = exit_.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+
+
 def test_error_process_exits_2_without_traceback(tmp_path):
     done = cli("explain", "chelsea", "--class", "zebraa", "--out", "x.png", cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -133,6 +133,13 @@ def test_gradients_under_no_grad_and_clear_error_under_inference_mode(tiny_expla
     with torch.inference_mode():
         with pytest.raises(MethodNotApplicableError, match="inference_mode"):
             tiny_explainer.explain(tiny_input(), "gradcam", 0, "relu")
+    tiny_explainer.explain(tiny_input(), "gradcam", 0, "relu")  # cached now: same error
+    for method in ("gradcam", "vanilla"):
+        with torch.inference_mode(), pytest.raises(MethodNotApplicableError, match="inference_mode"):
+            tiny_explainer.explain(tiny_input(), method, 1, "relu")
+    fresh = Explainer(TinyNet(), input_size=(4, 4), labels=list("abc"))  # first call: not "size"
+    with torch.inference_mode(), pytest.raises(MethodNotApplicableError, match="inference_mode"):
+        fresh.explain(tiny_input(), "gradcam", 0)
 
 
 class InplaceVGGish(nn.Module):

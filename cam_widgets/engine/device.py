@@ -29,6 +29,10 @@ def choose_device(device: DeviceLike = None) -> torch.device:
         raise InvalidParameterError(
             "'device' is 'cuda' but no CUDA GPU is available here; use device='cpu' or None"
         )
+    if chosen.type not in ("cpu", "cuda"):  # mps, meta, xpu...: not supported by the engine
+        raise InvalidParameterError(
+            f"'device' must be 'cpu', 'cuda', 'cuda:N' or None (got {describe(device)}: "
+            f"{chosen.type} devices are not supported)")
     return chosen
 
 

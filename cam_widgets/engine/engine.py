@@ -21,7 +21,7 @@ from .device import (DeviceLike, accepts_channels_last, choose_device, cpu_batch
 from .folding import Twin, WeightsWatch, build_twin, model_key
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .layers import LayerInfo, aliases, spatial_layers
-from .passes import ForwardPass, run_forward
+from .passes import ForwardPass, check_grad_mode, run_forward
 
 
 class Engine:
@@ -98,6 +98,7 @@ class Engine:
     def _probe(self) -> None:
         """One forward on a fixed random input: output shapes, in-place victims, memory per
         sample, and whether the model takes channels-last inputs."""
+        check_grad_mode()  # (the model would fail on inference tensors, confusingly)
         example = self._example(1)
         with evaluation_mode(self.model), torch.enable_grad():
             with record_outputs(self.model, None, record_relus=True, relu_functions=True) as rec:
@@ -160,6 +161,12 @@ class Engine:
         """The LayerInfo for ``layer`` or a clear error with close matches."""
         if self._layers is None:
             self._probe()
+        if not isinstance(layer, str):
+            named = [n for n, m in self.model.named_modules() if m is layer and n]
+            hint = f": here {named[0]!r}" if named else ""
+            raise UnknownLayerError(
+                f"a layer is given by its name, a str such as {self.default_layer!r} "
+                f"(got {describe(layer) if not named else 'the module itself'}{hint})")
         by_name = self._layer_by_name
         if layer in by_name:
             return by_name[layer]
@@ -178,6 +185,7 @@ class Engine:
     # ---------------------------------------------------------------- forward
     def capture(self, inputs: torch.Tensor, key: str) -> Capture:
         """The cached forward of one preprocessed image (1, 3, H, W), recording every layer."""
+        check_grad_mode()  # a cached forward's graph cannot be used in inference mode either
         if self._layers is None:
             self._probe()
         versions, identity = self._weights.stamp()

@@ -106,6 +106,16 @@ class _null_context:
         return False
 
 
+def check_grad_mode() -> None:
+    """A one-line error inside ``torch.inference_mode()``, where no gradient can be had
+    (checked before a cached forward is reused, and before a model's first call)."""
+    if torch.is_inference_mode_enabled():
+        raise MethodNotApplicableError(
+            "gradients cannot be computed inside torch.inference_mode(); call cam_widgets "
+            "outside it (torch.no_grad() is fine)"
+        )
+
+
 def run_forward(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -126,11 +136,7 @@ def run_forward(
     ``relu_functions``: see :func:`~.hooks.record_outputs` (a model that calls ``F.relu``
     itself).
     """
-    if torch.is_inference_mode_enabled():
-        raise MethodNotApplicableError(
-            "gradients cannot be computed inside torch.inference_mode(); call cam_widgets "
-            "outside it (torch.no_grad() is fine)"
-        )
+    check_grad_mode()
     leaf = inputs.detach().requires_grad_(True)
     autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
                               enabled=autocast_dtype is not None)

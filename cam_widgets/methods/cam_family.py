@@ -100,6 +100,10 @@ def eigencam(ctx: MethodContext) -> MethodOutput:
     n, c, h, w = acts.shape
     positions = acts.reshape(n, c, h * w).transpose(1, 2)  # (N, hw, C)
     centred = positions - positions.mean(dim=1, keepdim=True)
+    # a sample with NaN activations (a noisy copy the model fails on) gets a NaN map, which
+    # the caller reports as such, not an SVD error
+    finite = torch.isfinite(centred).flatten(1).all(dim=1)
+    centred = torch.where(finite[:, None, None], centred, torch.zeros((), device=centred.device))
     svd = torch.linalg.svd(centred, full_matrices=False)
     projection = torch.einsum("npc,nc->np", centred, svd.Vh[:, 0, :])
     active = positions.clamp(min=0).mean(dim=2)
@@ -107,5 +111,6 @@ def eigencam(ctx: MethodContext) -> MethodOutput:
                  * (active - active.mean(1, keepdim=True))).sum(dim=1)
     sign = torch.where(agreement < 0, -1.0, 1.0)
     varies = svd.S[:, 0] > 1e-5 * positions.flatten(1).norm(dim=1)  # more than rounding noise
-    maps = (projection * (sign * varies)[:, None]).reshape(n, h, w)
+    keep = torch.where(finite, sign * varies, torch.full_like(sign, float("nan")))
+    maps = (projection * keep[:, None]).reshape(n, h, w)
     return MethodOutput(maps[None].expand(len(ctx.class_ids), n, h, w))

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..engine import Capture
+from ..errors import InvalidParameterError
 from .context import MethodContext, upsampled
 from .registry import MethodOutput, register
 
@@ -51,6 +52,11 @@ def guided_gradcam_plus_plus(ctx: MethodContext) -> MethodOutput:
     return _guided_product(ctx, "gradcam++")
 
 
+#: Bounds of integrated gradients' parameters: beyond them a call runs out of memory or
+#: overflows float32 rather than explaining anything.
+MAX_IG_STEPS, MAX_IG_BASELINE = 2000, 1e6
+
+
 @register("integrated_gradients", family="pixel", needs={"input_gradients", "extra_forwards"},
           clip_negative=False, title="Integrated Gradients", defaults={"steps": 50, "baseline": 0.0},
           progress_unit="steps",
@@ -60,8 +66,16 @@ def integrated_gradients(ctx: MethodContext) -> MethodOutput:
     quadrature (as captum's default); map = sum_c |IG_c|. Interpolations run batched.
     """
     steps = int(ctx.param("steps", 50))  # an int >= 1: MethodSpec.check_params
+    if steps > MAX_IG_STEPS:  # (captum's default is 50; the quadrature table grows as steps^2)
+        raise InvalidParameterError(
+            f"integrated_gradients parameter 'steps' must be at most {MAX_IG_STEPS} (got {steps})")
+    baseline = float(ctx.param("baseline", 0.0))
+    if abs(baseline) > MAX_IG_BASELINE:
+        raise InvalidParameterError(
+            f"integrated_gradients parameter 'baseline' must be a value of the model's input "
+            f"scale, within +-{MAX_IG_BASELINE:g} (got {baseline:g})")
     inputs = ctx.inputs()
-    baseline = torch.full_like(inputs, float(ctx.param("baseline", 0.0)))
+    baseline = torch.full_like(inputs, baseline)
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     alphas = torch.tensor((nodes + 1) / 2, dtype=inputs.dtype, device=inputs.device)
     weights = torch.tensor(weights / 2, dtype=inputs.dtype, device=inputs.device)

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import InvalidParameterError, UnknownMethodError, close_matches
+from ..errors import InvalidParameterError, UnknownMethodError, close_matches, describe
 
 #: What a method may declare it needs.
 NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided", "head", "extra_forwards"})
@@ -89,7 +89,7 @@ class MethodSpec:
                 ok, expected = value in options, "one of " + ", ".join(map(repr, options))
             if not ok:
                 raise InvalidParameterError(
-                    f"{self.name} parameter {key!r} must be {expected} (got {value!r})")
+                    f"{self.name} parameter {key!r} must be {expected} (got {describe(value)})")
 
 
 def positive_int(value) -> bool:

@@ -6,13 +6,15 @@ mean is read off at chosen sample counts, so the 1, 2, 3, 10 ... 100 progression
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 from ..engine import Capture, Engine
-from ..errors import InvalidParameterError, MethodNotApplicableError
+from ..errors import InvalidParameterError, MethodNotApplicableError, describe
 from .context import MethodContext, Progress
 from .registry import MethodOutput, MethodSpec, positive_int
 
@@ -34,14 +36,27 @@ class SmoothOutput:
     batch_size: int = 0
 
 
-def check_smoothing(noise: float, samples: int) -> None:
-    """One-line errors for out-of-range SmoothGrad settings."""
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+def check_smoothing(noise: float, samples: int) -> tuple[float, int]:
+    """(noise, samples) as a float and an int (numpy's scalars too), or one-line errors."""
+    if not positive_int(samples):
         raise InvalidParameterError(f"'samples' must be an int >= 1 (got {samples!r})")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise <= 10:
+    if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real) \
+            or not 0 <= noise <= 10:
         raise InvalidParameterError(
             f"'noise' must be a fraction of the input range between 0 and 10, e.g. 0.2 (got {noise!r})"
         )
+    return float(noise), int(samples)
+
+
+def _checked_snapshots(snapshots) -> tuple[int, ...]:
+    try:
+        counts = tuple(snapshots)
+    except TypeError:
+        counts = None
+    if counts is None or not all(positive_int(n) for n in counts):
+        raise InvalidParameterError(
+            f"'snapshots' must be sample counts (ints >= 1), e.g. (1, 10, 100) (got {snapshots!r})")
+    return counts
 
 
 def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
@@ -88,19 +103,19 @@ def smooth(
         precision: 'fp32' (default), or 'fp16' (CUDA) / 'bf16' mixed precision for the
             noisy batches; the map is accumulated in float32 either way.
     """
-    check_smoothing(noise, samples)
-    if not (positive_int(seed) or seed == 0):
-        raise InvalidParameterError(f"'seed' must be an int >= 0 (got {seed!r})")
-    if not all(positive_int(n) for n in snapshots):
-        raise InvalidParameterError(
-            f"'snapshots' must be sample counts (ints >= 1), e.g. (1, 10, 100) (got {tuple(snapshots)!r})")
+    noise, samples = check_smoothing(noise, samples)
+    if not (positive_int(seed) or seed == 0) or seed >= 2**63:
+        raise InvalidParameterError(f"'seed' must be an int in [0, 2**63) (got {seed!r})")
+    snapshots = _checked_snapshots(snapshots)
     if batch_size is not None and not positive_int(batch_size):
         raise InvalidParameterError(f"'batch_size' must be an int >= 1 or None (got {batch_size!r})")
     dtype = autocast_dtype(precision, engine.device)
-    if noise_samples is not None and noise_samples.shape[0] != samples:
+    expected = (samples,) + tuple(inputs.shape[1:])
+    if noise_samples is not None and (not isinstance(noise_samples, torch.Tensor)
+                                      or tuple(noise_samples.shape) != expected):
         raise InvalidParameterError(
-            f"'noise_samples' must hold {samples} noise tensors (got {noise_samples.shape[0]})"
-        )
+            f"'noise_samples' must be a tensor of shape {expected}: one noise tensor a sample "
+            f"(got {describe(noise_samples)})")
     sigma = float(noise) * (input_range[1] - input_range[0])
     if batch_size is None:
         batch_size = 1 if "extra_forwards" in method.needs else engine.batch_size_for()
