@@ -260,7 +260,12 @@ class Explainer:
 
     def explain_layers(self, image: Any, target: Target = None, method: str = "gradcam",
                        layers: Optional[Sequence[str]] = None, **params) -> list[Explanation]:
-        """One class through several layers (default: every spatial layer) from one backward."""
+        """One class through several layers (default: every spatial layer) from one backward.
+
+        ``progress(done, total)`` (in ``params``) counts layers done, and is called again
+        within a slow layer (Score-CAM's masked batches), where a caller may stop the work.
+        """
+        progress = params.pop("progress", None)
         prepared, capture = self.capture(image)
         if isinstance(layers, str):
             layers = [layers]  # one layer by name, not its characters
@@ -269,7 +274,15 @@ class Explainer:
         class_id = self.resolve_class(target, capture)
         if "gradients" in get_method(method).needs:
             capture.gradients(names, torch.tensor([class_id]))  # one backward for all layers
-        return [self.explain(prepared, method, class_id, name, **params) for name in names]
+        results = []
+        for k, name in enumerate(names):
+            within = None if progress is None else (lambda *_, k=k: progress(k, len(names)))
+            if within is not None:
+                within()
+            results.append(self.explain(prepared, method, class_id, name, progress=within, **params))
+        if progress is not None:
+            progress(len(names), len(names))
+        return results
 
     def _results(self, prepared, capture, spec, output: MethodOutput, ids, layer, params, snaps,
                  seconds, forward_reused: bool = False) -> list[Explanation]:

@@ -13,6 +13,7 @@ pytest.importorskip("plotly")
 from cam_widgets.explainer import Explainer  # noqa: E402
 from cam_widgets.render import shared_scale  # noqa: E402
 from cam_widgets.widgets.compare import Compare, parse_values  # noqa: E402
+from cam_widgets.widgets.panels import MIN_PANEL_WIDTH  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +326,7 @@ def test_the_figure_fits_the_output_area_up_to_its_panel_size(widget):
         widget.set(by="method", values=("gradcam", "gradcam++", "xgradcam", "layercam"))
         assert widget.panels.count == 4 and widget.panels.panel_size == 270
         layout, fit = _fitted(widget.panels)
-        assert layout.max_width == "1200px" and layout.min_width == f"{4 * 120 + 120}px"
+        assert layout.max_width == "1200px" and layout.min_width == f"{4 * MIN_PANEL_WIDTH + 120}px"
         assert fit.panels == 4 and fit.max_height == widget.panels.figure.layout.height
         assert widget.panels.figure.layout.width is None
     finally:

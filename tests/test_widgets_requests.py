@@ -379,3 +379,22 @@ def test_slow_work_without_progress_reports_says_it_is_working(explorer):
         assert explorer.status.stop.layout.display == "none"
     finally:
         explorer.set(method="gradcam")
+
+
+def test_a_layer_sweep_over_score_cam_can_be_stopped_and_says_how_it_computed():
+    from cam_widgets.widgets import LayerSweep
+
+    sweep = LayerSweep(image="chelsea", method="eigencam", max_panels=3, background=True)
+    assert "through 3 layers, from one forward" in sweep.status.line.value  # no backward
+    before = sweep.results
+
+    async def scenario():
+        sweep._controls["method"].value = "scorecam"  # masked forwards: reports within a layer
+        await stop_when_working(sweep)
+
+    run_loop(scenario)
+    assert sweep.results is before and sweep.state.method == "eigencam"
+    assert "stopped" in sweep.status.line.value
+    assert count_hooks(get_explainer("efficientnet_lite0").engine.model) == 0
+    sweep.set(method="gradcam")
+    assert "from one backward" in sweep.status.line.value

@@ -11,6 +11,7 @@ from cam_widgets.api import get_explainer  # noqa: E402
 from cam_widgets.explainer import Explainer  # noqa: E402
 from cam_widgets.widgets import (  # noqa: E402
     DilationStudy, LayerSweep, SmoothGradStudy)
+from cam_widgets.widgets.panels import MIN_PANEL_WIDTH  # noqa: E402
 from cam_widgets.widgets.study_base import stage_layers  # noqa: E402
 
 
@@ -115,11 +116,11 @@ def test_smoothgrad_panels_are_the_counts_the_run_reaches_and_fit_the_page():
     study.set(samples=100)  # ten panels: as narrow as they get, the box scrolls past that
     assert study.panels.count == 10 and study.panels.panel_size < 320
     assert study._figure_box.layout.overflow == "auto"
-    # the figure fits the page's width, down to 120 px a panel, past which the box scrolls
+    # the figure fits the page's width, down to 100 px a panel, past which the box scrolls
     fitted = study.panels.widget
     assert list(study._figure_box.children) == [fitted] and fitted is not study.panels.figure
     assert study.panels.figure.layout.width is None
-    assert fitted.layout.min_width == f"{10 * 120 + 120}px"
+    assert fitted.layout.min_width == f"{10 * MIN_PANEL_WIDTH + 120}px" == "1120px"  # fits 1280
     assert fitted.layout.max_width == f"{10 * study.panels.panel_size + 120}px"
 
 

@@ -31,6 +31,7 @@ class LayerSweep(_Study):
 
     COMPUTE_CONTROLS = ("image", "model", "target", "method")
     IMPLIED = {"model": ("layers",)}
+    PROGRESS_UNIT = "layers"
 
     def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
                  method: str = "gradcam", layers: Optional[Sequence[str]] = None,
@@ -63,10 +64,11 @@ class LayerSweep(_Study):
         explainer, prepared, target = self._prepare(s, s.model)
         self.engine_calls += 1
         names = list(s.layers) if s.layers else stage_layers(explainer, None, s.max_panels)
-        results = explainer.explain_layers(prepared, target, s.method, names)
-        r = results[0]
-        line = (f"{get_method(r.method).title}: {r.label} ({r.class_id}) through "
-                f"{len(results)} layers, from one backward")
+        results = explainer.explain_layers(prepared, target, s.method, names, progress=report)
+        r, needs = results[0], get_method(s.method).needs
+        how = ("" if "extra_forwards" in needs  # Score-CAM: masked forwards at each layer
+               else ", from one backward" if "gradients" in needs else ", from one forward")
+        line = f"{get_method(r.method).title}: {r.label} ({r.class_id}) through {len(results)} layers{how}"
         titles = [f"{x.layer}  {layer_resolution(explainer, x.layer)}" for x in results]
 
         def finish() -> None:

@@ -119,14 +119,18 @@ def metrics_table_html(titles: Sequence[str], rows: Sequence[dict], source: str)
     def cell(text, align="right"):
         return f"<td style='text-align:{align};padding:0 8px'>{text}</td>"
 
-    head = ("<tr><th>panel</th><th title='maximum within "
-            f"{POINTING_TOLERANCE} px of the box'>pointing game</th>"
-            "<th title='fraction of the map inside the box'>energy in box</th>"
-            + "".join(f"<th title='IoU of the map above {d:g} x max with the box'>IoU@{d:g}</th>"
+    def header(text, tip="", align="right"):  # padded and aligned as its column's cells
+        tip = f" title='{tip}'" if tip else ""
+        return f"<th{tip} style='text-align:{align};padding:0 8px;white-space:nowrap'>{text}</th>"
+
+    head = ("<tr>" + header("panel", align="left")
+            + header("pointing game", f"maximum within {POINTING_TOLERANCE} px of the box", "center")
+            + header("energy in box", "fraction of the map inside the box")
+            + "".join(header(f"IoU@{d:g}", f"IoU of the map above {d:g} x max with the box")
                       for d in IOU_DELTAS)
-            + "<th title='Average Drop: confidence lost on image x map'>drop %</th>"
-            "<th title='Increase in Confidence: image x map scores higher'>increase</th>"
-            "<th>p full &rarr; masked</th></tr>")
+            + header("drop %", "Average Drop: confidence lost on image x map")
+            + header("increase", "Increase in Confidence: image x map scores higher", "center")
+            + header("p full &rarr; masked") + "</tr>")
     body = []
     for title, row in zip(titles, rows):
         if row.get("pointing") is None:
