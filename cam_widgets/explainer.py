@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import numbers
 import os
 import time
 import weakref
@@ -40,6 +41,22 @@ class PreparedImage:
     key: str
 
 
+#: Largest model input side: a larger probe input would exhaust memory before any error.
+MAX_INPUT_SIDE = 4096
+
+
+def checked_input_size(size) -> tuple[int, int]:
+    """``size`` (one int or (height, width)) as two ints in 1..MAX_INPUT_SIDE, or a one-line error."""
+    pair = (size, size) if isinstance(size, numbers.Integral) else size
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                    and 1 <= s <= MAX_INPUT_SIDE for s in pair)):
+        raise InvalidParameterError(
+            f"'input_size' must be (height, width), two ints in 1..{MAX_INPUT_SIDE}, or one int "
+            f"(got {describe(size)})")
+    return int(pair[0]), int(pair[1])
+
+
 class Explainer:
     """Explain one classifier: layers, predictions and every registered method.
 
@@ -75,12 +92,13 @@ class Explainer:
                 name=type(model).__name__, model=model,
                 preprocess=preprocess or imagenet_preprocess,
                 labels=list(labels) if labels is not None else imagenet_labels(),
-                input_size=tuple(input_size), default_layer=default_layer,
+                input_size=checked_input_size(input_size), default_layer=default_layer,
                 input_range=tuple(input_range) if input_range else (-2.1179, 2.64),
             )
         elif not isinstance(model, ModelSpec):
             raise InvalidParameterError(
                 f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})")
+        checked_input_size(model.input_size)  # (a user's ModelSpec too)
         self.spec = model
         self.engine = Engine(model.model, input_size=model.input_size, device=device,
                              owned=owned, memory_budget=memory_budget,
@@ -144,6 +162,10 @@ class Explainer:
         return prepared
 
     def _prepare_tensor(self, image: torch.Tensor) -> PreparedImage:
+        if image.layout != torch.strided or image.device.type == "meta":
+            raise InvalidImageError(
+                f"a tensor image must be a dense tensor with values (got a {image.layout} tensor "
+                f"on {image.device.type})")
         tensor = image.detach()
         if tensor.dim() == 3:
             tensor = tensor.unsqueeze(0)

@@ -207,3 +207,21 @@ def test_eigencam_of_noisy_copies_the_model_fails_on_is_the_usual_error(tiny_exp
     with pytest.raises(MethodNotApplicableError, match="NaN or infinite values for the noisy copies"):
         tiny_explainer.explain(tiny_input(), "eigencam", 1, "relu", samples=2,
                                noise_samples=torch.full((2, 3, 4, 4), float("nan")))
+
+
+@pytest.mark.parametrize("size", ["224", (100_000, 100_000), (0, 4), True])
+def test_model_input_sizes_are_checked_before_the_model_runs(tiny_net, size):
+    from cam_widgets import Explainer
+
+    with pytest.raises(CamWidgetsError, match="'input_size' must be \\(height, width\\)"):
+        Explainer(tiny_net, input_size=size, labels=list("abc"))
+
+
+@pytest.mark.parametrize("image, message", [
+    ("", "Image source is empty"),
+    (torch.empty(3, 4, 4, device="meta"), "dense tensor with values"),
+    (torch.zeros(3, 4, 4).to_sparse(), "dense tensor with values"),
+])
+def test_empty_names_and_valueless_tensors_are_one_line_errors(tiny_explainer, image, message):
+    with pytest.raises(InvalidImageError, match=message):
+        tiny_explainer.explain(image, "gradcam", 1)

@@ -89,6 +89,9 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
                 " Hint: use a smaller file (in Python: a larger max_bytes)."
             )
         return _decode(io.BytesIO(data), what="image bytes")
+    if isinstance(source, str) and not source.strip():
+        raise InvalidImageError(
+            "Image source is empty: expected a path, URL or sample name (e.g. 'chelsea').")
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
         url = source.strip()
         data = fetch_bytes(url, timeout=float(timeout), max_bytes=int(max_bytes))
