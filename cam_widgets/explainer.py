@@ -231,7 +231,8 @@ class Explainer:
             noise, samples: SmoothGrad over ``method`` when either is given (noise as a
                 fraction of the input range, default 0.2; samples default 100, as in the
                 SmoothGrad article); ``snapshots`` lists sample counts
-                whose running mean is kept (e.g. 1, 2, 3, 10, ..., 100); ``precision``
+                whose running mean is kept (e.g. 1, 2, 3, 10, ..., 100; counts above
+                ``samples`` are skipped, so one list serves any sample count); ``precision``
                 'fp16' (CUDA) or 'bf16' runs the noisy batches in mixed precision.
             progress: ``progress(done, total)`` for long work (SmoothGrad, Score-CAM, IG).
             params: the method's own parameters (see ``get_method(name).defaults``) and

@@ -225,3 +225,14 @@ def test_model_input_sizes_are_checked_before_the_model_runs(tiny_net, size):
 def test_empty_names_and_valueless_tensors_are_one_line_errors(tiny_explainer, image, message):
     with pytest.raises(InvalidImageError, match=message):
         tiny_explainer.explain(image, "gradcam", 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_a_half_or_double_model_is_told_to_be_float32_not_resized(dtype):
+    from cam_widgets import Explainer
+    from cam_widgets.errors import MethodNotApplicableError
+    from conftest import TinyNet
+
+    with pytest.raises(MethodNotApplicableError, match=r"weights are torch.float.*model.float\(\)"):
+        Explainer(TinyNet().to(dtype), input_size=(4, 4), labels=list("abc")).explain(
+            tiny_input(), "gradcam", 1)

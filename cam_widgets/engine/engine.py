@@ -106,6 +106,11 @@ class Engine:
                     logits = self.model(example.clone().requires_grad_(True))
                 except Exception as error:  # the user's model: say what it was given
                     message = (str(error).strip().splitlines() or [""])[0][:200]
+                    dtypes = {t.dtype for t in self.model.parameters()} - {torch.float32}
+                    if dtypes:  # a .half() / .double() model: the size is not the problem
+                        raise MethodNotApplicableError(
+                            f"the model's weights are {', '.join(sorted(map(str, dtypes)))}; "
+                            f"explanations run a float32 model: pass model.float()") from error
                     raise MethodNotApplicableError(
                         f"the model failed on an input of shape {tuple(example.shape)} "
                         f"({type(error).__name__}: {message}); if it expects another size, "
