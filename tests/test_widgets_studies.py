@@ -122,6 +122,10 @@ def test_smoothgrad_panels_are_the_counts_the_run_reaches_and_fit_the_page():
     assert study.panels.figure.layout.width is None
     assert fitted.layout.min_width == f"{10 * MIN_PANEL_WIDTH + 120}px" == "1120px"  # fits 1280
     assert fitted.layout.max_width == f"{10 * study.panels.panel_size + 120}px"
+    # titles wrap to what a panel gets on a 1280-px page (~108 px), not to its 320 px
+    widest = max(len(line) for a in study.panels.figure.layout.annotations[:10]
+                 for line in a.text.split("<br>"))
+    assert widest * 7 <= 112, [a.text for a in study.panels.figure.layout.annotations[:10]]
 
 
 def test_study_texts_use_method_names_and_menus_mark_missing_weights():

@@ -66,13 +66,23 @@ COLORBAR_FONT_SIZE = 11
 #: What a figure adds to its panels' width (the colour bar and the margins) and height (the
 #: titles and the margins), in px.
 FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT = 120, 90
+#: The width a page gives a figure that fits it (a 1280-px screen less the notebook's margins).
+PAGE_WIDTH = 1200
+
+
+def title_width(panel_size: int, panels: int, fit_width: bool = False) -> int:
+    """The width titles are wrapped to: the panel's, or for a figure that fits the page the
+    width its panels get on a 1280-px screen (ten panels there get ~108 px, not their 320)."""
+    if not fit_width:
+        return int(panel_size)
+    return max(100, min(int(panel_size), (PAGE_WIDTH - FIGURE_EXTRA) // max(int(panels), 1)))
 
 
 def wrap_title(title: object, panel_size: int = 320) -> str:
     """A panel title broken into lines (``<br>``) that fit the panel's width: "Guided
     Grad-CAM++ @ features.8 + SmoothGrad (n=20, noise 0.2): tabby (281) p=0.071" does not
     fit one line of a 320-pixel panel."""
-    width = max(20, int(panel_size) // TITLE_CHAR_PX)
+    width = max(12, int(panel_size) // TITLE_CHAR_PX)
     text = str(title)
     if len(text) <= width:
         return text
@@ -162,7 +172,7 @@ def heatmap_figure(
     fig = make_subplots(
         rows=1,
         cols=n,
-        subplot_titles=[wrap_title(t, panel_size) for t in titles],
+        subplot_titles=[wrap_title(t, title_width(panel_size, len(maps), fit_width)) for t in titles],
         horizontal_spacing=min(0.03, 0.9 / max(n - 1, 1)) if n > 1 else 0.0,
     )
     fig.update_annotations(font_size=TITLE_FONT_SIZE)

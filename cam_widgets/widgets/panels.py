@@ -19,7 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import FIGURE_EXTRA, heatmap_figure, map_side, prepare_map, wrap_title
+from ..render.figures import (FIGURE_EXTRA, heatmap_figure, map_side, prepare_map, title_width,
+                              wrap_title)
 from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
@@ -114,7 +115,8 @@ class HeatmapPanels:
                                        x0=w / m.shape[1] / 2 - 0.5, y0=h / m.shape[0] / 2 - 0.5)
                 if titles is not None:
                     self.heatmap(k).name = titles[k]
-                    self.figure.layout.annotations[k].text = wrap_title(titles[k], self.panel_size)
+                    self.figure.layout.annotations[k].text = wrap_title(
+                        titles[k], title_width(self.panel_size, self.count, self.fit is not None))
             if colorbar_title is not None:
                 self.figure.layout.coloraxis.colorbar.title.text = colorbar_title
             if zrange is None:
