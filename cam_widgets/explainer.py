@@ -301,7 +301,7 @@ class Explainer:
         for k, name in enumerate(names):
             within = None if progress is None else (lambda *_, k=k: progress(k, len(names)))
             if within is not None:
-                within()
+                within()  # this layer starts (and again within it, from the method)
             results.append(self.explain(prepared, method, class_id, name, progress=within, **params))
         if progress is not None:
             progress(len(names), len(names))

@@ -68,6 +68,9 @@ COLORBAR_FONT_SIZE = 11
 FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT = 120, 90
 #: The width a page gives a figure that fits it (a 1280-px screen less the notebook's margins).
 PAGE_WIDTH = 1200
+#: Narrowest a panel of a page-fitted figure gets (px): ten panels (SmoothGrad's article
+#: counts) fit a 1280-px page; below that the figure's box scrolls sideways.
+MIN_PANEL_WIDTH = 100
 
 
 def title_width(panel_size: int, panels: int, fit_width: bool = False) -> int:
@@ -75,7 +78,7 @@ def title_width(panel_size: int, panels: int, fit_width: bool = False) -> int:
     width its panels get on a 1280-px screen (ten panels there get ~108 px, not their 320)."""
     if not fit_width:
         return int(panel_size)
-    return max(100, min(int(panel_size), (PAGE_WIDTH - FIGURE_EXTRA) // max(int(panels), 1)))
+    return max(MIN_PANEL_WIDTH, min(int(panel_size), (PAGE_WIDTH - FIGURE_EXTRA) // max(int(panels), 1)))
 
 
 def wrap_title(title: object, panel_size: int = 320) -> str:

@@ -19,13 +19,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import (FIGURE_EXTRA, heatmap_figure, map_side, prepare_map, title_width,
-                              wrap_title)
+from ..render.figures import (FIGURE_EXTRA, MIN_PANEL_WIDTH, heatmap_figure, map_side, prepare_map,
+                              title_width, wrap_title)
 from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
-#: Narrowest a panel of a fitted figure gets (px); below that its box scrolls sideways.
-MIN_PANEL_WIDTH = 100  # ten panels (SmoothGrad's article counts) fit a 1280-px page
 
 
 def compact_z(m: np.ndarray, digits: int = 4) -> np.ndarray:

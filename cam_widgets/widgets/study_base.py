@@ -66,7 +66,6 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
 
     DISPLAY = DISPLAY
     COMPUTE_CONTROLS: tuple = ()
-    RESULT = "results"
     #: a newer change of a key voids older replaced changes of its dependents (_normalize's)
     IMPLIED: dict = {}
 
