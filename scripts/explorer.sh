@@ -18,7 +18,11 @@ echo "(the first page load runs the notebook: allow ~20 s for the model to load)
 # - no WebSocket ping timeout: Voila runs the whole notebook inside one message handler of its
 #   execution socket, during which tornado reads no pong, so jupyter_server's 90 s ping timeout
 #   closed the socket of any notebook running longer (chapters 01 and 05 on a 2-core CPU) and
-#   the page kept its placeholders. The pings themselves still go out.
+#   the page kept its placeholders. The pings themselves still go out. Voila's log then warns
+#   "websocket_ping_timeout (86400000) cannot be longer than the websocket_ping_interval
+#   (30000)": that is tornado >= 6.5 reading jupyter_server's millisecond settings as seconds
+#   for its own ping loop (a ping every 30000 s, so it never fires); jupyter_server's check,
+#   which closed the sockets, does read ws_ping_timeout in milliseconds. Harmless.
 exec .venv/bin/python -m voila --no-browser \
   --Voila.ip=127.0.0.1 --Voila.port="${PORT}" --Voila.port_retries=0 \
   --Voila.config_file_paths=scripts \
