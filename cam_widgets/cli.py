@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="SmoothGrad batches in mixed precision (fp16: CUDA only)")
     explain.add_argument("--colormap", default="viridis")
     explain.add_argument("--alpha", type=float, default=0.5)
+    explain.add_argument("--annotated", action="store_true",
+                         help=".png with the title above it and the colour bar beside it")
     explain.add_argument("--device", default=None)
     explain.add_argument("--out", action="append", required=True,
                          help=".png overlay, .npy map or .html view (repeatable)")
@@ -109,7 +111,8 @@ def _explain(args) -> None:
                      precision=args.precision)
     for text, path in zip(args.out, outputs):
         try:
-            written = result.save(path, alpha=args.alpha, colormap=args.colormap)
+            written = result.save(path, alpha=args.alpha, colormap=args.colormap,
+                                  annotated=args.annotated)
         except OSError as exc:
             raise _output_error(text, f"{str(path)!r} cannot be written", exc) from None
         print(f"wrote {written}")

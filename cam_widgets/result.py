@@ -79,13 +79,24 @@ class Explanation:
             return apply_colormap(self.display_heatmap(), colormap)
         return overlay(self.image, self.display_heatmap(), alpha=alpha, colormap=colormap)
 
+    def annotated(self, alpha: float = 0.5, colormap: str = "viridis") -> np.ndarray:
+        """The overlay with the title above it (and what the map's status says, e.g. an empty
+        map) and the colour bar beside it: RGB uint8, a picture that says what it shows."""
+        from .render.annotate import annotated
+
+        title = self.title if self.status.ok else f"{self.title}: {self.status.message}"
+        return annotated(self.overlay(alpha, colormap), title, colormap,
+                         PERCENTILE_NOTE if self.pixel_level else "")
+
     def save(self, path: Union[str, os.PathLike], alpha: float = 0.5,
-             colormap: str = "viridis") -> Path:
-        """Write ``.png`` (overlay), ``.npy`` (the heatmap, float32) or ``.html`` (Plotly view)."""
+             colormap: str = "viridis", annotated: bool = False) -> Path:
+        """Write ``.png`` (the overlay; with ``annotated`` its title and colour bar too, see
+        :meth:`annotated`), ``.npy`` (the heatmap, float32) or ``.html`` (Plotly view)."""
         target = Path(path)
         suffix = target.suffix.lower()
         if suffix == ".png":
-            return save_png(target, self.overlay(alpha, colormap))
+            picture = self.annotated(alpha, colormap) if annotated else self.overlay(alpha, colormap)
+            return save_png(target, picture)
         if suffix == ".npy":
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "wb") as file:  # np.save(path) would add ".npy" to "x.NPY"

@@ -34,9 +34,11 @@ def test_explain_a_file_with_smoothgrad(tmp_path):
     source = tmp_path / "gray.png"
     Image.fromarray((np.arange(64 * 80) % 255).astype(np.uint8).reshape(64, 80)).save(source)
     done = cli("explain", str(source), "--method", "vanilla", "--samples", "3", "--noise", "0.2",
-               "--out", str(tmp_path / "v.npy"))
+               "--out", str(tmp_path / "v.npy"), "--out", str(tmp_path / "v.png"), "--annotated")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["params"]["samples"] == 3
+    width, height = Image.open(tmp_path / "v.png").size  # 224 a side, enlarged, plus title and bar
+    assert width > 448 + 40 and height > 448 + 20
 
 
 @pytest.mark.parametrize("args, fragment", [

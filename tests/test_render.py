@@ -434,3 +434,62 @@ def test_figures_send_pixel_maps_whole_in_one_panel_and_share_a_budget_across_pa
     from cam_widgets.render.figures import map_side
 
     assert [map_side(n) for n in (1, 2, 4, 10, 100)] == [224, 158, 112, 70, 56]
+
+
+def _ink(region: np.ndarray) -> int:
+    """Pixels of ``region`` that are not the white background."""
+    return int(np.any(region != 255, axis=-1).sum())
+
+
+def test_annotated_picture_has_its_title_above_and_its_colour_bar_beside_it():
+    from cam_widgets.render.annotate import MIN_PICTURE_SIDE, annotated
+
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 256, (MIN_PICTURE_SIDE, 600, 3), dtype=np.uint8)
+    out = annotated(picture, "Grad-CAM @ features.8: tiger cat (282) p=0.088", "jet")
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+    # the picture, untouched, below the title: found by its first row
+    found = [(y, x) for y in range(out.shape[0] - MIN_PICTURE_SIDE + 1) for x in range(60)
+             if np.array_equal(out[y, x:x + 600], picture[0])]
+    assert found, "the picture is not in the annotated image unchanged"
+    top, left = found[0]
+    np.testing.assert_array_equal(out[top:top + picture.shape[0], left:left + 600], picture)
+    assert _ink(out[:top]) > 100  # the title
+    # the colour bar: jet's 1 at the top, its 0 at the bottom, right of the picture
+    lut = colormap_lut("jet")
+    right = out[top:top + picture.shape[0], left + 600:]
+    column = next(x for x in range(right.shape[1]) if np.array_equal(right[0, x], lut[255]))
+    np.testing.assert_array_equal(right[-1, column], lut[0])
+    assert np.array_equal(right[0, column + 1], lut[255])  # a bar, not a stray pixel
+
+
+def test_annotated_picture_wraps_long_titles_enlarges_small_pictures_and_names_its_scale():
+    from cam_widgets.render.annotate import MIN_PICTURE_SIDE, annotated
+
+    small = np.zeros((224, 224, 3), np.uint8)
+    short = annotated(small, "Grad-CAM: cat")
+    assert short.shape[1] > MIN_PICTURE_SIDE and short.shape[0] > MIN_PICTURE_SIDE  # 2x: 448
+    long = "Guided Grad-CAM++ @ features.8 + SmoothGrad (n=20, noise 0.2): tabby, tabby cat (281) p=0.071"
+    wrapped = annotated(small, long)
+    assert wrapped.shape[1] == short.shape[1] and wrapped.shape[0] > short.shape[0]  # more lines
+    noted = annotated(small, "Grad-CAM: cat", colorbar_title="1 = 99th pct")
+    assert noted.shape[1] > short.shape[1]  # room for the bar's title, which is drawn there
+    assert _ink(noted[:, short.shape[1] - 12:]) > 20
+    with pytest.raises(InvalidParameterError, match="colormap"):
+        annotated(small, "x", "nope")
+    with pytest.raises(InvalidImageError):
+        annotated(np.zeros((4, 4)), "x")
+
+
+def test_saved_annotated_png_says_when_the_map_is_empty(lite_explainer, tmp_path, monkeypatch):
+    import dataclasses
+
+    from cam_widgets.render import annotate
+
+    seen = []
+    monkeypatch.setattr(annotate, "annotated", lambda picture, title, *a: seen.append(title) or picture)
+    result = lite_explainer.explain("chelsea", "gradcam", 282)
+    result.save(tmp_path / "a.png", annotated=True)
+    flat = dataclasses.replace(result, status=MapStatus(flat=True, all_zero=True, message="all-zero map"))
+    flat.save(tmp_path / "b.png", annotated=True)
+    assert seen == [result.title, f"{result.title}: all-zero map"]

@@ -231,6 +231,34 @@ def test_export_and_static_fallback(explorer, tmp_path):
     assert static.panels is None and static.view.value[:4] == b"\x89PNG"
 
 
+def test_png_exports_are_the_view_with_or_without_its_title_and_colour_bar(explorer, tmp_path,
+                                                                           monkeypatch):
+    from PIL import Image
+
+    from cam_widgets.widgets.explorer_controls import OVERLAY_SUFFIX
+    from cam_widgets.widgets.explorer_state import export_stem
+
+    def written(name):
+        return np.asarray(Image.open(tmp_path / "exports" / name).convert("RGB"))
+
+    monkeypatch.chdir(tmp_path)
+    explorer.set(opacity=0.7, colormap="jet")
+    try:
+        for label, value in explorer._controls["export"].options[1:3]:
+            explorer._controls["export"].value = value
+        explorer.set(view="raw")
+        explorer._controls["export"].value = OVERLAY_SUFFIX
+    finally:
+        explorer.set(opacity=0.5, colormap="viridis", view="overlay")
+    r = explorer.result
+    stem = export_stem(explorer.state.image, "efficientnet_lite0", r)
+    assert [label for label, _ in explorer._controls["export"].options[1:3]] == ["PNG figure", "PNG overlay"]
+    np.testing.assert_array_equal(written(stem + OVERLAY_SUFFIX), r.overlay(1.0, "jet"))  # raw: the map
+    figure = written(stem + ".png")
+    np.testing.assert_array_equal(figure, r.annotated(0.7, "jet"))
+    assert figure.shape[0] > r.heatmap.shape[0] and figure.shape[1] > r.heatmap.shape[1]
+
+
 def test_a_failed_change_keeps_the_previous_view(explorer):
     before = explorer.result
     assert explorer.set(target="no such class") is before

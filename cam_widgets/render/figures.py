@@ -25,6 +25,7 @@ from ..errors import InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
 from .normalize import as_map
 from .overlay import check_opacity, check_rgb, image_data_uri
+from .titles import title_lines
 
 __all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "map_side", "prepare_map",
            "wrap_title"]
@@ -86,32 +87,7 @@ def wrap_title(title: object, panel_size: int = 320) -> str:
     Grad-CAM++ @ features.8 + SmoothGrad (n=20, noise 0.2): tabby (281) p=0.071" does not
     fit one line of a 320-pixel panel."""
     width = max(12, int(panel_size) // TITLE_CHAR_PX)
-    text = str(title)
-    if len(text) <= width:
-        return text
-    head, sep, tail = text.partition(": ")  # what made the map: which class
-    parts = [head + sep.rstrip(), tail] if sep else [text]
-    lines: list[str] = []
-    for part in parts:
-        start = len(lines)
-        for word in _units(part):
-            if len(lines) > start and len(lines[-1]) + 1 + len(word) <= width:
-                lines[-1] += " " + word
-            else:
-                lines.append(word)
-    return "<br>".join(lines)
-
-
-def _units(text: str) -> list[str]:
-    """The words of ``text``, a number kept with the word before it ("noise 0.2):" is not
-    broken between its name and its value)."""
-    units: list[str] = []
-    for word in text.split(" "):
-        if units and word[:1].isdigit():
-            units[-1] += " " + word
-        else:
-            units.append(word)
-    return units
+    return "<br>".join(title_lines(title, lambda line: len(line) <= width))
 
 
 def heatmap_figure(

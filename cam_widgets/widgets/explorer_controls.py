@@ -13,6 +13,8 @@ from .common import control_row, model_choices
 from .explorer_state import TOP_PREDICTIONS, ExplorerState
 from .images import image_choices
 
+#: The export menu's "PNG overlay" (the bare picture; "PNG figure" adds title and colour bar).
+OVERLAY_SUFFIX = "_overlay.png"
 
 
 def build_controls(s: ExplorerState) -> dict:
@@ -48,7 +50,8 @@ def build_controls(s: ExplorerState) -> dict:
                                description="colormap", layout=W.Layout(width="210px")),
         "view": W.ToggleButtons(options=["overlay", "raw"], value=s.view,
                                 style={"button_width": "72px"}),
-        "export": W.Dropdown(options=[("export...", ""), ("PNG", ".png"), (".npy", ".npy"),
+        "export": W.Dropdown(options=[("export...", ""), ("PNG figure", ".png"),
+                                      ("PNG overlay", OVERLAY_SUFFIX), (".npy", ".npy"),
                                       ("HTML", ".html")], value="", description="",
                              layout=W.Layout(width="150px")),
     }

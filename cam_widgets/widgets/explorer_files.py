@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..data import load_image
 from .common import errors_shown
+from .explorer_controls import OVERLAY_SUFFIX
 from .explorer_state import export_stem
 from .images import add_user_image, image_choice
 
@@ -37,11 +38,15 @@ class ExplorerFiles:
         if suffix:
             with errors_shown(self.status):
                 stem = export_stem(self._shown["image"], self.explainer.spec.name, self.result)
-                path = self.export(Path("exports") / f"{stem}{suffix}")
+                path = self.export(Path("exports") / f"{stem}{suffix}",
+                                   annotated=suffix != OVERLAY_SUFFIX)
                 self.status.download(f"wrote {path};", path)
             self._controls["export"].value = ""
 
-    def export(self, path: os.PathLike) -> Path:
-        """Write the current view: ``.png`` overlay, ``.npy`` map or standalone ``.html``."""
+    def export(self, path: os.PathLike, annotated: bool = True) -> Path:
+        """Write the current view: ``.png`` the picture (with ``annotated``, its title and
+        colour bar too), ``.npy`` the map or ``.html`` a standalone figure."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return self.result.save(path, alpha=self.state.opacity, colormap=self.state.colormap)
+        alpha = 1.0 if self.state.view == "raw" else self.state.opacity
+        return self.result.save(path, alpha=alpha, colormap=self.state.colormap,
+                                annotated=annotated)

@@ -221,7 +221,7 @@ def test_explorer_export_downloads_in_the_browser(page, quickstart, tmp_path):
     """Voila's kernel writes exports/ on the server: the browser gets a download link."""
     export = page.locator(".widget-dropdown select").filter(
         has=page.locator("option", has_text="export...")).first
-    export.select_option(label="PNG")
+    export.select_option(label="PNG figure")
     page.wait_for_selector("a.cw-download", timeout=UPDATE_TIMEOUT)
     with page.expect_download(timeout=UPDATE_TIMEOUT) as download:
         page.locator("a.cw-download").first.click()
