@@ -319,7 +319,7 @@ def test_the_figure_fits_the_output_area_up_to_its_panel_size(widget):
     assert list(widget._figure_box.children) == [widget.panels.widget]
     layout, fit = _fitted(widget.panels)
     assert layout.width == "100%" and layout.max_width == f"{2 * 320 + 120}px"  # no strip
-    assert (fit.panels, fit.aspect, fit.max_height) == (2, 1.0, fig.layout.height)
+    assert (fit.panels, fit.aspect, fit.max_panel, fit.window_reserve) == (2, 1.0, 320, 0)
     assert fig.layout.height == 320 + 90  # at most panel_size high, as before
     assert all(fig.layout[f"yaxis{k}"].constraintoward == "top" for k in ("", "2"))
     try:
@@ -327,7 +327,7 @@ def test_the_figure_fits_the_output_area_up_to_its_panel_size(widget):
         assert widget.panels.count == 4 and widget.panels.panel_size == 270
         layout, fit = _fitted(widget.panels)
         assert layout.max_width == "1200px" and layout.min_width == f"{4 * MIN_PANEL_WIDTH + 120}px"
-        assert fit.panels == 4 and fit.max_height == widget.panels.figure.layout.height
+        assert fit.panels == 4 and fit.max_panel == 270
         assert widget.panels.figure.layout.width is None
     finally:
         _reset(widget)
@@ -539,6 +539,8 @@ def test_explorer_and_compare_probe_the_same_pixel():
         assert probe_message(heat, x, y) == f"pixel ({col}, {row}): value {heat[row, col]:.3f}"
     # a map at a quarter of the image resolution: image pixel 5 lies in map cell 1
     assert value_at(heat, 5.0, 0.0, (16, 16)) == heat[0, 1]
+    assert probe_message(heat, 5.0, 0.0, (16, 16)) == \
+        f"4x4 map, cell (row 0, col 1) around pixel (5, 0): value {heat[0, 1]:.3f}"
 
 
 def test_slow_methods_report_their_progress_as_a_share_of_the_comparison(widget, monkeypatch):

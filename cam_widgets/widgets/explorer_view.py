@@ -8,10 +8,17 @@ from typing import Callable, Optional
 import ipywidgets as W
 import numpy as np
 
+from ..render.figures import FIGURE_EXTRA
 from ..result import Explanation
 from .common import colorbar_note, display_map
 from .explorer_state import ExplorerState, probe_message, static_png
-from .panels import HeatmapPanels
+from .panels import MIN_WINDOW_FIT_PANEL, HeatmapPanels
+
+#: The map's widest (px) on a large screen; it is never taller than the window less
+#: ABOVE_THE_MAP (the page's top margin and the three rows of controls above it), so that the
+#: whole map is on the first screen (1280x720: a 410-px map; 1920x1080: 720 px). JupyterLab
+#: puts ~110 px of its own above the notebook: that fits too.
+LARGEST_MAP, ABOVE_THE_MAP = 720, 220
 
 
 class MapView:
@@ -27,8 +34,13 @@ class MapView:
             self.panels = HeatmapPanels(rgb, [display_map(result)], [result.title],
                                         opacity=state.opacity, colormap=state.colormap,
                                         zrange=(0.0, 1.0), view=state.view,
-                                        colorbar_title=colorbar_note([result]))
-            self.widget = self.panels.figure
+                                        colorbar_title=colorbar_note([result]),
+                                        panel_size=LARGEST_MAP, fit_width=True,
+                                        window_reserve=ABOVE_THE_MAP, title_px=MIN_WINDOW_FIT_PANEL)
+            self.widget = self.panels.widget
+            # beside the predictions: from a 320-px map, growing where the page has room
+            self.widget.layout.width = "auto"
+            self.widget.layout.flex = f"1 1 {MIN_WINDOW_FIT_PANEL + FIGURE_EXTRA}px"
 
     def on_probe(self, handler: Callable[[float, float], None]) -> None:
         """``handler(x, y)`` on a click in the map (the static view has none)."""

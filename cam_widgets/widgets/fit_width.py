@@ -15,8 +15,12 @@ class FitWidth(anywidget.AnyWidget):
     only the window's resize events, not JupyterLab's panels (its sidebar). This widget
     watches the box's width and, when a figure was drawn or the width changed, sets the
     figure's height for panels of that width (``panels`` side by side, ``aspect`` = photo
-    height / width, plus the margins; at most ``max_height``) and calls the figure's
+    height / width, plus the margins; panels at most ``max_panel`` wide) and calls the figure's
     ``responsive`` handler (plotly.js's ``Plots.resize``), which reads both again.
+
+    With ``window_reserve`` the figure is also no taller than the window less that many pixels
+    (what sits above it), though panels stay ``min_panel`` wide, and its box no wider than that
+    height allows: a map that grows on a large screen and stays on the first one of a laptop.
     """
 
     _esm = r"""
@@ -29,9 +33,20 @@ class FitWidth(anywidget.AnyWidget):
           const box = el.parentElement;
           const width = el.getBoundingClientRect().width;
           if (!box || width === 0) return;  // not shown (yet)
-          const side = (width - model.get("extra_width")) / model.get("panels");
-          const height = Math.min(model.get("max_height"),
-                                  Math.round(side * model.get("aspect") + model.get("extra_height")));
+          const panels = model.get("panels"), aspect = model.get("aspect");
+          const extraWidth = model.get("extra_width"), extraHeight = model.get("extra_height");
+          const heightOf = (panel) => Math.round(panel * aspect + extraHeight);
+          let maxHeight = heightOf(model.get("max_panel"));
+          const reserve = model.get("window_reserve");
+          if (reserve > 0) {  // no taller than the window less what sits above the figure
+            maxHeight = Math.min(maxHeight, Math.max(heightOf(model.get("min_panel")),
+                                                     window.innerHeight - reserve));
+            // and no wider than that height allows: the width to spare goes to the box's neighbours
+            const widest = Math.round((maxHeight - extraHeight) / aspect * panels + extraWidth);
+            box.style.maxWidth = widest + "px";  // a narrower box: the observer fits again
+          }
+          const side = (width - extraWidth) / panels;
+          const height = Math.min(maxHeight, heightOf(side));
           for (const gd of box.querySelectorAll(".js-plotly-plot")) {
             if (typeof gd._responsiveChartHandler !== "function") continue;  // not drawn yet
             gd.style.height = height + "px";  // Plots.resize reads it, and the width
@@ -51,17 +66,21 @@ class FitWidth(anywidget.AnyWidget):
         };
         document.addEventListener("plotlywidget-after-render", drawn);
         model.on("change:aspect", later);
+        window.addEventListener("resize", later);  // a taller or shorter window (window_reserve)
         return () => {
           observer.disconnect();
           clearTimeout(timer);
           document.removeEventListener("plotlywidget-after-render", drawn);
           model.off("change:aspect", later);
+          window.removeEventListener("resize", later);
         };
       }
     };
     """
     panels = traitlets.Int(1).tag(sync=True)
     aspect = traitlets.Float(1.0).tag(sync=True)
-    max_height = traitlets.Int(410).tag(sync=True)
+    max_panel = traitlets.Int(320).tag(sync=True)
     extra_width = traitlets.Int(FIGURE_EXTRA).tag(sync=True)
     extra_height = traitlets.Int(FIGURE_EXTRA_HEIGHT).tag(sync=True)
+    window_reserve = traitlets.Int(0).tag(sync=True)  # 0: the window's height does not matter
+    min_panel = traitlets.Int(320).tag(sync=True)

@@ -19,11 +19,15 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import (FIGURE_EXTRA, MIN_PANEL_WIDTH, heatmap_figure, map_side, prepare_map,
-                              title_width, wrap_title)
+from ..render.figures import (FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT, MIN_PANEL_WIDTH, heatmap_figure,
+                              map_side, prepare_map, title_width, wrap_title)
 from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
+#: Plotly toolbar buttons the panels leave out (zoom, pan, reset and "download as PNG" stay).
+SPARE_TOOLBAR_BUTTONS = ("select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d")
+#: With ``window_reserve``, panels stay at least this wide (px) however short the window.
+MIN_WINDOW_FIT_PANEL = 320
 
 
 def compact_z(m: np.ndarray, digits: int = 4) -> np.ndarray:
@@ -44,7 +48,8 @@ class HeatmapPanels:
                  opacity: float = 0.5, colormap: str = "viridis", panel_size: int = 320,
                  zrange: Optional[tuple[float, float]] = None, view: str = "overlay",
                  colorbar_title: str = "", probe: Optional[tuple[float, float]] = None,
-                 fit_width: bool = False) -> None:
+                 fit_width: bool = False, window_reserve: int = 0,
+                 title_px: Optional[int] = None) -> None:
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
@@ -55,6 +60,10 @@ class HeatmapPanels:
                               zmax=None if zrange is None else zrange[1])
         figure = go.Figure(layout=base.layout)
         figure.layout.coloraxis.colorbar.title.text = colorbar_title
+        self.count, self.panel_size = len(maps), panel_size
+        self._title_px = title_px or title_width(panel_size, self.count, fit_width)
+        for note, title in zip(figure.layout.annotations, titles):
+            note.text = wrap_title(title, self._title_px)
         xs, ys = ([], []) if probe is None else ([probe[0]], [probe[1]])
         raw = view == "raw"
         for k in range(len(maps)):
@@ -69,9 +78,13 @@ class HeatmapPanels:
                 x=xs, y=ys, mode="markers", showlegend=False, hoverinfo="skip",
                 marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)),
                 xaxis=heat.xaxis, yaxis=heat.yaxis, name=f"probe {k}"))
+        h, w = image.shape[:2]
+        if window_reserve:  # drawn small first, then grown to the window
+            figure.layout.height = int(min(MIN_WINDOW_FIT_PANEL, panel_size) * h / w + FIGURE_EXTRA_HEIGHT)
         self.figure = go.FigureWidget(figure)
-        self.count = len(maps)
-        self.panel_size = panel_size
+        # a short toolbar: the default one (9 buttons and the logo) covered a panel's title
+        self.figure._config = {**self.figure._config, "displaylogo": False,
+                               "modeBarButtonsToRemove": list(SPARE_TOOLBAR_BUTTONS)}
         self.image_shape = image.shape[:2]
         #: what to show: the figure, or with ``fit_width`` a box the figure fills
         self.widget: W.Widget = self.figure
@@ -80,9 +93,9 @@ class HeatmapPanels:
             # plotly.js's resize handler, which FitWidth calls (and the window's resize event)
             self.figure._config = {**self.figure._config, "responsive": True}
             narrowest = min(MIN_PANEL_WIDTH, panel_size)
-            h, w = self.image_shape
-            self.fit = FitWidth(panels=self.count, aspect=h / w,
-                                max_height=int(self.figure.layout.height))
+            self.fit = FitWidth(panels=self.count, aspect=h / w, max_panel=panel_size,
+                                window_reserve=window_reserve,
+                                min_panel=min(MIN_WINDOW_FIT_PANEL, panel_size))
             self.widget = W.VBox([self.figure, self.fit], layout=W.Layout(
                 width="100%", min_width=f"{narrowest * self.count + FIGURE_EXTRA}px",
                 max_width=f"{panel_size * self.count + FIGURE_EXTRA}px"))
@@ -113,8 +126,7 @@ class HeatmapPanels:
                                        x0=w / m.shape[1] / 2 - 0.5, y0=h / m.shape[0] / 2 - 0.5)
                 if titles is not None:
                     self.heatmap(k).name = titles[k]
-                    self.figure.layout.annotations[k].text = wrap_title(
-                        titles[k], title_width(self.panel_size, self.count, self.fit is not None))
+                    self.figure.layout.annotations[k].text = wrap_title(titles[k], self._title_px)
             if colorbar_title is not None:
                 self.figure.layout.coloraxis.colorbar.title.text = colorbar_title
             if zrange is None:

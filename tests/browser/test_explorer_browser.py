@@ -17,6 +17,7 @@ from .browser_helpers import (
     heatmaps,
     plot_state,
     status_text,
+    wait_figure_settled,
 )
 from .frontend_checks import check_compare_click_marks_every_panel, click_in_panel
 
@@ -118,6 +119,8 @@ def test_explorer_renders_photo_and_map(page, quickstart, artifacts):
     assert "Egyptian cat (285)" in (status_text(page) or ""), status_text(page)
     # a drawn photo: plotly's image layer has an <image> with the JPEG data URI
     assert page.locator(".js-plotly-plot").first.locator("image").count() >= 1
+    # a short toolbar (zoom, pan, reset, download): the full one covered the title
+    assert page.locator(".js-plotly-plot").first.locator(".modebar-btn").count() == 4
     page.locator(".js-plotly-plot").first.screenshot(path=str(artifacts / "explorer_figure.png"))
     _explorer_widget(page).screenshot(path=str(artifacts / "explorer.png"))
 
@@ -182,6 +185,29 @@ def test_explorer_map_click_reports_pixel(page, quickstart):
     page.wait_for_function(
         "() => /pixel \\(\\d+, \\d+\\): value/.test((document.querySelector('.cw-status') || {}).textContent || '')",
         timeout=CLICK_TIMEOUT)
+
+
+def test_explorer_map_grows_with_the_window_and_stays_on_its_first_screen(page, quickstart, artifacts):
+    """A 320-px map left most of a 1920x1080 screen empty: the map now grows with the window,
+    no taller than the window less the controls above it, beside the predictions."""
+    explorer = _explorer_widget(page)
+    panels = {}
+    try:
+        for width, height in ((1280, 720), (1920, 1080)):
+            page.set_viewport_size({"width": width, "height": height})
+            explorer.scroll_into_view_if_needed()
+            page.evaluate("() => window.scrollBy(0, %d)" % explorer.bounding_box()["y"])
+            geometry = wait_figure_settled(page)
+            page.screenshot(path=str(artifacts / f"explorer_{width}x{height}.png"))
+            top = explorer.bounding_box()["y"]
+            assert geometry["figure"]["bottom"] - top <= height, (width, top, geometry)
+            first_prediction = page.locator(".jupyter-button").filter(
+                has_text=re.compile(r"^\d+ \S")).first.bounding_box()
+            assert first_prediction["x"] >= geometry["figure"]["right"] - 5, (width, geometry)
+            panels[width] = geometry["panels"][0]["width"]
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1800})
+    assert panels[1280] >= 318 and panels[1920] > panels[1280] + 150, panels
 
 
 # ------------------------------------------------------------------------- Compare
