@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Optional, Union
 
+from .app_mode import in_voila
+
 Expected = Union[Any, Callable[[Any], bool]]
 
 
@@ -21,7 +23,10 @@ def check(question: str, answer: Any, expected: Expected, *, tolerance: Optional
         hint: shown when the answer is wrong.
     """
     if answer is ...:
-        print(f"[ ] {question}: replace ... with your answer.")
+        if in_voila():  # an app page: the cell cannot be edited there
+            print(f"[ ] {question}: to answer, open this notebook in JupyterLab or Jupyter Notebook.")
+        else:
+            print(f"[ ] {question}: replace ... with your answer.")
         return False
     if callable(expected):
         right = bool(expected(answer))

@@ -11,3 +11,13 @@ def test_check_feedback(capsys):
     assert not check("todo", ..., 1)
     out = capsys.readouterr().out
     assert "Hint: tiger cat" in out and "replace ... with your answer" in out
+
+
+def test_an_app_page_says_where_exercises_can_be_answered(capsys, monkeypatch):
+    """Voila shows the cells read-only: "replace ..." asked for what the page does not allow."""
+    for name in ("VOILA_BASE_URL", "VOILA_KERNEL_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VOILA_KERNEL_ID", "k")
+    assert not check("todo", ..., 1)
+    out = capsys.readouterr().out
+    assert "open this notebook in JupyterLab" in out and "replace" not in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import re
 import threading
 
 import numpy as np
@@ -156,9 +157,14 @@ def test_status_line_sits_beside_the_map(explorer):
     side = next(child for child in row.children if child is not explorer.view)
     assert explorer.status.widget in side.children
     assert explorer.status.widget not in explorer.children
-    # the map keeps its fixed size beside the side panel (only multi-panel figures fit)
-    assert explorer.view is explorer.panels.figure and explorer.panels.widget is explorer.view
-    assert explorer.panels.figure.layout.width == 320 + 120 and explorer.panels.fit is None
+    # the map grows from 320 px with the page (the browser tests measure it), drawn 320 px
+    # first: no taller than a 720-px screen in a front end that does not run FitWidth
+    assert explorer.view is explorer.panels.widget and explorer.panels.figure in explorer.view.children
+    assert explorer.view.layout.flex == "1 1 440px" and explorer.view.layout.max_width == "840px"
+    fit = explorer.panels.fit
+    assert (fit.min_panel, fit.max_panel, fit.window_reserve) == (320, 720, 220)
+    assert explorer.panels.figure.layout.width is None and explorer.panels.figure.layout.height == 320 + 90
+    assert "<br>" in explorer.panels.figure.layout.annotations[0].text  # wrapped for 320 px
 
 
 def test_smoothgrad_precision_control(explorer):
@@ -442,9 +448,12 @@ def test_a_mistyped_class_stays_in_the_box_beside_its_error(explorer):
 
 def test_the_probe_marker_goes_when_a_new_map_is_shown(explorer):
     """The pixel readout leaves the status line with a new map: so does the marker."""
-    def marked():
+    def marked():  # the value under the result it belongs to, which stays in view
+        line = explorer.status.line.value
         return list(explorer.panels.marker(0).x) == [100.0] and \
-            "pixel (100, 50)" in explorer.status.line.value
+            f"p={explorer.result.probability:.3f}" in line and \
+            re.search(r"<br>\d+x\d+ map, cell \(row \d+, col \d+\) around pixel \(100, 50\): value",
+                      line) is not None
 
     try:
         explorer._on_probe(100.0, 50.0)
@@ -460,6 +469,16 @@ def test_the_probe_marker_goes_when_a_new_map_is_shown(explorer):
     finally:
         explorer._controls["opacity"].value = 0.5
         explorer.set(image="chelsea", method="gradcam", target=None, layer="features.8")
+
+
+def test_an_app_page_exports_as_a_download_only(explorer, tmp_path, monkeypatch):
+    """In Voila the kernel's folder is the server's: a visitor's exports must not pile up there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VOILA_BASE_URL", "/")
+    explorer._controls["export"].value = ".png"
+    line = explorer.status.line.value
+    assert line.count("exported:") == 1 and 'href="data:image/png;base64,' in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_file_names_tell_layers_and_smoothgrad_apart(explorer, tmp_path, monkeypatch):

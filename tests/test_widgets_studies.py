@@ -170,3 +170,13 @@ def test_a_study_keeps_a_typed_class_beside_its_error_and_its_note_follows_the_m
     assert study.result.class_id == 282 and study.state.target == "tiger cat"
     study.set(method="gradcam")  # CAM maps: no percentile, and the note says so at once
     assert study.result.method == "gradcam" and note() == ""
+    assert box.placeholder == "top class; or boxer, 282..."
+
+
+def test_a_study_left_to_the_top_class_names_it_in_the_class_box():
+    sweep = LayerSweep(image="chelsea", model="efficientnet_lite0", max_panels=2)
+    box = sweep._controls["target"]
+    assert box.value == "" and box.placeholder == "top class: 285 Egyptian cat"
+    sweep.set(image="coffee")
+    top = sweep.results[0]
+    assert box.placeholder == f"top class: {top.class_id} {top.label}" and top.class_id != 285

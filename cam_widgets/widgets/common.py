@@ -60,6 +60,10 @@ def colorbar_note(results: Sequence[Explanation]) -> str:
     return PERCENTILE_NOTE if any(r.pixel_level for r in results) else ""
 
 
+def _lines(text: str, detail: str) -> str:
+    return html.escape(text) + (f"<br>{html.escape(detail)}" if detail else "")
+
+
 def nearest_pixel(x: float, y: float, image_shape, map_shape) -> tuple[int, int]:
     """(row, col) of a map of ``map_shape`` under pixel (x, y) of an image of ``image_shape``
     (pixel centres at integer coordinates, as Plotly's heatmaps place them)."""
@@ -130,8 +134,9 @@ class StatusLine:
         self.line.value = (f"<span class='{kind}' style='display:inline-block;"
                            f"line-height:1.4;{style}'>{inner_html}</span>")
 
-    def info(self, text: str) -> None:
-        self._set("cw-status", html.escape(text))
+    def info(self, text: str, detail: str = "") -> None:
+        """``text``, and ``detail`` on a line of its own (a pixel's value under its result)."""
+        self._set("cw-status", _lines(text, detail))
 
     def download(self, text: str, path: Path) -> None:
         """``text`` and a link that downloads the file at ``path`` in the browser: the kernel
@@ -148,8 +153,8 @@ class StatusLine:
                   f"href=\"data:{mime};base64,{data}\">&#11015;&nbsp;download "
                   f"{html.escape(path.name)}</a>")  # (the arrow stays with its words)
 
-    def warn(self, text: str) -> None:
-        self._set("cw-warning", f"&#9888; {html.escape(text)}", "color:#b35c00")
+    def warn(self, text: str, detail: str = "") -> None:
+        self._set("cw-warning", f"&#9888; {_lines(text, detail)}", "color:#b35c00")
 
     def error(self, error: BaseException) -> None:
         self._set("cw-error", f"error: {html.escape(str(error))}", "color:#c00")

@@ -105,7 +105,7 @@ class DilationStudy(_Study):
             self._fill_layer_menu(base, s)
             self.status.info(line)
         return s, StudyView(prepared.rgb, [display_map(r, panels=2) for r in results], titles,
-                            colorbar_note(results), base, finish)
+                            colorbar_note(results), base, finish, shown=first)
 
     def _fill_layer_menu(self, base: Explainer, s: DilationState) -> None:
         """The model's blocks (and a deeper layer set from Python), when they changed."""

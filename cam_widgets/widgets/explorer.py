@@ -226,7 +226,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             self._syncing = False
 
     def _on_probe(self, x: float, y: float) -> None:
-        self.status.info(self._map.probe(self.result, x, y))
+        self._render_status(probe=self._map.probe(self.result, x, y))
 
     def _fill_layers(self, change=None) -> None:
         """The layer menu: the model's blocks (every spatial layer with "all layers")."""
@@ -278,12 +278,13 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._map.show(self.result, self.state)
         self._render_status()
 
-    def _render_status(self) -> None:
+    def _render_status(self, probe: str = "") -> None:
+        """What the map shows (or why it is empty), and below it a probed pixel's value."""
         r = self.result
         if r.flagged:
-            self.status.warn(r.status.message)
+            self.status.warn(r.status.message, probe)
         else:
-            self.status.info(result_message(r))
+            self.status.info(result_message(r), probe)
 
     def _render_display(self) -> None:
         self._map.show_display(self.result, self.state)

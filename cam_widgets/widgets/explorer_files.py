@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+from ..app_mode import in_voila
 from ..data import load_image
 from .common import errors_shown
 from .explorer_controls import OVERLAY_SUFFIX
@@ -38,9 +40,11 @@ class ExplorerFiles:
         if suffix:
             with errors_shown(self.status):
                 stem = export_stem(self._shown["image"], self.explainer.spec.name, self.result)
-                path = self.export(Path("exports") / f"{stem}{suffix}",
-                                   annotated=suffix != OVERLAY_SUFFIX)
-                self.status.download(f"wrote {path};", path)
+                # on an app page the server's disk is out of the visitor's reach: a download only
+                with tempfile.TemporaryDirectory() as scratch:
+                    folder = Path(scratch) if in_voila() else Path("exports")
+                    path = self.export(folder / f"{stem}{suffix}", annotated=suffix != OVERLAY_SUFFIX)
+                    self.status.download("exported:" if in_voila() else f"wrote {path};", path)
             self._controls["export"].value = ""
 
     def export(self, path: os.PathLike, annotated: bool = True) -> Path:

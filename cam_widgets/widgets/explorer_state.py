@@ -76,11 +76,17 @@ def progress_unit(state: ExplorerState) -> str:
 
 def probe_message(values: np.ndarray, x: float, y: float, image_shape=None, note: str = "") -> str:
     """The status text for a click at pixel (x, y) of an image of ``image_shape`` (default:
-    the map's own): the value of the map's cell there, and what its scale means (``note``)."""
-    shape = values.shape if image_shape is None else image_shape
+    the map's own): the value of the map's cell there, and what its scale means (``note``).
+    A map coarser than the image says which of its cells that is: Plotly reports a click on a
+    heatmap at the cell's centre, which is where the marker goes, not at the pixel clicked."""
+    shape = tuple(values.shape if image_shape is None else image_shape)[:2]
     row, col = nearest_pixel(x, y, shape, values.shape)
-    where = nearest_pixel(x, y, shape, shape)
-    return f"pixel ({where[1]}, {where[0]}): value {values[row, col]:.3f}" + (f" ({note})" if note else "")
+    pixel_row, pixel_col = nearest_pixel(x, y, shape, shape)
+    where = f"pixel ({pixel_col}, {pixel_row})"
+    if values.shape != shape:
+        rows, cols = values.shape
+        where = f"{rows}x{cols} map, cell (row {row}, col {col}) around {where}"
+    return f"{where}: value {values[row, col]:.3f}" + (f" ({note})" if note else "")
 
 
 def result_message(result: Explanation) -> str:

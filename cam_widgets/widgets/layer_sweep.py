@@ -75,4 +75,4 @@ class LayerSweep(_Study):
             self.results = results
             self.status.info(line)
         return s, StudyView(prepared.rgb, [display_map(x, panels=len(results)) for x in results],
-                            titles, colorbar_note(results), explainer, finish)
+                            titles, colorbar_note(results), explainer, finish, shown=r)

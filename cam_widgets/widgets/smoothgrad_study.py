@@ -88,4 +88,4 @@ class SmoothGradStudy(_Study):
             self.plain, self.result = plain, result
             self.status.info(line)
         return s, StudyView(prepared.rgb, maps, titles, colorbar_note([plain, result]),
-                            explainer, finish)
+                            explainer, finish, shown=plain)

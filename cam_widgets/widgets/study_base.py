@@ -11,6 +11,7 @@ from ..api import get_explainer
 from ..explainer import Explainer
 from ..models import resolve_class
 from ..render import list_colormaps
+from ..result import Explanation
 from .common import busy, model_choices
 from .compare_panels import panel_size
 from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
@@ -18,19 +19,22 @@ from .panels import HeatmapPanels
 from .state_requests import StateRequests
 
 DISPLAY = ("opacity", "colormap")
+CLASS_PLACEHOLDER = "top class; or boxer, 282..."
 
 
 class StudyView(NamedTuple):
     """What a study's engine work gives its figure: the photo, the maps, their titles and
     colour bar note (:func:`.common.colorbar_note` of the results), the explainer (its
-    classes go to the class box) and ``finish()``, the study's other updates (its results,
-    status line, tables), called on the loop's thread."""
+    classes go to the class box), ``finish()``, the study's other updates (its results,
+    status line, tables), called on the loop's thread, and a result of the class the maps
+    show (the class box names it when it was left to the top class)."""
     rgb: np.ndarray
     maps: list
     titles: list
     note: str
     explainer: Explainer
     finish: Callable[[], None]
+    shown: Explanation
 
 
 def stage_layers(explainer: Explainer, layer: Optional[str] = None,
@@ -116,6 +120,8 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
         self.state = state
         self._show(view.rgb, view.maps, view.titles, view.note, key=(state.image, view.rgb.shape))
         self._fill_target_options(view.explainer)
+        self._controls["target"].placeholder = CLASS_PLACEHOLDER if state.target is not None \
+            else f"top class: {view.shown.class_id} {view.shown.label}"
         view.finish()
 
     def _show(self, rgb: np.ndarray, maps, titles, note: str = "", key=None) -> None:
@@ -166,7 +172,7 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
         c = {"image": W.Dropdown(options=image_choices(), value=s.image, description="image")}
         if models:
             c["model"] = W.Dropdown(options=model_choices(), value=s.model, description="model")
-        c["target"] = W.Combobox(placeholder="top class; or boxer, 282...", description="class",
+        c["target"] = W.Combobox(placeholder=CLASS_PLACEHOLDER, description="class",
                                  ensure_option=False, continuous_update=False)
         c["opacity"] = W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05, description="opacity")
         c["colormap"] = W.Dropdown(options=list_colormaps(), value=s.colormap, description="colormap")
