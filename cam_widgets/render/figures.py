@@ -60,6 +60,12 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map") -> n
     return a
 
 
+#: plotly.js config of every figure: a short toolbar (zoom, pan, reset, download as PNG); the
+#: default one (9 buttons and the logo) covered a panel's title, and plotly.js 3 adds "Share
+#: chart...", an upload to Plotly's cloud.
+FIGURE_CONFIG = {"displaylogo": False, "showSendToCloud": False,
+                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"]}
+
 #: Panel titles: font size, and pixels a character takes at that size (to wrap them).
 TITLE_FONT_SIZE, TITLE_CHAR_PX = 13, 7
 #: Colour bar title font size (the title runs along the bar).
@@ -221,5 +227,5 @@ def standalone_html(fig: go.Figure, path: Union[str, os.PathLike]) -> Path:
         raise InvalidParameterError(f"fig must be a plotly Figure, got {describe(fig)}.")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(str(p), include_plotlyjs=True, full_html=True)
+    fig.write_html(str(p), include_plotlyjs=True, full_html=True, config=FIGURE_CONFIG)
     return p

@@ -19,13 +19,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import (FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT, MIN_PANEL_WIDTH, heatmap_figure,
-                              map_side, prepare_map, title_width, wrap_title)
+from ..render.figures import (FIGURE_CONFIG, FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT, MIN_PANEL_WIDTH,
+                              heatmap_figure, map_side, prepare_map, title_width, wrap_title)
 from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
-#: Plotly toolbar buttons the panels leave out (zoom, pan, reset and "download as PNG" stay).
-SPARE_TOOLBAR_BUTTONS = ("select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d")
 #: With ``window_reserve``, panels stay at least this wide (px) however short the window.
 MIN_WINDOW_FIT_PANEL = 320
 
@@ -82,9 +80,7 @@ class HeatmapPanels:
         if window_reserve:  # drawn small first, then grown to the window
             figure.layout.height = int(min(MIN_WINDOW_FIT_PANEL, panel_size) * h / w + FIGURE_EXTRA_HEIGHT)
         self.figure = go.FigureWidget(figure)
-        # a short toolbar: the default one (9 buttons and the logo) covered a panel's title
-        self.figure._config = {**self.figure._config, "displaylogo": False,
-                               "modeBarButtonsToRemove": list(SPARE_TOOLBAR_BUTTONS)}
+        self.figure._config = {**self.figure._config, **FIGURE_CONFIG}
         self.image_shape = image.shape[:2]
         #: what to show: the figure, or with ``fit_width`` a box the figure fills
         self.widget: W.Widget = self.figure

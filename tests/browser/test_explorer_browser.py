@@ -120,7 +120,8 @@ def test_explorer_renders_photo_and_map(page, quickstart, artifacts):
     # a drawn photo: plotly's image layer has an <image> with the JPEG data URI
     assert page.locator(".js-plotly-plot").first.locator("image").count() >= 1
     # a short toolbar (zoom, pan, reset, download): the full one covered the title
-    assert page.locator(".js-plotly-plot").first.locator(".modebar-btn").count() == 4
+    buttons = page.locator(".js-plotly-plot").first.locator(".modebar-btn")
+    assert buttons.count() == 4, [buttons.nth(k).get_attribute("data-title") for k in range(buttons.count())]
     page.locator(".js-plotly-plot").first.screenshot(path=str(artifacts / "explorer_figure.png"))
     _explorer_widget(page).screenshot(path=str(artifacts / "explorer.png"))
 
