@@ -574,3 +574,19 @@ def test_slow_work_reports_its_start_and_smoothgrad_reports_within_slow_base_met
                            batch_size=1, progress=lambda d, t: seen.append((d, t)))
     assert seen[0] == (0, 3) and seen[-1] == (3, 3)
     assert len(seen) > 4 and seen == sorted(seen)  # reports within samples, never backwards
+
+
+def test_methods_are_found_by_name_or_title_in_any_spelling(tiny_explainer):
+    from cam_widgets.errors import UnknownMethodError
+    from cam_widgets.methods import get_method
+
+    for spelling, name in [("Grad-CAM++", "gradcam++"), ("grad-cam", "gradcam"), ("GradCAM", "gradcam"),
+                           ("Guided Backprop", "guided_backprop"), ("guided grad-cam++", "guided_gradcam++"),
+                           ("Eigen-CAM (any class)", "eigencam"), ("Vanilla gradient", "vanilla"),
+                           ("integrated gradients", "integrated_gradients")]:
+        assert get_method(spelling).name == name
+    assert tiny_explainer.explain(tiny_input(), "Grad-CAM++", 0).method == "gradcam++"
+    with pytest.raises(UnknownMethodError, match=r"unknown method 'gradcamm'.*Did you mean 'gradcam'"):
+        get_method("gradcamm")
+    with pytest.raises(UnknownMethodError):
+        get_method("grad")  # a prefix is not a method

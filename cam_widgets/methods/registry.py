@@ -124,12 +124,36 @@ def register(name: str, *, family: str, needs: set, clip_negative: bool, title: 
     return decorate
 
 
+def _spelling(name: str) -> str:
+    """A method name as typed, without case, spaces, hyphens or underscores: "Grad-CAM",
+    "grad cam" and "GradCAM" are one method."""
+    return "".join(ch for ch in name.lower() if ch not in " -_")
+
+
+def _known_spellings() -> dict[str, str]:
+    """Registry names and display titles (with or without a title's note, as in "Eigen-CAM
+    (any class)"), by :func:`_spelling`."""
+    known: dict[str, str] = {}
+    for spec in _REGISTRY.values():
+        for text in (spec.name, spec.title, spec.title.split(" (")[0]):
+            if text:
+                known.setdefault(_spelling(text), spec.name)
+    return known
+
+
 def get_method(name: str) -> MethodSpec:
-    """The MethodSpec registered under ``name`` or UnknownMethodError with close matches."""
-    if isinstance(name, str) and name.lower() in _REGISTRY:
-        return _REGISTRY[name.lower()]
+    """The MethodSpec registered under ``name``, its display title or either spelled with
+    other case, spaces or hyphens ("Grad-CAM++", "guided backprop"); UnknownMethodError with
+    close matches otherwise."""
+    if isinstance(name, str):
+        if name in _REGISTRY:
+            return _REGISTRY[name]
+        found = _known_spellings().get(_spelling(name))
+        if found is not None:
+            return _REGISTRY[found]
     raise UnknownMethodError(
-        f"unknown method {name!r}; expected one of {', '.join(sorted(_REGISTRY))}."
+        f"unknown method {name!r}; expected one of {', '.join(sorted(_REGISTRY))} "
+        f"(or their titles, as 'cam-widgets methods' lists them)."
         + close_matches(str(name).lower(), _REGISTRY)
     )
 

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..models import list_models, weights_on_disk
+from ..methods import get_method
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
 from ..render import normalize_map
 from ..render.colormaps import resolve_colormap
@@ -251,6 +252,8 @@ def next_state(owner: str, state, changes: dict, display: Sequence[str],
                 f"{owner} has no setting {key!r}; it has {', '.join(sorted(names))}."
                 + close_matches(key, names))
     changes = normalize(dict(changes))
+    if "method" in changes:  # a title or other spelling: the registry name the menus hold
+        changes["method"] = get_method(changes["method"]).name
     if "image" in changes:  # a path, URL or array too
         changes["image"] = image_choice(changes["image"])
     new = replace(state, **changes)

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 import ipywidgets as W
 import numpy as np
 
+from ..methods import get_method
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import busy, first_view
@@ -67,7 +68,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         values = tuple(values or ())
         colormap, opacity = first_view(colormap, opacity)
         self.state = CompareState(image=image_choice(image), model=model, by=by, values=values,
-                                  method=method, target=target, layer=layer,
+                                  method=get_method(method).name, target=target, layer=layer,
                                   shared_scale=shared_scale, opacity=opacity, colormap=colormap,
                                   auto_values=not values)
         # a newer "compare by" voids the older values (of another dimension)

@@ -63,20 +63,16 @@ def values_text(s: CompareState) -> str:
 
 
 def method_name(value) -> str:
-    """A method's registry name from its name or display title, any case, with or without
-    the title's note ("Grad-CAM++", "gradcam++" -> "gradcam++"; "Eigen-CAM" -> "eigencam");
-    one-line UnknownMethodError otherwise."""
-    known = {}
-    for m in list_methods():
-        known[m.name.lower()] = known[m.title.lower()] = m.name
-        known.setdefault(m.title.split(" (")[0].lower(), m.name)
-    key = str(value).strip().lower()
-    if key in known:
-        return known[key]
-    titles = [m.title for m in list_methods()]
-    raise UnknownMethodError(
-        f"'values' has no method {value!r}; expected method titles or names (any case): "
-        f"{', '.join(titles)}." + close_matches(key, known))
+    """A method's registry name from its name or display title, any case (see
+    ``get_method``); the one-line error lists the titles, as the values box shows them."""
+    try:
+        return get_method(str(value).strip()).name
+    except UnknownMethodError:
+        specs = list_methods()
+        raise UnknownMethodError(
+            f"'values' has no method {value!r}; expected method titles or names (any case): "
+            f"{', '.join(m.title for m in specs)}."
+            + close_matches(str(value), [m.title for m in specs] + [m.name for m in specs])) from None
 
 
 def default_values(by: str, model: str, image: str) -> tuple:

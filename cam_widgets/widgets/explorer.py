@@ -58,7 +58,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
                  colormap: str = "viridis", opacity: float = 0.5) -> None:
         colormap, opacity = first_view(colormap, opacity)  # built in its final state
         image = image_choice(image)
-        self.state = ExplorerState(image=image, model=model, method=method, layer=layer,
+        self.state = ExplorerState(image=image, model=model, method=get_method(method).name, layer=layer,
                                    colormap=colormap, opacity=float(opacity))
         # a newer photo voids an older class; a newer model an older layer
         self._requests = RequestQueue(self._request, background,
@@ -112,6 +112,8 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         with errors_shown(self.status):
             if "image" in changes:
                 changes = dict(changes, image=image_choice(changes["image"]))
+            if "method" in changes:  # a title or other spelling: the menu's registry name
+                changes = dict(changes, method=get_method(changes["method"]).name)
             drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
         self._sync_controls(display=True)  # the controls show what was set (the box: above)
         return self.result

@@ -37,7 +37,7 @@ class LayerSweep(_Study):
                  method: str = "gradcam", layers: Optional[Sequence[str]] = None,
                  max_panels: int = 8, background: Optional[bool] = None) -> None:
         self.results: list[Explanation] = []
-        state = LayerSweepState(image, model, target, method,
+        state = LayerSweepState(image, model, target, get_method(method).name,
                                 None if layers is None else tuple(layers), int(max_panels))
         super().__init__(state, placeholders=len(layers) if layers else 1,
                          background=background)

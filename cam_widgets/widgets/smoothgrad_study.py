@@ -44,9 +44,9 @@ class SmoothGradStudy(_Study):
         self.result: Optional[Explanation] = None
         self.progress_calls = 0
         snaps = tuple(sorted({int(n) for n in snapshots}))
-        super().__init__(SmoothGradState(image, model, target, method, float(noise), int(samples),
-                                         snaps), placeholders=len(snaps) + 1,
-                         background=background)
+        state = SmoothGradState(image, model, target, get_method(method).name, float(noise),
+                                int(samples), snaps)
+        super().__init__(state, placeholders=len(snaps) + 1, background=background)
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls()
