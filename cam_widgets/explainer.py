@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import list_samples, load_image, resize_for_model, sample_image
+from .data import load_image, resize_for_model
+from .data.named import bundled_name, load_named
 from .engine import Engine, LayerInfo
 from .errors import InvalidImageError, InvalidParameterError, describe
 from .methods import MethodContext, MethodOutput, get_method, smooth, upsampled
@@ -146,10 +147,7 @@ class Explainer:
         if source is not None and source in self._source_memo:
             self._source_memo.move_to_end(source)
             return self._source_memo[source]
-        if isinstance(image, str) and image in list_samples():
-            rgb = sample_image(image)
-        else:
-            rgb = load_image(image)
+        rgb = load_named(image) if isinstance(image, str) else load_image(image)
         rgb = resize_for_model(rgb, self.spec.input_size)
         rgb.setflags(write=False)  # shared by every result of this image (and the memo)
         tensor = self.spec.preprocess(rgb).unsqueeze(0)
@@ -345,8 +343,9 @@ def _source_key(image: Any) -> Optional[tuple]:
         text = os.fspath(image)
         if not isinstance(text, str):
             return None
-        if text in list_samples() or text.startswith(("http://", "https://")):
-            return ("name", text)
+        name = bundled_name(text)
+        if name is not None or text.startswith(("http://", "https://")):
+            return ("name", name or text)
         try:
             stat = os.stat(text)
         except (OSError, ValueError):

@@ -422,3 +422,28 @@ def test_article_photo_is_none_offline(monkeypatch):
     started = time.perf_counter()
     assert samples.article_photo(timeout=2) is None
     assert time.perf_counter() - started < 5
+
+
+def test_bundled_images_are_named_in_any_case_and_scenes_with_or_without_their_prefix(tmp_path,
+                                                                                    monkeypatch):
+    """'Chelsea' was looked for as a file, and the scenes 'cam-widgets samples' lists could
+    not be explained at all."""
+    from cam_widgets import Explainer, explain
+    from cam_widgets.data import get_scene
+    from cam_widgets.data.named import load_named
+
+    np.testing.assert_array_equal(load_named(" Chelsea"), sample_image("chelsea"))
+    np.testing.assert_array_equal(load_named("two_class"), get_scene("two_class").image)
+    np.testing.assert_array_equal(load_named("scene:two_class"), get_scene("two_class").image)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidImageError, match=r"neither a bundled image \(chelsea, .*scene:two_class.*"
+                                                r"Did you mean 'chelsea'"):
+        load_named("chelsee")
+    with pytest.raises(InvalidImageError, match="Image file not found"):
+        load_named("missing.png")  # a path: load_image's error, which names the folder's files
+    Image.fromarray(sample_image("coffee")).save(tmp_path / "mycat", format="PNG")
+    np.testing.assert_array_equal(load_named("mycat"), sample_image("coffee"))  # a file, no suffix
+    result = explain("Scene:two_class", method="gradcam")
+    assert result.heatmap.shape == (224, 224)
+    engine = Explainer("efficientnet_lite0", device="cpu")
+    assert engine.prepare("COFFEE") is engine.prepare("coffee")  # one name, decoded once

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from cam_widgets.data import sample_image
-from cam_widgets.errors import InvalidParameterError
+from cam_widgets.errors import InvalidImageError
 from cam_widgets.widgets.images import image_choice, image_choices, load_choice
 
 
@@ -33,8 +33,11 @@ def test_another_image_of_the_same_name_is_kept_apart(tmp_path):
 
 
 def test_a_mistyped_name_says_what_images_there_are():
-    with pytest.raises(InvalidParameterError, match="neither a bundled image.*'chelsea'"):
+    with pytest.raises(InvalidImageError, match="neither a bundled image.*'chelsea'"):
         image_choice("chelsae")
+    # names in any case, scenes with or without their prefix: the menu's choice
+    assert image_choice("Chelsea ") == "chelsea"
+    assert image_choice("two_class") == image_choice("Scene:Two_Class") == "scene:two_class"
 
 
 def test_explorer_and_compare_explain_an_array():

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..data import get_scene, list_samples, list_scenes, load_image, sample_image
-from ..errors import InvalidParameterError, close_matches
+from ..data import list_samples, list_scenes, load_image
+from ..data.named import bundled_image, bundled_name, load_named
 
 #: Dropdown values of the user's images start with this.
 USER_PREFIX = "yours:"
@@ -50,9 +50,7 @@ def load_choice(choice: str) -> np.ndarray:
     """RGB array of a dropdown choice."""
     if choice.startswith(USER_PREFIX):
         return _USER_IMAGES[choice]
-    if choice.startswith("scene:"):
-        return get_scene(choice[len("scene:"):]).image
-    return sample_image(choice)
+    return bundled_image(choice)
 
 
 def add_user_image(name: str, rgb: np.ndarray) -> str:
@@ -72,11 +70,14 @@ def add_user_image(name: str, rgb: np.ndarray) -> str:
 
 
 def image_choice(image: Any) -> str:
-    """The choice of an image given to a widget: a choice's name as it is; a path, URL, array
-    or PIL image loaded (its errors are load_image's) and added to the user's images."""
-    if isinstance(image, str) and image in [value for _, value in image_choices()]:
+    """The choice of an image given to a widget: a choice's name as it is (a bundled one in
+    any case, a scene with or without "scene:"); a path, URL, array or PIL image loaded (its
+    errors are load_image's) and added to the user's images."""
+    if not isinstance(image, str):
+        return add_user_image(image_name(image), load_image(image))
+    if image in [value for _, value in image_choices()]:
         return image
-    return add_user_image(image_name(image), load_image(_checked_source(image)))
+    return bundled_name(image) or add_user_image(image_name(image), load_named(image))
 
 
 def image_name(image: Any) -> str:
@@ -86,17 +87,6 @@ def image_name(image: Any) -> str:
     if isinstance(image, (str, os.PathLike)):
         return os.path.basename(os.fspath(image)) or os.fspath(image)
     return f"image {len(_USER_IMAGES) + 1}"
-
-
-def _checked_source(image: Any) -> Any:
-    """``image``, unless it is a string naming neither a choice, a file nor a URL."""
-    if isinstance(image, str) and not (os.path.exists(image) or image.lower().startswith(
-            ("http://", "https://"))):
-        choices = [value for _, value in image_choices()]
-        raise InvalidParameterError(
-            f"image {image!r} is neither a bundled image ({', '.join(choices)}) nor a file "
-            f"or URL" + close_matches(image, choices))
-    return image
 
 
 def offer_all(dropdown) -> None:
