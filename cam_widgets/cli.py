@@ -1,4 +1,4 @@
-"""Command line: ``cam-widgets explain | models | layers | classes | methods | samples | fetch-weights``.
+"""Command line: ``cam-widgets explain | models | layers | classes | methods | samples | evaluate | fetch-weights``.
 
 Errors print one line on stderr and exit with status 2; never a traceback.
 """
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -27,6 +28,9 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineErrors(prog="cam-widgets", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"cam-widgets {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     explain = sub.add_parser("explain", help="explain an image and write .png / .npy / .html")
     explain.add_argument("image", help="a path, URL or bundled sample name (see 'samples')")
@@ -178,12 +182,22 @@ def _classes(query: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe is an ignored exception
+        return status
+    except BrokenPipeError:  # piped into `head`, which stopped reading: a quiet exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is left goes there
+        return 1
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["evaluate"]:  # every flag belongs to the evaluation's own parser
         from .metrics.distributed import main as evaluate_main
 
         try:
-            return evaluate_main(argv[1:]) or 0
+            return evaluate_main(argv[1:], prog="cam-widgets evaluate") or 0
         except CamWidgetsError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -262,3 +262,39 @@ def test_classes_finds_a_typo_word_by_word(capsys):
     top = capsys.readouterr().out.splitlines()[:4]
     assert {line.split(None, 1)[1] for line in top} == {
         "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+
+
+def test_output_piped_into_a_reader_that_stopped_exits_quietly():
+    """`cam-widgets methods | head -1` could end in a BrokenPipeError traceback: here the
+    reader is gone before anything is written."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "cam_widgets", "methods"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 1 and done.stderr == "", done.stderr
+
+
+def test_version_and_the_evaluate_usage_name_the_command(capsys):
+    from cam_widgets import __version__
+    from cam_widgets.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"cam-widgets {__version__}"
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert capsys.readouterr().out.startswith("usage: cam-widgets evaluate")
+
+
+def test_the_evaluation_module_runs_without_a_double_import_warning():
+    """`torchrun -m cam_widgets.metrics.distributed` warned that the module was already
+    imported (by the package): the documented entry is `-m cam_widgets.metrics`."""
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "cam_widgets.metrics",
+                           "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m cam_widgets.metrics "), done
+    assert "RuntimeWarning" not in done.stderr

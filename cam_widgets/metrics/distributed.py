@@ -15,7 +15,7 @@ another world size or without a shared filesystem.
 Across machines::
 
     torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
-        -m cam_widgets.metrics.distributed --model efficientnet_lite0 --root images/ \\
+        -m cam_widgets.metrics --model efficientnet_lite0 --root images/ \\
         --labels labels.csv --out results.jsonl --methods gradcam,gradcam++
 """
 from __future__ import annotations
@@ -218,10 +218,10 @@ def _worker(rank, world_size, backend, addr, port, threads, explainer_factory, d
 
 
 # --------------------------------------------------------------------------- torchrun
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m cam_widgets.metrics.distributed`` (alone, or under torchrun: RANK,
-    WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT come from the environment)."""
-    parser = argparse.ArgumentParser(prog="python -m cam_widgets.metrics.distributed",
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m cam_widgets.metrics") -> int:
+    """``python -m cam_widgets.metrics`` or ``cam-widgets evaluate`` (alone, or under torchrun:
+    RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT come from the environment)."""
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Evaluate explanation methods over an image folder.")
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--weights", metavar="PATH",

@@ -167,7 +167,7 @@ def _done_pairs(records: list[dict], plan: _Plan) -> set[tuple[str, str]]:
                     f"the results file already holds {method!r} records made with layer "
                     f"{record.get('layer')!r}, target {record.get('target')!r}"
                     + (f" and without {', '.join(sorted(missing))}" if missing else "")
-                    + "; pass resume=False to start over, or another 'out'")
+                    + "; pass resume=False (CLI: --no-resume) to start over, or another 'out'")
         done.add((str(record["image"]), method))
     return done
 

@@ -47,7 +47,7 @@ def read_records(path, repair: bool = False) -> list[dict]:
             if last or all(not rest.strip() for rest in lines[number + 1:]):
                 break
             raise InvalidParameterError(
-                f"{str(path)!r} line {number + 1} is not a JSON record; remove it or pass resume=False") from None
+                f"{str(path)!r} line {number + 1} is not a JSON record; remove it or pass resume=False (CLI: --no-resume)") from None
         records.append(record)
         good += len(line) + 1
     if repair and good < len(data):
