@@ -104,6 +104,14 @@ def _explain(args) -> None:
     from .api import explain
 
     outputs = _prepare_outputs(args.out)
+    if args.layer is not None:
+        from .methods import get_method
+
+        spec = get_method(args.method)
+        if not spec.needs_layer:  # the API ignores it (widgets keep one layer for every method)
+            raise InvalidParameterError(
+                f"--layer: {spec.title} reads no layer (it explains the input pixels); "
+                f"drop --layer, or pick a method that reads one, e.g. gradcam")
     model = args.model
     if args.weights is not None:
         from .explainer import Explainer

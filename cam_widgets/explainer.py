@@ -17,7 +17,7 @@ from torch import nn
 from .data import load_image, resize_for_model
 from .data.named import bundled_name, load_named
 from .engine import Engine, LayerInfo
-from .errors import InvalidImageError, InvalidParameterError, describe
+from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, describe
 from .methods import MethodContext, MethodOutput, get_method, smooth, upsampled
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
 from .render import normalize_map
@@ -271,9 +271,10 @@ class Explainer:
             if precision != "fp32":
                 params["precision"] = precision
         else:
-            if precision != "fp32":
-                raise InvalidParameterError(
-                    f"'precision' {precision!r} applies to SmoothGrad only; pass 'samples' too")
+            for name, given in (("precision", precision != "fp32"), ("snapshots", bool(snapshots))):
+                if given:  # (not silently dropped)
+                    raise InvalidParameterError(
+                        f"{name!r} applies to SmoothGrad only; pass 'samples' (and 'noise') too")
             context = MethodContext(self.engine, capture, class_ids, chosen_layer, params, progress)
             output = spec.fn(context)
         return self._results(prepared, capture, spec, output, ids, chosen_layer, params, snaps,
@@ -287,6 +288,10 @@ class Explainer:
         within a slow layer (Score-CAM's masked batches), where a caller may stop the work.
         """
         progress = params.pop("progress", None)
+        if not get_method(method).needs_layer:  # every "layer" would give the same map
+            raise MethodNotApplicableError(
+                f"{get_method(method).title} reads no layer (it explains the input pixels): "
+                f"explain_layers needs a method that reads one, e.g. 'gradcam'")
         prepared, capture = self.capture(image)
         if isinstance(layers, str):
             layers = [layers]  # one layer by name, not its characters

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from cam_widgets.engine import count_hooks
-from cam_widgets.errors import CamWidgetsError, InvalidImageError
+from cam_widgets.errors import CamWidgetsError, InvalidImageError, InvalidParameterError
 from conftest import tiny_input
 
 
@@ -236,3 +236,14 @@ def test_a_half_or_double_model_is_told_to_be_float32_not_resized(dtype):
     with pytest.raises(MethodNotApplicableError, match=r"weights are torch.float.*model.float\(\)"):
         Explainer(TinyNet().to(dtype), input_size=(4, 4), labels=list("abc")).explain(
             tiny_input(), "gradcam", 1)
+
+
+def test_arguments_that_would_do_nothing_are_refused(tiny_explainer):
+    """explain_layers with a pixel method gave one identical map per layer; snapshots without
+    SmoothGrad came back empty. Both now say why."""
+    from cam_widgets.errors import MethodNotApplicableError
+
+    with pytest.raises(MethodNotApplicableError, match="Vanilla gradient reads no layer"):
+        tiny_explainer.explain_layers(tiny_input(), 1, "vanilla")
+    with pytest.raises(InvalidParameterError, match="'snapshots' applies to SmoothGrad only"):
+        tiny_explainer.explain(tiny_input(), "vanilla", 1, snapshots=[1, 2])

@@ -47,6 +47,8 @@ def test_explain_a_file_with_smoothgrad(tmp_path):
     (["explain", "chelsea", "--layer", "avgpool", "--out", "x.png"], "spatial"),
     (["explain", "missing.png", "--out", "x.png"], "not found"),
     (["explain", "chelsea", "--method", "gradcamm", "--out", "x.png"], "gradcam"),
+    (["explain", "chelsea", "--method", "vanilla", "--layer", "features.8", "--out", "x.png"],
+     "reads no layer"),
     (["explain", "chelsea", "--out", "x.jpg"], ".png, .npy or .html"),
     (["explain", "chelsea", "--class", "1000", "--out", "x.png"], "0..999"),
     (["explain", "chelsea", "--model", "vgg61", "--out", "x.png"], "vgg16"),

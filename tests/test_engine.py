@@ -520,8 +520,9 @@ def test_explain_shares_one_explainer_per_model_and_reads_a_file_once(tiny_net, 
     assert first.class_id == 1
 
     reads = []
-    real_load = explainer_module.load_image
-    monkeypatch.setattr(explainer_module, "load_image", lambda src: reads.append(src) or real_load(src))
+    for loader in ("load_image", "load_named"):  # (arrays, paths; names and paths as text)
+        real = getattr(explainer_module, loader)
+        monkeypatch.setattr(explainer_module, loader, lambda src, real=real: reads.append(src) or real(src))
     path = tmp_path / "photo.png"
     Image.new("RGB", (40, 30), (200, 10, 10)).save(path)
     ex = api.get_explainer()
