@@ -169,9 +169,24 @@ def bench_model(name: str, args, device) -> dict:
             torch.autograd.grad(out[0, cls_a], leaf)
         return call
 
+    def unseen(i: int, case: int) -> torch.Tensor:
+        """An image no call has seen (clear_cache() would drop the folded twin too)."""
+        return x + (1 + i + 100 * case) * 1e-5
+
     def ours_fresh(i):
-        ex.engine.clear_cache()
-        return lambda: ex.explain(x, "gradcam", cls_a)
+        image = unseen(i, 0)
+        return lambda: ex.explain(image, "gradcam", cls_a)
+
+    def ours_fresh_unfolded(i):  # before/after the capture ran on the folded twin
+        image = unseen(i, 1)
+
+        def call():
+            ex.engine.fold_batch_norm = False
+            try:
+                return ex.explain(image, "gradcam", cls_a)
+            finally:
+                ex.engine.fold_batch_norm = True
+        return call
 
     # class switch: a class whose gradient is not cached yet, on a cached image
     ex.explain(x, "gradcam", cls_a)
@@ -190,6 +205,7 @@ def bench_model(name: str, args, device) -> dict:
     t.add("forward (no_grad)", forward_only)
     t.add("forward + backward to input (autograd)", forward_backward)
     t.add("ours Grad-CAM, fresh image", ours_fresh)
+    t.add("ours Grad-CAM, fresh image, BatchNorm not folded", ours_fresh_unfolded)
     t.add("ours Grad-CAM, class switch (cached image)", ours_switch)
     t.add("ours Grad-CAM, top-5 classes at once (cached image)", ours_top5)
 
@@ -234,8 +250,8 @@ def bench_model(name: str, args, device) -> dict:
 
     # guided backprop, fresh forward each call for ours (a peer has no cache)
     def ours_guided(i):
-        ex.engine.clear_cache()
-        return lambda: ex.explain(x, "guided_backprop", cls_a)
+        image = unseen(i, 2)
+        return lambda: ex.explain(image, "guided_backprop", cls_a)
 
     t.add("ours Guided Backprop, fresh image", ours_guided)
     if have_captum:

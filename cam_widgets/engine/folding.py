@@ -31,44 +31,36 @@ class Twin:
     channels_last: bool
 
 
-def model_key(modules: Sequence[tuple[str, nn.Module]]) -> tuple:
-    """Changes when a parameter or buffer is replaced, re-pointed (``.data = ...``) or written
-    in place through autograd, when a submodule is swapped, or when hooks come or go.
-
-    Reads each listed module's own dicts: ``model.parameters()`` walks the module tree
-    twice and took ~2 ms a call on EfficientNet-Lite0 (profiled on an H100 host). Writes
-    through ``.data`` in place are invisible to autograd's version counter: call
-    ``explainer.engine.clear_cache()`` after those.
-    """
-    key = []
-    for _, module in modules:
-        for tensors in (module._parameters, module._buffers):
-            key.extend((id(t), t.data_ptr(), t._version) for t in tensors.values() if t is not None)
-        key.extend(id(child) for child in module._modules.values())
-        key.append(_hook_count(module))
-    return tuple(key)
-
-
 class WeightsWatch:
     """A cheap stamp of the weights, in two parts: their versions, which change when a
     parameter or buffer is written in place (an optimizer step, ``load_state_dict``), and
     their identity, which changes when one is replaced, re-pointed (``.data = ...``, ``.to()``,
     ``.half()``) or a submodule is swapped: then the model must be probed again.
 
-    ~0.1 ms on EfficientNet-Lite0 (2-core CPU), where :func:`model_key` takes ~0.4 ms: it is
-    read on every explain call, to drop cached forwards made with older weights.
+    ~0.1 ms on EfficientNet-Lite0 (2-core CPU), where walking the modules' own dicts took
+    ~1.7 ms: it is read on every explain call, to drop cached forwards made with older
+    weights, and with :meth:`hooks` it says when the folded twin must be built again. Writes
+    through ``.data`` in place are invisible to autograd's version counter: call
+    ``explainer.engine.clear_cache()`` after those.
     """
 
     def __init__(self, modules: Sequence[tuple[str, nn.Module]]) -> None:
         dicts = [(m._parameters, m._buffers) for _, m in modules]
         self._tensors = [t for pair in dicts for d in pair for t in d.values() if t is not None]
         self._dicts = [d for _, m in modules for d in (m._parameters, m._buffers, m._modules)]
+        # registering or removing a hook changes these dicts in place
+        self._hook_dicts = [getattr(m, name) for _, m in modules for name in _HOOK_DICTS
+                            if getattr(m, name, None) is not None]
 
     def stamp(self) -> tuple[tuple, tuple]:
         """(versions, identity)."""
         return (tuple([t._version for t in self._tensors]),
                 tuple([id(v) for d in self._dicts for v in d.values()])
                 + tuple([t.data_ptr() for t in self._tensors]))
+
+    def hooks(self) -> tuple:
+        """How many hooks each module has, and how many are registered for every module."""
+        return tuple([len(d) for d in self._hook_dicts]) + (_global_hooks(),)
 
 
 def _hook_count(module: nn.Module) -> int:
