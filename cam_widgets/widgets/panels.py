@@ -48,6 +48,10 @@ class HeatmapPanels:
                  colorbar_title: str = "", probe: Optional[tuple[float, float]] = None,
                  fit_width: bool = False, window_reserve: int = 0,
                  title_px: Optional[int] = None) -> None:
+        """``fit_width``: see the module's notes; ``window_reserve`` (with it): no taller than
+        the window less that many pixels (:class:`.fit_width.FitWidth`), panels then growing
+        from :data:`MIN_WINDOW_FIT_PANEL` up to ``panel_size``; ``title_px``: the width titles
+        are wrapped to (default: the panel's, or its share of a 1280-px page)."""
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
@@ -60,8 +64,9 @@ class HeatmapPanels:
         figure.layout.coloraxis.colorbar.title.text = colorbar_title
         self.count, self.panel_size = len(maps), panel_size
         self._title_px = title_px or title_width(panel_size, self.count, fit_width)
-        for note, title in zip(figure.layout.annotations, titles):
-            note.text = wrap_title(title, self._title_px)
+        if title_px:  # (heatmap_figure wrapped them to the panel's width)
+            for note, title in zip(figure.layout.annotations, titles):
+                note.text = wrap_title(title, self._title_px)
         xs, ys = ([], []) if probe is None else ([probe[0]], [probe[1]])
         raw = view == "raw"
         for k in range(len(maps)):
