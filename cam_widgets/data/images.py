@@ -169,7 +169,8 @@ def _load_path(source: Union[str, os.PathLike]) -> np.ndarray:
         # the full path: where a relative one was looked for
         raise InvalidImageError(
             f"Image file not found: expected an existing image file, received {str(path.absolute())!r}."
-            + (hint or " Hint: check the name and the folder, or use the upload button.")
+            + (hint or " Hint: check the name and the folder (in a widget, the upload button takes"
+                       " a file from your computer).")
         )
     if path.is_dir():
         raise InvalidImageError(
