@@ -177,17 +177,6 @@ def bench_model(name: str, args, device) -> dict:
         image = unseen(i, 0)
         return lambda: ex.explain(image, "gradcam", cls_a)
 
-    def ours_fresh_unfolded(i):  # before/after the capture ran on the folded twin
-        image = unseen(i, 1)
-
-        def call():
-            ex.engine.fold_batch_norm = False
-            try:
-                return ex.explain(image, "gradcam", cls_a)
-            finally:
-                ex.engine.fold_batch_norm = True
-        return call
-
     # class switch: a class whose gradient is not cached yet, on a cached image
     ex.explain(x, "gradcam", cls_a)
     switch_classes = iter(range(0, 1000, 3))
@@ -205,7 +194,6 @@ def bench_model(name: str, args, device) -> dict:
     t.add("forward (no_grad)", forward_only)
     t.add("forward + backward to input (autograd)", forward_backward)
     t.add("ours Grad-CAM, fresh image", ours_fresh)
-    t.add("ours Grad-CAM, fresh image, BatchNorm not folded", ours_fresh_unfolded)
     t.add("ours Grad-CAM, class switch (cached image)", ours_switch)
     t.add("ours Grad-CAM, top-5 classes at once (cached image)", ours_top5)
 

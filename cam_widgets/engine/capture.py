@@ -5,7 +5,7 @@ already taken are kept, bounded in bytes.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -40,15 +40,11 @@ def _nbytes(t: torch.Tensor) -> int:
 class Capture:
     """A forward over N images (N=1 when cached per image) with per-(layer, class) gradient caches."""
 
-    def __init__(self, key: str, forward: ForwardPass, single_backward: bool = False,
-                 every_layer: Optional[Callable[[], ForwardPass]] = None) -> None:
+    def __init__(self, key: str, forward: ForwardPass, single_backward: bool = False) -> None:
         """``single_backward``: the caller takes one gradient only (a batch of noisy or
-        interpolated inputs), so the graph is freed during that backward. ``every_layer``:
-        a forward recording the layers ``forward`` lacks (it ran on the BatchNorm-folded
-        twin), run when one of them is first asked for."""
+        interpolated inputs), so the graph is freed during that backward."""
         self.key = key
         self.forward = forward
-        self._every_layer, self._full = every_layer, None
         self._keep_graph = not single_backward
         self.inputs = forward.inputs
         self.logits = forward.logits.detach()
@@ -70,15 +66,7 @@ class Capture:
         return self.forward.relu_outputs
 
     def activations(self, layer: str) -> torch.Tensor:
-        return self._pass_for([layer]).activations(layer)
-
-    def _pass_for(self, layers: Sequence[str]) -> ForwardPass:
-        """The pass that recorded all of ``layers``: the first, or the one of every layer."""
-        if self._every_layer is None or all(l in self.forward.outputs for l in layers):
-            return self.forward
-        if self._full is None:
-            self._full = self._every_layer()
-        return self._full
+        return self.forward.activations(layer)
 
     def gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
         """(K, N, C, h, w) gradients for each layer; missing ones computed in one backward."""
@@ -87,9 +75,9 @@ class Capture:
         missing_layers = [l for l in layers if any((l, c) not in self._layer_grads for c in ids)]
         if missing_ids:
             self.backward_calls += 1
-            forward = self._pass_for(missing_layers)  # one pass for all: one backward
-            wrt = [forward.outputs[l] for l in missing_layers]
-            grads = forward.gradients(torch.tensor(missing_ids), wrt, keep_graph=self._keep_graph)
+            wrt = [self.forward.outputs[l] for l in missing_layers]
+            grads = self.forward.gradients(torch.tensor(missing_ids), wrt,
+                                           keep_graph=self._keep_graph)
             fresh = {(layer, cls): grad[row] for layer, grad in zip(missing_layers, grads)
                      for row, cls in enumerate(missing_ids)}
         else:

@@ -137,6 +137,7 @@ class Engine:
         module_calls = sum(rec.calls.get(n, 0) for n in self._relu_names)
         self._relu_functions = rec.relu_function_calls > module_calls
         self._has_relu = bool(self._relu_names) or self._relu_functions
+        self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
         self._layer_by_name = {info.name: info for info in layers}
         self._bytes_per_sample = total
@@ -198,24 +199,18 @@ class Engine:
         versions, identity = self._weights.stamp()
         if identity != self._identity:  # modules or tensors replaced, moved: probe anew
             self._reprobe()
-            versions, identity = self._versions, self._identity  # the new watch's stamp
         elif versions != self._versions:  # weights written in place (optimizer step, load)
             self._captures.clear()
             self._versions = versions
         if key in self._captures:
             self._captures.move_to_end(key)
             return self._captures[key]
-        # on the BatchNorm-folded twin (one pass over each activation less, ~10% of a CPU
-        # forward), which lacks the outputs of the convolutions it folded: those come from a
-        # forward of the model itself, run when one of them is first asked for
-        names = [l.name for l in self.layers]
-        twin = self._folded_twin((versions, identity))
-        folded = frozenset() if twin is None else twin.folded_convs
-        recorded = [n for n in names if self._aliases.get(n, n) not in folded]
-        forward = self.run(inputs, recorded, record_relus=self._has_relu, twin=twin)
-        every_layer = None if len(recorded) == len(names) else \
-            (lambda: self.run(inputs, names, record_relus=self._has_relu))
-        capture = Capture(key, forward, every_layer=every_layer)
+        # on the model itself, never the folded twin: the twin is a copy, which misses changes
+        # to plain attributes a forward may read (a temperature...), and predictions and
+        # every map come from this pass
+        forward = self.run(inputs, [l.name for l in self.layers], record_relus=self._has_relu,
+                           twin=None)
+        capture = Capture(key, forward)
         self._captures[key] = capture
         while len(self._captures) > self.cache_size:
             self._captures.popitem(last=False)
@@ -228,7 +223,7 @@ class Engine:
 
         ``autocast_dtype``: mixed precision for this pass (SmoothGrad's noisy batches);
         ``check_finite`` False: no NaN check of the logits (it would wait for the GPU);
-        ``twin``: the folded twin (or None) when the caller has just looked it up.
+        ``twin``: None runs the model itself (default: the folded twin when it can serve).
         """
         if self._layers is None:
             self._probe()
@@ -262,7 +257,8 @@ class Engine:
         """(the model, or its BatchNorm-folded twin when no recorded layer is a convolution it
         folded, whose own pre-BatchNorm output the twin lacks; its named modules; ``inputs``
         on the device in its layout)."""
-        twin = self._folded_twin() if twin is _CURRENT else twin
+        if twin is _CURRENT:  # a pass recording a convolution never needs the twin built
+            twin = self._folded_twin() if self._conv_names.isdisjoint(recorded) else None
         if twin is None or not twin.folded_convs.isdisjoint(recorded):
             model, modules, channels_last = self.model, self._modules, self._nhwc
         else:
@@ -272,13 +268,13 @@ class Engine:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return model, modules, inputs
 
-    def _folded_twin(self, stamp: Optional[tuple] = None) -> Optional[Twin]:
+    def _folded_twin(self) -> Optional[Twin]:
         """The BatchNorm-folded twin of the model as it is now (rebuilt after a change to its
-        weights, modules or hooks; ``stamp``: the weights' stamp, when just read), or None:
-        folding is off, or the model has nothing to fold or cannot be folded safely."""
+        weights, modules or hooks), or None: folding is off, or the model has nothing to fold
+        or cannot be folded safely."""
         if not self.fold_batch_norm:
             return None
-        key = (stamp or self._weights.stamp()) + (self._weights.hooks(),)
+        key = self._weights.stamp() + (self._weights.hooks(),)
         if key != self._twin_key:
             self._twin = None  # the old copy goes before the new one is made
             example = self._example(2)
