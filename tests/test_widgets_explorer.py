@@ -162,7 +162,7 @@ def test_status_line_sits_beside_the_map(explorer):
     assert explorer.view is explorer.panels.widget and explorer.panels.figure in explorer.view.children
     assert explorer.view.layout.flex == "1 1 440px" and explorer.view.layout.max_width == "840px"
     fit = explorer.panels.fit
-    assert (fit.min_panel, fit.max_panel, fit.window_reserve) == (320, 720, 220)
+    assert (fit.min_panel, fit.max_panel, fit.window_reserve) == (320, 720, 250)
     assert explorer.panels.figure.layout.width is None and explorer.panels.figure.layout.height == 320 + 90
     assert "<br>" in explorer.panels.figure.layout.annotations[0].text  # wrapped for 320 px
 
