@@ -288,9 +288,10 @@ class Explainer:
         within a slow layer (Score-CAM's masked batches), where a caller may stop the work.
         """
         progress = params.pop("progress", None)
-        if not get_method(method).needs_layer:  # every "layer" would give the same map
+        spec = get_method(method)
+        if not spec.needs_layer:  # every "layer" would give the same map
             raise MethodNotApplicableError(
-                f"{get_method(method).title} reads no layer (it explains the input pixels): "
+                f"{spec.title} reads no layer (it explains the input pixels): "
                 f"explain_layers needs a method that reads one, e.g. 'gradcam'")
         prepared, capture = self.capture(image)
         if isinstance(layers, str):
@@ -298,7 +299,7 @@ class Explainer:
         names = [l.name for l in self.layers()] if layers is None else [
             self.resolve_layer(l) for l in layers]
         class_id = self.resolve_class(target, capture)
-        if "gradients" in get_method(method).needs:
+        if "gradients" in spec.needs:
             capture.gradients(names, torch.tensor([class_id]))  # one backward for all layers
         results = []
         for k, name in enumerate(names):

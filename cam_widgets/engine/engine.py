@@ -23,9 +23,6 @@ from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .layers import LayerInfo, aliases, spatial_layers
 from .passes import ForwardPass, check_grad_mode, run_forward
 
-#: ``twin`` not given: the engine looks the folded twin up itself.
-_CURRENT = object()
-
 
 class Engine:
     """Hooks, autograd, device and cache for one classifier.
@@ -205,11 +202,9 @@ class Engine:
         if key in self._captures:
             self._captures.move_to_end(key)
             return self._captures[key]
-        # on the model itself, never the folded twin: the twin is a copy, which misses changes
-        # to plain attributes a forward may read (a temperature...), and predictions and
-        # every map come from this pass
-        forward = self.run(inputs, [l.name for l in self.layers], record_relus=self._has_relu,
-                           twin=None)
+        # every layer, convolutions too: so on the model itself, never the folded twin (a copy,
+        # which would also miss changes to plain attributes its forward reads, a temperature...)
+        forward = self.run(inputs, [l.name for l in self.layers], record_relus=self._has_relu)
         capture = Capture(key, forward)
         self._captures[key] = capture
         while len(self._captures) > self.cache_size:
@@ -217,19 +212,17 @@ class Engine:
         return capture
 
     def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False,
-            autocast_dtype: Optional[torch.dtype] = None, check_finite: bool = True,
-            twin: object = _CURRENT) -> ForwardPass:
+            autocast_dtype: Optional[torch.dtype] = None, check_finite: bool = True) -> ForwardPass:
         """A fresh (uncached) forward over a batch, keeping the graph for gradients.
 
         ``autocast_dtype``: mixed precision for this pass (SmoothGrad's noisy batches);
-        ``check_finite`` False: no NaN check of the logits (it would wait for the GPU);
-        ``twin``: None runs the model itself (default: the folded twin when it can serve).
+        ``check_finite`` False: no NaN check of the logits (it would wait for the GPU).
         """
         if self._layers is None:
             self._probe()
         self.forward_calls += 1
         recorded = list(dict.fromkeys(self._aliases.get(name, name) for name in layers))
-        model, modules, inputs = self._runner(recorded, inputs, twin)
+        model, modules, inputs = self._runner(recorded, inputs)
         with evaluation_mode(self.model, self._modules):
             forward = run_forward(
                 model,
@@ -252,14 +245,13 @@ class Engine:
         return torch.randn((batch, 3) + self.input_size,
                            generator=torch.Generator().manual_seed(0)).to(self.device)
 
-    def _runner(self, recorded: Sequence[str], inputs: torch.Tensor, twin: object = _CURRENT
+    def _runner(self, recorded: Sequence[str], inputs: torch.Tensor
                 ) -> tuple[nn.Module, list, torch.Tensor]:
-        """(the model, or its BatchNorm-folded twin when no recorded layer is a convolution it
-        folded, whose own pre-BatchNorm output the twin lacks; its named modules; ``inputs``
-        on the device in its layout)."""
-        if twin is _CURRENT:  # a pass recording a convolution never needs the twin built
-            twin = self._folded_twin() if self._conv_names.isdisjoint(recorded) else None
-        if twin is None or not twin.folded_convs.isdisjoint(recorded):
+        """(the model, or its BatchNorm-folded twin when no recorded layer is a convolution,
+        whose own pre-BatchNorm output the twin lacks; its named modules; ``inputs`` on the
+        device in its layout). A capture records every layer: it never builds the twin."""
+        twin = self._folded_twin() if self._conv_names.isdisjoint(recorded) else None
+        if twin is None:
             model, modules, channels_last = self.model, self._modules, self._nhwc
         else:
             model, modules, channels_last = twin.model, twin.modules, twin.channels_last
