@@ -1,6 +1,7 @@
 """The one-call API and the shared explainers (one engine per model and device)."""
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 from .engine.device import choose_device
@@ -12,6 +13,8 @@ _SHARED: dict[tuple, Explainer] = {}
 #: explain()'s Explainer of the last user model it was given: (model, device, explainer).
 #: One only: it keeps that model alive, and a caller with many models builds Explainers.
 _LAST_USER: Optional[tuple] = None
+#: Threads asking for the same explainer at once get one (a second would double the memory).
+_SHARED_LOCK = threading.Lock()
 
 
 def get_explainer(model: str = DEFAULT_MODEL, device=None, weights_path=None) -> Explainer:
@@ -19,9 +22,10 @@ def get_explainer(model: str = DEFAULT_MODEL, device=None, weights_path=None) ->
     (``device=None`` and the device it picks share one; ``weights_path``: see load_model)."""
     key = (str(model).lower(), str(choose_device(device)),
            None if weights_path is None else str(weights_path))
-    if key not in _SHARED:
-        _SHARED[key] = Explainer(model, device=device, weights_path=weights_path)
-    return _SHARED[key]
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = Explainer(model, device=device, weights_path=weights_path)
+        return _SHARED[key]
 
 
 def explain(image: Any, model: Any = DEFAULT_MODEL, method: str = "gradcam",
@@ -34,17 +38,25 @@ def explain(image: Any, model: Any = DEFAULT_MODEL, method: str = "gradcam",
     ``params``: the method's parameters, and ``noise`` / ``samples`` for SmoothGrad.
     Returns an Explanation whose ``.heatmap`` is float32 (H, W) in [0, 1] at the input size.
     """
-    global _LAST_USER
     if isinstance(model, Explainer):
         explainer = model
     elif isinstance(model, str):
         explainer = get_explainer(model, device, weights_path)
-    elif _LAST_USER is not None and _LAST_USER[0] is model and _LAST_USER[1] == device:
-        explainer = _LAST_USER[2]  # the same model again: its cached forwards, no new probe
     else:
+        explainer = _user_explainer(model, device)
+    return explainer.explain(image, method, target, layer, **params)
+
+
+def _user_explainer(model: Any, device) -> Explainer:
+    """The Explainer of a user's model: the last one's again (its cached forwards, no new
+    probe), else a new one."""
+    global _LAST_USER
+    with _SHARED_LOCK:
+        if _LAST_USER is not None and _LAST_USER[0] is model and _LAST_USER[1] == device:
+            return _LAST_USER[2]
         explainer = Explainer(model, device=device)
         module = model.model if isinstance(model, ModelSpec) else model
         # kept only when it runs the caller's module itself: a private copy (another device)
         # would not see the caller's later changes
         _LAST_USER = (model, device, explainer) if explainer.engine.model is module else None
-    return explainer.explain(image, method, target, layer, **params)
+        return explainer

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import numbers
 import os
+import threading
 import time
 import weakref
 from collections import OrderedDict
@@ -106,6 +107,7 @@ class Explainer:
                              fold_batch_norm=fold_batch_norm, channels_last=channels_last)
         self._tensor_memo = None  # (weakref to the last tensor, (version, bytes), key)
         self._source_memo: OrderedDict[tuple, PreparedImage] = OrderedDict()
+        self._memo_lock = threading.Lock()  # threads share the memo (decoding runs outside it)
 
     # ------------------------------------------------------------- metadata
     @property
@@ -144,9 +146,10 @@ class Explainer:
         if isinstance(image, torch.Tensor):
             return self._prepare_tensor(image)
         source = _source_key(image)
-        if source is not None and source in self._source_memo:
-            self._source_memo.move_to_end(source)
-            return self._source_memo[source]
+        with self._memo_lock:
+            if source is not None and source in self._source_memo:
+                self._source_memo.move_to_end(source)
+                return self._source_memo[source]
         rgb = load_named(image) if isinstance(image, str) else load_image(image)
         rgb = resize_for_model(rgb, self.spec.input_size)
         rgb.setflags(write=False)  # shared by every result of this image (and the memo)
@@ -154,9 +157,10 @@ class Explainer:
         key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.shape)
         prepared = PreparedImage(rgb, tensor, key)
         if source is not None:  # a file, URL or sample named again is not decoded again
-            self._source_memo[source] = prepared
-            while len(self._source_memo) > self.engine.cache_size:
-                self._source_memo.popitem(last=False)
+            with self._memo_lock:
+                self._source_memo[source] = prepared
+                while len(self._source_memo) > self.engine.cache_size:
+                    self._source_memo.popitem(last=False)
         return prepared
 
     def _prepare_tensor(self, image: torch.Tensor) -> PreparedImage:
@@ -250,9 +254,11 @@ class Explainer:
                                         f"or None (got {describe(progress)})")
         spec = get_method(method)
         spec.check_params(params)
-        forwards = self.engine.forward_calls
-        prepared, capture = self.capture(image)
-        reused = self.engine.forward_calls == forwards  # the image's forward pass was cached
+        prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
+        with self.engine.exclusive():  # (no other thread's forward counted in between)
+            forwards = self.engine.forward_calls
+            prepared, capture = self.capture(prepared)
+            reused = self.engine.forward_calls == forwards  # the image's forward pass was cached
         ids = [self.resolve_class(t, capture) for t in targets]
         class_ids = torch.tensor(ids, dtype=torch.long)
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None

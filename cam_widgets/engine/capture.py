@@ -70,6 +70,10 @@ class Capture:
 
     def gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
         """(K, N, C, h, w) gradients for each layer; missing ones computed in one backward."""
+        with self.forward.lock:  # a cached capture is shared: one caller fills its cache at a time
+            return self._gradients(layers, class_ids)
+
+    def _gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
         ids = [int(c) for c in class_ids.tolist()]
         missing_ids = sorted({c for c in ids for l in layers if (l, c) not in self._layer_grads})
         missing_layers = [l for l in layers if any((l, c) not in self._layer_grads for c in ids)]
@@ -92,6 +96,10 @@ class Capture:
 
     def input_gradients(self, class_ids: torch.Tensor, guided: bool = False) -> torch.Tensor:
         """(K, N, 3, H, W) input gradients, plain or guided, cached per class."""
+        with self.forward.lock:
+            return self._input_gradients(class_ids, guided)
+
+    def _input_gradients(self, class_ids: torch.Tensor, guided: bool) -> torch.Tensor:
         ids = [int(c) for c in class_ids.tolist()]
         missing = sorted({c for c in ids if (guided, c) not in self._input_grads})
         if missing:

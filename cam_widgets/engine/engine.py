@@ -7,6 +7,7 @@ class, method or layer on a cached image costs at most one backward.
 from __future__ import annotations
 
 import copy
+import functools
 from collections import OrderedDict
 from typing import Optional, Sequence
 
@@ -21,7 +22,17 @@ from .device import (DeviceLike, accepts_channels_last, choose_device, cpu_batch
 from .folding import Twin, WeightsWatch, build_twin
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .layers import LayerInfo, aliases, spatial_layers
+from .locking import FairLock, lock_for
 from .passes import ForwardPass, check_grad_mode, run_forward
+
+
+def _one_pass_at_a_time(method):
+    """Runs ``method`` under the engine's lock (see :meth:`Engine.exclusive`)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
 
 
 class Engine:
@@ -41,6 +52,11 @@ class Engine:
         channels_last: let passes run channels-last: on the CPU when the model gives the same
             logits and gradients that way (checked once), on CUDA the folded copy only.
             False: every pass in PyTorch's plain layout.
+
+    Any number of threads may use one engine: each pass (a forward, a backward, a probe)
+    runs under :meth:`exclusive`, one at a time, in arrival order (``engine/locking.py``
+    says why); a caller that runs a fresh pass and its backward as one step holds it around
+    both, so at most one such graph is alive at a time.
     """
 
     def __init__(
@@ -86,9 +102,16 @@ class Engine:
         self._bytes_per_sample = 0
         self._largest_activation = 0
         self.forward_calls = 0
+        self._lock: FairLock = lock_for(model)
+
+    def exclusive(self) -> FairLock:
+        """The engine's lock (re-entrant): ``with engine.exclusive(): ...`` runs a pass and
+        its backward with no other thread's pass in between."""
+        return self._lock
 
     # ----------------------------------------------------------------- layers
     @property
+    @_one_pass_at_a_time
     def layers(self) -> list[LayerInfo]:
         """Every module with a (C, h, w) output larger than 1x1, in forward order."""
         if self._layers is None:
@@ -152,6 +175,7 @@ class Engine:
         self._probe()
 
     @property
+    @_one_pass_at_a_time
     def default_layer(self) -> str:
         """The last spatial layer; among modules returning that very tensor (``layer4`` and
         ``layer4.2``, ``features`` and ``features.8``), the deepest block."""
@@ -162,6 +186,7 @@ class Engine:
         blocks = [n for n in self._final_aliases if any(True for _ in modules[n].children())]
         return max(blocks, key=lambda n: n.count(".")) if blocks else self._final_aliases[-1]
 
+    @_one_pass_at_a_time
     def check_layer(self, layer: str) -> LayerInfo:
         """The LayerInfo for ``layer`` or a clear error with close matches."""
         if self._layers is None:
@@ -188,6 +213,7 @@ class Engine:
         )
 
     # ---------------------------------------------------------------- forward
+    @_one_pass_at_a_time
     def capture(self, inputs: torch.Tensor, key: str) -> Capture:
         """The cached forward of one preprocessed image (1, 3, H, W), recording every layer."""
         check_grad_mode()  # a cached forward's graph cannot be used in inference mode either
@@ -211,6 +237,7 @@ class Engine:
             self._captures.popitem(last=False)
         return capture
 
+    @_one_pass_at_a_time
     def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False,
             autocast_dtype: Optional[torch.dtype] = None, check_finite: bool = True) -> ForwardPass:
         """A fresh (uncached) forward over a batch, keeping the graph for gradients.
@@ -238,6 +265,7 @@ class Engine:
         for name in layers:  # an alias's output is the very tensor its first module returned
             if name in self._aliases:
                 forward.outputs[name] = forward.outputs[self._aliases[name]]
+        forward.lock = self._lock  # its backwards too run one at a time with other passes
         return forward
 
     def _example(self, batch: int) -> torch.Tensor:
@@ -278,6 +306,7 @@ class Engine:
             self._twin_key = key
         return self._twin
 
+    @_one_pass_at_a_time
     def scores(self, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
         if self._layers is None:
@@ -288,12 +317,14 @@ class Engine:
             return model(inputs)
 
     @property
+    @_one_pass_at_a_time
     def has_relu(self) -> bool:
         """Whether the model has ReLU-like activations (modules, or functions it calls)."""
         if self._layers is None:
             self._probe()
         return self._has_relu
 
+    @_one_pass_at_a_time
     def batch_size_for(self, per_sample_factor: float = 2.0) -> int:
         """How many samples fit the memory budget in one batched pass with its backward."""
         if self._layers is None:
@@ -311,6 +342,7 @@ class Engine:
             return fits
         return cpu_batch_size(fits, self._largest_activation, self._nhwc)
 
+    @_one_pass_at_a_time
     def clear_cache(self) -> None:
         """Forget the cached forwards and the folded twin: call it after writing weights in
         place through ``.data``, which autograd's version counters do not see."""

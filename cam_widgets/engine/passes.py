@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import MethodNotApplicableError
 from .device import full_precision
 from .hooks import guided_relu_gradients, record_outputs
+from .locking import FairLock
 
 
 class ForwardPass:
@@ -25,9 +26,13 @@ class ForwardPass:
         outputs: recorded module outputs by name, attached to the graph.
         relu_outputs: outputs of every ReLU-like module (or function) call, for guided backprop.
         mixed: whether the forward ran under autocast (then its backward may use TF32 too).
+        lock: held around each backward; the engine gives its passes its own lock, so that
+            no other pass on the model runs in between.
     """
 
-    def __init__(self, inputs, logits, outputs, relu_outputs, mixed: bool = False) -> None:
+    def __init__(self, inputs, logits, outputs, relu_outputs, mixed: bool = False,
+                 lock: FairLock | None = None) -> None:
+        self.lock = FairLock() if lock is None else lock
         self.inputs = inputs
         self.logits = logits
         self.outputs = outputs
@@ -59,7 +64,8 @@ class ForwardPass:
             )
         num_k = int(class_ids.numel())
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
-        with torch.enable_grad(), context, full_precision(self.logits.device, not self.mixed):
+        with self.lock, torch.enable_grad(), context, \
+                full_precision(self.logits.device, not self.mixed):
             if num_k == 1:  # rows are independent in eval mode: d sum_n logit[n, c] / d x_n
                 score = self.logits[:, int(class_ids.reshape(-1)[0])].sum()
                 grads = torch.autograd.grad(

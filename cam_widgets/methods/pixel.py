@@ -89,8 +89,9 @@ def integrated_gradients(ctx: MethodContext) -> MethodOutput:
         for start in range(0, steps, batch):
             a = alphas[start:start + batch]
             path = baseline[image][None] + a[:, None, None, None] * delta[None]
-            grads = Capture("", ctx.engine.run(path, []), single_backward=True).input_gradients(
-                ctx.class_ids)
+            with ctx.engine.exclusive():  # the step's forward and backward: one graph alive
+                grads = Capture("", ctx.engine.run(path, []), single_backward=True
+                                ).input_gradients(ctx.class_ids)
             total[:, image] += (grads * weights[start:start + batch, None, None, None]).sum(dim=1)
             if ctx.progress is not None:
                 ctx.progress(image * steps + start + a.numel(), inputs.shape[0] * steps)

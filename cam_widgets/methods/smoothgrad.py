@@ -163,10 +163,11 @@ def _run_batch(engine, method, noisy, class_ids, layer, params, dtype,
                progress: Progress = None) -> MethodOutput:
     """The base method over one batch of noisy inputs (a fresh, uncached pass)."""
     layers = [layer] if layer is not None else []
-    forward = engine.run(noisy, layers, record_relus="guided" in method.needs, autocast_dtype=dtype,
-                         check_finite=False)
-    # one backward (not guided Grad-CAM's two): let autograd free the graph as it goes
-    single = len(method.needs & {"gradients", "input_gradients"}) == 1
-    context = MethodContext(engine, Capture("", forward, single_backward=single), class_ids,
-                            layer, params, progress)
-    return method.fn(context)
+    with engine.exclusive():  # the batch's forward and backward as one step: one graph alive
+        forward = engine.run(noisy, layers, record_relus="guided" in method.needs,
+                             autocast_dtype=dtype, check_finite=False)
+        # one backward (not guided Grad-CAM's two): let autograd free the graph as it goes
+        single = len(method.needs & {"gradients", "input_gradients"}) == 1
+        context = MethodContext(engine, Capture("", forward, single_backward=single), class_ids,
+                                layer, params, progress)
+        return method.fn(context)

@@ -83,11 +83,25 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
         top1 [int], class_ids [int]).
     """
     from ..explainer import maps_to_host
-    from ..methods import MethodContext
     from ..render import normalize_map
 
     engine = explainer.engine
-    method_params = method_params or {}
+    with engine.exclusive():  # the batch's passes and backwards as one step: one graph alive
+        raw, probs, top1, ids = _raw_maps(engine, inputs, class_ids, specs, layer,
+                                          method_params or {})
+    size = tuple(inputs.shape[-2:])
+    heat = {}
+    for spec in specs:
+        _, full = maps_to_host(raw[spec.name], size, with_raw=False,
+                               clip_negative=spec.clip_negative)
+        heat[spec.name] = normalize_map(full, clip_negative=spec.clip_negative)[0]
+    return heat, probs.cpu().numpy(), top1, ids
+
+
+def _raw_maps(engine, inputs, class_ids, specs, layer, method_params):
+    """(raw maps {name: (N, h, w)}, probabilities, top1, class ids) of one batch."""
+    from ..methods import MethodContext
+
     per_image = [s for s in specs if s.needs <= _PER_IMAGE_NEEDS]
     grouped = [s for s in specs if s not in per_image]
     forward = None
@@ -122,13 +136,7 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
                 for k, n in enumerate(rows):
                     result[spec.name][n] = maps[k]
         raw.update({name: torch.stack(v) for name, v in result.items()})
-    size = tuple(inputs.shape[-2:])
-    heat = {}
-    for spec in specs:
-        _, full = maps_to_host(raw[spec.name], size, with_raw=False,
-                               clip_negative=spec.clip_negative)
-        heat[spec.name] = normalize_map(full, clip_negative=spec.clip_negative)[0]
-    return heat, probs.cpu().numpy(), top1, ids
+    return raw, probs, top1, ids
 
 
 class _PerImageCapture(Capture):
