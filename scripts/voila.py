@@ -1,0 +1,48 @@
+# Voila's Python settings, read with scripts/voila.json (Voila loads both `voila.py` and
+# `voila.json` from --Voila.config_file_paths): scripts/explorer.sh and the browser tests serve
+# with them, and binder/postBuild copies this file to ~/.jupyter for Voila on Binder.
+#
+# 1. A closed tab ends its kernel. On `beforeunload`, Voila's page posts
+#    /voila/api/shutdown/<kernel> with the `_xsrf` form field read from the `_xsrf` cookie, but
+#    Voila's page handler never sets that cookie (tornado sets it on the first read of
+#    `handler.xsrf_token`, which Voila's rendering never does), so jupyter_server refused every
+#    shutdown (403 "'_xsrf' argument missing from POST", voila-dashboards/voila#1458) and each
+#    closed tab left a 1 to 1.8 GB kernel running until the server stopped. The prelaunch hook
+#    runs in the page's request handler before any byte of the page is sent; reading
+#    `xsrf_token` there sets the cookie (or keeps an existing one). The XSRF check itself stays
+#    on: only a page of the same origin can read the cookie and echo it back, which is what
+#    JupyterLab's own pages do. (Not compatible with `preheat_kernel`, which is not used here.)
+# 2. Kernels left behind anyway (a browser that crashed, a tab killed without `beforeunload`,
+#    a lost network) are culled once idle: with no connected tab and not running for
+#    CULL_IDLE_SECONDS (default 600; 0 turns culling off), checked every
+#    CULL_INTERVAL_SECONDS (default 60). A kernel with an open tab is never culled, however
+#    long its user stays idle (cull_connected False); nor is one still running (cull_busy False).
+import os
+
+c = get_config()  # noqa: F821 - defined by traitlets' config loader
+
+
+def _set_xsrf_cookie(req, notebook, cwd):
+    """Voila prelaunch hook: give the page its `_xsrf` cookie; the notebook is unchanged."""
+    req.xsrf_token  # noqa: B018 - tornado sets the cookie on first read
+    return None
+
+
+c.VoilaConfiguration.prelaunch_hook = _set_xsrf_cookie
+
+
+def _seconds(name, default):
+    """Whole seconds from the environment; a value that is not one keeps the default (a
+    config file that raised would be skipped whole, the hook above with it)."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        return max(0, int(raw)) if raw else default
+    except ValueError:
+        print(f"[voila.py] {name}={raw!r} is not a whole number of seconds; using {default}")
+        return default
+
+
+c.MappingKernelManager.cull_idle_timeout = _seconds("CULL_IDLE_SECONDS", 600)
+c.MappingKernelManager.cull_interval = _seconds("CULL_INTERVAL_SECONDS", 60) or 60
+c.MappingKernelManager.cull_connected = False
+c.MappingKernelManager.cull_busy = False
