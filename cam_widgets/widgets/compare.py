@@ -24,6 +24,7 @@ from .compare_panels import (compute_panels, panel_size, probe_table_html, scale
 from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
                             check_by, parse_values, resolve_state, values_text)
 from .images import FollowsUserImages, image_choice, show_choice
+from .lifecycle import replace_in_cell
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 from .state_requests import StateRequests
@@ -95,6 +96,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         self._sync_controls()
         self._watch_controls()
         self._follow_user_images()
+        replace_in_cell(self)
 
     # ---------------------------------------------------------------- controls
     def _parse_control(self, name: str, value):

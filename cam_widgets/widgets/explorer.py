@@ -28,6 +28,7 @@ from .explorer_view import MapView
 from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
 from .images import FollowsUserImages, image_choice, show_choice
 from .layer_menu import layer_menu, layer_options
+from .lifecycle import close_owned, replace_in_cell
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
@@ -87,6 +88,14 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._show_settings()
         self._link()
         self._follow_user_images()
+        replace_in_cell(self)
+
+    def close(self) -> None:
+        """Close this widget and every widget it built (controls, figures, status line);
+        running work stops at its next progress report, and the results are dropped."""
+        self._requests.stop()
+        close_owned(self)
+        super().close()
 
     # ---------------------------------------------------------------- controls
     def _link(self) -> None:

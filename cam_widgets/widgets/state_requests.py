@@ -12,6 +12,7 @@ from functools import partial
 from typing import Optional
 
 from .common import StatusLine, busy, errors_shown, next_state, parse_target
+from .lifecycle import close_owned
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 
@@ -38,6 +39,13 @@ class StateRequests:
         self._requests.on_error = self.status.error
         self._syncing = False
         self._line = ""  # the last good state's status line
+
+    def close(self) -> None:
+        """Close this widget and every widget it built (controls, figures, status line);
+        running work stops at its next progress report, and the results are dropped."""
+        self._requests.stop()
+        close_owned(self)
+        super().close()
 
     def _watch_controls(self) -> None:
         for name, control in self._controls.items():

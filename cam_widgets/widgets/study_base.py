@@ -15,6 +15,7 @@ from ..result import Explanation
 from .common import busy, model_choices
 from .compare_panels import panel_size
 from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
+from .lifecycle import replace_in_cell
 from .panels import HeatmapPanels
 from .state_requests import StateRequests
 
@@ -92,6 +93,7 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
         self._sync_controls()
         self._watch_controls()
         self._follow_user_images()
+        replace_in_cell(self)
 
     # hooks for the subclasses
     def _build_controls(self) -> dict:
