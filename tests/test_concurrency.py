@@ -198,7 +198,7 @@ def test_widgets_on_one_engine_driven_at_once_keep_their_own_results():
     from cam_widgets.api import get_explainer
     from cam_widgets.widgets import Compare, Explorer, SmoothGradStudy
 
-    from .loop_helpers import run_loop
+    from loop_helpers import run_loop
 
     explorer = Explorer(image="chelsea", background=True)
     compare = Compare(image="coffee", by="class", values=(285, 282), background=True)

@@ -79,3 +79,16 @@ def test_fifty_runs_of_a_cell_leave_widgets_and_memory_flat():
     kept = _explorers_alive() - alive
     assert kept <= 1, f"{kept} Explorers alive after 50 runs of one cell"
     assert memory[1] - memory[0] < 60, f"memory grew {memory[1] - memory[0]:.0f} MB in 40 runs"
+
+
+@pytest.mark.parametrize("build", [lambda: Compare(by="clas"), lambda: Explorer(method="no such method")])
+def test_a_widget_refused_while_being_built_is_freed_quietly(build, monkeypatch):
+    """ipywidgets closes a collected widget: close() must hold for one whose __init__ raised."""
+    import sys
+
+    raised = []
+    monkeypatch.setattr(sys, "unraisablehook", raised.append)
+    with pytest.raises(Exception):
+        build()
+    gc.collect()
+    assert [str(r.exc_value) for r in raised] == []

@@ -93,7 +93,9 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
     def close(self) -> None:
         """Close this widget and every widget it built (controls, figures, status line);
         running work stops at its next progress report, and the results are dropped."""
-        self._requests.stop()
+        requests = getattr(self, "_requests", None)  # absent when __init__ raised early
+        if requests is not None:
+            requests.stop()
         close_owned(self)
         super().close()
 
