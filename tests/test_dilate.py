@@ -58,7 +58,13 @@ def test_same_parameters_and_weights(vgg, dvgg):
     assert original.keys() == dilated.keys()  # same names: features.N, classifier.N
     for key, value in original.items():
         assert torch.equal(value, dilated[key]), key
-        assert value.data_ptr() != dilated[key].data_ptr()  # copied, not shared
+        assert value.data_ptr() == dilated[key].data_ptr()  # shared: no second 528 MB
+
+
+def test_weights_copied_when_asked(vgg):
+    copied = dilated_vgg16(vgg, share_weights=False)
+    for key, value in vgg.state_dict().items():
+        assert torch.equal(value, copied.state_dict()[key]) and value.data_ptr() != copied.state_dict()[key].data_ptr()
 
 
 def test_original_untouched(vgg, dvgg):
@@ -217,6 +223,10 @@ def test_dilate_strided_conv_net():
         # a trous: the dilated maps sampled every 4 pixels are the original maps
         torch.testing.assert_close(f1[..., ::4, ::4], f0, rtol=1e-4, atol=1e-5)
         assert dilated(x).shape == (2, 10)
+    shared = {t.data_ptr() for t in (*model.parameters(), *model.buffers())}
+    assert shared == {t.data_ptr() for t in (*dilated.parameters(), *dilated.buffers())}
+    copied = dilate(model, "features.1", share_weights=False)
+    assert not shared & {t.data_ptr() for t in (*copied.parameters(), *copied.buffers())}
 
 
 def test_dilate_resnet_matches_torchvision_dilation():

@@ -4,7 +4,6 @@ weights, no pooling in the body, dilations 1,1 | 2,2 | 4,4,4 | 8,8,8 | 16,16,16,
 """
 from __future__ import annotations
 
-import copy
 import os
 from typing import Optional, Union
 
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, describe
+from .dilate import copy_modules
 from .strides import _pair
 from .spec import ModelSpec
 
@@ -99,17 +99,18 @@ def _check_vgg16(vgg: object) -> None:
         )
 
 
-def dilated_vgg16(vgg: nn.Module) -> DilatedVGG:
+def dilated_vgg16(vgg: nn.Module, share_weights: bool = True) -> DilatedVGG:
     """The article's dilated VGG16, built from a torchvision ``vgg16`` (not modified).
 
-    Same 13 convs with the same (copied) weights, same parameter count (138,357,544), the five
+    Same 13 convs with the same weights (``share_weights``: the very tensors of ``vgg``, no
+    second 528 MB; False: copies), same parameter count (138,357,544), the five
     max-pools of ``features`` replaced by ``nn.Identity`` (indices, hence names, unchanged),
     dilation 1,1 | 2,2 | 4,4,4 | 8,8,8 | 16,16,16 with padding = dilation (224 stays 224), then
     ``pool = MaxPool2d(32)`` (224 -> 7x7x512) before the unchanged ``avgpool`` and ``classifier``.
     Names: :data:`DILATED_VGG16_LAYER_NAMES` (conv5_3's ReLU is ``features.29`` as in VGG16).
     """
     _check_vgg16(vgg)
-    features = copy.deepcopy(vgg.features)
+    features = copy_modules(vgg.features, share_weights)
     index = 0
     for i, module in enumerate(features):
         if isinstance(module, nn.MaxPool2d):
@@ -120,7 +121,8 @@ def dilated_vgg16(vgg: nn.Module) -> DilatedVGG:
             module.padding = (rate, rate)
             module.stride = (1, 1)
             index += 1
-    model = DilatedVGG(features, copy.deepcopy(vgg.avgpool), copy.deepcopy(vgg.classifier))
+    model = DilatedVGG(features, copy_modules(vgg.avgpool, share_weights),
+                       copy_modules(vgg.classifier, share_weights))
     model.train(vgg.training)
     return model
 
