@@ -194,10 +194,14 @@ class Explainer:
         self._tensor_memo = None if stamp is None else (weakref.ref(image), stamp, key)
         return PreparedImage(None, tensor, key)
 
-    def capture(self, image: Any):
-        """The engine's cached forward for ``image`` (a PreparedImage or anything prepare takes)."""
+    def capture(self, image: Any, reads: Optional[Sequence[str]] = ()):
+        """The engine's cached forward for ``image`` (a PreparedImage or anything prepare takes)
+        with a graph for the layers in ``reads`` (empty: the default layer; None: the input
+        too, see :meth:`Engine.capture`)."""
         prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
-        capture = self.engine.capture(prepared.tensor, prepared.key)
+        if reads is not None and not reads:
+            reads = [self.resolve_layer(None)]
+        capture = self.engine.capture(prepared.tensor, prepared.key, reads)
         classes = capture.logits.shape[-1]
         if classes != len(self.labels):  # else: wrong names, or an IndexError further on
             raise InvalidParameterError(
@@ -255,15 +259,19 @@ class Explainer:
         spec = get_method(method)
         spec.check_params(params)
         prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
+        chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
+        smoothing = samples is not None or noise is not None
+        # what this call reads of the image's own forward (SmoothGrad: its class scores only)
+        reads = () if smoothing else None if "input_gradients" in spec.needs else \
+            [chosen_layer] if chosen_layer is not None else ()
         with self.engine.exclusive():  # (no other thread's forward counted in between)
             forwards = self.engine.forward_calls
-            prepared, capture = self.capture(prepared)
+            prepared, capture = self.capture(prepared, reads)
             reused = self.engine.forward_calls == forwards  # the image's forward pass was cached
         ids = [self.resolve_class(t, capture) for t in targets]
         class_ids = torch.tensor(ids, dtype=torch.long)
-        chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
         snaps: dict[int, torch.Tensor] = {}
-        if samples is not None or noise is not None:
+        if smoothing:
             noise = 0.2 if noise is None else noise  # the SmoothGrad article's settings
             samples = 100 if samples is None else samples
             smoothed = smooth(
@@ -299,11 +307,11 @@ class Explainer:
             raise MethodNotApplicableError(
                 f"{spec.title} reads no layer (it explains the input pixels): "
                 f"explain_layers needs a method that reads one, e.g. 'gradcam'")
-        prepared, capture = self.capture(image)
         if isinstance(layers, str):
             layers = [layers]  # one layer by name, not its characters
         names = [l.name for l in self.layers()] if layers is None else [
             self.resolve_layer(l) for l in layers]
+        prepared, capture = self.capture(image, names)
         class_id = self.resolve_class(target, capture)
         if "gradients" in spec.needs:
             capture.gradients(names, torch.tensor([class_id]))  # one backward for all layers

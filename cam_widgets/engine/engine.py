@@ -2,12 +2,14 @@
 
 It turns (model, input tensor, layer(s), class ids) into captures (``capture.py``):
 activations, gradients to layers and to the input (plain or guided), logits. Switching
-class, method or layer on a cached image costs at most one backward.
+class, method or layer on a cached image costs at most one backward, and one forward the
+first time a call reads deeper than the image's graph reaches (an earlier layer, the input).
 """
 from __future__ import annotations
 
 import copy
 import functools
+import weakref
 from collections import OrderedDict
 from typing import Optional, Sequence
 
@@ -23,7 +25,7 @@ from .folding import Twin, WeightsWatch, build_twin
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .layers import LayerInfo, aliases, spatial_layers
 from .locking import FairLock, lock_for
-from .passes import ForwardPass, check_grad_mode, run_forward
+from .passes import ForwardPass, RootNotReachedError, check_grad_mode, run_forward
 
 
 def _one_pass_at_a_time(method):
@@ -138,10 +140,6 @@ class Engine:
                         f"the model failed on an input of shape {tuple(example.shape)} "
                         f"({type(error).__name__}: {message}); if it expects another size, "
                         f"give it as input_size=(H, W)") from error
-            # on CUDA only the twin goes channels-last: the model's layout there is unmeasured
-            self._nhwc = self.channels_last and self.device.type == "cpu" \
-                and isinstance(logits, torch.Tensor) \
-                and accepts_channels_last(self.model, example, logits.detach())
         names = {name: module for name, module in self.model.named_modules() if name}
         layers, total, largest = spatial_layers(rec, names)
         victims = rec.modified_in_place()
@@ -160,11 +158,20 @@ class Engine:
         self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
         self._layer_by_name = {info.name: info for info in layers}
+        self._layer_index = {info.name: i for i, info in enumerate(layers)}
         self._bytes_per_sample = total
         self._largest_activation = largest
         self._final_aliases = [] if not layers else [
             l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
         self._aliases = aliases(layers, rec.outputs, victims)
+        expected = logits.detach() if isinstance(logits, torch.Tensor) else None
+        del rec, logits  # the probe's graph goes before the layout check makes its own
+        # on CUDA only the twin goes channels-last: the model's layout there is unmeasured
+        self._nhwc = False
+        with evaluation_mode(self.model):
+            self._nhwc = self.channels_last and self.device.type == "cpu" \
+                and expected is not None \
+                and accepts_channels_last(self.model, example, expected)
 
     def _reprobe(self) -> None:
         """The model changed under the engine (a swapped module, replaced or moved tensors):
@@ -214,8 +221,15 @@ class Engine:
 
     # ---------------------------------------------------------------- forward
     @_one_pass_at_a_time
-    def capture(self, inputs: torch.Tensor, key: str) -> Capture:
-        """The cached forward of one preprocessed image (1, 3, H, W), recording every layer."""
+    def capture(self, inputs: torch.Tensor, key: str,
+                reads: Optional[Sequence[str]] = None) -> Capture:
+        """The cached forward of one preprocessed image (1, 3, H, W).
+
+        ``reads``: the layers the caller will read (activations or gradients; empty: the
+        default layer); the graph is kept from the shallowest of them on, the layers after
+        it recorded. None: from the input, with input gradients. A cached forward without
+        them runs again from there (see :class:`~.capture.Capture`).
+        """
         check_grad_mode()  # a cached forward's graph cannot be used in inference mode either
         if self._layers is None:
             self._probe()
@@ -227,29 +241,63 @@ class Engine:
             self._versions = versions
         if key in self._captures:
             self._captures.move_to_end(key)
-            return self._captures[key]
-        # every layer, convolutions too: so on the model itself, never the folded twin (a copy,
-        # which would also miss changes to plain attributes its forward reads, a temperature...)
-        forward = self.run(inputs, [l.name for l in self.layers], record_relus=self._has_relu)
-        capture = Capture(key, forward)
+            capture = self._captures[key]
+            capture.reach(reads)
+            return capture
+        engine = weakref.ref(self)  # (a capture kept by the engine does not keep it alive)
+
+        def refetch(wanted: Optional[Sequence[str]]) -> ForwardPass:
+            return engine()._image_forward(inputs, wanted)
+
+        capture = Capture(key, self._image_forward(inputs, reads), refetch=refetch)
         self._captures[key] = capture
         while len(self._captures) > self.cache_size:
             self._captures.popitem(last=False)
         return capture
 
     @_one_pass_at_a_time
+    def _image_forward(self, inputs: torch.Tensor, reads: Optional[Sequence[str]]) -> ForwardPass:
+        """An image's forward rooted at the shallowest layer of ``reads``, recording it and every
+        layer after it (None: from the input, with ReLU outputs for guided backprop). On the
+        model itself, never the folded twin (a copy, which would also miss changes to plain
+        attributes its forward reads, a temperature...)."""
+        root = self._root(reads)
+        start = 0 if root is None else self._layer_index[root]
+        names = [l.name for l in self._layers[start:]]
+        try:
+            return self.run(inputs, names, record_relus=self._has_relu and root is None,
+                            root=root, folded=False)
+        except RootNotReachedError:  # a forward that skips layers: keep all of it
+            return self.run(inputs, [l.name for l in self._layers], record_relus=self._has_relu,
+                            folded=False)
+
+    def _root(self, reads: Optional[Sequence[str]]) -> Optional[str]:
+        """The shallowest layer of ``reads`` (the default layer when empty; None: None), as
+        the first layer returning its tensor."""
+        if reads is None:
+            return None
+        names = [self.check_layer(name).name for name in reads] or [self.default_layer]
+        owners = [self._aliases.get(name, name) for name in names]
+        return min(owners, key=self._layer_index.__getitem__)
+
+    @_one_pass_at_a_time
     def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False,
-            autocast_dtype: Optional[torch.dtype] = None, check_finite: bool = True) -> ForwardPass:
+            autocast_dtype: Optional[torch.dtype] = None, check_finite: bool = True,
+            root: Optional[str] = None, folded: bool = True) -> ForwardPass:
         """A fresh (uncached) forward over a batch, keeping the graph for gradients.
 
         ``autocast_dtype``: mixed precision for this pass (SmoothGrad's noisy batches);
         ``check_finite`` False: no NaN check of the logits (it would wait for the GPU).
+        ``root``: a layer where the graph starts (recorded too); None: at the input.
+        ``folded`` False: on the model itself, never its BatchNorm-folded twin.
         """
         if self._layers is None:
             self._probe()
         self.forward_calls += 1
-        recorded = list(dict.fromkeys(self._aliases.get(name, name) for name in layers))
-        model, modules, inputs = self._runner(recorded, inputs)
+        root = None if root is None else self._aliases.get(root, root)
+        recorded = list(dict.fromkeys(
+            [self._aliases.get(name, name) for name in layers] + ([root] if root else [])))
+        model, modules, inputs = self._runner(recorded, inputs, folded)
         with evaluation_mode(self.model, self._modules):
             forward = run_forward(
                 model,
@@ -261,6 +309,7 @@ class Engine:
                 autocast_dtype,
                 check_finite,
                 self._relu_functions,
+                root,
             )
         for name in layers:  # an alias's output is the very tensor its first module returned
             if name in self._aliases:
@@ -273,12 +322,12 @@ class Engine:
         return torch.randn((batch, 3) + self.input_size,
                            generator=torch.Generator().manual_seed(0)).to(self.device)
 
-    def _runner(self, recorded: Sequence[str], inputs: torch.Tensor
+    def _runner(self, recorded: Sequence[str], inputs: torch.Tensor, folded: bool = True
                 ) -> tuple[nn.Module, list, torch.Tensor]:
-        """(the model, or its BatchNorm-folded twin when no recorded layer is a convolution,
-        whose own pre-BatchNorm output the twin lacks; its named modules; ``inputs`` on the
-        device in its layout). A capture records every layer: it never builds the twin."""
-        twin = self._folded_twin() if self._conv_names.isdisjoint(recorded) else None
+        """(the model, or with ``folded`` its BatchNorm-folded twin when no recorded layer is a
+        convolution, whose own pre-BatchNorm output the twin lacks; its named modules;
+        ``inputs`` on the device in its layout)."""
+        twin = self._folded_twin() if folded and self._conv_names.isdisjoint(recorded) else None
         if twin is None:
             model, modules, channels_last = self.model, self._modules, self._nhwc
         else:

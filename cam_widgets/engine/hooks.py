@@ -57,6 +57,7 @@ def record_outputs(
     record_relus: bool = False,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
     relu_functions: bool = False,
+    root: str | None = None,
 ) -> Iterator[Recording]:
     """Record module outputs during the forwards run inside the block.
 
@@ -69,21 +70,32 @@ def record_outputs(
         relu_functions: with ``record_relus``, record every ReLU-like *function* call
             instead (:data:`RELU_FUNCTIONS`: the modules' calls and a model's own
             ``F.relu``), and count them.
+        root: one of ``names`` where the autograd graph starts: the forward runs without
+            gradients up to it (the caller disables them), its output becomes a leaf and
+            gradients are enabled for the rest of the forward. Every recorded output from
+            there on that is not in the graph (a branch fed from before the root, frozen
+            weights) becomes a leaf too, so that gradients can be taken to it.
     """
     recording = Recording()
     functional = record_relus and relu_functions
     record_relus = record_relus and not functional  # each activation recorded once
-    wanted = None if names is None else set(names)
+    wanted = None if names is None else set(names) | ({root} - {None})
+    rooted = root is not None
     handles = []
 
     def record(name: str, is_relu: bool, is_wanted: bool, output):
         """What gradients need of one module call, and the value passed on."""
         if not isinstance(output, torch.Tensor):
             return output
+        if name == root:
+            torch.set_grad_enabled(True)  # (the caller's grad mode block restores it)
         if is_relu:
             recording.relu_outputs.append(output)
             recording.relu_versions.append((output, output._version))
         if is_wanted:
+            if rooted and not output.requires_grad and output.is_floating_point() \
+                    and torch.is_grad_enabled():
+                output = output.detach().requires_grad_(True)
             recording.outputs[name] = output
             if name in clone:
                 return output.clone()

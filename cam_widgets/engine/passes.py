@@ -28,11 +28,14 @@ class ForwardPass:
         mixed: whether the forward ran under autocast (then its backward may use TF32 too).
         lock: held around each backward; the engine gives its passes its own lock, so that
             no other pass on the model runs in between.
+        root: the recorded layer where the graph starts (None: at ``inputs``); only layers
+            from there on are in ``outputs``, and there are no input gradients.
     """
 
     def __init__(self, inputs, logits, outputs, relu_outputs, mixed: bool = False,
-                 lock: FairLock | None = None) -> None:
+                 lock: FairLock | None = None, root: str | None = None) -> None:
         self.lock = FairLock() if lock is None else lock
+        self.root = root
         self.inputs = inputs
         self.logits = logits
         self.outputs = outputs
@@ -132,6 +135,7 @@ def run_forward(
     autocast_dtype: torch.dtype | None = None,
     check_finite: bool = True,
     relu_functions: bool = False,
+    root: str | None = None,
 ) -> ForwardPass:
     """Run ``model`` on ``inputs`` (N, 3, H, W) recording ``layers`` (and ReLU outputs).
 
@@ -140,14 +144,17 @@ def run_forward(
     False skips the NaN check of the logits, which waits for the GPU: a batch pass checks
     its final map instead, and the backward is queued while the forward still runs.
     ``relu_functions``: see :func:`~.hooks.record_outputs` (a model that calls ``F.relu``
-    itself).
+    itself). ``root``: the recorded layer where the graph starts (see
+    :func:`~.hooks.record_outputs`); None: at the input, for input gradients.
     """
     check_grad_mode()
-    leaf = inputs.detach().requires_grad_(True)
+    leaf = inputs.detach().requires_grad_(root is None)
     autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
                               enabled=autocast_dtype is not None)
-    with torch.enable_grad(), autocast, full_precision(inputs.device, autocast_dtype is None), \
-            record_outputs(model, layers, clone, record_relus, modules, relu_functions) as rec:
+    with torch.set_grad_enabled(root is None), autocast, \
+            full_precision(inputs.device, autocast_dtype is None), \
+            record_outputs(model, layers, clone, record_relus, modules, relu_functions,
+                           root) as rec:
         logits = model(leaf)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -159,5 +166,11 @@ def run_forward(
         raise MethodNotApplicableError(
             "the model returned NaN or infinite logits for this image; nothing can be explained"
         )
+    if root is not None and root not in rec.outputs:  # (a forward that skipped it)
+        raise RootNotReachedError(f"layer {root!r} did not run in this forward")
     return ForwardPass(leaf, logits, dict(rec.outputs), list(rec.relu_outputs),
-                       mixed=autocast_dtype is not None)
+                       mixed=autocast_dtype is not None, root=root)
+
+
+class RootNotReachedError(RuntimeError):
+    """A rooted forward never ran its root: the caller runs it again from the input."""
