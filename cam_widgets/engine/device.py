@@ -90,6 +90,12 @@ def accepts_channels_last(model: torch.nn.Module, example: torch.Tensor,
     return same_logits(expected, nhwc.detach())
 
 
+#: Bytes a batched CPU pass may hold for its backward by default: a Binder session has 1 to 2
+#: GB for the whole kernel. A fresh kernel's first SmoothGrad n=100 on EfficientNet-Lite0
+#: peaked at 1.32 GB in 4.6 s in batches of 8 (the old 4 GiB budget), at 1.02 GB in 3.6 s in
+#: batches of 3 (this one; 2-core CPU, 2026-12-07).
+CPU_MEMORY_BUDGET = 512 * 1024**2
+
 #: Largest batch on CPU for batched passes (SmoothGrad, Score-CAM, IG): past ~8 batches spill
 #: the caches (SmoothGrad n=100 on EfficientNet-Lite0: 2.4 s at 8, 5.7 s at 25).
 CPU_BATCH = 8

@@ -19,8 +19,8 @@ from torch import nn
 from ..errors import (InvalidParameterError, MethodNotApplicableError, UnknownLayerError,
                       close_matches, describe)
 from .capture import Capture
-from .device import (DeviceLike, accepts_channels_last, choose_device, cpu_batch_size,
-                     full_precision, module_device)
+from .device import (CPU_MEMORY_BUDGET, DeviceLike, accepts_channels_last, choose_device,
+                     cpu_batch_size, full_precision, module_device)
 from .folding import Twin, WeightsWatch, build_twin
 from .hooks import RELU_LIKE, evaluation_mode, record_outputs
 from .layers import LayerInfo, aliases, spatial_layers
@@ -48,7 +48,7 @@ class Engine:
             a caller's model.
         cache_size: how many images keep their forward pass (LRU).
         memory_budget: bytes a batched pass (SmoothGrad, Score-CAM) may use (None: 1/2 of free
-            GPU memory on CUDA, 4 GiB on CPU).
+            GPU memory on CUDA, ``CPU_MEMORY_BUDGET`` on the CPU).
         fold_batch_norm: run passes that record no pre-BatchNorm conv output on a private
             copy with each BatchNorm folded into its convolution (``engine/folding.py``).
         channels_last: let passes run channels-last: on the CPU when the model gives the same
@@ -384,7 +384,7 @@ class Engine:
                 free, _ = torch.cuda.mem_get_info(self.device)
                 budget = free // 2
             else:
-                budget = 4 * 1024**3
+                budget = CPU_MEMORY_BUDGET
         per_sample = max(1, int(self._bytes_per_sample * per_sample_factor))
         fits = max(1, int(budget // per_sample))
         if self.device.type == "cuda":
