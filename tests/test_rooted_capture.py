@@ -3,6 +3,8 @@ same maps as a graph from the input, nothing recorded below the root, one more f
 a call reads deeper, and branches, frozen weights and in-place activations handled."""
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torchvision
 from torch import nn
@@ -116,3 +118,33 @@ def test_resnet_rooted_inside_a_block_matches():
     for layer in layers:
         _same(rooted.gradients([layer], torch.tensor([3, 7]))[0],
               full.gradients([layer], torch.tensor([3, 7]))[0])
+
+
+class _Alive(nn.Module):
+    """Notes, when called, whether the first conv's output is still alive."""
+
+    def __init__(self, refs: list, seen: list) -> None:
+        super().__init__()
+        self.refs, self.seen = refs, seen
+
+    def forward(self, x):
+        self.seen.append([ref() is not None for ref in self.refs])
+        return x
+
+
+def test_the_probe_holds_no_activation():
+    """The probe tracks outputs by weak reference (it held every one, and a graph: ~1.7 GB
+    for the dilated VGG16 at 224x224), and still finds in-place victims and shared tensors."""
+    refs, seen = [], []
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
+                          nn.ReLU(inplace=True), nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU()),
+                          _Alive(refs, seen), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2)).eval()
+    hook = model[0].register_forward_hook(lambda m, i, out: refs.append(weakref.ref(out)))
+    engine = Engine(model, input_size=(8, 8), channels_last=False)  # (the probe's forward only)
+    engine.layers
+    hook.remove()
+    assert seen == [[False]]  # the first conv's output was freed while the forward went on
+    assert engine._clone == {"2"}  # the conv whose output the in-place ReLU rewrote
+    assert engine._aliases == {"4": "4.1", "5": "4.1"}  # a block, its last child, a pass-through
+    assert engine._has_relu and not engine._relu_functions

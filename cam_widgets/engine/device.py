@@ -71,6 +71,11 @@ def same_logits(expected: torch.Tensor, got: object) -> bool:
     return bool((got - expected).abs().max() <= tolerance)
 
 
+#: Activations of one image (all leaf modules' outputs) past which the engine does not check
+#: the channels-last layout and keeps the plain one: the check's backward holds them all.
+CHANNELS_LAST_CHECK_BYTES = 512 * 1024**2
+
+
 def accepts_channels_last(model: torch.nn.Module, example: torch.Tensor,
                           expected: torch.Tensor) -> bool:
     """Whether ``model`` (in eval mode) gives its logits ``expected`` for ``example`` also from

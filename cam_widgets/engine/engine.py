@@ -19,13 +19,15 @@ from torch import nn
 from ..errors import (InvalidParameterError, MethodNotApplicableError, UnknownLayerError,
                       close_matches, describe)
 from .capture import Capture
-from .device import (CPU_MEMORY_BUDGET, DeviceLike, accepts_channels_last, choose_device,
-                     cpu_batch_size, full_precision, module_device)
+from .device import (CHANNELS_LAST_CHECK_BYTES, CPU_MEMORY_BUDGET, DeviceLike,
+                     accepts_channels_last, choose_device, cpu_batch_size, full_precision,
+                     module_device)
 from .folding import Twin, WeightsWatch, build_twin
-from .hooks import RELU_LIKE, evaluation_mode, record_outputs
+from .hooks import RELU_LIKE, evaluation_mode
 from .layers import LayerInfo, aliases, spatial_layers
 from .locking import FairLock, lock_for
 from .passes import ForwardPass, RootNotReachedError, check_grad_mode, run_forward
+from .probe import probing
 
 
 def _one_pass_at_a_time(method):
@@ -121,29 +123,28 @@ class Engine:
         return list(self._layers)
 
     def _probe(self) -> None:
-        """One forward on a fixed random input: output shapes, in-place victims, memory per
-        sample, and whether the model takes channels-last inputs."""
+        """One forward on a fixed random input (``engine/probe.py``): output shapes, in-place
+        victims, memory per sample, and whether the model takes channels-last inputs."""
         check_grad_mode()  # (the model would fail on inference tensors, confusingly)
         example = self._example(1)
-        with evaluation_mode(self.model), torch.enable_grad():
-            with record_outputs(self.model, None, record_relus=True, relu_functions=True) as rec:
-                try:
-                    logits = self.model(example.clone().requires_grad_(True))
-                except Exception as error:  # the user's model: say what it was given
-                    message = (str(error).strip().splitlines() or [""])[0][:200]
-                    dtypes = {t.dtype for t in self.model.parameters()} - {torch.float32}
-                    if dtypes:  # a .half() / .double() model: the size is not the problem
-                        raise MethodNotApplicableError(
-                            f"the model's weights are {', '.join(sorted(map(str, dtypes)))}; "
-                            f"explanations run a float32 model: pass model.float()") from error
+        with evaluation_mode(self.model), torch.no_grad(), probing(self.model) as probe:
+            try:
+                logits = self.model(example)
+            except Exception as error:  # the user's model: say what it was given
+                message = (str(error).strip().splitlines() or [""])[0][:200]
+                dtypes = {t.dtype for t in self.model.parameters()} - {torch.float32}
+                if dtypes:  # a .half() / .double() model: the size is not the problem
                     raise MethodNotApplicableError(
-                        f"the model failed on an input of shape {tuple(example.shape)} "
-                        f"({type(error).__name__}: {message}); if it expects another size, "
-                        f"give it as input_size=(H, W)") from error
+                        f"the model's weights are {', '.join(sorted(map(str, dtypes)))}; "
+                        f"explanations run a float32 model: pass model.float()") from error
+                raise MethodNotApplicableError(
+                    f"the model failed on an input of shape {tuple(example.shape)} "
+                    f"({type(error).__name__}: {message}); if it expects another size, "
+                    f"give it as input_size=(H, W)") from error
         names = {name: module for name, module in self.model.named_modules() if name}
-        layers, total, largest = spatial_layers(rec, names)
-        victims = rec.modified_in_place()
-        if rec.relus_modified_in_place():
+        layers, total, largest = spatial_layers(probe, names)
+        victims = set(probe.modified_in_place)
+        if probe.relus_modified_in_place:
             victims |= {n for n, m in names.items() if isinstance(m, RELU_LIKE)}
         self._clone = frozenset(victims)
         self._modules = list(self.model.named_modules())
@@ -152,8 +153,8 @@ class Engine:
         self._relu_names = {n for n, m in self._modules if isinstance(m, RELU_LIKE)}
         # a model calling F.relu itself (not through a module): its passes record ReLU-like
         # function calls, which costs ~us per op, so only then
-        module_calls = sum(rec.calls.get(n, 0) for n in self._relu_names)
-        self._relu_functions = rec.relu_function_calls > module_calls
+        module_calls = sum(probe.calls.get(n, 0) for n in self._relu_names)
+        self._relu_functions = probe.relu_function_calls > module_calls
         self._has_relu = bool(self._relu_names) or self._relu_functions
         self._conv_names = frozenset(n for n, m in self._modules if isinstance(m, nn.Conv2d))
         self._layers = layers
@@ -161,17 +162,18 @@ class Engine:
         self._layer_index = {info.name: i for i, info in enumerate(layers)}
         self._bytes_per_sample = total
         self._largest_activation = largest
+        ids = probe.tensor_ids
         self._final_aliases = [] if not layers else [
-            l.name for l in layers if rec.outputs[l.name] is rec.outputs[layers[-1].name]]
-        self._aliases = aliases(layers, rec.outputs, victims)
-        expected = logits.detach() if isinstance(logits, torch.Tensor) else None
-        del rec, logits  # the probe's graph goes before the layout check makes its own
-        # on CUDA only the twin goes channels-last: the model's layout there is unmeasured
+            l.name for l in layers if ids[l.name] == ids[layers[-1].name]]
+        self._aliases = aliases(layers, ids, victims)
+        # on CUDA only the twin goes channels-last: the model's layout there is unmeasured.
+        # The check runs a backward, holding every activation: not for a model whose
+        # activations pass CHANNELS_LAST_CHECK_BYTES (the dilated VGG16's: 1.7 GB, 15 s)
         self._nhwc = False
-        with evaluation_mode(self.model):
+        with evaluation_mode(self.model, self._modules):
             self._nhwc = self.channels_last and self.device.type == "cpu" \
-                and expected is not None \
-                and accepts_channels_last(self.model, example, expected)
+                and isinstance(logits, torch.Tensor) and total <= CHANNELS_LAST_CHECK_BYTES \
+                and accepts_channels_last(self.model, example, logits)
 
     def _reprobe(self) -> None:
         """The model changed under the engine (a swapped module, replaced or moved tensors):

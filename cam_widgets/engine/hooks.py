@@ -29,30 +29,19 @@ RELU_FUNCTIONS = frozenset({
 
 @dataclass
 class Recording:
-    """What one forward recorded: outputs per module name, call counts, versions."""
+    """What one forward recorded: outputs per module name (the probe's own record of a
+    model is ``engine/probe.py``)."""
 
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)
-    versions: dict[str, int] = field(default_factory=dict)
-    calls: dict[str, int] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
     #: what guided backprop guides: ReLU module outputs (tensors), or the autograd nodes of
     #: ReLU function calls (a later in-place op cannot move those)
     relu_outputs: list = field(default_factory=list)
-    relu_versions: list[tuple[torch.Tensor, int]] = field(default_factory=list)
-    relu_function_calls: int = 0
-
-    def modified_in_place(self) -> set[str]:
-        """Names whose recorded output was later changed in place (e.g. by ReLU(inplace=True))."""
-        return {n for n, t in self.outputs.items() if t._version != self.versions[n]}
-
-    def relus_modified_in_place(self) -> bool:
-        return any(t._version != v for t, v in self.relu_versions)
 
 
 @contextmanager
 def record_outputs(
     model: nn.Module,
-    names: Sequence[str] | None,
+    names: Sequence[str],
     clone: frozenset[str] = frozenset(),
     record_relus: bool = False,
     modules: Sequence[tuple[str, nn.Module]] | None = None,
@@ -62,14 +51,14 @@ def record_outputs(
     """Record module outputs during the forwards run inside the block.
 
     Args:
-        names: modules to record (None: every submodule, used to probe the layer list).
+        names: modules to record.
         clone: modules whose output is recorded and a clone passed on, because a later
             in-place op would otherwise overwrite the recorded tensor.
         record_relus: also record the output of every ReLU-like module (for guided backprop).
         modules: ``model.named_modules()`` listed once by the caller (walking it costs ms).
         relu_functions: with ``record_relus``, record every ReLU-like *function* call
             instead (:data:`RELU_FUNCTIONS`: the modules' calls and a model's own
-            ``F.relu``), and count them.
+            ``F.relu``).
         root: one of ``names`` where the autograd graph starts: the forward runs without
             gradients up to it (the caller disables them), its output becomes a leaf and
             gradients are enabled for the rest of the forward. Every recorded output from
@@ -79,7 +68,7 @@ def record_outputs(
     recording = Recording()
     functional = record_relus and relu_functions
     record_relus = record_relus and not functional  # each activation recorded once
-    wanted = None if names is None else set(names) | ({root} - {None})
+    wanted = set(names) | ({root} - {None})
     rooted = root is not None
     handles = []
 
@@ -91,7 +80,6 @@ def record_outputs(
             torch.set_grad_enabled(True)  # (the caller's grad mode block restores it)
         if is_relu:
             recording.relu_outputs.append(output)
-            recording.relu_versions.append((output, output._version))
         if is_wanted:
             if rooted and not output.requires_grad and output.is_floating_point() \
                     and torch.is_grad_enabled():
@@ -101,16 +89,6 @@ def record_outputs(
                 return output.clone()
         return output
 
-    def probe_hook(name: str, is_relu: bool):
-        """Everything about every module call (names is None): counts, order, versions."""
-        def hook(module, inputs, output):
-            recording.calls[name] = recording.calls.get(name, 0) + 1
-            recording.order.append(name)
-            if isinstance(output, torch.Tensor):
-                recording.versions[name] = output._version
-            record(name, is_relu, True, output)
-        return hook
-
     wrapped: list[tuple[nn.Module, object]] = []
     mode = _ReluFunctions(recording) if functional else None
     try:
@@ -118,9 +96,7 @@ def record_outputs(
             if not name:
                 continue
             is_relu = record_relus and isinstance(module, RELU_LIKE)
-            if wanted is None:
-                handles.append(module.register_forward_hook(probe_hook(name, is_relu)))
-            elif is_relu or name in wanted:
+            if is_relu or name in wanted:
                 if not _wrap_forward(module, name, is_relu, name in wanted, record, wrapped):
                     handles.append(module.register_forward_hook(
                         lambda m, i, out, n=name, r=is_relu, w=name in wanted: record(n, r, w, out)))
@@ -154,8 +130,6 @@ class _ReluFunctions(TorchFunctionMode):
         if (func in RELU_FUNCTIONS or func in (F.hardtanh, F.hardtanh_)
                 and _clips_at_zero(args, kwargs)) \
                 and isinstance(output, torch.Tensor):
-            self.recording.relu_function_calls += 1
-            self.recording.relu_versions.append((output, output._version))
             if output.grad_fn is not None:
                 self.recording.relu_outputs.append(output.grad_fn)
         return output

@@ -21,7 +21,7 @@ class LayerInfo:
         return f"{self.height}x{self.width}"
 
 
-def aliases(layers, outputs: dict, victims: set) -> dict[str, str]:
+def aliases(layers, tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
     """{layer: the first layer returning the very same tensor} (``features.0`` and its last
     child ``features.0.2``): one hook records both. Outputs changed in place are left out."""
     first: dict[int, str] = {}
@@ -29,23 +29,23 @@ def aliases(layers, outputs: dict, victims: set) -> dict[str, str]:
     for info in layers:
         if info.name in victims:
             continue
-        owner = first.setdefault(id(outputs[info.name]), info.name)
+        owner = first.setdefault(tensor_ids[info.name], info.name)
         if owner != info.name:
             aliases[info.name] = owner
     return aliases
 
 
-def spatial_layers(recording, modules: dict[str, nn.Module]) -> tuple[list[LayerInfo], int, int]:
+def spatial_layers(probe, modules: dict[str, nn.Module]) -> tuple[list[LayerInfo], int, int]:
     """(every module called once with a (N, C, h, w) output larger than 1x1, in forward order;
-    the bytes of all leaf modules' outputs; the largest leaf output's bytes) of a recording."""
+    the bytes of all leaf modules' outputs; the largest leaf output's bytes) of a probe."""
     layers, total, largest = [], 0, 0
-    for name in dict.fromkeys(recording.order):
-        out = recording.outputs.get(name)
-        if out is None:
+    for name in dict.fromkeys(probe.order):
+        shape = probe.shapes.get(name)
+        if shape is None:
             continue
         if not any(True for _ in modules[name].children()):
-            total += out.numel() * out.element_size()
-            largest = max(largest, out.numel() * out.element_size())
-        if recording.calls[name] == 1 and out.dim() == 4 and out.shape[2] * out.shape[3] > 1:
-            layers.append(LayerInfo(name, type(modules[name]).__name__, *map(int, out.shape[1:])))
+            total += probe.nbytes[name]
+            largest = max(largest, probe.nbytes[name])
+        if probe.calls[name] == 1 and len(shape) == 4 and shape[2] * shape[3] > 1:
+            layers.append(LayerInfo(name, type(modules[name]).__name__, *map(int, shape[1:])))
     return layers, total, largest
