@@ -1,6 +1,7 @@
 """The one place that decides device, precision, memory layout and CPU batch size."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator, Optional, Union
 
@@ -121,3 +122,60 @@ def cpu_batch_size(fits: int, largest_activation: int, channels_last: bool) -> i
     by_activation = max(CPU_MIN_BATCH,
                         CPU_BLOCK_BYTES[channels_last] // max(1, largest_activation))
     return max(1, min(fits, CPU_BATCH, by_activation))
+
+
+#: Overrides the CPU thread count the engine sets (a whole number >= 1).
+THREADS_VARIABLE = "CAM_WIDGETS_THREADS"
+_CGROUP_V2, _CGROUP_V1 = "/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+
+
+def cpu_quota(v2: str = _CGROUP_V2, v1: str = _CGROUP_V1) -> Optional[float]:
+    """CPUs this process's cgroup grants (Binder: about 1), or None when unlimited. torch
+    starts a thread per core it sees, however few of them the quota lets it use."""
+    try:
+        with open(v2) as file:
+            quota, period = file.read().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        period_path = os.path.join(os.path.dirname(v1), "cpu.cfs_period_us")
+        with open(v1) as quota_file, open(period_path) as period_file:
+            quota, period = int(quota_file.read()), int(period_file.read())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def cpu_threads(available: int, quota: Optional[float], app_kernel: bool,
+                override: Optional[str]) -> int:
+    """Torch CPU threads for this kernel: ``override`` (CAM_WIDGETS_THREADS) when it is a
+    whole number >= 1; else 1 in an app kernel (a server runs one kernel per open tab: five
+    kernels with two threads each on two cores wait on each other's spinning threads); else
+    ``available`` capped by the cgroup ``quota``."""
+    if override is not None and override.strip().isdigit() and int(override) >= 1:
+        return int(override)
+    if app_kernel:
+        return 1
+    if quota is not None:
+        return max(1, min(available, int(quota)))
+    return available
+
+
+_threads_set = False
+
+
+def limit_cpu_threads() -> None:
+    """Set torch's CPU threads once per process by :func:`cpu_threads` (only ever fewer,
+    unless CAM_WIDGETS_THREADS asks for more)."""
+    global _threads_set
+    if _threads_set:
+        return
+    _threads_set = True
+    from ..app_mode import in_voila  # (a leaf module: whether this kernel serves an app page)
+
+    override = os.environ.get(THREADS_VARIABLE)
+    current = torch.get_num_threads()
+    wanted = cpu_threads(current, cpu_quota(), in_voila(), override)
+    if wanted < current or override is not None and wanted != current:
+        torch.set_num_threads(wanted)

@@ -21,7 +21,7 @@ from ..errors import (InvalidParameterError, MethodNotApplicableError, UnknownLa
 from .capture import Capture
 from .device import (CHANNELS_LAST_CHECK_BYTES, CPU_MEMORY_BUDGET, DeviceLike,
                      accepts_channels_last, choose_device, cpu_batch_size, full_precision,
-                     module_device)
+                     limit_cpu_threads, module_device)
 from .folding import Twin, WeightsWatch, build_twin
 from .hooks import RELU_LIKE, evaluation_mode
 from .layers import LayerInfo, aliases, spatial_layers
@@ -87,6 +87,8 @@ class Engine:
             self.device = choose_device(device)
             if self.device != current:
                 model = copy.deepcopy(model).to(self.device)
+        if self.device.type == "cpu":
+            limit_cpu_threads()  # a class shares its cores (device.cpu_threads says how)
         self.model = model
         self.input_size = tuple(input_size)
         self.cache_size = max(1, int(cache_size))

@@ -12,6 +12,7 @@ rebuilt when the model changes (parameters, submodules, hooks).
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -82,17 +83,29 @@ def _global_hooks() -> int:
 def conv_bn_pairs(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
                   example: torch.Tensor) -> list[tuple[str, str]]:
     """(conv, batchnorm) names where the BatchNorm's only call reads the conv's only output,
-    unchanged since the conv returned it, and no other BatchNorm reads it."""
-    outputs, inputs, calls = {}, {}, {}
+    unchanged since the conv returned it, and no other BatchNorm reads it.
 
-    def hook(name, is_bn):
+    Conv outputs are tracked by weak reference (a BatchNorm reads a live tensor): holding
+    them all made the search on the dilated EfficientNet-Lite0 hold ~0.5 GB at once."""
+    outputs: dict[str, tuple[weakref.ref, int]] = {}
+    read: dict[str, Optional[tuple[str, int]]] = {}  # bn -> (conv it read, version)
+    calls: dict[str, int] = {}
+
+    def conv_hook(name):
         def record(module, args, output):
             calls[name] = calls.get(name, 0) + 1
-            if is_bn:
-                tensor = args[0] if args else None
-                inputs[name] = (id(tensor), getattr(tensor, "_version", None))
-            elif isinstance(output, torch.Tensor):
-                outputs[name] = (id(output), output._version, output)  # kept alive: ids stay unique
+            if isinstance(output, torch.Tensor):
+                outputs[name] = (weakref.ref(output), output._version)
+        return record
+
+    def bn_hook(name):
+        def record(module, args, output):
+            calls[name] = calls.get(name, 0) + 1
+            tensor = args[0] if args else None
+            read[name] = next(((conv, version) for conv, (ref, version) in outputs.items()
+                               if tensor is not None and ref() is tensor), None)
+            if read[name] is not None and read[name][1] != tensor._version:
+                read[name] = None  # changed in place since the conv returned it
         return record
 
     handles = []
@@ -100,18 +113,16 @@ def conv_bn_pairs(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
         for name, module in modules:
             if type(module) is nn.BatchNorm2d and module.track_running_stats \
                     and module.running_mean is not None:
-                handles.append(module.register_forward_hook(hook(name, True)))
+                handles.append(module.register_forward_hook(bn_hook(name)))
             elif isinstance(module, nn.Conv2d):
-                handles.append(module.register_forward_hook(hook(name, False)))
+                handles.append(module.register_forward_hook(conv_hook(name)))
         with torch.no_grad():
             model(example)
     finally:
         for handle in handles:
             handle.remove()
-    conv_by_output = {(ident, version): n for n, (ident, version, _) in outputs.items()
-                      if calls[n] == 1}
-    pairs = [(conv_by_output[found], bn) for bn, found in inputs.items()
-             if calls[bn] == 1 and found in conv_by_output]
+    pairs = [(found[0], bn) for bn, found in read.items()
+             if found is not None and calls[bn] == 1 and calls[found[0]] == 1]
     convs = [conv for conv, _ in pairs]
     return [(conv, bn) for conv, bn in pairs if convs.count(conv) == 1]
 
