@@ -315,3 +315,25 @@ def test_build_dilated_vgg16(tmp_path, monkeypatch, vgg):
     assert spec.extra["layer_names"]["relu5_3"] == "features.29"
     with pytest.raises(zoo.WeightsUnavailableError, match="vgg16-397923af.pth"):
         build_dilated_vgg16()
+
+
+def test_shared_dilated_vgg16_runs_on_the_shared_vgg16s_weights(tmp_path, monkeypatch, vgg):
+    """get_explainer('dilated_vgg16') (DilationStudy's twin) reuses the shared VGG16's
+    weights: one 528 MB copy in the session, not two."""
+    from cam_widgets import api
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    monkeypatch.setenv(zoo.OFFLINE_ENV, "1")
+    path = tmp_path / "vgg16.pth"
+    path.write_bytes(b"stand-in")
+    reads = []
+    monkeypatch.setattr(zoo, "load_state_dict_file",
+                        lambda p, name=None: reads.append(p) or dict(vgg.state_dict()))
+    monkeypatch.setattr(api, "_SHARED", {})
+    twin = api.get_explainer("dilated_vgg16", device="cpu", weights_path=path)
+    base = api.get_explainer("vgg16", device="cpu", weights_path=path)
+    assert len(reads) == 1 and twin.spec.name == "dilated_vgg16"
+    assert twin.spec.model.features[28].weight.data_ptr() == base.spec.model.features[28].weight.data_ptr()
+    assert twin.spec.model.features[28].dilation == (16, 16) and base.spec.model.features[28].dilation == (1, 1)
+    assert api.get_explainer("dilated_vgg16", device="cpu", weights_path=path) is twin

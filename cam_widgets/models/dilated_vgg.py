@@ -144,9 +144,14 @@ def build_dilated_vgg16(
         "vgg16", weights_path=weights_path, pretrained=pretrained,
         allow_download=allow_download, seed=seed,
     )
+    return dilated_vgg16_spec(base)
+
+
+def dilated_vgg16_spec(base: ModelSpec) -> ModelSpec:
+    """The dilated twin of a VGG16 ``ModelSpec`` (its weights shared, its modules its own), with
+    VGG16's preprocessing and labels; ``default_layer`` is ``features.29``."""
     model = dilated_vgg16(base.model)
     model.eval()
-    base.model = None  # let the undilated copy be freed
     extra = dict(base.extra)
     extra.update(
         dilated=True,
