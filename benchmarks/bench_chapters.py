@@ -4,7 +4,7 @@
 
 A chapter runs in a fresh kernel of this interpreter (as Binder's would), with one cell
 added at the end that reads the kernel's own peak resident memory (``VmHWM`` in
-``/proc/self/status``). ``--fast`` sets ``CAM_WIDGETS_FAST=1`` (the test suite's mode).
+``/proc/self/status``). ``--fast`` sets ``CAM_WIDGETS_FAST=1`` (smaller sample counts; the tests run as shipped).
 """
 from __future__ import annotations
 
