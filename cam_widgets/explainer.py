@@ -9,6 +9,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -230,7 +231,9 @@ class Explainer:
                         samples: Optional[int] = None, seed: int = 0,
                         snapshots: Sequence[int] = (), progress=None,
                         noise_samples: Optional[torch.Tensor] = None,
-                        precision: str = "fp32", **params) -> list[Explanation]:
+                        precision: str = "fp32",
+                        on_snapshot: Optional[Callable[[int, list], None]] = None,
+                        **params) -> list[Explanation]:
         """Maps for several classes of one image in one batched backward.
 
         Args:
@@ -241,6 +244,9 @@ class Explainer:
                 ``samples`` are skipped, so one list serves any sample count); ``precision``
                 'fp16' (CUDA) or 'bf16' runs the noisy batches in mixed precision.
             progress: ``progress(done, total)`` for long work (SmoothGrad, Score-CAM, IG).
+            on_snapshot: ``on_snapshot(count, heatmaps)`` as SmoothGrad reaches each count
+                of ``snapshots``: the running-mean heatmaps then, one a target, as
+                ``Explanation.snapshots`` will hold them (a display that fills in as it goes).
             params: the method's own parameters (see ``get_method(name).defaults``) and
                 ``batch_size``.
         """
@@ -279,13 +285,16 @@ class Explainer:
                 noise=noise, samples=samples,
                 input_range=self.spec.input_range, batch_size=params.get("batch_size"),
                 seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress,
-                precision=precision)
+                precision=precision, on_snapshot=None if on_snapshot is None else
+                partial(_snapshot_heatmaps, on_snapshot, tuple(capture.inputs.shape[-2:]),
+                        spec.clip_negative))
             output, snaps = smoothed.output, smoothed.snapshots
             params = dict(params, noise=float(noise), samples=int(samples), seed=int(seed))
             if precision != "fp32":
                 params["precision"] = precision
         else:
-            for name, given in (("precision", precision != "fp32"), ("snapshots", bool(snapshots))):
+            for name, given in (("precision", precision != "fp32"), ("snapshots", bool(snapshots)),
+                                ("on_snapshot", on_snapshot is not None)):
                 if given:  # (not silently dropped)
                     raise InvalidParameterError(
                         f"{name!r} applies to SmoothGrad only; pass 'samples' (and 'noise') too")
@@ -350,6 +359,13 @@ class Explainer:
                            for n, v in snap_np.items()},
                 image=prepared.rgb))
         return results
+
+
+def _snapshot_heatmaps(on_snapshot, size: tuple[int, int], clip: bool, count: int,
+                       maps: torch.Tensor) -> None:
+    """Hands ``on_snapshot`` SmoothGrad's running mean as ``_results`` makes snapshots."""
+    host = upsampled(maps.float(), size, clip)[:, 0].cpu().numpy()
+    on_snapshot(count, [normalize_map(m, clip_negative=clip)[0] for m in host])
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

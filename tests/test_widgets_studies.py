@@ -180,3 +180,66 @@ def test_a_study_left_to_the_top_class_names_it_in_the_class_box():
     sweep.set(image="coffee")
     top = sweep.results[0]
     assert box.placeholder == f"top class: {top.class_id} {top.label}" and top.class_id != 285
+
+
+def _titles_shown(study, monkeypatch) -> list:
+    shown = []
+    original = study._show
+
+    def recording(rgb, maps, titles, note="", key=None):
+        shown.append(list(titles))
+        return original(rgb, maps, titles, note, key=key)
+    monkeypatch.setattr(study, "_show", recording)
+    return shown
+
+
+def test_smoothgrad_panels_fill_in_as_their_counts_are_reached(monkeypatch):
+    """A run asked for in the browser shows each running mean as its count is reached (the
+    panels still to come say so), then the final maps; the partial maps are the final ones."""
+    from loop_helpers import run_loop
+
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=4, snapshots=(1, 4),
+                            background=True)
+    shown = _titles_shown(study, monkeypatch)
+    partial_maps = []
+    original = study._show
+
+    def keep_maps(rgb, maps, titles, note="", key=None):
+        partial_maps.append([np.array(m) for m in maps])
+        return original(rgb, maps, titles, note, key=key)
+    monkeypatch.setattr(study, "_show", keep_maps)
+
+    async def scenario():
+        study._controls["samples"].value = 9  # counts 1, 4 and the run's last, 9
+        await study._requests.idle(timeout=300)
+
+    run_loop(scenario)
+    assert study.result.params["samples"] == 9
+    assert shown[0] == ["Vanilla gradient, no noise", "SmoothGrad n=1", "n=4: to come", "n=9: to come"]
+    assert shown[1] == ["Vanilla gradient, no noise", "SmoothGrad n=1", "SmoothGrad n=4", "n=9: to come"]
+    assert shown[-1] == ["Vanilla gradient, no noise", "SmoothGrad n=1", "SmoothGrad n=4", "SmoothGrad n=9"]
+    for partial in partial_maps[:-1]:  # each reached panel already shows its final map
+        for k in (1, 2):
+            if partial[k].any():
+                np.testing.assert_allclose(partial[k], partial_maps[-1][k], atol=1e-6)
+
+
+def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
+    from loop_helpers import run_loop, until
+
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2),
+                            background=True)
+    before = [t for t in study.panels.figure.layout.annotations]
+    titles_before = [a.text for a in before]
+    shown = _titles_shown(study, monkeypatch)
+
+    async def scenario():
+        study._controls["samples"].value = 100
+        await until(lambda: shown, timeout=120)  # the first running mean is up
+        study.status.stop.click()
+        await study._requests.idle(timeout=120)
+
+    run_loop(scenario)
+    assert study.state.samples == 2
+    assert shown and "to come" in " ".join(shown[0])  # partial maps were shown...
+    assert [a.text for a in study.panels.figure.layout.annotations] == titles_before  # ...and undone

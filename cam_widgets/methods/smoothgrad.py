@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -90,6 +90,7 @@ def smooth(
     noise_samples: Optional[torch.Tensor] = None,
     progress: Progress = None,
     precision: str = "fp32",
+    on_snapshot: Optional[Callable[[int, torch.Tensor], None]] = None,
 ) -> SmoothOutput:
     """Average ``method`` over ``samples`` noisy copies of ``inputs`` (1, 3, H, W).
 
@@ -102,6 +103,8 @@ def smooth(
             (the same noise across methods or libraries, for a fair comparison).
         precision: 'fp32' (default), or 'fp16' (CUDA) / 'bf16' mixed precision for the
             noisy batches; the map is accumulated in float32 either way.
+        on_snapshot: ``on_snapshot(count, maps)`` as each count of ``snapshots`` is reached,
+            with the running mean then ((K, 1, h, w), as ``snapshots`` returns it).
     """
     noise, samples = check_smoothing(noise, samples)
     if not (positive_int(seed) or seed == 0) or seed >= 2**63:
@@ -143,6 +146,8 @@ def smooth(
         for count_seen in wanted:
             if done < count_seen <= done + count:
                 taken[count_seen] = cumulative[:, count_seen - done - 1: count_seen - done] / count_seen
+                if on_snapshot is not None:
+                    on_snapshot(count_seen, taken[count_seen])
         running_maps = cumulative[:, -1:]
         if out.attribution is not None:
             batch_attr = out.attribution.float().sum(dim=1, keepdim=True)
@@ -163,9 +168,11 @@ def _run_batch(engine, method, noisy, class_ids, layer, params, dtype,
                progress: Progress = None) -> MethodOutput:
     """The base method over one batch of noisy inputs (a fresh, uncached pass)."""
     layers = [layer] if layer is not None else []
+    # a method that reads a layer only keeps no graph below it (less memory a noisy copy)
+    root = layer if layer is not None and "input_gradients" not in method.needs else None
     with engine.exclusive():  # the batch's forward and backward as one step: one graph alive
         forward = engine.run(noisy, layers, record_relus="guided" in method.needs,
-                             autocast_dtype=dtype, check_finite=False)
+                             autocast_dtype=dtype, check_finite=False, root=root)
         # one backward (not guided Grad-CAM's two): let autograd free the graph as it goes
         single = len(method.needs & {"gradients", "input_gradients"}) == 1
         context = MethodContext(engine, Capture("", forward, single_backward=single), class_ids,

@@ -19,9 +19,9 @@ from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..models import list_models, weights_on_disk
 from ..methods import get_method
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
-from ..render import normalize_map
+from ..render import normalize_map, percentile_scale
 from ..render.colormaps import resolve_colormap
-from ..render.figures import map_side
+from ..render.figures import map_side, prepare_map
 from ..render.overlay import check_opacity
 from ..result import PERCENTILE_NOTE, Explanation
 from .images import image_choice
@@ -48,6 +48,14 @@ def display_map(result: Explanation, snapshot: Optional[int] = None,
     if snapshot is not None:
         return result.snapshots[snapshot]
     return normalize_map(result.raw, clip_negative=True)[0]
+
+
+def snapshot_display(heatmap: np.ndarray, pixel_level: bool, panels: int = 1) -> np.ndarray:
+    """What :func:`display_map` draws for a SmoothGrad running mean given as its heatmap
+    (``Explainer.explain_classes``' ``on_snapshot``), before the Explanation exists."""
+    if pixel_level:
+        return percentile_scale(prepare_map(heatmap, map_side(panels)))
+    return heatmap
 
 
 def layer_resolution(explainer, layer: str) -> str:

@@ -15,7 +15,7 @@ import ipywidgets as W
 
 #: Attributes of a closed widget set to None: what holds images, maps and the engine.
 DROPPED = ("result", "results", "explainer", "_prepared_image", "_map", "panels", "view",
-           "_controls", "_sources", "_titles")
+           "_controls", "_sources", "_titles", "_last_view", "plain")
 
 
 def owned_widgets(owner: object) -> list[W.Widget]:

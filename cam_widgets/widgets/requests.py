@@ -184,15 +184,30 @@ class RequestQueue:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
 
 
-def progress_reporter(status, queue: RequestQueue, loop, unit: str = ""):
+class Progress:
     """The progress callback of engine work for ``status`` (a StatusLine), its counts in
-    ``unit`` ("noisy samples"): direct when it runs inline (``loop`` None), else handed to
-    the loop's thread, where widgets are updated; the place where a stop (button, newer
-    request) is heard."""
-    if loop is None:
-        return partial(status.report, unit=unit)
+    ``unit`` ("noisy samples"): direct when the work runs inline (``loop`` None), else
+    handed to the loop's thread, where widgets are updated; the place where a stop (button,
+    newer request) is heard. :meth:`show` hands a partial result's display the same way."""
 
-    def report(done, total) -> None:
-        loop.call_soon_threadsafe(partial(status.report, done, total, unit))
-        queue.check()
-    return report
+    def __init__(self, status, queue: RequestQueue, loop, unit: str = "") -> None:
+        self._status, self._queue, self._loop, self._unit = status, queue, loop, unit
+
+    def __call__(self, done, total) -> None:
+        if self._loop is None:
+            self._status.report(done, total, unit=self._unit)
+            return
+        self._loop.call_soon_threadsafe(partial(self._status.report, done, total, self._unit))
+        self._queue.check()
+
+    def show(self, update) -> None:
+        """Run ``update()`` (a widget update, e.g. panels filled so far) on the loop's thread."""
+        if self._loop is None:
+            update()
+        else:
+            self._loop.call_soon_threadsafe(update)
+
+
+def progress_reporter(status, queue: RequestQueue, loop, unit: str = "") -> Progress:
+    """See :class:`Progress`."""
+    return Progress(status, queue, loop, unit)

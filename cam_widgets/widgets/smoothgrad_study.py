@@ -5,12 +5,13 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import ipywidgets as W
+import numpy as np
 
 from ..methods import get_method, list_methods
 from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import colorbar_note, control_row, display_map
+from .common import colorbar_note, control_row, display_map, snapshot_display
 from .study_base import StudyView, _Study
 
 
@@ -30,7 +31,8 @@ class SmoothGradState:
 class SmoothGradStudy(_Study):
     """The plain map of ``method``, then the SmoothGrad running mean after each count of
     ``snapshots`` noisy samples, all from ONE run (counts above ``samples`` show the final
-    mean). ``.plain`` and ``.result`` are the plain and smoothed Explanations."""
+    mean); a run asked for from the browser fills its panels in as their counts are
+    reached. ``.plain`` and ``.result`` are the plain and smoothed Explanations."""
 
     COMPUTE_CONTROLS = ("image", "model", "target", "method", "noise", "samples")
     RESULT = "result"
@@ -73,13 +75,24 @@ class SmoothGradStudy(_Study):
         def progress(done: int, total: int) -> None:
             self.progress_calls += 1
             report(done, total)
+
+        panels = 1 + len(counts)
+        first = display_map(plain, panels=panels)
+        name = get_method(plain.method).title
+        reached: dict = {}
+
+        def snapshot(count: int, heatmaps: list) -> None:  # (worker thread: no widget touched)
+            reached[count] = snapshot_display(heatmaps[0], plain.pixel_level, panels)
+            maps = [first] + [reached.get(n, np.zeros_like(first)) for n in counts]
+            titles = [f"{name}, no noise"] + [
+                f"SmoothGrad n={n}" if n in reached else f"n={n}: to come" for n in counts]
+            self._show_progress(report, prepared.rgb, maps, titles, colorbar_note([plain]),
+                                key=(s.image, prepared.rgb.shape))
+
         result = explainer.explain(prepared, s.method, plain.class_id, noise=s.noise,
                                    samples=s.samples, snapshots=counts,
-                                   progress=progress)
-        panels = 1 + len(counts)
-        maps = [display_map(plain, panels=panels)] + \
-            [display_map(result, snapshot=n, panels=panels) for n in counts]
-        name = get_method(plain.method).title
+                                   progress=progress, on_snapshot=snapshot)
+        maps = [first] + [display_map(result, snapshot=n, panels=panels) for n in counts]
         titles = [f"{name}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
         line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, {s.samples} "
                 f"sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s")

@@ -35,6 +35,7 @@ class StateRequests:
         """The queue and the status line (its stop button stops the running request).
         ``implied``: see :class:`~.requests.RequestQueue`."""
         self._requests = RequestQueue(self._request, background, implied=implied)
+        self._progress = None
         self.status = StatusLine(on_stop=self._requests.stop)
         self._requests.on_error = self.status.error
         self._syncing = False
@@ -78,6 +79,7 @@ class StateRequests:
                     shown = self._display_of(self.state)
                     report = progress_reporter(self.status, self._requests, loop,
                                                self.PROGRESS_UNIT)
+                    self._progress = report  # the request whose partial results may show
                     state, computed = yield partial(self._compute, new, report)
                     # display settings changed while it computed are the newest
                     newer = {k: v for k, v in self._display_of(self.state).items()
@@ -86,9 +88,19 @@ class StateRequests:
                     self._line = self.status.line.value
                 ok = True
             except Stopped:  # the stop button
+                self._discard_progress()
                 self.status.info(self.STOPPED)
                 ok = True
+            except BaseException:  # an error, or a newer request took its place
+                self._discard_progress()
+                raise
+            finally:
+                self._progress = None
         self._sync_controls(keep_text=not ok)  # a typed value stays beside its error
+
+    def _discard_progress(self) -> None:
+        """Undo what a request showed before it ended without a result (partial maps): the
+        figure shows the state's results again. Nothing to undo by default."""
 
     def _display_of(self, state) -> dict:
         return {k: getattr(state, k) for k in self.DISPLAY}

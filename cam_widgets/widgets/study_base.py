@@ -17,6 +17,7 @@ from .compare_panels import panel_size
 from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
 from .lifecycle import replace_in_cell
 from .panels import HeatmapPanels
+from .requests import progress_reporter
 from .state_requests import StateRequests
 
 DISPLAY = ("opacity", "colormap")
@@ -79,13 +80,15 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
         self._start_requests(background, implied=self.IMPLIED)
         self.engine_calls = 0
         self.panels: Optional[HeatmapPanels] = None
+        self._last_view: Optional[tuple] = None  # what _apply showed (partial maps undone to it)
         self._target_options: Optional[str] = None  # the model whose classes the box offers
         self._controls = self._build_controls()
         # the figure fits the page's width; past its panels' smallest size the box scrolls
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
         with busy([], self.status):
-            self._apply(*self._compute(self.state, self.status.report))
+            report = progress_reporter(self.status, self._requests, None, self.PROGRESS_UNIT)
+            self._apply(*self._compute(self.state, report))
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._show(np.zeros((224, 224, 3), np.uint8),
@@ -120,11 +123,28 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
 
     def _apply(self, state, view: "StudyView") -> None:
         self.state = state
-        self._show(view.rgb, view.maps, view.titles, view.note, key=(state.image, view.rgb.shape))
+        self._last_view = (view.rgb, view.maps, view.titles, view.note, (state.image, view.rgb.shape))
+        self._shown_partial = False
+        self._show(*self._last_view)
         self._fill_target_options(view.explainer)
         self._controls["target"].placeholder = CLASS_PLACEHOLDER if state.target is not None \
             else f"top class: {view.shown.class_id} {view.shown.label}"
         view.finish()
+
+    def _show_progress(self, report, rgb: np.ndarray, maps, titles, note: str = "",
+                       key=None) -> None:
+        """Show the maps a running request has so far (called in its worker thread): on the
+        loop's thread, and only while that request is the running one."""
+        def update() -> None:
+            if self._progress is report:
+                self._shown_partial = True
+                self._show(rgb, maps, titles, note, key=key)
+        report.show(update)
+
+    def _discard_progress(self) -> None:
+        if getattr(self, "_shown_partial", False) and self._last_view is not None:
+            self._show(*self._last_view)
+        self._shown_partial = False
 
     def _show(self, rgb: np.ndarray, maps, titles, note: str = "", key=None) -> None:
         if self.panels is None or self.panels.count != len(maps):
