@@ -243,3 +243,29 @@ def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
     assert study.state.samples == 2
     assert shown and "to come" in " ".join(shown[0])  # partial maps were shown...
     assert [a.text for a in study.panels.figure.layout.annotations] == titles_before  # ...and undone
+
+
+def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in():
+    """Built in a cell (the kernel's loop running): the constructor returns with the plain
+    map and empty SmoothGrad panels; a request run after the cell fills them in."""
+    from loop_helpers import run_loop, until
+
+    built = {}
+
+    async def cell():
+        study = SmoothGradStudy(image="chelsea", method="vanilla", samples=4, snapshots=(1, 4),
+                                background=True)
+        built["study"] = study
+        built["titles"] = [a.text for a in study.panels.figure.layout.annotations]
+        built["result"] = study.result
+        await until(lambda: study.result is not None, timeout=240)
+        await study._requests.idle(timeout=60)
+
+    run_loop(cell)
+    study = built["study"]
+    assert built["result"] is None and study.plain is not None
+    assert any("n=4: to come" in t for t in built["titles"])
+    assert study.result.params["samples"] == 4 and study.state.samples == 4
+    final = [a.text for a in study.panels.figure.layout.annotations]
+    assert any("SmoothGrad n=4" in t for t in final) and not any("to come" in t for t in final)
+    assert "4 samples in" in study.status.line.value

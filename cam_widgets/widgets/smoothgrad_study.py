@@ -65,37 +65,64 @@ class SmoothGradStudy(_Study):
         return W.VBox([control_row(c["image"], c["model"], c["method"], c["target"]),
                        control_row(c["noise"], c["samples"], c["opacity"], c["colormap"])])
 
-    def _compute(self, s: SmoothGradState, report):
+    def _first_compute(self, s: SmoothGradState, report):
+        """On a kernel: the plain map at once, the SmoothGrad panels filled in by a request
+        run after the cell (its noisy samples took 44 to 69 s with nothing on screen)."""
+        if self._requests.loop() is None:
+            return self._compute(s, report)
+        explainer, prepared, plain, counts = self._plain(s)
+        maps, titles = self._panels(plain, counts, {})
+        name = get_method(plain.method).title
+        line = f"{name}: {plain.label} ({plain.class_id}); SmoothGrad runs, its panels fill in"
+
+        def finish() -> None:
+            self.plain = plain
+            self.status.info(line)
+            self._compute_again()
+        return s, StudyView(prepared.rgb, maps, titles, colorbar_note([plain]), explainer,
+                            finish, shown=plain)
+
+    def _plain(self, s: SmoothGradState):
+        """(explainer, prepared photo, the plain Explanation, the counts this run reaches)."""
         explainer, prepared, target = self._prepare(s, s.model)
         self.engine_calls += 1
         plain = explainer.explain(prepared, s.method, target)
         # the counts this run reaches (and its last): no panel twice when samples is small
         counts = sorted({n for n in s.snapshots if n <= s.samples} | {s.samples})
+        return explainer, prepared, plain, counts
+
+    @staticmethod
+    def _panels(plain: Explanation, counts: list, reached: dict) -> tuple[list, list]:
+        """Maps and titles: the plain map, then each count's running mean (``reached``:
+        count -> map as drawn) or, until it is reached, an empty panel that says so."""
+        first = display_map(plain, panels=1 + len(counts))
+        name = get_method(plain.method).title
+        maps = [first] + [reached.get(n, np.zeros_like(first)) for n in counts]
+        titles = [f"{name}, no noise"] + [
+            f"SmoothGrad n={n}" if n in reached else f"n={n}: to come" for n in counts]
+        return maps, titles
+
+    def _compute(self, s: SmoothGradState, report):
+        explainer, prepared, plain, counts = self._plain(s)
+        panels, reached = 1 + len(counts), {}
 
         def progress(done: int, total: int) -> None:
             self.progress_calls += 1
             report(done, total)
 
-        panels = 1 + len(counts)
-        first = display_map(plain, panels=panels)
-        name = get_method(plain.method).title
-        reached: dict = {}
-
         def snapshot(count: int, heatmaps: list) -> None:  # (worker thread: no widget touched)
             reached[count] = snapshot_display(heatmaps[0], plain.pixel_level, panels)
-            maps = [first] + [reached.get(n, np.zeros_like(first)) for n in counts]
-            titles = [f"{name}, no noise"] + [
-                f"SmoothGrad n={n}" if n in reached else f"n={n}: to come" for n in counts]
-            self._show_progress(report, prepared.rgb, maps, titles, colorbar_note([plain]),
-                                key=(s.image, prepared.rgb.shape))
+            self._show_progress(report, prepared.rgb, *self._panels(plain, counts, reached),
+                                colorbar_note([plain]), key=(s.image, prepared.rgb.shape))
 
         result = explainer.explain(prepared, s.method, plain.class_id, noise=s.noise,
                                    samples=s.samples, snapshots=counts,
                                    progress=progress, on_snapshot=snapshot)
-        maps = [first] + [display_map(result, snapshot=n, panels=panels) for n in counts]
-        titles = [f"{name}, no noise"] + [f"SmoothGrad n={n}" for n in counts]
-        line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, {s.samples} "
-                f"sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s")
+        maps, titles = self._panels(plain, counts, {
+            n: display_map(result, snapshot=n, panels=panels) for n in counts})
+        name = get_method(plain.method).title
+        line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
+                f"{s.samples} sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s")
 
         def finish() -> None:
             self.plain, self.result = plain, result

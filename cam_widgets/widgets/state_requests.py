@@ -16,6 +16,10 @@ from .lifecycle import close_owned
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
 
 
+#: A change that asks for the state's engine work again (a study's deferred first run).
+AGAIN = "__again__"
+
+
 class StateRequests:
     """The request plumbing; a subclass provides the engine work and the view.
 
@@ -71,8 +75,11 @@ class StateRequests:
         # off the loop the controls stay live (a change replaces the running work)
         with busy([] if loop is not None else self._compute_controls(), self.status, loop):
             try:
+                changes = dict(changes)
+                again = changes.pop(AGAIN, False)
                 new, display_only = next_state(type(self).__name__, self.state, changes,
                                                self.DISPLAY, self._normalize)
+                display_only = display_only and not again
                 if display_only:  # nothing for the engine: re-render only
                     self._show_display(**self._display_of(new))
                 else:

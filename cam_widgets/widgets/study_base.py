@@ -18,7 +18,7 @@ from .images import FollowsUserImages, image_choice, image_choices, load_choice,
 from .lifecycle import replace_in_cell
 from .panels import HeatmapPanels
 from .requests import progress_reporter
-from .state_requests import StateRequests
+from .state_requests import AGAIN, StateRequests
 
 DISPLAY = ("opacity", "colormap")
 CLASS_PLACEHOLDER = "top class; or boxer, 282..."
@@ -88,7 +88,7 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
         with busy([], self.status):
             report = progress_reporter(self.status, self._requests, None, self.PROGRESS_UNIT)
-            self._apply(*self._compute(self.state, report))
+            self._apply(*self._first_compute(self.state, report))
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._show(np.zeros((224, 224, 3), np.uint8),
@@ -111,6 +111,20 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
     def _compute(self, state, report) -> tuple:
         """(state, StudyView) for ``state``; ``report(done, total)`` its progress."""
         raise NotImplementedError
+
+    def _first_compute(self, state, report) -> tuple:
+        """The constructor's (state, StudyView): by default all of ``_compute``. A study
+        with long work may show a first part at once and ask for the rest with
+        :meth:`_compute_again` (on a kernel, where it runs off the loop, after the cell)."""
+        return self._compute(state, report)
+
+    def _compute_again(self) -> bool:
+        """Ask for the state's engine work as a background request; False when there is no
+        kernel loop to run it off (then the caller computes inline)."""
+        if self._requests.loop() is None:
+            return False
+        self._requests.submit({AGAIN: True})
+        return True
 
     # shared behaviour
     def _compute_controls(self) -> list:
