@@ -37,7 +37,10 @@ def _shared_build(name: str, device, weights_path) -> Explainer:
         key = ("vgg16", str(choose_device(device)), None if weights_path is None else str(weights_path))
         if key not in _SHARED:
             _SHARED[key] = Explainer("vgg16", device=device, weights_path=weights_path)
-        return Explainer(dilated_vgg16_spec(_SHARED[key].spec), device=device)
+        base = _SHARED[key]
+        with base.engine.exclusive():  # (a pass on it puts wrappers on the modules copied)
+            spec = dilated_vgg16_spec(base.spec)
+        return Explainer(spec, device=device)
     return Explainer(name, device=device, weights_path=weights_path)
 
 

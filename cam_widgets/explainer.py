@@ -200,8 +200,8 @@ class Explainer:
         with a graph for the layers in ``reads`` (empty: the default layer; None: the input
         too, see :meth:`Engine.capture`)."""
         prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
-        if reads is not None and not reads:
-            reads = [self.resolve_layer(None)]
+        if reads is not None and not reads:  # (a model without spatial layers: all of it)
+            reads = [self.resolve_layer(None)] if self.layers() else None
         capture = self.engine.capture(prepared.tensor, prepared.key, reads)
         classes = capture.logits.shape[-1]
         if classes != len(self.labels):  # else: wrong names, or an IndexError further on

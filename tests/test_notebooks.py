@@ -83,6 +83,11 @@ def test_notebook_executes(path, kernel_spec_dir, monkeypatch):
     monkeypatch.setenv("CAM_WIDGETS_FAST", "0")
     nb = nbformat.read(path, as_version=4)
     # A last cell proves the kernel ran the right interpreter as shipped, and reads its peak.
+    nb.cells.append(nbformat.v4.new_code_cell(  # widgets' work left after their cells ends first
+        "import gc\n"
+        "from cam_widgets.widgets.requests import RequestQueue\n"
+        "for queue in [o for o in gc.get_objects() if isinstance(o, RequestQueue)]:\n"
+        "    await queue.idle(timeout=600)"))
     nb.cells.append(nbformat.v4.new_code_cell(
         "import os, sys\n"
         f"assert sys.executable == {sys.executable!r}, sys.executable\n"

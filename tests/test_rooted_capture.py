@@ -148,3 +148,84 @@ def test_the_probe_holds_no_activation():
     assert engine._clone == {"2"}  # the conv whose output the in-place ReLU rewrote
     assert engine._aliases == {"4": "4.1", "5": "4.1"}  # a block, its last child, a pass-through
     assert engine._has_relu and not engine._relu_functions
+
+
+def test_a_model_without_spatial_layers_still_predicts_and_smooths():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    explainer = Explainer(model, labels=list("abc"), input_size=(8, 8))
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    assert len(explainer.predict(x, top=3)) == 3
+    assert explainer.explain(x, "vanilla", 1, samples=4).heatmap.shape == (8, 8)
+
+
+def test_a_forward_run_again_reads_the_pixels_it_cached_not_the_callers():
+    model = BranchyNet().eval()
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    original = x.clone()
+    explainer = Explainer(model, labels=list("abcd"), input_size=(16, 16))
+    explainer.explain(x, "gradcam", 2, "head_conv")  # cached, rooted at head_conv
+    x.zero_()  # the caller reuses its tensor
+    again = explainer.explain(original, "vanilla", 2)  # the same image: runs again from the input
+    clean = Explainer(BranchyNet().eval(), labels=list("abcd"), input_size=(16, 16))
+    assert (again.heatmap == clean.explain(original, "vanilla", 2).heatmap).all()
+
+
+def test_a_model_that_writes_its_input_in_place_is_refused_clearly():
+    class Doubles(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            x.mul_(2.0)
+            return self.fc(self.conv(x).mean((2, 3)))
+
+    import pytest
+
+    from cam_widgets.errors import MethodNotApplicableError
+
+    x = torch.randn(1, 3, 8, 8)
+    before = x.clone()
+    with pytest.raises(MethodNotApplicableError, match="changes its input in place"):
+        Explainer(Doubles().eval(), labels=["a", "b"], input_size=(8, 8)).explain(x, "gradcam", 0)
+    assert torch.equal(x, before)
+
+
+class _SideBlock(nn.Module):
+    """Returns its conv's tensor (an alias of ``conv``) after a side conv read it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.side = nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        self.extra = self.side(y)
+        return y
+
+
+class _SideNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = _SideBlock()
+        self.head = nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        x = self.block(self.stem(x))
+        return self.fc(self.head(x).mean((2, 3)) + self.block.extra.mean((2, 3)))
+
+
+def test_an_alias_whose_tensor_came_before_the_root_is_read_from_a_deeper_graph():
+    model = _SideNet().eval()
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    full = Engine(model, input_size=(16, 16)).capture(x, "f", None)
+    engine = Engine(model, input_size=(16, 16))
+    rooted = engine.capture(x, "r", ["block.side"])
+    assert engine._aliases == {"block": "block.conv"}  # block.conv returns before the root
+    _same(rooted.gradients(["block"], torch.tensor([1]))[0],
+          full.gradients(["block"], torch.tensor([1]))[0])

@@ -92,3 +92,26 @@ def test_a_widget_refused_while_being_built_is_freed_quietly(build, monkeypatch)
         build()
     gc.collect()
     assert [str(r.exc_value) for r in raised] == []
+
+
+def test_closing_a_study_while_its_request_runs_ends_it_quietly():
+    import asyncio
+
+    from loop_helpers import run_loop, until
+
+    errors, before = [], None
+
+    async def cell():
+        nonlocal before
+        study = SmoothGradStudy(image="chelsea", method="vanilla", samples=60, snapshots=(1, 60),
+                                background=True)
+        study._requests.on_error = errors.append
+        await until(lambda: study._requests.running and study._progress is not None, timeout=120)
+        await asyncio.sleep(0.3)
+        before = set(_instances)
+        study.close()
+        await study._requests.idle(timeout=120)
+        assert set(_instances) <= before  # nothing built after the close
+
+    run_loop(cell)
+    assert errors == []

@@ -229,6 +229,9 @@ def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
 
     study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2),
                             background=True)
+    # small batches, whatever the device (on CUDA all 100 samples would be one batch)
+    monkeypatch.setattr(study._prepare(study.state, study.state.model)[0].engine,
+                        "batch_size_for", lambda *args: 3)
     before = [t for t in study.panels.figure.layout.annotations]
     titles_before = [a.text for a in before]
     shown = _titles_shown(study, monkeypatch)

@@ -129,6 +129,7 @@ class Engine:
         victims, memory per sample, and whether the model takes channels-last inputs."""
         check_grad_mode()  # (the model would fail on inference tensors, confusingly)
         example = self._example(1)
+        version = example._version
         with evaluation_mode(self.model), torch.no_grad(), probing(self.model) as probe:
             try:
                 logits = self.model(example)
@@ -143,6 +144,10 @@ class Engine:
                     f"the model failed on an input of shape {tuple(example.shape)} "
                     f"({type(error).__name__}: {message}); if it expects another size, "
                     f"give it as input_size=(H, W)") from error
+        if example._version != version:  # (a forward graph from the input would refuse it too)
+            raise MethodNotApplicableError(
+                "the model changes its input in place (e.g. x.mul_(...) in forward); "
+                "explanations need the input unchanged: write x = x * ... instead")
         names = {name: module for name, module in self.model.named_modules() if name}
         layers, total, largest = spatial_layers(probe, names)
         victims = set(probe.modified_in_place)
@@ -249,9 +254,15 @@ class Engine:
             capture.reach(reads)
             return capture
         engine = weakref.ref(self)  # (a capture kept by the engine does not keep it alive)
+        inputs = inputs.detach().clone()  # a forward run again reads these pixels, not the caller's
 
         def refetch(wanted: Optional[Sequence[str]]) -> ForwardPass:
-            return engine()._image_forward(inputs, wanted)
+            owner = engine()
+            if owner is None:
+                raise MethodNotApplicableError(
+                    "this capture's engine is gone, and its graph does not reach that layer; "
+                    "keep the Engine (or Explainer) while using its captures")
+            return owner._image_forward(inputs, wanted)
 
         capture = Capture(key, self._image_forward(inputs, reads), refetch=refetch)
         self._captures[key] = capture
@@ -267,7 +278,9 @@ class Engine:
         attributes its forward reads, a temperature...)."""
         root = self._root(reads)
         start = 0 if root is None else self._layer_index[root]
-        names = [l.name for l in self._layers[start:]]
+        # a layer whose tensor an earlier layer returned (its alias owner) is not in this graph
+        names = [l.name for l in self._layers[start:]
+                 if self._layer_index[self._aliases.get(l.name, l.name)] >= start]
         try:
             return self.run(inputs, names, record_relus=self._has_relu and root is None,
                             root=root, folded=False)

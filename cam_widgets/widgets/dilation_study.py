@@ -125,7 +125,8 @@ class DilationStudy(_Study):
         key = (name, layer)
         if key not in self._twins:
             after = finer_layer(base, layer)
-            model = dilate(base.spec.model, after=after)
+            with base.engine.exclusive():  # (another widget's pass may be on the shared model)
+                model = dilate(base.spec.model, after=after)
             spec = base.spec
             self._twins[key] = Explainer(ModelSpec(
                 name=f"{name}_dilated", model=model.eval(), preprocess=spec.preprocess,

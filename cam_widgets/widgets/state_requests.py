@@ -40,6 +40,7 @@ class StateRequests:
         ``implied``: see :class:`~.requests.RequestQueue`."""
         self._requests = RequestQueue(self._request, background, implied=implied)
         self._progress = None
+        self._closed = False
         self.status = StatusLine(on_stop=self._requests.stop)
         self._requests.on_error = self.status.error
         self._syncing = False
@@ -48,6 +49,7 @@ class StateRequests:
     def close(self) -> None:
         """Close this widget and every widget it built (controls, figures, status line);
         running work stops at its next progress report, and the results are dropped."""
+        self._closed = True
         requests = getattr(self, "_requests", None)  # absent when __init__ raised early
         if requests is not None:
             requests.stop()
@@ -88,6 +90,8 @@ class StateRequests:
                                                self.PROGRESS_UNIT)
                     self._progress = report  # the request whose partial results may show
                     state, computed = yield partial(self._compute, new, report)
+                    if self._closed:  # closed while it computed: nothing to show it in
+                        return
                     # display settings changed while it computed are the newest
                     newer = {k: v for k, v in self._display_of(self.state).items()
                              if v != shown[k]}
@@ -103,7 +107,8 @@ class StateRequests:
                 raise
             finally:
                 self._progress = None
-        self._sync_controls(keep_text=not ok)  # a typed value stays beside its error
+        if not self._closed:
+            self._sync_controls(keep_text=not ok)  # a typed value stays beside its error
 
     def _discard_progress(self) -> None:
         """Undo what a request showed before it ended without a result (partial maps): the

@@ -150,7 +150,7 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
         """Show the maps a running request has so far (called in its worker thread): on the
         loop's thread, and only while that request is the running one."""
         def update() -> None:
-            if self._progress is report:
+            if self._progress is report and not self._closed:
                 self._shown_partial = True
                 self._show(rgb, maps, titles, note, key=key)
         report.show(update)
