@@ -100,12 +100,13 @@ def test_closing_a_study_while_its_request_runs_ends_it_quietly():
     from loop_helpers import run_loop, until
 
     errors, before = [], None
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2),
+                            background=True)
+    study._requests.on_error = errors.append
 
-    async def cell():
+    async def browser():
         nonlocal before
-        study = SmoothGradStudy(image="chelsea", method="vanilla", samples=60, snapshots=(1, 60),
-                                background=True)
-        study._requests.on_error = errors.append
+        study._controls["samples"].value = 60  # a long run, off the loop
         await until(lambda: study._requests.running and study._progress is not None, timeout=120)
         await asyncio.sleep(0.3)
         before = set(_instances)
@@ -113,5 +114,5 @@ def test_closing_a_study_while_its_request_runs_ends_it_quietly():
         await study._requests.idle(timeout=120)
         assert set(_instances) <= before  # nothing built after the close
 
-    run_loop(cell)
+    run_loop(browser)
     assert errors == []

@@ -248,10 +248,14 @@ def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
     assert [a.text for a in study.panels.figure.layout.annotations] == titles_before  # ...and undone
 
 
-def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in():
+def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in(monkeypatch):
     """Built in a cell (the kernel's loop running): the constructor returns with the plain
     map and empty SmoothGrad panels; a request run after the cell fills them in."""
     from loop_helpers import run_loop, until
+
+    from cam_widgets.widgets import requests
+
+    monkeypatch.setattr(requests, "in_kernel", lambda: True)  # (this loop stands for a kernel's)
 
     built = {}
 
@@ -266,6 +270,7 @@ def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in(
 
     run_loop(cell)
     study = built["study"]
+    monkeypatch.undo()
     assert built["result"] is None and study.plain is not None
     assert any("n=4: to come" in t for t in built["titles"])
     assert study.result.params["samples"] == 4 and study.state.samples == 4

@@ -89,6 +89,12 @@ class RequestQueue:
         except RuntimeError:
             return None
 
+    def cell_loop(self) -> Optional[asyncio.AbstractEventLoop]:
+        """The kernel's loop, when called from a notebook cell in the background mode (work
+        asked for now runs after the cell); None outside a Jupyter kernel, where a running
+        loop is a test's or a library's own (Playwright's, in the browser tests)."""
+        return self.loop() if in_kernel() else None
+
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()

@@ -121,7 +121,7 @@ class _Study(StateRequests, FollowsUserImages, W.VBox):
     def _compute_again(self) -> bool:
         """Ask for the state's engine work as a background request; False when there is no
         kernel loop to run it off (then the caller computes inline)."""
-        if self._requests.loop() is None:
+        if self._requests.cell_loop() is None:
             return False
         self._requests.submit({AGAIN: True})
         return True
