@@ -12,7 +12,7 @@ from cam_widgets.explainer import Explainer  # noqa: E402
 from cam_widgets.widgets import (  # noqa: E402
     DilationStudy, LayerSweep, SmoothGradStudy)
 from cam_widgets.widgets.panels import MIN_PANEL_WIDTH  # noqa: E402
-from cam_widgets.widgets.study_base import stage_layers  # noqa: E402
+from cam_widgets.widgets.layer_menu import stage_layers  # noqa: E402
 
 
 def _z(panels, k) -> np.ndarray:

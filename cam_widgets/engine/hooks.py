@@ -128,14 +128,14 @@ class _ReluFunctions(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         output = func(*args, **(kwargs or {}))
         if (func in RELU_FUNCTIONS or func in (F.hardtanh, F.hardtanh_)
-                and _clips_at_zero(args, kwargs)) \
+                and clips_at_zero(args, kwargs)) \
                 and isinstance(output, torch.Tensor):
             if output.grad_fn is not None:
                 self.recording.relu_outputs.append(output.grad_fn)
         return output
 
 
-def _clips_at_zero(args, kwargs) -> bool:
+def clips_at_zero(args, kwargs) -> bool:
     """Whether an ``F.hardtanh`` call is a ReLU6-like clip at 0 (``nn.ReLU6`` calls it so)."""
     low = args[1] if len(args) > 1 else (kwargs or {}).get("min_val", -1.0)
     return low == 0

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .hooks import RELU_FUNCTIONS, RELU_LIKE, _clips_at_zero
+from .hooks import RELU_FUNCTIONS, RELU_LIKE, clips_at_zero
 
 
 @dataclass
@@ -87,7 +87,7 @@ class _EveryCall(TorchFunctionMode):
         result = func(*args, **(kwargs or {}))
         if (func in RELU_FUNCTIONS or func in (torch.nn.functional.hardtanh,
                                                torch.nn.functional.hardtanh_)
-                and _clips_at_zero(args, kwargs)) and isinstance(result, torch.Tensor):
+                and clips_at_zero(args, kwargs)) and isinstance(result, torch.Tensor):
             self.outputs.probe.relu_function_calls += 1
             self.outputs.see(result, None, True)
         self.outputs.check()

@@ -14,7 +14,7 @@ same upsampling and normalisation), batched:
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,16 +23,15 @@ from ..engine import Capture
 from ..errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError
 from .faithfulness import deletion_insertion, drop_and_increase
 from .localization import energy_pointing_game, iou_at_thresholds, pointing_game
-from .records import _finite
+from .plan import Plan
+from .records import finite
 
-if TYPE_CHECKING:  # annotations only: evaluate imports this module
-    from .evaluate import _Plan
 
 #: Methods whose class enters only through gradients: batched with one class per image.
 _PER_IMAGE_NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided"})
 
 
-def _score(explainer, plan: _Plan, indices, ids, rows, batch, labels, boxes, done) -> dict:
+def score_batch(explainer, plan: Plan, indices, ids, rows, batch, labels, boxes, done) -> dict:
     """Records {(row, method): record} of the readable ``rows`` of a batch, for the pairs not in ``done``."""
     size = tuple(explainer.spec.input_size)
     if tuple(batch.shape[1:]) != (3,) + size:
@@ -60,10 +59,10 @@ def _score(explainer, plan: _Plan, indices, ids, rows, batch, labels, boxes, don
             record = dict(image=ids[row], index=indices[row], method=spec.name,
                           layer=plan.layer if spec.needs_layer else None, target=plan.target,
                           class_id=class_ids[n], label=explainer.labels[class_ids[n]],
-                          probability=_finite(probs[n, class_ids[n]]), top1=top1[n],
+                          probability=finite(probs[n, class_ids[n]]), top1=top1[n],
                           label_id=None if label is None else int(label),
                           correct=None if label is None else bool(top1[n] == int(label)))
-            record.update({k: _finite(v[n]) for k, v in values.items()})
+            record.update({k: finite(v[n]) for k, v in values.items()})
             out[(row, spec.name)] = record
     return out
 
@@ -183,7 +182,7 @@ class _PerImageCapture(Capture):
         return self._input_grads[(guided, -1)]
 
 
-def _metrics(explainer, plan: _Plan, inputs: torch.Tensor, heat: np.ndarray, class_ids, probs,
+def _metrics(explainer, plan: Plan, inputs: torch.Tensor, heat: np.ndarray, class_ids, probs,
              boxes) -> dict[str, list]:
     """Per-image values of every metric of the plan for one method's (N, H, W) maps."""
     n = len(heat)

@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader
 from ..errors import InvalidParameterError, close_matches, describe
 # the per-batch computation, dataset and records parts live in their own modules; their
 # public names stay importable here
-from .batch import _score, explain_batch
-from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, _collate, _Indexed
+from .batch import score_batch, explain_batch
+from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, collate, IndexedDataset
+from .plan import Plan
 from .records import METRICS, _write, read_records, summarize
 
 __all__ = ["ImageFolderDataset", "evaluate", "explain_batch", "summarize", "read_records", "METRICS",
@@ -92,15 +93,8 @@ def evaluate(explainer, dataset, *, methods: Sequence[str] = ("gradcam",), layer
                 images_per_second=len(pending) / seconds if pending and seconds > 0 else None)
 
 
-class _Plan:
-    """Checked arguments of an evaluation."""
-
-    def __init__(self, **kwargs) -> None:
-        self.__dict__.update(kwargs)
-
-
 def _plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers, on_error,
-          method_params, metric_params) -> _Plan:
+          method_params, metric_params) -> Plan:
     from ..methods import get_method
 
     if isinstance(methods, str):
@@ -140,7 +134,7 @@ def _plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_w
             "target='label' needs class labels and this ImageFolderDataset has none; pass "
             "labels='labels.csv' (rows path,class_id[,x0,y0,x1,y1]) or target='top1'")
     chosen = explainer.resolve_layer(layer) if any(s.needs_layer for s in specs) else None
-    return _Plan(specs=specs, names=[s.name for s in specs], layer=chosen, target=target,
+    return Plan(specs=specs, names=[s.name for s in specs], layer=chosen, target=target,
                  metrics=list(dict.fromkeys(metrics)), batch_size=int(batch_size),
                  num_workers=int(num_workers), on_error=on_error, method_params=method_params,
                  metric_params=metric_params)
@@ -151,7 +145,7 @@ def _image_id(dataset, index: int) -> str:
     return str(name(index)) if callable(name) else str(index)
 
 
-def _done_pairs(records: list[dict], plan: _Plan) -> set[tuple[str, str]]:
+def _done_pairs(records: list[dict], plan: Plan) -> set[tuple[str, str]]:
     """(image, method) pairs already written, checking they were made the same way."""
     done = set()
     wanted = {k for m in plan.metrics for k in METRICS[m]}
@@ -178,20 +172,20 @@ def _spec(name: str):
     return get_method(name)
 
 
-def _pending_indices(dataset, plan: _Plan, done: set) -> list[int]:
+def _pending_indices(dataset, plan: Plan, done: set) -> list[int]:
     return [i for i in range(len(dataset))
             if any((_image_id(dataset, i), m) not in done for m in plan.names)]
 
 
-def _run(explainer, dataset, plan: _Plan, indices: list[int], out: pathlib.Path, done: set,
+def _run(explainer, dataset, plan: Plan, indices: list[int], out: pathlib.Path, done: set,
          pin_memory: Optional[bool], progress) -> int:
     """Evaluate ``indices`` of ``dataset``, appending to ``out``; returns the pairs written."""
     if not indices:
         return 0
     device = explainer.device
     pin = device.type == "cuda" if pin_memory is None else bool(pin_memory)
-    loader = DataLoader(_Indexed(dataset, plan.on_error == "record"), batch_size=plan.batch_size,
-                        sampler=indices, num_workers=plan.num_workers, collate_fn=_collate,
+    loader = DataLoader(IndexedDataset(dataset, plan.on_error == "record"), batch_size=plan.batch_size,
+                        sampler=indices, num_workers=plan.num_workers, collate_fn=collate,
                         pin_memory=pin and device.type == "cuda")
     written, seen = 0, 0
     with open(out, "a") as handle:
@@ -206,7 +200,7 @@ def _run(explainer, dataset, plan: _Plan, indices: list[int], out: pathlib.Path,
     return written
 
 
-def _evaluate_batch(explainer, dataset, plan: _Plan, indices, batch, class_ids, boxes, errors,
+def _evaluate_batch(explainer, dataset, plan: Plan, indices, batch, class_ids, boxes, errors,
                     done: set) -> list[dict]:
     ids = [_image_id(dataset, i) for i in indices]
     records: dict[tuple[int, str], dict] = {}
@@ -217,6 +211,6 @@ def _evaluate_batch(explainer, dataset, plan: _Plan, indices, batch, class_ids, 
                 if (ids[row], name) not in done:
                     records[(row, name)] = dict(image=ids[row], index=indices[row], method=name, error=error)
     if rows:
-        records.update(_score(explainer, plan, indices, ids, rows, batch,
+        records.update(score_batch(explainer, plan, indices, ids, rows, batch,
                               [class_ids[r] for r in rows], [boxes[r] for r in rows], done))
     return [records[key] for key in sorted(records, key=lambda k: (k[0], plan.names.index(k[1])))]

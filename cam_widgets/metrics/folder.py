@@ -137,7 +137,7 @@ def _image_size(path) -> tuple[int, int]:
     return width, height
 
 
-class _Indexed(Dataset):
+class IndexedDataset(Dataset):
     """(index, image, class id, boxes, error) for each index of a dataset (runs in the workers)."""
 
     def __init__(self, dataset, record_errors: bool) -> None:
@@ -159,7 +159,7 @@ class _Indexed(Dataset):
         return index, image, class_id, boxes, None
 
 
-def _collate(rows):
+def collate(rows):
     """Picklable collate (runs in the workers): [indices, (M, 3, H, W) batch of the M readable
     images or None, class ids, boxes, errors], so that pin_memory pins the whole batch."""
     indices, images, class_ids, boxes, errors = (list(c) for c in zip(*rows))

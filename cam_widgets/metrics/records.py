@@ -100,7 +100,7 @@ def _metric_keys() -> list[str]:
     return ["probability", "correct"] + [k for keys in METRICS.values() for k in keys]
 
 
-def _finite(value):
+def finite(value):
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)):

@@ -26,12 +26,12 @@ same indices, and the new ``MaxPool2d(32)`` is the module ``pool`` between ``fea
 """
 from __future__ import annotations
 
-import copy
 from typing import Optional, Union
 
 from torch import nn
 
 from ..errors import InvalidParameterError, describe
+from .copying import copy_modules
 from .strides import (_DOWNSAMPLERS, _GLOBAL_POOLS, _pair, _resolve_after, _stride_of, _Trace,
                       output_stride, stride_report)
 
@@ -95,15 +95,6 @@ def _dilate_conv(name: str, conv: nn.Conv2d, mult: int) -> None:
     conv.stride = (1, 1)
     conv.dilation = new_d
     conv.padding = (new_d[0] * (k[0] - 1) // 2, new_d[1] * (k[1] - 1) // 2)
-
-
-def copy_modules(model: nn.Module, share_weights: bool = True) -> nn.Module:
-    """A deep copy of ``model``'s modules (their attributes can change freely); with
-    ``share_weights``, its parameters and buffers are ``model``'s very tensors."""
-    if not share_weights:
-        return copy.deepcopy(model)
-    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
-    return copy.deepcopy(model, memo=shared)
 
 
 def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, describe
-from .dilate import copy_modules
+from .copying import copy_modules
 from .strides import _pair
 from .spec import ModelSpec
 

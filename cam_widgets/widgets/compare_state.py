@@ -14,6 +14,7 @@ from ..api import get_explainer
 from ..errors import InvalidParameterError, UnknownMethodError, close_matches
 from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL, list_models, weights_on_disk
+from .layer_menu import stage_layers
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
 DIMENSIONS = ("class", "method", "layer", "model")
@@ -85,8 +86,6 @@ def default_values(by: str, model: str, image: str) -> tuple:
         top = get_explainer(model).predict(load_choice(image), top=DEFAULT_CLASSES)
         return tuple(p.class_id for p in top)
     if by == "layer":
-        from .study_base import stage_layers  # a widget module: only when layers are compared
-
         return tuple(stage_layers(get_explainer(model), max_panels=4))
     if by == "model":
         here = [name for name in list_models() if weights_on_disk(name)][:3]

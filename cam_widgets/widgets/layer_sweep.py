@@ -10,7 +10,8 @@ from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, layer_resolution
-from .study_base import StudyView, _Study, stage_layers
+from .layer_menu import stage_layers
+from .study_base import StudyView, _Study
 
 
 @dataclass(frozen=True)

@@ -39,28 +39,6 @@ class StudyView(NamedTuple):
     shown: Explanation
 
 
-def stage_layers(explainer: Explainer, layer: Optional[str] = None,
-                 max_panels: int = 8) -> list[str]:
-    """Up to ``max_panels`` layers from shallow to deep, ending at ``layer`` (default layer):
-    the last layer of each resolution among the siblings of ``layer`` (each stage's output),
-    evenly thinned when there are too many."""
-    layers = explainer.layers()
-    last = explainer.resolve_layer(layer)
-    names = [l.name for l in layers]
-    upto = layers[:names.index(last) + 1]
-    parent = last.rpartition(".")[0]
-    siblings = [l for l in upto if l.name.rpartition(".")[0] == parent]
-    stages = [l for k, l in enumerate(siblings)
-              if k == len(siblings) - 1 or siblings[k + 1].height != l.height]
-    chosen = stages if len(stages) >= 2 else siblings
-    count = max(1, int(max_panels))
-    if len(chosen) > count:
-        picks = sorted({int(round(i * (len(chosen) - 1) / max(count - 1, 1))) for i in range(count)})
-        chosen = [chosen[i] for i in picks]
-    names = [l.name for l in chosen]
-    return names if names[-1] == last else (names + [last])[-count:]
-
-
 class _Study(StateRequests, FollowsUserImages, W.VBox):
     """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
 
