@@ -9,7 +9,6 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -286,8 +285,8 @@ class Explainer:
                 input_range=self.spec.input_range, batch_size=params.get("batch_size"),
                 seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress,
                 precision=precision, on_snapshot=None if on_snapshot is None else
-                partial(_snapshot_heatmaps, on_snapshot, tuple(capture.inputs.shape[-2:]),
-                        spec.clip_negative))
+                lambda count, maps: on_snapshot(count, snapshot_heatmaps(
+                    maps, tuple(capture.inputs.shape[-2:]), spec.clip_negative)))
             output, snaps = smoothed.output, smoothed.snapshots
             params = dict(params, noise=float(noise), samples=int(samples), seed=int(seed))
             if precision != "fp32":
@@ -341,8 +340,7 @@ class Explainer:
         raw_np, full_np = maps_to_host(output.maps[:, 0], size, clip_negative=clip)
         attribution = None if output.attribution is None else \
             np.ascontiguousarray(output.attribution[:, 0].float().cpu().numpy())  # NHWC on CPU
-        snap_np = {n: upsampled(s.float(), size, clip)[:, 0].cpu().numpy()
-                   for n, s in snaps.items()}
+        snap_maps = {n: snapshot_heatmaps(s, size, clip) for n, s in snaps.items()}
         probs = capture.host_probabilities[0]
         results = []
         for row, class_id in enumerate(ids):
@@ -355,17 +353,16 @@ class Explainer:
                 probability=float(probs[class_id]), status=status, params=dict(params),
                 device=str(self.engine.device), seconds=seconds, forward_reused=forward_reused,
                 attribution=None if attribution is None else _finite(attribution[row]),
-                snapshots={n: normalize_map(v[row], clip_negative=clip)[0]
-                           for n, v in snap_np.items()},
+                snapshots={n: heatmaps[row] for n, heatmaps in snap_maps.items()},
                 image=prepared.rgb))
         return results
 
 
-def _snapshot_heatmaps(on_snapshot, size: tuple[int, int], clip: bool, count: int,
-                       maps: torch.Tensor) -> None:
-    """Hands ``on_snapshot`` SmoothGrad's running mean as ``_results`` makes snapshots."""
+def snapshot_heatmaps(maps: torch.Tensor, size: tuple[int, int], clip: bool) -> list:
+    """SmoothGrad's running mean (K, 1, h, w) as the heatmaps an Explanation's ``snapshots``
+    hold, one a class: upsampled to ``size``, normalised."""
     host = upsampled(maps.float(), size, clip)[:, 0].cpu().numpy()
-    on_snapshot(count, [normalize_map(m, clip_negative=clip)[0] for m in host])
+    return [normalize_map(m, clip_negative=clip)[0] for m in host]
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -597,3 +597,15 @@ def test_methods_are_found_by_name_or_title_in_any_spelling(tiny_explainer):
         get_method("gradcamm")
     with pytest.raises(UnknownMethodError):
         get_method("grad")  # a prefix is not a method
+
+
+def test_on_snapshot_hands_each_running_mean_as_the_explanation_keeps_it(lite_explainer,
+                                                                        chelsea_tensor):
+    got = {}
+    result = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=6, snapshots=(2, 6),
+                                    on_snapshot=lambda n, heatmaps: got.setdefault(n, heatmaps))
+    assert sorted(got) == [2, 6]
+    for count in (2, 6):
+        np.testing.assert_array_equal(got[count][0], result.snapshots[count])
+    with pytest.raises(Exception, match="'on_snapshot' applies to SmoothGrad only"):
+        lite_explainer.explain(chelsea_tensor, "vanilla", 285, on_snapshot=print)
