@@ -17,7 +17,7 @@ from torch import nn
 
 from .data import load_image, resize_for_model
 from .data.named import bundled_name, load_named
-from .engine import Engine, LayerInfo
+from .engine import Engine, LayerInfo, gives_back_memory
 from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, describe
 from .methods import MethodContext, MethodOutput, get_method, smooth, upsampled
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
@@ -209,6 +209,7 @@ class Explainer:
                 f"given; build it as Explainer(model, labels=[...]) with {classes} names")
         return prepared, capture
 
+    @gives_back_memory
     def predict(self, image: Any, top: int = 5) -> list[Prediction]:
         """Top-``top`` classes with probabilities (from the cached forward)."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
@@ -220,11 +221,13 @@ class Explainer:
                 for v, i in zip(values.tolist(), ids.tolist())]
 
     # --------------------------------------------------------------- explain
+    @gives_back_memory
     def explain(self, image: Any, method: str = "gradcam", target: Target = None,
                 layer: Optional[str] = None, **params) -> Explanation:
         """One map; ``target`` None is the top class. See :meth:`explain_classes` for params."""
         return self.explain_classes(image, [target], method, layer, **params)[0]
 
+    @gives_back_memory
     def explain_classes(self, image: Any, targets: Sequence[Target], method: str = "gradcam",
                         layer: Optional[str] = None, *, noise: Optional[float] = None,
                         samples: Optional[int] = None, seed: int = 0,
@@ -302,6 +305,7 @@ class Explainer:
         return self._results(prepared, capture, spec, output, ids, chosen_layer, params, snaps,
                              time.perf_counter() - started, reused)
 
+    @gives_back_memory
     def explain_layers(self, image: Any, target: Target = None, method: str = "gradcam",
                        layers: Optional[Sequence[str]] = None, **params) -> list[Explanation]:
         """One class through several layers (default: every spatial layer) from one backward.

@@ -247,6 +247,35 @@ def test_gradient_cache_is_bounded(monkeypatch):
     assert len(capture._layer_grads) == 2
 
 
+def test_gradient_cache_keeps_the_latest_backward_whole_and_drops_older_ones(monkeypatch):
+    from cam_widgets.engine import capture as capture_module
+
+    monkeypatch.setattr(capture_module, "MAX_CACHED_GRADIENT_BYTES", 1)  # less than one entry
+    explainer = Explainer(TinyNet(), input_size=(4, 4), labels=list("abc"))
+    sweep = explainer.explain_layers(tiny_input(), 1, "gradcam")  # one backward, every layer
+    _, capture = explainer.capture(tiny_input())
+    assert capture.backward_calls == 1 and len(sweep) == len(explainer.layers()) > 1
+    assert {key[1] for key in capture._layer_grads} == {1}
+    explainer.explain(tiny_input(), "gradcam", 2, "relu")
+    assert list(capture._layer_grads) == [("relu", 2)]
+    assert capture._layer_grads.nbytes == 2 * 16 * 4  # (2 channels, 4x4, float32)
+
+
+def test_return_freed_memory_runs_once_for_nested_calls(monkeypatch):
+    from cam_widgets.engine import heap
+
+    calls = []
+    monkeypatch.setattr(heap, "_malloc_trim", lambda pad: calls.append(pad))
+    explainer = Explainer(TinyNet(), input_size=(4, 4), labels=list("abc"))
+    explainer.layers()
+    calls.clear()
+    explainer.explain(tiny_input(), "gradcam", 1, "relu")  # explain -> explain_classes
+    assert calls == [0]
+    with pytest.raises(CamWidgetsError):
+        explainer.explain(tiny_input(), "no such method")
+    assert calls == [0, 0]  # after a failed call too
+
+
 def test_default_layer_of_a_plain_resnet_is_the_last_block_not_the_shortcut():
     import torchvision
 

@@ -23,6 +23,7 @@ from .device import (CHANNELS_LAST_CHECK_BYTES, CPU_MEMORY_BUDGET, DeviceLike,
                      accepts_channels_last, choose_device, cpu_batch_size, full_precision,
                      limit_cpu_threads, module_device)
 from .folding import Twin, WeightsWatch, build_twin
+from .heap import return_freed_memory
 from .hooks import RELU_LIKE, evaluation_mode
 from .layers import LayerInfo, aliases, spatial_layers
 from .locking import FairLock, lock_for
@@ -181,6 +182,7 @@ class Engine:
             self._nhwc = self.channels_last and self.device.type == "cpu" \
                 and isinstance(logits, torch.Tensor) and total <= CHANNELS_LAST_CHECK_BYTES \
                 and accepts_channels_last(self.model, example, logits)
+        return_freed_memory()  # the check's backward held every activation
 
     def _reprobe(self) -> None:
         """The model changed under the engine (a swapped module, replaced or moved tensors):
