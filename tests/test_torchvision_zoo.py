@@ -121,8 +121,8 @@ def test_missing_file_offline_fails_fast_and_explains(hub):
 
 def test_missing_file_unreachable_host_fails_fast(hub, monkeypatch):
     monkeypatch.delenv(zoo.OFFLINE_ENV)
-    monkeypatch.setattr(zoo, "_host_reachable", lambda url, timeout=None: False)
-    monkeypatch.setattr(zoo, "_download", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(zoo, "host_reachable", lambda url, timeout=None: False)
+    monkeypatch.setattr(zoo, "download_file", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(WeightsUnavailableError, match="alexnet-owt-7be5be79.pth.*unreachable"):
         zoo.build_torchvision("alexnet")
     with pytest.raises(WeightsUnavailableError, match="allow_download=False"):
@@ -132,7 +132,7 @@ def test_missing_file_unreachable_host_fails_fast(hub, monkeypatch):
 def test_connectivity_check_is_bounded():
     start = time.perf_counter()
     # TEST-NET-1 address: never routable; the probe must give up within its timeout.
-    assert zoo._host_reachable("https://192.0.2.1/models/x.pth", timeout=0.5) is False
+    assert zoo.host_reachable("https://192.0.2.1/models/x.pth", timeout=0.5) is False
     assert time.perf_counter() - start < 2
 
 

@@ -24,7 +24,7 @@ def _too_small(width: int, height: int, what: str) -> InvalidImageError:
     )
 
 
-def _pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
+def pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
     try:
         img = ImageOps.exif_transpose(img) or img
     except Exception:  # malformed EXIF: keep the stored orientation
@@ -37,7 +37,7 @@ def _pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
         if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
             arr = np.asarray(img)
             if mode == "F" or arr.dtype.kind == "f":
-                return _array_to_rgb(arr.astype(np.float64))
+                return array_to_rgb(arr.astype(np.float64))
             arr = arr.astype(np.int64)
             if mode.startswith("I;16") or (arr.size and arr.min() >= 0 and arr.max() <= 65535):
                 gray = _scale16(arr)
@@ -75,7 +75,7 @@ def _composite_white(rgba: np.ndarray) -> np.ndarray:
     return np.round(out).clip(0, 255).astype(np.uint8)
 
 
-def _array_to_rgb(arr: np.ndarray) -> np.ndarray:
+def array_to_rgb(arr: np.ndarray) -> np.ndarray:
     received = f"an array of shape {tuple(arr.shape)} and dtype {arr.dtype}"
     if arr.size == 0:
         raise InvalidImageError(

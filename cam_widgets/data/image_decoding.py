@@ -18,7 +18,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from cam_widgets.errors import InvalidImageError
 
-from .image_conversion import _pil_to_rgb
+from .image_conversion import pil_to_rgb
 
 #: Largest accepted image (width * height) decoded from a file, URL or bytes.
 MAX_FILE_PIXELS = 100_000_000
@@ -40,7 +40,7 @@ def _strict_pil() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = old_max
 
 
-def _decode(fp: io.IOBase, what: str) -> np.ndarray:
+def decode_file(fp: io.IOBase, what: str) -> np.ndarray:
     """Decode an encoded image file (path handle or bytes) fully and strictly."""
     with _strict_pil():
         try:
@@ -64,7 +64,7 @@ def _decode(fp: io.IOBase, what: str) -> np.ndarray:
             raise _bomb(what, str(exc)) from None
         except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
             raise _corrupt(what, exc) from None
-        return _pil_to_rgb(img, what=what)
+        return pil_to_rgb(img, what=what)
 
 
 def _pixels(count: int) -> str:

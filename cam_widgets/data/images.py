@@ -25,8 +25,8 @@ from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_m
 from .fetch import HINT as _FETCH_HINT, fetch_bytes, size_text
 
 # MIN_SIDE and MAX_FILE_PIXELS are re-exported (public here since before the split)
-from .image_conversion import MIN_SIDE, _array_to_rgb, _pil_to_rgb
-from .image_decoding import MAX_FILE_PIXELS, _decode
+from .image_conversion import MIN_SIDE, array_to_rgb, pil_to_rgb
+from .image_decoding import MAX_FILE_PIXELS, decode_file
 
 __all__ = [
     "load_image",
@@ -78,9 +78,9 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
             " Hint: pass e.g. max_bytes=20_000_000."
         )
     if isinstance(source, np.ndarray):
-        return _array_to_rgb(source)
+        return array_to_rgb(source)
     if isinstance(source, Image.Image):
-        return _pil_to_rgb(source, what="PIL image")
+        return pil_to_rgb(source, what="PIL image")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if len(data) > max_bytes:
@@ -88,14 +88,14 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
                 f"Image too large: expected at most {size_text(max_bytes)}, received {size_text(len(data))}."
                 " Hint: use a smaller file (in Python: a larger max_bytes)."
             )
-        return _decode(io.BytesIO(data), what="image bytes")
+        return decode_file(io.BytesIO(data), what="image bytes")
     if isinstance(source, str) and not source.strip():
         raise InvalidImageError(
             "Image source is empty: expected a path, URL or sample name (e.g. 'chelsea').")
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
         url = source.strip()
         data = fetch_bytes(url, timeout=float(timeout), max_bytes=int(max_bytes))
-        return _decode(io.BytesIO(data), what=f"image at {url!r}")
+        return decode_file(io.BytesIO(data), what=f"image at {url!r}")
     if isinstance(source, str) and "://" in source:
         scheme = source.split("://", 1)[0]
         raise InvalidImageError(
@@ -140,7 +140,7 @@ def resize_for_model(rgb: ImageSource, size: Union[int, Tuple[int, int]] = (224,
     if isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3:
         arr = rgb
         if min(arr.shape[:2]) < 1:
-            arr = _array_to_rgb(arr)  # raises the "empty" error
+            arr = array_to_rgb(arr)  # raises the "empty" error
     else:
         arr = load_image(rgb)
     if arr.shape[0] == height and arr.shape[1] == width:
@@ -179,7 +179,7 @@ def _load_path(source: Union[str, os.PathLike]) -> np.ndarray:
         )
     try:
         with open(path, "rb") as fh:
-            return _decode(fh, what=f"file {str(path)!r}")
+            return decode_file(fh, what=f"file {str(path)!r}")
     except PermissionError:
         raise InvalidImageError(
             f"Image file not readable: expected a file this user can read, received {str(source)!r}."

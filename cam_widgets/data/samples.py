@@ -8,7 +8,7 @@ import numpy as np
 
 from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
 
-from .image_conversion import _array_to_rgb
+from .image_conversion import array_to_rgb
 from .images import load_image
 _SAMPLES: Dict[str, Tuple[str, str]] = {
     # name: (loader key, description)
@@ -68,7 +68,7 @@ def _load_sample(name: str) -> np.ndarray:
             f" received {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}."
             " Hint: pip install scikit-image, or pass your own image file."
         ) from None
-    arr = _array_to_rgb(np.asarray(raw))
+    arr = array_to_rgb(np.asarray(raw))
     arr.setflags(write=False)
     return arr
 

@@ -171,14 +171,13 @@ class _PerImageCapture(Capture):
         missing = [l for l in layers if (l, -1) not in self._layer_grads]
         if missing:
             grads = self._grads([self.forward.outputs[l] for l in missing])
-            for layer, grad in zip(missing, grads):
-                self._layer_grads.remember((layer, -1), grad)
+            self._layer_grads.remember({(layer, -1): grad for layer, grad in zip(missing, grads)})
         return [self._layer_grads[(l, -1)] for l in layers]
 
     def input_gradients(self, class_ids, guided: bool = False):
         if (guided, -1) not in self._input_grads:
             (grad,) = self._grads([self.inputs], guided)
-            self._input_grads.remember((guided, -1), grad)
+            self._input_grads.remember({(guided, -1): grad})
         return self._input_grads[(guided, -1)]
 
 

@@ -33,8 +33,8 @@ import torch
 import torch.distributed as dist
 
 from ..errors import CamWidgetsError, InvalidParameterError, describe
-from .evaluate import _done_pairs, _pending_indices, _plan, _run
-from .records import _write, read_records, summarize
+from .evaluate import done_pairs, pending_indices, make_plan, run_plan
+from .records import write_records, read_records, summarize
 
 __all__ = ["evaluate_distributed", "run_distributed", "rank_path", "main"]
 
@@ -66,7 +66,7 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
             "evaluate_distributed needs torch.distributed initialised (init_process_group); use "
             "run_distributed(...) on one machine, torchrun, or evaluate(...) for one process")
     rank, world = dist.get_rank(), dist.get_world_size()
-    plan = _plan(explainer, dataset, methods, kwargs.pop("layer", None), kwargs.pop("target", "label"),
+    plan = make_plan(explainer, dataset, methods, kwargs.pop("layer", None), kwargs.pop("target", "label"),
                  kwargs.pop("metrics", ("pointing_game", "energy", "average_drop")),
                  kwargs.pop("batch_size", 16), kwargs.pop("num_workers", 0),
                  kwargs.pop("on_error", "raise"), kwargs.pop("method_params", None),
@@ -87,14 +87,14 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
     # what this rank can see as done (its file repaired), shared with every rank
     seen = read_records(out) + [r for p in _rank_files(out) if p != mine for r in read_records(p)]
     seen += read_records(mine, repair=True)
-    local = _done_pairs(seen, plan)
+    local = done_pairs(seen, plan)
     gathered: list = [None] * world
     dist.all_gather_object(gathered, sorted(local))
     done = {tuple(pair) for part in gathered for pair in part}
-    pending = _pending_indices(dataset, plan, done)
+    pending = pending_indices(dataset, plan, done)
     shard = pending[rank::world]
     started = time.perf_counter()
-    computed = _run(explainer, dataset, plan, shard, mine, done, pin_memory, progress)
+    computed = run_plan(explainer, dataset, plan, shard, mine, done, pin_memory, progress)
     seconds = time.perf_counter() - started
     dist.barrier()
     # merge on rank 0: every rank sends the records of its own file
@@ -107,7 +107,7 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
         merged = _merge(pieces, plan.names)
         tmp = out.with_name(out.name + ".tmp")
         with open(tmp, "w") as handle:
-            _write(handle, merged)
+            write_records(handle, merged)
         os.replace(tmp, out)
         summary = summarize(merged)
     dist.barrier()  # out is complete before any rank file goes

@@ -28,7 +28,7 @@ from ..errors import InvalidParameterError, close_matches, describe
 from .batch import score_batch, explain_batch
 from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, collate, IndexedDataset
 from .plan import Plan
-from .records import METRICS, _write, read_records, summarize
+from .records import METRICS, write_records, read_records, summarize
 
 __all__ = ["ImageFolderDataset", "evaluate", "explain_batch", "summarize", "read_records", "METRICS",
            "TARGETS", "IMAGE_EXTENSIONS"]
@@ -77,23 +77,23 @@ def evaluate(explainer, dataset, *, methods: Sequence[str] = ("gradcam",), layer
         written by this call), ``skipped`` (pairs found done), ``seconds`` and
         ``images_per_second`` of this call.
     """
-    plan = _plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers,
+    plan = make_plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers,
                  on_error, method_params, metric_params)
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not resume and out.exists():
         out.unlink()
-    done = _done_pairs(read_records(out, repair=True), plan)
-    pending = _pending_indices(dataset, plan, done)
+    done = done_pairs(read_records(out, repair=True), plan)
+    pending = pending_indices(dataset, plan, done)
     started = time.perf_counter()
-    computed = _run(explainer, dataset, plan, pending, out, done, pin_memory, progress)
+    computed = run_plan(explainer, dataset, plan, pending, out, done, pin_memory, progress)
     seconds = time.perf_counter() - started
     summary = summarize(out)
     return dict(summary, out=str(out), computed=computed, skipped=len(done), seconds=seconds,
                 images_per_second=len(pending) / seconds if pending and seconds > 0 else None)
 
 
-def _plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers, on_error,
+def make_plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers, on_error,
           method_params, metric_params) -> Plan:
     from ..methods import get_method
 
@@ -145,7 +145,7 @@ def _image_id(dataset, index: int) -> str:
     return str(name(index)) if callable(name) else str(index)
 
 
-def _done_pairs(records: list[dict], plan: Plan) -> set[tuple[str, str]]:
+def done_pairs(records: list[dict], plan: Plan) -> set[tuple[str, str]]:
     """(image, method) pairs already written, checking they were made the same way."""
     done = set()
     wanted = {k for m in plan.metrics for k in METRICS[m]}
@@ -172,12 +172,12 @@ def _spec(name: str):
     return get_method(name)
 
 
-def _pending_indices(dataset, plan: Plan, done: set) -> list[int]:
+def pending_indices(dataset, plan: Plan, done: set) -> list[int]:
     return [i for i in range(len(dataset))
             if any((_image_id(dataset, i), m) not in done for m in plan.names)]
 
 
-def _run(explainer, dataset, plan: Plan, indices: list[int], out: pathlib.Path, done: set,
+def run_plan(explainer, dataset, plan: Plan, indices: list[int], out: pathlib.Path, done: set,
          pin_memory: Optional[bool], progress) -> int:
     """Evaluate ``indices`` of ``dataset``, appending to ``out``; returns the pairs written."""
     if not indices:
@@ -192,7 +192,7 @@ def _run(explainer, dataset, plan: Plan, indices: list[int], out: pathlib.Path, 
         for index_list, batch, class_ids, boxes, errors in loader:
             records = _evaluate_batch(explainer, dataset, plan, index_list, batch, class_ids, boxes,
                                       errors, done)
-            _write(handle, records)
+            write_records(handle, records)
             written += len(records)
             seen += len(index_list)
             if progress is not None:

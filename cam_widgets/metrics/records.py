@@ -56,7 +56,7 @@ def read_records(path, repair: bool = False) -> list[dict]:
     return records
 
 
-def _write(handle, records: Iterable[dict]) -> None:
+def write_records(handle, records: Iterable[dict]) -> None:
     for record in records:
         handle.write(json.dumps(record, sort_keys=True) + "\n")
     handle.flush()

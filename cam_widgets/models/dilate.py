@@ -32,7 +32,7 @@ from torch import nn
 
 from ..errors import InvalidParameterError, describe
 from .copying import copy_modules
-from .strides import (_DOWNSAMPLERS, _GLOBAL_POOLS, _pair, _resolve_after, _stride_of, _Trace,
+from .strides import (DOWNSAMPLERS, GLOBAL_POOLS, pair, resolve_after, stride_of, ShapeTrace,
                       output_stride, stride_report)
 
 __all__ = ["dilate", "output_stride", "stride_report"]
@@ -63,9 +63,9 @@ def _unsupported(name: str, module: nn.Module, why: str) -> InvalidParameterErro
 
 
 def _dilate_conv(name: str, conv: nn.Conv2d, mult: int) -> None:
-    k = _pair(conv.kernel_size)
-    d0 = _pair(conv.dilation)
-    stride = _pair(conv.stride)
+    k = pair(conv.kernel_size)
+    d0 = pair(conv.dilation)
+    stride = pair(conv.stride)
     if getattr(conv, "pads_itself", False):
         # computes "SAME" padding from the input, kernel, stride and dilation at every call
         conv.stride = (1, 1)
@@ -81,7 +81,7 @@ def _dilate_conv(name: str, conv: nn.Conv2d, mult: int) -> None:
             raise _unsupported(name, conv, f"uses padding={conv.padding!r}")
         conv.dilation = (d0[0] * mult, d0[1] * mult)
         return
-    p = _pair(conv.padding)
+    p = pair(conv.padding)
     for dim in (0, 1):
         span = d0[dim] * (k[dim] - 1)
         if span % 2 or p[dim] != span // 2:
@@ -141,8 +141,8 @@ def dilate(
         raise InvalidParameterError(
             f"Invalid model: expected a torch.nn.Module, received {describe(model)}."
         )
-    after_name = _resolve_after(model, after)
-    trace = _Trace(model, probe_size)
+    after_name = resolve_after(model, after)
+    trace = ShapeTrace(model, probe_size)
     probe = trace.probe
     if after_name is None:
         start, cap = 0, 1
@@ -154,7 +154,7 @@ def dilate(
             )
         start = trace.ends[after_name]
         hw = trace.outputs.get(after_name)
-        cap = _stride_of(probe, hw) if hw else None
+        cap = stride_of(probe, hw) if hw else None
         if not cap:
             raise InvalidParameterError(
                 f"Invalid 'after': expected a module with a spatial (N, C, H, W) output, received "
@@ -169,12 +169,12 @@ def dilate(
     for position, (name, module, hin, hout) in enumerate(trace.leaves, start=1):
         if position <= start:
             continue
-        if isinstance(module, _GLOBAL_POOLS):
+        if isinstance(module, GLOBAL_POOLS):
             if hout:
                 global_sizes.add(tuple(hout))
             continue
         if id(module) in seen:
-            if isinstance(module, _DOWNSAMPLERS):
+            if isinstance(module, DOWNSAMPLERS):
                 raise _unsupported(name, module, "is called more than once in forward")
             continue
         seen.add(id(module))
@@ -184,7 +184,7 @@ def dilate(
             mult = 1  # after a global pool (squeeze-excitation branches...): nothing to dilate
             trunk = False
         else:
-            s_in = _stride_of(probe, hin)
+            s_in = stride_of(probe, hin)
             if s_in % cap:
                 raise InvalidParameterError(
                     f"Cannot dilate {name}: expected its input stride to be a multiple of {cap}, "
@@ -202,18 +202,18 @@ def dilate(
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
             if not trunk:
                 continue
-            stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+            stride = pair(module.stride if module.stride is not None else module.kernel_size)
             if stride != (1, 1):
                 _set_module(clone, name, nn.Identity())
                 changed += 1
             elif mult > 1:
-                if isinstance(module, nn.MaxPool2d) and _pair(module.padding) == tuple(
-                    (k - 1) // 2 for k in _pair(module.kernel_size)
-                ) and all(k % 2 for k in _pair(module.kernel_size)):
+                if isinstance(module, nn.MaxPool2d) and pair(module.padding) == tuple(
+                    (k - 1) // 2 for k in pair(module.kernel_size)
+                ) and all(k % 2 for k in pair(module.kernel_size)):
                     target.dilation = mult
-                    target.padding = tuple(mult * (k - 1) // 2 for k in _pair(module.kernel_size))
+                    target.padding = tuple(mult * (k - 1) // 2 for k in pair(module.kernel_size))
                     changed += 1
-                elif _pair(module.kernel_size) != (1, 1):
+                elif pair(module.kernel_size) != (1, 1):
                     raise _unsupported(name, module, "is a stride-1 pool that would need dilation")
         elif trunk and hout and tuple(hout) != tuple(hin):
             raise _unsupported(name, module, f"changes the spatial size {tuple(hin)} -> {tuple(hout)}")
@@ -231,14 +231,14 @@ def dilate(
 
 
 def _verify(clone: nn.Module, after_name: Optional[str], cap: int, probe: int) -> None:
-    trace = _Trace(clone, probe)
+    trace = ShapeTrace(clone, probe)
     start = 0 if after_name is None else trace.ends.get(after_name, 0)
     expected = (-(-probe // cap),) * 2
     allowed = {expected, (1, 1)}
     for position, (name, module, hin, hout) in enumerate(trace.leaves, start=1):
         if position <= start:
             continue
-        if isinstance(module, _GLOBAL_POOLS):
+        if isinstance(module, GLOBAL_POOLS):
             if hout:
                 allowed.add(tuple(hout))
             continue

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import InvalidParameterError, describe
 from .copying import copy_modules
-from .strides import _pair
+from .strides import pair
 from .spec import ModelSpec
 
 _BLOCKS = [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)]
@@ -89,7 +89,7 @@ def _check_vgg16(vgg: object) -> None:
         ok = (
             len(features) == 31 and len(convs) == 13 and len(pools) == 5
             and layout == [4, 9, 16, 23, 30]
-            and all(_pair(c.kernel_size) == (3, 3) and _pair(c.dilation) == (1, 1) for c in convs)
+            and all(pair(c.kernel_size) == (3, 3) and pair(c.dilation) == (1, 1) for c in convs)
         )
     if not ok:
         raise InvalidParameterError(

@@ -15,11 +15,11 @@ from ..errors import InvalidParameterError, UnknownLayerError, close_matches, de
 
 __all__ = ["output_stride", "stride_report"]
 
-_DOWNSAMPLERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
-_GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+DOWNSAMPLERS = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+GLOBAL_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
-def _pair(v) -> tuple[int, int]:
+def pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
@@ -30,7 +30,7 @@ def _first_4d(args) -> Optional[torch.Tensor]:
     return None
 
 
-class _Trace:
+class ShapeTrace:
     """Runs one dummy forward and records, in execution order, every leaf's input/output size."""
 
     def __init__(self, model: nn.Module, probe_size: int):
@@ -88,13 +88,13 @@ class _Trace:
                 h.remove()
 
 
-def _stride_of(probe: int, hw: tuple) -> int:
+def stride_of(probe: int, hw: tuple) -> int:
     if not hw or hw[0] <= 0:
         return 0
     return max(1, int(round(probe / hw[0])))
 
 
-def _resolve_after(model: nn.Module, after: Union[str, int, None]) -> Optional[str]:
+def resolve_after(model: nn.Module, after: Union[str, int, None]) -> Optional[str]:
     if after is None:
         return None
     names = [n for n, _ in model.named_modules() if n]
@@ -126,12 +126,12 @@ def _resolve_after(model: nn.Module, after: Union[str, int, None]) -> Optional[s
     return after
 
 
-def _default_layer(model: nn.Module, trace: _Trace) -> Optional[str]:
+def _default_layer(model: nn.Module, trace: ShapeTrace) -> Optional[str]:
     if isinstance(getattr(model, "features", None), nn.Module):
         return "features"
     last = None
     for name, module, _hin, hout in trace.leaves:
-        if hout and not isinstance(module, _GLOBAL_POOLS):
+        if hout and not isinstance(module, GLOBAL_POOLS):
             last = name
     return last
 
@@ -152,7 +152,7 @@ def output_stride(
                 f"Unknown layer: expected a module name of {type(model).__name__}, received "
                 f"{layer!r}.{close_matches(layer, names)}"
             )
-    trace = _Trace(model, probe_size)
+    trace = ShapeTrace(model, probe_size)
     if layer is None:
         layer = _default_layer(model, trace)
     hw = trace.outputs.get(layer) if layer is not None else None
@@ -162,7 +162,7 @@ def output_stride(
             f"{probe_size}x{probe_size} probe, received {layer!r} that "
             f"{'did not run' if layer not in trace.outputs else 'returned a non 4-D output'}."
         )
-    return _stride_of(trace.probe, hw)
+    return stride_of(trace.probe, hw)
 
 
 def stride_report(

@@ -18,7 +18,7 @@ from torch import nn
 from .spec import IMAGENET_INPUT_RANGE, IMAGENET_MEAN, IMAGENET_STD, imagenet_preprocess, normalize_rgb
 
 
-def _arch_kwargs(name: str, weights, pretrained: bool) -> dict[str, Any]:
+def arch_kwargs(name: str, weights, pretrained: bool) -> dict[str, Any]:
     """The constructor arguments torchvision's builder uses when it is given ``weights``."""
     kwargs: dict[str, Any] = {"num_classes": len(weights.meta["categories"])}
     if name in ("googlenet", "inception_v3"):
@@ -30,7 +30,7 @@ def _arch_kwargs(name: str, weights, pretrained: bool) -> dict[str, Any]:
     return kwargs
 
 
-def _fix_keys(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def fix_keys(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Renames torchvision applies to old checkpoints (densenet's 'norm.1' -> 'norm1')."""
     if not name.startswith("densenet"):
         return state_dict
@@ -45,7 +45,7 @@ def _fix_keys(name: str, state_dict: dict[str, torch.Tensor]) -> dict[str, torch
     return fixed
 
 
-def _load_into_new_model(name: str, kwargs: dict, state_dict: dict) -> nn.Module:
+def load_into_new_model(name: str, kwargs: dict, state_dict: dict) -> nn.Module:
     """Build ``name`` and load ``state_dict`` strictly (RuntimeError on mismatch).
 
     The model is built on the meta device and the loaded tensors are assigned to it, which
@@ -68,14 +68,14 @@ def _load_into_new_model(name: str, kwargs: dict, state_dict: dict) -> nn.Module
     return model
 
 
-def _after_load(name: str, model: nn.Module) -> None:
+def after_load(name: str, model: nn.Module) -> None:
     if name == "googlenet":  # as torchvision does by default: drop the untrained aux heads
         model.aux_logits = False
         model.aux1 = None
         model.aux2 = None
 
 
-def _preprocess_for(mean: Sequence[float], std: Sequence[float]) -> tuple[Callable, tuple[float, float]]:
+def preprocess_for(mean: Sequence[float], std: Sequence[float]) -> tuple[Callable, tuple[float, float]]:
     mean, std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
     if np.allclose(mean, IMAGENET_MEAN) and np.allclose(std, IMAGENET_STD):
         return imagenet_preprocess, IMAGENET_INPUT_RANGE

@@ -29,7 +29,7 @@ def available_models() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def _canonical(name: object) -> str:
+def canonical_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise UnknownModelError(
             f"Model name is not a non-empty string: expected a torchvision classifier name such as "
@@ -46,7 +46,7 @@ def _canonical(name: object) -> str:
     return key
 
 
-def _weights_enum(name: str, weights_name: Optional[str] = None):
+def weights_enum(name: str, weights_name: Optional[str] = None):
     """The torchvision WeightsEnum member used for ``name`` (article models: IMAGENET1K_V1)."""
     enum = torchvision.models.get_model_weights(name)
     if weights_name is None:
@@ -65,4 +65,4 @@ def _weights_enum(name: str, weights_name: Optional[str] = None):
 
 def weights_url(name: str, weights_name: Optional[str] = None) -> str:
     """Download URL of the weights ``build_torchvision(name)`` uses."""
-    return _weights_enum(_canonical(name), weights_name).url
+    return weights_enum(canonical_name(name), weights_name).url

@@ -34,27 +34,27 @@ import torchvision
 from ..errors import WeightsUnavailableError
 from .spec import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
 from .torchvision_architectures import (
-    _after_load,
-    _arch_kwargs,
-    _fix_keys,
-    _load_into_new_model,
-    _preprocess_for,
+    after_load,
+    arch_kwargs,
+    fix_keys,
+    load_into_new_model,
+    preprocess_for,
 )
 from .torchvision_catalog import (  # public names re-exported: they were defined here before
     ARTICLE_LAYERS,
     ARTICLE_MODELS,
-    _canonical,
-    _weights_enum,
+    canonical_name,
+    weights_enum,
     available_models,
     weights_url,
 )
 from .weight_files import (  # looked up here, so tests can patch them on this module
-    _CONNECT_TIMEOUT_S,
+    CONNECT_TIMEOUT_S,
     OFFLINE_ENV,
-    _download,
-    _host_reachable,
-    _hub_checkpoint_dir,
-    _offline_by_env,
+    download_file,
+    host_reachable,
+    hub_checkpoint_dir,
+    offline_by_env,
     load_state_dict_file,
     mismatch_detail,
 )
@@ -81,7 +81,7 @@ def expected_weights_file(name: str, weights_name: Optional[str] = None) -> path
     ``~/.cache/torch/hub/checkpoints/vgg16-397923af.pth``.
     """
     url = weights_url(name, weights_name)
-    return _hub_checkpoint_dir() / os.path.basename(urlparse(url).path)
+    return hub_checkpoint_dir() / os.path.basename(urlparse(url).path)
 
 
 def fetch_weights(
@@ -98,15 +98,15 @@ def fetch_weights(
     unless ``dest_dir`` is given. An already present file is kept unless ``force``. The SHA-256
     prefix in the file name is checked by ``torch.hub.download_url_to_file``.
     """
-    key = _canonical(name)
-    url = _weights_enum(key, weights_name).url
+    key = canonical_name(name)
+    url = weights_enum(key, weights_name).url
     file_name = os.path.basename(urlparse(url).path)
-    directory = pathlib.Path(dest_dir) if dest_dir is not None else _hub_checkpoint_dir()
+    directory = pathlib.Path(dest_dir) if dest_dir is not None else hub_checkpoint_dir()
     dest = directory / file_name
     if dest.is_file() and not force:
         return dest
     try:
-        return _download(url, dest, progress=progress)
+        return download_file(url, dest, progress=progress)
     except Exception as exc:  # network errors, hash mismatch, disk full...
         raise WeightsUnavailableError(
             f"Download of {key} weights failed: expected {file_name} from {url} in {directory}, "
@@ -149,10 +149,10 @@ def build_torchvision(
         UnknownModelError: the name is not a torchvision classifier (with close matches).
         WeightsUnavailableError: no file and no way to download it, or an unreadable/mismatching file.
     """
-    key = _canonical(name)
-    weights = _weights_enum(key, weights_name)
+    key = canonical_name(name)
+    weights = weights_enum(key, weights_name)
     url = weights.url
-    kwargs = _arch_kwargs(key, weights, pretrained)
+    kwargs = arch_kwargs(key, weights, pretrained)
 
     source: Optional[pathlib.Path] = None
     if pretrained:
@@ -165,19 +165,19 @@ def build_torchvision(
             else:
                 if allow_download is False:
                     why = "downloads are disabled: allow_download=False"
-                elif allow_download is None and _offline_by_env():
+                elif allow_download is None and offline_by_env():
                     why = f"downloads are disabled: {OFFLINE_ENV}=1"
-                elif allow_download is None and not _host_reachable(url):
+                elif allow_download is None and not host_reachable(url):
                     host = urlparse(url).hostname
-                    why = f"{host} is unreachable: offline, checked within {_CONNECT_TIMEOUT_S:g} s"
+                    why = f"{host} is unreachable: offline, checked within {CONNECT_TIMEOUT_S:g} s"
                 else:
                     why = ""
                 if why:
                     raise WeightsUnavailableError(_unavailable_message(key, dest, url, why))
                 source = fetch_weights(key, weights_name=weights.name)
-        state_dict = _fix_keys(key, load_state_dict_file(source, key))
+        state_dict = fix_keys(key, load_state_dict_file(source, key))
         try:
-            model = _load_into_new_model(key, kwargs, state_dict)
+            model = load_into_new_model(key, kwargs, state_dict)
         except RuntimeError as exc:
             raise WeightsUnavailableError(
                 f"Weights file does not match {key}: expected torchvision {key} {weights.name} "
@@ -185,20 +185,20 @@ def build_torchvision(
                 f"({mismatch_detail(exc)}); hint: pass the file made for {key}, or fetch it again "
                 f"(cam-widgets fetch-weights {key})."
             ) from None
-        _after_load(key, model)
+        after_load(key, model)
         description = f"torchvision {key}, {weights.name} weights ({source.name})"
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             model = torchvision.models.get_model(key, weights=None, **kwargs)
-        _after_load(key, model)
+        after_load(key, model)
         description = f"torchvision {key}, random weights (seed {int(seed)}, not pretrained)"
 
     model.eval()
     tkw = weights.transforms.keywords
     crop = tkw.get("crop_size", 224)
     crop = crop[0] if isinstance(crop, (list, tuple)) else int(crop)
-    preprocess, input_range = _preprocess_for(tkw.get("mean", IMAGENET_MEAN), tkw.get("std", IMAGENET_STD))
+    preprocess, input_range = preprocess_for(tkw.get("mean", IMAGENET_MEAN), tkw.get("std", IMAGENET_STD))
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
     labels = list(_IMAGENET_CATEGORIES)

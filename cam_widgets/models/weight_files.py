@@ -22,23 +22,23 @@ from ..errors import WeightsUnavailableError
 #: Environment variable that, set to 1/true/yes, forbids any download attempt.
 OFFLINE_ENV = "CAM_WIDGETS_OFFLINE"
 #: Seconds the connectivity check may take at most.
-_CONNECT_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = 3.0
 
 
-def _hub_checkpoint_dir() -> pathlib.Path:
+def hub_checkpoint_dir() -> pathlib.Path:
     return pathlib.Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _offline_by_env() -> bool:
+def offline_by_env() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _host_reachable(url: str, timeout: Optional[float] = None) -> bool:
+def host_reachable(url: str, timeout: Optional[float] = None) -> bool:
     """True when a TCP connection to the URL's host opens within ``timeout`` seconds.
 
     Runs in a daemon thread so that a slow DNS lookup cannot exceed the bound either.
     """
-    timeout = _CONNECT_TIMEOUT_S if timeout is None else float(timeout)
+    timeout = CONNECT_TIMEOUT_S if timeout is None else float(timeout)
     parsed = urlparse(url)
     host = parsed.hostname
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -59,7 +59,7 @@ def _host_reachable(url: str, timeout: Optional[float] = None) -> bool:
     return bool(result and result[0])
 
 
-def _download(url: str, dest: pathlib.Path, progress: bool = True) -> pathlib.Path:
+def download_file(url: str, dest: pathlib.Path, progress: bool = True) -> pathlib.Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(dest.name)
     hash_prefix = match.group(1) if match else None

@@ -19,7 +19,7 @@ from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, model_choices
 from .images import load_choice
 from .layer_menu import layer_menu, layer_options
-from .study_base import StudyView, _Study
+from .study_base import StudyView, Study
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class DilationState:
 BASES = ("vgg16", "efficientnet_lite0", "resnet50")
 
 
-class DilationStudy(_Study):
+class DilationStudy(Study):
     """A model and its dilated twin: top-5 of both, Grad-CAM map resolution, forward cost.
 
     ``base="vgg16"`` uses the zoo's ``dilated_vgg16``; other models are dilated with

@@ -11,7 +11,7 @@ from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, layer_resolution
 from .layer_menu import stage_layers
-from .study_base import StudyView, _Study
+from .study_base import StudyView, Study
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class LayerSweepState:
     colormap: str = "viridis"
 
 
-class LayerSweep(_Study):
+class LayerSweep(Study):
     """One class through several layers (default: each stage's output, up to ``max_panels``,
     ending at the default layer), all from one backward; titles give each map's resolution."""
 

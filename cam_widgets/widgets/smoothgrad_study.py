@@ -12,7 +12,7 @@ from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, snapshot_display
-from .study_base import StudyView, _Study
+from .study_base import StudyView, Study
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class SmoothGradState:
     colormap: str = "viridis"
 
 
-class SmoothGradStudy(_Study):
+class SmoothGradStudy(Study):
     """The plain map of ``method``, then the SmoothGrad running mean after each count of
     ``snapshots`` noisy samples, all from ONE run (counts above ``samples`` show the final
     mean); a run asked for from the browser fills its panels in as their counts are

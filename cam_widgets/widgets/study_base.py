@@ -39,7 +39,7 @@ class StudyView(NamedTuple):
     shown: Explanation
 
 
-class _Study(StateRequests, FollowsUserImages, W.VBox):
+class Study(StateRequests, FollowsUserImages, W.VBox):
     """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
 
     A subclass's ``_compute(state, report)`` is the engine work of a request: it may run in a
