@@ -88,6 +88,25 @@ class ForwardPass:
         ]
 
 
+    def per_image_gradients(self, class_ids: torch.Tensor, wrt: Sequence[torch.Tensor],
+                            guided: bool = False) -> list[torch.Tensor]:
+        """d logit[n, class_ids[n]] / d tensor[n] for each tensor in ``wrt``: each
+        (1, N, *tensor.shape[1:]), one backward for the batch (rows are independent in eval
+        mode). The graph is kept (methods of one batch share it)."""
+        if guided and not self.relu_outputs:
+            raise MethodNotApplicableError(
+                "guided backprop needs ReLU-like activations (nn.ReLU, nn.ReLU6, F.relu, ...) "
+                "and this model has none; use 'vanilla' or 'integrated_gradients' instead"
+            )
+        context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
+        rows = torch.arange(self.logits.shape[0], device=self.logits.device)
+        with self.lock, torch.enable_grad(), context, \
+                full_precision(self.logits.device, not self.mixed):
+            score = self.logits[rows, class_ids.to(self.logits.device)].sum()
+            grads = torch.autograd.grad(score, list(wrt), retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(t)[None] if g is None else g[None] for g, t in zip(grads, wrt)]
+
+
 def _batched_grad(logits, wrt, one_hot):
     """K backwards in one vmapped call; falls back to a loop for ops vmap cannot batch."""
     try:

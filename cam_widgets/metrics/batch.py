@@ -2,15 +2,8 @@
 batched passes, their metric values, and the records of the batch's readable images.
 
 Maps are computed the way :meth:`Explainer.explain` computes them (same method functions,
-same upsampling and normalisation), batched:
-
-- gradient methods (``gradcam``, ``gradcam++``, ``xgradcam``, ``layercam``, ``hirescam``,
-  ``vanilla``, ``guided_backprop``, ``guided_gradcam``...) and ``eigencam`` (no class at
-  all): one forward and one backward for the whole
-  batch, each image's gradient taken for its own target class (images of a batch are
-  independent in eval mode, so d(sum_n logit[n, c_n]) / d x_n = d logit[n, c_n] / d x_n);
-- the others (``cam``, ``scorecam``, ``integrated_gradients``...): one forward per distinct
-  target class of the batch, over the images having that class.
+same upsampling and normalisation), on the batched path the Explainer's ``explain_batch``
+uses too (:func:`~cam_widgets.methods.batch.batch_raw_maps`).
 """
 from __future__ import annotations
 
@@ -19,16 +12,12 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..engine import Capture
-from ..errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError
+from ..errors import InvalidImageError, InvalidParameterError
+from ..methods import batch_raw_maps
 from .faithfulness import deletion_insertion, drop_and_increase
 from .localization import energy_pointing_game, iou_at_thresholds, pointing_game
 from .plan import Plan
 from .records import finite
-
-
-#: Methods whose class enters only through gradients: batched with one class per image.
-_PER_IMAGE_NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided"})
 
 
 def score_batch(explainer, plan: Plan, indices, ids, rows, batch, labels, boxes, done) -> dict:
@@ -86,8 +75,8 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
 
     engine = explainer.engine
     with engine.exclusive():  # the batch's passes and backwards as one step: one graph alive
-        raw, probs, top1, ids = _raw_maps(engine, inputs, class_ids, specs, layer,
-                                          method_params or {})
+        raw, probs, top1, ids = batch_raw_maps(engine, inputs, class_ids, specs, layer,
+                                               method_params)
     size = tuple(inputs.shape[-2:])
     heat = {}
     for spec in specs:
@@ -95,90 +84,6 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
                                clip_negative=spec.clip_negative)
         heat[spec.name] = normalize_map(full, clip_negative=spec.clip_negative)[0]
     return heat, probs.cpu().numpy(), top1, ids
-
-
-def _raw_maps(engine, inputs, class_ids, specs, layer, method_params):
-    """(raw maps {name: (N, h, w)}, probabilities, top1, class ids) of one batch."""
-    from ..methods import MethodContext
-
-    per_image = [s for s in specs if s.needs <= _PER_IMAGE_NEEDS]
-    grouped = [s for s in specs if s not in per_image]
-    forward = None
-    if per_image:
-        layers = [layer] if any(s.needs_layer for s in per_image) else []
-        guided = any("guided" in s.needs for s in per_image)
-        forward = engine.run(inputs, layers, record_relus=guided and engine.has_relu)
-        logits = forward.logits.detach()
-    else:
-        logits = engine.scores(inputs)
-    probs = torch.softmax(logits.float(), dim=1)
-    top1 = [int(c) for c in probs.argmax(dim=1).tolist()]
-    ids = list(top1) if class_ids is None else [int(c) for c in class_ids]
-    ids_t = torch.tensor(ids, dtype=torch.long)
-    raw: dict[str, torch.Tensor] = {}
-    if per_image:
-        capture = _PerImageCapture(forward, ids_t)
-        for spec in per_image:
-            context = MethodContext(engine, capture, ids_t[:1], layer if spec.needs_layer else None,
-                                    method_params.get(spec.name))
-            raw[spec.name] = spec.fn(context).maps[0]
-    if grouped:
-        result = {s.name: [None] * len(ids) for s in grouped}
-        layers = [layer] if layer is not None and any(s.needs_layer for s in grouped) else []
-        for cls in sorted(set(ids)):
-            rows = [n for n, c in enumerate(ids) if c == cls]
-            capture = Capture("", engine.run(inputs[rows], layers, record_relus=engine.has_relu))
-            for spec in grouped:
-                context = MethodContext(engine, capture, torch.tensor([cls]),
-                                        layer if spec.needs_layer else None, method_params.get(spec.name))
-                maps = spec.fn(context).maps[0]
-                for k, n in enumerate(rows):
-                    result[spec.name][n] = maps[k]
-        raw.update({name: torch.stack(v) for name, v in result.items()})
-    return raw, probs, top1, ids
-
-
-class _PerImageCapture(Capture):
-    """A batch capture whose gradients are taken for one class per image in one backward.
-
-    Gradient methods see (1, N, ...) gradients whose row n is d logit[n, c_n] / d (.)[n].
-    """
-
-    def __init__(self, forward, class_ids: torch.Tensor) -> None:
-        super().__init__("", forward)
-        self.per_image = class_ids
-
-    def _grads(self, wrt, guided: bool = False):
-        from ..engine.hooks import guided_relu_gradients
-
-        if guided and not self.forward.relu_outputs:
-            raise MethodNotApplicableError(
-                "guided backprop needs ReLU-like modules (nn.ReLU, nn.ReLU6, ...) and this "
-                "model has none; use 'vanilla' or 'integrated_gradients' instead")
-        logits = self.forward.logits
-        one_hot = torch.zeros_like(logits)
-        one_hot[torch.arange(len(self.per_image)), self.per_image.to(logits.device)] = 1.0
-        self.backward_calls += 1
-        with torch.enable_grad():
-            if guided:
-                with guided_relu_gradients(self.forward.relu_outputs):
-                    grads = torch.autograd.grad(logits, list(wrt), one_hot, retain_graph=True, allow_unused=True)
-            else:
-                grads = torch.autograd.grad(logits, list(wrt), one_hot, retain_graph=True, allow_unused=True)
-        return [torch.zeros_like(t)[None] if g is None else g[None] for g, t in zip(grads, wrt)]
-
-    def gradients(self, layers, class_ids):
-        missing = [l for l in layers if (l, -1) not in self._layer_grads]
-        if missing:
-            grads = self._grads([self.forward.outputs[l] for l in missing])
-            self._layer_grads.remember({(layer, -1): grad for layer, grad in zip(missing, grads)})
-        return [self._layer_grads[(l, -1)] for l in layers]
-
-    def input_gradients(self, class_ids, guided: bool = False):
-        if (guided, -1) not in self._input_grads:
-            (grad,) = self._grads([self.inputs], guided)
-            self._input_grads.remember({(guided, -1): grad})
-        return self._input_grads[(guided, -1)]
 
 
 def _metrics(explainer, plan: Plan, inputs: torch.Tensor, heat: np.ndarray, class_ids, probs,
