@@ -1,27 +1,93 @@
-"""Packaging: environment.yml and setup.py list the same dependencies; the README's commands."""
+"""Packaging: pyproject.toml is the one source of metadata (setup.py a shim), environment.yml
+lists the same dependencies; the README's commands."""
 from __future__ import annotations
 
+import ast
 import re
+import sys
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the test extra installs tomli there
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
 def setup_requirements() -> set[str]:
-    text = (ROOT / "setup.py").read_text()
-    block = text[text.index("INSTALL_REQUIRES = [") : text.index("]", text.index("INSTALL_REQUIRES"))]
-    return set(re.findall(r'"([^"]+)"', block))
+    return set(pyproject()["project"]["dependencies"])
 
 
 def environment_requirements() -> set[str]:
     lines = (ROOT / "environment.yml").read_text().splitlines()
     start = next(i for i, l in enumerate(lines) if l.strip() == "- pip:")
     pip = [l.strip()[2:].strip() for l in lines[start + 1:] if l.strip().startswith("- ")]
-    return {p for p in pip if not p.startswith("-e")}
+    return {p for p in pip if not p.startswith("-")}  # options (-e ., --extra-index-url)
 
 
 def test_environment_matches_setup():
     assert setup_requirements() and environment_requirements() == setup_requirements()
+
+
+def test_metadata_has_one_source_and_setup_py_is_a_shim():
+    project = pyproject()["project"]
+    assert project["name"] == "cam_widgets" and project["dynamic"] == ["version"]
+    assert "version" not in project
+    assert pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "cam_widgets.__version__"}
+    # the version is a plain string assignment, which setuptools reads without importing torch
+    tree = ast.parse((ROOT / "cam_widgets" / "__init__.py").read_text(encoding="utf-8"))
+    versions = [n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                and [getattr(t, "id", None) for t in n.targets] == ["__version__"]
+                and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)]
+    assert len(versions) == 1 and re.fullmatch(r"\d+\.\d+\.\d+\S*", versions[0])
+    shim = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
+    calls = [n for n in ast.walk(shim) if isinstance(n, ast.Call)]
+    assert len(calls) == 1 and not calls[0].args and not calls[0].keywords  # setup()
+    assert project["scripts"] == {"cam-widgets": "cam_widgets.cli:main"}
+    assert project["license"] == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_installed_metadata_is_the_pyprojects():
+    """The editable install in use was built from this pyproject (re-run scripts/setup.sh if not)."""
+    import importlib.metadata as metadata
+
+    import cam_widgets
+
+    assert metadata.version("cam_widgets") == cam_widgets.__version__
+    scripts = {e.name: e.value for e in metadata.entry_points(group="console_scripts")}
+    assert scripts["cam-widgets"] == "cam_widgets.cli:main"
+    requires = set(metadata.requires("cam_widgets") or [])
+    assert {r.replace(" ", "") for r in setup_requirements()} <= {r.replace(" ", "") for r in requires}
+
+
+def test_test_extra_holds_the_app_extra_and_the_linters():
+    extras = pyproject()["project"]["optional-dependencies"]
+    assert set(extras) == {"app", "test"}
+    assert set(extras["app"]) <= set(extras["test"])
+    assert {r.split("==")[0] for r in extras["test"] if "==" in r} >= {"ruff", "mypy"}
+
+
+def test_the_package_declares_what_it_imports():
+    """Third-party modules imported anywhere in cam_widgets/ are declared dependencies."""
+    declared = {re.split(r"[<>=!~; \[]", r)[0].lower() for r in setup_requirements()}
+    provided_by = {"PIL": "pillow", "skimage": "scikit-image", "sklearn": "scikit-learn",
+                   "IPython": "ipywidgets", "traitlets": "ipywidgets"}  # ipywidgets requires both
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    imported = set()
+    for path in (ROOT / "cam_widgets").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in stdlib and m != "cam_widgets"}
+    missing = {m for m in third_party if provided_by.get(m, m).lower().replace("_", "-") not in declared}
+    assert not missing, f"imported but not declared in pyproject.toml: {sorted(missing)}"
 
 
 def test_ci_runs_the_readme_test_command():
