@@ -30,8 +30,18 @@ def environment_requirements() -> set[str]:
     return {p for p in pip if not p.startswith("-")}  # options (-e ., --extra-index-url)
 
 
-def test_environment_matches_setup():
-    assert setup_requirements() and environment_requirements() == setup_requirements()
+def test_environment_matches_the_package():
+    """environment.yml runs the notebooks and the app: the package's dependencies, its app extra
+    (Voila) and JupyterLab, with pyproject's specifiers, and CPU torch."""
+    extras = pyproject()["project"]["optional-dependencies"]
+    jupyterlab = {r for r in extras["test"] if r.startswith("jupyterlab")}
+    assert setup_requirements() and len(jupyterlab) == 1
+    assert environment_requirements() == setup_requirements() | set(extras["app"]) | jupyterlab
+    text = (ROOT / "environment.yml").read_text()
+    assert "- --extra-index-url https://download.pytorch.org/whl/cpu" in text and "- -e ." in text
+    python = re.search(r"^\s*- python=(\d+)\.(\d+)\s*$", text, re.M)
+    floor = re.fullmatch(r">=(\d+)\.(\d+)", pyproject()["project"]["requires-python"])
+    assert python and floor and tuple(map(int, python.groups())) >= tuple(map(int, floor.groups()))
 
 
 def test_metadata_has_one_source_and_setup_py_is_a_shim():
