@@ -82,6 +82,20 @@ def test_test_extra_holds_the_app_extra_and_the_linters():
     assert {r.split("==")[0] for r in extras["test"] if "==" in r} >= {"ruff", "mypy"}
 
 
+def test_linters_are_configured_and_pinned_alike():
+    """ruff's target is requires-python's floor; pre-commit runs the test extra's ruff, and mypy
+    over the folders [tool.mypy] names."""
+    config = pyproject()
+    floor = config["project"]["requires-python"].removeprefix(">=").replace(".", "")
+    assert config["tool"]["ruff"]["target-version"] == f"py{floor}"
+    assert config["tool"]["mypy"]["python_version"] == config["project"]["requires-python"][2:]
+    assert config["tool"]["mypy"]["files"] == ["cam_widgets/engine", "cam_widgets/methods"]
+    ruff = next(r for r in config["project"]["optional-dependencies"]["test"] if r.startswith("ruff=="))
+    hooks = (ROOT / ".pre-commit-config.yaml").read_text()
+    assert hooks.count(f'additional_dependencies: ["{ruff}"]') == 2  # ruff check, ruff format
+    assert "entry: .venv/bin/python -m mypy" in hooks
+
+
 def test_the_package_declares_what_it_imports():
     """Third-party modules imported anywhere in cam_widgets/ are declared dependencies."""
     declared = {re.split(r"[<>=!~; \[]", r)[0].lower() for r in setup_requirements()}
