@@ -96,6 +96,60 @@ def test_linters_are_configured_and_pinned_alike():
     assert "entry: .venv/bin/python -m mypy" in hooks
 
 
+def _unit(module: str) -> str:
+    """The box of docs/architecture.md's drawing a module belongs to: its folder under
+    cam_widgets/, or the top-level module itself (``__init__`` for the package)."""
+    parts = module.split(".")
+    return "__init__" if len(parts) == 1 else parts[1]
+
+
+def _import_edges() -> tuple[set, set]:
+    """(module-level, all) imports between the drawing's units, ``errors`` left out."""
+    package = ROOT / "cam_widgets"
+    top_level, every = set(), set()
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        base = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        body = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                target = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module
+                                  else [])) if node.level else node.module or ""
+                targets = [target]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if target.split(".")[0] != "cam_widgets":
+                    continue
+                edge = (_unit(module), _unit(target))
+                if edge[0] != edge[1] and "errors" not in edge:
+                    every.add(edge)
+                    if id(node) in body:
+                        top_level.add(edge)
+    return top_level, every
+
+
+def test_the_architecture_drawing_is_the_import_graph():
+    """docs/architecture.md's solid arrows are the module-level imports between its boxes
+    (folders and top-level modules), and each dashed arrow (an import in a function) exists."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawing = text[text.index("```mermaid"):text.index("```", text.index("```mermaid") + 3)]
+    boxes = dict(re.findall(r'^\s*(\w+)\["([^"]+?)[/ "(.]', drawing, re.M))
+    names = {box: "__init__" if label == "cam_widgets" else label.removesuffix(".py")
+             for box, label in boxes.items()}
+    solid = {(names[a], names[b]) for a, b in re.findall(r"^\s*(\w+) --> (\w+)$", drawing, re.M)}
+    dashed = {(names[a], names[b]) for a, b in re.findall(r"^\s*(\w+) -\.-> (\w+)$", drawing, re.M)}
+    top_level, every = _import_edges()
+    assert solid == top_level, (f"drawn but not imported: {sorted(solid - top_level)}; "
+                                f"imported but not drawn: {sorted(top_level - solid)}")
+    assert dashed <= every - top_level, f"dashed arrows that are no function-level import: " \
+                                         f"{sorted(dashed - (every - top_level))}"
+
+
 def test_the_package_declares_what_it_imports():
     """Third-party modules imported anywhere in cam_widgets/ are declared dependencies."""
     declared = {re.split(r"[<>=!~; \[]", r)[0].lower() for r in setup_requirements()}
