@@ -9,7 +9,7 @@ applied, and bad pixels (NaN, inf, out of range) or too-small images become a on
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from cam_widgets.errors import InvalidImageError
 
@@ -24,11 +24,32 @@ def _too_small(width: int, height: int, what: str) -> InvalidImageError:
     )
 
 
-def pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
+#: EXIF orientation tag value -> the transpose that shows the image upright.
+_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+           4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+           6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag of ``img`` (1: as stored; malformed EXIF reads as 1)."""
     try:
-        img = ImageOps.exif_transpose(img) or img
+        value = img.getexif().get(0x0112, 1)
+        return int(value) if int(value) in _ORIENT else 1
     except Exception:  # malformed EXIF: keep the stored orientation
-        pass
+        return 1
+
+
+def upright(img: Image.Image, tag: int) -> Image.Image:
+    """``img`` turned as its EXIF orientation ``tag`` says (the same object when upright):
+    one copy only when it must turn (``ImageOps.exif_transpose`` copies every image)."""
+    return img.transpose(_ORIENT[tag]) if tag in _ORIENT else img
+
+
+def pil_to_rgb(img: Image.Image, what: str, orient: bool = True) -> np.ndarray:
+    """RGB ``uint8`` pixels of a PIL image; ``orient``: apply its EXIF orientation first."""
+    if orient:
+        img = upright(img, orientation(img))
     width, height = img.size
     if width < MIN_SIDE or height < MIN_SIDE:
         raise _too_small(width, height, what)
@@ -63,16 +84,33 @@ def pil_to_rgb(img: Image.Image, what: str) -> np.ndarray:
         ) from None
 
 
+#: Pixels per band of the conversions below: their temporaries stay a few MB, whatever the size.
+_BAND_PIXELS = 1 << 20
+
+
+def _bands(height: int, width: int):
+    step = max(1, _BAND_PIXELS // max(1, width))
+    return (slice(top, top + step) for top in range(0, height, step))
+
+
 def _scale16(arr: np.ndarray) -> np.ndarray:
-    return np.round(arr.astype(np.float64) / 257.0).clip(0, 255).astype(np.uint8)
+    """16-bit values (0..65535) to 8 bits, rounded: round(x / 257) in integers, band by band
+    (x / 257 is never a tie: 257 is odd), so a large image makes no float64 copy."""
+    out = np.empty(arr.shape, np.uint8)
+    for rows in _bands(arr.shape[0], arr.shape[1] if arr.ndim > 1 else 1):
+        out[rows] = ((arr[rows].astype(np.uint32) + 128) // 257).clip(0, 255)
+    return out
 
 
 def _composite_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite an 8-bit RGBA array on a white background."""
-    rgb = rgba[:, :, :3].astype(np.float64)
-    alpha = rgba[:, :, 3:4].astype(np.float64) / 255.0
-    out = rgb * alpha + 255.0 * (1.0 - alpha)
-    return np.round(out).clip(0, 255).astype(np.uint8)
+    """Composite an 8-bit RGBA array on a white background: round((c a + 255 (255 - a)) / 255)
+    in 16-bit integers (the numerator is at most 65025; never a tie), band by band."""
+    out = np.empty(rgba.shape[:2] + (3,), np.uint8)
+    for rows in _bands(rgba.shape[0], rgba.shape[1]):
+        band = rgba[rows]
+        alpha = band[:, :, 3:4].astype(np.uint16)
+        out[rows] = (band[:, :, :3].astype(np.uint16) * alpha + 255 * (255 - alpha) + 127) // 255
+    return out
 
 
 def array_to_rgb(arr: np.ndarray) -> np.ndarray:

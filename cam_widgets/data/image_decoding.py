@@ -11,17 +11,23 @@ import contextlib
 import io
 import re
 import warnings
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from cam_widgets.errors import InvalidImageError
 
-from .image_conversion import pil_to_rgb
+from .image_conversion import MIN_SIDE, orientation, pil_to_rgb, upright
 
 #: Largest accepted image (width * height) decoded from a file, URL or bytes.
 MAX_FILE_PIXELS = 100_000_000
+
+#: Longest side of an image decoded from a file, URL or bytes: larger ones are reduced while
+#: decoded (an integer box filter; JPEGs by DCT scaling). Every caller resizes to a model input
+#: (224 to 600 pixels a side) and shows the image at that size: 2048 leaves more than 3x the
+#: largest, and memory stays bounded by what one decoding in the file's own mode holds.
+MAX_DECODED_SIDE = 2048
 
 
 @contextlib.contextmanager
@@ -40,8 +46,12 @@ def _strict_pil() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = old_max
 
 
-def decode_file(fp: io.IOBase, what: str) -> np.ndarray:
-    """Decode an encoded image file (path handle or bytes) fully and strictly."""
+def decode_file(fp: io.IOBase, what: str, max_side: Optional[int] = MAX_DECODED_SIDE) -> np.ndarray:
+    """Decode an encoded image file (path handle or bytes) fully and strictly.
+
+    An image larger than ``max_side`` a side is reduced while it is decoded (see
+    :func:`reduction`); None keeps every pixel (within :data:`MAX_FILE_PIXELS`).
+    """
     with _strict_pil():
         try:
             img = Image.open(fp)
@@ -58,13 +68,51 @@ def decode_file(fp: io.IOBase, what: str) -> np.ndarray:
         width, height = img.size
         if width * height > MAX_FILE_PIXELS:
             raise _bomb(what, f"{width}x{height} = {_pixels(width * height)}")
+        tag = orientation(img)  # read from the header, before any reduction
+        factor = reduction(width, height, max_side)
         try:
+            if factor > 1:  # JPEG: decoded at 1/2, 1/4 or 1/8 scale (DCT scaling), never whole
+                img.draft(None, (-(-width // factor), -(-height // factor)))
             img.load()
+            img = _reduced(img, reduction(img.size[0], img.size[1], max_side))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise _bomb(what, str(exc)) from None
         except (OSError, ValueError, SyntaxError, EOFError, IndexError) as exc:
             raise _corrupt(what, exc) from None
-        return pil_to_rgb(img, what=what)
+        return pil_to_rgb(upright(img, tag), what=what, orient=False)
+
+
+def reduction(width: int, height: int, max_side: Optional[int]) -> int:
+    """The integer factor that brings the longer side to at most ``max_side`` (1: none),
+    never taking the shorter side below :data:`MIN_SIDE`."""
+    if max_side is None or max(width, height) <= max_side:
+        return 1
+    factor = -(-max(width, height) // int(max_side))
+    return max(1, min(factor, min(width, height) // MIN_SIDE))
+
+
+def _reduced(img: Image.Image, factor: int) -> Image.Image:
+    """``img`` box-averaged ``factor`` times (PIL's ``reduce``; alpha premultiplied), in a mode
+    ``reduce`` takes: palettes to RGB(A), bilevel to L, 16-bit to 32-bit integers."""
+    if factor <= 1:
+        return img
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    elif img.mode == "1":
+        img = img.convert("L")
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    if img.mode not in ("LA", "RGBA"):
+        return img.reduce(factor)
+    # PIL premultiplies the whole image at once (a second full-size copy): a band at a time here
+    premultiplied = {"LA": "La", "RGBA": "RGBa"}[img.mode]
+    width, height = img.size
+    out = Image.new(premultiplied, (-(-width // factor), -(-height // factor)))
+    step = factor * max(1, (1 << 20) // (width * factor))  # rows per band: a multiple of factor
+    for top in range(0, height, step):
+        band = img.crop((0, top, width, min(height, top + step))).convert(premultiplied)
+        out.paste(band.reduce(factor), (0, top // factor))
+    return out.convert(img.mode)
 
 
 def _pixels(count: int) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import pathlib
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
@@ -23,16 +23,18 @@ from PIL import Image
 from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
 
 from .fetch import HINT as _FETCH_HINT, fetch_bytes, size_text
+from .files import open_regular
 
 # MIN_SIDE and MAX_FILE_PIXELS are re-exported (public here since before the split)
 from .image_conversion import MIN_SIDE, array_to_rgb, pil_to_rgb
-from .image_decoding import MAX_FILE_PIXELS, decode_file
+from .image_decoding import MAX_DECODED_SIDE, MAX_FILE_PIXELS, decode_file
 
 __all__ = [
     "load_image",
     "resize_for_model",
     "MIN_SIDE",
     "MAX_FILE_PIXELS",
+    "MAX_DECODED_SIDE",
 ]
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
@@ -41,7 +43,8 @@ _EXPECTED = "a file path, an http(s) URL, encoded image bytes, a PIL image or a 
 
 
 # --------------------------------------------------------------------------- public API
-def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 20_000_000) -> np.ndarray:
+def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 20_000_000,
+               max_side: Optional[int] = MAX_DECODED_SIDE) -> np.ndarray:
     """Load an image as a fresh ``uint8`` numpy array of shape (H, W, 3), RGB.
 
     Args:
@@ -53,8 +56,13 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
             * a numpy array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of dtype uint8,
               uint16 (scaled to 8 bits), bool, an integer type with values in 0..255,
               or float with values in [0, 1] (if the maximum is <= 1) or else [0, 255].
-        timeout: seconds allowed for each network operation and for the whole download.
+        timeout: seconds allowed for the whole download (connection, headers and every
+            read: a server that trickles a byte at a time is cut off there).
         max_bytes: largest download (or bytes input) accepted.
+        max_side: an encoded image (file, URL, bytes) larger than this a side is reduced
+            while it is decoded, by an integer factor (box filter; JPEG by DCT scaling), so
+            that memory does not grow with the file's pixels; None keeps every pixel.
+            Arrays and PIL images are not reduced.
 
     Grayscale is replicated to 3 channels, alpha (RGBA, LA, palette transparency) is
     composited on white, palette, CMYK and 16-bit images are converted, and the EXIF
@@ -65,11 +73,14 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
     Raises:
         InvalidImageError: the source is missing, unreadable, truncated, of the wrong
             type/shape/dtype, contains NaN or inf, or is too small or too large.
-        InvalidParameterError: ``timeout`` or ``max_bytes`` is not a positive number.
+        InvalidParameterError: ``timeout``, ``max_bytes`` or ``max_side`` is not a
+            positive number.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float, np.integer, np.floating)) \
+            or not 0 < timeout <= 1e6:
         raise InvalidParameterError(
-            f"Invalid timeout: expected a positive number of seconds, received {describe(timeout)}."
+            f"Invalid timeout: expected a positive number of seconds (at most 1e6), received"
+            f" {describe(timeout)}."
             " Hint: pass e.g. timeout=10.0."
         )
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes <= 0:
@@ -77,6 +88,12 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
             f"Invalid max_bytes: expected a positive int, received {describe(max_bytes)}."
             " Hint: pass e.g. max_bytes=20_000_000."
         )
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer))
+                                 or max_side < MIN_SIDE):
+        raise InvalidParameterError(
+            f"Invalid max_side: expected an int >= {MIN_SIDE} or None, received {describe(max_side)}."
+            f" Hint: pass e.g. max_side={MAX_DECODED_SIDE}.")
+    max_side = None if max_side is None else int(max_side)
     if isinstance(source, np.ndarray):
         return array_to_rgb(source)
     if isinstance(source, Image.Image):
@@ -88,14 +105,14 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
                 f"Image too large: expected at most {size_text(max_bytes)}, received {size_text(len(data))}."
                 " Hint: use a smaller file (in Python: a larger max_bytes)."
             )
-        return decode_file(io.BytesIO(data), what="image bytes")
+        return decode_file(io.BytesIO(data), what="image bytes", max_side=max_side)
     if isinstance(source, str) and not source.strip():
         raise InvalidImageError(
             "Image source is empty: expected a path, URL or sample name (e.g. 'chelsea').")
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
         url = source.strip()
         data = fetch_bytes(url, timeout=float(timeout), max_bytes=int(max_bytes))
-        return decode_file(io.BytesIO(data), what=f"image at {url!r}")
+        return decode_file(io.BytesIO(data), what=f"image at {url!r}", max_side=max_side)
     if isinstance(source, str) and "://" in source:
         scheme = source.split("://", 1)[0]
         raise InvalidImageError(
@@ -103,7 +120,7 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
             f" {source[:60]!r}.{_FETCH_HINT}"
         )
     if isinstance(source, (str, os.PathLike)):
-        return _load_path(source)
+        return _load_path(source, max_side)
     if type(source).__module__.split(".")[0] == "torch":
         raise InvalidImageError(
             f"Unsupported image type: expected {_EXPECTED}, received {describe(source)}."
@@ -150,7 +167,7 @@ def resize_for_model(rgb: ImageSource, size: Union[int, Tuple[int, int]] = (224,
 
 
 # --------------------------------------------------------------------------- helpers
-def _load_path(source: Union[str, os.PathLike]) -> np.ndarray:
+def _load_path(source: Union[str, os.PathLike], max_side: Optional[int]) -> np.ndarray:
     try:
         path = pathlib.Path(source).expanduser()
     except (TypeError, ValueError):
@@ -158,7 +175,14 @@ def _load_path(source: Union[str, os.PathLike]) -> np.ndarray:
             f"Invalid image path: expected {_EXPECTED}, received {describe(source)}."
             " Hint: pass e.g. load_image('cat.jpg')."
         ) from None
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the system
+        raise InvalidImageError(
+            f"Invalid image path: expected a path this system can open, received"
+            f" {describe(str(source))} ({str(exc).splitlines()[0][:80]})."
+            " Hint: check the name.") from None
+    if not exists:
         hint = ""
         parent = path.parent if str(path.parent) else pathlib.Path(".")
         if parent.is_dir():
@@ -177,12 +201,16 @@ def _load_path(source: Union[str, os.PathLike]) -> np.ndarray:
             f"Image path is a folder: expected an image file, received {str(source)!r}."
             " Hint: pick one file inside it."
         )
-    try:
-        with open(path, "rb") as fh:
-            return decode_file(fh, what=f"file {str(path)!r}")
+    try:  # a FIFO, /dev/zero or a socket is refused before it is opened (it would block)
+        with open_regular(path, "Image path", InvalidImageError, "give an image file") as fh:
+            return decode_file(fh, what=f"file {str(path)!r}", max_side=max_side)
     except PermissionError:
         raise InvalidImageError(
             f"Image file not readable: expected a file this user can read, received {str(source)!r}."
             " Hint: check the file permissions."
         ) from None
+    except OSError as exc:  # EIO, a file that vanished meanwhile...
+        raise InvalidImageError(
+            f"Image file not readable: expected a readable image file, received {str(source)!r}"
+            f" ({type(exc).__name__}: {exc.strerror or exc}). Hint: check the file.") from None
 
