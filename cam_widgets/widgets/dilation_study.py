@@ -13,7 +13,7 @@ import torch
 from ..api import get_explainer
 from ..errors import InvalidParameterError
 from ..explainer import Explainer
-from ..models import ModelSpec
+from ..models import DEFAULT_MODEL, ModelSpec
 from ..models.dilate import dilate
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, model_choices
@@ -25,30 +25,33 @@ from .study_base import StudyView, Study
 @dataclass(frozen=True)
 class DilationState:
     image: str = "chelsea"
-    base: str = "vgg16"
+    base: str = DEFAULT_MODEL  # offline: VGG16's weights may not be here (see DilationStudy)
     target: object = None
     layer: Optional[str] = None
     opacity: float = 0.5
     colormap: str = "viridis"
 
 
-BASES = ("vgg16", "efficientnet_lite0", "resnet50")
+BASES = (DEFAULT_MODEL, "vgg16", "resnet50")
 
 
 class DilationStudy(Study):
     """A model and its dilated twin: top-5 of both, Grad-CAM map resolution, forward cost.
 
-    ``base="vgg16"`` uses the zoo's ``dilated_vgg16``; other models are dilated with
+    The default base is the offline model (EfficientNet-Lite0, whose weights come with the
+    package), so ``DilationStudy()`` works with no network. ``base="vgg16"`` (the article's,
+    when its weights are here) uses the zoo's ``dilated_vgg16``; other models are dilated with
     :func:`~cam_widgets.models.dilate.dilate` after the layer whose resolution is 4x that of
-    ``layer`` (the twin's map is 4x finer, e.g. 28x28 instead of 7x7). ``.results`` holds
-    both Explanations, ``.timings`` the forward cost of each in ms.
+    ``layer`` (the twin's map is 4x finer: for EfficientNet-Lite0's ``features.8``, dilated
+    after ``features.3``, 28x28 instead of 7x7). ``.results`` holds both Explanations,
+    ``.timings`` the forward cost of each in ms.
     """
 
     COMPUTE_CONTROLS = ("image", "base", "target", "layer")
     IMPLIED = {"base": ("layer",)}
     PROGRESS_UNIT = "steps"
 
-    def __init__(self, image: str = "chelsea", base: str = "vgg16", target=None,
+    def __init__(self, image: str = "chelsea", base: str = DEFAULT_MODEL, target=None,
                  layer: Optional[str] = None, background: Optional[bool] = None) -> None:
         self.results: list[Explanation] = []
         self.timings: tuple[float, float] = (math.nan, math.nan)
