@@ -1,6 +1,7 @@
 """The public Explainer: a zoo or user model, its engine, and method calls returning Explanations."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import numbers
 import os
@@ -19,8 +20,11 @@ from .data import load_image, resize_for_model
 from .data.named import bundled_name, load_named
 from .engine import Engine, LayerInfo, gives_back_memory
 from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, describe
-from .methods import MethodContext, MethodOutput, get_method, smooth, upsampled
+from .methods import (MethodContext, MethodOutput, batch_raw_maps, get_method, rooted_batch, smooth,
+                      upsampled)
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
+from .models.transforms import (ImageTransform, adapt_preprocess, is_torchvision_transform,
+                                weights_metadata)
 from .render import normalize_map
 from .result import Explanation
 
@@ -71,6 +75,13 @@ class Explainer:
         weights_path: a weight file for a zoo name (see :func:`~cam_widgets.models.load_model`).
         preprocess, labels, input_size, default_layer, input_range: for a plain nn.Module
             (defaults: ImageNet normalisation and labels, 224x224, the last spatial layer).
+            ``preprocess`` takes an RGB uint8 array resized to ``input_size``, or is a
+            torchvision transform (v1, v2, ``Weights.transforms()``) or any callable taking a
+            PIL image: then it gets the whole photo, its own resize and crop set the input
+            size, and maps are drawn over the image the model saw.
+        weights: a torchvision weights member (``ResNet18_Weights.IMAGENET1K_V1``) whose
+            ``transforms()`` and ``meta["categories"]`` give ``preprocess`` and ``labels``
+            (the model's own weights are the caller's to load).
         fold_batch_norm: batched passes run on a private copy with BatchNorms folded into
             their convolutions (see ``engine/folding.py``); False runs everything on the model.
         channels_last: False keeps every pass in PyTorch's plain layout (see Engine).
@@ -81,8 +92,16 @@ class Explainer:
                  labels: Optional[Sequence[str]] = None, input_size=(224, 224),
                  default_layer: Optional[str] = None, input_range=None,
                  memory_budget: Optional[int] = None, fold_batch_norm: bool = True,
-                 channels_last: bool = True, weights_path=None) -> None:
+                 channels_last: bool = True, weights_path=None, weights=None) -> None:
         owned = isinstance(model, str)  # a caller's module or ModelSpec is never moved in place
+        if weights is not None:
+            if not isinstance(model, nn.Module):
+                raise InvalidParameterError(
+                    f"'weights' describes a torchvision model given as an nn.Module (got "
+                    f"{describe(model)})")
+            from_weights, from_meta = weights_metadata(weights)
+            preprocess = preprocess if preprocess is not None else from_weights
+            labels = labels if labels is not None else from_meta
         if isinstance(model, str):
             model = load_model(model, weights_path=weights_path)
         elif weights_path is not None:
@@ -90,13 +109,20 @@ class Explainer:
                 f"'weights_path' goes with a zoo name such as 'vgg16' (got a {type(model).__name__}"
                 f"; load the weights into it yourself)")
         if isinstance(model, nn.Module):
+            size = checked_input_size(input_size)
+            chosen = imagenet_preprocess if preprocess is None else adapt_preprocess(preprocess, size)
+            if isinstance(chosen, ImageTransform):  # its own resize and crop decide
+                size, input_range = chosen.input_size, input_range or chosen.input_range
             model = ModelSpec(
-                name=type(model).__name__, model=model,
-                preprocess=preprocess or imagenet_preprocess,
+                name=type(model).__name__, model=model, preprocess=chosen,
                 labels=list(labels) if labels is not None else imagenet_labels(),
-                input_size=checked_input_size(input_size), default_layer=default_layer,
+                input_size=size, default_layer=default_layer,
                 input_range=tuple(input_range) if input_range else (-2.1179, 2.64),
             )
+        elif isinstance(model, ModelSpec) and not isinstance(model.preprocess, ImageTransform) \
+                and is_torchvision_transform(model.preprocess):
+            transform = ImageTransform(model.preprocess)
+            model = dataclasses.replace(model, preprocess=transform, input_size=transform.input_size)
         elif not isinstance(model, ModelSpec):
             raise InvalidParameterError(
                 f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})")
@@ -151,10 +177,15 @@ class Explainer:
                 self._source_memo.move_to_end(source)
                 return self._source_memo[source]
         rgb = load_named(image) if isinstance(image, str) else load_image(image)
-        rgb = resize_for_model(rgb, self.spec.input_size)
+        if isinstance(self.spec.preprocess, ImageTransform):  # resizes and crops itself
+            key = _image_key(rgb)
+            tensor = self.spec.preprocess(rgb).unsqueeze(0)
+            rgb = self.spec.preprocess.seen_image(tensor)  # maps are drawn over what it saw
+        else:
+            rgb = resize_for_model(rgb, self.spec.input_size)
+            key = _image_key(rgb)
+            tensor = self.spec.preprocess(rgb).unsqueeze(0)
         rgb.setflags(write=False)  # shared by every result of this image (and the memo)
-        tensor = self.spec.preprocess(rgb).unsqueeze(0)
-        key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.shape)
         prepared = PreparedImage(rgb, tensor, key)
         if source is not None:  # a file, URL or sample named again is not decoded again
             with self._memo_lock:
@@ -223,9 +254,82 @@ class Explainer:
     # --------------------------------------------------------------- explain
     @gives_back_memory
     def explain(self, image: Any, method: str = "gradcam", target: Target = None,
-                layer: Optional[str] = None, **params) -> Explanation:
-        """One map; ``target`` None is the top class. See :meth:`explain_classes` for params."""
+                layer: Optional[str] = None, **params) -> Union[Explanation, list[Explanation]]:
+        """One map; ``target`` None is the top class. See :meth:`explain_classes` for params.
+
+        A batch (a list or tuple of images, or an (N, 3, H, W) tensor with N > 1) gives a list
+        of N Explanations, as :meth:`explain_batch` makes them (``target``: one per image, or
+        one for all)."""
+        if is_batch(image):
+            return self.explain_batch(image, method, target, layer, **params)
         return self.explain_classes(image, [target], method, layer, **params)[0]
+
+    @gives_back_memory
+    def explain_batch(self, images: Any, method: str = "gradcam", targets: Any = None,
+                      layer: Optional[str] = None, **params) -> list[Explanation]:
+        """One map per image of a batch: a list or tuple of images (anything :meth:`prepare`
+        takes) or an (N, 3, H, W) preprocessed tensor; ``targets`` one per image (a list or
+        tuple of N), or one for all (None: each image's top class).
+
+        Gradient methods take one forward and one backward per batch, each image's gradient
+        for its own class; the others one forward per distinct class (see
+        ``methods/batch.py``). Batches larger than the memory budget run in slices. SmoothGrad
+        (``noise`` / ``samples``) runs image by image. Each Explanation equals the one
+        :meth:`explain` gives for its image alone (``seconds``: its share of the batch).
+        """
+        started = time.perf_counter()
+        prepared = self._prepare_batch(images)
+        count = len(prepared)
+        if isinstance(targets, (list, tuple)):
+            if len(targets) != count:
+                raise InvalidParameterError(
+                    f"'targets' must give one target per image ({count}) or one for all "
+                    f"(got {len(targets)})")
+            wanted = list(targets)
+        else:
+            wanted = [targets] * count
+        spec = get_method(method)
+        if "noise" in params or "samples" in params:  # SmoothGrad's own batches are its samples
+            return [self.explain_classes(p, [t], method, layer, **params)[0]
+                    for p, t in zip(prepared, wanted)]
+        spec.check_params(params)
+        chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
+        ids = [None if t is None else self.resolve_class(t) for t in wanted]
+        # a pass keeps one sample's activations (half of them with no graph below the layer)
+        slice_size = params.get("batch_size") or self.engine.batch_size_for(
+            0.5 if rooted_batch([spec]) else 1.0)
+        results: list[Explanation] = []
+        for first in range(0, count, slice_size):
+            rows = prepared[first:first + slice_size]
+            inputs = torch.cat([p.tensor for p in rows]).to(self.device)
+            with self.engine.exclusive():  # the slice's passes and backward as one step
+                row_ids = ids[first:first + slice_size]
+                if any(c is None for c in row_ids):  # each image's top class where none given
+                    top = self.engine.scores(inputs).argmax(dim=1).tolist()
+                    row_ids = [int(t) if c is None else c for c, t in zip(row_ids, top)]
+                outputs, probs, _, row_ids = batch_raw_maps(
+                    self.engine, inputs, row_ids, [spec], chosen_layer, {spec.name: params})
+            for k, (image, class_id) in enumerate(zip(rows, row_ids)):
+                output = outputs[spec.name]
+                single = MethodOutput(output.maps[:, k:k + 1], None if output.attribution is None
+                                      else output.attribution[:, k:k + 1])
+                results += self._results(image, probs[k:k + 1].cpu(), spec, single, [class_id],
+                                         chosen_layer, params, {}, 0.0)
+        seconds = (time.perf_counter() - started) / count
+        return [dataclasses.replace(result, seconds=seconds) for result in results]
+
+    def _prepare_batch(self, images: Any) -> list[PreparedImage]:
+        if isinstance(images, torch.Tensor):
+            if images.dim() != 4:
+                raise InvalidImageError(
+                    f"a batch tensor must have shape (N, 3, H, W) (got {tuple(images.shape)})")
+            return [self._prepare_tensor(images[n:n + 1]) for n in range(images.shape[0])]
+        if not isinstance(images, (list, tuple)) or not images:
+            raise InvalidImageError(
+                f"a batch is a non-empty list or tuple of images or an (N, 3, H, W) tensor "
+                f"(got {describe(images)})")
+        return [image if isinstance(image, PreparedImage) else self.prepare(image)
+                for image in images]
 
     @gives_back_memory
     def explain_classes(self, image: Any, targets: Sequence[Target], method: str = "gradcam",
@@ -302,8 +406,8 @@ class Explainer:
                         f"{name!r} applies to SmoothGrad only; pass 'samples' (and 'noise') too")
             context = MethodContext(self.engine, capture, class_ids, chosen_layer, params, progress)
             output = spec.fn(context)
-        return self._results(prepared, capture, spec, output, ids, chosen_layer, params, snaps,
-                             time.perf_counter() - started, reused)
+        return self._results(prepared, capture.host_probabilities, spec, output, ids,
+                             chosen_layer, params, snaps, time.perf_counter() - started, reused)
 
     @gives_back_memory
     def explain_layers(self, image: Any, target: Target = None, method: str = "gradcam",
@@ -337,15 +441,18 @@ class Explainer:
             progress(len(names), len(names))
         return results
 
-    def _results(self, prepared, capture, spec, output: MethodOutput, ids, layer, params, snaps,
-                 seconds, forward_reused: bool = False) -> list[Explanation]:
-        size = tuple(capture.inputs.shape[-2:])
+    def _results(self, prepared, host_probabilities: torch.Tensor, spec, output: MethodOutput,
+                 ids, layer, params, snaps, seconds, forward_reused: bool = False
+                 ) -> list[Explanation]:
+        """An Explanation for each class of ``ids`` of one image (``host_probabilities``:
+        its (1, classes) probabilities on the CPU)."""
+        size = tuple(prepared.tensor.shape[-2:])
         clip = spec.clip_negative
         raw_np, full_np = maps_to_host(output.maps[:, 0], size, clip_negative=clip)
         attribution = None if output.attribution is None else \
             np.ascontiguousarray(output.attribution[:, 0].float().cpu().numpy())  # NHWC on CPU
         snap_maps = {n: snapshot_heatmaps(s, size, clip) for n, s in snaps.items()}
-        probs = capture.host_probabilities[0]
+        probs = host_probabilities[0]
         results = []
         for row, class_id in enumerate(ids):
             heatmap, status = normalize_map(full_np[row], clip_negative=clip)
@@ -360,6 +467,16 @@ class Explainer:
                 snapshots={n: heatmaps[row] for n, heatmaps in snap_maps.items()},
                 image=prepared.rgb))
         return results
+
+
+def _image_key(rgb: np.ndarray) -> str:
+    return hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.shape)
+
+
+def is_batch(image: Any) -> bool:
+    """A list or tuple of images, or a 4-D tensor of more than one image."""
+    return isinstance(image, (list, tuple)) or (
+        isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1)
 
 
 def snapshot_heatmaps(maps: torch.Tensor, size: tuple[int, int], clip: bool) -> list:

@@ -4,7 +4,7 @@ Importing this package registers every method; use :func:`get_method` and
 :func:`list_methods` to look them up.
 """
 from . import cam_family, pixel, scorecam  # noqa: F401  (registration side effect)
-from .batch import PER_IMAGE_NEEDS, batch_raw_maps
+from .batch import PER_IMAGE_NEEDS, batch_raw_maps, rooted_batch
 from .context import MethodContext, upsampled
 from .registry import MethodOutput, MethodSpec, get_method, list_methods
 from .smoothgrad import ARTICLE_SNAPSHOTS, SmoothOutput, smooth
@@ -17,6 +17,7 @@ __all__ = [
     "PER_IMAGE_NEEDS",
     "SmoothOutput",
     "batch_raw_maps",
+    "rooted_batch",
     "get_method",
     "list_methods",
     "smooth",

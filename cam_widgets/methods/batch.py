@@ -16,18 +16,21 @@ from typing import Optional, Sequence
 import torch
 
 from ..engine import Capture, Engine, PerImageCapture
+from ..engine.passes import RootNotReachedError
 from .context import MethodContext
-from .registry import MethodSpec
+from .registry import MethodOutput, MethodSpec
 
 #: Needs through which a class enters only via gradients: batched with one class per image.
 PER_IMAGE_NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided"})
+#: Needs that read the input's gradients: such a batch keeps its graph from the input.
+READS_INPUT = frozenset({"input_gradients", "guided"})
 
 
 def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Sequence[int]],
                    specs: Sequence[MethodSpec], layer: Optional[str],
                    method_params: Optional[dict] = None):
-    """(raw maps {name: (N, h, w)}, probabilities (N, classes), top1 [int], class ids [int])
-    of one batch. ``class_ids``: one per image, or None for each image's top class;
+    """(outputs {name: MethodOutput with K=1, row n for image n's class}, probabilities
+    (N, classes), top1 [int], class ids [int]) of one batch. ``class_ids``: one per image, or None for each image's top class;
     ``method_params``: {method name: its parameters}. Run it under ``engine.exclusive()``
     so that the batch's passes and backwards are one step."""
     method_params = method_params or {}
@@ -37,7 +40,8 @@ def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Seq
     if per_image:
         layers = [layer] if any(s.needs_layer for s in per_image) else []
         guided = any("guided" in s.needs for s in per_image)
-        forward = engine.run(inputs, layers, record_relus=guided and engine.has_relu)
+        forward = _forward(engine, inputs, layers, guided,
+                           rooted=bool(layers) and not any(s.needs & READS_INPUT for s in per_image))
         logits = forward.logits.detach()
     else:
         logits = engine.scores(inputs)
@@ -45,15 +49,15 @@ def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Seq
     top1 = [int(c) for c in probs.argmax(dim=1).tolist()]
     ids = list(top1) if class_ids is None else [int(c) for c in class_ids]
     ids_t = torch.tensor(ids, dtype=torch.long)
-    raw: dict[str, torch.Tensor] = {}
+    outputs: dict[str, MethodOutput] = {}
     if per_image:
         capture = PerImageCapture(forward, ids_t)
         for spec in per_image:
             context = MethodContext(engine, capture, ids_t[:1], layer if spec.needs_layer else None,
                                     method_params.get(spec.name))
-            raw[spec.name] = spec.fn(context).maps[0]
+            outputs[spec.name] = spec.fn(context)
     if grouped:
-        result: dict[str, list] = {s.name: [None] * len(ids) for s in grouped}
+        rows_of: dict[str, list] = {s.name: [None] * len(ids) for s in grouped}
         layers = [layer] if layer is not None and any(s.needs_layer for s in grouped) else []
         for cls in sorted(set(ids)):
             rows = [n for n, c in enumerate(ids) if c == cls]
@@ -62,8 +66,30 @@ def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Seq
                 context = MethodContext(engine, capture, torch.tensor([cls]),
                                         layer if spec.needs_layer else None,
                                         method_params.get(spec.name))
-                maps = spec.fn(context).maps[0]
+                output = spec.fn(context)
                 for k, n in enumerate(rows):
-                    result[spec.name][n] = maps[k]
-        raw.update({name: torch.stack(v) for name, v in result.items()})
-    return raw, probs, top1, ids
+                    rows_of[spec.name][n] = (output.maps[:, k], None if output.attribution is None
+                                             else output.attribution[:, k])
+        for name, rows_out in rows_of.items():
+            attributions = [a for _, a in rows_out]
+            outputs[name] = MethodOutput(
+                torch.stack([m for m, _ in rows_out], dim=1),
+                None if attributions[0] is None else torch.stack(attributions, dim=1))
+    return outputs, probs, top1, ids
+
+
+def rooted_batch(specs: Sequence[MethodSpec]) -> bool:
+    """Whether a batch of these methods keeps no graph below their layer (none reads input
+    gradients): about half the memory a sample of a graph from the input takes."""
+    return all(s.needs_layer and not s.needs & READS_INPUT for s in specs)
+
+
+def _forward(engine: Engine, inputs: torch.Tensor, layers: list, guided: bool, rooted: bool):
+    """The batch's forward, its graph from ``layers[0]`` when ``rooted`` (nothing below it is
+    read), else from the input; a model whose forward skips that layer gets the whole graph."""
+    if rooted:
+        try:
+            return engine.run(inputs, layers, root=layers[0])
+        except RootNotReachedError:
+            pass
+    return engine.run(inputs, layers, record_relus=guided and engine.has_relu)

@@ -75,12 +75,12 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
 
     engine = explainer.engine
     with engine.exclusive():  # the batch's passes and backwards as one step: one graph alive
-        raw, probs, top1, ids = batch_raw_maps(engine, inputs, class_ids, specs, layer,
-                                               method_params)
+        outputs, probs, top1, ids = batch_raw_maps(engine, inputs, class_ids, specs, layer,
+                                                   method_params)
     size = tuple(inputs.shape[-2:])
     heat = {}
     for spec in specs:
-        _, full = maps_to_host(raw[spec.name], size, with_raw=False,
+        _, full = maps_to_host(outputs[spec.name].maps[0], size, with_raw=False,
                                clip_negative=spec.clip_negative)
         heat[spec.name] = normalize_map(full, clip_negative=spec.clip_negative)[0]
     return heat, probs.cpu().numpy(), top1, ids
