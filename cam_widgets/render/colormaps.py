@@ -16,18 +16,32 @@ The lookup tables (256 RGB entries each) are embedded:
   symmetric range, e.g. :func:`cam_widgets.render.normalize.shared_scale` (symmetric=True).
 
 A value v in [0, 1] uses entry ``round(255 * v)``; NaN is drawn as 0.
+
+Fades (:func:`fade_alpha`): how opaque an overlay's colour is at each value, so that the
+photo shows through where the map is low instead of being tinted all over:
+
+* ``"pixel"``: alpha proportional to the value (input-resolution gradient maps are mostly
+  near zero; drawn opaque they cover the whole photo in the colormap's low colour).
+* ``"cam"``: alpha rising from 0 at value 0 to 1 at :data:`CAM_FADE_FULL`, then 1: a class
+  map looks as before where it is high and fades out where it is low.
 """
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 
 from ..errors import InvalidParameterError, close_matches, describe
 
-__all__ = ["apply_colormap", "list_colormaps", "colormap_lut", "plotly_colorscale", "DEFAULT_COLORMAP"]
+__all__ = ["apply_colormap", "list_colormaps", "colormap_lut", "plotly_colorscale", "DEFAULT_COLORMAP",
+           "FADES", "CAM_FADE_FULL", "check_fade", "fade_alpha"]
 
 DEFAULT_COLORMAP = "viridis"
+#: Fades an overlay may use (None: none, the colour equally opaque at every value).
+FADES = ("cam", "pixel")
+#: A "cam" fade is fully opaque from this value up: half the map's range keeps its look.
+CAM_FADE_FULL = 0.5
 
 _LUT_HEX = {
     "viridis": (
@@ -172,17 +186,51 @@ def apply_colormap(map01: np.ndarray, name: str = DEFAULT_COLORMAP) -> np.ndarra
     return lut[idx]
 
 
-def plotly_colorscale(name: str = DEFAULT_COLORMAP, n_stops: int = 65) -> list[list]:
+def check_fade(fade: object) -> Optional[str]:
+    """``fade`` if it is None or one of :data:`FADES`; a one-line error otherwise."""
+    if fade is None or (isinstance(fade, str) and fade in FADES):
+        return fade
+    raise InvalidParameterError(
+        f"fade must be None or one of {', '.join(repr(f) for f in FADES)}, got {describe(fade)}."
+        + close_matches(str(fade), FADES)
+    )
+
+
+def fade_alpha(map01: np.ndarray, fade: Optional[str]) -> np.ndarray:
+    """Opacity in [0, 1] of the colour at each value of ``map01`` (see the module's notes):
+    float64, same shape; ones for ``fade=None``; NaN counts as 0."""
+    fade = check_fade(fade)
+    v = np.clip(np.nan_to_num(np.asarray(map01, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0),
+                0.0, 1.0)
+    if fade is None:
+        return np.ones_like(v)
+    if fade == "cam":
+        return np.minimum(v / CAM_FADE_FULL, 1.0)
+    return v
+
+
+def plotly_colorscale(name: str = DEFAULT_COLORMAP, n_stops: int = 65,
+                      fade: Optional[str] = None) -> list[list]:
     """The same colormap as a plotly colorscale ``[[0.0, "rgb(r,g,b)"], ..., [1.0, ...]]``.
 
     ``n_stops`` entries of the 256-entry table, evenly spaced (65 keeps jet's kinks and
-    reproduces the smooth maps within a couple of levels).
+    reproduces the smooth maps within a couple of levels). With ``fade`` the stops are
+    ``"rgba(r,g,b,a)"``, ``a`` = :func:`fade_alpha` at the stop: plotly draws a heatmap's
+    pixels with that alpha, times the trace's opacity, as :func:`~.overlay.overlay` blends.
     """
     lut = colormap_lut(name)
     if not isinstance(n_stops, (int, np.integer)) or not 2 <= n_stops <= 256:
         raise InvalidParameterError(f"n_stops must be an int in [2, 256], got {describe(n_stops)}.")
+    check_fade(fade)
     idx = np.rint(np.linspace(0, 255, int(n_stops))).astype(int)
+    if fade is None:
+        return [
+            [round(float(i) / 255.0, 6), "rgb({},{},{})".format(*(int(c) for c in lut[i]))]
+            for i in idx
+        ]
+    stops = idx / 255.0
+    alpha = fade_alpha(stops, fade)
     return [
-        [round(float(i) / 255.0, 6), "rgb({},{},{})".format(*(int(c) for c in lut[i]))]
-        for i in idx
+        [round(float(v), 6), "rgba({},{},{},{})".format(*(int(c) for c in lut[i]), round(float(a), 4))]
+        for i, v, a in zip(idx, stops, alpha)
     ]

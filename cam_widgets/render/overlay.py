@@ -5,15 +5,16 @@ import base64
 import io
 import os
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
 from ..errors import InvalidImageError, InvalidParameterError, describe
-from .colormaps import DEFAULT_COLORMAP, apply_colormap
+from .colormaps import DEFAULT_COLORMAP, apply_colormap, check_fade, fade_alpha
 from .normalize import as_map, upsample_map
 
-__all__ = ["overlay", "to_png_bytes", "png_data_uri", "image_data_uri", "save_png", "check_rgb"]
+__all__ = ["overlay", "fade_for", "to_png_bytes", "png_data_uri", "image_data_uri", "save_png",
+           "check_rgb"]
 
 
 def check_rgb(rgb: object, name: str = "rgb") -> np.ndarray:
@@ -44,30 +45,50 @@ def check_opacity(value: object, name: str = "opacity") -> float:
     return a
 
 
+def fade_for(pixel_level: bool) -> str:
+    """The fade an overlay of a map uses: ``"pixel"`` for input-resolution maps (a method of
+    the registry's ``pixel`` family), ``"cam"`` for layer maps."""
+    return "pixel" if pixel_level else "cam"
+
+
 def overlay(
     rgb: np.ndarray,
     map01: np.ndarray,
     *,
     alpha: float = 0.5,
     colormap: str = DEFAULT_COLORMAP,
+    fade: Optional[str] = None,
 ) -> np.ndarray:
     """Alpha-blend ``colormap(map01)`` over the photo: ``(1 - alpha) * rgb + alpha * colour``.
 
     ``map01`` (h, w) with values in [0, 1] (normalise first) is resized to the image size with
     torch-compatible bilinear interpolation when the shapes differ.  Returns RGB uint8
     (H, W, 3); alpha 0 gives the image back unchanged, alpha 1 the colour map.
+
+    ``fade`` (``"pixel"`` or ``"cam"``, see :func:`~.colormaps.fade_alpha`) makes the alpha
+    per pixel, ``alpha * fade_alpha(m)``: where the map is 0 the photo is unchanged, where the
+    fade is 1 the pixel is exactly the blend without fade.
     """
     img = check_rgb(rgb)
     a = check_opacity(alpha, "alpha")
+    check_fade(fade)
     m = np.nan_to_num(as_map(map01, "map01"), nan=0.0, posinf=1.0, neginf=0.0)
     if m.shape != img.shape[:2]:
         m = upsample_map(m, img.shape[:2], mode="bilinear")
     colour = apply_colormap(m, colormap)
     if a == 0.0:
         return img.copy()
-    if a == 1.0:
-        return colour
-    out = (1.0 - a) * img.astype(np.float32) + a * colour.astype(np.float32)
+    if fade is None:
+        if a == 1.0:
+            return colour
+        out = (1.0 - a) * img.astype(np.float32) + a * colour.astype(np.float32)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    # weights in float64 cast to float32, as the scalar ones above: a fade of 1 gives the
+    # very same float32 sums (and pixels) as no fade
+    weight = a * fade_alpha(m, fade)
+    keep = (1.0 - weight).astype(np.float32)[..., None]
+    add = weight.astype(np.float32)[..., None]
+    out = keep * img.astype(np.float32) + add * colour.astype(np.float32)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 

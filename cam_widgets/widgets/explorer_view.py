@@ -8,7 +8,9 @@ from typing import Callable, Optional
 import ipywidgets as W
 import numpy as np
 
+from ..render import plotly_colorscale
 from ..render.figures import FIGURE_EXTRA
+from ..render.overlay import fade_for, overlay, to_png_bytes
 from ..result import Explanation
 from .common import colorbar_note, display_map
 from .explorer_state import ExplorerState, probe_message, static_png
@@ -22,6 +24,27 @@ from .panels import MIN_WINDOW_FIT_PANEL, HeatmapPanels
 LARGEST_MAP, ABOVE_THE_MAP = 720, 250
 
 
+def map_fade(result: Explanation, view: str) -> Optional[str]:
+    """How the overlay of ``result`` fades where its map is low (the photo shows through
+    there): by the value for pixel-level maps, below half for CAM maps; the raw view (the
+    map alone) does not fade."""
+    return None if view == "raw" else fade_for(result.pixel_level)
+
+
+def colorscale(result: Explanation, state: ExplorerState) -> list:
+    """The figure's colour scale: the colormap, with the overlay's fade as its alpha (plotly
+    draws the heatmap with it, times the opacity: the blend of :func:`overlay`)."""
+    return plotly_colorscale(state.colormap, fade=map_fade(result, state.view))
+
+
+def view_png(result: Explanation, state: ExplorerState) -> bytes:
+    """The PNG of the static view: the faded overlay of the map as drawn, or the map alone."""
+    if state.view == "raw" or result.image is None:
+        return static_png(result, state)
+    return to_png_bytes(overlay(result.image, result.display_heatmap(), alpha=state.opacity,
+                                colormap=state.colormap, fade=map_fade(result, state.view)))
+
+
 class MapView:
     """Draws one result over its photo as ``state`` says (colormap, opacity, overlay or raw)."""
 
@@ -33,7 +56,7 @@ class MapView:
             self.show_display(result, state)
         else:  # built in its final state: no update before the browser draws it
             self.panels = HeatmapPanels(rgb, [display_map(result)], [result.title],
-                                        opacity=state.opacity, colormap=state.colormap,
+                                        opacity=state.opacity, colormap=colorscale(result, state),
                                         zrange=(0.0, 1.0), view=state.view,
                                         colorbar_title=colorbar_note([result]),
                                         panel_size=LARGEST_MAP, fit_width=True,
@@ -64,10 +87,11 @@ class MapView:
     def show_display(self, result: Explanation, state: ExplorerState) -> None:
         """Colormap, opacity and overlay/raw (no engine work)."""
         if self.panels is None:
-            self.widget.value = static_png(result, state)
+            self.widget.value = view_png(result, state)
             return
         with self.panels.figure.batch_update():
-            self.panels.set_colormap(state.colormap)
+            # (the same scale again sends nothing: an opacity change sends only the opacity)
+            self.panels.figure.layout.coloraxis.colorscale = colorscale(result, state)
             self.panels.set_view(state.view, state.opacity)
 
     def probe(self, result: Explanation, x: float, y: float) -> str:
