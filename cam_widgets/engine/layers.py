@@ -1,24 +1,44 @@
 """The spatial layers a probe forward finds: what the user may pick, and their memory."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
+import torch
 from torch import nn
+
+from .layouts import Reshape, custom_reading, read_layout, to_grid
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """A layer with a spatial output, as listed to the user."""
+    """A layer with a spatial output, as listed to the user.
+
+    ``layout`` says how its output is read as (N, C, h, w) (``engine/layouts.py``):
+    ``"NCHW"``, ``"NHWC"``, ``"tokens+cls"``, ``"tokens"`` or ``"custom"`` (the caller's
+    ``reshape`` function, kept in ``reshape``); ``channels``, ``height`` and ``width`` are
+    that grid's.
+    """
 
     name: str
     kind: str
     channels: int
     height: int
     width: int
+    layout: str = "NCHW"
+    reshape: Optional[Reshape] = field(default=None, repr=False, compare=False)
 
     @property
     def resolution(self) -> str:
         return f"{self.height}x{self.width}"
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def as_grid(self, tensor: torch.Tensor) -> torch.Tensor:
+        """This layer's output, or gradients of its shape, (N, ...) as (N, C, h, w)."""
+        return to_grid(tensor, self.layout, self.grid, self.reshape, self.name)
 
 
 def aliases(layers, tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
@@ -35,17 +55,53 @@ def aliases(layers, tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
     return aliases
 
 
-def spatial_layers(probe, modules: dict[str, nn.Module]) -> tuple[list[LayerInfo], int, int]:
-    """(every module called once with a (N, C, h, w) output larger than 1x1, in forward order;
-    the bytes of all leaf modules' outputs; the largest leaf output's bytes) of a probe."""
-    layers, total, largest = [], 0, 0
-    for name in dict.fromkeys(probe.order):
-        shape = probe.shapes.get(name)
-        if shape is None:
-            continue
-        if not any(True for _ in modules[name].children()):
+def spatial_layers(probe, modules: dict[str, nn.Module], reshape: Optional[dict] = None
+                   ) -> tuple[list[LayerInfo], int, int, dict[str, str]]:
+    """(every module called once whose output reads as a grid (N, C, h, w) larger than 1x1,
+    in forward order; the bytes of all leaf modules' outputs; the largest leaf output's bytes;
+    {module: why its output's layout cannot be told}) of a probe. ``reshape``: the caller's
+    readers by layer name, which come before any layout found."""
+    reshape = reshape or {}
+    layers, total, largest, refused = [], 0, 0, {}
+    order = list(dict.fromkeys(probe.order))
+    for name in order:
+        if name in probe.shapes and not any(True for _ in modules[name].children()):
             total += probe.nbytes[name]
             largest = max(largest, probe.nbytes[name])
-        if probe.calls[name] == 1 and len(shape) == 4 and shape[2] * shape[3] > 1:
-            layers.append(LayerInfo(name, type(modules[name]).__name__, *map(int, shape[1:])))
-    return layers, total, largest
+    readings = {}
+    for rank in (4, 3):  # grids first: a token count may be one of them
+        grids = {(r.height, r.width) for r in readings.values() if r.layout in ("NCHW", "NHWC")}
+        for name in order:
+            shape = probe.shapes.get(name)
+            if shape is None or len(shape) != rank or probe.calls[name] != 1 or name in reshape:
+                continue
+            found = read_layout(name, shape, probe.axes.get(name, ()), grids)
+            if isinstance(found, str):
+                refused[name] = found
+            elif found is not None:
+                readings[name] = found
+    for name, fn in reshape.items():
+        problem = _unreadable(name, probe)
+        if problem:
+            refused[name] = problem
+        else:
+            readings[name] = custom_reading(name, probe.shapes[name], fn)
+    for name in order:
+        found = readings.get(name)
+        if found is not None and found.height * found.width > 1:
+            layers.append(LayerInfo(name, type(modules[name]).__name__, found.channels,
+                                    found.height, found.width, found.layout, reshape.get(name)))
+    return layers, total, largest, refused
+
+
+def _unreadable(name: str, probe) -> str:
+    """Why a layer given a ``reshape`` cannot be read ("" when it can)."""
+    if name not in probe.calls:
+        return f"layer {name!r} did not run in the model's forward, so it has no output to reshape"
+    if name not in probe.shapes:
+        return (f"layer {name!r} returns no tensor (a tuple?), so there is nothing to reshape; "
+                f"pick one of its submodules")
+    if probe.calls[name] != 1:
+        return (f"layer {name!r} runs {probe.calls[name]} times in one forward, so its output "
+                f"is not one map")
+    return ""

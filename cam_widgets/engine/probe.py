@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .flow import AxisFlow
 from .hooks import RELU_FUNCTIONS, RELU_LIKE, clips_at_zero
 
 
@@ -38,6 +39,10 @@ class Probe:
     relus_modified_in_place: bool = False
     relu_function_calls: int = 0
     logits: Optional[torch.Tensor] = None
+    #: per module, what each axis of its output is known as (``flow.py``): "C" (channels),
+    #: "H", "W" (the image's height, width), (h, w) (tokens of that grid); an empty set
+    #: where nothing is known, several where the model's calls read it differently
+    axes: dict[str, tuple[frozenset, ...]] = field(default_factory=dict)
 
 
 class _Outputs:
@@ -76,15 +81,18 @@ class _Outputs:
 
 
 class _EveryCall(TorchFunctionMode):
-    """After every torch call: check the live outputs, and count ReLU-like function calls
-    (a model's own ``F.relu`` as well as the modules' calls)."""
+    """After every torch call: check the live outputs, count ReLU-like function calls
+    (a model's own ``F.relu`` as well as the modules' calls), and learn where the channels
+    and the other axes of its tensors are (``flow.py``)."""
 
-    def __init__(self, outputs: _Outputs) -> None:
+    def __init__(self, outputs: _Outputs, flow: AxisFlow) -> None:
         super().__init__()
         self.outputs = outputs
+        self.flow = flow
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
+        self.flow.see(func, args, kwargs, result)
         if (func in RELU_FUNCTIONS or func in (torch.nn.functional.hardtanh,
                                                torch.nn.functional.hardtanh_)
                 and clips_at_zero(args, kwargs)) and isinstance(result, torch.Tensor):
@@ -100,6 +108,14 @@ def probing(model: nn.Module) -> Iterator[Probe]:
     the caller runs under ``torch.no_grad()``); the probe is complete when the block ends."""
     probe = Probe()
     outputs = _Outputs(probe)
+    flow = AxisFlow()
+    numbers: dict[str, int] = {}  # module -> its output's number in the flow
+    first = [True]
+
+    def image(module, args):
+        if first[0] and args:  # (the model calling itself again sees no new image)
+            first[0] = False
+            flow.image(args[0])
 
     def hook(name: str, is_relu: bool):
         def record(module, inputs, output):
@@ -109,17 +125,22 @@ def probing(model: nn.Module) -> Iterator[Probe]:
                 probe.shapes[name] = tuple(output.shape)
                 probe.nbytes[name] = output.numel() * output.element_size()
                 probe.tensor_ids[name] = outputs.see(output, name, is_relu)
+                numbers[name] = flow.find(output)
         return record
 
     handles = []
     try:
+        handles.append(model.register_forward_pre_hook(image))
         for name, module in model.named_modules():
             if name:
                 handles.append(module.register_forward_hook(
                     hook(name, isinstance(module, RELU_LIKE))))
-        with _EveryCall(outputs):
+        with _EveryCall(outputs, flow):
             yield probe
         outputs.check()
+        axes = flow.axes()
+        probe.axes = {name: axes[number] for name, number in numbers.items()
+                      if number is not None}
     finally:
         for handle in handles:
             handle.remove()

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..engine import Capture, Engine
+from ..engine import Capture, Engine, LayerInfo
 from ..errors import MethodNotApplicableError
 from .registry import MethodOutput, get_method
 
@@ -62,12 +62,17 @@ class MethodContext:
         return tuple(self.capture.inputs.shape[-2:])
 
     def activations(self) -> torch.Tensor:
-        """(N, C, h, w) activations of the layer."""
-        return self.capture.activations(self._layer())
+        """(N, C, h, w) activations of the layer, whatever its layout (channels last, tokens:
+        ``engine/layouts.py``)."""
+        return self._grid().as_grid(self.capture.activations(self._layer()))
 
     def gradients(self) -> torch.Tensor:
-        """(K, N, C, h, w) d logit / d activations of the layer."""
-        return self.capture.gradients([self._layer()], self.class_ids)[0]
+        """(K, N, C, h, w) d logit / d activations of the layer, laid out as ``activations``."""
+        grads = self.capture.gradients([self._layer()], self.class_ids)[0]
+        info = self._grid()
+        if info.layout == "NCHW":
+            return grads
+        return info.as_grid(grads.flatten(0, 1)).unflatten(0, tuple(grads.shape[:2]))
 
     def inputs(self) -> torch.Tensor:
         """(N, 3, H, W) model inputs."""
@@ -114,6 +119,10 @@ class MethodContext:
         if self.layer is None:
             raise MethodNotApplicableError("this method needs a layer and none was given")
         return self.layer
+
+    def _grid(self) -> LayerInfo:
+        """The layer as listed: how its output reads as (N, C, h, w)."""
+        return self.engine.check_layer(self._layer())
 
 
 def _bias(module: nn.Linear) -> Optional[torch.Tensor]:
