@@ -26,6 +26,7 @@ from .folding import Twin, WeightsWatch, build_twin
 from .heap import return_freed_memory
 from .hooks import RELU_LIKE, evaluation_mode
 from .layers import LayerInfo, aliases, spatial_layers
+from .layouts import checked_reshape
 from .locking import FairLock, lock_for
 from .passes import ForwardPass, RootNotReachedError, check_grad_mode, run_forward
 from .probe import probing
@@ -57,6 +58,8 @@ class Engine:
         channels_last: let passes run channels-last: on the CPU when the model gives the same
             logits and gradients that way (checked once), on CUDA the folded copy only.
             False: every pass in PyTorch's plain layout.
+        reshape: {layer name: fn} for layers whose output layout is not found on its own
+            (``engine/layouts.py``): fn turns the output (N, ...) into (N, C, h, w).
 
     Any number of threads may use one engine: each pass (a forward, a backward, a probe)
     runs under :meth:`exclusive`, one at a time, in arrival order (``engine/locking.py``
@@ -75,6 +78,7 @@ class Engine:
         memory_budget: Optional[int] = None,
         fold_batch_norm: bool = True,
         channels_last: bool = True,
+        reshape: Optional[dict] = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidParameterError(f"'model' must be a torch.nn.Module (got {describe(model)})")
@@ -96,6 +100,8 @@ class Engine:
         self.memory_budget = memory_budget
         self.fold_batch_norm = bool(fold_batch_norm)
         self.channels_last = bool(channels_last)
+        self._reshape = checked_reshape(reshape, model)
+        self._refused: dict[str, str] = {}  # layers whose layout cannot be told: why
         self._twin: Optional[Twin] = None
         self._twin_key: Optional[tuple] = None
         self._captures: OrderedDict[str, Capture] = OrderedDict()
@@ -120,7 +126,8 @@ class Engine:
     @property
     @_one_pass_at_a_time
     def layers(self) -> list[LayerInfo]:
-        """Every module with a (C, h, w) output larger than 1x1, in forward order."""
+        """Every module whose output reads as a grid (C, h, w) larger than 1x1 (channels
+        first or last, or tokens: ``LayerInfo.layout``), in forward order."""
         if self._layers is None:
             self._probe()
         return list(self._layers)
@@ -150,7 +157,7 @@ class Engine:
                 "the model changes its input in place (e.g. x.mul_(...) in forward); "
                 "explanations need the input unchanged: write x = x * ... instead")
         names = {name: module for name, module in self.model.named_modules() if name}
-        layers, total, largest = spatial_layers(probe, names)
+        layers, total, largest, self._refused = spatial_layers(probe, names, self._reshape)
         victims = set(probe.modified_in_place)
         if probe.relus_modified_in_place:
             victims |= {n for n, m in names.items() if isinstance(m, RELU_LIKE)}
@@ -218,6 +225,8 @@ class Engine:
         by_name = self._layer_by_name
         if layer in by_name:
             return by_name[layer]
+        if layer in self._refused:
+            raise UnknownLayerError(self._refused[layer])
         modules = dict(self.model.named_modules())
         if layer in modules and layer:
             raise UnknownLayerError(
