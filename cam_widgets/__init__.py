@@ -13,9 +13,12 @@ from .errors import CamWidgetsError
 from .explainer import Explainer, Prediction
 from .methods import get_method, list_methods
 from .models import list_models, load_model
+from .models.targets import contrast
 from .result import Explanation
 
 __version__ = "0.1.0"
+
+_WIDGETS = ("Compare", "DilationStudy", "Explorer", "LayerSweep", "SmoothGradStudy")
 
 __all__ = [
     "CamWidgetsError",
@@ -33,4 +36,16 @@ __all__ = [
     "load_image",
     "load_model",
     "sample_image",
+    "contrast",
+    *_WIDGETS,
 ]
+
+
+def __getattr__(name: str):
+    """``cw.Explorer`` and the other widgets, imported on first use: ipywidgets and plotly
+    stay out of a script that only explains."""
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'cam_widgets' has no attribute {name!r}")

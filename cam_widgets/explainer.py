@@ -18,17 +18,20 @@ from torch import nn
 
 from .data import load_image, resize_for_model
 from .data.named import bundled_name, load_named
-from .engine import Engine, LayerInfo, gives_back_memory
+from .engine import Engine, LayerInfo, ScoreCapture, gives_back_memory
 from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, describe
-from .methods import (MethodContext, MethodOutput, batch_raw_maps, get_method, rooted_batch, smooth,
-                      upsampled)
+from .methods import (PER_IMAGE_NEEDS, READS_INPUT, MethodContext, MethodOutput, batch_raw_maps,
+                      get_method, rooted_batch, smooth, upsampled)
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
+from .models.targets import Contrast, is_score_target, score_label
 from .models.transforms import (ImageTransform, adapt_preprocess, is_torchvision_transform,
                                 weights_metadata)
 from .render import normalize_map
 from .result import Explanation
 
-Target = Union[int, str, None]
+#: A class id, a class name, None (the top class), or a function of the (N, classes) logits
+#: returning one score per image (``cw.contrast(a, b)``, ``lambda z: z[..., a] - z[..., b]``).
+Target = Union[int, str, None, Callable]
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,8 @@ class Explainer:
         else:
             wanted = [targets] * count
         spec = get_method(method)
-        if "noise" in params or "samples" in params:  # SmoothGrad's own batches are its samples
+        if "noise" in params or "samples" in params or any(map(is_score_target, wanted)):
+            # SmoothGrad's own batches are its samples; a function target has its backward
             return [self.explain_classes(p, [t], method, layer, **params)[0]
                     for p, t in zip(prepared, wanted)]
         spec.check_params(params)
@@ -317,6 +321,31 @@ class Explainer:
                                          chosen_layer, params, {}, 0.0)
         seconds = (time.perf_counter() - started) / count
         return [dataclasses.replace(result, seconds=seconds) for result in results]
+
+    def _explain_score(self, prepared, capture, spec, target, layer, params, started, reused,
+                       smoothing, precision, snapshots, on_snapshot) -> Explanation:
+        """One map for a function target: the gradient of its score, on the image's cached
+        forward (its graph is kept, so switching back to a class costs no forward)."""
+        if not spec.needs <= PER_IMAGE_NEEDS:
+            raise MethodNotApplicableError(
+                f"{spec.title} reads a class's own weights or scores, not a gradient, so it "
+                f"takes a class id or name, not a function; with a function use a gradient "
+                f"method such as 'gradcam', 'layercam' or 'vanilla'")
+        if smoothing or precision != "fp32" or snapshots or on_snapshot is not None:
+            raise InvalidParameterError(
+                "a function target runs without SmoothGrad; give a class id or name to smooth")
+        score = target.resolved(self.labels) if isinstance(target, Contrast) else target
+        with self.engine.exclusive():  # (the forward replaced by no other thread meanwhile)
+            reads = None if spec.needs & READS_INPUT else [layer] if layer else ()
+            capture.reach(reads if reads is None or reads else [self.resolve_layer(None)])
+            scored = ScoreCapture(capture.forward, score)
+            output = spec.fn(MethodContext(self.engine, scored, torch.tensor([0]), layer, params))
+        class_id = getattr(score, "class_id", -1)
+        result = self._results(prepared, capture.host_probabilities, spec, output, [max(class_id, 0)],
+                               layer, params, {}, time.perf_counter() - started, reused)[0]
+        probability = result.probability if class_id >= 0 else float("nan")
+        return dataclasses.replace(result, class_id=class_id, label=score_label(score),
+                                   probability=probability)
 
     def _prepare_batch(self, images: Any) -> list[PreparedImage]:
         if isinstance(images, torch.Tensor):
@@ -380,6 +409,15 @@ class Explainer:
             forwards = self.engine.forward_calls
             prepared, capture = self.capture(prepared, reads)
             reused = self.engine.forward_calls == forwards  # the image's forward pass was cached
+        if any(is_score_target(t) for t in targets):  # each on its own backward
+            return [self._explain_score(prepared, capture, spec, t, chosen_layer, params, started,
+                                        reused, smoothing, precision, snapshots, on_snapshot)
+                    if is_score_target(t) else
+                    self.explain_classes(prepared, [t], method, layer, noise=noise, samples=samples,
+                                         seed=seed, snapshots=snapshots, progress=progress,
+                                         noise_samples=noise_samples, precision=precision,
+                                         on_snapshot=on_snapshot, **params)[0]
+                    for t in targets]
         ids = [self.resolve_class(t, capture) for t in targets]
         class_ids = torch.tensor(ids, dtype=torch.long)
         snaps: dict[int, torch.Tensor] = {}

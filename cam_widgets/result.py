@@ -35,7 +35,7 @@ class Explanation:
     raw: np.ndarray
     method: str
     layer: Optional[str]
-    class_id: int
+    class_id: int  # -1 for a function target (see ``label``)
     label: str
     probability: float
     status: MapStatus
@@ -127,13 +127,16 @@ class Explanation:
             smooth = f" + SmoothGrad (n={self.params['samples']}, noise {self.params['noise']:g}"
             smooth += f", {self.params['precision']})" if "precision" in self.params else ")"
         name = get_method(self.method).title or self.method
+        if self.class_id < 0:  # a function target: no one class, no probability
+            return f"{name}{where}{smooth}: {self.label}"
         return f"{name}{where}{smooth}: {self.label} ({self.class_id}) p={self.probability:.3f}"
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description (no arrays)."""
         return {
             "method": self.method, "layer": self.layer, "class_id": self.class_id,
-            "label": self.label, "probability": round(self.probability, 6),
+            "label": self.label,
+            "probability": None if self.probability != self.probability else round(self.probability, 6),
             "raw_shape": list(self.raw.shape), "device": self.device,
             "seconds": round(self.seconds, 4), "flagged": self.flagged,
             "message": self.status.message, "params": self.params,

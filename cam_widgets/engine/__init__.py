@@ -1,11 +1,11 @@
 """Engine layer: the only code that touches hooks, autograd, devices and dtypes."""
 from .device import choose_device
-from .capture import Capture, PerImageCapture
+from .capture import Capture, PerImageCapture, ScoreCapture
 from .engine import Engine
 from .layers import LayerInfo
 from .heap import gives_back_memory, return_freed_memory
 from .hooks import RELU_LIKE, count_hooks
 from .passes import ForwardPass
 
-__all__ = ["Engine", "Capture", "PerImageCapture", "LayerInfo", "ForwardPass", "RELU_LIKE", "choose_device", "count_hooks",
+__all__ = ["Engine", "Capture", "PerImageCapture", "ScoreCapture", "LayerInfo", "ForwardPass", "RELU_LIKE", "choose_device", "count_hooks",
            "gives_back_memory", "return_freed_memory"]

@@ -162,30 +162,41 @@ class Capture:
         return torch.stack(found)
 
 
-class PerImageCapture(Capture):
-    """A forward over a batch whose gradients are taken for one class per image, all in one
-    backward: methods see (1, N, ...) gradients whose row n is d logit[n, c_n] / d (.)[n]
-    (images of a batch are independent in eval mode, so d sum_n logit[n, c_n] / d x_n is
-    d logit[n, c_n] / d x_n). The class ids a method passes are ignored: the batch's own
-    ``class_ids`` hold."""
+class ScoreCapture(Capture):
+    """A forward whose gradients are those of one score per image, all in one backward:
+    methods see (1, N, ...) gradients whose row n is d score(logits)[n] / d (.)[n]. The
+    class ids a method passes are ignored: ``score`` holds (a function target)."""
 
-    def __init__(self, forward: ForwardPass, class_ids: torch.Tensor) -> None:
+    def __init__(self, forward: ForwardPass, score: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__("", forward)
-        self.per_image = class_ids
+        self.score = score
 
     def _gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
         missing = [l for l in layers if (l, -1) not in self._layer_grads]
         if missing:
-            grads = self._per_image_grads([self.forward.outputs[l] for l in missing])
+            grads = self._score_grads([self.forward.outputs[l] for l in missing])
             self._layer_grads.remember({(l, -1): g for l, g in zip(missing, grads)})
         return [self._layer_grads[(l, -1)] for l in layers]
 
     def _input_gradients(self, class_ids: torch.Tensor, guided: bool) -> torch.Tensor:
         if (guided, -1) not in self._input_grads:
-            (grad,) = self._per_image_grads([self.inputs], guided)
+            self._reach(None)
+            (grad,) = self._score_grads([self.inputs], guided)
             self._input_grads.remember({(guided, -1): grad})
         return self._input_grads[(guided, -1)]
 
-    def _per_image_grads(self, wrt: Sequence[torch.Tensor], guided: bool = False):
+    def _score_grads(self, wrt: Sequence[torch.Tensor], guided: bool = False):
         self.backward_calls += 1
-        return self.forward.per_image_gradients(self.per_image, wrt, guided=guided)
+        return self.forward.score_gradients(self.score, wrt, guided=guided)
+
+
+class PerImageCapture(ScoreCapture):
+    """A forward over a batch whose gradients are taken for one class per image, in one
+    backward (images of a batch are independent in eval mode, so d sum_n logit[n, c_n] / d x_n
+    is d logit[n, c_n] / d x_n)."""
+
+    def __init__(self, forward: ForwardPass, class_ids: torch.Tensor) -> None:
+        rows = torch.arange(len(class_ids), device=forward.logits.device)
+        ids = class_ids.to(forward.logits.device)
+        super().__init__(forward, lambda logits: logits[rows, ids])
+        self.per_image = class_ids

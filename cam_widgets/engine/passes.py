@@ -6,12 +6,12 @@ Several classes are one batched backward (``is_grads_batched``): rows of one-hot
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from ..errors import MethodNotApplicableError
+from ..errors import InvalidParameterError, MethodNotApplicableError
 from .device import full_precision
 from .hooks import guided_relu_gradients, record_outputs
 from .locking import FairLock
@@ -88,23 +88,43 @@ class ForwardPass:
         ]
 
 
-    def per_image_gradients(self, class_ids: torch.Tensor, wrt: Sequence[torch.Tensor],
-                            guided: bool = False) -> list[torch.Tensor]:
-        """d logit[n, class_ids[n]] / d tensor[n] for each tensor in ``wrt``: each
+    def score_gradients(self, score: Callable[[torch.Tensor], torch.Tensor],
+                        wrt: Sequence[torch.Tensor], guided: bool = False) -> list[torch.Tensor]:
+        """d score(logits)[n] / d tensor[n] for each tensor in ``wrt``: each
         (1, N, *tensor.shape[1:]), one backward for the batch (rows are independent in eval
-        mode). The graph is kept (methods of one batch share it)."""
+        mode). ``score`` maps the (N, classes) logits to one score per image: a class per
+        image (``logits[rows, ids]``), a contrast, a probability... The graph is kept
+        (methods of one batch share it)."""
         if guided and not self.relu_outputs:
             raise MethodNotApplicableError(
                 "guided backprop needs ReLU-like activations (nn.ReLU, nn.ReLU6, F.relu, ...) "
                 "and this model has none; use 'vanilla' or 'integrated_gradients' instead"
             )
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
-        rows = torch.arange(self.logits.shape[0], device=self.logits.device)
         with self.lock, torch.enable_grad(), context, \
                 full_precision(self.logits.device, not self.mixed):
-            score = self.logits[rows, class_ids.to(self.logits.device)].sum()
-            grads = torch.autograd.grad(score, list(wrt), retain_graph=True, allow_unused=True)
+            scores = score(self.logits)
+            check_scores(scores, self.logits)
+            grads = torch.autograd.grad(scores.sum(), list(wrt), retain_graph=True,
+                                        allow_unused=True)
         return [torch.zeros_like(t)[None] if g is None else g[None] for g, t in zip(grads, wrt)]
+
+
+def check_scores(scores, logits: torch.Tensor) -> None:
+    """A target function's result: one score per image, on the logits' graph."""
+    rows = logits.shape[0]
+    if not isinstance(scores, torch.Tensor) or scores.shape not in ((rows,), (rows, 1)) \
+            or not scores.is_floating_point():
+        got = f"a tensor of shape {tuple(scores.shape)}" if isinstance(scores, torch.Tensor) \
+            else type(scores).__name__
+        raise InvalidParameterError(
+            f"a target function must return one score per image, a float tensor of shape "
+            f"({rows},) from the ({rows}, {logits.shape[1]}) logits it is given (got {got}); "
+            f"e.g. lambda logits: logits[..., 282] - logits[..., 285]")
+    if not scores.requires_grad:
+        raise InvalidParameterError(
+            "a target function's scores must be computed from the logits it is given (they "
+            "carry no gradient: was the result detached, or made with torch.no_grad?)")
 
 
 def _batched_grad(logits, wrt, one_hot):

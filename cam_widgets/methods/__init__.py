@@ -4,7 +4,7 @@ Importing this package registers every method; use :func:`get_method` and
 :func:`list_methods` to look them up.
 """
 from . import cam_family, pixel, scorecam  # noqa: F401  (registration side effect)
-from .batch import PER_IMAGE_NEEDS, batch_raw_maps, rooted_batch
+from .batch import PER_IMAGE_NEEDS, READS_INPUT, batch_raw_maps, rooted_batch
 from .context import MethodContext, upsampled
 from .registry import MethodOutput, MethodSpec, get_method, list_methods
 from .smoothgrad import ARTICLE_SNAPSHOTS, SmoothOutput, smooth
@@ -15,6 +15,7 @@ __all__ = [
     "MethodOutput",
     "MethodSpec",
     "PER_IMAGE_NEEDS",
+    "READS_INPUT",
     "SmoothOutput",
     "batch_raw_maps",
     "rooted_batch",
