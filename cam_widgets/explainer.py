@@ -88,6 +88,8 @@ class Explainer:
         fold_batch_norm: batched passes run on a private copy with BatchNorms folded into
             their convolutions (see ``engine/folding.py``); False runs everything on the model.
         channels_last: False keeps every pass in PyTorch's plain layout (see Engine).
+        reshape: {layer name: fn}, fn turning that layer's output into (N, C, h, w), for a
+            layout ``layers()`` does not read on its own (see ``engine/layouts.py``).
     """
 
     def __init__(self, model: Union[str, ModelSpec, nn.Module] = "efficientnet_lite0", *,
@@ -95,7 +97,8 @@ class Explainer:
                  labels: Optional[Sequence[str]] = None, input_size=(224, 224),
                  default_layer: Optional[str] = None, input_range=None,
                  memory_budget: Optional[int] = None, fold_batch_norm: bool = True,
-                 channels_last: bool = True, weights_path=None, weights=None) -> None:
+                 channels_last: bool = True, weights_path=None, weights=None,
+                 reshape: Optional[dict] = None) -> None:
         owned = isinstance(model, str)  # a caller's module or ModelSpec is never moved in place
         if weights is not None:
             if not isinstance(model, nn.Module):
@@ -133,7 +136,8 @@ class Explainer:
         self.spec = model
         self.engine = Engine(model.model, input_size=model.input_size, device=device,
                              owned=owned, memory_budget=memory_budget,
-                             fold_batch_norm=fold_batch_norm, channels_last=channels_last)
+                             fold_batch_norm=fold_batch_norm, channels_last=channels_last,
+                             reshape=reshape)
         self._tensor_memo = None  # (weakref to the last tensor, (version, bytes), key)
         self._source_memo: OrderedDict[tuple, PreparedImage] = OrderedDict()
         self._memo_lock = threading.Lock()  # threads share the memo (decoding runs outside it)
