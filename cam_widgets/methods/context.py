@@ -9,7 +9,7 @@ from torch import nn
 
 from ..engine import Capture, Engine, LayerInfo
 from ..errors import MethodNotApplicableError
-from .registry import MethodOutput, get_method
+from .registry import MethodOutput, get_method, list_methods
 
 Progress = Optional[Callable[[int, int], None]]
 
@@ -79,7 +79,15 @@ class MethodContext:
         return self.capture.inputs.detach()
 
     def input_gradients(self, guided: bool = False) -> torch.Tensor:
-        """(K, N, 3, H, W) d logit / d input, plain or guided."""
+        """(K, N, 3, H, W) d logit / d input, plain or guided (guided backprop needs ReLU-like
+        activations: a one-line error for a model without them)."""
+        if guided and not self.engine.has_relu:
+            guided_methods = ", ".join(repr(m.name) for m in list_methods() if m.needs_relu)
+            raise MethodNotApplicableError(
+                f"guided backprop ({guided_methods}) needs ReLU-like activations (nn.ReLU, "
+                f"nn.ReLU6, nn.LeakyReLU, nn.PReLU, F.relu...) and this model has none (GELU, "
+                f"SiLU... are not guided); use 'vanilla' or 'integrated_gradients', or 'gradcam' "
+                f"for a layer map")
         return self.capture.input_gradients(self.class_ids, guided=guided)
 
     def upsample(self, maps: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,19 @@ import torch
 
 from ..errors import InvalidParameterError, UnknownMethodError, close_matches, describe
 
-#: What a method may declare it needs.
-NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided", "head", "extra_forwards"})
+#: What a method may declare it needs, and what that asks of the model.
+NEEDS_OF_MODEL = {
+    "layer": "a layer whose output reads as a grid (N, C, h, w): channels first or last, or "
+             "tokens (N, 1+h*w, C) as in ViT; any other layout through Explainer(reshape=...)",
+    "gradients": "gradients of the class score to the layer",
+    "input_gradients": "gradients of the class score to the input pixels",
+    "guided": "ReLU-like activations (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, "
+              "F.relu): guided backprop rewrites their backward. GELU, SiLU and the like are "
+              "not guided, so a model with none of these (ViT, Swin, ConvNeXt) is refused",
+    "head": "the layer feeding a global-average-pool + linear head directly",
+    "extra_forwards": "more forward passes (masked or interpolated inputs), in batches",
+}
+NEEDS = frozenset(NEEDS_OF_MODEL)
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,8 @@ class MethodSpec:
         name: public name (``"gradcam++"``).
         fn: ``fn(ctx) -> MethodOutput``.
         family: ``"cam"`` (layer maps) or ``"pixel"`` (input-resolution maps).
-        needs: what the method needs from the engine (see NEEDS).
+        needs: what the method needs from the engine, and so of the model (see
+            :data:`NEEDS_OF_MODEL`: "guided" methods need ReLU-like activations).
         clip_negative: whether the displayed map keeps only positive evidence (a ReLU).
         defaults: default values of the method's own parameters.
         title: short human name for menus.
@@ -63,6 +75,17 @@ class MethodSpec:
     @property
     def needs_layer(self) -> bool:
         return "layer" in self.needs
+
+    @property
+    def needs_relu(self) -> bool:
+        """Whether the method guides gradients through ReLU-like activations (guided
+        backprop and its products): models without them (ViT, Swin) cannot run it."""
+        return "guided" in self.needs
+
+    @property
+    def requirements(self) -> list[str]:
+        """What the method asks of the model, one sentence a need (for docs and menus)."""
+        return [NEEDS_OF_MODEL[need] for need in sorted(self.needs)]
 
     def check_params(self, params: dict) -> None:
         """One-line errors for unknown parameters and values of the wrong kind: each default
