@@ -47,6 +47,23 @@ class Explanation:
     snapshots: dict = field(default_factory=dict)
     image: Optional[np.ndarray] = None
 
+    def __repr__(self) -> str:  # one line: a notebook shows the picture (_repr_png_)
+        flag = "" if self.status.ok else f" [{self.status.message}]"
+        return f"<Explanation {self.title}{flag}>"
+
+    def _repr_png_(self) -> bytes:
+        """What a notebook shows for an Explanation left at the end of a cell: the annotated
+        overlay (title, status, colour bar)."""
+        from .render.overlay import to_png_bytes
+
+        return to_png_bytes(self.annotated())
+
+    def show(self) -> None:
+        """Display the annotated overlay from anywhere in a notebook cell."""
+        from IPython.display import display
+
+        display(self)
+
     @property
     def flagged(self) -> bool:
         """True when the map is empty, flat or negative-only (see ``status.message``)."""
