@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .errors import CamWidgetsError, InvalidParameterError, UnknownClassError, close_matches
+from .errors import CamWidgetsError, InvalidParameterError, UnknownClassError, close_matches, one_line
 
 #: What ``Explanation.save`` writes.
 OUTPUT_SUFFIXES = (".png", ".npy", ".html")
@@ -79,7 +79,11 @@ def _output_error(text: str, why: str, exc: Optional[OSError] = None) -> Invalid
 
 
 def _prepare_outputs(paths: Sequence[str]) -> list[Path]:
-    """Check every ``--out`` before the (possibly long) computation; create missing folders."""
+    """Check every ``--out`` before the (possibly long) computation: a regular file or none
+    yet (not a folder, a FIFO, a device), in a folder that takes a new file (a probe file is
+    created and removed; nothing is read); create missing folders."""
+    from .data.files import probe_folder, special_kind
+
     checked = []
     for text in paths:
         path = Path(text).expanduser()
@@ -87,8 +91,9 @@ def _prepare_outputs(paths: Sequence[str]) -> list[Path]:
             raise _output_error(text, f"the extension is {path.suffix!r}" if path.suffix
                                 else "the file name has no extension")
         try:
-            if path.is_dir():
-                raise _output_error(text, f"{str(path)!r} is a folder, not a file")
+            kind = special_kind(path)
+            if kind is not None:
+                raise _output_error(text, f"{str(path)!r} is {kind}, not a file")
             blocker = next((p for p in path.parents if p.exists()), None)
             if blocker is not None and not blocker.is_dir():
                 raise _output_error(text, f"{str(blocker)!r} is a file, not a folder",
@@ -96,13 +101,32 @@ def _prepare_outputs(paths: Sequence[str]) -> list[Path]:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _output_error(text, f"the folder {str(path.parent)!r} cannot be created", exc) from None
+        try:
+            probe_folder(path.parent, path.name)
+        except OSError as exc:
+            raise _output_error(text, f"{str(path)!r} cannot be written", exc) from None
         checked.append(path)
     return checked
+
+
+def _check_image_argument(text: str) -> None:
+    """Refuse, before any model is built, an image argument that cannot be one: a malformed
+    URL, or an existing path that is not a regular file (a FIFO would block the read)."""
+    from .data.fetch import check_url
+    from .data.files import check_regular
+    from .data.named import bundled_name
+    from .errors import InvalidImageError
+
+    if text.strip().lower().startswith(("http://", "https://")):
+        check_url(text.strip())
+    elif bundled_name(text) is None and os.path.exists(text):
+        check_regular(text, "Image path", InvalidImageError, "give an image file")
 
 
 def _explain(args) -> None:
     from .api import explain
 
+    _check_image_argument(args.image)
     outputs = _prepare_outputs(args.out)
     if args.layer is not None:
         from .methods import get_method
@@ -121,13 +145,13 @@ def _explain(args) -> None:
     result = explain(args.image, model=model, method=args.method, target=target,
                      layer=args.layer, device=args.device, noise=args.noise, samples=args.samples,
                      precision=args.precision)
+    from .data.files import atomic_path
+
     for text, path in zip(args.out, outputs):
-        try:
-            written = result.save(path, alpha=args.alpha, colormap=args.colormap,
-                                  annotated=args.annotated)
-        except OSError as exc:
-            raise _output_error(text, f"{str(path)!r} cannot be written", exc) from None
-        print(f"wrote {written}")
+        # written beside it, renamed over it when complete: a failed write keeps the old file
+        with atomic_path(path, fail=lambda why, exc, text=text: _output_error(text, why, exc)) as tmp:
+            result.save(tmp, alpha=args.alpha, colormap=args.colormap, annotated=args.annotated)
+        print(f"wrote {path}")
     print(json.dumps(result.summary()))
     if result.flagged:
         print(f"note: {result.status.message}", file=sys.stderr)
@@ -207,13 +231,13 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         try:
             return evaluate_main(argv[1:], prog="cam-widgets evaluate") or 0
         except CamWidgetsError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {one_line(error)}", file=sys.stderr)
             return 2
     args = _parser().parse_args(argv)
     try:
         _run(args)
     except CamWidgetsError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ can show them as one line without a traceback.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterable
 
 
@@ -76,3 +77,18 @@ def describe(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} that is a {type(value).__name__}"
+
+
+_WORKER = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback")
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*: ")
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` as one line. An error raised in a DataLoader worker comes back
+    from torch as "Caught X in DataLoader worker process N." plus the worker's whole
+    traceback: its last line holds the original message, which is what is kept."""
+    text = str(error)
+    if _WORKER.match(text):
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        text = _QUALIFIED.sub("", last, count=1)
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

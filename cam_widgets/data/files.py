@@ -20,14 +20,14 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Optional, Type, Union
+from typing import IO, Callable, Iterator, Optional, Type, Union
 
 from cam_widgets.errors import CamWidgetsError, InvalidParameterError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["file_kind", "check_regular", "open_regular", "check_output", "atomic_write",
-           "atomic_path", "output_error"]
+__all__ = ["file_kind", "special_kind", "check_regular", "open_regular", "check_output",
+           "probe_folder", "atomic_write", "atomic_path", "output_error"]
 
 
 def file_kind(mode: int) -> str:
@@ -94,20 +94,21 @@ def _target(path: PathLike) -> Path:
 
 
 def check_output(path: PathLike, hint: str = "pick another output path", create_folder: bool = True,
-                 error: Type[CamWidgetsError] = InvalidParameterError) -> Path:
+                 error: Type[CamWidgetsError] = InvalidParameterError, probe: bool = True) -> Path:
     """Check, before any work, that ``path`` can be written atomically; returns the file written.
 
     Refused: an existing path that is not a regular file (a folder, a FIFO, ``/dev/full``,
     ``/dev/null``...), a parent that is a file, a folder that cannot be created or that does
     not take a new file (read-only, full, no permission: a probe file is created and removed).
-    Nothing is read. With ``create_folder`` missing folders are made.
+    Nothing is read. With ``create_folder`` missing folders are made; ``probe=False`` skips
+    the probe file (for a caller that creates its own file there at once).
     """
     target = _target(path)
     try:
         info = os.stat(target)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none yet, or a parent is a file (below)
         info = None
-    except OSError as exc:  # a parent that is a file: ENOTDIR; a loop of links: ELOOP
+    except OSError as exc:  # a loop of links: ELOOP; a name too long
         raise output_error(path, "the path cannot be looked at", exc, hint, error) from None
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise output_error(path, f"{str(target)!r} is {file_kind(info.st_mode)}", None, hint, error)
@@ -119,34 +120,56 @@ def check_output(path: PathLike, hint: str = "pick another output path", create_
     try:
         if create_folder:
             folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".probe")
-        os.close(fd)
-        os.unlink(probe)
+        if probe:
+            probe_folder(folder, target.name)
     except OSError as exc:
         raise output_error(path, f"the folder {str(folder)!r} does not take a new file", exc,
                            hint, error) from None
     return target
 
 
+def probe_folder(folder: PathLike, name: str = "cam_widgets") -> None:
+    """Create and remove a file in ``folder``: ``OSError`` when it does not take a new file
+    (read-only, no permission, no space or inodes left)."""
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".probe")
+    os.close(fd)
+    os.unlink(probe)
+
+
+def special_kind(path: PathLike) -> Optional[str]:
+    """What ``path`` is when it exists and is not a regular file ("a folder", ...), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(mode) else file_kind(mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: PathLike, hint: str = "pick another output path",
-                error: Type[CamWidgetsError] = InvalidParameterError) -> Iterator[Path]:
+                error: Type[CamWidgetsError] = InvalidParameterError,
+                fail: Optional[Callable[[str, OSError], BaseException]] = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix) for a writer that wants a path;
     once the block ends without an error the file is fsynced and renamed over ``path``.
 
     On any error the temporary file is removed and ``path`` is left as it was; an ``OSError``
-    (disk full, no permission...) becomes one line of ``error``.
+    (disk full, no permission...) becomes one line: ``fail(why, exc)`` when given, else
+    ``error`` worded by :func:`output_error`.
     """
-    target = check_output(path, hint, error=error)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.",
-                               suffix=f".tmp{target.suffix}")
-    os.close(fd)
+    fail = fail or (lambda why, exc: output_error(path, why, exc, hint, error))
+    target = check_output(path, hint, error=error, probe=False)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.",
+                                   suffix=f".tmp{target.suffix}")
+        os.close(fd)
+    except OSError as exc:
+        raise fail(f"{str(target)!r} cannot be written", exc) from None
     try:
         yield Path(tmp)
         _finish(Path(tmp), target)
     except OSError as exc:
         _discard(tmp)
-        raise output_error(path, f"{str(target)!r} could not be written", exc, hint, error) from None
+        raise fail(f"{str(target)!r} cannot be written", exc) from None
     except BaseException:
         _discard(tmp)
         raise

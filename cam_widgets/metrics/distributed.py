@@ -32,11 +32,14 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.distributed as dist
 
-from ..errors import CamWidgetsError, InvalidParameterError, describe
+from ..data.files import atomic_write, check_output
+from ..errors import CamWidgetsError, InvalidParameterError, describe, one_line
 from .evaluate import done_pairs, pending_indices, make_plan, run_plan
 from .records import write_records, read_records, summarize
 
 __all__ = ["evaluate_distributed", "run_distributed", "rank_path", "main"]
+
+_OUT_HINT = "pick another output file ('out'; CLI: --out)"
 
 
 def rank_path(out, rank: int) -> pathlib.Path:
@@ -75,8 +78,7 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
         raise InvalidParameterError(f"unexpected arguments {', '.join(sorted(kwargs))}")
     out = pathlib.Path(out)
     mine = rank_path(out, rank)
-    if rank == 0:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    _check_outputs_everywhere(out, mine, world)
     dist.barrier()
     if not resume:
         if rank == 0:
@@ -105,10 +107,8 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
     if rank == 0:
         pieces = [read_records(out)] + [read_records(p) for p in _rank_files(out)] + list(collected)
         merged = _merge(pieces, plan.names)
-        tmp = out.with_name(out.name + ".tmp")
-        with open(tmp, "w") as handle:
+        with atomic_write(out, "w", _OUT_HINT) as handle:  # out replaced only when complete
             write_records(handle, merged)
-        os.replace(tmp, out)
         summary = summarize(merged)
     dist.barrier()  # out is complete before any rank file goes
     mine.unlink(missing_ok=True)
@@ -123,6 +123,23 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
     return dict(box[0], out=str(out), computed=sum(t[0] for t in times), skipped=len(done),
                 seconds=slowest, world_size=world,
                 images_per_second=len(pending) / slowest if pending and slowest > 0 else None)
+
+
+def _check_outputs_everywhere(out: pathlib.Path, mine: pathlib.Path, world: int) -> None:
+    """Every rank checks ``out`` and its own rank file (regular files or none yet, in a folder
+    that takes a new file; nothing read) and every rank raises the first problem found: one
+    rank alone raising would leave the others waiting at the next barrier."""
+    problem = None
+    try:
+        for path in (out, mine):
+            check_output(path, _OUT_HINT)
+    except CamWidgetsError as exc:
+        problem = str(exc)
+    problems: list = [None] * world
+    dist.all_gather_object(problems, problem)
+    found = next((p for p in problems if p is not None), None)
+    if found is not None:
+        raise InvalidParameterError(found)
 
 
 def _merge(pieces, names: Sequence[str]) -> list[dict]:
@@ -258,6 +275,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m cam_widget
                   target=args.target or ("label" if args.labels else "top1"), out=args.out,
                   batch_size=args.batch_size, num_workers=args.num_workers, resume=not args.no_resume)
     try:
+        # the output first (nothing read: a FIFO or /dev/zero would block or never end) and
+        # before the model is built, so a bad --out costs no model load
+        check_output(args.out, "pick another --out")
         model = args.model if args.weights is None else load_model(args.model, weights_path=args.weights)
         explainer = Explainer(model, device=device)
         dataset = ImageFolderDataset(args.root, explainer, labels=args.labels)
@@ -269,8 +289,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m cam_widget
                 dist.destroy_process_group()
         else:
             summary = evaluate(explainer, dataset, **kwargs)
-    except CamWidgetsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except CamWidgetsError as exc:  # one line, also when it was raised in a DataLoader worker
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))

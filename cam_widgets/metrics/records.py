@@ -2,15 +2,20 @@
 (tolerating a last line cut by an interruption), written with a flush and fsync, summarised."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import pathlib
+import stat
 from typing import Iterable, Optional
 
 import numpy as np
 
+from ..data.files import check_output, file_kind, open_regular, output_error
 from ..errors import InvalidParameterError
+
+_OUT_HINT = "pick another output file ('out'; CLI: --out)"
 
 #: Metric names accepted by :func:`evaluate`, and the record keys each one writes.
 METRICS = {
@@ -27,11 +32,25 @@ def read_records(path, repair: bool = False) -> list[dict]:
 
     A last line cut short by an interruption is ignored (and, with ``repair``, cut from the
     file so that appending continues on a clean line); a bad line elsewhere is an error.
+    ``repair`` means the caller appends next: the file must then be a regular file (or none
+    yet) in a folder that takes a new file, checked before anything is read; a path that
+    is not a regular file (a folder, a FIFO, ``/dev/zero``) is never read either way.
     """
     path = pathlib.Path(path)
-    if not path.exists():
+    if repair:
+        check_output(path, _OUT_HINT)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
         return []
-    data = path.read_bytes()
+    except OSError as exc:
+        raise output_error(path, "the path cannot be looked at", exc, _OUT_HINT) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidParameterError(
+            f"the results file {str(path)!r} is {file_kind(info.st_mode)}: expected a JSON-lines "
+            f"file (or none yet); hint: {_OUT_HINT}")
+    with open_regular(path, "the results file") as handle:
+        data = handle.read()
     lines = data.split(b"\n")
     records, good = [], 0
     for number, line in enumerate(lines):
@@ -57,10 +76,37 @@ def read_records(path, repair: bool = False) -> list[dict]:
 
 
 def write_records(handle, records: Iterable[dict]) -> None:
-    for record in records:
-        handle.write(json.dumps(record, sort_keys=True) + "\n")
-    handle.flush()
-    os.fsync(handle.fileno())
+    """Append ``records`` (one JSON line each) to the open results file, then fsync.
+
+    The rule for the appended results file (resume relies on its appends): every record of
+    the call is serialised first, then written in one go at the end of the file; if the
+    write fails (disk full, I/O error, interruption) the file is cut back to its length
+    before the call, so what was there stays byte-identical and no partial line is left;
+    the error is one line. (A crash of the machine mid-write can still leave a cut last
+    line: :func:`read_records` ignores it and ``repair`` cuts it.)
+    """
+    data = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
+    try:
+        fd = handle.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a StringIO...): plain write
+        handle.write(data)
+        handle.flush()
+        return
+    handle.flush()  # anything the caller wrote itself goes first
+    size = os.fstat(fd).st_size
+    try:
+        payload, done = data.encode("utf-8"), 0
+        while done < len(payload):  # os.write: no buffer left to retry the write at close()
+            done += os.write(fd, payload[done:])
+        os.fsync(fd)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        if isinstance(exc, OSError):
+            name = getattr(handle, "name", "the results file")
+            raise output_error(name, "the records could not be appended (the file is as it was "
+                               "before them)", exc, _OUT_HINT) from None
+        raise
 
 
 def _mean(values: list) -> Optional[float]:

@@ -225,7 +225,9 @@ def standalone_html(fig: go.Figure, path: Union[str, os.PathLike]) -> Path:
     """Write ``fig`` as one self-contained HTML file (plotly.js inlined: works offline)."""
     if not isinstance(fig, go.Figure):
         raise InvalidParameterError(f"fig must be a plotly Figure, got {describe(fig)}.")
+    from ..data.files import atomic_path
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(str(p), include_plotlyjs=True, full_html=True, config=FIGURE_CONFIG)
+    with atomic_path(p) as tmp:  # written beside it, renamed over it when complete
+        fig.write_html(str(tmp), include_plotlyjs=True, full_html=True, config=FIGURE_CONFIG)
     return p
