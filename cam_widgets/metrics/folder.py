@@ -3,13 +3,17 @@ labels CSV, and the parsing of any map-style ``Dataset``'s items into (tensor, c
 from __future__ import annotations
 
 import csv
+import io
+import math
 import pathlib
+import re
 from typing import Optional
 
 import torch
 from torch.utils.data import Dataset
 
 from ..data import load_image, resize_for_model
+from ..data.files import open_regular, special_kind
 from ..errors import CamWidgetsError, InvalidImageError, InvalidParameterError, describe
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -88,42 +92,108 @@ class ImageFolderDataset(Dataset):
         return dict(class_id=found["class_id"], boxes=boxes or None)
 
 
+#: First-row cells that make it a header: Excel's "CSV UTF-8" exports have one (after a BOM).
+_HEADER_PATHS = ("path", "file", "filename", "file_name", "image", "image_path", "image_id", "name")
+_HEADER_CLASSES = ("class", "class_id", "classid", "label", "label_id", "target")
+_LABELS_HINT = ("re-save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; or iconv -f latin1 "
+                "-t utf-8)")
+
+
 def _read_labels(path: pathlib.Path, root: pathlib.Path, explainer) -> dict[str, dict]:
-    if not path.is_file():
-        raise InvalidParameterError(f"the labels CSV {str(path)!r} does not exist")
-    found: dict[str, dict] = {}
-    with open(path, newline="") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            row = [c.strip() for c in row]
-            if not row or not row[0] or row[0].startswith("#"):
-                continue
-            if number == 1 and len(row) >= 2 and row[0].lower() in ("path", "file", "image"):
-                continue  # header
-            where = f"{path.name} line {number}"
-            if len(row) not in (2, 6):
-                raise InvalidParameterError(
-                    f"{where}: expected 'path,class_id' or 'path,class_id,x0,y0,x1,y1' (got {len(row)} fields)")
-            rel = pathlib.Path(row[0])
-            rel = rel.relative_to(root) if rel.is_absolute() and root in rel.parents else rel
-            if not (root / rel).is_file():
-                raise InvalidParameterError(f"{where}: image {row[0]!r} not found under {str(root)!r}")
-            try:
-                class_id = explainer.resolve_class(int(row[1]) if row[1].lstrip("-").isdigit() else row[1])
-            except CamWidgetsError as exc:
-                raise InvalidParameterError(f"{where}: {exc}") from None
-            entry = found.setdefault(rel.as_posix(), dict(class_id=class_id, boxes=[]))
-            if entry["class_id"] != class_id:
-                raise InvalidParameterError(
-                    f"{where}: {row[0]!r} already has class {entry['class_id']} (got {class_id})")
-            if len(row) == 6:
-                try:
-                    box = tuple(float(v) for v in row[2:])
-                except ValueError:
-                    raise InvalidParameterError(f"{where}: box values must be numbers (got {row[2:]})") from None
-                if not (box[2] > box[0] and box[3] > box[1]):
-                    raise InvalidParameterError(f"{where}: a box needs x1 > x0 and y1 > y0 (got {box})")
-                entry["boxes"].append(box)
+    """{relative path: dict(class_id, boxes)} of a labels CSV, read as UTF-8 (a BOM allowed).
+
+    Every problem is one line naming the file and line: not a regular file, not UTF-8
+    (latin-1 bytes, UTF-16), not comma-separated, a bad class, a box that is not four finite
+    numbers with x1 > x0 and y1 > y0.
+    """
+    try:
+        handle = open_regular(path, "the labels CSV", InvalidParameterError, "give a CSV file")
+    except FileNotFoundError:
+        raise InvalidParameterError(f"the labels CSV {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"the labels CSV {str(path)!r} cannot be read ({type(exc).__name__}: "
+            f"{exc.strerror or exc})") from None
+    with handle:
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise InvalidParameterError(
+                f"the labels CSV {str(path)!r} is UTF-16 text (Excel's 'Unicode Text'): expected "
+                "UTF-8 with commas; hint: re-save it as 'CSV UTF-8 (Comma delimited)' (or "
+                "iconv -f utf-16 -t utf-8)")
+        handle.seek(0)
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)  # an unclosed quote is an error, not a field
+        found: dict[str, dict] = {}
+        first = True
+        try:
+            for row in reader:
+                number = reader.line_num
+                row = [c.strip() for c in row]
+                if not row or not row[0] or row[0].startswith("#"):
+                    continue
+                header = first and len(row) >= 2 and (row[0].lower() in _HEADER_PATHS
+                                                      or row[1].lower() in _HEADER_CLASSES)
+                first = False
+                if not header:
+                    _label_row(row, f"{path.name} line {number}", root, explainer, found)
+        except UnicodeDecodeError:
+            line, byte = _first_bad_utf8(path)
+            raise InvalidParameterError(
+                f"{path.name} line {line} is not UTF-8 text (byte 0x{byte:02x}; latin-1 or a "
+                f"Windows code page?): expected a UTF-8 CSV; hint: {_LABELS_HINT}") from None
+        except csv.Error as exc:
+            raise InvalidParameterError(
+                f"{path.name} line {reader.line_num + 1} is not CSV ({exc}): expected rows "
+                "'path,class_id[,x0,y0,x1,y1]'") from None
     return found
+
+
+def _label_row(row: list[str], where: str, root: pathlib.Path, explainer, found: dict) -> None:
+    """Add one labels row ``path,class_id[,x0,y0,x1,y1]`` to ``found`` (checked)."""
+    if len(row) not in (2, 6):
+        other = next((sep for sep in (";", "\t", "|") if sep in row[0]), None)
+        hint = f"; the fields look separated by {other!r}: expected commas" if len(row) == 1 and other else ""
+        raise InvalidParameterError(
+            f"{where}: expected 'path,class_id' or 'path,class_id,x0,y0,x1,y1' (got {len(row)} fields){hint}")
+    rel = pathlib.Path(row[0])
+    rel = rel.relative_to(root) if rel.is_absolute() and root in rel.parents else rel
+    image = root / rel
+    kind = special_kind(image)
+    if kind is not None:
+        raise InvalidParameterError(f"{where}: image {row[0]!r} is {kind}: expected an image file")
+    if not image.is_file():
+        raise InvalidParameterError(f"{where}: image {row[0]!r} not found under {str(root)!r}")
+    given = int(row[1]) if re.fullmatch(r"[+-]?[0-9]+", row[1]) else row[1]
+    try:
+        class_id = explainer.resolve_class(given)
+    except CamWidgetsError as exc:
+        raise InvalidParameterError(f"{where}: {exc}") from None
+    entry = found.setdefault(rel.as_posix(), dict(class_id=class_id, boxes=[]))
+    if entry["class_id"] != class_id:
+        raise InvalidParameterError(
+            f"{where}: {row[0]!r} already has class {entry['class_id']} (got {class_id})")
+    if len(row) == 6:
+        try:
+            box = tuple(float(v) for v in row[2:])
+        except ValueError:
+            raise InvalidParameterError(f"{where}: box values must be numbers (got {row[2:]})") from None
+        if not all(math.isfinite(v) for v in box):
+            raise InvalidParameterError(
+                f"{where}: box values must be finite numbers of pixels (got {row[2:]})")
+        if not (box[2] > box[0] and box[3] > box[1]):
+            raise InvalidParameterError(f"{where}: a box needs x1 > x0 and y1 > y0 (got {box})")
+        entry["boxes"].append(box)
+
+
+def _first_bad_utf8(path: pathlib.Path) -> tuple[int, int]:
+    """(line number, byte) of the first byte of ``path`` that is not UTF-8."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, line[exc.start]
+    return 1, 0
 
 
 def _image_size(path) -> tuple[int, int]:
