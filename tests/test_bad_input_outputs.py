@@ -317,3 +317,19 @@ def test_the_distributed_merge_replaces_out_only_when_complete(tmp_path, monkeyp
         dist.destroy_process_group()
     assert summary["computed"] == 0 and summary["records"] == 6 and not rank_file.exists()
     assert _no_temporaries(tmp_path)
+
+
+def test_open_append_never_blocks_and_refuses_special_files(tmp_path):
+    """For the appended results file (evaluate's run_plan opens it with open(out, "a"), which
+    blocks on a FIFO without a reader)."""
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    for path, fragment in [(tmp_path / "pipe.jsonl", "No such device or address"),
+                           (tmp_path, "Is a directory"), ("/dev/full", "is a character device")]:
+        with pytest.raises(InvalidParameterError) as info:
+            files.open_append(path).close()
+        assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+    target = tmp_path / "r.jsonl"
+    target.write_text("one\n")
+    with files.open_append(target) as handle:
+        handle.write("two\n")
+    assert target.read_text() == "one\ntwo\n"

@@ -26,8 +26,8 @@ from cam_widgets.errors import CamWidgetsError, InvalidParameterError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["file_kind", "special_kind", "check_regular", "open_regular", "check_output",
-           "probe_folder", "atomic_write", "atomic_path", "output_error"]
+__all__ = ["file_kind", "special_kind", "check_regular", "open_regular", "open_append",
+           "check_output", "probe_folder", "atomic_write", "atomic_path", "output_error"]
 
 
 def file_kind(mode: int) -> str:
@@ -69,6 +69,29 @@ def open_regular(path: PathLike, what: str, error: Type[CamWidgetsError] = Inval
         if flags & getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_append(path: PathLike, what: str = "the output",
+                error: Type[CamWidgetsError] = InvalidParameterError,
+                hint: str = "pick another output path") -> IO[str]:
+    """Open a regular file (created if missing) for appending text, never blocking: opened
+    with ``O_NONBLOCK`` (a FIFO without a reader would block an ordinary open) and checked
+    with ``fstat``; a folder, FIFO or device is one line of ``error``."""
+    flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:  # EISDIR, ENXIO (a FIFO without a reader), EACCES, EROFS...
+        raise output_error(path, f"{os.fspath(path)!r} cannot be opened", exc, hint, error) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise output_error(path, f"{os.fspath(path)!r} is {file_kind(mode)}", None, hint, error)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "a", encoding="utf-8")
     except BaseException:
         os.close(fd)
         raise

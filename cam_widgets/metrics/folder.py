@@ -198,12 +198,20 @@ def _first_bad_utf8(path: pathlib.Path) -> tuple[int, int]:
 
 def _image_size(path) -> tuple[int, int]:
     """(width, height) of an image file after its EXIF orientation (header only)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as img:
-        width, height = img.size
-        if img.getexif().get(0x0112) in (5, 6, 7, 8):
-            width, height = height, width
+    try:  # never blocks: a FIFO put in the file's place is refused
+        with open_regular(path, "Image path", InvalidImageError, "give an image file") as handle, \
+                Image.open(handle) as img:
+            width, height = img.size
+            if img.getexif().get(0x0112) in (5, 6, 7, 8):
+                width, height = height, width
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, CamWidgetsError):
+            raise
+        raise InvalidImageError(
+            f"the size of {str(path)!r} could not be read ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:100]}): expected an image file") from None
     return width, height
 
 
