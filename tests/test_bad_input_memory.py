@@ -161,3 +161,20 @@ def test_exif_orientation_is_applied_after_the_reduction(tmp_path):
 def test_max_side_is_checked(bad):
     with pytest.raises(InvalidParameterError, match="max_side"):
         load_image(np.zeros((16, 16, 3), np.uint8), max_side=bad)
+
+
+def test_a_thin_file_is_refused_from_its_header(tmp_path):
+    """1 x 50,000,000 pixels: under the pixel limit, refused before 50 MB are decoded."""
+    import struct
+    import zlib
+
+    from cam_widgets.errors import InvalidImageError
+
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    struct.pack_into(">II", data, 16, 50_000_000, 1)  # IHDR width, height
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    with pytest.raises(InvalidImageError, match="Image too small: expected at least 8x8 pixels, "
+                                                "received a 50000000x1"):
+        load_image(bytes(data))

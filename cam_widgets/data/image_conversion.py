@@ -17,7 +17,7 @@ from cam_widgets.errors import InvalidImageError
 MIN_SIDE = 8
 
 
-def _too_small(width: int, height: int, what: str) -> InvalidImageError:
+def too_small(width: int, height: int, what: str) -> InvalidImageError:
     return InvalidImageError(
         f"Image too small: expected at least {MIN_SIDE}x{MIN_SIDE} pixels, received a"
         f" {width}x{height} (width x height) {what}. Hint: use a larger image."
@@ -52,7 +52,7 @@ def pil_to_rgb(img: Image.Image, what: str, orient: bool = True) -> np.ndarray:
         img = upright(img, orientation(img))
     width, height = img.size
     if width < MIN_SIDE or height < MIN_SIDE:
-        raise _too_small(width, height, what)
+        raise too_small(width, height, what)
     mode = img.mode
     try:
         if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -138,7 +138,7 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
         )
     height, width = arr.shape[:2]
     if height < MIN_SIDE or width < MIN_SIDE:
-        raise _too_small(width, height, "array")
+        raise too_small(width, height, "array")
     if kind == "b":
         data = arr.astype(np.uint8) * 255
     elif arr.dtype == np.uint8:

@@ -18,7 +18,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from cam_widgets.errors import InvalidImageError
 
-from .image_conversion import MIN_SIDE, orientation, pil_to_rgb, upright
+from .image_conversion import MIN_SIDE, orientation, pil_to_rgb, too_small, upright
 
 #: Largest accepted image (width * height) decoded from a file, URL or bytes.
 MAX_FILE_PIXELS = 100_000_000
@@ -68,6 +68,8 @@ def decode_file(fp: io.IOBase, what: str, max_side: Optional[int] = MAX_DECODED_
         width, height = img.size
         if width * height > MAX_FILE_PIXELS:
             raise _bomb(what, f"{width}x{height} = {_pixels(width * height)}")
+        if min(width, height) < MIN_SIDE:  # before decoding: 1 x 100,000,000 is 100 MP of nothing
+            raise too_small(width, height, what)
         tag = orientation(img)  # read from the header, before any reduction
         factor = reduction(width, height, max_side)
         try:
