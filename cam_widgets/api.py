@@ -17,9 +17,46 @@ _LAST_USER: Optional[tuple] = None
 _SHARED_LOCK = threading.Lock()
 
 
-def get_explainer(model: str = DEFAULT_MODEL, device=None, weights_path=None) -> Explainer:
+#: Your models in the widgets: menu name -> Explainer (see :func:`widget_model`).
+_YOURS: dict[str, Explainer] = {}
+
+
+def widget_model(model: Any) -> str:
+    """The name a widget's model menu and state use for ``model``: a zoo name as it is; an
+    Explainer, an nn.Module or a ModelSpec registered under "<its name> (yours)" (the same
+    object twice: the same name, one Explainer), so that every widget can take your own model
+    with the same rules as Explainer (never mutated, never moved)."""
+    if isinstance(model, str):
+        return model
+    with _SHARED_LOCK:
+        for name, explainer in _YOURS.items():
+            if explainer is model or explainer.spec is model or explainer.spec.model is model:
+                return name
+    explainer = model if isinstance(model, Explainer) else Explainer(model)
+    with _SHARED_LOCK:
+        stem = f"{explainer.name} (yours)"
+        name, count = stem, 1
+        while name in _YOURS:
+            count += 1
+            name = f"{explainer.name} (yours {count})"
+        _YOURS[name] = explainer
+    return name
+
+
+def your_models() -> list[str]:
+    """Names of the models given to widgets in this session (see :func:`widget_model`)."""
+    with _SHARED_LOCK:
+        return list(_YOURS)
+
+
+def get_explainer(model: Any = DEFAULT_MODEL, device=None, weights_path=None) -> Explainer:
     """The shared Explainer of a zoo model: every widget and call reuses its engine and cache
-    (``device=None`` and the device it picks share one; ``weights_path``: see load_model)."""
+    (``device=None`` and the device it picks share one; ``weights_path``: see load_model).
+    An Explainer is returned as it is; a name from :func:`widget_model` gives its Explainer."""
+    if isinstance(model, Explainer):
+        return model
+    if isinstance(model, str) and model in _YOURS:
+        return _YOURS[model]
     key = (str(model).lower(), str(choose_device(device)),
            None if weights_path is None else str(weights_path))
     with _SHARED_LOCK:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import InvalidParameterError
 from .render import MapStatus, apply_colormap, overlay, percentile_scale, save_png
+from .render.overlay import fade_for
 
 #: Colour bar title of a pixel-level map drawn relative to its 99th percentile.
 PERCENTILE_NOTE = "1 = 99th pct"
@@ -91,10 +92,13 @@ class Explanation:
         return percentile_scale(m) if self.pixel_level else m
 
     def overlay(self, alpha: float = 0.5, colormap: str = "viridis") -> np.ndarray:
-        """RGB uint8 overlay of the map as drawn on the image (or the coloured map alone)."""
+        """RGB uint8 overlay of the map as drawn on the image (or the coloured map alone), as
+        the Explorer draws it: transparent where the map is low (pixel maps in proportion,
+        CAM maps below half their range), so the photo stays the photo."""
         if self.image is None:
             return apply_colormap(self.display_heatmap(), colormap)
-        return overlay(self.image, self.display_heatmap(), alpha=alpha, colormap=colormap)
+        return overlay(self.image, self.display_heatmap(), alpha=alpha, colormap=colormap,
+                       fade=fade_for(self.pixel_level))
 
     def annotated(self, alpha: float = 0.5, colormap: str = "viridis") -> np.ndarray:
         """The overlay with the title above it (and what the map's status says, e.g. an empty

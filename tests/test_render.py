@@ -398,8 +398,11 @@ def test_overlays_draw_pixel_maps_relative_to_their_99th_percentile(lite_explain
     vanilla = lite_explainer.explain("chelsea", "vanilla", 282)
     gradcam = lite_explainer.explain("chelsea", "gradcam", 282)
     assert vanilla.pixel_level and not gradcam.pixel_level
-    np.testing.assert_array_equal(vanilla.overlay(0.5), overlay(vanilla.image, percentile_scale(vanilla.heatmap), alpha=0.5))
-    np.testing.assert_array_equal(gradcam.overlay(0.5), overlay(gradcam.image, gradcam.heatmap, alpha=0.5))
+    # and faded as the Explorer draws them: pixel maps in proportion, CAM maps where low
+    np.testing.assert_array_equal(vanilla.overlay(0.5), overlay(
+        vanilla.image, percentile_scale(vanilla.heatmap), alpha=0.5, fade="pixel"))
+    np.testing.assert_array_equal(gradcam.overlay(0.5), overlay(
+        gradcam.image, gradcam.heatmap, alpha=0.5, fade="cam"))
     assert np.mean(vanilla.display_heatmap() == 1.0) >= 0.009  # the top 1% saturates
 
 

@@ -149,7 +149,8 @@ def test_explorer_takes_its_first_colormap_and_opacity():
     explorer = Explorer(image="chelsea", colormap="jet", opacity=0.7)
     assert explorer._controls["colormap"].value == "jet"
     scale = [list(step) for step in explorer.panels.figure.layout.coloraxis.colorscale]
-    assert scale == [list(step) for step in plotly_colorscale("jet")]  # drawn so from the start
+    # drawn so from the start (Grad-CAM: faded where the map is low)
+    assert scale == [list(step) for step in plotly_colorscale("jet", fade="cam")]
     assert explorer.panels.heatmap(0).opacity == pytest.approx(0.7)
     with pytest.raises(InvalidParameterError, match="colormap must be one of .*Did you mean 'jet'"):
         Explorer(colormap="jett")

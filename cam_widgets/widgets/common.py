@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches
+from ..api import your_models
 from ..models import list_models, weights_on_disk
 from ..methods import get_method
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
@@ -86,7 +87,7 @@ def model_choices() -> list[tuple[str, str]]:
     """Dropdown options of the zoo; a model whose weights are not on this machine says so
     (picking it downloads them when online, or explains how to provide them)."""
     return [(name if weights_on_disk(name) else f"{name} (weights not here)", name)
-            for name in list_models()]
+            for name in list_models()] + [(name, name) for name in your_models()]
 
 
 #: The export link must read as a link in every front end (Voila's theme shows plain text).

@@ -15,6 +15,7 @@ import ipywidgets as W
 import numpy as np
 
 from ..methods import get_method
+from ..api import widget_model
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import busy, first_view
@@ -66,7 +67,8 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
                  background: Optional[bool] = None, colormap: str = "viridis",
                  opacity: float = 0.5) -> None:
         check_by(by)  # the "compare" menu cannot show another value
-        values = tuple(values or ())
+        model = widget_model(model)  # your nn.Module or Explainer too
+        values = tuple(widget_model(v) for v in values or ()) if by == "model" else tuple(values or ())
         colormap, opacity = first_view(colormap, opacity)
         self.state = CompareState(image=image_choice(image), model=model, by=by, values=values,
                                   method=get_method(method).name, target=target, layer=layer,

@@ -10,7 +10,7 @@ from typing import Optional
 import ipywidgets as W
 import torch
 
-from ..api import get_explainer
+from ..api import get_explainer, widget_model
 from ..errors import InvalidParameterError
 from ..explainer import Explainer
 from ..models import DEFAULT_MODEL, ModelSpec
@@ -57,7 +57,7 @@ class DilationStudy(Study):
         self.timings: tuple[float, float] = (math.nan, math.nan)
         self.table = W.HTML(value="")
         self._twins: dict = {}
-        super().__init__(DilationState(image, base, target, layer), placeholders=2,
+        super().__init__(DilationState(image, widget_model(base), target, layer), placeholders=2,
                          background=background)
 
     def _build_controls(self) -> dict:

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import ipywidgets as W
 
-from ..api import get_explainer
+from ..api import get_explainer, widget_model
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
@@ -45,7 +45,9 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
     Args:
         image: a bundled sample or scene name ("chelsea", "scene:two_class"), or your own
             image: a path, URL, array or PIL image (every widget then offers it too).
-        model: a zoo name; the engine is shared with every other widget on that model.
+        model: a zoo name (the engine is shared with every other widget on that model), or
+            your own nn.Module, ModelSpec or Explainer (then listed in every widget's model
+            menu as "<name> (yours)"; never mutated, never moved).
         static: draw PNG overlays instead of a Plotly FigureWidget (for front ends that
             cannot show one).
         background: compute browser changes off the kernel's loop (None: when in a kernel).
@@ -58,6 +60,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
                  static: bool = False, background: Optional[bool] = None,
                  colormap: str = "viridis", opacity: float = 0.5) -> None:
         colormap, opacity = first_view(colormap, opacity)  # built in its final state
+        model = widget_model(model)  # your nn.Module or Explainer too
         image = image_choice(image)
         self.state = ExplorerState(image=image, model=model, method=get_method(method).name, layer=layer,
                                    colormap=colormap, opacity=float(opacity))

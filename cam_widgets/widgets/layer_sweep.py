@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import ipywidgets as W
 
 from ..methods import get_method, list_methods
+from ..api import widget_model
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, layer_resolution
@@ -38,7 +39,7 @@ class LayerSweep(Study):
                  method: str = "gradcam", layers: Optional[Sequence[str]] = None,
                  max_panels: int = 8, background: Optional[bool] = None) -> None:
         self.results: list[Explanation] = []
-        state = LayerSweepState(image, model, target, get_method(method).name,
+        state = LayerSweepState(image, widget_model(model), target, get_method(method).name,
                                 None if layers is None else tuple(layers), int(max_panels))
         super().__init__(state, placeholders=len(layers) if layers else 1,
                          background=background)

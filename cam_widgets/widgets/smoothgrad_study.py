@@ -9,6 +9,7 @@ import numpy as np
 
 from ..methods import get_method, list_methods
 from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
+from ..api import widget_model
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, snapshot_display
@@ -46,7 +47,7 @@ class SmoothGradStudy(Study):
         self.result: Optional[Explanation] = None
         self.progress_calls = 0
         snaps = tuple(sorted({int(n) for n in snapshots}))
-        state = SmoothGradState(image, model, target, get_method(method).name, float(noise),
+        state = SmoothGradState(image, widget_model(model), target, get_method(method).name, float(noise),
                                 int(samples), snaps)
         super().__init__(state, placeholders=len(snaps) + 1, background=background)
 
