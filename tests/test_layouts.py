@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from cam_widgets.engine import Engine, count_hooks
-from cam_widgets.engine.flow import AxisFlow, _kept_dims, _permutation
+from cam_widgets.engine.flow import AxisFlow, kept_dims, permutation
 from cam_widgets.engine.layouts import Reading, read_layout, to_grid, token_grid
 
 C, H, W = frozenset("C"), frozenset("H"), frozenset("W")
@@ -122,13 +122,13 @@ def test_the_flow_follows_axes_through_permutes_reshapes_and_residual_sums():
 
 
 def test_axis_helpers():
-    assert _permutation("permute", 4, (None, 0, 2, 3, 1), {}) == [0, 2, 3, 1]
-    assert _permutation("permute", 3, (None, [0, -1, 1]), {}) == [0, 2, 1]
-    assert _permutation("transpose", 4, (None, 1, -1), {}) == [0, 3, 2, 1]
-    assert _permutation("movedim", 4, (None, 1, -1), {}) == [0, 2, 3, 1]
-    assert _permutation("permute", 3, (None, 0, 0, 1), {}) is None
-    assert _kept_dims((2, 8, 3, 5), (2, 8, 15)) == {0: 0, 1: 1}
-    assert _kept_dims((2, 15, 8), (2, 3, 5, 8)) == {0: 0, 2: 3}
+    assert permutation("permute", 4, (None, 0, 2, 3, 1), {}) == [0, 2, 3, 1]
+    assert permutation("permute", 3, (None, [0, -1, 1]), {}) == [0, 2, 1]
+    assert permutation("transpose", 4, (None, 1, -1), {}) == [0, 3, 2, 1]
+    assert permutation("movedim", 4, (None, 1, -1), {}) == [0, 2, 3, 1]
+    assert permutation("permute", 3, (None, 0, 0, 1), {}) is None
+    assert kept_dims((2, 8, 3, 5), (2, 8, 15)) == {0: 0, 1: 1}
+    assert kept_dims((2, 15, 8), (2, 3, 5, 8)) == {0: 0, 2: 3}
     assert token_grid(196, set()) == (14, 14) and token_grid(24, {(4, 6)}) == (4, 6)
     assert token_grid(24, set()) is None and token_grid(16, {(2, 8)}) is None  # 4x4 or 2x8
     assert token_grid(1, set()) is None

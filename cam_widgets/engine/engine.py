@@ -230,8 +230,8 @@ class Engine:
         modules = dict(self.model.named_modules())
         if layer in modules and layer:
             raise UnknownLayerError(
-                f"layer {layer!r} has no spatial output (it is 1x1, not 4-D, or called more than "
-                f"once), so there is no map to show; spatial layers end with "
+                f"layer {layer!r} has no spatial output (it is 1x1, no grid or tokens, or "
+                f"called more than once), so there is no map to show; spatial layers end with "
                 f"{', '.join(repr(l.name) + ' (' + l.resolution + ')' for l in self.layers[-3:])}"
             )
         raise UnknownLayerError(

@@ -124,7 +124,7 @@ class AxisFlow:
                 and first is _first_tensor(args, kwargs):
             self._channels(first, out, first.dim() - 1, out.dim() - 1)
         elif name in PERMUTES:
-            order = _permutation(name, first.dim(), args, kwargs)
+            order = permutation(name, first.dim(), args, kwargs)
             if order is not None:
                 self._link(first, out, {old: new for new, old in enumerate(order)})
         elif name in RESHAPES:
@@ -156,7 +156,7 @@ class AxisFlow:
         shape_in, shape_out = tuple(before.shape), tuple(after.shape)
         if prod(shape_in) != prod(shape_out):
             return
-        self._link(before, after, _kept_dims(shape_in, shape_out))
+        self._link(before, after, kept_dims(shape_in, shape_out))
         for fine, coarse, tensors in ((shape_in, shape_out, (before, after)),
                                       (shape_out, shape_in, (after, before))):
             starts = {(prod(coarse[:j]), coarse[j]): j for j in range(len(coarse))}
@@ -217,7 +217,7 @@ def _one_dim(args: tuple, kwargs: dict) -> bool:
     return isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 1
 
 
-def _permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> Optional[list[int]]:
+def permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> Optional[list[int]]:
     """``order``: output axis i is input axis order[i]; None when the call cannot be read."""
     rest = list(args[1:])
     try:
@@ -245,7 +245,7 @@ def _permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> Optional[li
     return order if sorted(order) == list(range(ndim)) else None
 
 
-def _kept_dims(before: tuple, after: tuple) -> dict:
+def kept_dims(before: tuple, after: tuple) -> dict:
     """{axis before: axis after} for the dimensions a row-major reshape keeps whole: the same
     size, starting at the same flat offset."""
     starts = {}
