@@ -210,8 +210,9 @@ def small_image() -> torch.Tensor:
 @pytest.mark.parametrize("layout, listed", [("tokens", "tokens"), ("nhwc", "NHWC")])
 def test_every_cam_method_reads_a_rearranged_grid_as_the_grid_itself(layout, listed):
     """The same activations in another layout give the same map, for every CAM-family method
-    of the registry (Score-CAM's masked forwards too); 24 tokens make no square: the grid
-    comes from the convolution's 4x6."""
+    of the registry (Score-CAM's masked forwards too): ``arranged`` against the convolution's
+    grid as it is (NCHW); ``act``, which feeds the pool and the head (CAM applies), against the
+    NHWC reading. 24 tokens make no square: the grid comes from the convolution's 4x6."""
     from cam_widgets import list_methods
     from cam_widgets.errors import CamWidgetsError
 
@@ -222,18 +223,23 @@ def test_every_cam_method_reads_a_rearranged_grid_as_the_grid_itself(layout, lis
             if name != "patch"} == {name: (listed, (4, 6), 8)
                                     for name in ("arranged", "norm", "mlp", "act")}
     methods = [m.name for m in list_methods("cam")]
-    assert {"gradcam", "gradcam++", "layercam", "xgradcam", "eigencam", "scorecam"} <= set(methods)
-    for method in methods:
-        try:
-            expected = plain.explain(image, method, 1, "arranged").raw
-        except CamWidgetsError as error:  # (CAM: no GAP + linear head after this layer)
-            with pytest.raises(type(error)):
-                arranged.explain(image, method, 1, "arranged")
-            continue
-        got = arranged.explain(image, method, 1, "arranged").raw
-        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6 * abs(expected).max(),
-                                   err_msg=method)
-        assert np.ptp(got) > 0, method
+    assert {"gradcam", "gradcam++", "layercam", "xgradcam", "eigencam", "scorecam",
+            "cam"} <= set(methods)
+    for layer, refused in (("arranged", ["cam"]), ("act", [])):  # (act feeds the pool + head)
+        failed = []
+        for method in methods:
+            try:
+                expected = plain.explain(image, method, 1, layer).raw
+            except CamWidgetsError as error:  # CAM: no GAP + linear head after this layer
+                with pytest.raises(type(error)):
+                    arranged.explain(image, method, 1, layer)
+                failed.append(method)
+                continue
+            got = arranged.explain(image, method, 1, layer).raw
+            np.testing.assert_allclose(got, expected, rtol=1e-4,
+                                       atol=1e-6 * abs(expected).max(), err_msg=method)
+            assert np.ptp(got) > 0, method
+        assert failed == refused, layer
     assert count_hooks(arranged.engine.model) == 0
 
 
