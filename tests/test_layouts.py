@@ -44,17 +44,17 @@ def test_cnn_layers_are_listed_as_before_all_channels_first(builder):
     torch.manual_seed(0)
     model = getattr(torchvision.models, builder)(weights=None).eval()
     engine = Engine(model, input_size=(64, 64), device="cpu", channels_last=False)
-    listed = [(l.name, l.channels, l.height, l.width) for l in engine.layers]
+    listed = [(info.name, info.channels, info.height, info.width) for info in engine.layers]
     assert listed == four_d_outputs(model, (64, 64)) and len(listed) > 20
-    assert {l.layout for l in engine.layers} == {"NCHW"}
+    assert {info.layout for info in engine.layers} == {"NCHW"}
     assert count_hooks(model) == 0
 
 
 def test_efficientnet_lite0_layers_are_listed_as_before(lite_explainer):
     model = lite_explainer.engine.model
-    listed = [(l.name, l.channels, l.height, l.width) for l in lite_explainer.layers()]
+    listed = [(info.name, info.channels, info.height, info.width) for info in lite_explainer.layers()]
     assert listed == four_d_outputs(model, (224, 224)) and len(listed) == 220
-    assert {l.layout for l in lite_explainer.layers()} == {"NCHW"}
+    assert {info.layout for info in lite_explainer.layers()} == {"NCHW"}
 
 
 def test_convnext_blocks_read_channels_last_inside_and_first_outside():
@@ -62,7 +62,7 @@ def test_convnext_blocks_read_channels_last_inside_and_first_outside():
     were listed as (N, C, H, W) with H channels."""
     torch.manual_seed(0)
     model = torchvision.models.convnext_tiny(weights=None).eval()
-    layers = {l.name: l for l in Engine(model, input_size=(64, 64), device="cpu",
+    layers = {info.name: info for info in Engine(model, input_size=(64, 64), device="cpu",
                                         channels_last=False).layers}
     for name, layout, channels in (("features.1.0.block.0", "NCHW", 96),
                                    ("features.1.0.block.2", "NHWC", 96),
@@ -94,7 +94,7 @@ def test_windows_are_refused_not_read_as_a_grid():
     from cam_widgets.errors import UnknownLayerError
 
     engine = Engine(Windows(), input_size=(8, 8), device="cpu")
-    assert [l.name for l in engine.layers] == ["conv"]
+    assert [info.name for info in engine.layers] == ["conv"]
     with pytest.raises(UnknownLayerError, match=r"\(N, 4, 16, 8\).*not the image's height and width"):
         engine.check_layer("windows")
 

@@ -103,7 +103,7 @@ def swin():
 
 
 def test_vit_layers_are_listed_as_tokens_with_a_class_token_on_14x14(vit):
-    layers = {l.name: l for l in vit.explainer.layers()}
+    layers = {info.name: info for info in vit.explainer.layers()}
     blocks = [f"encoder.layers.encoder_layer_{i}" for i in range(12)]
     for name in blocks + [VIT_LAYER, "encoder.ln"]:
         info = layers[name]
@@ -114,7 +114,7 @@ def test_vit_layers_are_listed_as_tokens_with_a_class_token_on_14x14(vit):
 
 
 def test_swin_stages_are_listed_channels_last(swin):
-    layers = {l.name: l for l in swin.explainer.layers()}
+    layers = {info.name: info for info in swin.explainer.layers()}
     for name, channels, side in (("features.1", 96, 56), ("features.3", 192, 28),
                                  ("features.5", 384, 14), ("features.7", 768, 7),
                                  ("features.7.1.norm1", 768, 7), ("norm", 768, 7)):
@@ -218,8 +218,8 @@ def test_every_cam_method_reads_a_rearranged_grid_as_the_grid_itself(layout, lis
 
     arranged, plain = small(Patches(layout)), small(Patches("nchw"))
     image = small_image()
-    layers = {l.name: l for l in arranged.layers()}
-    assert {name: (l.layout, l.grid, l.channels) for name, l in layers.items()
+    layers = {info.name: info for info in arranged.layers()}
+    assert {name: (info.layout, info.grid, info.channels) for name, info in layers.items()
             if name != "patch"} == {name: (listed, (4, 6), 8)
                                     for name in ("arranged", "norm", "mlp", "act")}
     methods = [m.name for m in list_methods("cam")]
@@ -297,7 +297,7 @@ def test_a_layer_whose_layout_cannot_be_told_is_refused_in_one_line(layer, shape
     from cam_widgets.errors import UnknownLayerError
 
     explainer = Explainer(Tangled(), device="cpu", input_size=(16, 16), labels=["a", "b", "c"])
-    assert layer not in {l.name for l in explainer.layers()}
+    assert layer not in {info.name for info in explainer.layers()}
     with pytest.raises(UnknownLayerError) as error:
         explainer.explain(torch.zeros(1, 3, 16, 16), "gradcam", 0, layer)
     message = str(error.value)

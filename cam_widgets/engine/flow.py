@@ -21,8 +21,8 @@ reference: the probe holds no activation.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from math import prod
-from typing import Iterable, Optional
 
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
@@ -96,11 +96,11 @@ class AxisFlow:
             self._numbers[tensor] = found
         return found
 
-    def find(self, tensor: torch.Tensor) -> Optional[int]:
+    def find(self, tensor: torch.Tensor) -> int | None:
         """The number of ``tensor`` if it derives from the image, else None."""
         return self._numbers.get(tensor)
 
-    def see(self, func, args: tuple, kwargs: Optional[dict], result) -> None:
+    def see(self, func, args: tuple, kwargs: dict | None, result) -> None:
         """Learn from one torch call ``func(*args, **kwargs) -> result``."""
         name = getattr(func, "__name__", "")
         if name in UNTRACKED:
@@ -203,7 +203,7 @@ def _tensors(values: Iterable) -> list[torch.Tensor]:
     return [v for v in values if isinstance(v, torch.Tensor)]
 
 
-def _first_tensor(args: tuple, kwargs: dict) -> Optional[torch.Tensor]:
+def _first_tensor(args: tuple, kwargs: dict) -> torch.Tensor | None:
     """The data argument of a layer call (``input``, its first argument)."""
     found = args[0] if args else kwargs.get("input")
     return found if isinstance(found, torch.Tensor) else None
@@ -217,7 +217,7 @@ def _one_dim(args: tuple, kwargs: dict) -> bool:
     return isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 1
 
 
-def permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> Optional[list[int]]:
+def permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> list[int] | None:
     """``order``: output axis i is input axis order[i]; None when the call cannot be read."""
     rest = list(args[1:])
     try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 from torch import nn
@@ -26,7 +25,7 @@ class LayerInfo:
     height: int
     width: int
     layout: str = "NCHW"
-    reshape: Optional[Reshape] = field(default=None, repr=False, compare=False)
+    reshape: Reshape | None = field(default=None, repr=False, compare=False)
 
     @property
     def resolution(self) -> str:
@@ -55,7 +54,7 @@ def aliases(layers, tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
     return aliases
 
 
-def spatial_layers(probe, modules: dict[str, nn.Module], reshape: Optional[dict] = None
+def spatial_layers(probe, modules: dict[str, nn.Module], reshape: dict | None = None
                    ) -> tuple[list[LayerInfo], int, int, dict[str, str]]:
     """(every module called once whose output reads as a grid (N, C, h, w) larger than 1x1,
     in forward order; the bytes of all leaf modules' outputs; the largest leaf output's bytes;

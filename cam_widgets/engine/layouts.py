@@ -17,9 +17,9 @@ and another without a class token) is refused, never read wrong: the error names
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from math import isqrt
-from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
@@ -46,7 +46,7 @@ def way_out(name: str) -> str:
     return f"give it as Explainer(model, reshape={{{name!r}: fn}}), fn turning it into (N, C, h, w)"
 
 
-def read_layout(name: str, shape: tuple, axes: tuple, grids: set) -> Union[Reading, str, None]:
+def read_layout(name: str, shape: tuple, axes: tuple, grids: set) -> Reading | str | None:
     """How to read the output ``shape`` (N, ...) of module ``name``: a Reading, a one-line
     refusal (its layout cannot be told), or None (not a spatial output, as (N, C) logits).
 
@@ -68,7 +68,7 @@ def read_layout(name: str, shape: tuple, axes: tuple, grids: set) -> Union[Readi
     return found if found is None or found.height * found.width > 1 else None
 
 
-def _grid_reading(shape: tuple, axes: tuple) -> Union[Reading, str, None]:
+def _grid_reading(shape: tuple, axes: tuple) -> Reading | str | None:
     """(N, C, H, W) or (N, H, W, C), or why neither."""
     _, a, b, d = shape
     channels = [axis for axis in range(4) if CHANNELS in axes[axis]]
@@ -92,7 +92,7 @@ def _grid_reading(shape: tuple, axes: tuple) -> Union[Reading, str, None]:
     return "no call tells whether its channels come first or last"
 
 
-def _token_reading(shape: tuple, axes: tuple, grids: set) -> Union[Reading, str, None]:
+def _token_reading(shape: tuple, axes: tuple, grids: set) -> Reading | str | None:
     """(N, L, C) tokens, with or without a class token first, or why not."""
     _, length, channels = shape
     where = [axis for axis in range(3) if CHANNELS in axes[axis]]
@@ -122,7 +122,7 @@ def _token_reading(shape: tuple, axes: tuple, grids: set) -> Union[Reading, str,
     return "no call tells where its channels are"
 
 
-def token_grid(count: int, grids: set) -> Optional[tuple[int, int]]:
+def token_grid(count: int, grids: set) -> tuple[int, int] | None:
     """The grid of ``count`` tokens: a square, or one of the model's other grids of that
     many positions; None when there is none or more than one, or one position only."""
     found = {g for g in grids if g[0] * g[1] == count}
@@ -133,7 +133,7 @@ def token_grid(count: int, grids: set) -> Optional[tuple[int, int]]:
 
 
 def to_grid(tensor: torch.Tensor, layout: str, grid: tuple[int, int],
-            reshape: Optional[Reshape] = None, layer: str = "") -> torch.Tensor:
+            reshape: Reshape | None = None, layer: str = "") -> torch.Tensor:
     """A layer output (N, ...) (or gradients of that shape) as (N, C, h, w), a view where
     the layout allows."""
     n = tensor.shape[0]
