@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from math import prod
+from typing import Any
 
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
@@ -100,7 +101,7 @@ class AxisFlow:
         """The number of ``tensor`` if it derives from the image, else None."""
         return self._numbers.get(tensor)
 
-    def see(self, func, args: tuple, kwargs: dict | None, result) -> None:
+    def see(self, func: Any, args: tuple, kwargs: dict | None, result: Any) -> None:
         """Learn from one torch call ``func(*args, **kwargs) -> result``."""
         name = getattr(func, "__name__", "")
         if name in UNTRACKED:
@@ -219,24 +220,25 @@ def _one_dim(args: tuple, kwargs: dict) -> bool:
 
 def permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> list[int] | None:
     """``order``: output axis i is input axis order[i]; None when the call cannot be read."""
-    rest = list(args[1:])
+    rest: list[Any] = list(args[1:])
+    order: list[Any]
     try:
         if name == "permute":
             dims = kwargs.get("dims", rest[0] if len(rest) == 1 else rest)
             order = [int(d) % ndim for d in dims]
         elif name in ("movedim", "moveaxis"):
-            source = kwargs.get("source", rest[0] if rest else None)
-            target = kwargs.get("destination", rest[1] if len(rest) > 1 else None)
+            source: Any = kwargs.get("source", rest[0] if rest else None)
+            target: Any = kwargs.get("destination", rest[1] if len(rest) > 1 else None)
             source = [source] if isinstance(source, int) else list(source)
             target = [target] if isinstance(target, int) else list(target)
-            order: list = [None] * ndim
+            order = [None] * ndim
             for s, t in zip(source, target):
                 order[int(t) % ndim] = int(s) % ndim
             others = iter(a for a in range(ndim) if a not in order)
             order = [next(others) if a is None else a for a in order]
         else:
-            first = kwargs.get("dim0", rest[0] if rest else None)
-            second = kwargs.get("dim1", rest[1] if len(rest) > 1 else None)
+            first: Any = kwargs.get("dim0", rest[0] if rest else None)
+            second: Any = kwargs.get("dim1", rest[1] if len(rest) > 1 else None)
             order = list(range(ndim))
             i, j = int(first) % ndim, int(second) % ndim
             order[i], order[j] = order[j], order[i]
@@ -248,7 +250,7 @@ def permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> list[int] | 
 def kept_dims(before: tuple, after: tuple) -> dict:
     """{axis before: axis after} for the dimensions a row-major reshape keeps whole: the same
     size, starting at the same flat offset."""
-    starts = {}
+    starts: dict[tuple[int, int], int] = {}
     for axis in range(len(after)):
         starts.setdefault((prod(after[:axis]), after[axis]), axis)
     kept = {}

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .layouts import Reshape, custom_reading, read_layout, to_grid
+from .layouts import Reading, Reshape, custom_reading, read_layout, to_grid
+from .probe import Probe
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def aliases(layers, tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
     return aliases
 
 
-def spatial_layers(probe, modules: dict[str, nn.Module], reshape: dict | None = None
+def spatial_layers(probe: Probe, modules: dict[str, nn.Module], reshape: dict | None = None
                    ) -> tuple[list[LayerInfo], int, int, dict[str, str]]:
     """(every module called once whose output reads as a grid (N, C, h, w) larger than 1x1,
     in forward order; the bytes of all leaf modules' outputs; the largest leaf output's bytes;
@@ -67,7 +68,7 @@ def spatial_layers(probe, modules: dict[str, nn.Module], reshape: dict | None = 
         if name in probe.shapes and not any(True for _ in modules[name].children()):
             total += probe.nbytes[name]
             largest = max(largest, probe.nbytes[name])
-    readings = {}
+    readings: dict[str, Reading] = {}
     for rank in (4, 3):  # grids first: a token count may be one of them
         grids = {(r.height, r.width) for r in readings.values() if r.layout in ("NCHW", "NHWC")}
         for name in order:
@@ -93,7 +94,7 @@ def spatial_layers(probe, modules: dict[str, nn.Module], reshape: dict | None = 
     return layers, total, largest, refused
 
 
-def _unreadable(name: str, probe) -> str:
+def _unreadable(name: str, probe: Probe) -> str:
     """Why a layer given a ``reshape`` cannot be read ("" when it can)."""
     if name not in probe.calls:
         return f"layer {name!r} did not run in the model's forward, so it has no output to reshape"

@@ -103,10 +103,9 @@ def _token_reading(shape: tuple, axes: tuple, grids: set) -> Reading | str | Non
             return Reading("tokens" if length == h * w else "tokens+cls", channels, h, w)
         return f"{length} tokens on a {h}x{w} grid"
     with_cls, plain = token_grid(length - 1, grids), token_grid(length, grids)
-    if where == [2] and not axes[1] and (with_cls is None) != (plain is None):
-        if with_cls is not None:
-            return Reading("tokens+cls", channels, *with_cls)
-        return Reading("tokens", channels, *plain)
+    grid = with_cls if plain is None else plain if with_cls is None else None  # one, not both
+    if where == [2] and not axes[1] and grid is not None:
+        return Reading("tokens+cls" if with_cls is not None else "tokens", channels, *grid)
     if not where and not any(axes) and with_cls is None and plain is None:
         return None  # (N, L, C) of no grid, with nothing to say it is a sequence of tokens
     if where == [1]:
@@ -144,6 +143,8 @@ def to_grid(tensor: torch.Tensor, layout: str, grid: tuple[int, int],
     if layout in ("tokens+cls", "tokens"):
         tokens = tensor[:, 1:] if layout == "tokens+cls" else tensor
         return tokens.reshape(n, *grid, tokens.shape[-1]).permute(0, 3, 1, 2)
+    if reshape is None:
+        raise MethodNotApplicableError(f"layer {layer!r}: unknown layout {layout!r}")
     out = reshape(tensor)
     if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != n \
             or tuple(out.shape[2:]) != tuple(grid):
@@ -154,7 +155,7 @@ def to_grid(tensor: torch.Tensor, layout: str, grid: tuple[int, int],
     return out
 
 
-def checked_reshape(reshape, model: nn.Module) -> dict[str, Reshape]:
+def checked_reshape(reshape: object, model: nn.Module) -> dict[str, Reshape]:
     """``reshape`` ({layer name: fn}) checked against the model's module names: a dict, or
     a one-line error."""
     if reshape is None:

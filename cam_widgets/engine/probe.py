@@ -109,10 +109,10 @@ def probing(model: nn.Module) -> Iterator[Probe]:
     probe = Probe()
     outputs = _Outputs(probe)
     flow = AxisFlow()
-    numbers: dict[str, int] = {}  # module -> its output's number in the flow
+    numbers: dict[str, int | None] = {}  # module -> its output's number in the flow
     first = [True]
 
-    def image(module, args):
+    def image(module: nn.Module, args: tuple) -> None:
         if first[0] and args:  # (the model calling itself again sees no new image)
             first[0] = False
             flow.image(args[0])
