@@ -177,6 +177,8 @@ class Explainer:
         """Load, resize and preprocess an image once (a sample name, path, URL, array, PIL
         image, or an already preprocessed tensor of shape (3, H, W) or (1, 3, H, W))."""
         if isinstance(image, torch.Tensor):
+            if image.dtype == torch.uint8:  # torchvision.io.read_image's: a 0..255 RGB image
+                return self.prepare(_uint8_tensor_to_rgb(image))
             return self._prepare_tensor(image)
         source = _source_key(image)
         with self._memo_lock:
@@ -206,6 +208,11 @@ class Explainer:
             raise InvalidImageError(
                 f"a tensor image must be a dense tensor with values (got a {image.layout} tensor "
                 f"on {image.device.type})")
+        if not image.is_floating_point():  # (an int64 0..255 image explained as normalised)
+            raise InvalidImageError(
+                f"a tensor image must be float (preprocessed, shape (1, 3, H, W)) or uint8 "
+                f"(a 0..255 RGB image, as torchvision.io.read_image gives) (got {image.dtype}); "
+                f"for another kind, pass a numpy (H, W, 3) array")
         tensor = image.detach()
         if tensor.dim() == 3:
             tensor = tensor.unsqueeze(0)
@@ -304,8 +311,8 @@ class Explainer:
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
         ids = [None if t is None else self.resolve_class(t) for t in wanted]
         # a pass keeps one sample's activations (half of them with no graph below the layer)
-        slice_size = params.get("batch_size") or self.engine.batch_size_for(
-            0.5 if rooted_batch([spec]) else 1.0)
+        slice_size = self.engine.batch_size_for(0.5 if rooted_batch([spec]) else 1.0,
+                                                requested=params.get("batch_size"))
         results: list[Explanation] = []
         for first in range(0, count, slice_size):
             rows = prepared[first:first + slice_size]
@@ -356,6 +363,8 @@ class Explainer:
             if images.dim() != 4:
                 raise InvalidImageError(
                     f"a batch tensor must have shape (N, 3, H, W) (got {tuple(images.shape)})")
+            if images.dtype == torch.uint8:  # 0..255 RGB images (torchvision.io's layout)
+                return [self.prepare(images[n]) for n in range(images.shape[0])]
             return [self._prepare_tensor(images[n:n + 1]) for n in range(images.shape[0])]
         if not isinstance(images, (list, tuple)) or not images:
             raise InvalidImageError(
@@ -509,6 +518,18 @@ class Explainer:
                 snapshots={n: heatmaps[row] for n, heatmaps in snap_maps.items()},
                 image=prepared.rgb))
         return results
+
+
+def _uint8_tensor_to_rgb(image: torch.Tensor) -> np.ndarray:
+    """A uint8 (3, H, W) or (1, 3, H, W) tensor (torchvision's image layout) as (H, W, 3)."""
+    pixels = image.detach()
+    if pixels.dim() == 4 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.dim() != 3 or pixels.shape[0] not in (1, 3):
+        raise InvalidImageError(
+            f"a uint8 tensor image must have shape (3, H, W) or (1, 3, H, W), channels first "
+            f"as torchvision.io.read_image gives (got {tuple(image.shape)})")
+    return np.ascontiguousarray(pixels.expand(3, -1, -1).permute(1, 2, 0).cpu().numpy())
 
 
 def _image_key(rgb: np.ndarray) -> str:

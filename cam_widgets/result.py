@@ -119,8 +119,11 @@ class Explanation:
             picture = self.annotated(alpha, colormap) if annotated else self.overlay(alpha, colormap)
             return save_png(target, picture)
         if suffix == ".npy":
+            from .data.files import atomic_write
+
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as file:  # np.save(path) would add ".npy" to "x.NPY"
+            # np.save(path) would add ".npy" to "x.NPY"; renamed over the target when complete
+            with atomic_write(target, "wb") as file:
                 np.save(file, self.heatmap.astype(np.float32))
             return target
         if suffix == ".html":

@@ -91,7 +91,9 @@ def open_append(path: PathLike, what: str = "the output",
         if not stat.S_ISREG(mode):
             raise output_error(path, f"{os.fspath(path)!r} is {file_kind(mode)}", None, hint, error)
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "a", encoding="utf-8")
+        handle = os.fdopen(fd, "a", encoding="utf-8")
+        handle.buffer.raw.name = os.fspath(path)  # (an error message names the file, not the fd)
+        return handle
     except BaseException:
         os.close(fd)
         raise

@@ -402,8 +402,18 @@ class Engine:
         return self._has_relu
 
     @_one_pass_at_a_time
-    def batch_size_for(self, per_sample_factor: float = 2.0) -> int:
-        """How many samples fit the memory budget in one batched pass with its backward."""
+    def batch_size_for(self, per_sample_factor: float = 2.0, requested: Optional[int] = None) -> int:
+        """How many samples fit the memory budget in one batched pass with its backward (on
+        the CPU, also what runs fastest). ``requested``: the caller's own batch size, capped
+        at what the budget holds (a batch of thousands would exhaust the machine)."""
+        fits = self._fits_budget(per_sample_factor)
+        if requested is not None:
+            return max(1, min(int(requested), fits))
+        if self.device.type == "cuda":
+            return fits
+        return cpu_batch_size(fits, self._largest_activation, self._nhwc)
+
+    def _fits_budget(self, per_sample_factor: float) -> int:
         if self._layers is None:
             self._probe()
         budget = self.memory_budget
@@ -414,10 +424,7 @@ class Engine:
             else:
                 budget = CPU_MEMORY_BUDGET
         per_sample = max(1, int(self._bytes_per_sample * per_sample_factor))
-        fits = max(1, int(budget // per_sample))
-        if self.device.type == "cuda":
-            return fits
-        return cpu_batch_size(fits, self._largest_activation, self._nhwc)
+        return max(1, int(budget // per_sample))
 
     @_one_pass_at_a_time
     def clear_cache(self) -> None:

@@ -79,7 +79,7 @@ def integrated_gradients(ctx: MethodContext) -> MethodOutput:
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     alphas = torch.tensor((nodes + 1) / 2, dtype=inputs.dtype, device=inputs.device)
     weights = torch.tensor(weights / 2, dtype=inputs.dtype, device=inputs.device)
-    batch = max(1, int(ctx.param("batch_size") or ctx.engine.batch_size_for()))
+    batch = ctx.engine.batch_size_for(requested=ctx.param("batch_size"))
     total = torch.zeros((ctx.num_classes,) + tuple(inputs.shape), dtype=inputs.dtype,
                         device=inputs.device)
     if ctx.progress is not None:

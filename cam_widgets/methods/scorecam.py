@@ -27,7 +27,7 @@ def scorecam(ctx: MethodContext) -> MethodOutput:
     lo = masks.amin(dim=(2, 3), keepdim=True)
     span = masks.amax(dim=(2, 3), keepdim=True) - lo
     masks = (masks - lo) / torch.where(span > 0, span, torch.ones_like(span))
-    batch = int(ctx.param("batch_size") or ctx.engine.batch_size_for(per_sample_factor=1.0))
+    batch = ctx.engine.batch_size_for(per_sample_factor=1.0, requested=ctx.param("batch_size"))
     class_ids = ctx.class_ids.to(acts.device)
     scores = torch.empty((ctx.num_classes, n, channels), device=acts.device)
     live_channels = [live[image].nonzero().flatten() for image in range(n)]

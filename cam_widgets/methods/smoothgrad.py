@@ -36,10 +36,17 @@ class SmoothOutput:
     batch_size: int = 0
 
 
+#: The most noisy samples a SmoothGrad run takes: 10,000 is minutes on a CPU; 10**9 would be
+#: years (the mean settles within a few hundred).
+MAX_SAMPLES = 10_000
+
+
 def check_smoothing(noise: float, samples: int) -> tuple[float, int]:
     """(noise, samples) as a float and an int (numpy's scalars too), or one-line errors."""
-    if not positive_int(samples):
-        raise InvalidParameterError(f"'samples' must be an int >= 1 (got {samples!r})")
+    if not positive_int(samples) or samples > MAX_SAMPLES:
+        raise InvalidParameterError(
+            f"'samples' must be an int from 1 to {MAX_SAMPLES:,} (got {samples!r}; the "
+            f"SmoothGrad paper uses 50, and past a few hundred the mean no longer changes)")
     if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real) \
             or not 0 <= noise <= 10:
         raise InvalidParameterError(
@@ -120,8 +127,10 @@ def smooth(
             f"'noise_samples' must be a tensor of shape {expected}: one noise tensor a sample "
             f"(got {describe(noise_samples)})")
     sigma = float(noise) * (input_range[1] - input_range[0])
-    if batch_size is None:
-        batch_size = 1 if "extra_forwards" in method.needs else engine.batch_size_for()
+    if batch_size is None and "extra_forwards" in method.needs:
+        batch_size = 1
+    else:  # a batch size given is capped at what the memory budget holds
+        batch_size = engine.batch_size_for(requested=batch_size)
     batch_size = max(1, min(int(batch_size), samples))
     generator = torch.Generator(device=inputs.device).manual_seed(int(seed))
     wanted = sorted({int(s) for s in snapshots if 1 <= int(s) <= samples})

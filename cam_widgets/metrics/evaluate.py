@@ -22,7 +22,8 @@ from typing import Callable, Optional, Sequence
 
 from torch.utils.data import DataLoader
 
-from ..errors import InvalidParameterError, close_matches, describe
+from ..data.files import check_output, open_append
+from ..errors import CamWidgetsError, InvalidParameterError, close_matches, describe, one_line
 # the per-batch computation, dataset and records parts live in their own modules; their
 # public names stay importable here
 from .batch import score_batch, explain_batch
@@ -79,10 +80,11 @@ def evaluate(explainer, dataset, *, methods: Sequence[str] = ("gradcam",), layer
     """
     plan = make_plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers,
                  on_error, method_params, metric_params)
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not resume and out.exists():
-        out.unlink()
+    # a folder, /dev/full, a FIFO or a read-only place: one line, before anything is read as
+    # if to resume or removed (an unlink of /dev/full, run as root, deleted the device)
+    out = check_output(out, "pick another output file ('out'; CLI: --out)")
+    if not resume:
+        out.unlink(missing_ok=True)
     done = done_pairs(read_records(out, repair=True), plan)
     pending = pending_indices(dataset, plan, done)
     started = time.perf_counter()
@@ -188,15 +190,18 @@ def run_plan(explainer, dataset, plan: Plan, indices: list[int], out: pathlib.Pa
                         sampler=indices, num_workers=plan.num_workers, collate_fn=collate,
                         pin_memory=pin and device.type == "cuda")
     written, seen = 0, 0
-    with open(out, "a") as handle:
-        for index_list, batch, class_ids, boxes, errors in loader:
-            records = _evaluate_batch(explainer, dataset, plan, index_list, batch, class_ids, boxes,
-                                      errors, done)
-            write_records(handle, records)
-            written += len(records)
-            seen += len(index_list)
-            if progress is not None:
-                progress(seen, len(indices))
+    with open_append(out) as handle:
+        try:
+            for index_list, batch, class_ids, boxes, errors in loader:
+                records = _evaluate_batch(explainer, dataset, plan, index_list, batch, class_ids,
+                                          boxes, errors, done)
+                write_records(handle, records)
+                written += len(records)
+                seen += len(index_list)
+                if progress is not None:
+                    progress(seen, len(indices))
+        except CamWidgetsError as error:  # from a DataLoader worker: its traceback in the text
+            raise type(error)(one_line(error)) from None
     return written
 
 

@@ -137,9 +137,14 @@ def image_data_uri(rgb: np.ndarray, fmt: str = "png", quality: int = 90) -> str:
 
 
 def save_png(path: Union[str, os.PathLike], rgb: np.ndarray) -> Path:
-    """Write a uint8 image as a PNG file (parent folders are created); returns the path."""
+    """Write a uint8 image as a PNG file (parent folders are created); returns the path. The
+    file is written beside the target and renamed over it when complete: a failed write (a
+    full disk) leaves an existing file as it was."""
+    from ..data.files import atomic_write
+
     p = Path(path)
     data = to_png_bytes(rgb)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
+    with atomic_write(p, "wb") as file:
+        file.write(data)
     return p
