@@ -133,6 +133,11 @@ class Explainer:
             raise InvalidParameterError(
                 f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})")
         checked_input_size(model.input_size)  # (a user's ModelSpec too)
+        if isinstance(model.model, torch.jit.ScriptModule):  # hooks never run on scripted code
+            raise MethodNotApplicableError(
+                f"'model' is a TorchScript module ({type(model.model).__name__}): its compiled "
+                f"forward runs no Python hooks, so no layer can be read; pass the nn.Module "
+                f"it was scripted from (torch.jit.script/trace keep the original as your code)")
         self.spec = model
         self.engine = Engine(model.model, input_size=model.input_size, device=device,
                              owned=owned, memory_budget=memory_budget,

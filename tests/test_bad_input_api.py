@@ -76,3 +76,15 @@ def test_a_save_that_fails_midway_keeps_the_old_file(lite_explainer, tmp_path, m
         result.save(target)
         assert target.read_bytes() != b"the previous export"
         target.unlink()
+
+
+@pytest.mark.parametrize("compile_", [torch.jit.script, lambda m: torch.jit.trace(m, torch.zeros(1, 3, 8, 8))])
+def test_a_torchscript_model_is_refused_in_one_line(compile_):
+    from cam_widgets import Explainer
+    from cam_widgets.errors import MethodNotApplicableError
+    from conftest import TinyNet
+
+    scripted = compile_(TinyNet().eval())
+    with pytest.raises(MethodNotApplicableError) as info:
+        Explainer(scripted, input_size=(8, 8), labels=list("abc"))
+    assert "TorchScript" in str(info.value) and "\n" not in str(info.value)
