@@ -3,6 +3,7 @@ explain() calls, on EfficientNet-Lite0 (the offline model), each side on fresh i
 
     .venv/bin/python benchmarks/bench_batch.py [--repeats 3] [--batch-size N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,10 +48,14 @@ def main() -> None:
         started = time.perf_counter()
         explainer.explain_batch(images, "gradcam", batch_size=args.batch_size)
         batched.append(time.perf_counter() - started)
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, slice {args.batch_size or explainer.engine.batch_size_for()}")
-    print(f"one by one: {min(loop):.3f} s   batched: {min(batched):.3f} s   "
-          f"ratio {min(batched) / min(loop):.2f} (bar <= 0.6)")
+    print(
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, slice {args.batch_size or explainer.engine.batch_size_for()}"
+    )
+    print(
+        f"one by one: {min(loop):.3f} s   batched: {min(batched):.3f} s   "
+        f"ratio {min(batched) / min(loop):.2f} (bar <= 0.6)"
+    )
 
 
 if __name__ == "__main__":

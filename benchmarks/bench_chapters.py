@@ -6,6 +6,7 @@ A chapter runs in a fresh kernel of this interpreter (as Binder's would), with o
 added at the end that reads the kernel's own peak resident memory (``VmHWM`` in
 ``/proc/self/status``). ``--fast`` sets ``CAM_WIDGETS_FAST=1`` (smaller sample counts; the tests run as shipped).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,16 +15,16 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
-
 from datetime import datetime
+from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
-PEAK_CELL = ("print('VMHWM_KB', [int(l.split()[1]) for l in open('/proc/self/status') "
-             "if l.startswith('VmHWM')][0])")
+PEAK_CELL = (
+    "print('VMHWM_KB', [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+)
 
 
 def kernel_peak_kb(notebook) -> int:
@@ -38,8 +39,9 @@ def run_chapter(path: Path, fast: bool, timeout: int) -> dict:
     notebook = nbformat.read(path, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
     env = dict(os.environ, CAM_WIDGETS_FAST="1" if fast else "0")
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     saved = dict(os.environ)
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
@@ -49,9 +51,12 @@ def run_chapter(path: Path, fast: bool, timeout: int) -> dict:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return {"chapter": path.name, "seconds": round(seconds, 1),
-            "peak_mb": round(kernel_peak_kb(notebook) / 1024),
-            "slowest_cells": slowest_cells(notebook)}
+    return {
+        "chapter": path.name,
+        "seconds": round(seconds, 1),
+        "peak_mb": round(kernel_peak_kb(notebook) / 1024),
+        "slowest_cells": slowest_cells(notebook),
+    }
 
 
 def slowest_cells(notebook, count: int = 3) -> list[tuple[int, float]]:
@@ -61,8 +66,10 @@ def slowest_cells(notebook, count: int = 3) -> list[tuple[int, float]]:
         stamps = cell.get("metadata", {}).get("execution", {})
         start, end = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
         if start and end:
-            seconds = (datetime.fromisoformat(end.replace("Z", "+00:00"))
-                       - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+            seconds = (
+                datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(start.replace("Z", "+00:00"))
+            ).total_seconds()
             timed.append((index, round(seconds, 1)))
     return sorted(timed, key=lambda pair: -pair[1])[:count]
 
@@ -77,9 +84,11 @@ def main(argv=None) -> int:
     chapters = sorted((ROOT / "notebooks").glob("*.ipynb"))
     if args.only:
         chapters = [c for c in chapters if c.name.startswith(tuple(args.only))]
-    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, "
-          f"{'fast' if args.fast else 'as shipped'}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"{'fast' if args.fast else 'as shipped'}"
+    )
     print("| chapter | seconds | kernel peak (VmHWM) | slowest cells (index: s) |\n|---|---|---|---|")
     rows = []
     for path in chapters:

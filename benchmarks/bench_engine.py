@@ -18,6 +18,7 @@ Usage::
 
 See benchmarks/README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ import statistics
 import sys
 import time
 import warnings
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -160,6 +161,7 @@ def bench_model(name: str, args, device) -> dict:
         def call():
             with torch.no_grad():
                 base(xd)
+
         return call
 
     def forward_backward(i):
@@ -167,6 +169,7 @@ def bench_model(name: str, args, device) -> dict:
             leaf = xd.detach().clone().requires_grad_(True)
             out = base(leaf)
             torch.autograd.grad(out[0, cls_a], leaf)
+
         return call
 
     def unseen(i: int, case: int) -> torch.Tensor:
@@ -203,14 +206,16 @@ def bench_model(name: str, args, device) -> dict:
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         pgc = {}
-        for label, cls in (("pytorch-grad-cam GradCAM", GradCAM),
-                           ("pytorch-grad-cam GradCAMPlusPlus", GradCAMPlusPlus)):
+        for label, cls in (
+            ("pytorch-grad-cam GradCAM", GradCAM),
+            ("pytorch-grad-cam GradCAMPlusPlus", GradCAMPlusPlus),
+        ):
             m = copy.deepcopy(base).eval()
             pgc[label] = cls(model=m, target_layers=[target_module(m, layer)])
             targets = [ClassifierOutputTarget(cls_a)]
 
             def make(cam=pgc[label], targets=targets):
-                return lambda i: (lambda: cam(input_tensor=xd, targets=targets))
+                return lambda i: lambda: cam(input_tensor=xd, targets=targets)
 
             t.add(label, make())
     except ImportError as exc:
@@ -218,8 +223,7 @@ def bench_model(name: str, args, device) -> dict:
         notes.append(f"pytorch-grad-cam not installed ({exc}); its rows are missing")
 
     try:
-        from captum.attr import (GuidedBackprop, LayerAttribution, LayerGradCam, NoiseTunnel,
-                                 Saliency)
+        from captum.attr import GuidedBackprop, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
 
         have_captum = True
         lgc = LayerGradCam(base, target_module(base, layer))
@@ -229,6 +233,7 @@ def bench_model(name: str, args, device) -> dict:
             def call():
                 attr = lgc.attribute(xd, target=cls_a)
                 return LayerAttribution.interpolate(attr, size, "bilinear").relu()
+
             return call
 
         t.add("captum LayerGradCam (+ upsample, ReLU)", captum_gradcam)
@@ -250,6 +255,7 @@ def bench_model(name: str, args, device) -> dict:
             def call():
                 with captum_guided_relu6() if relu6 else contextlib.nullcontext():
                     return gbp.attribute(xd, target=cls_a)
+
             return call
 
         t.add("captum GuidedBackprop" + (" (ReLU6 patched in)" if relu6 else ""), captum_guided)
@@ -264,6 +270,7 @@ def bench_model(name: str, args, device) -> dict:
     # ---- group 2: SmoothGrad n=samples ----------------------------------------------
     n = args.smooth_samples
     s = Timer(dev)
+
     def ours_smooth(batch_size=None, precision="fp32", fold=True):
         def prepare(i):
             params = {} if batch_size is None else {"batch_size": batch_size}
@@ -275,7 +282,9 @@ def bench_model(name: str, args, device) -> dict:
                     return ex.explain(x, "vanilla", cls_a, samples=n, noise=SMOOTH_NOISE, **params)
                 finally:
                     ex.engine.fold_batch_norm = True
+
             return call
+
         return prepare
 
     ours_default_bs = min(ex.engine.batch_size_for(), n)  # as smooth() picks it
@@ -299,10 +308,17 @@ def bench_model(name: str, args, device) -> dict:
 
         def captum_smooth(i):
             def call():
-                attr = nt.attribute(xd, nt_type="smoothgrad", nt_samples=n,
-                                    nt_samples_batch_size=nt_batch, stdevs=sigma,
-                                    target=cls_a, abs=True)
+                attr = nt.attribute(
+                    xd,
+                    nt_type="smoothgrad",
+                    nt_samples=n,
+                    nt_samples_batch_size=nt_batch,
+                    stdevs=sigma,
+                    target=cls_a,
+                    abs=True,
+                )
                 return attr.amax(dim=1)
+
             return call
 
         s.add(f"captum NoiseTunnel(Saliency) n={n}, batch {nt_batch}", captum_smooth)
@@ -315,11 +331,12 @@ def bench_model(name: str, args, device) -> dict:
         def call():
             total = torch.zeros(x.shape[-2:], device=dev)
             for k in range(n):
-                leaf = (xd + noise[k:k + 1]).requires_grad_(True)
+                leaf = (xd + noise[k : k + 1]).requires_grad_(True)
                 out = base(leaf)
                 (grad,) = torch.autograd.grad(out[0, cls_a], leaf)
                 total += grad[0].abs().amax(dim=0)
             return total / n
+
         return call
 
     s.add(f"sequential loop n={n} (article)", sequential)
@@ -333,17 +350,27 @@ def bench_model(name: str, args, device) -> dict:
     memory = memory_test(ex, args.memory_calls) if args.memory_calls else None
     del base
     gc.collect()
-    return {"model": name, "results": results, "notes": notes, "memory": memory,
-            "smooth_samples": n, "smooth_default_bs": ours_default_bs, "agreement": agreement,
-            "device": dev, "skipped": None}
+    return {
+        "model": name,
+        "results": results,
+        "notes": notes,
+        "memory": memory,
+        "smooth_samples": n,
+        "smooth_default_bs": ours_default_bs,
+        "agreement": agreement,
+        "device": dev,
+        "skipped": None,
+    }
 
 
 def mixed_precision_agreement(ex, x, cls, n: int, precision: str) -> float:
     """Correlation of the SmoothGrad map in ``precision`` with fp32, on the same noise."""
     import numpy as np
 
-    maps = [ex.explain(x, "vanilla", cls, samples=n, noise=SMOOTH_NOISE, seed=11,
-                       precision=p).heatmap.ravel() for p in ("fp32", precision)]
+    maps = [
+        ex.explain(x, "vanilla", cls, samples=n, noise=SMOOTH_NOISE, seed=11, precision=p).heatmap.ravel()
+        for p in ("fp32", precision)
+    ]
     return float(np.corrcoef(maps[0], maps[1])[0, 1])
 
 
@@ -378,12 +405,18 @@ def memory_test(ex, calls: int) -> dict:
     seconds = time.perf_counter() - start
     gc.collect()
     after = device_memory_mb(ex.device)
-    return {"calls": calls, "before": before, "after": after, "growth": after - before,
-            "seconds": seconds, "warmup": warm}
+    return {
+        "calls": calls,
+        "before": before,
+        "after": after,
+        "growth": after - before,
+        "seconds": seconds,
+        "warmup": warm,
+    }
 
 
 # --------------------------------------------------------------------------- report
-def find(results: dict, prefix: str) -> Optional[float]:
+def find(results: dict, prefix: str) -> float | None:
     for key, value in results.items():
         if key.startswith(prefix):
             return value
@@ -408,17 +441,29 @@ def bars(run: dict) -> list[tuple[str, str, str]]:
             rows.append((label, "-", "n.a."))
             return
         ratio = ok_value / limit
-        rows.append((label, f"{ok_value:.1f} ms vs {factor:g} x {limit:.1f} ms (ratio {ratio:.2f})",
-                     "PASS" if ok_value <= factor * limit else "FAIL"))
+        rows.append(
+            (
+                label,
+                f"{ok_value:.1f} ms vs {factor:g} x {limit:.1f} ms (ratio {ratio:.2f})",
+                "PASS" if ok_value <= factor * limit else "FAIL",
+            )
+        )
 
     # mixed-precision rows whose map agrees with fp32 at r >= 0.99 (the issue's rule)
-    mixed = [v for k, v in r.items()
-             if k.startswith(f"ours SmoothGrad n={n} mixed") and run["agreement"].get(k, 0) >= 0.99]
+    mixed = [
+        v
+        for k, v in r.items()
+        if k.startswith(f"ours SmoothGrad n={n} mixed") and run["agreement"].get(k, 0) >= 0.99
+    ]
     if run["device"].type == "cuda":  # the issue's GPU bars
         check("class switch <= 2 ms", switch, 2.0)
         check(f"SmoothGrad n={n} (fp32) <= 0.5 x captum NoiseTunnel (batched)", ours_sg, nt, 0.5)
-        check(f"SmoothGrad n={n} (best mixed precision with r >= 0.99) <= 0.5 x captum NoiseTunnel",
-              min(mixed) if mixed else None, nt, 0.5)
+        check(
+            f"SmoothGrad n={n} (best mixed precision with r >= 0.99) <= 0.5 x captum NoiseTunnel",
+            min(mixed) if mixed else None,
+            nt,
+            0.5,
+        )
     else:
         check("fresh Grad-CAM <= captum LayerGradCam", fresh, lgc)
         check("fresh Grad-CAM <= 0.5 x pytorch-grad-cam GradCAM", fresh, pgc, 0.5)
@@ -428,9 +473,13 @@ def bars(run: dict) -> list[tuple[str, str, str]]:
     mem = run.get("memory")
     if mem:
         what = "allocated CUDA memory" if run["device"].type == "cuda" else "RSS"
-        rows.append((f"memory growth over {mem['calls']} calls < 50 MB",
-                     f"{mem['growth']:+.1f} MB ({what} {mem['before']:.0f} -> {mem['after']:.0f} MB)",
-                     "PASS" if mem["growth"] < 50 else "FAIL"))
+        rows.append(
+            (
+                f"memory growth over {mem['calls']} calls < 50 MB",
+                f"{mem['growth']:+.1f} MB ({what} {mem['before']:.0f} -> {mem['after']:.0f} MB)",
+                "PASS" if mem["growth"] < 50 else "FAIL",
+            )
+        )
     else:
         rows.append(("memory growth < 50 MB", "-", "n.a."))
     return rows
@@ -441,8 +490,7 @@ def markdown(runs: list[dict], args, device: torch.device) -> str:
         "# cam_widgets engine benchmark",
         "",
         f"- device: {device.type} - {device_name(device)}",
-        f"- torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"python {platform.python_version()}",
+        f"- torch {torch.__version__}, threads {torch.get_num_threads()}, python {platform.python_version()}",
         f"- date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
         f"- median of {args.repeats} timed calls after {args.warmup} warm-up (SmoothGrad: "
         f"{args.smooth_repeats} after {args.warmup} warm-up), implementations interleaved round-robin in one process",
@@ -457,15 +505,16 @@ def markdown(runs: list[dict], args, device: torch.device) -> str:
         r = run["results"]
         fwd = find(r, "forward (no_grad)")
         fresh = find(r, "ours Grad-CAM, fresh")
-        lines += ["| case | median ms | x forward | x our fresh Grad-CAM |",
-                  "|---|---:|---:|---:|"]
+        lines += ["| case | median ms | x forward | x our fresh Grad-CAM |", "|---|---:|---:|---:|"]
         for key, value in r.items():
             lines.append(f"| {key} | {value:.1f} | {value / fwd:.2f} | {value / fresh:.2f} |")
         mem = run.get("memory")
         if mem:
             what = "CUDA memory" if run["device"].type == "cuda" else "RSS"
-            lines.append(f"| {what} growth over {mem['calls']} explain() calls (4 images, 5 methods, "
-                         f"10 classes) | {mem['growth']:+.1f} MB | | |")
+            lines.append(
+                f"| {what} growth over {mem['calls']} explain() calls (4 images, 5 methods, "
+                f"10 classes) | {mem['growth']:+.1f} MB | | |"
+            )
         lines += ["", "| bar | measured | result |", "|---|---|---|"]
         for bar, measured, verdict in bars(run):
             lines.append(f"| {bar} | {measured} | **{verdict}** |")
@@ -473,8 +522,10 @@ def markdown(runs: list[dict], args, device: torch.device) -> str:
         for note in run["notes"]:
             lines.append(f"- {note}")
         if mem:
-            lines.append(f"- memory: {mem['warmup']} warm-up calls, then {mem['calls']} calls in "
-                         f"{mem['seconds']:.1f} s")
+            lines.append(
+                f"- memory: {mem['warmup']} warm-up calls, then {mem['calls']} calls in "
+                f"{mem['seconds']:.1f} s"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -484,19 +535,30 @@ def parse_args(argv=None):
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--repeats", type=int, default=10, help="timed calls per case (median)")
     p.add_argument("--smooth-samples", type=int, default=100, help="SmoothGrad n")
-    p.add_argument("--smooth-repeats", type=int, default=None,
-                   help="timed SmoothGrad calls (default min(3, repeats))")
-    p.add_argument("--smooth-batch-sizes", default="",
-                   help="comma-separated extra batch sizes for our SmoothGrad, e.g. 10,25,50")
-    p.add_argument("--memory-calls", type=int, default=None,
-                   help="explain() calls in the memory test (default 1000, --quick 40; 0 skips)")
-    p.add_argument("--models", default="efficientnet_lite0",
-                   help="comma-separated: efficientnet_lite0, resnet50, vgg16")
+    p.add_argument(
+        "--smooth-repeats", type=int, default=None, help="timed SmoothGrad calls (default min(3, repeats))"
+    )
+    p.add_argument(
+        "--smooth-batch-sizes",
+        default="",
+        help="comma-separated extra batch sizes for our SmoothGrad, e.g. 10,25,50",
+    )
+    p.add_argument(
+        "--memory-calls",
+        type=int,
+        default=None,
+        help="explain() calls in the memory test (default 1000, --quick 40; 0 skips)",
+    )
+    p.add_argument(
+        "--models", default="efficientnet_lite0", help="comma-separated: efficientnet_lite0, resnet50, vgg16"
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: tiny repeats and memory test")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--precisions", default=None,
-                   help="mixed-precision SmoothGrad rows, e.g. fp16,bf16 (default: fp16,bf16 on "
-                        "CUDA, none on CPU)")
+    p.add_argument(
+        "--precisions",
+        default=None,
+        help="mixed-precision SmoothGrad rows, e.g. fp16,bf16 (default: fp16,bf16 on CUDA, none on CPU)",
+    )
     p.add_argument("--out", default=None, help="also write the markdown to this file")
     args = p.parse_args(argv)
     if args.quick:

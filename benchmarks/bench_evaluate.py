@@ -11,6 +11,7 @@ Usage::
 
     python benchmarks/bench_evaluate.py --devices cpu,cuda --copies 16 --out r.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,31 +96,55 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     methods = tuple(args.methods.split(","))
-    lines = ["# Batch evaluation benchmark", "",
-             f"- date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}",
-             f"- methods {', '.join(methods)}; metrics {', '.join(METRICS)}; batch {args.batch_size}, "
-             f"{args.num_workers} DataLoader workers", ""]
+    lines = [
+        "# Batch evaluation benchmark",
+        "",
+        f"- date: {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}",
+        f"- methods {', '.join(methods)}; metrics {', '.join(METRICS)}; batch {args.batch_size}, "
+        f"{args.num_workers} DataLoader workers",
+        "",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         root = tmp / "images"
         root.mkdir()
         images = write_folder(root, args.copies)
-        lines += [f"- {images} images ({len(list_scenes())} scenes x {args.copies} variants)", "",
-                  "| run | device | seconds | images/s | pairs |", "|---|---|---:|---:|---:|"]
+        lines += [
+            f"- {images} images ({len(list_scenes())} scenes x {args.copies} variants)",
+            "",
+            "| run | device | seconds | images/s | pairs |",
+            "|---|---|---:|---:|---:|",
+        ]
         outputs = {}
         for device in args.devices.split(","):
             ex = explainer_on(device)
             name = torch.cuda.get_device_name() if ex.device.type == "cuda" else "cpu"
             dataset = dataset_for(str(root), ex)
-            evaluate(ex, dataset, methods=methods, metrics=METRICS, out=tmp / "warm.jsonl",
-                     batch_size=args.batch_size, resume=False)  # warm-up (allocator, kernels)
+            evaluate(
+                ex,
+                dataset,
+                methods=methods,
+                metrics=METRICS,
+                out=tmp / "warm.jsonl",
+                batch_size=args.batch_size,
+                resume=False,
+            )  # warm-up (allocator, kernels)
             out = tmp / f"{device}.jsonl"
-            summary = evaluate(ex, dataset, methods=methods, metrics=METRICS, out=out,
-                               batch_size=args.batch_size, num_workers=args.num_workers,
-                               resume=False)
+            summary = evaluate(
+                ex,
+                dataset,
+                methods=methods,
+                metrics=METRICS,
+                out=out,
+                batch_size=args.batch_size,
+                num_workers=args.num_workers,
+                resume=False,
+            )
             outputs[device] = records_by_pair(out)
-            lines.append(f"| evaluate | {name} | {summary['seconds']:.2f} | "
-                         f"{summary['images_per_second']:.1f} | {summary['computed']} |")
+            lines.append(
+                f"| evaluate | {name} | {summary['seconds']:.2f} | "
+                f"{summary['images_per_second']:.1f} | {summary['computed']} |"
+            )
 
             # interrupted after the first batch, then resumed: the same records
             resumed = tmp / f"{device}_resumed.jsonl"
@@ -128,33 +153,55 @@ def main(argv=None) -> int:
                 raise KeyboardInterrupt
 
             try:
-                evaluate(ex, dataset, methods=methods, metrics=METRICS, out=resumed,
-                         batch_size=args.batch_size, progress=stop, resume=False)
+                evaluate(
+                    ex,
+                    dataset,
+                    methods=methods,
+                    metrics=METRICS,
+                    out=resumed,
+                    batch_size=args.batch_size,
+                    progress=stop,
+                    resume=False,
+                )
             except KeyboardInterrupt:
                 pass
             kept = len(read_records(resumed))
-            again = evaluate(ex, dataset, methods=methods, metrics=METRICS, out=resumed,
-                             batch_size=args.batch_size)
+            again = evaluate(
+                ex, dataset, methods=methods, metrics=METRICS, out=resumed, batch_size=args.batch_size
+            )
             same = max_difference(records_by_pair(resumed), outputs[device])
-            lines.append(f"| interrupted ({kept} pairs kept), resumed | {name} | "
-                         f"{again['seconds']:.2f} | - | {again['computed']} (max diff {same:.1e}) |")
+            lines.append(
+                f"| interrupted ({kept} pairs kept), resumed | {name} | "
+                f"{again['seconds']:.2f} | - | {again['computed']} (max diff {same:.1e}) |"
+            )
 
             started = time.perf_counter()
             dist_out = tmp / f"{device}_dist.jsonl"
             backend = "nccl" if ex.device.type == "cuda" else "gloo"  # the default picks by GPU
-            run_distributed(1, functools.partial(explainer_on, device),
-                            functools.partial(dataset_for, str(root)), out=str(dist_out),
-                            backend=backend, methods=methods, metrics=METRICS,
-                            batch_size=args.batch_size)
+            run_distributed(
+                1,
+                functools.partial(explainer_on, device),
+                functools.partial(dataset_for, str(root)),
+                out=str(dist_out),
+                backend=backend,
+                methods=methods,
+                metrics=METRICS,
+                batch_size=args.batch_size,
+            )
             seconds = time.perf_counter() - started
             same = max_difference(records_by_pair(dist_out), outputs[device])
-            lines.append(f"| run_distributed, 1 process ({backend}; incl. start) | {name} | "
-                         f"{seconds:.2f} | {images / seconds:.1f} | max diff {same:.1e} |")
+            lines.append(
+                f"| run_distributed, 1 process ({backend}; incl. start) | {name} | "
+                f"{seconds:.2f} | {images / seconds:.1f} | max diff {same:.1e} |"
+            )
         if len(outputs) > 1:
             first, *rest = outputs
             for other in rest:
-                lines += ["", f"- largest metric difference {first} vs {other}: "
-                              f"{max_difference(outputs[first], outputs[other]):.2e}"]
+                lines += [
+                    "",
+                    f"- largest metric difference {first} vs {other}: "
+                    f"{max_difference(outputs[first], outputs[other]):.2e}",
+                ]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -26,6 +26,7 @@ Everything runs on this one machine (kernels and browsers share its CPUs), so th
 are those of a loaded server with its users' browsers on it, and noisy if anything else runs.
 Helpers come from tests/browser (Server, the load test's sessions and kernel counting).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,7 @@ BASELINE_CELLS = [
 
 def baseline_notebook(path: Path) -> Path:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in BASELINE_CELLS])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
 
@@ -96,8 +96,13 @@ def machine() -> dict:
         mem_gb = round(kb / 2**20, 1)
     except (OSError, ValueError, IndexError):
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "mem_gb": mem_gb,
-            "python": platform.python_version(), "loadavg_start": os.getloadavg()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gb": mem_gb,
+        "python": platform.python_version(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 def versions() -> dict:
@@ -112,8 +117,16 @@ def versions() -> dict:
     return out
 
 
-def run_scenario(browser, name: str, notebook: Path, pages: int, marks: tuple[str, ...],
-                 work: Path, load_timeout: float, deadline_ms: int) -> dict:
+def run_scenario(
+    browser,
+    name: str,
+    notebook: Path,
+    pages: int,
+    marks: tuple[str, ...],
+    work: Path,
+    load_timeout: float,
+    deadline_ms: int,
+) -> dict:
     """Serve ``notebook``, open ``pages`` pages at once, wait (bounded) for ``marks``, read the
     kernels' peaks, close the tabs, wait (bounded) for their kernels to end."""
     print(f"[{name}] starting Voila", flush=True)
@@ -125,20 +138,20 @@ def run_scenario(browser, name: str, notebook: Path, pages: int, marks: tuple[st
         for s in sessions:
             s.open(srv.url + "/")
         strict = deadline_ms == 2000
-        errors = wait_marks(sessions, marks, load_timeout,
-                            given_up=(lambda s: ANYWIDGET_FAILED in " ".join(s.page.errors))
-                            if strict else None)
-        for s in sessions:                       # a last reading of every page
+        errors = wait_marks(
+            sessions,
+            marks,
+            load_timeout,
+            given_up=(lambda s: ANYWIDGET_FAILED in " ".join(s.page.errors)) if strict else None,
+        )
+        for s in sessions:  # a last reading of every page
             s.poll()
         row["errors"] = {str(i): e for i, e in errors.items()}
         for mark in ("firstMap", "complete", "image"):
-            row[mark] = [None if s.seconds(mark) is None else round(s.seconds(mark), 1)
-                         for s in sessions]
-        row["anywidget_failed_pages"] = sum(ANYWIDGET_FAILED in " ".join(s.page.errors)
-                                            for s in sessions)
+            row[mark] = [None if s.seconds(mark) is None else round(s.seconds(mark), 1) for s in sessions]
+        row["anywidget_failed_pages"] = sum(ANYWIDGET_FAILED in " ".join(s.page.errors) for s in sessions)
         try:
-            row["dead_models"] = [len(s.page.evaluate(DEAD_ANYWIDGETS_JS) or [])
-                                  for s in sessions]
+            row["dead_models"] = [len(s.page.evaluate(DEAD_ANYWIDGETS_JS) or []) for s in sessions]
         except Exception as e:  # noqa: BLE001 - informative only
             row["dead_models"] = f"probe failed: {e}"
         srv.remember_children()
@@ -171,30 +184,40 @@ def _slowest(values) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| scenario | pages | first map / image, each page (s) | slowest (s) | "
-             "page complete, slowest (s) | kernel peak VmHWM, each (MB) | "
-             "pages without a map | pages with a dead figure (anywidget) | "
-             "kernels gone after close (s) |",
-             "|---|---:|---|---:|---:|---|---:|---:|---:|"]
+    lines = [
+        "| scenario | pages | first map / image, each page (s) | slowest (s) | "
+        "page complete, slowest (s) | kernel peak VmHWM, each (MB) | "
+        "pages without a map | pages with a dead figure (anywidget) | "
+        "kernels gone after close (s) |",
+        "|---|---:|---|---:|---:|---|---:|---:|---:|",
+    ]
     for r in rows:
         first = r["image"] if r["scenario"].startswith("baseline") else r["firstMap"]
         complete = "-" if r["scenario"].startswith("baseline") else _slowest(r["complete"])
         without = sum(v is None for v in first)
-        gone = (f"{r['kernels_gone_s']:g}" if r.get("kernels_left") == 0
-                else f"{r.get('kernels_left')} left after {r.get('kernels_gone_s')}")
-        lines.append(f"| {r['scenario']} | {r['pages']} | {_fmt_list(first)} | {_slowest(first)} | "
-                     f"{complete} | {_fmt_list(r['peak_mb'])} | {without} | "
-                     f"{r['anywidget_failed_pages']} | {gone} |")
+        gone = (
+            f"{r['kernels_gone_s']:g}"
+            if r.get("kernels_left") == 0
+            else f"{r.get('kernels_left')} left after {r.get('kernels_gone_s')}"
+        )
+        lines.append(
+            f"| {r['scenario']} | {r['pages']} | {_fmt_list(first)} | {_slowest(first)} | "
+            f"{complete} | {_fmt_list(r['peak_mb'])} | {without} | "
+            f"{r['anywidget_failed_pages']} | {gone} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sessions", type=int, default=5, help="pages opened at once (default 5)")
-    ap.add_argument("--load-timeout", type=float, default=240.0,
-                    help="seconds a scenario's pages may take to load (default 240)")
-    ap.add_argument("--no-strict", action="store_true",
-                    help="skip the row with anywidget's own 2 s deadline")
+    ap.add_argument(
+        "--load-timeout",
+        type=float,
+        default=240.0,
+        help="seconds a scenario's pages may take to load (default 240)",
+    )
+    ap.add_argument("--no-strict", action="store_true", help="skip the row with anywidget's own 2 s deadline")
     ap.add_argument("--json", type=Path, help="also write the rows and the machine here")
     args = ap.parse_args()
 
@@ -216,19 +239,22 @@ def main() -> int:
         (f"quickstart x{n}", NOTEBOOK, n, ("firstMap", "complete"), STRETCHED_DEADLINE_MS),
     ]
     if not args.no_strict:
-        scenarios.append((f"quickstart x{n}, anywidget 2 s", NOTEBOOK, n,
-                          ("firstMap", "complete"), 2000))
+        scenarios.append((f"quickstart x{n}, anywidget 2 s", NOTEBOOK, n, ("firstMap", "complete"), 2000))
     rows = []
     t0 = time.monotonic()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                         headless=True, timeout=30_000)
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=30_000
+            )
             info["chromium"] = browser.version
             try:
                 for k, (name, nb, pages, marks, deadline) in enumerate(scenarios):
-                    rows.append(run_scenario(browser, name, nb, pages, marks, tmp / f"s{k}",
-                                             args.load_timeout, deadline))
+                    rows.append(
+                        run_scenario(
+                            browser, name, nb, pages, marks, tmp / f"s{k}", args.load_timeout, deadline
+                        )
+                    )
             finally:
                 browser.close()
     finally:
@@ -239,25 +265,31 @@ def main() -> int:
     print()
     print(f"## bench_load.py, {info['date']}")
     print()
-    print(f"Machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['mem_gb']} GB RAM; "
-          f"Python {info['python']}, torch {info['torch']}, Voila {info['voila']} "
-          f"(scripts/voila.py + voila.json), anywidget {info['anywidget']}, plotly "
-          f"{info['plotly']}, headless Chromium {info['chromium']} on the same machine. "
-          f"Load average at start {info['loadavg_start'][0]:.2f}, at end "
-          f"{info['loadavg_end'][0]:.2f}; run took {info['wall_s']} s.")
+    print(
+        f"Machine: {info['cpus']} CPUs ({info['cpu_model']}), {info['mem_gb']} GB RAM; "
+        f"Python {info['python']}, torch {info['torch']}, Voila {info['voila']} "
+        f"(scripts/voila.py + voila.json), anywidget {info['anywidget']}, plotly "
+        f"{info['plotly']}, headless Chromium {info['chromium']} on the same machine. "
+        f"Load average at start {info['loadavg_start'][0]:.2f}, at end "
+        f"{info['loadavg_end'][0]:.2f}; run took {info['wall_s']} s."
+    )
     print()
     print(table(rows))
     print()
-    print("Times from the navigation's start to the map (the quickstart Explorer's heatmap) or "
-          "the image (baseline) drawn. Rows other than the strict one give anywidget's model "
-          f"deadline {STRETCHED_DEADLINE_MS // 1000} s instead of 2 s (browsers and kernels "
-          "share these CPUs). Each scenario has a Voila of its own; pages each have a browser "
-          "context of their own.")
+    print(
+        "Times from the navigation's start to the map (the quickstart Explorer's heatmap) or "
+        "the image (baseline) drawn. Rows other than the strict one give anywidget's model "
+        f"deadline {STRETCHED_DEADLINE_MS // 1000} s instead of 2 s (browsers and kernels "
+        "share these CPUs). Each scenario has a Voila of its own; pages each have a browser "
+        "context of their own."
+    )
     strict = [r for r in rows if r["anywidget_deadline_ms"] == 2000]
     for r in strict:
-        print(f"Strict row: {r['anywidget_failed_pages']} of {r['pages']} pages logged "
-              f"'{ANYWIDGET_FAILED}' (an empty figure that ignores updates); dead models "
-              f"per page {r['dead_models']}.")
+        print(
+            f"Strict row: {r['anywidget_failed_pages']} of {r['pages']} pages logged "
+            f"'{ANYWIDGET_FAILED}' (an empty figure that ignores updates); dead models "
+            f"per page {r['dead_models']}."
+        )
     for r in rows:
         if r.get("errors"):
             print(f"{r['scenario']}: pages showed errors: {r['errors']}")

@@ -6,6 +6,7 @@ image <= 100 ms, opacity change <= 20 ms, bytes sent per class switch <= 100 kB)
 Times are measured in the kernel (Python) with no browser attached; bytes are the JSON size
 of every message the FigureWidget and the other widgets would send for the change.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,23 +62,33 @@ def main() -> None:
     timed("class switch (back to a seen class)", lambda c: explorer.set(target=c), classes)
     methods = ["gradcam++", "xgradcam", "layercam", "gradcam"] * 3
     timed("method switch (CAM family)", lambda m: explorer.set(method=m), methods)
-    timed("opacity change", lambda v: setattr(explorer._controls["opacity"], "value", v),
-          list(np.linspace(0.1, 0.9, 12)))
-    timed("colormap change", lambda v: setattr(explorer._controls["colormap"], "value", v),
-          ["jet", "viridis", "inferno", "gray"] * 3)
+    timed(
+        "opacity change",
+        lambda v: setattr(explorer._controls["opacity"], "value", v),
+        list(np.linspace(0.1, 0.9, 12)),
+    )
+    timed(
+        "colormap change",
+        lambda v: setattr(explorer._controls["colormap"], "value", v),
+        ["jet", "viridis", "inferno", "gray"] * 3,
+    )
     restore()
-    print(f"Explorer kernel-side costs, EfficientNet-Lite0 on chelsea, {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {date.today()}\n")
+    print(
+        f"Explorer kernel-side costs, EfficientNet-Lite0 on chelsea, {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {date.today()}\n"
+    )
     print("| interaction | median ms | max ms | bytes sent (median) |")
     print("|---|---:|---:|---:|")
     for label, median, worst, sent in rows:
         print(f"| {label} | {median:.1f} | {worst:.1f} | {sent:,.0f} |")
     switch = rows[0][1]
     opacity = rows[3][1]
-    print(f"\nbars: class switch <= 100 ms: {'PASS' if switch <= 100 else 'FAIL'} ({switch:.1f}); "
-          f"opacity <= 20 ms: {'PASS' if opacity <= 20 else 'FAIL'} ({opacity:.1f}); "
-          f"bytes per class switch <= 100 kB: {'PASS' if rows[0][3] <= 100_000 else 'FAIL'} "
-          f"({rows[0][3]:,.0f})")
+    print(
+        f"\nbars: class switch <= 100 ms: {'PASS' if switch <= 100 else 'FAIL'} ({switch:.1f}); "
+        f"opacity <= 20 ms: {'PASS' if opacity <= 20 else 'FAIL'} ({opacity:.1f}); "
+        f"bytes per class switch <= 100 kB: {'PASS' if rows[0][3] <= 100_000 else 'FAIL'} "
+        f"({rows[0][3]:,.0f})"
+    )
 
 
 if __name__ == "__main__":

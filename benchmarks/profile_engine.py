@@ -4,15 +4,15 @@ Usage::
 
     python benchmarks/profile_engine.py --device cuda --models efficientnet_lite0,resnet50
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
 from bench_engine import Timer, build_explainer  # this folder: run as a script
+from torch.profiler import ProfilerActivity, profile
 
 
 def timed(device, fn, repeats: int = 20) -> float:
@@ -45,7 +45,8 @@ def main(argv=None) -> int:
             "explain, same class (all cached)": lambda: ex.explain(x, "gradcam", 1),
             "capture lookup": lambda: ex.capture(x),
             "gradients of one new class": lambda: capture.gradients(
-                [layer], torch.tensor([next(classes) % 1000])),
+                [layer], torch.tensor([next(classes) % 1000])
+            ),
             "SmoothGrad n=100 fp32": lambda: ex.explain(x, "vanilla", 1, samples=100),
         }
         noisy = x.to(dev).repeat(100, 1, 1, 1)
@@ -57,9 +58,10 @@ def main(argv=None) -> int:
             torch.autograd.grad(out[:, 1].sum(), leaf)
 
         rows["floor: batch-100 fwd + input grad"] = floor
-        for precision in (("fp16", "bf16") if dev.type == "cuda" else ("bf16",)):
-            rows[f"SmoothGrad n=100 {precision}"] = (
-                lambda p=precision: ex.explain(x, "vanilla", 1, samples=100, precision=p))
+        for precision in ("fp16", "bf16") if dev.type == "cuda" else ("bf16",):
+            rows[f"SmoothGrad n=100 {precision}"] = lambda p=precision: ex.explain(
+                x, "vanilla", 1, samples=100, precision=p
+            )
         if dev.type == "cuda":
             import copy
 
@@ -72,6 +74,7 @@ def main(argv=None) -> int:
                     with torch.autocast("cuda", dtype=dtype):
                         out = net(leaf)
                     torch.autograd.grad(out[:, 1].float().sum(), leaf)
+
                 return call
 
             for dtype in (torch.float16, torch.bfloat16):
@@ -90,8 +93,11 @@ def main(argv=None) -> int:
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
             print(f"\n### profile: {label} (5 calls)\n")
-            print(prof.key_averages().table(sort_by="cpu_time_total", row_limit=args.rows,
-                                            max_name_column_width=50))
+            print(
+                prof.key_averages().table(
+                    sort_by="cpu_time_total", row_limit=args.rows, max_name_column_width=50
+                )
+            )
     return 0
 
 

@@ -7,8 +7,9 @@ Public API::
     result.heatmap          # float32 (224, 224) in [0, 1]
     ex = cw.Explainer("efficientnet_lite0"); ex.layers(); ex.predict("coffee")
 """
+
 from .api import explain, get_explainer
-from .data import list_samples, list_scenes, load_image, get_scene, sample_image
+from .data import get_scene, list_samples, list_scenes, load_image, sample_image
 from .errors import CamWidgetsError
 from .explainer import Explainer, Prediction
 from .methods import get_method, list_methods

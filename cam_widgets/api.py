@@ -1,8 +1,9 @@
 """The one-call API and the shared explainers (one engine per model and device)."""
+
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import Any
 
 from .engine.device import choose_device
 from .explainer import Explainer, Target
@@ -12,7 +13,7 @@ from .result import Explanation
 _SHARED: dict[tuple, Explainer] = {}
 #: explain()'s Explainer of the last user model it was given: (model, device, explainer).
 #: One only: it keeps that model alive, and a caller with many models builds Explainers.
-_LAST_USER: Optional[tuple] = None
+_LAST_USER: tuple | None = None
 #: Threads asking for the same explainer at once get one (a second would double the memory).
 _SHARED_LOCK = threading.Lock()
 
@@ -57,8 +58,11 @@ def get_explainer(model: Any = DEFAULT_MODEL, device=None, weights_path=None) ->
         return model
     if isinstance(model, str) and model in _YOURS:
         return _YOURS[model]
-    key = (str(model).lower(), str(choose_device(device)),
-           None if weights_path is None else str(weights_path))
+    key = (
+        str(model).lower(),
+        str(choose_device(device)),
+        None if weights_path is None else str(weights_path),
+    )
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = _shared_build(key[0], device, weights_path)
@@ -81,9 +85,17 @@ def _shared_build(name: str, device, weights_path) -> Explainer:
     return Explainer(name, device=device, weights_path=weights_path)
 
 
-def explain(image: Any, model: Any = DEFAULT_MODEL, method: str = "gradcam",
-            target: Target = None, layer: Optional[str] = None, *, device=None,
-            weights_path=None, **params) -> Explanation:
+def explain(
+    image: Any,
+    model: Any = DEFAULT_MODEL,
+    method: str = "gradcam",
+    target: Target = None,
+    layer: str | None = None,
+    *,
+    device=None,
+    weights_path=None,
+    **params,
+) -> Explanation:
     """Explain ``image`` with ``method`` for class ``target`` (id or name; None = top class).
 
     ``model`` is a zoo name (shared explainer; ``weights_path``: a weight file for it), an

@@ -1,5 +1,6 @@
 """Whether this kernel serves a Voila app page: there the code is hidden and read-only, and
 files the kernel writes stay on the server, out of the visitor's reach."""
+
 from __future__ import annotations
 
 import os

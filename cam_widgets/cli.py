@@ -2,21 +2,24 @@
 
 Errors print one line on stderr and exit with status 2; never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 from .errors import CamWidgetsError, InvalidParameterError, UnknownClassError, close_matches, one_line
 
 #: What ``Explanation.save`` writes.
 OUTPUT_SUFFIXES = (".png", ".npy", ".html")
-_WEIGHTS_HELP = ("state-dict file to load instead of the usual weights (offline machines: "
-                 "the file `fetch-weights` downloads elsewhere)")
+_WEIGHTS_HELP = (
+    "state-dict file to load instead of the usual weights (offline machines: "
+    "the file `fetch-weights` downloads elsewhere)"
+)
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -36,46 +39,61 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("image", help="a path, URL or bundled sample name (see 'samples')")
     explain.add_argument("--model", default="efficientnet_lite0")
     explain.add_argument("--method", default="gradcam")
-    explain.add_argument("--class", dest="target", default=None,
-                         help="class id or name (default: the top prediction)")
+    explain.add_argument(
+        "--class", dest="target", default=None, help="class id or name (default: the top prediction)"
+    )
     explain.add_argument("--layer", default=None)
     explain.add_argument("--weights", default=None, metavar="PATH", help=_WEIGHTS_HELP)
     explain.add_argument("--noise", type=float, default=None, help="SmoothGrad noise (e.g. 0.2)")
     explain.add_argument("--samples", type=int, default=None, help="SmoothGrad samples (e.g. 100)")
     # methods.smoothgrad.PRECISIONS, spelled out: importing it here would load torch for --help
-    explain.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                         help="SmoothGrad batches in mixed precision (fp16: CUDA only)")
+    explain.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="SmoothGrad batches in mixed precision (fp16: CUDA only)",
+    )
     explain.add_argument("--colormap", default="viridis")
     explain.add_argument("--alpha", type=float, default=0.5)
-    explain.add_argument("--annotated", action="store_true",
-                         help=".png with the title above it and the colour bar beside it")
+    explain.add_argument(
+        "--annotated", action="store_true", help=".png with the title above it and the colour bar beside it"
+    )
     explain.add_argument("--device", default=None)
-    explain.add_argument("--out", action="append", required=True,
-                         help=".png overlay, .npy map or .html view (repeatable)")
+    explain.add_argument(
+        "--out", action="append", required=True, help=".png overlay, .npy map or .html view (repeatable)"
+    )
     sub.add_parser("models", help="list the zoo")
     layers = sub.add_parser("layers", help="list a model's spatial layers")
     layers.add_argument("model")
-    layers.add_argument("--weights", default=None, metavar="PATH",
-                        help="check that this state-dict file loads; not needed: layers do not "
-                             "depend on the weights, which are random without it")
+    layers.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="check that this state-dict file loads; not needed: layers do not "
+        "depend on the weights, which are random without it",
+    )
     classes = sub.add_parser("classes", help="search ImageNet class names and ids")
     classes.add_argument("query")
     sub.add_parser("methods", help="list the methods")
     sub.add_parser("samples", help="list bundled images and scenes")
-    sub.add_parser("evaluate", add_help=False,
-                   help="score methods over an image folder (resumable; works under torchrun); "
-                        "see 'cam-widgets evaluate --help'")
+    sub.add_parser(
+        "evaluate",
+        add_help=False,
+        help="score methods over an image folder (resumable; works under torchrun); "
+        "see 'cam-widgets evaluate --help'",
+    )
     fetch = sub.add_parser("fetch-weights", help="download torchvision weights (connected machine)")
     fetch.add_argument("model")
     return parser
 
 
-def _output_error(text: str, why: str, exc: Optional[OSError] = None) -> InvalidParameterError:
+def _output_error(text: str, why: str, exc: OSError | None = None) -> InvalidParameterError:
     reason = f" ({type(exc).__name__}: {exc.strerror or exc})" if exc is not None else ""
     return InvalidParameterError(
         f"Cannot write output {text!r}: expected a writable file path ending in "
         f"{', '.join(OUTPUT_SUFFIXES[:-1])} or {OUTPUT_SUFFIXES[-1]}, received a path where {why}"
-        f"{reason}; hint: pick another --out path.")
+        f"{reason}; hint: pick another --out path."
+    )
 
 
 def _prepare_outputs(paths: Sequence[str]) -> list[Path]:
@@ -88,16 +106,20 @@ def _prepare_outputs(paths: Sequence[str]) -> list[Path]:
     for text in paths:
         path = Path(text).expanduser()
         if path.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise _output_error(text, f"the extension is {path.suffix!r}" if path.suffix
-                                else "the file name has no extension")
+            raise _output_error(
+                text, f"the extension is {path.suffix!r}" if path.suffix else "the file name has no extension"
+            )
         try:
             kind = special_kind(path)
             if kind is not None:
                 raise _output_error(text, f"{str(path)!r} is {kind}, not a file")
             blocker = next((p for p in path.parents if p.exists()), None)
             if blocker is not None and not blocker.is_dir():
-                raise _output_error(text, f"{str(blocker)!r} is a file, not a folder",
-                                    NotADirectoryError(20, "Not a directory"))
+                raise _output_error(
+                    text,
+                    f"{str(blocker)!r} is a file, not a folder",
+                    NotADirectoryError(20, "Not a directory"),
+                )
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _output_error(text, f"the folder {str(path.parent)!r} cannot be created", exc) from None
@@ -135,16 +157,25 @@ def _explain(args) -> None:
         if not spec.needs_layer:  # the API ignores it (widgets keep one layer for every method)
             raise InvalidParameterError(
                 f"--layer: {spec.title} reads no layer (it explains the input pixels); "
-                f"drop --layer, or pick a method that reads one, e.g. gradcam")
+                f"drop --layer, or pick a method that reads one, e.g. gradcam"
+            )
     model = args.model
     if args.weights is not None:
         from .explainer import Explainer
 
         model = Explainer(args.model, device=args.device, weights_path=args.weights)
     target = int(args.target) if args.target is not None and args.target.isdigit() else args.target
-    result = explain(args.image, model=model, method=args.method, target=target,
-                     layer=args.layer, device=args.device, noise=args.noise, samples=args.samples,
-                     precision=args.precision)
+    result = explain(
+        args.image,
+        model=model,
+        method=args.method,
+        target=target,
+        layer=args.layer,
+        device=args.device,
+        noise=args.noise,
+        samples=args.samples,
+        precision=args.precision,
+    )
     from .data.files import atomic_path
 
     for text, path in zip(args.out, outputs):
@@ -208,12 +239,13 @@ def _classes(query: str) -> None:
         hint = close_matches(query, labels) or " Hint: search for part of a name, e.g. 'cat'."
         raise UnknownClassError(
             f"no ImageNet class matches {query!r}: expected part of a class name or an id in "
-            f"0..{len(labels) - 1}, received {query!r}.{hint}")
+            f"0..{len(labels) - 1}, received {query!r}.{hint}"
+        )
     for class_id, label in hits:
         print(f"{class_id:4d}  {label}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = _main(argv)
         sys.stdout.flush()  # here, not at exit, where a closed pipe is an ignored exception
@@ -223,7 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
 
 
-def _main(argv: Optional[Sequence[str]]) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["evaluate"]:  # every flag belongs to the evaluation's own parser
         from .metrics.distributed import main as evaluate_main

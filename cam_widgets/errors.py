@@ -5,11 +5,12 @@ where it helps, a hint (for example close matches for a mistyped layer name).
 All errors derive from :class:`CamWidgetsError`, so callers (the CLI, the widgets)
 can show them as one line without a traceback.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class CamWidgetsError(Exception):

@@ -1,20 +1,23 @@
 """Classroom exercises: a student's answer checked with feedback, in a notebook cell.
 
-    from cam_widgets.exercises import check
-    check("which class does the map show?", answer, expected=282, hint="look at the title")
+from cam_widgets.exercises import check
+check("which class does the map show?", answer, expected=282, hint="look at the title")
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 from .app_mode import in_voila
 
-Expected = Union[Any, Callable[[Any], bool]]
+Expected = Any | Callable[[Any], bool]
 
 
-def check(question: str, answer: Any, expected: Expected, *, tolerance: Optional[float] = None,
-          hint: str = "") -> bool:
+def check(
+    question: str, answer: Any, expected: Expected, *, tolerance: float | None = None, hint: str = ""
+) -> bool:
     """Print whether ``answer`` is right and return True/False.
 
     Args:

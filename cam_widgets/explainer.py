@@ -1,4 +1,5 @@
 """The public Explainer: a zoo or user model, its engine, and method calls returning Explanations."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,9 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,18 +22,26 @@ from .data import load_image, resize_for_model
 from .data.named import bundled_name, load_named
 from .engine import Engine, LayerInfo, ScoreCapture, gives_back_memory
 from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, describe
-from .methods import (PER_IMAGE_NEEDS, READS_INPUT, MethodContext, MethodOutput, batch_raw_maps,
-                      get_method, rooted_batch, smooth, upsampled)
+from .methods import (
+    PER_IMAGE_NEEDS,
+    READS_INPUT,
+    MethodContext,
+    MethodOutput,
+    batch_raw_maps,
+    get_method,
+    rooted_batch,
+    smooth,
+    upsampled,
+)
 from .models import ModelSpec, imagenet_labels, imagenet_preprocess, load_model, resolve_class
 from .models.targets import Contrast, is_score_target, score_label
-from .models.transforms import (ImageTransform, adapt_preprocess, is_torchvision_transform,
-                                weights_metadata)
+from .models.transforms import ImageTransform, adapt_preprocess, is_torchvision_transform, weights_metadata
 from .render import normalize_map
 from .result import Explanation
 
 #: A class id, a class name, None (the top class), or a function of the (N, classes) logits
 #: returning one score per image (``cw.contrast(a, b)``, ``lambda z: z[..., a] - z[..., b]``).
-Target = Union[int, str, None, Callable]
+Target = int | str | None | Callable
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class Prediction:
 class PreparedImage:
     """An image as the model sees it: the resized RGB (None for raw tensors) and its tensor."""
 
-    rgb: Optional[np.ndarray]
+    rgb: np.ndarray | None
     tensor: torch.Tensor
     key: str
 
@@ -57,12 +67,18 @@ MAX_INPUT_SIDE = 4096
 def checked_input_size(size) -> tuple[int, int]:
     """``size`` (one int or (height, width)) as two ints in 1..MAX_INPUT_SIDE, or a one-line error."""
     pair = (size, size) if isinstance(size, numbers.Integral) else size
-    if not (isinstance(pair, (tuple, list)) and len(pair) == 2
-            and all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
-                    and 1 <= s <= MAX_INPUT_SIDE for s in pair)):
+    if not (
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and all(
+            isinstance(s, numbers.Integral) and not isinstance(s, bool) and 1 <= s <= MAX_INPUT_SIDE
+            for s in pair
+        )
+    ):
         raise InvalidParameterError(
             f"'input_size' must be (height, width), two ints in 1..{MAX_INPUT_SIDE}, or one int "
-            f"(got {describe(size)})")
+            f"(got {describe(size)})"
+        )
     return int(pair[0]), int(pair[1])
 
 
@@ -92,19 +108,29 @@ class Explainer:
             layout ``layers()`` does not read on its own (see ``engine/layouts.py``).
     """
 
-    def __init__(self, model: Union[str, ModelSpec, nn.Module] = "efficientnet_lite0", *,
-                 device=None, preprocess: Optional[Callable] = None,
-                 labels: Optional[Sequence[str]] = None, input_size=(224, 224),
-                 default_layer: Optional[str] = None, input_range=None,
-                 memory_budget: Optional[int] = None, fold_batch_norm: bool = True,
-                 channels_last: bool = True, weights_path=None, weights=None,
-                 reshape: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        model: str | ModelSpec | nn.Module = "efficientnet_lite0",
+        *,
+        device=None,
+        preprocess: Callable | None = None,
+        labels: Sequence[str] | None = None,
+        input_size=(224, 224),
+        default_layer: str | None = None,
+        input_range=None,
+        memory_budget: int | None = None,
+        fold_batch_norm: bool = True,
+        channels_last: bool = True,
+        weights_path=None,
+        weights=None,
+        reshape: dict | None = None,
+    ) -> None:
         owned = isinstance(model, str)  # a caller's module or ModelSpec is never moved in place
         if weights is not None:
             if not isinstance(model, nn.Module):
                 raise InvalidParameterError(
-                    f"'weights' describes a torchvision model given as an nn.Module (got "
-                    f"{describe(model)})")
+                    f"'weights' describes a torchvision model given as an nn.Module (got {describe(model)})"
+                )
             from_weights, from_meta = weights_metadata(weights)
             preprocess = preprocess if preprocess is not None else from_weights
             labels = labels if labels is not None else from_meta
@@ -113,36 +139,51 @@ class Explainer:
         elif weights_path is not None:
             raise InvalidParameterError(
                 f"'weights_path' goes with a zoo name such as 'vgg16' (got a {type(model).__name__}"
-                f"; load the weights into it yourself)")
+                f"; load the weights into it yourself)"
+            )
         if isinstance(model, nn.Module):
             size = checked_input_size(input_size)
             chosen = imagenet_preprocess if preprocess is None else adapt_preprocess(preprocess, size)
             if isinstance(chosen, ImageTransform):  # its own resize and crop decide
                 size, input_range = chosen.input_size, input_range or chosen.input_range
             model = ModelSpec(
-                name=type(model).__name__, model=model, preprocess=chosen,
+                name=type(model).__name__,
+                model=model,
+                preprocess=chosen,
                 labels=list(labels) if labels is not None else imagenet_labels(),
-                input_size=size, default_layer=default_layer,
+                input_size=size,
+                default_layer=default_layer,
                 input_range=tuple(input_range) if input_range else (-2.1179, 2.64),
             )
-        elif isinstance(model, ModelSpec) and not isinstance(model.preprocess, ImageTransform) \
-                and is_torchvision_transform(model.preprocess):
+        elif (
+            isinstance(model, ModelSpec)
+            and not isinstance(model.preprocess, ImageTransform)
+            and is_torchvision_transform(model.preprocess)
+        ):
             transform = ImageTransform(model.preprocess)
             model = dataclasses.replace(model, preprocess=transform, input_size=transform.input_size)
         elif not isinstance(model, ModelSpec):
             raise InvalidParameterError(
-                f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})")
+                f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})"
+            )
         checked_input_size(model.input_size)  # (a user's ModelSpec too)
         if isinstance(model.model, torch.jit.ScriptModule):  # hooks never run on scripted code
             raise MethodNotApplicableError(
                 f"'model' is a TorchScript module ({type(model.model).__name__}): its compiled "
                 f"forward runs no Python hooks, so no layer can be read; pass the nn.Module "
-                f"it was scripted from (torch.jit.script/trace keep the original as your code)")
+                f"it was scripted from (torch.jit.script/trace keep the original as your code)"
+            )
         self.spec = model
-        self.engine = Engine(model.model, input_size=model.input_size, device=device,
-                             owned=owned, memory_budget=memory_budget,
-                             fold_batch_norm=fold_batch_norm, channels_last=channels_last,
-                             reshape=reshape)
+        self.engine = Engine(
+            model.model,
+            input_size=model.input_size,
+            device=device,
+            owned=owned,
+            memory_budget=memory_budget,
+            fold_batch_norm=fold_batch_norm,
+            channels_last=channels_last,
+            reshape=reshape,
+        )
         self._tensor_memo = None  # (weakref to the last tensor, (version, bytes), key)
         self._source_memo: OrderedDict[tuple, PreparedImage] = OrderedDict()
         self._memo_lock = threading.Lock()  # threads share the memo (decoding runs outside it)
@@ -168,7 +209,7 @@ class Explainer:
     def default_layer(self) -> str:
         return self.spec.default_layer or self.engine.default_layer
 
-    def resolve_layer(self, layer: Optional[str]) -> str:
+    def resolve_layer(self, layer: str | None) -> str:
         name = self.default_layer if layer is None else layer
         return self.engine.check_layer(name).name
 
@@ -212,19 +253,22 @@ class Explainer:
         if image.layout != torch.strided or image.device.type == "meta":
             raise InvalidImageError(
                 f"a tensor image must be a dense tensor with values (got a {image.layout} tensor "
-                f"on {image.device.type})")
+                f"on {image.device.type})"
+            )
         if not image.is_floating_point():  # (an int64 0..255 image explained as normalised)
             raise InvalidImageError(
                 f"a tensor image must be float (preprocessed, shape (1, 3, H, W)) or uint8 "
                 f"(a 0..255 RGB image, as torchvision.io.read_image gives) (got {image.dtype}); "
-                f"for another kind, pass a numpy (H, W, 3) array")
+                f"for another kind, pass a numpy (H, W, 3) array"
+            )
         tensor = image.detach()
         if tensor.dim() == 3:
             tensor = tensor.unsqueeze(0)
         expected = (1, 3) + tuple(self.spec.input_size)
         if tuple(tensor.shape) != expected:
             raise InvalidImageError(
-                f"a tensor image must be preprocessed with shape {expected} (got {tuple(image.shape)})")
+                f"a tensor image must be preprocessed with shape {expected} (got {tuple(image.shape)})"
+            )
         tensor = tensor.float()
         values = np.ascontiguousarray(tensor.cpu().numpy())
         # The same tensor object passed again (the usual loop over classes or methods) is
@@ -244,7 +288,7 @@ class Explainer:
         self._tensor_memo = None if stamp is None else (weakref.ref(image), stamp, key)
         return PreparedImage(None, tensor, key)
 
-    def capture(self, image: Any, reads: Optional[Sequence[str]] = ()):
+    def capture(self, image: Any, reads: Sequence[str] | None = ()):
         """The engine's cached forward for ``image`` (a PreparedImage or anything prepare takes)
         with a graph for the layers in ``reads`` (empty: the default layer; None: the input
         too, see :meth:`Engine.capture`)."""
@@ -256,7 +300,8 @@ class Explainer:
         if classes != len(self.labels):  # else: wrong names, or an IndexError further on
             raise InvalidParameterError(
                 f"the model gives {classes} class scores but {len(self.labels)} labels were "
-                f"given; build it as Explainer(model, labels=[...]) with {classes} names")
+                f"given; build it as Explainer(model, labels=[...]) with {classes} names"
+            )
         return prepared, capture
 
     @gives_back_memory
@@ -267,13 +312,15 @@ class Explainer:
         _, capture = self.capture(image)
         probs = capture.probabilities[0]
         values, ids = probs.topk(min(int(top), probs.numel()))
-        return [Prediction(int(i), self.labels[int(i)], float(v))
-                for v, i in zip(values.tolist(), ids.tolist())]
+        return [
+            Prediction(int(i), self.labels[int(i)], float(v)) for v, i in zip(values.tolist(), ids.tolist())
+        ]
 
     # --------------------------------------------------------------- explain
     @gives_back_memory
-    def explain(self, image: Any, method: str = "gradcam", target: Target = None,
-                layer: Optional[str] = None, **params) -> Union[Explanation, list[Explanation]]:
+    def explain(
+        self, image: Any, method: str = "gradcam", target: Target = None, layer: str | None = None, **params
+    ) -> Explanation | list[Explanation]:
         """One map; ``target`` None is the top class. See :meth:`explain_classes` for params.
 
         A batch (a list or tuple of images, or an (N, 3, H, W) tensor with N > 1) gives a list
@@ -284,8 +331,9 @@ class Explainer:
         return self.explain_classes(image, [target], method, layer, **params)[0]
 
     @gives_back_memory
-    def explain_batch(self, images: Any, method: str = "gradcam", targets: Any = None,
-                      layer: Optional[str] = None, **params) -> list[Explanation]:
+    def explain_batch(
+        self, images: Any, method: str = "gradcam", targets: Any = None, layer: str | None = None, **params
+    ) -> list[Explanation]:
         """One map per image of a batch: a list or tuple of images (anything :meth:`prepare`
         takes) or an (N, 3, H, W) preprocessed tensor; ``targets`` one per image (a list or
         tuple of N), or one for all (None: each image's top class).
@@ -302,54 +350,75 @@ class Explainer:
         if isinstance(targets, (list, tuple)):
             if len(targets) != count:
                 raise InvalidParameterError(
-                    f"'targets' must give one target per image ({count}) or one for all "
-                    f"(got {len(targets)})")
+                    f"'targets' must give one target per image ({count}) or one for all (got {len(targets)})"
+                )
             wanted = list(targets)
         else:
             wanted = [targets] * count
         spec = get_method(method)
         if "noise" in params or "samples" in params or any(map(is_score_target, wanted)):
             # SmoothGrad's own batches are its samples; a function target has its backward
-            return [self.explain_classes(p, [t], method, layer, **params)[0]
-                    for p, t in zip(prepared, wanted)]
+            return [
+                self.explain_classes(p, [t], method, layer, **params)[0] for p, t in zip(prepared, wanted)
+            ]
         spec.check_params(params)
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
         ids = [None if t is None else self.resolve_class(t) for t in wanted]
         # a pass keeps one sample's activations (half of them with no graph below the layer)
-        slice_size = self.engine.batch_size_for(0.5 if rooted_batch([spec]) else 1.0,
-                                                requested=params.get("batch_size"))
+        slice_size = self.engine.batch_size_for(
+            0.5 if rooted_batch([spec]) else 1.0, requested=params.get("batch_size")
+        )
         results: list[Explanation] = []
         for first in range(0, count, slice_size):
-            rows = prepared[first:first + slice_size]
+            rows = prepared[first : first + slice_size]
             inputs = torch.cat([p.tensor for p in rows]).to(self.device)
             with self.engine.exclusive():  # the slice's passes and backward as one step
-                row_ids = ids[first:first + slice_size]
+                row_ids = ids[first : first + slice_size]
                 if any(c is None for c in row_ids):  # each image's top class where none given
                     top = self.engine.scores(inputs).argmax(dim=1).tolist()
                     row_ids = [int(t) if c is None else c for c, t in zip(row_ids, top)]
                 outputs, probs, _, row_ids = batch_raw_maps(
-                    self.engine, inputs, row_ids, [spec], chosen_layer, {spec.name: params})
+                    self.engine, inputs, row_ids, [spec], chosen_layer, {spec.name: params}
+                )
             for k, (image, class_id) in enumerate(zip(rows, row_ids)):
                 output = outputs[spec.name]
-                single = MethodOutput(output.maps[:, k:k + 1], None if output.attribution is None
-                                      else output.attribution[:, k:k + 1])
-                results += self._results(image, probs[k:k + 1].cpu(), spec, single, [class_id],
-                                         chosen_layer, params, {}, 0.0)
+                single = MethodOutput(
+                    output.maps[:, k : k + 1],
+                    None if output.attribution is None else output.attribution[:, k : k + 1],
+                )
+                results += self._results(
+                    image, probs[k : k + 1].cpu(), spec, single, [class_id], chosen_layer, params, {}, 0.0
+                )
         seconds = (time.perf_counter() - started) / count
         return [dataclasses.replace(result, seconds=seconds) for result in results]
 
-    def _explain_score(self, prepared, capture, spec, target, layer, params, started, reused,
-                       smoothing, precision, snapshots, on_snapshot) -> Explanation:
+    def _explain_score(
+        self,
+        prepared,
+        capture,
+        spec,
+        target,
+        layer,
+        params,
+        started,
+        reused,
+        smoothing,
+        precision,
+        snapshots,
+        on_snapshot,
+    ) -> Explanation:
         """One map for a function target: the gradient of its score, on the image's cached
         forward (its graph is kept, so switching back to a class costs no forward)."""
         if not spec.needs <= PER_IMAGE_NEEDS:
             raise MethodNotApplicableError(
                 f"{spec.title} reads a class's own weights or scores, not a gradient, so it "
                 f"takes a class id or name, not a function; with a function use a gradient "
-                f"method such as 'gradcam', 'layercam' or 'vanilla'")
+                f"method such as 'gradcam', 'layercam' or 'vanilla'"
+            )
         if smoothing or precision != "fp32" or snapshots or on_snapshot is not None:
             raise InvalidParameterError(
-                "a function target runs without SmoothGrad; give a class id or name to smooth")
+                "a function target runs without SmoothGrad; give a class id or name to smooth"
+            )
         score = target.resolved(self.labels) if isinstance(target, Contrast) else target
         with self.engine.exclusive():  # (the forward replaced by no other thread meanwhile)
             reads = None if spec.needs & READS_INPUT else [layer] if layer else ()
@@ -357,36 +426,57 @@ class Explainer:
             scored = ScoreCapture(capture.forward, score)
             output = spec.fn(MethodContext(self.engine, scored, torch.tensor([0]), layer, params))
         class_id = getattr(score, "class_id", -1)
-        result = self._results(prepared, capture.host_probabilities, spec, output, [max(class_id, 0)],
-                               layer, params, {}, time.perf_counter() - started, reused)[0]
+        result = self._results(
+            prepared,
+            capture.host_probabilities,
+            spec,
+            output,
+            [max(class_id, 0)],
+            layer,
+            params,
+            {},
+            time.perf_counter() - started,
+            reused,
+        )[0]
         probability = result.probability if class_id >= 0 else float("nan")
-        return dataclasses.replace(result, class_id=class_id, label=score_label(score),
-                                   probability=probability)
+        return dataclasses.replace(
+            result, class_id=class_id, label=score_label(score), probability=probability
+        )
 
     def _prepare_batch(self, images: Any) -> list[PreparedImage]:
         if isinstance(images, torch.Tensor):
             if images.dim() != 4:
                 raise InvalidImageError(
-                    f"a batch tensor must have shape (N, 3, H, W) (got {tuple(images.shape)})")
+                    f"a batch tensor must have shape (N, 3, H, W) (got {tuple(images.shape)})"
+                )
             if images.dtype == torch.uint8:  # 0..255 RGB images (torchvision.io's layout)
                 return [self.prepare(images[n]) for n in range(images.shape[0])]
-            return [self._prepare_tensor(images[n:n + 1]) for n in range(images.shape[0])]
+            return [self._prepare_tensor(images[n : n + 1]) for n in range(images.shape[0])]
         if not isinstance(images, (list, tuple)) or not images:
             raise InvalidImageError(
                 f"a batch is a non-empty list or tuple of images or an (N, 3, H, W) tensor "
-                f"(got {describe(images)})")
-        return [image if isinstance(image, PreparedImage) else self.prepare(image)
-                for image in images]
+                f"(got {describe(images)})"
+            )
+        return [image if isinstance(image, PreparedImage) else self.prepare(image) for image in images]
 
     @gives_back_memory
-    def explain_classes(self, image: Any, targets: Sequence[Target], method: str = "gradcam",
-                        layer: Optional[str] = None, *, noise: Optional[float] = None,
-                        samples: Optional[int] = None, seed: int = 0,
-                        snapshots: Sequence[int] = (), progress=None,
-                        noise_samples: Optional[torch.Tensor] = None,
-                        precision: str = "fp32",
-                        on_snapshot: Optional[Callable[[int, list], None]] = None,
-                        **params) -> list[Explanation]:
+    def explain_classes(
+        self,
+        image: Any,
+        targets: Sequence[Target],
+        method: str = "gradcam",
+        layer: str | None = None,
+        *,
+        noise: float | None = None,
+        samples: int | None = None,
+        seed: int = 0,
+        snapshots: Sequence[int] = (),
+        progress=None,
+        noise_samples: torch.Tensor | None = None,
+        precision: str = "fp32",
+        on_snapshot: Callable[[int, list], None] | None = None,
+        **params,
+    ) -> list[Explanation]:
         """Maps for several classes of one image in one batched backward.
 
         Args:
@@ -410,32 +500,66 @@ class Explainer:
             listed = None
         if not listed:
             raise InvalidParameterError(
-                f"'targets' must be a non-empty list of class ids or names (got {describe(targets)})")
+                f"'targets' must be a non-empty list of class ids or names (got {describe(targets)})"
+            )
         targets = listed
         if progress is not None and not callable(progress):
-            raise InvalidParameterError(f"'progress' must be a function progress(done, total) "
-                                        f"or None (got {describe(progress)})")
+            raise InvalidParameterError(
+                f"'progress' must be a function progress(done, total) or None (got {describe(progress)})"
+            )
         spec = get_method(method)
         spec.check_params(params)
         prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
         smoothing = samples is not None or noise is not None
         # what this call reads of the image's own forward (SmoothGrad: its class scores only)
-        reads = () if smoothing else None if "input_gradients" in spec.needs else \
-            [chosen_layer] if chosen_layer is not None else ()
+        reads = (
+            ()
+            if smoothing
+            else None
+            if "input_gradients" in spec.needs
+            else [chosen_layer]
+            if chosen_layer is not None
+            else ()
+        )
         with self.engine.exclusive():  # (no other thread's forward counted in between)
             forwards = self.engine.forward_calls
             prepared, capture = self.capture(prepared, reads)
             reused = self.engine.forward_calls == forwards  # the image's forward pass was cached
         if any(is_score_target(t) for t in targets):  # each on its own backward
-            return [self._explain_score(prepared, capture, spec, t, chosen_layer, params, started,
-                                        reused, smoothing, precision, snapshots, on_snapshot)
-                    if is_score_target(t) else
-                    self.explain_classes(prepared, [t], method, layer, noise=noise, samples=samples,
-                                         seed=seed, snapshots=snapshots, progress=progress,
-                                         noise_samples=noise_samples, precision=precision,
-                                         on_snapshot=on_snapshot, **params)[0]
-                    for t in targets]
+            return [
+                self._explain_score(
+                    prepared,
+                    capture,
+                    spec,
+                    t,
+                    chosen_layer,
+                    params,
+                    started,
+                    reused,
+                    smoothing,
+                    precision,
+                    snapshots,
+                    on_snapshot,
+                )
+                if is_score_target(t)
+                else self.explain_classes(
+                    prepared,
+                    [t],
+                    method,
+                    layer,
+                    noise=noise,
+                    samples=samples,
+                    seed=seed,
+                    snapshots=snapshots,
+                    progress=progress,
+                    noise_samples=noise_samples,
+                    precision=precision,
+                    on_snapshot=on_snapshot,
+                    **params,
+                )[0]
+                for t in targets
+            ]
         ids = [self.resolve_class(t, capture) for t in targets]
         class_ids = torch.tensor(ids, dtype=torch.long)
         snaps: dict[int, torch.Tensor] = {}
@@ -443,31 +567,65 @@ class Explainer:
             noise = 0.2 if noise is None else noise  # the SmoothGrad article's settings
             samples = 100 if samples is None else samples
             smoothed = smooth(
-                self.engine, spec, capture.inputs.detach(), class_ids, chosen_layer, params,
-                noise=noise, samples=samples,
-                input_range=self.spec.input_range, batch_size=params.get("batch_size"),
-                seed=seed, snapshots=snapshots, noise_samples=noise_samples, progress=progress,
-                precision=precision, on_snapshot=None if on_snapshot is None else
-                lambda count, maps: on_snapshot(count, snapshot_heatmaps(
-                    maps, tuple(capture.inputs.shape[-2:]), spec.clip_negative)))
+                self.engine,
+                spec,
+                capture.inputs.detach(),
+                class_ids,
+                chosen_layer,
+                params,
+                noise=noise,
+                samples=samples,
+                input_range=self.spec.input_range,
+                batch_size=params.get("batch_size"),
+                seed=seed,
+                snapshots=snapshots,
+                noise_samples=noise_samples,
+                progress=progress,
+                precision=precision,
+                on_snapshot=None
+                if on_snapshot is None
+                else lambda count, maps: on_snapshot(
+                    count, snapshot_heatmaps(maps, tuple(capture.inputs.shape[-2:]), spec.clip_negative)
+                ),
+            )
             output, snaps = smoothed.output, smoothed.snapshots
             params = dict(params, noise=float(noise), samples=int(samples), seed=int(seed))
             if precision != "fp32":
                 params["precision"] = precision
         else:
-            for name, given in (("precision", precision != "fp32"), ("snapshots", bool(snapshots)),
-                                ("on_snapshot", on_snapshot is not None)):
+            for name, given in (
+                ("precision", precision != "fp32"),
+                ("snapshots", bool(snapshots)),
+                ("on_snapshot", on_snapshot is not None),
+            ):
                 if given:  # (not silently dropped)
                     raise InvalidParameterError(
-                        f"{name!r} applies to SmoothGrad only; pass 'samples' (and 'noise') too")
+                        f"{name!r} applies to SmoothGrad only; pass 'samples' (and 'noise') too"
+                    )
             context = MethodContext(self.engine, capture, class_ids, chosen_layer, params, progress)
             output = spec.fn(context)
-        return self._results(prepared, capture.host_probabilities, spec, output, ids,
-                             chosen_layer, params, snaps, time.perf_counter() - started, reused)
+        return self._results(
+            prepared,
+            capture.host_probabilities,
+            spec,
+            output,
+            ids,
+            chosen_layer,
+            params,
+            snaps,
+            time.perf_counter() - started,
+            reused,
+        )
 
     @gives_back_memory
-    def explain_layers(self, image: Any, target: Target = None, method: str = "gradcam",
-                       layers: Optional[Sequence[str]] = None, **params) -> list[Explanation]:
+    def explain_layers(
+        self,
+        image: Any,
+        target: Target = None,
+        method: str = "gradcam",
+        layers: Sequence[str] | None = None,
+        **params,
+    ) -> list[Explanation]:
         """One class through several layers (default: every spatial layer) from one backward.
 
         ``progress(done, total)`` (in ``params``) counts layers done, and is called again
@@ -478,11 +636,15 @@ class Explainer:
         if not spec.needs_layer:  # every "layer" would give the same map
             raise MethodNotApplicableError(
                 f"{spec.title} reads no layer (it explains the input pixels): "
-                f"explain_layers needs a method that reads one, e.g. 'gradcam'")
+                f"explain_layers needs a method that reads one, e.g. 'gradcam'"
+            )
         if isinstance(layers, str):
             layers = [layers]  # one layer by name, not its characters
-        names = [l.name for l in self.layers()] if layers is None else [
-            self.resolve_layer(l) for l in layers]
+        names = (
+            [layer.name for layer in self.layers()]
+            if layers is None
+            else [self.resolve_layer(layer) for layer in layers]
+        )
         prepared, capture = self.capture(image, names)
         class_id = self.resolve_class(target, capture)
         if "gradients" in spec.needs:
@@ -497,16 +659,29 @@ class Explainer:
             progress(len(names), len(names))
         return results
 
-    def _results(self, prepared, host_probabilities: torch.Tensor, spec, output: MethodOutput,
-                 ids, layer, params, snaps, seconds, forward_reused: bool = False
-                 ) -> list[Explanation]:
+    def _results(
+        self,
+        prepared,
+        host_probabilities: torch.Tensor,
+        spec,
+        output: MethodOutput,
+        ids,
+        layer,
+        params,
+        snaps,
+        seconds,
+        forward_reused: bool = False,
+    ) -> list[Explanation]:
         """An Explanation for each class of ``ids`` of one image (``host_probabilities``:
         its (1, classes) probabilities on the CPU)."""
         size = tuple(prepared.tensor.shape[-2:])
         clip = spec.clip_negative
         raw_np, full_np = maps_to_host(output.maps[:, 0], size, clip_negative=clip)
-        attribution = None if output.attribution is None else \
-            np.ascontiguousarray(output.attribution[:, 0].float().cpu().numpy())  # NHWC on CPU
+        attribution = (
+            None
+            if output.attribution is None
+            else np.ascontiguousarray(output.attribution[:, 0].float().cpu().numpy())
+        )  # NHWC on CPU
         snap_maps = {n: snapshot_heatmaps(s, size, clip) for n, s in snaps.items()}
         probs = host_probabilities[0]
         results = []
@@ -514,14 +689,25 @@ class Explainer:
             heatmap, status = normalize_map(full_np[row], clip_negative=clip)
             if clip:  # the upsampled map was clipped already: flags (negative-only...) from the map
                 status = normalize_map(raw_np[row], clip_negative=clip)[1]
-            results.append(Explanation(  # raw maps too are never NaN (status says if they were)
-                heatmap=heatmap, raw=_finite(raw_np[row]), method=spec.name,
-                layer=layer, class_id=class_id, label=self.labels[class_id],
-                probability=float(probs[class_id]), status=status, params=dict(params),
-                device=str(self.engine.device), seconds=seconds, forward_reused=forward_reused,
-                attribution=None if attribution is None else _finite(attribution[row]),
-                snapshots={n: heatmaps[row] for n, heatmaps in snap_maps.items()},
-                image=prepared.rgb))
+            results.append(
+                Explanation(  # raw maps too are never NaN (status says if they were)
+                    heatmap=heatmap,
+                    raw=_finite(raw_np[row]),
+                    method=spec.name,
+                    layer=layer,
+                    class_id=class_id,
+                    label=self.labels[class_id],
+                    probability=float(probs[class_id]),
+                    status=status,
+                    params=dict(params),
+                    device=str(self.engine.device),
+                    seconds=seconds,
+                    forward_reused=forward_reused,
+                    attribution=None if attribution is None else _finite(attribution[row]),
+                    snapshots={n: heatmaps[row] for n, heatmaps in snap_maps.items()},
+                    image=prepared.rgb,
+                )
+            )
         return results
 
 
@@ -533,7 +719,8 @@ def _uint8_tensor_to_rgb(image: torch.Tensor) -> np.ndarray:
     if pixels.dim() != 3 or pixels.shape[0] not in (1, 3):
         raise InvalidImageError(
             f"a uint8 tensor image must have shape (3, H, W) or (1, 3, H, W), channels first "
-            f"as torchvision.io.read_image gives (got {tuple(image.shape)})")
+            f"as torchvision.io.read_image gives (got {tuple(image.shape)})"
+        )
     return np.ascontiguousarray(pixels.expand(3, -1, -1).permute(1, 2, 0).cpu().numpy())
 
 
@@ -544,7 +731,8 @@ def _image_key(rgb: np.ndarray) -> str:
 def is_batch(image: Any) -> bool:
     """A list or tuple of images, or a 4-D tensor of more than one image."""
     return isinstance(image, (list, tuple)) or (
-        isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1)
+        isinstance(image, torch.Tensor) and image.dim() == 4 and image.shape[0] > 1
+    )
 
 
 def snapshot_heatmaps(maps: torch.Tensor, size: tuple[int, int], clip: bool) -> list:
@@ -558,7 +746,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return np.nan_to_num(values.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _source_key(image: Any) -> Optional[tuple]:
+def _source_key(image: Any) -> tuple | None:
     """What identifies an image named by a string: a sample or URL by its name, a file by
     its path, size and modification time (an edited file is read again); None otherwise."""
     if isinstance(image, (str, os.PathLike)):
@@ -576,8 +764,9 @@ def _source_key(image: Any) -> Optional[tuple]:
     return None
 
 
-def maps_to_host(maps: torch.Tensor, size: tuple[int, int], with_raw: bool = True,
-                 clip_negative: bool = False) -> tuple[Optional[np.ndarray], np.ndarray]:
+def maps_to_host(
+    maps: torch.Tensor, size: tuple[int, int], with_raw: bool = True, clip_negative: bool = False
+) -> tuple[np.ndarray | None, np.ndarray]:
     """(N, h, w) raw maps -> float32 numpy (raw or None, upsampled to ``size``): what every
     display map is made from (then :func:`normalize_map`), in one device-to-host copy (each
     copy waits for the GPU). ``clip_negative``: the ReLU of the CAM papers, at the layer's
@@ -587,4 +776,4 @@ def maps_to_host(maps: torch.Tensor, size: tuple[int, int], with_raw: bool = Tru
     if not with_raw:
         return None, full.cpu().numpy()
     both = torch.cat([maps.flatten(1), full.flatten(1)], dim=1).cpu().numpy()
-    return both[:, :maps[0].numel()].reshape(maps.shape), both[:, maps[0].numel():].reshape(full.shape)
+    return both[:, : maps[0].numel()].reshape(maps.shape), both[:, maps[0].numel() :].reshape(full.shape)

@@ -1,10 +1,11 @@
 """The result of one explanation: raw map, display map in [0, 1], and what produced it."""
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class Explanation:
     heatmap: np.ndarray
     raw: np.ndarray
     method: str
-    layer: Optional[str]
+    layer: str | None
     class_id: int  # -1 for a function target (see ``label``)
     label: str
     probability: float
@@ -44,9 +45,9 @@ class Explanation:
     device: str = "cpu"
     seconds: float = 0.0
     forward_reused: bool = False
-    attribution: Optional[np.ndarray] = None
+    attribution: np.ndarray | None = None
     snapshots: dict = field(default_factory=dict)
-    image: Optional[np.ndarray] = None
+    image: np.ndarray | None = None
 
     def __repr__(self) -> str:  # one line: a notebook shows the picture (_repr_png_)
         flag = "" if self.status.ok else f" [{self.status.message}]"
@@ -77,8 +78,7 @@ class Explanation:
 
         return get_method(self.method).family == "pixel"
 
-    def display_heatmap(self, max_side: Optional[int] = None,
-                        snapshot: Optional[int] = None) -> np.ndarray:
+    def display_heatmap(self, max_side: int | None = None, snapshot: int | None = None) -> np.ndarray:
         """The heatmap (or SmoothGrad's running mean at ``snapshot`` samples) as drawn,
         area-downsampled to at most ``max_side`` a side (figures) or not (None: PNG overlays).
         Pixel-level maps are drawn relative to the 99th percentile of what is drawn
@@ -97,8 +97,13 @@ class Explanation:
         CAM maps below half their range), so the photo stays the photo."""
         if self.image is None:
             return apply_colormap(self.display_heatmap(), colormap)
-        return overlay(self.image, self.display_heatmap(), alpha=alpha, colormap=colormap,
-                       fade=fade_for(self.pixel_level))
+        return overlay(
+            self.image,
+            self.display_heatmap(),
+            alpha=alpha,
+            colormap=colormap,
+            fade=fade_for(self.pixel_level),
+        )
 
     def annotated(self, alpha: float = 0.5, colormap: str = "viridis") -> np.ndarray:
         """The overlay with the title above it (and what the map's status says, e.g. an empty
@@ -106,11 +111,13 @@ class Explanation:
         from .render.annotate import annotated
 
         title = self.title if self.status.ok else f"{self.title}: {self.status.message}"
-        return annotated(self.overlay(alpha, colormap), title, colormap,
-                         PERCENTILE_NOTE if self.pixel_level else "")
+        return annotated(
+            self.overlay(alpha, colormap), title, colormap, PERCENTILE_NOTE if self.pixel_level else ""
+        )
 
-    def save(self, path: Union[str, os.PathLike], alpha: float = 0.5,
-             colormap: str = "viridis", annotated: bool = False) -> Path:
+    def save(
+        self, path: str | os.PathLike, alpha: float = 0.5, colormap: str = "viridis", annotated: bool = False
+    ) -> Path:
         """Write ``.png`` (the overlay; with ``annotated`` its title and colour bar too, see
         :meth:`annotated`), ``.npy`` (the heatmap, float32) or ``.html`` (Plotly view)."""
         target = Path(path)
@@ -131,14 +138,19 @@ class Explanation:
             from .render.figures import MAX_MAP_SIDE
 
             photo = self.image if self.image is not None else apply_colormap(self.heatmap, "gray")
-            fig = heatmap_figure(photo, [self.display_heatmap(MAX_MAP_SIDE)], [self.title],
-                                 opacity=alpha, colorscale=colormap, zmin=0.0, zmax=1.0)
+            fig = heatmap_figure(
+                photo,
+                [self.display_heatmap(MAX_MAP_SIDE)],
+                [self.title],
+                opacity=alpha,
+                colorscale=colormap,
+                zmin=0.0,
+                zmax=1.0,
+            )
             if self.pixel_level:
                 fig.layout.coloraxis.colorbar.title.text = PERCENTILE_NOTE
             return standalone_html(fig, target)
-        raise InvalidParameterError(
-            f"output path must end in .png, .npy or .html (got {str(path)!r})"
-        )
+        raise InvalidParameterError(f"output path must end in .png, .npy or .html (got {str(path)!r})")
 
     @property
     def title(self) -> str:
@@ -158,10 +170,15 @@ class Explanation:
     def summary(self) -> dict[str, Any]:
         """JSON-friendly description (no arrays)."""
         return {
-            "method": self.method, "layer": self.layer, "class_id": self.class_id,
+            "method": self.method,
+            "layer": self.layer,
+            "class_id": self.class_id,
             "label": self.label,
             "probability": None if self.probability != self.probability else round(self.probability, 6),
-            "raw_shape": list(self.raw.shape), "device": self.device,
-            "seconds": round(self.seconds, 4), "flagged": self.flagged,
-            "message": self.status.message, "params": self.params,
+            "raw_shape": list(self.raw.shape),
+            "device": self.device,
+            "seconds": round(self.seconds, 4),
+            "flagged": self.flagged,
+            "message": self.status.message,
+            "params": self.params,
         }

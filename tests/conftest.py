@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny hand-checkable net and the real offline model."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Run a widget's browser-made changes as a kernel would: on an asyncio loop (of a thread
 of its own: this process's main thread may already run Playwright's loop)."""
+
 from __future__ import annotations
 
 import asyncio

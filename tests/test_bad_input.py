@@ -1,4 +1,5 @@
 """Bad input end to end: clear one-line errors or flagged results, never NaN or a leaked hook."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,13 +18,17 @@ def check_result(result):
     assert 0.0 <= result.heatmap.min() and result.heatmap.max() <= 1.0
 
 
-@pytest.mark.parametrize("mode, size", [("L", (60, 40)), ("RGBA", (50, 70)), ("P", (64, 64)),
-                                        ("I;16", (40, 40)), ("RGB", (8, 9))])
+@pytest.mark.parametrize(
+    "mode, size", [("L", (60, 40)), ("RGBA", (50, 70)), ("P", (64, 64)), ("I;16", (40, 40)), ("RGB", (8, 9))]
+)
 def test_odd_image_files_are_explained(lite_explainer, tmp_path, mode, size):
     rng = np.random.default_rng(0)
     rgb = Image.fromarray(rng.integers(0, 255, size=size[::-1] + (3,), dtype=np.uint8))
-    image = rgb.convert(mode) if mode != "I;16" else Image.fromarray(
-        rng.integers(0, 65535, size=size[::-1], dtype=np.uint16))
+    image = (
+        rgb.convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(rng.integers(0, 65535, size=size[::-1], dtype=np.uint16))
+    )
     path = tmp_path / "odd.png"
     image.save(path)
     check_result(lite_explainer.explain(str(path), "gradcam"))
@@ -33,10 +38,17 @@ def test_huge_and_thin_arrays_are_explained(lite_explainer):
     check_result(lite_explainer.explain(np.zeros((10, 10_000, 3), dtype=np.uint8) + 90, "gradcam"))
 
 
-@pytest.mark.parametrize("bad", [
-    np.full((32, 32, 3), np.nan), np.zeros((4, 4, 3), dtype=np.uint8), np.zeros((0, 5, 3)),
-    np.zeros((3, 32, 32)), "no/such/file.png", 42,
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.full((32, 32, 3), np.nan),
+        np.zeros((4, 4, 3), dtype=np.uint8),
+        np.zeros((0, 5, 3)),
+        np.zeros((3, 32, 32)),
+        "no/such/file.png",
+        42,
+    ],
+)
 def test_unusable_images_are_one_line_errors(lite_explainer, bad):
     with pytest.raises(InvalidImageError) as info:
         lite_explainer.explain(bad, "gradcam")
@@ -77,17 +89,20 @@ def test_cam_needs_a_gap_linear_head(lite_explainer, chelsea_tensor):
     assert lite_explainer.explain(chelsea_tensor, "cam", 285, "features.8").raw.shape == (7, 7)
 
 
-@pytest.mark.parametrize("method, params, message", [
-    ("scorecam", {"batch_size": -3}, "'batch_size' must be an int >= 1 or None (got -3 that is"),
-    ("scorecam", {"batch_size": "x"}, "'batch_size' must be an int >= 1 or None"),
-    ("integrated_gradients", {"baseline": "x"}, "'baseline' must be a finite number"),
-    ("integrated_gradients", {"steps": 0}, "'steps' must be an int >= 1"),
-    ("gradcam++", {"alpha": "bogus"}, "'alpha' must be one of 'paper', 'uniform'"),
-    ("gradcam++", {"positive_gradients": "no"}, "'positive_gradients' must be True or False"),
-    ("vanilla", {"samples": 2, "seed": "a"}, "'seed' must be an int"),
-    ("vanilla", {"samples": 2, "snapshots": (1, "x")}, "'snapshots' must be sample counts"),
-    ("vanilla", {"samples": 2, "batch_size": 0}, "'batch_size' must be an int >= 1 or None"),
-])
+@pytest.mark.parametrize(
+    "method, params, message",
+    [
+        ("scorecam", {"batch_size": -3}, "'batch_size' must be an int >= 1 or None (got -3 that is"),
+        ("scorecam", {"batch_size": "x"}, "'batch_size' must be an int >= 1 or None"),
+        ("integrated_gradients", {"baseline": "x"}, "'baseline' must be a finite number"),
+        ("integrated_gradients", {"steps": 0}, "'steps' must be an int >= 1"),
+        ("gradcam++", {"alpha": "bogus"}, "'alpha' must be one of 'paper', 'uniform'"),
+        ("gradcam++", {"positive_gradients": "no"}, "'positive_gradients' must be True or False"),
+        ("vanilla", {"samples": 2, "seed": "a"}, "'seed' must be an int"),
+        ("vanilla", {"samples": 2, "snapshots": (1, "x")}, "'snapshots' must be sample counts"),
+        ("vanilla", {"samples": 2, "batch_size": 0}, "'batch_size' must be an int >= 1 or None"),
+    ],
+)
 def test_parameters_of_the_wrong_kind_are_one_line_errors(tiny_explainer, method, params, message):
     with pytest.raises(CamWidgetsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         tiny_explainer.explain(tiny_input(), method, 1, **params)
@@ -120,8 +135,11 @@ def test_a_user_model_that_fails_on_the_input_size_says_so(tiny_net):
     from cam_widgets import Explainer
 
     explainer = Explainer(_FlattenHead(), labels=["a", "b", "c"])  # input_size left at 224x224
-    with pytest.raises(CamWidgetsError, match=r"failed on an input of shape \(1, 3, 224, 224\) "
-                                              r"\(RuntimeError: .*input_size=\(H, W\)") as error:
+    with pytest.raises(
+        CamWidgetsError,
+        match=r"failed on an input of shape \(1, 3, 224, 224\) "
+        r"\(RuntimeError: .*input_size=\(H, W\)",
+    ) as error:
         explainer.explain(np.zeros((224, 224, 3), np.uint8))
     assert "\n" not in str(error.value) and count_hooks(explainer.engine.model) == 0
     good = Explainer(_FlattenHead(), labels=["a", "b", "c"], input_size=(8, 8))
@@ -150,7 +168,8 @@ def test_nan_gradients_give_a_finite_flagged_raw_map():
     from cam_widgets import Explainer
 
     result = Explainer(_SqrtHead(), labels=["a", "b"], input_size=(4, 4)).explain(
-        torch.ones(1, 3, 4, 4), "gradcam", 0, layer="relu")
+        torch.ones(1, 3, 4, 4), "gradcam", 0, layer="relu"
+    )
     assert result.status.has_nonfinite and result.flagged
     assert np.isfinite(result.raw).all() and np.isfinite(result.heatmap).all()
 
@@ -163,31 +182,57 @@ def test_weights_path_goes_with_a_zoo_name(tiny_net):
 
 
 def test_numpy_scalars_are_parameters_like_any_number(tiny_explainer):
-    ig = tiny_explainer.explain(tiny_input(), "integrated_gradients", 1, baseline=np.float32(0.0),
-                                steps=np.int64(8), batch_size=np.int64(4))
+    ig = tiny_explainer.explain(
+        tiny_input(),
+        "integrated_gradients",
+        1,
+        baseline=np.float32(0.0),
+        steps=np.int64(8),
+        batch_size=np.int64(4),
+    )
     smooth = tiny_explainer.explain(tiny_input(), "vanilla", 1, samples=4, seed=np.int64(3))
     plus = tiny_explainer.explain(tiny_input(), "gradcam++", 1, positive_gradients=np.bool_(False))
     assert np.isfinite(ig.heatmap).all() and np.isfinite(smooth.heatmap).all() and not plus.flagged
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=3, snapshots=5),
-     "'snapshots' must be sample counts"),
-    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=2, seed=2**64), "'seed' must be an int in"),
-    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=3, noise_samples=torch.zeros(3, 3, 2, 2)),
-     r"'noise_samples' must be a tensor of shape \(3, 3, 4, 4\)"),
-    (lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=2, noise_samples=np.zeros((2, 3, 4, 4))),
-     "got a ndarray of shape"),
-    (lambda ex: ex.explain(tiny_input(), "scorecam", 1, "relu", progress=True),
-     "'progress' must be a function"),
-    (lambda ex: ex.explain_classes(tiny_input(), None), "'targets' must be a non-empty list"),
-    (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ["relu"]), "a layer is given by its name"),
-    (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ex.engine.model.relu), "here 'relu'"),
-    (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, steps=10**6), "at most 2000"),
-    (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=1e39), "within"),
-    (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=np.zeros((3, 4, 4))),
-     "'baseline' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=3, snapshots=5),
+            "'snapshots' must be sample counts",
+        ),
+        (
+            lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=2, seed=2**64),
+            "'seed' must be an int in",
+        ),
+        (
+            lambda ex: ex.explain(
+                tiny_input(), "vanilla", 1, samples=3, noise_samples=torch.zeros(3, 3, 2, 2)
+            ),
+            r"'noise_samples' must be a tensor of shape \(3, 3, 4, 4\)",
+        ),
+        (
+            lambda ex: ex.explain(
+                tiny_input(), "vanilla", 1, samples=2, noise_samples=np.zeros((2, 3, 4, 4))
+            ),
+            "got a ndarray of shape",
+        ),
+        (
+            lambda ex: ex.explain(tiny_input(), "scorecam", 1, "relu", progress=True),
+            "'progress' must be a function",
+        ),
+        (lambda ex: ex.explain_classes(tiny_input(), None), "'targets' must be a non-empty list"),
+        (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ["relu"]), "a layer is given by its name"),
+        (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ex.engine.model.relu), "here 'relu'"),
+        (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, steps=10**6), "at most 2000"),
+        (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=1e39), "within"),
+        (
+            lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=np.zeros((3, 4, 4))),
+            "'baseline' must be a finite number",
+        ),
+    ],
+)
 def test_odd_arguments_are_one_line_errors(tiny_explainer, call, message):
     with pytest.raises(CamWidgetsError, match=message) as raised:
         call(tiny_explainer)
@@ -205,8 +250,14 @@ def test_eigencam_of_noisy_copies_the_model_fails_on_is_the_usual_error(tiny_exp
     from cam_widgets.errors import MethodNotApplicableError
 
     with pytest.raises(MethodNotApplicableError, match="NaN or infinite values for the noisy copies"):
-        tiny_explainer.explain(tiny_input(), "eigencam", 1, "relu", samples=2,
-                               noise_samples=torch.full((2, 3, 4, 4), float("nan")))
+        tiny_explainer.explain(
+            tiny_input(),
+            "eigencam",
+            1,
+            "relu",
+            samples=2,
+            noise_samples=torch.full((2, 3, 4, 4), float("nan")),
+        )
 
 
 @pytest.mark.parametrize("size", ["224", (100_000, 100_000), (0, 4), True])
@@ -217,11 +268,14 @@ def test_model_input_sizes_are_checked_before_the_model_runs(tiny_net, size):
         Explainer(tiny_net, input_size=size, labels=list("abc"))
 
 
-@pytest.mark.parametrize("image, message", [
-    ("", "Image source is empty"),
-    (torch.empty(3, 4, 4, device="meta"), "dense tensor with values"),
-    (torch.zeros(3, 4, 4).to_sparse(), "dense tensor with values"),
-])
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        ("", "Image source is empty"),
+        (torch.empty(3, 4, 4, device="meta"), "dense tensor with values"),
+        (torch.zeros(3, 4, 4).to_sparse(), "dense tensor with values"),
+    ],
+)
 def test_empty_names_and_valueless_tensors_are_one_line_errors(tiny_explainer, image, message):
     with pytest.raises(InvalidImageError, match=message):
         tiny_explainer.explain(image, "gradcam", 1)
@@ -235,7 +289,8 @@ def test_a_half_or_double_model_is_told_to_be_float32_not_resized(dtype):
 
     with pytest.raises(MethodNotApplicableError, match=r"weights are torch.float.*model.float\(\)"):
         Explainer(TinyNet().to(dtype), input_size=(4, 4), labels=list("abc")).explain(
-            tiny_input(), "gradcam", 1)
+            tiny_input(), "gradcam", 1
+        )
 
 
 def test_arguments_that_would_do_nothing_are_refused(tiny_explainer):

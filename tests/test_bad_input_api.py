@@ -1,5 +1,6 @@
 """Bad input through the API (issue 17): tensors of other dtypes, absurd amounts of work,
 outputs that are not files, and saves that fail midway."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,8 +63,7 @@ def test_a_save_that_fails_midway_keeps_the_old_file(lite_explainer, tmp_path, m
     def full_at_sync(fd):  # the PNG's bytes written, the disk full when they are flushed
         raise OSError(28, "No space left on device")
 
-    for name, patched in (("map.npy", (np, "save", half_written)),
-                          ("map.png", (os, "fsync", full_at_sync))):
+    for name, patched in (("map.npy", (np, "save", half_written)), ("map.png", (os, "fsync", full_at_sync))):
         target = tmp_path / name
         target.write_bytes(b"the previous export")
         with monkeypatch.context() as patch:
@@ -78,7 +78,9 @@ def test_a_save_that_fails_midway_keeps_the_old_file(lite_explainer, tmp_path, m
         target.unlink()
 
 
-@pytest.mark.parametrize("compile_", [torch.jit.script, lambda m: torch.jit.trace(m, torch.zeros(1, 3, 8, 8))])
+@pytest.mark.parametrize(
+    "compile_", [torch.jit.script, lambda m: torch.jit.trace(m, torch.zeros(1, 3, 8, 8))]
+)
 def test_a_torchscript_model_is_refused_in_one_line(compile_):
     from cam_widgets import Explainer
     from cam_widgets.errors import MethodNotApplicableError

@@ -2,6 +2,7 @@
 as an image are refused from os.stat before anything opens them (open() on a FIFO blocks until
 a writer comes, /dev/zero never ends). The candidates run in a subprocess with a timeout, so a
 regression fails the test instead of hanging the suite."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,14 @@ def specials(tmp_path):
     sock.bind(str(sock_path))
     link = tmp_path / "zero.png"
     link.symlink_to("/dev/zero")
-    yield {"fifo": str(fifo), "folder": str(folder), "socket": str(sock_path),
-           "zero": "/dev/zero", "null": "/dev/null", "link to /dev/zero": str(link)}
+    yield {
+        "fifo": str(fifo),
+        "folder": str(folder),
+        "socket": str(sock_path),
+        "zero": "/dev/zero",
+        "null": "/dev/null",
+        "link to /dev/zero": str(link),
+    }
     sock.close()
 
 
@@ -61,9 +68,14 @@ def test_special_paths_are_refused_by_load_image_without_opening_them(specials, 
     done = run_bounded([sys.executable, "-c", _LOAD, *specials.values(), str(good)])
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    kinds = {"fifo": "is a named pipe (FIFO)", "folder": "is a folder", "socket": "is a socket",
-             "zero": "is a character device", "null": "is a character device",
-             "link to /dev/zero": "is a character device"}
+    kinds = {
+        "fifo": "is a named pipe (FIFO)",
+        "folder": "is a folder",
+        "socket": "is a socket",
+        "zero": "is a character device",
+        "null": "is a character device",
+        "link to /dev/zero": "is a character device",
+    }
     for name, path in specials.items():
         kind, message = found[path]
         assert kind == "InvalidImageError" and "\n" not in message, (name, message)

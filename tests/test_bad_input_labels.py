@@ -2,6 +2,7 @@
 meant; latin-1 or UTF-16 bytes, other separators, infinite or NaN boxes, odd class ids and
 special files are one line each; an error inside a DataLoader worker prints the same one
 line as without workers."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,6 @@ from PIL import Image
 from cam_widgets import Explainer
 from cam_widgets.errors import CamWidgetsError, InvalidImageError, InvalidParameterError, one_line
 from cam_widgets.metrics.evaluate import ImageFolderDataset, evaluate
-
 from conftest import TinyNet
 
 
@@ -61,25 +61,30 @@ def test_a_header_after_a_comment_line_is_still_a_header(root):
     assert _labels(root, b"# made by hand\npath,class_id\ntwo.png,1\n").paths == ["two.png"]
 
 
-@pytest.mark.parametrize("data, message", [
-    ("path,class_id\none.png,0\ncafé.png,1\n".encode("latin-1"),
-     "labels.csv line 3 is not UTF-8 text (byte 0xe9"),
-    ("path,class_id\none.png,0\n".encode("utf-16"), "is UTF-16 text"),
-    (b"path;class_id\none.png;0\n", "line 1: expected 'path,class_id'"),
-    (b"one.png\t0\n", "separated by '\\t'"),
-    (b"one.png,0,0,0,inf,10\n", "line 1: box values must be finite numbers"),
-    (b"one.png,0,nan,0,4,10\n", "line 1: box values must be finite numbers"),
-    (b"one.png,0,0,0,1e999,10\n", "line 1: box values must be finite numbers"),
-    (b"one.png,0,-inf,0,4,10\n", "line 1: box values must be finite numbers"),
-    (b"one.png,0,0,0,x,10\n", "box values must be numbers"),
-    (b"one.png,0,5,0,4,10\n", "a box needs x1 > x0"),
-    ("one.png,\u00b2\n".encode(), "Unknown class name '\u00b2'"),  # isdigit() but not int()
-    (b"one.png,7\n", "0..2"),
-    (b"one.png,0\none.png,1\n", "line 2: 'one.png' already has class 0"),
-    (b"missing.png,0\n", "line 1: image 'missing.png' not found"),
-    (b"one.png,0,1,2\n", "(got 4 fields)"),
-    (b'one.png,"0\n', "line 2 is not CSV"),  # an unclosed quote to the end of the file
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            "path,class_id\none.png,0\ncafé.png,1\n".encode("latin-1"),
+            "labels.csv line 3 is not UTF-8 text (byte 0xe9",
+        ),
+        ("path,class_id\none.png,0\n".encode("utf-16"), "is UTF-16 text"),
+        (b"path;class_id\none.png;0\n", "line 1: expected 'path,class_id'"),
+        (b"one.png\t0\n", "separated by '\\t'"),
+        (b"one.png,0,0,0,inf,10\n", "line 1: box values must be finite numbers"),
+        (b"one.png,0,nan,0,4,10\n", "line 1: box values must be finite numbers"),
+        (b"one.png,0,0,0,1e999,10\n", "line 1: box values must be finite numbers"),
+        (b"one.png,0,-inf,0,4,10\n", "line 1: box values must be finite numbers"),
+        (b"one.png,0,0,0,x,10\n", "box values must be numbers"),
+        (b"one.png,0,5,0,4,10\n", "a box needs x1 > x0"),
+        ("one.png,\u00b2\n".encode(), "Unknown class name '\u00b2'"),  # isdigit() but not int()
+        (b"one.png,7\n", "0..2"),
+        (b"one.png,0\none.png,1\n", "line 2: 'one.png' already has class 0"),
+        (b"missing.png,0\n", "line 1: image 'missing.png' not found"),
+        (b"one.png,0,1,2\n", "(got 4 fields)"),
+        (b'one.png,"0\n', "line 2 is not CSV"),  # an unclosed quote to the end of the file
+    ],
+)
 def test_bad_labels_files_are_one_line(root, data, message):
     with pytest.raises(InvalidParameterError) as info:
         _labels(root, data)
@@ -105,15 +110,29 @@ def test_special_labels_files_and_listed_images_are_refused_without_blocking(roo
         "    try:\n"
         "        ImageFolderDataset(sys.argv[1], ex, labels=labels)\n"
         "    except Exception as exc:\n"
-        "        print(type(exc).__name__, exc)\n")
+        "        print(type(exc).__name__, exc)\n"
+    )
     (root / "lists_pipe.csv").write_bytes(b"pipe.png,0\n")
     (root / "lists_zero.csv").write_bytes(b"/dev/zero,0\n")
     tests = os.path.dirname(__file__)
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(root), str(fifo), str(root),
-                               str(root / "lists_pipe.csv"), str(root / "lists_zero.csv")],
-                              capture_output=True, text=True, timeout=60, cwd=tests,
-                              env=dict(os.environ, PYTHONPATH=tests))
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code,
+                str(root),
+                str(fifo),
+                str(root),
+                str(root / "lists_pipe.csv"),
+                str(root / "lists_zero.csv"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tests,
+            env=dict(os.environ, PYTHONPATH=tests),
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("reading a labels FIFO blocked")
     lines = done.stdout.strip().splitlines()
@@ -133,8 +152,15 @@ def test_a_worker_error_is_the_same_one_line_as_without_workers(root):
     messages = []
     for workers in (0, 2):
         with pytest.raises(InvalidImageError) as info:
-            evaluate(explainer, dataset, out=root / f"w{workers}.jsonl", target="top1",
-                     num_workers=workers, batch_size=2, metrics=("average_drop",))
+            evaluate(
+                explainer,
+                dataset,
+                out=root / f"w{workers}.jsonl",
+                target="top1",
+                num_workers=workers,
+                batch_size=2,
+                metrics=("average_drop",),
+            )
         messages.append(one_line(info.value))
     assert messages[0] == messages[1] and messages[0].startswith("Not an image: ")
     assert "broken.png" in messages[0] and "\n" not in messages[0]
@@ -145,8 +171,9 @@ def test_one_line_keeps_ordinary_messages():
     assert one_line(CamWidgetsError("two\nlines ")) == "two lines"
     wrapped = InvalidImageError(
         "Caught InvalidImageError in DataLoader worker process 1.\nOriginal Traceback (most "
-        "recent call last):\n  File \"x.py\", line 3, in f\n    raise e\n"
-        "cam_widgets.errors.InvalidImageError: Not an image: it: is not.\n")
+        'recent call last):\n  File "x.py", line 3, in f\n    raise e\n'
+        "cam_widgets.errors.InvalidImageError: Not an image: it: is not.\n"
+    )
     assert one_line(wrapped) == "Not an image: it: is not."
 
 
@@ -160,10 +187,30 @@ def test_the_cli_prints_one_line_for_a_worker_error(tmp_path):
     for workers in ("0", "2"):
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "cam_widgets", "evaluate", "--root", str(tmp_path), "--out",
-                 str(tmp_path / f"r{workers}.jsonl"), "--target", "top1", "--metrics", "average_drop",
-                 "--batch-size", "2", "--num-workers", workers, "--device", "cpu"],
-                capture_output=True, text=True, timeout=300)
+                [
+                    sys.executable,
+                    "-m",
+                    "cam_widgets",
+                    "evaluate",
+                    "--root",
+                    str(tmp_path),
+                    "--out",
+                    str(tmp_path / f"r{workers}.jsonl"),
+                    "--target",
+                    "top1",
+                    "--metrics",
+                    "average_drop",
+                    "--batch-size",
+                    "2",
+                    "--num-workers",
+                    workers,
+                    "--device",
+                    "cpu",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
         except subprocess.TimeoutExpired:
             pytest.fail("the evaluation did not end")
         assert done.returncode == 2, done.stderr[-2000:]

@@ -9,6 +9,7 @@ copy is 95 MiB more, a float64 RGB copy 572 MiB). A 5000x5000 JPEG is decoded at
 scale (DCT scaling), never whole: measured 30 MiB; 64 MiB fails if it were decoded whole
 (72 MiB as RGB).
 """
+
 from __future__ import annotations
 
 import io
@@ -61,8 +62,9 @@ def big_files(tmp_path_factory):
 
 
 def _peak(path) -> dict:
-    done = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -78,8 +80,11 @@ def test_a_large_file_decodes_within_bounded_memory(big_files, name, ceiling_mib
     # the pixels are the image's: its mean colour (the half-transparent band goes toward white)
     a = _pattern().astype(np.float64)
     alpha = a[..., 3:] / 255
-    expected = (a[..., :3] * alpha + 255 * (1 - alpha)).reshape(-1, 3).mean(0) if name.endswith(
-        ".png") else a[..., :3].reshape(-1, 3).mean(0)
+    expected = (
+        (a[..., :3] * alpha + 255 * (1 - alpha)).reshape(-1, 3).mean(0)
+        if name.endswith(".png")
+        else a[..., :3].reshape(-1, 3).mean(0)
+    )
     assert np.allclose(found["mean"], expected, atol=2.0), (found["mean"], expected)
 
 
@@ -118,8 +123,11 @@ def test_composite_on_white_matches_the_float_formula():
 def test_every_mode_is_reduced(tmp_path, mode):
     rng = np.random.default_rng(2)
     rgb = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
-    image = Image.fromarray(rng.integers(0, 65536, (90, 120), dtype=np.uint16)) if mode == "I;16" \
+    image = (
+        Image.fromarray(rng.integers(0, 65536, (90, 120), dtype=np.uint16))
+        if mode == "I;16"
         else rgb.convert(mode)
+    )
     path = tmp_path / ("m.tif" if mode == "CMYK" else "m.png")
     image.save(path)
     out = load_image(path, max_side=40)
@@ -175,6 +183,7 @@ def test_a_thin_file_is_refused_from_its_header(tmp_path):
     data = bytearray(buf.getvalue())
     struct.pack_into(">II", data, 16, 50_000_000, 1)  # IHDR width, height
     struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
-    with pytest.raises(InvalidImageError, match="Image too small: expected at least 8x8 pixels, "
-                                                "received a 50000000x1"):
+    with pytest.raises(
+        InvalidImageError, match="Image too small: expected at least 8x8 pixels, received a 50000000x1"
+    ):
         load_image(bytes(data))

@@ -1,5 +1,6 @@
 """Issue 17, networks that trickle: the timeout bounds the whole download (connection,
 headers, every read), and malformed addresses are one-line errors before any connection."""
+
 from __future__ import annotations
 
 import http.server
@@ -58,7 +59,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for i in range(min(len(data), 12)):
             if self.stop.wait(0.5):
                 return
-            self.wfile.write(data[i:i + 1])
+            self.wfile.write(data[i : i + 1])
             self.wfile.flush()
 
     def log_message(self, *args):
@@ -107,20 +108,23 @@ def test_a_server_that_answers_at_once_is_still_read(server):
     assert np.array_equal(load_image(server + "/whole", timeout=5), expected)
 
 
-@pytest.mark.parametrize("url, why", [
-    ("http://", "no host name"),
-    ("https://", "no host name"),
-    ("http:///x.png", "no host name"),
-    ("http://user@/x.png", "no host name"),
-    ("http://[::1", "Invalid IPv6 URL"),
-    ("http://host:99999/", "Port out of range"),
-    ("http://127.0.0.1:0/x.png", "port 0"),
-    ("http://host:-1/", "Port could not be cast"),
-    ("http://host:abc/", "Port could not be cast"),
-    ("http://a b/x.png", "spaces or control characters"),
-    ("http://host/x\n.png", "spaces or control characters"),
-    ("http://host/\x00.png", "spaces or control characters"),
-])
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("http://", "no host name"),
+        ("https://", "no host name"),
+        ("http:///x.png", "no host name"),
+        ("http://user@/x.png", "no host name"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://host:99999/", "Port out of range"),
+        ("http://127.0.0.1:0/x.png", "port 0"),
+        ("http://host:-1/", "Port could not be cast"),
+        ("http://host:abc/", "Port could not be cast"),
+        ("http://a b/x.png", "spaces or control characters"),
+        ("http://host/x\n.png", "spaces or control characters"),
+        ("http://host/\x00.png", "spaces or control characters"),
+    ],
+)
 def test_malformed_urls_are_one_line_before_any_connection(url, why):
     started = time.monotonic()
     with pytest.raises(InvalidImageError) as info:

@@ -3,13 +3,13 @@ folder) are one line before any work and are never read as if to resume; writes 
 temporary file renamed over the target when complete, so a write that fails midway leaves
 the previous file byte-identical; appended JSON-lines records are cut back to their length
 before a failed append."""
+
 from __future__ import annotations
 
 import errno
 import json
 import os
 import stat
-import subprocess
 import sys
 import textwrap
 
@@ -19,7 +19,6 @@ from PIL import Image
 
 from cam_widgets.data import files
 from cam_widgets.errors import InvalidParameterError
-
 from test_bad_input_files import run_bounded
 
 
@@ -67,8 +66,9 @@ def test_a_replaced_file_keeps_its_permissions_and_links_stay_links(tmp_path):
     assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o666 & ~umask  # not mkstemp's 0600
 
 
-@pytest.mark.parametrize("special, kind", [("/dev/full", "a character device"),
-                                           ("/dev/null", "a character device")])
+@pytest.mark.parametrize(
+    "special, kind", [("/dev/full", "a character device"), ("/dev/null", "a character device")]
+)
 def test_devices_are_refused_as_outputs_and_left_alone(special, kind):
     if not os.path.exists(special):
         pytest.skip(f"no {special}")
@@ -83,8 +83,11 @@ def test_folders_fifos_and_read_only_places_are_refused_as_outputs(tmp_path):
     os.mkfifo(tmp_path / "pipe.txt")
     (tmp_path / "dir.txt").mkdir()
     (tmp_path / "file").write_text("")
-    cases = [(tmp_path / "pipe.txt", "is a named pipe (FIFO)"), (tmp_path / "dir.txt", "is a folder"),
-             (tmp_path / "file" / "x.txt", "is a regular file, not a folder")]
+    cases = [
+        (tmp_path / "pipe.txt", "is a named pipe (FIFO)"),
+        (tmp_path / "dir.txt", "is a folder"),
+        (tmp_path / "file" / "x.txt", "is a regular file, not a folder"),
+    ]
     if sys.platform.startswith("linux"):
         cases.append(("/proc/cam_widgets_test.txt", "does not take a new file"))
     for path, fragment in cases:
@@ -103,8 +106,11 @@ def specials(tmp_path):
 
 
 def test_cli_refuses_special_outputs_before_any_model_is_built(specials):
-    for name, kind in [("pipe.png", "a named pipe (FIFO)"), ("dir.png", "a folder"),
-                       ("null.png", "a character device")]:
+    for name, kind in [
+        ("pipe.png", "a named pipe (FIFO)"),
+        ("dir.png", "a folder"),
+        ("null.png", "a character device"),
+    ]:
         done = _cli("explain", "chelsea", "--out", str(specials / name), timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
         assert f"is {kind}, not a file" in done.stderr and "Traceback" not in done.stderr
@@ -112,8 +118,11 @@ def test_cli_refuses_special_outputs_before_any_model_is_built(specials):
 
 
 def test_cli_refuses_special_images_before_any_model_is_built(specials):
-    for image, kind in [(specials / "pipe.png", "a named pipe (FIFO)"),
-                        ("/dev/zero", "a character device"), (specials / "dir.png", "a folder")]:
+    for image, kind in [
+        (specials / "pipe.png", "a named pipe (FIFO)"),
+        ("/dev/zero", "a character device"),
+        (specials / "dir.png", "a folder"),
+    ]:
         done = _cli("explain", str(image), "--out", str(specials / "x.png"), timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
         assert f"is {kind}: expected a regular file" in done.stderr
@@ -261,12 +270,21 @@ def test_evaluate_refuses_special_outputs_without_reading_them(tmp_path):
     tests = os.path.dirname(__file__)
     work = tmp_path / "work"
     work.mkdir()
-    done = run_bounded([sys.executable, "-c", code, str(work), *map(str, outs)], timeout=120,
-                       cwd=tests, env=dict(os.environ, PYTHONPATH=tests))
+    done = run_bounded(
+        [sys.executable, "-c", code, str(work), *map(str, outs)],
+        timeout=120,
+        cwd=tests,
+        env=dict(os.environ, PYTHONPATH=tests),
+    )
     lines = done.stdout.strip().splitlines()
     assert len(lines) == len(outs), done.stdout + done.stderr[-2000:]
-    fragments = ["is a named pipe (FIFO)", "is a folder", "is a character device",
-                 "is a character device", "does not take a new file"]
+    fragments = [
+        "is a named pipe (FIFO)",
+        "is a folder",
+        "is a character device",
+        "is a character device",
+        "does not take a new file",
+    ]
     for line, fragment, out in zip(lines, fragments, outs):
         assert line.startswith("InvalidParameterError Cannot write") and fragment in line, line
         assert str(out) in line
@@ -276,8 +294,11 @@ def test_evaluate_refuses_special_outputs_without_reading_them(tmp_path):
 def test_cli_evaluate_refuses_special_outputs_before_building_the_model(tmp_path):
     os.mkfifo(tmp_path / "pipe.jsonl")
     (tmp_path / "images").mkdir()
-    for out, kind in [(tmp_path / "pipe.jsonl", "a named pipe (FIFO)"), ("/dev/full", "a character device"),
-                      (tmp_path, "a folder")]:
+    for out, kind in [
+        (tmp_path / "pipe.jsonl", "a named pipe (FIFO)"),
+        ("/dev/full", "a character device"),
+        (tmp_path, "a folder"),
+    ]:
         done = _cli("evaluate", "--root", str(tmp_path / "images"), "--out", str(out), timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
         assert f"is {kind}; hint: pick another --out" in done.stderr
@@ -291,9 +312,19 @@ def test_the_distributed_merge_replaces_out_only_when_complete(tmp_path, monkeyp
 
     explainer, dataset = _evaluation(tmp_path)
     out = tmp_path / "merged.jsonl"
-    previous = [{"image": "i0.png", "index": 0, "method": "gradcam", "layer": explainer.default_layer,
-                 "target": "label", "pointing_game": 1.0, "energy": 0.5, "average_drop": 0.1,
-                 "increase_in_confidence": 0.0}]
+    previous = [
+        {
+            "image": "i0.png",
+            "index": 0,
+            "method": "gradcam",
+            "layer": explainer.default_layer,
+            "target": "label",
+            "pointing_game": 1.0,
+            "energy": 0.5,
+            "average_drop": 0.1,
+            "increase_in_confidence": 0.0,
+        }
+    ]
     out.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in previous))
     before = out.read_bytes()
     real = distributed.write_records
@@ -302,8 +333,9 @@ def test_the_distributed_merge_replaces_out_only_when_complete(tmp_path, monkeyp
         handle.write(json.dumps(records[0]))  # part of the merged file, then the failure
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{distributed.free_port()}",
-                            rank=0, world_size=1)
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{distributed.free_port()}", rank=0, world_size=1
+    )
     try:
         monkeypatch.setattr(distributed, "write_records", cut)
         with pytest.raises(InvalidParameterError, match="No space left on device"):
@@ -323,8 +355,11 @@ def test_open_append_never_blocks_and_refuses_special_files(tmp_path):
     """For the appended results file (evaluate's run_plan opens it with open(out, "a"), which
     blocks on a FIFO without a reader)."""
     os.mkfifo(tmp_path / "pipe.jsonl")
-    for path, fragment in [(tmp_path / "pipe.jsonl", "No such device or address"),
-                           (tmp_path, "Is a directory"), ("/dev/full", "is a character device")]:
+    for path, fragment in [
+        (tmp_path / "pipe.jsonl", "No such device or address"),
+        (tmp_path, "Is a directory"),
+        ("/dev/full", "is a character device"),
+    ]:
         with pytest.raises(InvalidParameterError) as info:
             files.open_append(path).close()
         assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)

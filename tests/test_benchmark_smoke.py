@@ -1,4 +1,5 @@
 """The benchmark script runs end to end and prints its table (a smoke run, not a timing)."""
+
 from __future__ import annotations
 
 import pathlib
@@ -16,17 +17,39 @@ def test_benchmark_quick_run_prints_the_table(tmp_path):
     pytest.importorskip("captum")
     out = tmp_path / "bench.md"
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--repeats", "1", "--smooth-samples", "4",
-         "--device", "cpu", "--out", str(out)],
-        capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--repeats",
+            "1",
+            "--smooth-samples",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = proc.stdout
     assert "| case | median ms |" in text
-    for row in ("forward (no_grad)", "ours Grad-CAM, fresh image", "class switch",
-                "top-5 classes", "pytorch-grad-cam GradCAM", "captum LayerGradCam",
-                "ours SmoothGrad n=4", "captum NoiseTunnel", "sequential loop n=4",
-                "Guided Backprop", "RSS growth"):
+    for row in (
+        "forward (no_grad)",
+        "ours Grad-CAM, fresh image",
+        "class switch",
+        "top-5 classes",
+        "pytorch-grad-cam GradCAM",
+        "captum LayerGradCam",
+        "ours SmoothGrad n=4",
+        "captum NoiseTunnel",
+        "sequential loop n=4",
+        "Guided Backprop",
+        "RSS growth",
+    ):
         assert row in text, row
     assert "| bar | measured | result |" in text
     assert text.count("**PASS**") + text.count("**FAIL**") == 6

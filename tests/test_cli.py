@@ -1,4 +1,5 @@
 """The command line: outputs written, one-line errors with non-zero exit, no traceback."""
+
 from __future__ import annotations
 
 import json
@@ -11,14 +12,27 @@ from PIL import Image
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cam_widgets", *args], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "cam_widgets", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def test_explain_writes_png_npy_html(tmp_path):
     png, npy, html = tmp_path / "a.png", tmp_path / "a.npy", tmp_path / "a.html"
-    done = cli("explain", "chelsea", "--class", "tiger cat", "--method", "gradcam++",
-               "--out", str(png), "--out", str(npy), "--out", str(html))
+    done = cli(
+        "explain",
+        "chelsea",
+        "--class",
+        "tiger cat",
+        "--method",
+        "gradcam++",
+        "--out",
+        str(png),
+        "--out",
+        str(npy),
+        "--out",
+        str(html),
+    )
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["class_id"] == 282 and summary["layer"] == "features.8"
@@ -33,29 +47,60 @@ def test_explain_writes_png_npy_html(tmp_path):
 def test_explain_a_file_with_smoothgrad(tmp_path):
     source = tmp_path / "gray.png"
     Image.fromarray((np.arange(64 * 80) % 255).astype(np.uint8).reshape(64, 80)).save(source)
-    done = cli("explain", str(source), "--method", "vanilla", "--samples", "3", "--noise", "0.2",
-               "--out", str(tmp_path / "v.npy"), "--out", str(tmp_path / "v.png"), "--annotated")
+    done = cli(
+        "explain",
+        str(source),
+        "--method",
+        "vanilla",
+        "--samples",
+        "3",
+        "--noise",
+        "0.2",
+        "--out",
+        str(tmp_path / "v.npy"),
+        "--out",
+        str(tmp_path / "v.png"),
+        "--annotated",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["params"]["samples"] == 3
     width, height = Image.open(tmp_path / "v.png").size  # 224 a side, enlarged, plus title and bar
     assert width > 448 + 40 and height > 448 + 20
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["explain", "chelsea", "--class", "tigr cat", "--out", "x.png"], "tiger cat"),
-    (["explain", "chelsea", "--layer", "features.88", "--out", "x.png"], "features.8"),
-    (["explain", "chelsea", "--layer", "avgpool", "--out", "x.png"], "spatial"),
-    (["explain", "missing.png", "--out", "x.png"], "not found"),
-    (["explain", "chelsea", "--method", "gradcamm", "--out", "x.png"], "gradcam"),
-    (["explain", "chelsea", "--method", "vanilla", "--layer", "features.8", "--out", "x.png"],
-     "reads no layer"),
-    (["explain", "chelsea", "--out", "x.jpg"], ".png, .npy or .html"),
-    (["explain", "chelsea", "--class", "1000", "--out", "x.png"], "0..999"),
-    (["explain", "chelsea", "--model", "vgg61", "--out", "x.png"], "vgg16"),
-    (["explain", "chelsea", "--device", "cpu", "--samples", "2", "--precision", "fp16",
-      "--out", "x.png"], "needs a CUDA device"),
-    (["explain", "chelsea", "--precision", "bf16", "--out", "x.png"], "SmoothGrad only"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["explain", "chelsea", "--class", "tigr cat", "--out", "x.png"], "tiger cat"),
+        (["explain", "chelsea", "--layer", "features.88", "--out", "x.png"], "features.8"),
+        (["explain", "chelsea", "--layer", "avgpool", "--out", "x.png"], "spatial"),
+        (["explain", "missing.png", "--out", "x.png"], "not found"),
+        (["explain", "chelsea", "--method", "gradcamm", "--out", "x.png"], "gradcam"),
+        (
+            ["explain", "chelsea", "--method", "vanilla", "--layer", "features.8", "--out", "x.png"],
+            "reads no layer",
+        ),
+        (["explain", "chelsea", "--out", "x.jpg"], ".png, .npy or .html"),
+        (["explain", "chelsea", "--class", "1000", "--out", "x.png"], "0..999"),
+        (["explain", "chelsea", "--model", "vgg61", "--out", "x.png"], "vgg16"),
+        (
+            [
+                "explain",
+                "chelsea",
+                "--device",
+                "cpu",
+                "--samples",
+                "2",
+                "--precision",
+                "fp16",
+                "--out",
+                "x.png",
+            ],
+            "needs a CUDA device",
+        ),
+        (["explain", "chelsea", "--precision", "bf16", "--out", "x.png"], "SmoothGrad only"),
+    ],
+)
 def test_errors_are_one_line(tmp_path, monkeypatch, capsys, args, fragment):
     from cam_widgets.cli import main
 
@@ -65,12 +110,15 @@ def test_errors_are_one_line(tmp_path, monkeypatch, capsys, args, fragment):
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["explain", "chelsea", "--samples", "abc", "--out", "x.png"], "invalid int value: 'abc'"),
-    (["explain", "chelsea"], "required: --out"),
-    (["explian"], "invalid choice: 'explian'"),
-    (["explain", "chelsea", "--device", "meta", "--out", "x.png"], "meta devices are not supported"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["explain", "chelsea", "--samples", "abc", "--out", "x.png"], "invalid int value: 'abc'"),
+        (["explain", "chelsea"], "required: --out"),
+        (["explian"], "invalid choice: 'explian'"),
+        (["explain", "chelsea", "--device", "meta", "--out", "x.png"], "meta devices are not supported"),
+    ],
+)
 def test_usage_errors_are_one_line_too(tmp_path, monkeypatch, capsys, args, fragment):
     from cam_widgets.cli import main
 
@@ -90,10 +138,16 @@ def test_error_process_exits_2_without_traceback(tmp_path):
     assert done.stderr.count("\n") == 1 and "zebra" in done.stderr
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["models"], "efficientnet_lite0"), (["layers", "efficientnet_lite0"], "1280 x 7x7  (default)"),
-    (["classes", "boxer"], "242  boxer"), (["methods"], "gradcam++"), (["samples"], "chelsea"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["models"], "efficientnet_lite0"),
+        (["layers", "efficientnet_lite0"], "1280 x 7x7  (default)"),
+        (["classes", "boxer"], "242  boxer"),
+        (["methods"], "gradcam++"),
+        (["samples"], "chelsea"),
+    ],
+)
 def test_listings(capsys, args, fragment):
     from cam_widgets.cli import main
 
@@ -110,11 +164,22 @@ def test_evaluate_a_folder_and_resume(tmp_path, capsys):
     for name in ("chelsea", "coffee"):
         Image.fromarray(sample_image(name)).save(folder / f"{name}.png")
     out = tmp_path / "results.jsonl"
-    args = ["evaluate", "--root", str(folder), "--out", str(out), "--methods", "gradcam",
-            "--metrics", "average_drop", "--target", "top1"]
+    args = [
+        "evaluate",
+        "--root",
+        str(folder),
+        "--out",
+        str(out),
+        "--methods",
+        "gradcam",
+        "--metrics",
+        "average_drop",
+        "--target",
+        "top1",
+    ]
     assert main(args) == 0
     lines = out.read_text().splitlines()
-    assert len(lines) == 2 and {json.loads(l)["method"] for l in lines} == {"gradcam"}
+    assert len(lines) == 2 and {json.loads(line)["method"] for line in lines} == {"gradcam"}
     assert main(args) == 0  # resumed: nothing recomputed, nothing duplicated
     assert out.read_text().splitlines() == lines
 
@@ -197,8 +262,15 @@ def _random_state_file(path, name):
     with torch.device("meta"):
         model = torchvision.models.get_model(name, weights=None)
     gen = torch.Generator().manual_seed(0)
-    torch.save({k: torch.rand(v.shape, generator=gen) * 0.01 if v.is_floating_point()
-                else torch.zeros(v.shape, dtype=v.dtype) for k, v in model.state_dict().items()}, path)
+    torch.save(
+        {
+            k: torch.rand(v.shape, generator=gen) * 0.01
+            if v.is_floating_point()
+            else torch.zeros(v.shape, dtype=v.dtype)
+            for k, v in model.state_dict().items()
+        },
+        path,
+    )
     return path
 
 
@@ -219,8 +291,9 @@ def test_weights_option_is_passed_to_the_loader(empty_hub, capsys):
     assert main(["layers", "alexnet", "--weights", str(good)]) == 0
     assert "features.11" in capsys.readouterr().out
     out = empty_hub / "alexnet.npy"
-    assert main(["explain", "chelsea", "--model", "alexnet", "--weights", str(good),
-                 "--out", str(out)]) == 0, capsys.readouterr().err
+    assert (
+        main(["explain", "chelsea", "--model", "alexnet", "--weights", str(good), "--out", str(out)]) == 0
+    ), capsys.readouterr().err
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["layer"] == "features.11"
     assert out.is_file()
     for command in (["layers", "alexnet"], ["explain", "chelsea", "--model", "alexnet", "--out", str(out)]):
@@ -263,7 +336,11 @@ def test_classes_finds_a_typo_word_by_word(capsys):
     assert main(["classes", "catt"]) == 0
     top = capsys.readouterr().out.splitlines()[:4]
     assert {line.split(None, 1)[1] for line in top} == {
-        "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
+        "tiger cat",
+        "Persian cat",
+        "Siamese cat",
+        "Egyptian cat",
+    }
 
 
 def test_output_piped_into_a_reader_that_stopped_exits_quietly():
@@ -274,8 +351,13 @@ def test_output_piped_into_a_reader_that_stopped_exits_quietly():
     read, write = os.pipe()
     os.close(read)
     try:
-        done = subprocess.run([sys.executable, "-m", "cam_widgets", "methods"], stdout=write,
-                              stderr=subprocess.PIPE, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "cam_widgets", "methods"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(write)
     assert done.returncode == 1 and done.stderr == "", done.stderr
@@ -296,7 +378,11 @@ def test_version_and_the_evaluate_usage_name_the_command(capsys):
 def test_the_evaluation_module_runs_without_a_double_import_warning():
     """`torchrun -m cam_widgets.metrics.distributed` warned that the module was already
     imported (by the package): the documented entry is `-m cam_widgets.metrics`."""
-    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "cam_widgets.metrics",
-                           "--help"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "cam_widgets.metrics", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and done.stdout.startswith("usage: python -m cam_widgets.metrics "), done
     assert "RuntimeWarning" not in done.stderr

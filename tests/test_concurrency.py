@@ -1,5 +1,6 @@
 """Many callers on one engine: every result equals the same call made alone, nothing is left
 on the model, and the engine stays whole (a class of widgets and notebook cells at once)."""
+
 from __future__ import annotations
 
 import threading
@@ -47,8 +48,10 @@ def _run_at_once(jobs, threads: int = 6) -> list:
             except Exception as error:  # noqa: BLE001 - reported below, with its job
                 errors.append((i, error))
 
-    workers = [threading.Thread(target=worker, args=(list(range(k, len(jobs), threads)),))
-               for k in range(min(threads, len(jobs)))]
+    workers = [
+        threading.Thread(target=worker, args=(list(range(k, len(jobs), threads)),))
+        for k in range(min(threads, len(jobs)))
+    ]
     for w in workers:
         w.start()
     for w in workers:
@@ -64,8 +67,11 @@ def _jobs(explainer, images, targets=(242, 282)):
     for n, image in enumerate(images):
         method, params = CALLS[n % len(CALLS)]
         target = targets[n % len(targets)]
-        jobs.append(lambda image=image, method=method, params=params, target=target:
-                    explainer.explain(image, method, target, **params))
+        jobs.append(
+            lambda image=image, method=method, params=params, target=target: explainer.explain(
+                image, method, target, **params
+            )
+        )
         keys.append((n, method, target))
     return jobs, keys
 
@@ -111,8 +117,14 @@ class _TrainModeNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+        )
         self.head = nn.Linear(8, 4)
 
     def forward(self, x):
@@ -131,8 +143,10 @@ def test_threads_on_a_user_model_in_train_mode_leave_it_as_it_was():
     generator = torch.Generator().manual_seed(3)
     images = [torch.randn((1, 3, 16, 16), generator=generator) for _ in range(16)]
     methods = ["gradcam", "guided_backprop", "layercam", "vanilla"]
-    jobs = [lambda n=n, image=image: (first if n % 2 else second).explain(
-        image, methods[n % 4], n % 4, "body.3") for n, image in enumerate(images)]
+    jobs = [
+        lambda n=n, image=image: (first if n % 2 else second).explain(image, methods[n % 4], n % 4, "body.3")
+        for n, image in enumerate(images)
+    ]
     together = _run_at_once(jobs, threads=8)
     assert model.training and count_hooks(model) == 0
     for key, value in model.state_dict().items():  # running statistics untouched
@@ -150,8 +164,9 @@ def test_the_shared_explain_call_from_threads_builds_one_explainer():
     api._SHARED.clear()
     try:
         images = _images(4, seed=4)
-        results = _run_at_once([lambda image=image: api.explain(image, device="cpu")
-                                for image in images], threads=4)
+        results = _run_at_once(
+            [lambda image=image: api.explain(image, device="cpu") for image in images], threads=4
+        )
         assert len(api._SHARED) == 1
         explainer = next(iter(api._SHARED.values()))
         for image, got in zip(images, results):
@@ -197,7 +212,6 @@ def test_widgets_on_one_engine_driven_at_once_keep_their_own_results():
     engine, each changed in the browser while the others work: each shows its own maps."""
     from cam_widgets.api import get_explainer
     from cam_widgets.widgets import Compare, Explorer, SmoothGradStudy
-
     from loop_helpers import run_loop
 
     explorer = Explorer(image="chelsea", background=True)
@@ -227,6 +241,11 @@ def test_widgets_on_one_engine_driven_at_once_keep_their_own_results():
         np.testing.assert_allclose(result.heatmap, want.heatmap, atol=1e-4)
     smooth = study.result
     assert smooth.params["noise"] == 0.25
-    want = shared.explain("astronaut", smooth.method, smooth.class_id, smooth.layer,
-                          **{k: smooth.params[k] for k in ("noise", "samples", "seed")})
+    want = shared.explain(
+        "astronaut",
+        smooth.method,
+        smooth.class_id,
+        smooth.layer,
+        **{k: smooth.params[k] for k in ("noise", "samples", "seed")},
+    )
     np.testing.assert_allclose(smooth.heatmap, want.heatmap, atol=1e-4)

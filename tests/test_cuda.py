@@ -1,4 +1,5 @@
 """The same maps on CUDA as on the CPU (skipped cleanly where there is no GPU)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,7 @@ import torch
 
 from cam_widgets import Explainer, list_methods
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,7 @@ def test_gpu_maps_match_cpu(gpu_explainer, lite_explainer, method):
 
 
 def test_gpu_smoothgrad_snapshots(gpu_explainer):
-    result = gpu_explainer.explain("chelsea", "vanilla", 285, samples=20,
-                                   snapshots=[1, 10, 20])
+    result = gpu_explainer.explain("chelsea", "vanilla", 285, samples=20, snapshots=[1, 10, 20])
     assert sorted(result.snapshots) == [1, 10, 20] and np.isfinite(result.heatmap).all()
 
 
@@ -39,8 +38,7 @@ def test_gpu_smoothgrad_snapshots(gpu_explainer):
 @pytest.mark.parametrize("method", ["vanilla", "guided_backprop", "gradcam"])
 def test_gpu_mixed_precision_smoothgrad_agrees_with_fp32(gpu_explainer, method, precision):
     fp32 = gpu_explainer.explain("chelsea", method, 285, samples=100, seed=1)
-    mixed = gpu_explainer.explain("chelsea", method, 285, samples=100, seed=1,
-                                  precision=precision)
+    mixed = gpu_explainer.explain("chelsea", method, 285, samples=100, seed=1, precision=precision)
     assert mixed.params["precision"] == precision and np.isfinite(mixed.heatmap).all()
     assert np.corrcoef(fp32.heatmap.ravel(), mixed.heatmap.ravel())[0, 1] >= 0.99
 

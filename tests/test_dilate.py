@@ -1,4 +1,5 @@
 """Tests of the dilated VGG16 and of the general ``dilate``."""
+
 from __future__ import annotations
 
 import os
@@ -64,7 +65,10 @@ def test_same_parameters_and_weights(vgg, dvgg):
 def test_weights_copied_when_asked(vgg):
     copied = dilated_vgg16(vgg, share_weights=False)
     for key, value in vgg.state_dict().items():
-        assert torch.equal(value, copied.state_dict()[key]) and value.data_ptr() != copied.state_dict()[key].data_ptr()
+        assert (
+            torch.equal(value, copied.state_dict()[key])
+            and value.data_ptr() != copied.state_dict()[key].data_ptr()
+        )
 
 
 def test_original_untouched(vgg, dvgg):
@@ -132,7 +136,9 @@ def test_224_arithmetic(dvgg):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("CAM_WIDGETS_SLOW"), reason="~9 s on 2 CPU cores; set CAM_WIDGETS_SLOW=1")
+@pytest.mark.skipif(
+    not os.environ.get("CAM_WIDGETS_SLOW"), reason="~9 s on 2 CPU cores; set CAM_WIDGETS_SLOW=1"
+)
 def test_forward_at_224(dvgg):
     start = time.perf_counter()
     with torch.no_grad():
@@ -145,10 +151,14 @@ def test_forward_at_224(dvgg):
 
 def _light_vgg(vgg):
     """VGG16's features with a small head (the generic dilate copies the whole model)."""
-    return nn.Sequential(OrderedDict(
-        features=vgg.features, avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
-        classifier=nn.Linear(512, 10, device=vgg.features[0].weight.device),
-    )).eval()
+    return nn.Sequential(
+        OrderedDict(
+            features=vgg.features,
+            avgpool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(),
+            classifier=nn.Linear(512, 10, device=vgg.features[0].weight.device),
+        )
+    ).eval()
 
 
 def test_generic_dilate_matches_article_vgg(dvgg):
@@ -177,8 +187,12 @@ def _small_strided_net():
 
     def block(cin, cout, stride):
         return nn.Sequential(
-            nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU(),
-            nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False),
+            nn.BatchNorm2d(cin),
+            nn.ReLU(),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
         )
 
     torch.manual_seed(0)
@@ -210,7 +224,11 @@ def test_dilate_strided_conv_net():
     assert output_stride(model, "features") == 16
     assert output_stride(dilated, "features") == 4
     assert stride_report(model, dilated, "features.5") == {
-        "layer": "features.5", "before": 16, "after": 4, "probe_size": 64}
+        "layer": "features.5",
+        "before": 16,
+        "after": 4,
+        "probe_size": 64,
+    }
     convs = dict((n, m) for n, m in dilated.named_modules() if isinstance(m, nn.Conv2d))
     assert convs["features.3.0"].stride == (1, 1) and convs["features.3.0"].dilation == (1, 1)
     assert convs["features.4.0"].dilation == (2, 2) and convs["features.4.0"].padding == (2, 2)
@@ -238,7 +256,11 @@ def test_dilate_resnet_matches_torchvision_dilation():
     theirs = [(m.stride, m.dilation, m.padding) for m in reference.modules() if isinstance(m, nn.Conv2d)]
     assert ours == theirs
     assert stride_report(resnet50, dilated, "layer4") == {
-        "layer": "layer4", "before": 32, "after": 8, "probe_size": 64}
+        "layer": "layer4",
+        "before": 32,
+        "after": 8,
+        "probe_size": 64,
+    }
     assert stride_report(resnet50, dilate(resnet50, "layer3"), "layer4")["after"] == 16
 
 
@@ -328,12 +350,16 @@ def test_shared_dilated_vgg16_runs_on_the_shared_vgg16s_weights(tmp_path, monkey
     path = tmp_path / "vgg16.pth"
     path.write_bytes(b"stand-in")
     reads = []
-    monkeypatch.setattr(zoo, "load_state_dict_file",
-                        lambda p, name=None: reads.append(p) or dict(vgg.state_dict()))
+    monkeypatch.setattr(
+        zoo, "load_state_dict_file", lambda p, name=None: reads.append(p) or dict(vgg.state_dict())
+    )
     monkeypatch.setattr(api, "_SHARED", {})
     twin = api.get_explainer("dilated_vgg16", device="cpu", weights_path=path)
     base = api.get_explainer("vgg16", device="cpu", weights_path=path)
     assert len(reads) == 1 and twin.spec.name == "dilated_vgg16"
     assert twin.spec.model.features[28].weight.data_ptr() == base.spec.model.features[28].weight.data_ptr()
-    assert twin.spec.model.features[28].dilation == (16, 16) and base.spec.model.features[28].dilation == (1, 1)
+    assert twin.spec.model.features[28].dilation == (16, 16) and base.spec.model.features[28].dilation == (
+        1,
+        1,
+    )
     assert api.get_explainer("dilated_vgg16", device="cpu", weights_path=path) is twin

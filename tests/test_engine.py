@@ -1,6 +1,6 @@
 """Engine behaviour: caching, layer listing, lifecycle (no hooks left, model untouched)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -65,7 +65,7 @@ def test_layer_sweep_uses_one_backward(lite_explainer):
 
 
 def test_layers_listed_with_resolution_and_default(lite_explainer):
-    layers = {l.name: l for l in lite_explainer.layers()}
+    layers = {layer.name: layer for layer in lite_explainer.layers()}
     assert layers["features.8"].resolution == "7x7" and layers["features.8"].channels == 1280
     assert layers["features.0"].resolution == "112x112"
     assert "avgpool" not in layers and "classifier" not in layers
@@ -80,8 +80,7 @@ def test_no_hooks_left_and_model_untouched_after_every_method(method):
     before = state(net)
     explainer = Explainer(net, input_size=(4, 4), labels=["a", "b", "c"])
     result = explainer.explain(tiny_input(), method, 1, "relu", **FAST_PARAMS.get(method, {}))
-    smooth = explainer.explain(tiny_input(), method, 1, "relu", samples=3,
-                               **FAST_PARAMS.get(method, {}))
+    smooth = explainer.explain(tiny_input(), method, 1, "relu", samples=3, **FAST_PARAMS.get(method, {}))
     assert count_hooks(net) == 0
     assert net.training and all(m.training for m in net.modules())
     assert not net.fc.weight.requires_grad and net.conv.weight.requires_grad
@@ -125,7 +124,8 @@ def test_no_hooks_left_after_an_error():
         cam_less.fc.weight.fill_(1.0)
     with pytest.raises(MethodNotApplicableError):
         Explainer(cam_less, input_size=(8, 8), labels=["a", "b"]).explain(
-            torch.zeros(1, 3, 8, 8), "cam", 0, "conv")
+            torch.zeros(1, 3, 8, 8), "cam", 0, "conv"
+        )
     net.explode = False
     result = explainer.explain(torch.ones(1, 3, 8, 8), "guided_backprop", 0)
     assert count_hooks(net) == 0 and np.isfinite(result.heatmap).all()
@@ -155,8 +155,12 @@ class InplaceVGGish(nn.Module):
         super().__init__()
         with torch.random.fork_rng():  # fixed weights, the global generator left alone
             torch.manual_seed(0)
-            self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True),
-                                          nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(inplace=True))
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 4, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(4, 5, 3, padding=1),
+                nn.ReLU(inplace=True),
+            )
             self.fc = nn.Linear(5, 3)
 
     def forward(self, x):
@@ -180,8 +184,9 @@ def test_inplace_relu_keeps_the_pre_activation_of_the_conv():
 
 
 def test_guided_backprop_on_a_model_without_relu_is_a_clear_error():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(4, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
     explainer = Explainer(net, input_size=(8, 8), labels=["a", "b"])
     for method in ("guided_backprop", "guided_gradcam"):
         with pytest.raises(MethodNotApplicableError, match="ReLU"):
@@ -282,13 +287,12 @@ def test_default_layer_of_a_plain_resnet_is_the_last_block_not_the_shortcut():
     net = torchvision.models.resnet18(weights=None)
     explainer = Explainer(net, input_size=(64, 64))
     assert explainer.default_layer == "layer4.1"
-    assert "layer4.0.downsample" in {l.name for l in explainer.layers()}
+    assert "layer4.0.downsample" in {layer.name for layer in explainer.layers()}
 
 
 def test_smoothgrad_in_bf16_agrees_with_fp32_and_says_so(lite_explainer, chelsea_tensor):
     fp32 = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=8, seed=3)
-    bf16 = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=8, seed=3,
-                                  precision="bf16")
+    bf16 = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=8, seed=3, precision="bf16")
     assert bf16.params["precision"] == "bf16" and "precision" not in fp32.params
     assert bf16.raw.dtype == np.float32 and np.isfinite(bf16.raw).all()
     assert 0.9 < np.corrcoef(fp32.heatmap.ravel(), bf16.heatmap.ravel())[0, 1] < 1.0
@@ -297,33 +301,36 @@ def test_smoothgrad_in_bf16_agrees_with_fp32_and_says_so(lite_explainer, chelsea
     assert fp32.title.startswith("Vanilla gradient + SmoothGrad (n=8, noise 0.2): ")
     assert bf16.title.startswith("Vanilla gradient + SmoothGrad (n=8, noise 0.2, bf16): ")
     assert lite_explainer.explain(chelsea_tensor, "gradcam++", 285).title.startswith(
-        "Grad-CAM++ @ features.8: Egyptian cat (285) p=0.7")
+        "Grad-CAM++ @ features.8: Egyptian cat (285) p=0.7"
+    )
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"precision": "fp16", "samples": 2}, "needs a CUDA device"),
-    ({"precision": "half", "samples": 2}, "must be one of fp32, bf16, fp16"),
-    ({"precision": "bf16"}, "applies to SmoothGrad only"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"precision": "fp16", "samples": 2}, "needs a CUDA device"),
+        ({"precision": "half", "samples": 2}, "must be one of fp32, bf16, fp16"),
+        ({"precision": "bf16"}, "applies to SmoothGrad only"),
+    ],
+)
 def test_bad_precision_is_a_one_line_error(lite_explainer, chelsea_tensor, params, message):
     with pytest.raises(InvalidParameterError, match=message):
         lite_explainer.explain(chelsea_tensor, "vanilla", 285, **params)
 
 
-def test_a_tensor_changed_through_a_numpy_view_is_not_served_from_the_cache(lite_explainer,
-                                                                            chelsea_tensor):
+def test_a_tensor_changed_through_a_numpy_view_is_not_served_from_the_cache(lite_explainer, chelsea_tensor):
     array = chelsea_tensor.numpy().copy()
     tensor = torch.from_numpy(array)
     before = lite_explainer.explain(tensor, "gradcam", 285)
     array[:, :, :112] = 0.0  # same object, same autograd version, other pixels
     after = lite_explainer.explain(tensor, "gradcam", 285)
     assert not np.allclose(before.heatmap, after.heatmap)
-    np.testing.assert_array_equal(after.heatmap, lite_explainer.explain(
-        torch.from_numpy(array.copy()), "gradcam", 285).heatmap)
+    np.testing.assert_array_equal(
+        after.heatmap, lite_explainer.explain(torch.from_numpy(array.copy()), "gradcam", 285).heatmap
+    )
 
 
-def test_layers_returning_one_tensor_share_one_hook_and_give_one_map(lite_explainer,
-                                                                     chelsea_tensor):
+def test_layers_returning_one_tensor_share_one_hook_and_give_one_map(lite_explainer, chelsea_tensor):
     aliases = lite_explainer.engine._aliases
     assert aliases["features.1"] == "features.1.0.block.1.1"
     inner = lite_explainer.explain(chelsea_tensor, "gradcam", 285, "features.1.0.block.1.1")
@@ -380,32 +387,40 @@ def test_an_error_inside_the_forward_removes_every_wrapper():
     explainer = Explainer(net, input_size=(6, 6), labels=["a", "b"])
     explainer.layers()
     net.fail = True
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="boom"):  # (wrapped or not, the model's own error)
         explainer.explain(torch.randn(3, 6, 6), "gradcam", 0, "conv")
     assert count_hooks(net) == 0 and "forward" not in net.conv.__dict__
 
 
-@pytest.mark.parametrize("channels, channels_last, expected",
-                         [(8, True, 8), (96, True, 8), (200, True, 4), (400, True, 4),
-                          (96, False, 4), (64, False, 6)])
+@pytest.mark.parametrize(
+    "channels, channels_last, expected",
+    [(8, True, 8), (96, True, 8), (200, True, 4), (400, True, 4), (96, False, 4), (64, False, 6)],
+)
 def test_cpu_batch_size_follows_the_layouts_activation_limit(channels, channels_last, expected):
     """CPU batch = largest activation under CPU_BLOCK_BYTES of its layout, between
     CPU_MIN_BATCH and CPU_BATCH."""
     from cam_widgets.engine.device import CPU_BATCH, CPU_BLOCK_BYTES, CPU_MIN_BATCH
 
-    net = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, channels, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(channels, 2),
+    )
     explainer = Explainer(net, input_size=(112, 112), labels=["a", "b"], device="cpu")
     explainer.engine.layers
     assert explainer.engine._nhwc  # a plain conv net accepts the layout
     explainer.engine._nhwc = channels_last
     largest = channels * 112 * 112 * 4  # bytes of the conv output for one image
-    assert explainer.engine.batch_size_for() == expected == max(
-        CPU_MIN_BATCH, min(CPU_BATCH, CPU_BLOCK_BYTES[channels_last] // largest))
+    assert (
+        explainer.engine.batch_size_for()
+        == expected
+        == max(CPU_MIN_BATCH, min(CPU_BATCH, CPU_BLOCK_BYTES[channels_last] // largest))
+    )
 
 
-def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_explainer,
-                                                                      chelsea_tensor):
+def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_explainer, chelsea_tensor):
     engine = lite_explainer.engine
     engine.layers  # the probe decides the layout
     assert engine._nhwc  # EfficientNet-Lite0 accepts it on the CPU
@@ -418,8 +433,10 @@ def test_cpu_passes_run_channels_last_and_give_the_plain_layouts_maps(lite_expla
         for layout in (True, False):
             engine._nhwc = layout
             engine.clear_cache()
-            results[layout] = [lite_explainer.explain(chelsea_tensor, method, 285).heatmap
-                               for method in ("gradcam", "guided_backprop", "vanilla")]
+            results[layout] = [
+                lite_explainer.explain(chelsea_tensor, method, 285).heatmap
+                for method in ("gradcam", "guided_backprop", "vanilla")
+            ]
     finally:
         engine._nhwc = True
         engine.clear_cache()
@@ -486,9 +503,16 @@ def test_channels_last_false_keeps_every_pass_in_the_plain_layout(chelsea_tensor
 
 
 def test_channels_last_passes_leave_the_callers_weights_in_place():
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 2),
+    ).eval()
     before = {name: (p.data_ptr(), p.stride(), p.clone()) for name, p in net.state_dict().items()}
     explainer = Explainer(net, input_size=(16, 16), labels=["a", "b"], device="cpu")
     image = torch.rand(3, 16, 16)
@@ -505,7 +529,8 @@ def test_channels_last_passes_leave_the_callers_weights_in_place():
 def test_cached_forwards_follow_the_weights(tiny_net, tiny_explainer):
     x = tiny_input()
     fresh = lambda layer=None: Explainer(  # noqa: E731
-        tiny_net, input_size=(4, 4), labels=["a", "b", "c"], device="cpu").explain(x, "gradcam", 1, layer)
+        tiny_net, input_size=(4, 4), labels=["a", "b", "c"], device="cpu"
+    ).explain(x, "gradcam", 1, layer)
     before = tiny_explainer.explain(x, "gradcam", 1)
     optimizer = torch.optim.SGD(tiny_net.parameters(), lr=0.5)
     tiny_net(x)[0, 2].backward()
@@ -514,6 +539,7 @@ def test_cached_forwards_follow_the_weights(tiny_net, tiny_explainer):
     assert after.probability != before.probability
     assert after.probability == pytest.approx(fresh().probability, abs=1e-7)
     np.testing.assert_allclose(after.raw, fresh().raw, atol=1e-6)
+
     def same_as_fresh(layer="conv"):
         ours, new = tiny_explainer.explain(x, "gradcam", 1, layer), fresh(layer)
         assert ours.probability == pytest.approx(new.probability, abs=1e-7)
@@ -537,17 +563,18 @@ def test_cached_forwards_follow_the_weights(tiny_net, tiny_explainer):
 def test_explain_shares_one_explainer_per_model_and_reads_a_file_once(tiny_net, tmp_path, monkeypatch):
     import os
 
-    import cam_widgets.api as api
-    import cam_widgets.explainer as explainer_module
     from PIL import Image
 
+    import cam_widgets.api as api
+    import cam_widgets.explainer as explainer_module
     from cam_widgets.engine import choose_device
 
     assert api.get_explainer(device=None) is api.get_explainer(device=str(choose_device(None)))
     from cam_widgets.models import ModelSpec
 
-    spec = ModelSpec(name="tiny", model=tiny_net, preprocess=lambda rgb: rgb, labels=["a", "b", "c"],
-                     input_size=(4, 4))
+    spec = ModelSpec(
+        name="tiny", model=tiny_net, preprocess=lambda rgb: rgb, labels=["a", "b", "c"], input_size=(4, 4)
+    )
     first = api.explain(tiny_input(), model=spec, target=1, device="cpu")
     shared = api._LAST_USER[2]
     api.explain(tiny_input(), model=spec, target=2, device="cpu")
@@ -574,8 +601,9 @@ def test_a_callers_model_spec_is_never_moved_in_place(tiny_net, monkeypatch):
 
     # were the spec "owned", the engine would move its model to the chosen device in place
     monkeypatch.setattr(engine_module, "choose_device", lambda device=None: torch.device("meta"))
-    spec = ModelSpec(name="tiny", model=tiny_net, preprocess=lambda rgb: rgb, labels=["a", "b", "c"],
-                     input_size=(4, 4))
+    spec = ModelSpec(
+        name="tiny", model=tiny_net, preprocess=lambda rgb: rgb, labels=["a", "b", "c"], input_size=(4, 4)
+    )
     Explainer(spec)
     assert all(p.device.type == "cpu" for p in tiny_net.parameters())
 
@@ -598,16 +626,24 @@ def test_slow_work_reports_its_start_and_smoothgrad_reports_within_slow_base_met
     from conftest import tiny_input
 
     seen = []
-    tiny_explainer.explain(tiny_input(), "scorecam", 0, "relu",
-                           progress=lambda d, t: seen.append((d, t)))
+    tiny_explainer.explain(tiny_input(), "scorecam", 0, "relu", progress=lambda d, t: seen.append((d, t)))
     assert seen[0] == (0, seen[0][1]) and seen[-1][0] == seen[-1][1] > 0
     seen.clear()
-    tiny_explainer.explain(tiny_input(), "integrated_gradients", 0, steps=4,
-                           progress=lambda d, t: seen.append((d, t)))
+    tiny_explainer.explain(
+        tiny_input(), "integrated_gradients", 0, steps=4, progress=lambda d, t: seen.append((d, t))
+    )
     assert seen[0] == (0, 4) and seen[-1] == (4, 4)
     seen.clear()
-    tiny_explainer.explain(tiny_input(), "scorecam", 0, "relu", noise=0.1, samples=3,
-                           batch_size=1, progress=lambda d, t: seen.append((d, t)))
+    tiny_explainer.explain(
+        tiny_input(),
+        "scorecam",
+        0,
+        "relu",
+        noise=0.1,
+        samples=3,
+        batch_size=1,
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[0] == (0, 3) and seen[-1] == (3, 3)
     assert len(seen) > 4 and seen == sorted(seen)  # reports within samples, never backwards
 
@@ -616,10 +652,16 @@ def test_methods_are_found_by_name_or_title_in_any_spelling(tiny_explainer):
     from cam_widgets.errors import UnknownMethodError
     from cam_widgets.methods import get_method
 
-    for spelling, name in [("Grad-CAM++", "gradcam++"), ("grad-cam", "gradcam"), ("GradCAM", "gradcam"),
-                           ("Guided Backprop", "guided_backprop"), ("guided grad-cam++", "guided_gradcam++"),
-                           ("Eigen-CAM (any class)", "eigencam"), ("Vanilla gradient", "vanilla"),
-                           ("integrated gradients", "integrated_gradients")]:
+    for spelling, name in [
+        ("Grad-CAM++", "gradcam++"),
+        ("grad-cam", "gradcam"),
+        ("GradCAM", "gradcam"),
+        ("Guided Backprop", "guided_backprop"),
+        ("guided grad-cam++", "guided_gradcam++"),
+        ("Eigen-CAM (any class)", "eigencam"),
+        ("Vanilla gradient", "vanilla"),
+        ("integrated gradients", "integrated_gradients"),
+    ]:
         assert get_method(spelling).name == name
     assert tiny_explainer.explain(tiny_input(), "Grad-CAM++", 0).method == "gradcam++"
     with pytest.raises(UnknownMethodError, match=r"unknown method 'gradcamm'.*Did you mean 'gradcam'"):
@@ -628,11 +670,16 @@ def test_methods_are_found_by_name_or_title_in_any_spelling(tiny_explainer):
         get_method("grad")  # a prefix is not a method
 
 
-def test_on_snapshot_hands_each_running_mean_as_the_explanation_keeps_it(lite_explainer,
-                                                                        chelsea_tensor):
+def test_on_snapshot_hands_each_running_mean_as_the_explanation_keeps_it(lite_explainer, chelsea_tensor):
     got = {}
-    result = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=6, snapshots=(2, 6),
-                                    on_snapshot=lambda n, heatmaps: got.setdefault(n, heatmaps))
+    result = lite_explainer.explain(
+        chelsea_tensor,
+        "vanilla",
+        285,
+        samples=6,
+        snapshots=(2, 6),
+        on_snapshot=lambda n, heatmaps: got.setdefault(n, heatmaps),
+    )
     assert sorted(got) == [2, 6]
     for count in (2, 6):
         np.testing.assert_array_equal(got[count][0], result.snapshots[count])

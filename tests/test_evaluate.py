@@ -1,4 +1,5 @@
 """Batch evaluation: equality with explain(), resume, DataLoader workers, torch.distributed."""
+
 from __future__ import annotations
 
 import functools
@@ -14,9 +15,7 @@ from cam_widgets import Explainer
 from cam_widgets.errors import InvalidParameterError
 from cam_widgets.methods import get_method
 from cam_widgets.metrics import average_drop_increase, energy_pointing_game, pointing_game
-from cam_widgets.metrics.evaluate import (ImageFolderDataset, evaluate, explain_batch, read_records,
-                                          summarize)
-
+from cam_widgets.metrics.evaluate import ImageFolderDataset, evaluate, explain_batch, read_records, summarize
 from conftest import TinyNet
 
 SIZE = (8, 8)
@@ -53,8 +52,9 @@ def folder(tmp_path):
 def test_records_equal_a_loop_over_explain(folder):
     explainer = make_explainer()
     dataset = make_dataset(folder, explainer)
-    summary = evaluate(explainer, dataset, methods=METHODS, metrics=METRICS,
-                       out=folder / "r.jsonl", batch_size=3)
+    summary = evaluate(
+        explainer, dataset, methods=METHODS, metrics=METRICS, out=folder / "r.jsonl", batch_size=3
+    )
     records = read_records(folder / "r.jsonl")
     assert len(records) == 7 * len(METHODS) and summary["records"] == len(records)
     assert [(r["index"], r["method"]) for r in records] == [(i, m) for i in range(7) for m in METHODS]
@@ -77,7 +77,9 @@ def test_records_equal_a_loop_over_explain(folder):
         assert record["increase_in_confidence"] == drop["increase_in_confidence"]
     means = summary["methods"]["gradcam"]["means"]
     gradcam = [r for r in records if r["method"] == "gradcam"]
-    assert means["energy"] == pytest.approx(np.mean([r["energy"] for r in gradcam if r["energy"] is not None]))
+    assert means["energy"] == pytest.approx(
+        np.mean([r["energy"] for r in gradcam if r["energy"] is not None])
+    )
     assert summary["methods"]["gradcam"]["counts"]["energy"] == 6
 
 
@@ -117,16 +119,24 @@ def test_resume_after_interruption_equals_uninterrupted(folder):
     with open(folder / "part.jsonl", "a") as handle:  # and a line cut by a kill mid-write
         handle.write('{"image": "img2.png", "meth')
     calls = []
-    summary = evaluate(explainer, dataset, out=folder / "part.jsonl",
-                       progress=lambda d, t: calls.append((d, t)), **kwargs)
+    summary = evaluate(
+        explainer, dataset, out=folder / "part.jsonl", progress=lambda d, t: calls.append((d, t)), **kwargs
+    )
     assert summary["skipped"] == 4 and summary["computed"] == 10 and calls[-1] == (5, 5)
     assert (folder / "part.jsonl").read_text() == (folder / "full.jsonl").read_text()
     again = evaluate(explainer, dataset, out=folder / "part.jsonl", **kwargs)
     assert again["computed"] == 0 and again["records"] == 14
     with pytest.raises(InvalidParameterError, match="resume=False"):
         evaluate(explainer, dataset, out=folder / "part.jsonl", methods=("gradcam",), layer="conv")
-    fresh = evaluate(explainer, dataset, out=folder / "part.jsonl", resume=False,
-                     methods=("gradcam",), layer="conv", metrics=("energy",))
+    fresh = evaluate(
+        explainer,
+        dataset,
+        out=folder / "part.jsonl",
+        resume=False,
+        methods=("gradcam",),
+        layer="conv",
+        metrics=("energy",),
+    )
     assert fresh["records"] == 7
 
 
@@ -134,10 +144,18 @@ def test_dataloader_workers_and_top1(folder):
     explainer = make_explainer()
     dataset = make_dataset(folder, explainer)
     pickle.loads(pickle.dumps(dataset))
-    one = evaluate(explainer, dataset, out=folder / "w0.jsonl", target="top1", batch_size=4,
-                   methods=("gradcam", "cam"))
-    two = evaluate(explainer, dataset, out=folder / "w2.jsonl", target="top1", batch_size=4,
-                   methods=("gradcam", "cam"), num_workers=2)
+    one = evaluate(
+        explainer, dataset, out=folder / "w0.jsonl", target="top1", batch_size=4, methods=("gradcam", "cam")
+    )
+    two = evaluate(
+        explainer,
+        dataset,
+        out=folder / "w2.jsonl",
+        target="top1",
+        batch_size=4,
+        methods=("gradcam", "cam"),
+        num_workers=2,
+    )
     assert two["computed"] == one["computed"] == 14
     assert (folder / "w0.jsonl").read_text() == (folder / "w2.jsonl").read_text()
     assert all(r["class_id"] == r["top1"] for r in read_records(folder / "w2.jsonl"))
@@ -169,20 +187,29 @@ def test_distributed_two_ranks_equal_single_process(folder, tmp_path):
     # an interrupted earlier distributed run left a rank file behind: it is resumed from
     first = [r for r in read_records(folder / "single.jsonl") if r["index"] == 6]
     rank_path(folder / "dist.jsonl", 1).write_text("".join(json.dumps(r) + "\n" for r in first))
-    summary = run_distributed(2, make_explainer, functools.partial(make_dataset, folder),
-                              out=folder / "dist.jsonl", backend="gloo", **kwargs)
+    summary = run_distributed(
+        2,
+        make_explainer,
+        functools.partial(make_dataset, folder),
+        out=folder / "dist.jsonl",
+        backend="gloo",
+        **kwargs,
+    )
     assert summary["records"] == 14 and summary["world_size"] == 2
     assert summary["skipped"] == 2 and summary["computed"] == 12
     # same records in the same order; floats to 1e-6 (ranks run with fewer torch threads,
     # which on many-core machines changes the order of float reductions)
     merged, single = read_records(folder / "dist.jsonl"), read_records(folder / "single.jsonl")
     assert [sorted(r) for r in merged] == [sorted(r) for r in single]
-    assert merged == [{k: pytest.approx(v, rel=1e-6, abs=1e-9) if isinstance(v, float) else v
-                       for k, v in r.items()} for r in single]
+    assert merged == [
+        {k: pytest.approx(v, rel=1e-6, abs=1e-9) if isinstance(v, float) else v for k, v in r.items()}
+        for r in single
+    ]
     assert not list(folder.glob("dist.rank*.jsonl"))
     together, alone = summarize(folder / "dist.jsonl"), summarize(folder / "single.jsonl")
-    assert {k: together[k] for k in ("images", "records", "errors")} == \
-        {k: alone[k] for k in ("images", "records", "errors")}
+    assert {k: together[k] for k in ("images", "records", "errors")} == {
+        k: alone[k] for k in ("images", "records", "errors")
+    }
     for method, entry in alone["methods"].items():
         assert together["methods"][method]["counts"] == entry["counts"]
         assert together["methods"][method]["means"] == pytest.approx(entry["means"], rel=1e-6)

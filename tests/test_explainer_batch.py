@@ -1,5 +1,6 @@
 """Batches through the Explainer: one forward and one backward per slice, each map equal to
 the one explain() gives for its image alone."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,7 +50,7 @@ def test_a_tensor_batch_and_one_target_for_all():
     batch = torch.cat([tiny_input(), tiny_input().flip(-1), -tiny_input()])
     results = explainer.explain(batch, "gradcam", 1, "relu")
     for row, result in enumerate(results):
-        alone = explainer.explain(batch[row:row + 1], "gradcam", 1, "relu")
+        alone = explainer.explain(batch[row : row + 1], "gradcam", 1, "relu")
         np.testing.assert_allclose(result.raw, alone.raw, rtol=1e-5, atol=1e-6)
         assert result.class_id == 1 and result.image is None
 
@@ -60,11 +61,14 @@ def test_smoothgrad_in_a_batch_runs_image_by_image(lite_explainer):
     np.testing.assert_allclose(results[1].heatmap, alone.heatmap, atol=1e-5)
 
 
-@pytest.mark.parametrize("images, targets, error, words", [
-    ([], None, InvalidImageError, "non-empty list"),
-    (torch.zeros(3, 4, 4), None, InvalidImageError, "(N, 3, H, W)"),
-    (["chelsea", "coffee"], [1, 2, 3], InvalidParameterError, "one target per image (2)"),
-])
+@pytest.mark.parametrize(
+    "images, targets, error, words",
+    [
+        ([], None, InvalidImageError, "non-empty list"),
+        (torch.zeros(3, 4, 4), None, InvalidImageError, "(N, 3, H, W)"),
+        (["chelsea", "coffee"], [1, 2, 3], InvalidParameterError, "one target per image (2)"),
+    ],
+)
 def test_bad_batches_get_one_line(lite_explainer, images, targets, error, words):
     with pytest.raises(error) as info:
         lite_explainer.explain_batch(images, "gradcam", targets)

@@ -1,5 +1,6 @@
 """torchvision's own preprocessing as ``preprocess`` (v1, v2, Weights.transforms(), a callable
 on PIL images), ``weights=`` metadata, and maps drawn over the image the model saw."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,8 @@ import torch
 import torchvision
 from PIL import Image
 from torchvision.models import ResNet18_Weights
-from torchvision.transforms import v2
 from torchvision.transforms import functional as TF
+from torchvision.transforms import v2
 
 import cam_widgets as cw
 from cam_widgets.data.named import load_named
@@ -42,8 +43,15 @@ def test_weights_transforms_give_the_same_input_as_torchvision(resnet):
 
 
 def test_a_v2_pipeline_sets_the_input_size_and_range(resnet):
-    transform = v2.Compose([v2.Resize(160), v2.CenterCrop(128), v2.ToImage(),
-                            v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.25] * 3)])
+    transform = v2.Compose(
+        [
+            v2.Resize(160),
+            v2.CenterCrop(128),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize([0.5] * 3, [0.25] * 3),
+        ]
+    )
     explainer = cw.Explainer(resnet, preprocess=transform)
     assert explainer.spec.input_size == (128, 128)
     assert explainer.spec.input_range == pytest.approx((-2.0, 2.0))
@@ -55,8 +63,11 @@ def test_a_plain_callable_on_pil_images_and_one_on_arrays(resnet):
     on_pil = cw.Explainer(resnet, preprocess=lambda im: TF.to_tensor(im.resize((96, 96))))
     assert on_pil.spec.input_size == (96, 96)
     assert on_pil.explain("chelsea").heatmap.shape == (96, 96)
-    on_array = cw.Explainer(resnet, input_size=(64, 64),
-                            preprocess=lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1).float() / 255)
+    on_array = cw.Explainer(
+        resnet,
+        input_size=(64, 64),
+        preprocess=lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1).float() / 255,
+    )
     assert on_array.spec.input_size == (64, 64)
     assert on_array.explain("chelsea").heatmap.shape == (64, 64)
 
@@ -68,11 +79,14 @@ def test_weights_give_labels_and_preprocessing(resnet):
     assert explainer.explain("chelsea", "gradcam", "tiger cat").class_id == 282
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(preprocess=lambda im: np.zeros((3, 8, 8))), "float tensor (3, H, W)"),
-    (dict(preprocess=v2.Compose([v2.Resize(64), v2.PILToTensor()])), "float tensor (3, H, W)"),
-    (dict(weights="IMAGENET1K_V1"), "torchvision weights member"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(preprocess=lambda im: np.zeros((3, 8, 8))), "float tensor (3, H, W)"),
+        (dict(preprocess=v2.Compose([v2.Resize(64), v2.PILToTensor()])), "float tensor (3, H, W)"),
+        (dict(weights="IMAGENET1K_V1"), "torchvision weights member"),
+    ],
+)
 def test_bad_preprocessing_gets_one_line(resnet, kwargs, words):
     with pytest.raises(InvalidParameterError) as info:
         cw.Explainer(resnet, **kwargs)

@@ -1,4 +1,5 @@
 """The BatchNorm-folded twin: same function, used only where it can stand in, model untouched."""
+
 from __future__ import annotations
 
 import copy
@@ -95,8 +96,9 @@ def test_twin_gradients_are_as_close_to_float64_as_the_models(lite_explainer, ch
     summation order, and one flip moves a whole region (1e-4 to 1.5e-2 for one class, in
     either direction, between two exact layouts of the same model)."""
     engine = lite_explainer.engine
-    noisy = chelsea_tensor + 0.2 * torch.randn((8,) + chelsea_tensor.shape[1:],
-                                               generator=torch.Generator().manual_seed(3))
+    noisy = chelsea_tensor + 0.2 * torch.randn(
+        (8,) + chelsea_tensor.shape[1:], generator=torch.Generator().manual_seed(3)
+    )
     reference = copy.deepcopy(engine.model).double()
     leaf = noisy.double().requires_grad_(True)
     (exact,) = torch.autograd.grad(reference(leaf)[:, 285].sum(), leaf)
@@ -153,8 +155,7 @@ def test_batched_methods_on_a_conv_bn_net_match_without_folding(method):
 
 
 def test_folding_can_be_turned_off():
-    ex = Explainer(ConvBnNet(), input_size=(8, 8), labels=list("abc"), device="cpu",
-                   fold_batch_norm=False)
+    ex = Explainer(ConvBnNet(), input_size=(8, 8), labels=list("abc"), device="cpu", fold_batch_norm=False)
     ex.explain(torch.randn(1, 3, 8, 8), "vanilla", 0, samples=2)
     assert ex.engine._twin is None and ex.engine._twin_key is None
 
@@ -250,8 +251,9 @@ def test_a_model_without_batchnorm_is_not_even_run(monkeypatch):
 
     searched = []
     monkeypatch.setattr(folding, "conv_bn_pairs", lambda *args: searched.append(1) or [])
-    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(4, 2)).eval()
+    plain = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    ).eval()
     assert build_twin(plain, _modules(plain), _example()) is None and searched == []
     build_twin(ConvBnNet(), _modules(ConvBnNet()), _example())
     assert searched == [1]  # with BatchNorm the search runs

@@ -1,5 +1,6 @@
 """The house rules that a move can break without any other test noticing: imports run one
 way between files (no circles), and no module takes another's ``_private`` names."""
+
 from __future__ import annotations
 
 import ast
@@ -23,7 +24,7 @@ def _imports(path: Path, root: Path):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -51,8 +52,12 @@ def private_imports(root: Path) -> list[str]:
     for module, path in modules.items():
         for target, names, line, _ in _imports(path, root):
             for name in names:
-                if name.startswith("_") and not name.startswith("__") \
-                        and _resolve(target, name, modules) == target and target != module:
+                if (
+                    name.startswith("_")
+                    and not name.startswith("__")
+                    and _resolve(target, name, modules) == target
+                    and target != module
+                ):
                     found.append(f"{path.relative_to(root.parent)}:{line} {name} from {target}")
     return found
 
@@ -75,7 +80,7 @@ def import_circles(root: Path) -> list[str]:
         stack.append(node)
         for dep in sorted(graph[node]):
             if state.get(dep) == "open":
-                circles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+                circles.append(" -> ".join(stack[stack.index(dep) :] + [dep]))
             elif dep not in state:
                 visit(dep, stack)
         stack.pop()

@@ -1,4 +1,5 @@
 """load_image / resize_for_model / samples: formats and one-line typed errors."""
+
 import io
 import struct
 import time
@@ -239,7 +240,9 @@ def test_pil_inputs():
     _check_rgb(load_image(Image.fromarray(arr).convert("1")), (32, 48))
     _check_rgb(load_image(Image.fromarray(arr).convert("LA")), (32, 48))
     _check_rgb(load_image(Image.fromarray(arr).convert("P")), (32, 48))
-    _check_rgb(load_image(Image.fromarray(np.linspace(0, 1, 32 * 48, dtype=np.float32).reshape(32, 48))), (32, 48))
+    _check_rgb(
+        load_image(Image.fromarray(np.linspace(0, 1, 32 * 48, dtype=np.float32).reshape(32, 48))), (32, 48)
+    )
 
 
 def test_array_dtypes_and_shapes():
@@ -424,8 +427,7 @@ def test_article_photo_is_none_offline(monkeypatch):
     assert time.perf_counter() - started < 5
 
 
-def test_bundled_images_are_named_in_any_case_and_scenes_with_or_without_their_prefix(tmp_path,
-                                                                                    monkeypatch):
+def test_bundled_images_are_named_in_any_case_and_scenes_with_or_without_their_prefix(tmp_path, monkeypatch):
     """'Chelsea' was looked for as a file, and the scenes 'cam-widgets samples' lists could
     not be explained at all."""
     from cam_widgets import Explainer, explain
@@ -436,8 +438,11 @@ def test_bundled_images_are_named_in_any_case_and_scenes_with_or_without_their_p
     np.testing.assert_array_equal(load_named("two_class"), get_scene("two_class").image)
     np.testing.assert_array_equal(load_named("scene:two_class"), get_scene("two_class").image)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InvalidImageError, match=r"neither a bundled image \(chelsea, .*scene:two_class.*"
-                                                r"Did you mean 'chelsea'"):
+    with pytest.raises(
+        InvalidImageError,
+        match=r"neither a bundled image \(chelsea, .*scene:two_class.*"
+        r"Did you mean 'chelsea'",
+    ):
         load_named("chelsee")
     with pytest.raises(InvalidImageError, match="Image file not found"):
         load_named("missing.png")  # a path: load_image's error, which names the folder's files

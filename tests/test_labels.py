@@ -1,4 +1,5 @@
 """Class look-up: ids, numeric strings, names, errors, search."""
+
 import numpy as np
 import pytest
 
@@ -144,15 +145,27 @@ def test_unknown_name_suggests_by_word():
         resolve_class("espreso", LABELS)
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("tigr cat", "Unknown class name 'tigr cat': expected one of the 1000 class names or a class"
-                 " id in 0..999. Did you mean 'tiger cat' (282), "),
-    (99999, "Class 99999 is out of range: expected a class id in 0..999 (1000 classes). Hint: type"
-            " part of a name, e.g. 'cat', and pick from the matches."),
-    ("qqqqzzzz", "Unknown class name 'qqqqzzzz': expected one of the 1000 class names or a class"
-                 " id in 0..999. Hint: type part of a name, e.g. 'cat', and pick from the matches."),
-    ("cat", "Ambiguous class name 'cat': it matches 8 classes, 'oystercatcher' (143), "),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        (
+            "tigr cat",
+            "Unknown class name 'tigr cat': expected one of the 1000 class names or a class"
+            " id in 0..999. Did you mean 'tiger cat' (282), ",
+        ),
+        (
+            99999,
+            "Class 99999 is out of range: expected a class id in 0..999 (1000 classes). Hint: type"
+            " part of a name, e.g. 'cat', and pick from the matches.",
+        ),
+        (
+            "qqqqzzzz",
+            "Unknown class name 'qqqqzzzz': expected one of the 1000 class names or a class"
+            " id in 0..999. Hint: type part of a name, e.g. 'cat', and pick from the matches.",
+        ),
+        ("cat", "Ambiguous class name 'cat': it matches 8 classes, 'oystercatcher' (143), "),
+    ],
+)
 def test_errors_read_as_plain_words(query, expected):
     """Shown in the widgets' status line: no "that is a str", no Python call in the hint."""
     with pytest.raises(CamWidgetsError) as info:

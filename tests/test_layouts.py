@@ -1,5 +1,6 @@
 """How layer outputs are read as grids (engine/flow.py, engine/layouts.py): what each axis
 is learnt to be, which layouts are read and which refused, and CNN listings left as they were."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,6 +27,7 @@ def four_d_outputs(model: nn.Module, size: tuple[int, int]) -> list[tuple]:
             order.append(name)
             if isinstance(output, torch.Tensor):
                 shapes[name] = tuple(output.shape)
+
         return record
 
     handles = [m.register_forward_hook(seen(n)) for n, m in model.named_modules() if n]
@@ -35,8 +37,11 @@ def four_d_outputs(model: nn.Module, size: tuple[int, int]) -> list[tuple]:
     finally:
         for handle in handles:
             handle.remove()
-    return [(n, *shapes[n][1:]) for n in dict.fromkeys(order)
-            if calls[n] == 1 and len(shapes.get(n, ())) == 4 and shapes[n][2] * shapes[n][3] > 1]
+    return [
+        (n, *shapes[n][1:])
+        for n in dict.fromkeys(order)
+        if calls[n] == 1 and len(shapes.get(n, ())) == 4 and shapes[n][2] * shapes[n][3] > 1
+    ]
 
 
 @pytest.mark.parametrize("builder", ["resnet18", "vgg11", "mobilenet_v3_small"])
@@ -62,15 +67,22 @@ def test_convnext_blocks_read_channels_last_inside_and_first_outside():
     were listed as (N, C, H, W) with H channels."""
     torch.manual_seed(0)
     model = torchvision.models.convnext_tiny(weights=None).eval()
-    layers = {info.name: info for info in Engine(model, input_size=(64, 64), device="cpu",
-                                        channels_last=False).layers}
-    for name, layout, channels in (("features.1.0.block.0", "NCHW", 96),
-                                   ("features.1.0.block.2", "NHWC", 96),
-                                   ("features.1.0.block.3", "NHWC", 384),
-                                   ("features.1.0.block.6", "NCHW", 96),
-                                   ("features.1.0", "NCHW", 96)):
-        assert (layers[name].layout, layers[name].channels, layers[name].grid) == \
-            (layout, channels, (16, 16)), name
+    layers = {
+        info.name: info
+        for info in Engine(model, input_size=(64, 64), device="cpu", channels_last=False).layers
+    }
+    for name, layout, channels in (
+        ("features.1.0.block.0", "NCHW", 96),
+        ("features.1.0.block.2", "NHWC", 96),
+        ("features.1.0.block.3", "NHWC", 384),
+        ("features.1.0.block.6", "NCHW", 96),
+        ("features.1.0", "NCHW", 96),
+    ):
+        assert (layers[name].layout, layers[name].channels, layers[name].grid) == (
+            layout,
+            channels,
+            (16, 16),
+        ), name
 
 
 class Windows(nn.Module):
@@ -134,24 +146,27 @@ def test_axis_helpers():
     assert token_grid(1, set()) is None
 
 
-@pytest.mark.parametrize("shape, axes, expected", [
-    ((1, 8, 4, 6), (NONE, C, H, W), Reading("NCHW", 8, 4, 6)),
-    ((1, 8, 4, 6), (), Reading("NCHW", 8, 4, 6)),  # nothing known: as ever
-    ((1, 4, 6, 8), (NONE, H, W, C), Reading("NHWC", 8, 4, 6)),
-    ((1, 4, 4, 8), (), "no call tells"),
-    ((1, 4, 6, 8), (NONE, W, H, C), "middle axes are not"),
-    ((1, 8, 4, 6), (NONE, C, W, H), "last two axes are not"),
-    ((1, 8, 4, 8), (NONE, C, H, C), "more than one axis"),
-    ((1, 197, 768), (NONE, NONE, C), Reading("tokens+cls", 768, 14, 14)),
-    ((1, 196, 768), (NONE, NONE, C), Reading("tokens", 768, 14, 14)),
-    ((1, 25, 8), (NONE, frozenset({(4, 6)}), C), Reading("tokens+cls", 8, 4, 6)),
-    ((1, 26, 8), (NONE, frozenset({(4, 6)}), C), "26 tokens on a 4x6 grid"),
-    ((1, 12, 8), (NONE, NONE, C), "neither 12 nor 11"),
-    ((1, 8, 196), (NONE, C, frozenset({(14, 14)})), "(N, C, L)"),
-    ((1, 12, 8), (), None),  # no grid, nothing says tokens
-    ((1, 1000), (NONE, C), None),
-    ((1, 8, 1, 1), (NONE, C, H, W), None),
-])
+@pytest.mark.parametrize(
+    "shape, axes, expected",
+    [
+        ((1, 8, 4, 6), (NONE, C, H, W), Reading("NCHW", 8, 4, 6)),
+        ((1, 8, 4, 6), (), Reading("NCHW", 8, 4, 6)),  # nothing known: as ever
+        ((1, 4, 6, 8), (NONE, H, W, C), Reading("NHWC", 8, 4, 6)),
+        ((1, 4, 4, 8), (), "no call tells"),
+        ((1, 4, 6, 8), (NONE, W, H, C), "middle axes are not"),
+        ((1, 8, 4, 6), (NONE, C, W, H), "last two axes are not"),
+        ((1, 8, 4, 8), (NONE, C, H, C), "more than one axis"),
+        ((1, 197, 768), (NONE, NONE, C), Reading("tokens+cls", 768, 14, 14)),
+        ((1, 196, 768), (NONE, NONE, C), Reading("tokens", 768, 14, 14)),
+        ((1, 25, 8), (NONE, frozenset({(4, 6)}), C), Reading("tokens+cls", 8, 4, 6)),
+        ((1, 26, 8), (NONE, frozenset({(4, 6)}), C), "26 tokens on a 4x6 grid"),
+        ((1, 12, 8), (NONE, NONE, C), "neither 12 nor 11"),
+        ((1, 8, 196), (NONE, C, frozenset({(14, 14)})), "(N, C, L)"),
+        ((1, 12, 8), (), None),  # no grid, nothing says tokens
+        ((1, 1000), (NONE, C), None),
+        ((1, 8, 1, 1), (NONE, C, H, W), None),
+    ],
+)
 def test_read_layout(shape, axes, expected):
     found = read_layout("x", shape, axes, set())
     if isinstance(expected, str):

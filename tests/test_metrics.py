@@ -1,6 +1,7 @@
 """Metrics: hand-computed oracles on tiny maps and models, and agreement with the peers
 (pytorch-grad-cam's DropInConfidence / IncreaseInConfidence, Quantus's PointingGame and
 RelevanceMassAccuracy) on the same inputs."""
+
 from __future__ import annotations
 
 import math
@@ -14,27 +15,35 @@ from cam_widgets import Explainer
 from cam_widgets.data.scenes import Box
 from cam_widgets.engine.hooks import count_hooks
 from cam_widgets.errors import InvalidParameterError
-from cam_widgets.metrics import (average_drop_increase, blur_baseline, deletion_insertion,
-                                 energy_pointing_game, iou_at_thresholds, pearson, pointing_game,
-                                 randomization_sanity, randomization_steps, spearman)
+from cam_widgets.metrics import (
+    average_drop_increase,
+    blur_baseline,
+    deletion_insertion,
+    energy_pointing_game,
+    iou_at_thresholds,
+    pearson,
+    pointing_game,
+    randomization_sanity,
+    randomization_steps,
+    spearman,
+)
 
 # A 4x4 map: maximum 1.0 at (y=1, x=2); a lone 0.5 at (3, 3), diagonal to the 0.4 at (2, 2).
-MAP = np.array([[0.0, 0.1, 0.2, 0.0],
-                [0.0, 0.5, 1.0, 0.0],
-                [0.0, 0.3, 0.4, 0.0],
-                [0.0, 0.0, 0.0, 0.5]], dtype=np.float32)
+MAP = np.array(
+    [[0.0, 0.1, 0.2, 0.0], [0.0, 0.5, 1.0, 0.0], [0.0, 0.3, 0.4, 0.0], [0.0, 0.0, 0.0, 0.5]], dtype=np.float32
+)
 BOX = (1, 0, 3, 3)  # x 1..2, y 0..2: six pixels holding 0.1 0.2 0.5 1.0 0.3 0.4
 
 
 # --------------------------------------------------------------------------- localization
 def test_pointing_game_hit_miss_and_tolerance():
     assert pointing_game(MAP, BOX) is True
-    assert pointing_game(MAP, (0, 0, 2, 2)) is False            # max at x=2 is outside x 0..1
+    assert pointing_game(MAP, (0, 0, 2, 2)) is False  # max at x=2 is outside x 0..1
     assert pointing_game(MAP, (0, 0, 2, 2), tolerance=1) is True  # one pixel from (1, 1)
     assert pointing_game(MAP, (0, 3, 2, 4), tolerance=2) is False  # nearest (3, 1): sqrt(1+4) > 2
     assert pointing_game(MAP, (0, 3, 2, 4), tolerance=math.sqrt(5)) is True
     assert pointing_game(MAP, Box(2, 1, 3, 2, 285, "cat")) is True
-    assert pointing_game(np.zeros((4, 4)), BOX) is False         # a flat map points nowhere
+    assert pointing_game(np.zeros((4, 4)), BOX) is False  # a flat map points nowhere
 
 
 def test_energy_pointing_game_exact():
@@ -63,26 +72,32 @@ def test_batches_match_single_maps_and_accept_explanation_like_inputs():
     hits = pointing_game(maps, targets)
     assert hits.dtype == bool and hits.tolist() == [pointing_game(MAP, BOX), pointing_game(other, targets[1])]
     assert energy_pointing_game(maps, targets) == pytest.approx(
-        [energy_pointing_game(MAP, BOX), energy_pointing_game(other, targets[1])])
+        [energy_pointing_game(MAP, BOX), energy_pointing_game(other, targets[1])]
+    )
     batch = iou_at_thresholds(maps, targets, deltas=(0.25,))
-    assert batch[0.25] == pytest.approx([iou_at_thresholds(m, t, deltas=(0.25,))[0.25]
-                                         for m, t in zip([MAP, other], targets)])
+    assert batch[0.25] == pytest.approx(
+        [iou_at_thresholds(m, t, deltas=(0.25,))[0.25] for m, t in zip([MAP, other], targets)]
+    )
 
     class Result:
         heatmap = MAP
+
     assert energy_pointing_game(Result(), BOX) == energy_pointing_game(MAP, BOX)
 
 
-@pytest.mark.parametrize("call", [
-    lambda: pointing_game(MAP, "box"),
-    lambda: pointing_game(MAP, (10, 10, 12, 12)),                 # outside the map
-    lambda: pointing_game(MAP, np.ones((3, 3), bool)),            # wrong mask shape
-    lambda: pointing_game(np.stack([MAP, MAP]), [BOX]),           # one target for two maps
-    lambda: pointing_game(MAP, BOX, tolerance=-1),
-    lambda: energy_pointing_game(np.full((4, 4), np.nan), BOX),
-    lambda: iou_at_thresholds(MAP, BOX, deltas=(1.5,)),
-    lambda: iou_at_thresholds(MAP, BOX, region="hull"),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: pointing_game(MAP, "box"),
+        lambda: pointing_game(MAP, (10, 10, 12, 12)),  # outside the map
+        lambda: pointing_game(MAP, np.ones((3, 3), bool)),  # wrong mask shape
+        lambda: pointing_game(np.stack([MAP, MAP]), [BOX]),  # one target for two maps
+        lambda: pointing_game(MAP, BOX, tolerance=-1),
+        lambda: energy_pointing_game(np.full((4, 4), np.nan), BOX),
+        lambda: iou_at_thresholds(MAP, BOX, deltas=(1.5,)),
+        lambda: iou_at_thresholds(MAP, BOX, region="hull"),
+    ],
+)
 def test_localization_bad_input_raises_typed_one_line_errors(call):
     with pytest.raises(InvalidParameterError) as info:
         call()
@@ -95,8 +110,13 @@ def test_localization_agrees_with_quantus():
     maps = rng.random((6, 16, 16)).astype(np.float32)
     boxes = [(int(x), int(y), int(x) + 5, int(y) + 7) for x, y in rng.integers(0, 9, (6, 2))]
     masks = np.stack([Box(*b, class_id=0, class_name="x").mask(16, 16) for b in boxes]).astype(np.float32)
-    kwargs = dict(model=None, x_batch=rng.random((6, 3, 16, 16)).astype(np.float32),
-                  y_batch=np.zeros(6, int), a_batch=maps[:, None], s_batch=masks[:, None])
+    kwargs = dict(
+        model=None,
+        x_batch=rng.random((6, 3, 16, 16)).astype(np.float32),
+        y_batch=np.zeros(6, int),
+        a_batch=maps[:, None],
+        s_batch=masks[:, None],
+    )
     theirs_pg = quantus.PointingGame(disable_warnings=True)(**kwargs)
     theirs_mass = quantus.RelevanceMassAccuracy(disable_warnings=True)(**kwargs)
     assert pointing_game(maps, boxes).tolist() == [bool(v) for v in theirs_pg]
@@ -113,8 +133,13 @@ class SumNet(nn.Module):
 
 
 def _sum_explainer(size=(2, 2)):
-    return Explainer(SumNet(), input_size=size, labels=["a", "b"], device="cpu",
-                     preprocess=lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0)
+    return Explainer(
+        SumNet(),
+        input_size=size,
+        labels=["a", "b"],
+        device="cpu",
+        preprocess=lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0,
+    )
 
 
 def _sigmoid(v):
@@ -126,10 +151,11 @@ def test_average_drop_and_increase_by_hand(batch_size):
     ex = _sum_explainer()
     image = ex.prepare(torch.ones(1, 3, 2, 2))
     heatmap = np.array([[1.0, 0.0], [0.0, 0.5]], dtype=np.float32)  # masked sum 3 * 1.5 = 4.5
-    out = average_drop_increase(ex, [image, image], np.stack([heatmap, heatmap]), [0, 1],
-                                batch_size=batch_size)
-    y0, o0 = _sigmoid(12.0), _sigmoid(4.5)       # class 0 drops
-    y1, o1 = _sigmoid(-12.0), _sigmoid(-4.5)     # class 1 rises
+    out = average_drop_increase(
+        ex, [image, image], np.stack([heatmap, heatmap]), [0, 1], batch_size=batch_size
+    )
+    y0, o0 = _sigmoid(12.0), _sigmoid(4.5)  # class 0 drops
+    y1, o1 = _sigmoid(-12.0), _sigmoid(-4.5)  # class 1 rises
     assert [p["full"] for p in out["per_image"]] == pytest.approx([y0, y1], rel=1e-5)
     assert [p["masked"] for p in out["per_image"]] == pytest.approx([o0, o1], rel=1e-5)
     assert out["average_drop"] == pytest.approx(((y0 - o0) / y0 * 100 + 0.0) / 2, rel=1e-5)
@@ -165,7 +191,8 @@ def test_average_drop_agrees_with_pytorch_grad_cam(lite_explainer):
     rise = metrics.IncreaseInConfidence()(tensor, maps, targets, ex.engine.model)
     # theirs: max(0, Y - O); ours: max(0, Y - O) / Y * 100
     assert [p["drop"] * p["full"] / 100 for p in ours["per_image"]] == pytest.approx(
-        np.ravel(drop).tolist(), abs=1e-5)
+        np.ravel(drop).tolist(), abs=1e-5
+    )
     assert [p["increase"] for p in ours["per_image"]] == [bool(v) for v in np.ravel(rise)]
 
 
@@ -181,12 +208,11 @@ def _closed_form_curves(values, order, kept_from_image):
 @pytest.mark.parametrize("batch_size", [None, 2])
 def test_deletion_insertion_curves_and_auc_by_hand(batch_size):
     ex = _sum_explainer()
-    values = [0.4, -0.2, 1.0, 0.3]                        # pixel values, raster order
+    values = [0.4, -0.2, 1.0, 0.3]  # pixel values, raster order
     x = torch.tensor(values).view(1, 1, 2, 2).repeat(1, 3, 1, 1)
     saliency = np.array([[0.5, 0.1], [0.9, 0.1]], np.float32)  # order 2, 0, then the tie 1, 3
     order = [2, 0, 1, 3]
-    out = deletion_insertion(ex, ex.prepare(x), saliency, 0, steps=4, baseline="zero",
-                             batch_size=batch_size)
+    out = deletion_insertion(ex, ex.prepare(x), saliency, 0, steps=4, baseline="zero", batch_size=batch_size)
     deletion = _closed_form_curves(values, order, "rest")
     insertion = _closed_form_curves(values, order, "top")
     assert out["fractions"] == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
@@ -200,7 +226,8 @@ def test_deletion_insertion_curves_and_auc_by_hand(batch_size):
     assert coarse["fractions"] == pytest.approx([0, 0.5, 1.0, 1.0])
     assert coarse["deletion_curve"] == pytest.approx(deletion[[0, 2, 4, 4]], rel=1e-5)
     assert coarse["deletion_auc"] == pytest.approx(
-        0.25 * (deletion[0] + deletion[2]) + 0.25 * (deletion[2] + deletion[4]), rel=1e-5)
+        0.25 * (deletion[0] + deletion[2]) + 0.25 * (deletion[2] + deletion[4]), rel=1e-5
+    )
 
 
 def test_blur_baseline_keeps_constants_and_deletion_with_blur_on_a_flat_image_is_flat():
@@ -210,13 +237,15 @@ def test_blur_baseline_keeps_constants_and_deletion_with_blur_on_a_flat_image_is
     impulse[..., 10, 10] = 1.0
     assert float(blur_baseline(impulse).sum()) == pytest.approx(3.0, rel=1e-5)  # kernel sums to 1
     ex = _sum_explainer((6, 5))
-    out = deletion_insertion(ex, ex.prepare(flat), np.random.default_rng(0).random((6, 5)), 0,
-                             steps=5, baseline=("blur", "blur"))
+    out = deletion_insertion(
+        ex, ex.prepare(flat), np.random.default_rng(0).random((6, 5)), 0, steps=5, baseline=("blur", "blur")
+    )
     assert out["deletion_curve"] == pytest.approx(np.full(6, _sigmoid(0.01 * 90)), rel=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [dict(steps=0), dict(baseline="noise"), dict(batch_size=0),
-                                    dict(heatmap=np.zeros((3, 3)))])
+@pytest.mark.parametrize(
+    "kwargs", [dict(steps=0), dict(baseline="noise"), dict(batch_size=0), dict(heatmap=np.zeros((3, 3)))]
+)
 def test_deletion_insertion_bad_input(kwargs):
     ex = _sum_explainer()
     args = dict(heatmap=np.zeros((2, 2)), steps=4)

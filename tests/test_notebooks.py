@@ -6,6 +6,7 @@ PATH), as shipped (not ``CAM_WIDGETS_FAST``), with a timeout per cell. Any cell 
 the test, and so does a kernel whose peak memory (VmHWM) passes its chapter's ceiling: a
 Binder session has 1 to 2 GB. Also checks the Binder configuration.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,11 @@ def test_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     assert nb.nbformat == 4
-    dirty = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
-             and (cell.get("outputs") or cell.get("execution_count") is not None)]
+    dirty = [
+        i
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
     assert not dirty, f"{path.name}: code cells {dirty} have outputs or execution counts; clear them"
     assert "widgets" not in nb.metadata, f"{path.name}: saved widget state in metadata; clear it"
 
@@ -68,11 +72,16 @@ def kernel_spec_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("kernels")
     spec = root / "cam_widgets_test"
     spec.mkdir()
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "cam_widgets tests", "language": "python",
-        "env": {"CAM_WIDGETS_FAST": "0"},
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "cam_widgets tests",
+                "language": "python",
+                "env": {"CAM_WIDGETS_FAST": "0"},
+            }
+        )
+    )
     return root
 
 
@@ -86,22 +95,33 @@ def test_notebook_executes(path, kernel_spec_dir, monkeypatch):
     monkeypatch.setenv("CAM_WIDGETS_FAST", "0")
     nb = nbformat.read(path, as_version=4)
     # A last cell proves the kernel ran the right interpreter as shipped, and reads its peak.
-    nb.cells.append(nbformat.v4.new_code_cell(  # widgets' work left after their cells ends first
-        "import gc\n"
-        "from cam_widgets.widgets.requests import RequestQueue\n"
-        "for queue in [o for o in gc.get_objects() if isinstance(o, RequestQueue)]:\n"
-        "    await queue.idle(timeout=600)"))
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import os, sys\n"
-        f"assert sys.executable == {sys.executable!r}, sys.executable\n"
-        "assert os.environ.get('CAM_WIDGETS_FAST') == '0'\n"
-        "print('kernel python:', sys.executable)\n"
-        "print('peak MiB:', [int(l.split()[1]) // 1024 for l in open('/proc/self/status') "
-        "if l.startswith('VmHWM')][0])"))
+    nb.cells.append(
+        nbformat.v4.new_code_cell(  # widgets' work left after their cells ends first
+            "import gc\n"
+            "from cam_widgets.widgets.requests import RequestQueue\n"
+            "for queue in [o for o in gc.get_objects() if isinstance(o, RequestQueue)]:\n"
+            "    await queue.idle(timeout=600)"
+        )
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import os, sys\n"
+            f"assert sys.executable == {sys.executable!r}, sys.executable\n"
+            "assert os.environ.get('CAM_WIDGETS_FAST') == '0'\n"
+            "print('kernel python:', sys.executable)\n"
+            "print('peak MiB:', [int(l.split()[1]) // 1024 for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')][0])"
+        )
+    )
     specs = KernelSpecManager(kernel_dirs=[str(kernel_spec_dir)], ensure_native_kernel=False)
     manager = KernelManager(kernel_name="cam_widgets_test", kernel_spec_manager=specs)
-    client = NotebookClient(nb, km=manager, timeout=CELL_TIMEOUT, allow_errors=False,
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(
+        nb,
+        km=manager,
+        timeout=CELL_TIMEOUT,
+        allow_errors=False,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
     last = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     assert "kernel python:" in last
@@ -109,19 +129,24 @@ def test_notebook_executes(path, kernel_spec_dir, monkeypatch):
     ceiling = MEMORY_CEILING_MB.get(path.name, DEFAULT_CEILING_MB)
     print(f"{path.name}: kernel peak {peak} MiB (ceiling {ceiling})")
     assert peak <= ceiling, f"{path.name}: the kernel peaked at {peak} MiB, over {ceiling} MiB"
-    errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
-              if o.output_type == "error"]
+    errors = [
+        o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"
+    ]
     assert not errors
 
 
 # --------------------------------------------------------------------------- binder
 def test_binder_files():
     requirements = (BINDER / "requirements.txt").read_text()
-    lines = [l.strip() for l in requirements.splitlines() if l.strip() and not l.startswith("#")]
+    lines = [line.strip() for line in requirements.splitlines() if line.strip() and not line.startswith("#")]
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in lines, "CPU-only torch wheels"
-    assert any(re.match(r"^(-e\s+)?\.(\[[\w,]+\])?$", l) for l in lines), "the package itself (. or -e .)"
-    assert any(l.startswith("voila") for l in lines)
-    assert any(l.startswith("torch") for l in lines) and any(l.startswith("torchvision") for l in lines)
+    assert any(re.match(r"^(-e\s+)?\.(\[[\w,]+\])?$", line) for line in lines), (
+        "the package itself (. or -e .)"
+    )
+    assert any(line.startswith("voila") for line in lines)
+    assert any(line.startswith("torch") for line in lines) and any(
+        line.startswith("torchvision") for line in lines
+    )
 
     post_build = BINDER / "postBuild"
     text = post_build.read_text()
@@ -135,7 +160,7 @@ def test_binder_files():
     assert "labextension" not in text and "jupyter lab build" not in text, "no front-end builds"
     # Voila as a server extension gets explorer.sh's settings: progressive rendering, and no
     # WebSocket ping timeout (a notebook running over 90 s lost its socket)
-    assert "cp scripts/voila.json \"$HOME/.jupyter/voila.json\"" in text
+    assert 'cp scripts/voila.json "$HOME/.jupyter/voila.json"' in text
     server_config = re.search(r"<<'JSON'\n(.*?)\nJSON", text, re.S).group(1)
     assert json.loads(server_config)["ServerApp"]["tornado_settings"]["ws_ping_timeout"] >= 86_400_000
 

@@ -1,4 +1,5 @@
 """The three offline EfficientNet-Lites across the package: zoo, widgets' menus and defaults."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Every method against hand-computed values on TinyNet (see conftest for its weights)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from torch import nn
 
 from cam_widgets.engine import count_hooks
 from cam_widgets.errors import MethodNotApplicableError
-from conftest import A_BIAS, B, V, W, TinyNet, tiny_input
+from conftest import A_BIAS, B, TinyNet, V, W, tiny_input
 
 Z = 16.0
 
@@ -103,10 +104,17 @@ def test_eigencam_map_is_bright_where_the_layer_is_active(flip):
     act = np.zeros((2, 4, 4), np.float32)
     act[0, 1:3, 1:3], act[1, 1:3, 1:3] = 3.0, 1.0 * flip  # one active square
     act[1, 0, 0] = 0.5
-    net = nn.Sequential(OrderedDict(features=FixedActivations(act), pool=nn.AdaptiveAvgPool2d(1),
-                                    flat=nn.Flatten(), fc=nn.Linear(2, 3)))
+    net = nn.Sequential(
+        OrderedDict(
+            features=FixedActivations(act),
+            pool=nn.AdaptiveAvgPool2d(1),
+            flat=nn.Flatten(),
+            fc=nn.Linear(2, 3),
+        )
+    )
     got = Explainer(net, input_size=(4, 4), labels=["a", "b", "c"], device="cpu").explain(
-        tiny_input(), "eigencam", 0, "features")
+        tiny_input(), "eigencam", 0, "features"
+    )
     np.testing.assert_allclose(got.raw, eigencam_np(act), rtol=1e-4, atol=1e-5)
     square = got.raw[1:3, 1:3]
     outside = np.delete(got.raw.ravel(), [5, 6, 9, 10])
@@ -129,8 +137,10 @@ def test_eigencam_agrees_before_and_after_a_relu():
     act = np.zeros((2, 4, 4), np.float32)
     act[0, 1:3, 1:3], act[1, 1:3, 1:3] = 1.0, -4.0  # the object, as a BatchNorm may give it
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
-    maps = [fixed_layer_net(a, head).explain(tiny_input(), "eigencam", 0, "features").heatmap
-            for a in (act, relu(act))]
+    maps = [
+        fixed_layer_net(a, head).explain(tiny_input(), "eigencam", 0, "features").heatmap
+        for a in (act, relu(act))
+    ]
     for m in maps:  # bright on the object in both
         assert m[1:3, 1:3].min() > np.delete(m.ravel(), [5, 6, 9, 10]).max()
 
@@ -155,8 +165,9 @@ def test_hirescam_keeps_each_positions_own_gradient():
     got = explainer.explain(tiny_input(), "hirescam", 2, "features").raw
     np.testing.assert_allclose(got, (g * act).sum(axis=0), rtol=1e-5, atol=1e-6)
     gradcam = explainer.explain(tiny_input(), "gradcam", 2, "features").raw
-    np.testing.assert_allclose(gradcam, np.einsum("c,cij->ij", g.mean(axis=(1, 2)), act),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        gradcam, np.einsum("c,cij->ij", g.mean(axis=(1, 2)), act), rtol=1e-5, atol=1e-6
+    )
     assert not np.allclose(got, gradcam)
 
 
@@ -200,16 +211,16 @@ def test_scorecam_scores_dead_channels_with_one_blank_forward():
     from cam_widgets import Explainer
 
     gen = torch.Generator().manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(4, 3)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    ).eval()
     with torch.no_grad():
         net[0].weight.copy_(torch.randn(4, 3, 3, 3, generator=gen))
         net[0].weight[1:4] = 0
         net[0].bias.copy_(torch.tensor([0.1, -5.0, 2.0, -1.0]))
         net[4].weight.copy_(torch.randn(3, 4, generator=gen))
     image = torch.rand(1, 3, 8, 8, generator=gen)
-    explainer = Explainer(net, input_size=(8, 8), labels=["a", "b", "c"], device="cpu",
-                          channels_last=False)
+    explainer = Explainer(net, input_size=(8, 8), labels=["a", "b", "c"], device="cpu", channels_last=False)
     rows = []
     scores = explainer.engine.scores
     explainer.engine.scores = lambda inputs: (rows.append(len(inputs)), scores(inputs))[1]
@@ -219,8 +230,9 @@ def test_scorecam_scores_dead_channels_with_one_blank_forward():
     reference = net.double()
     x = image.double()
     acts = reference[1](reference[0](x))[0]
-    masks = torch.nn.functional.interpolate(acts[:, None], size=(8, 8), mode="bilinear",
-                                            align_corners=False)[:, 0]
+    masks = torch.nn.functional.interpolate(acts[:, None], size=(8, 8), mode="bilinear", align_corners=False)[
+        :, 0
+    ]
     flat = masks.flatten(1)
     lo, hi = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
     masks = torch.where(hi > lo, (masks - lo) / torch.where(hi > lo, hi - lo, 1.0), 0.0)
@@ -249,8 +261,16 @@ def test_smoothgrad_with_given_noise_is_the_mean_of_vanilla_maps(tiny_explainer)
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 0.3, size=(5, 3, 4, 4)).astype(np.float32)
     maps = np.stack([np.abs(input_grad_np(X + n, 2)).max(axis=0) for n in noise])
-    got = run(tiny_explainer, "vanilla", 2, samples=5, noise=0.1,
-              noise_samples=torch.from_numpy(noise), snapshots=[1, 2, 5], batch_size=2)
+    got = run(
+        tiny_explainer,
+        "vanilla",
+        2,
+        samples=5,
+        noise=0.1,
+        noise_samples=torch.from_numpy(noise),
+        snapshots=[1, 2, 5],
+        batch_size=2,
+    )
     np.testing.assert_allclose(got.raw, maps.mean(axis=0), rtol=1e-5, atol=1e-7)
     for count in (1, 2, 5):
         want = maps[:count].mean(axis=0)
@@ -270,8 +290,7 @@ def test_smoothgrad_seed_is_reproducible_and_private(tiny_explainer):
 
 def test_gradcam_plus_plus_with_uniform_alpha_is_gradcam(lite_explainer, chelsea_tensor):
     grad = lite_explainer.explain(chelsea_tensor, "gradcam", 285)
-    plus = lite_explainer.explain(chelsea_tensor, "gradcam++", 285, alpha="uniform",
-                                  positive_gradients=False)
+    plus = lite_explainer.explain(chelsea_tensor, "gradcam++", 285, alpha="uniform", positive_gradients=False)
     np.testing.assert_allclose(plus.raw, grad.raw, rtol=1e-5, atol=1e-6)
     paper = lite_explainer.explain(chelsea_tensor, "gradcam++", 285)
     assert np.corrcoef(paper.raw.ravel(), grad.raw.ravel())[0, 1] < 0.9999  # really different
@@ -306,20 +325,35 @@ class FunctionalReluNet(nn.Module):
         return self.fc(self.pool(activation).flatten(1))
 
 
-@pytest.mark.parametrize("relu_call,sign", [
-    (F.relu, 1.0), (torch.relu, 1.0), (lambda a: a.relu(), 1.0),
-    (lambda a: F.relu(a, inplace=True), 1.0), (lambda a: F.hardtanh(a, 0.0, 6.0), 1.0),
-    (F.relu6, 1.0),
-    # an in-place op after the call (a ReLU's own backward forbids it: it keeps its output;
-    # hardtanh's keeps its input): the ReLU's node is guided, not the op's
-    (lambda a: F.hardtanh(a, 0.0, 6.0), -1.0), (F.relu6, -1.0),
-], ids=["F.relu", "torch.relu", "Tensor.relu", "F.relu-inplace", "hardtanh-0-6", "F.relu6",
-        "hardtanh-then-in-place", "F.relu6-then-in-place"])
+@pytest.mark.parametrize(
+    "relu_call,sign",
+    [
+        (F.relu, 1.0),
+        (torch.relu, 1.0),
+        (lambda a: a.relu(), 1.0),
+        (lambda a: F.relu(a, inplace=True), 1.0),
+        (lambda a: F.hardtanh(a, 0.0, 6.0), 1.0),
+        (F.relu6, 1.0),
+        # an in-place op after the call (a ReLU's own backward forbids it: it keeps its output;
+        # hardtanh's keeps its input): the ReLU's node is guided, not the op's
+        (lambda a: F.hardtanh(a, 0.0, 6.0), -1.0),
+        (F.relu6, -1.0),
+    ],
+    ids=[
+        "F.relu",
+        "torch.relu",
+        "Tensor.relu",
+        "F.relu-inplace",
+        "hardtanh-0-6",
+        "F.relu6",
+        "hardtanh-then-in-place",
+        "F.relu6-then-in-place",
+    ],
+)
 def test_guided_backprop_guides_relu_called_as_a_function(relu_call, sign):
     from cam_widgets import Explainer
 
-    explainer = Explainer(FunctionalReluNet(relu_call, sign), input_size=(4, 4),
-                          labels=["a", "b", "c"])
+    explainer = Explainer(FunctionalReluNet(relu_call, sign), input_size=(4, 4), labels=["a", "b", "c"])
     pre, _, _ = forward_np(X)
     for k in range(3):
         # d logit_k / d ReLU output is sign * W[k] / Z; guided keeps its positive part
@@ -335,8 +369,7 @@ def test_hardtanh_that_is_not_a_relu_is_not_guided():
 
     net = FunctionalReluNet(lambda a: F.hardtanh(a, -1.0, 1.0))
     with pytest.raises(MethodNotApplicableError, match="ReLU"):
-        Explainer(net, input_size=(4, 4), labels=["a", "b", "c"]).explain(
-            tiny_input(), "guided_backprop", 0)
+        Explainer(net, input_size=(4, 4), labels=["a", "b", "c"]).explain(tiny_input(), "guided_backprop", 0)
 
 
 def test_recording_relu_calls_never_changes_what_the_model_computes():

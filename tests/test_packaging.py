@@ -1,5 +1,6 @@
 """Packaging: pyproject.toml is the one source of metadata (setup.py a shim), environment.yml
 lists the same dependencies; the README's commands."""
+
 from __future__ import annotations
 
 import ast
@@ -25,8 +26,8 @@ def setup_requirements() -> set[str]:
 
 def environment_requirements() -> set[str]:
     lines = (ROOT / "environment.yml").read_text().splitlines()
-    start = next(i for i, l in enumerate(lines) if l.strip() == "- pip:")
-    pip = [l.strip()[2:].strip() for l in lines[start + 1:] if l.strip().startswith("- ")]
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    pip = [line.strip()[2:].strip() for line in lines[start + 1 :] if line.strip().startswith("- ")]
     return {p for p in pip if not p.startswith("-")}  # options (-e ., --extra-index-url)
 
 
@@ -51,9 +52,14 @@ def test_metadata_has_one_source_and_setup_py_is_a_shim():
     assert pyproject()["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "cam_widgets.__version__"}
     # the version is a plain string assignment, which setuptools reads without importing torch
     tree = ast.parse((ROOT / "cam_widgets" / "__init__.py").read_text(encoding="utf-8"))
-    versions = [n.value.value for n in tree.body if isinstance(n, ast.Assign)
-                and [getattr(t, "id", None) for t in n.targets] == ["__version__"]
-                and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)]
+    versions = [
+        n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        and [getattr(t, "id", None) for t in n.targets] == ["__version__"]
+        and isinstance(n.value, ast.Constant)
+        and isinstance(n.value.value, str)
+    ]
     assert len(versions) == 1 and re.fullmatch(r"\d+\.\d+\.\d+\S*", versions[0])
     shim = ast.parse((ROOT / "setup.py").read_text(encoding="utf-8"))
     calls = [n for n in ast.walk(shim) if isinstance(n, ast.Call)]
@@ -115,8 +121,11 @@ def _import_edges() -> tuple[set, set]:
         body = {id(node) for node in tree.body}
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
-                target = ".".join(base[:len(base) - node.level + 1] + ([node.module] if node.module
-                                  else [])) if node.level else node.module or ""
+                target = (
+                    ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+                    if node.level
+                    else node.module or ""
+                )
                 targets = [target]
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -137,24 +146,34 @@ def test_the_architecture_drawing_is_the_import_graph():
     """docs/architecture.md's solid arrows are the module-level imports between its boxes
     (folders and top-level modules), and each dashed arrow (an import in a function) exists."""
     text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    drawing = text[text.index("```mermaid"):text.index("```", text.index("```mermaid") + 3)]
+    drawing = text[text.index("```mermaid") : text.index("```", text.index("```mermaid") + 3)]
     boxes = dict(re.findall(r'^\s*(\w+)\["([^"]+?)[/ "(.]', drawing, re.M))
-    names = {box: "__init__" if label == "cam_widgets" else label.removesuffix(".py")
-             for box, label in boxes.items()}
+    names = {
+        box: "__init__" if label == "cam_widgets" else label.removesuffix(".py")
+        for box, label in boxes.items()
+    }
     solid = {(names[a], names[b]) for a, b in re.findall(r"^\s*(\w+) --> (\w+)$", drawing, re.M)}
     dashed = {(names[a], names[b]) for a, b in re.findall(r"^\s*(\w+) -\.-> (\w+)$", drawing, re.M)}
     top_level, every = _import_edges()
-    assert solid == top_level, (f"drawn but not imported: {sorted(solid - top_level)}; "
-                                f"imported but not drawn: {sorted(top_level - solid)}")
-    assert dashed <= every - top_level, f"dashed arrows that are no function-level import: " \
-                                         f"{sorted(dashed - (every - top_level))}"
+    assert solid == top_level, (
+        f"drawn but not imported: {sorted(solid - top_level)}; "
+        f"imported but not drawn: {sorted(top_level - solid)}"
+    )
+    assert dashed <= every - top_level, (
+        f"dashed arrows that are no function-level import: {sorted(dashed - (every - top_level))}"
+    )
 
 
 def test_the_package_declares_what_it_imports():
     """Third-party modules imported anywhere in cam_widgets/ are declared dependencies."""
     declared = {re.split(r"[<>=!~; \[]", r)[0].lower() for r in setup_requirements()}
-    provided_by = {"PIL": "pillow", "skimage": "scikit-image", "sklearn": "scikit-learn",
-                   "IPython": "ipywidgets", "traitlets": "ipywidgets"}  # ipywidgets requires both
+    provided_by = {
+        "PIL": "pillow",
+        "skimage": "scikit-image",
+        "sklearn": "scikit-learn",
+        "IPython": "ipywidgets",
+        "traitlets": "ipywidgets",
+    }  # ipywidgets requires both
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     imported = set()
     for path in (ROOT / "cam_widgets").rglob("*.py"):
@@ -192,7 +211,8 @@ def test_the_explorer_serves_long_notebooks_whole():
     script = (ROOT / "scripts" / "explorer.sh").read_text()
     assert "--Voila.config_file_paths=scripts" in script and 'cd "$(dirname "$0")/.."' in script
     app = voila_app.Voila()
-    app.initialize([f"--Voila.config_file_paths={ROOT / 'scripts'}",
-                    str(ROOT / "notebooks" / "00_quickstart.ipynb")])
+    app.initialize(
+        [f"--Voila.config_file_paths={ROOT / 'scripts'}", str(ROOT / "notebooks" / "00_quickstart.ipynb")]
+    )
     assert app.tornado_settings["ws_ping_timeout"] >= 24 * 3600 * 1000  # ms
     assert app.voila_configuration.progressive_rendering

@@ -3,6 +3,7 @@
 Peers run on a deep copy so that their constructors (``model.eval()``, permanent hooks)
 cannot touch the model our engine uses.
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,18 +27,26 @@ def peer_model(lite_explainer):
     return copy.deepcopy(lite_explainer.engine.model).eval()
 
 
-PEERS = [("gradcam", "GradCAM"), ("gradcam++", "GradCAMPlusPlus"), ("xgradcam", "XGradCAM"),
-         ("layercam", "LayerCAM")]
+PEERS = [
+    ("gradcam", "GradCAM"),
+    ("gradcam++", "GradCAMPlusPlus"),
+    ("xgradcam", "XGradCAM"),
+    ("layercam", "LayerCAM"),
+]
 
 
-@pytest.mark.parametrize("ours, theirs, layer", [
-    *[(o, t, LAYER) for o, t in PEERS],
-    # features.6's maps cross zero (Grad-CAM++ there: see the next test)
-    *[(o, t, "features.6") for o, t in PEERS if o != "gradcam++"],
-])
+@pytest.mark.parametrize(
+    "ours, theirs, layer",
+    [
+        *[(o, t, LAYER) for o, t in PEERS],
+        # features.6's maps cross zero (Grad-CAM++ there: see the next test)
+        *[(o, t, "features.6") for o, t in PEERS if o != "gradcam++"],
+    ],
+)
 @pytest.mark.parametrize("target", [285, 282])
-def test_cam_family_matches_pytorch_grad_cam(lite_explainer, chelsea_tensor, peer_model,
-                                             ours, theirs, target, layer):
+def test_cam_family_matches_pytorch_grad_cam(
+    lite_explainer, chelsea_tensor, peer_model, ours, theirs, target, layer
+):
     """Also the order of ReLU and upsampling: upsampling first gave r = 0.90 at features.6."""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -50,7 +59,8 @@ def test_cam_family_matches_pytorch_grad_cam(lite_explainer, chelsea_tensor, pee
 
 
 def test_gradcam_plus_plus_is_the_papers_formula_where_gradients_are_small(
-        lite_explainer, chelsea_tensor, peer_model):
+    lite_explainer, chelsea_tensor, peer_model
+):
     """At features.6 the squared gradients (~1e-6) are as small as the epsilon pytorch-grad-cam
     adds to the alpha denominator, which changes its map (r = 0.79 with ours); ours is eq. 19
     exactly, with alpha = 0 where the gradient is 0."""
@@ -61,8 +71,8 @@ def test_gradcam_plus_plus_is_the_papers_formula_where_gradients_are_small(
     finally:
         hook.remove()
     acts = store["a"]
-    grads, = torch.autograd.grad(logits[0, 285], acts)
-    g2 = grads ** 2
+    (grads,) = torch.autograd.grad(logits[0, 285], acts)
+    g2 = grads**2
     denominator = 2 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * grads
     alpha = torch.where(grads != 0, g2 / torch.where(denominator != 0, denominator, 1.0), 0.0)
     weights = (alpha * grads.clamp(min=0)).sum(dim=(2, 3), keepdim=True)
@@ -87,8 +97,9 @@ def test_hirescam_matches_pytorch_grad_cam(lite_explainer, chelsea_tensor, peer_
         assert corr(got.raw, gradcam.raw) < 0.99
 
 
-def test_eigencam_matches_pytorch_grad_cam_up_to_the_eigenvector_sign(lite_explainer,
-                                                                     chelsea_tensor, peer_model):
+def test_eigencam_matches_pytorch_grad_cam_up_to_the_eigenvector_sign(
+    lite_explainer, chelsea_tensor, peer_model
+):
     from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
     got = lite_explainer.explain(chelsea_tensor, "eigencam", 285, "features.6")
@@ -107,8 +118,7 @@ def test_vanilla_matches_captum_saliency(lite_explainer, chelsea_tensor, peer_mo
     assert corr(got.raw, expected.max(axis=0)) >= 0.999
 
 
-def test_guided_backprop_matches_captum_with_relu6(lite_explainer, chelsea_tensor, peer_model,
-                                                   monkeypatch):
+def test_guided_backprop_matches_captum_with_relu6(lite_explainer, chelsea_tensor, peer_model, monkeypatch):
     from captum.attr._core import guided_backprop_deconvnet as gbd
 
     def register_relu_and_relu6(self, module):
@@ -116,8 +126,7 @@ def test_guided_backprop_matches_captum_with_relu6(lite_explainer, chelsea_tenso
         if isinstance(module, (torch.nn.ReLU, torch.nn.ReLU6)):
             self.backward_hooks.extend(gbd._register_backward_hook(module, self._backward_hook, self))
 
-    monkeypatch.setattr(gbd.ModifiedReluGradientAttribution, "_register_hooks",
-                        register_relu_and_relu6)
+    monkeypatch.setattr(gbd.ModifiedReluGradientAttribution, "_register_hooks", register_relu_and_relu6)
     expected = gbd.GuidedBackprop(peer_model).attribute(chelsea_tensor, target=282)
     got = lite_explainer.explain(chelsea_tensor, "guided_backprop", 282)
     assert corr(got.attribution, expected[0].detach().numpy()) >= 0.999
@@ -132,15 +141,23 @@ def test_integrated_gradients_matches_captum(lite_explainer, chelsea_tensor, pee
     assert corr(got.attribution, expected[0].detach().numpy()) >= 0.999
 
 
-def test_smoothgrad_matches_captum_noise_tunnel_with_the_same_noise(lite_explainer,
-                                                                   chelsea_tensor, peer_model):
+def test_smoothgrad_matches_captum_noise_tunnel_with_the_same_noise(
+    lite_explainer, chelsea_tensor, peer_model
+):
     seen = []
     handle = peer_model.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
     try:
         tunnel = captum_attr.NoiseTunnel(captum_attr.Saliency(peer_model))
         torch.manual_seed(0)
-        expected = tunnel.attribute(chelsea_tensor, nt_type="smoothgrad", nt_samples=8,
-                                    nt_samples_batch_size=4, stdevs=0.3, target=285, abs=True)
+        expected = tunnel.attribute(
+            chelsea_tensor,
+            nt_type="smoothgrad",
+            nt_samples=8,
+            nt_samples_batch_size=4,
+            stdevs=0.3,
+            target=285,
+            abs=True,
+        )
     finally:
         handle.remove()
     noise = torch.cat(seen) - chelsea_tensor

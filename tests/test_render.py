@@ -1,4 +1,5 @@
 """Tests of the render layer (pure functions: normalise, resize, colour, overlay, figures)."""
+
 from __future__ import annotations
 
 import base64
@@ -399,10 +400,13 @@ def test_overlays_draw_pixel_maps_relative_to_their_99th_percentile(lite_explain
     gradcam = lite_explainer.explain("chelsea", "gradcam", 282)
     assert vanilla.pixel_level and not gradcam.pixel_level
     # and faded as the Explorer draws them: pixel maps in proportion, CAM maps where low
-    np.testing.assert_array_equal(vanilla.overlay(0.5), overlay(
-        vanilla.image, percentile_scale(vanilla.heatmap), alpha=0.5, fade="pixel"))
-    np.testing.assert_array_equal(gradcam.overlay(0.5), overlay(
-        gradcam.image, gradcam.heatmap, alpha=0.5, fade="cam"))
+    np.testing.assert_array_equal(
+        vanilla.overlay(0.5),
+        overlay(vanilla.image, percentile_scale(vanilla.heatmap), alpha=0.5, fade="pixel"),
+    )
+    np.testing.assert_array_equal(
+        gradcam.overlay(0.5), overlay(gradcam.image, gradcam.heatmap, alpha=0.5, fade="cam")
+    )
     assert np.mean(vanilla.display_heatmap() == 1.0) >= 0.009  # the top 1% saturates
 
 
@@ -421,8 +425,10 @@ def test_long_panel_titles_wrap_between_what_and_which_class():
     from cam_widgets.render.figures import heatmap_figure, wrap_title
 
     assert wrap_title("Grad-CAM") == "Grad-CAM"
-    assert wrap_title("Grad-CAM @ features.8: Egyptian cat (285) p=0.791") == \
-        "Grad-CAM @ features.8:<br>Egyptian cat (285) p=0.791"
+    assert (
+        wrap_title("Grad-CAM @ features.8: Egyptian cat (285) p=0.791")
+        == "Grad-CAM @ features.8:<br>Egyptian cat (285) p=0.791"
+    )
     long = "Guided Grad-CAM++ @ features.8 + SmoothGrad (n=20, noise 0.2): tabby (281) p=0.071"
     lines = wrap_title(long).split("<br>")
     assert " ".join(lines) == long and all(len(line) <= 320 // 7 for line in lines)
@@ -452,15 +458,19 @@ def test_annotated_picture_has_its_title_above_and_its_colour_bar_beside_it():
     out = annotated(picture, "Grad-CAM @ features.8: tiger cat (282) p=0.088", "jet")
     assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
     # the picture, untouched, below the title: found by its first row
-    found = [(y, x) for y in range(out.shape[0] - MIN_PICTURE_SIDE + 1) for x in range(60)
-             if np.array_equal(out[y, x:x + 600], picture[0])]
+    found = [
+        (y, x)
+        for y in range(out.shape[0] - MIN_PICTURE_SIDE + 1)
+        for x in range(60)
+        if np.array_equal(out[y, x : x + 600], picture[0])
+    ]
     assert found, "the picture is not in the annotated image unchanged"
     top, left = found[0]
-    np.testing.assert_array_equal(out[top:top + picture.shape[0], left:left + 600], picture)
+    np.testing.assert_array_equal(out[top : top + picture.shape[0], left : left + 600], picture)
     assert _ink(out[:top]) > 100  # the title
     # the colour bar: jet's 1 at the top, its 0 at the bottom, right of the picture
     lut = colormap_lut("jet")
-    right = out[top:top + picture.shape[0], left + 600:]
+    right = out[top : top + picture.shape[0], left + 600 :]
     column = next(x for x in range(right.shape[1]) if np.array_equal(right[0, x], lut[255]))
     np.testing.assert_array_equal(right[-1, column], lut[0])
     assert np.array_equal(right[0, column + 1], lut[255])  # a bar, not a stray pixel
@@ -477,7 +487,7 @@ def test_annotated_picture_wraps_long_titles_enlarges_small_pictures_and_names_i
     assert wrapped.shape[1] == short.shape[1] and wrapped.shape[0] > short.shape[0]  # more lines
     noted = annotated(small, "Grad-CAM: cat", colorbar_title="1 = 99th pct")
     assert noted.shape[1] > short.shape[1]  # room for the bar's title, which is drawn there
-    assert _ink(noted[:, short.shape[1] - 12:]) > 20
+    assert _ink(noted[:, short.shape[1] - 12 :]) > 20
     with pytest.raises(InvalidParameterError, match="colormap"):
         annotated(small, "x", "nope")
     with pytest.raises(InvalidImageError):

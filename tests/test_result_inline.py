@@ -1,4 +1,5 @@
 """An Explanation shows itself in a notebook: a picture at the end of a cell, a short repr."""
+
 from __future__ import annotations
 
 import io

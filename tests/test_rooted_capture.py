@@ -1,6 +1,7 @@
 """An image's cached forward keeps its graph only from the shallowest layer read so far:
 same maps as a graph from the input, nothing recorded below the root, one more forward when
 a call reads deeper, and branches, frozen weights and in-place activations handled."""
+
 from __future__ import annotations
 
 import weakref
@@ -23,9 +24,9 @@ def test_a_layer_read_keeps_no_graph_below_it(lite_explainer, chelsea_tensor):
     engine = lite_explainer.engine
     engine.clear_cache()
     _, capture = lite_explainer.capture(chelsea_tensor, ["features.6"])
-    layers = [l.name for l in engine.layers]
+    layers = [layer.name for layer in engine.layers]
     assert capture.root in ("features.6", engine._aliases.get("features.6"))
-    below = layers[:layers.index(capture.root)]
+    below = layers[: layers.index(capture.root)]
     assert len(below) > 20
     assert not set(below) & set(capture.forward.outputs) and not capture.inputs.requires_grad
     # the saved tensors of the kept graph start at the root: none is the input's size
@@ -94,11 +95,14 @@ def test_branches_frozen_weights_and_in_place_victims():
     for root in ("body", "head_conv"):
         explainer.engine.clear_cache()
         rooted = explainer.engine.capture(x, "r", [root])
-        later = [l.name for l in explainer.engine.layers][[l.name for l in explainer.engine.layers].index(root):]
+        later = [layer.name for layer in explainer.engine.layers][
+            [layer.name for layer in explainer.engine.layers].index(root) :
+        ]
         assert "shortcut" in later or root == "head_conv"
         for layer in later:
-            _same(rooted.gradients([layer], torch.tensor([2]))[0],
-                  full.gradients([layer], torch.tensor([2]))[0])
+            _same(
+                rooted.gradients([layer], torch.tensor([2]))[0], full.gradients([layer], torch.tensor([2]))[0]
+            )
     maps = {m: explainer.explain(x, m, 2, "head_conv").raw for m in ALL_METHODS}
     explainer.engine.clear_cache()
     explainer.explain(x, "vanilla", 2)  # from the input first: the same maps
@@ -116,8 +120,10 @@ def test_resnet_rooted_inside_a_block_matches():
     layers = ["layer3.0.conv2", "layer3.0.downsample.0", "layer3", "layer4"]
     rooted = engine.capture(x, "r", ["layer3.0.conv2"])
     for layer in layers:
-        _same(rooted.gradients([layer], torch.tensor([3, 7]))[0],
-              full.gradients([layer], torch.tensor([3, 7]))[0])
+        _same(
+            rooted.gradients([layer], torch.tensor([3, 7]))[0],
+            full.gradients([layer], torch.tensor([3, 7]))[0],
+        )
 
 
 class _Alive(nn.Module):
@@ -136,10 +142,17 @@ def test_the_probe_holds_no_activation():
     """The probe tracks outputs by weak reference (it held every one, and a graph: ~1.7 GB
     for the dilated VGG16 at 224x224), and still finds in-place victims and shared tensors."""
     refs, seen = [], []
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
-                          nn.ReLU(inplace=True), nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU()),
-                          _Alive(refs, seen), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                          nn.Linear(4, 2)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU()),
+        _Alive(refs, seen),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    ).eval()
     hook = model[0].register_forward_hook(lambda m, i, out: refs.append(weakref.ref(out)))
     engine = Engine(model, input_size=(8, 8), channels_last=False)  # (the probe's forward only)
     engine.layers
@@ -227,5 +240,4 @@ def test_an_alias_whose_tensor_came_before_the_root_is_read_from_a_deeper_graph(
     engine = Engine(model, input_size=(16, 16))
     rooted = engine.capture(x, "r", ["block.side"])
     assert engine._aliases == {"block": "block.conv"}  # block.conv returns before the root
-    _same(rooted.gradients(["block"], torch.tensor([1]))[0],
-          full.gradients(["block"], torch.tensor([1]))[0])
+    _same(rooted.gradients(["block"], torch.tensor([1]))[0], full.gradients(["block"], torch.tensor([1]))[0])

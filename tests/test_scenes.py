@@ -1,4 +1,5 @@
 """Composite scenes: deterministic images, boxes inside the image on real objects."""
+
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """Targets that are functions of the logits (pytorch-grad-cam's and captum's style) and the
 "A vs B" contrast: maps agree with pytorch-grad-cam given the same function."""
+
 from __future__ import annotations
 
 import math
@@ -26,17 +27,20 @@ def _reference(explainer, cam_class, target) -> np.ndarray:
         return cam(input_tensor=x, targets=[target])[0]
 
 
-@pytest.mark.parametrize("name, ours, theirs", [
-    ("contrast", lambda z: z[..., 282] - z[..., 285], lambda o: o[282] - o[285]),
-    ("probability", lambda z: torch.softmax(z, -1)[..., 281], lambda o: torch.softmax(o, -1)[281]),
-    ("sum of cats", lambda z: z[..., 281:286].sum(-1), lambda o: o[281:286].sum()),
-])
+@pytest.mark.parametrize(
+    "name, ours, theirs",
+    [
+        ("contrast", lambda z: z[..., 282] - z[..., 285], lambda o: o[282] - o[285]),
+        ("probability", lambda z: torch.softmax(z, -1)[..., 281], lambda o: torch.softmax(o, -1)[281]),
+        ("sum of cats", lambda z: z[..., 281:286].sum(-1), lambda o: o[281:286].sum()),
+    ],
+)
 def test_function_targets_agree_with_pytorch_grad_cam(lite_explainer, name, ours, theirs):
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
 
     pairs = [("gradcam", GradCAM), ("gradcam++", GradCAMPlusPlus)]
     if name == "probability":  # gradients ~1e-4: pytorch-grad-cam's eps (1e-7) in Grad-CAM++'s
-        pairs = pairs[:1]      # alpha denominator outweighs g^2 there; ours has no eps
+        pairs = pairs[:1]  # alpha denominator outweighs g^2 there; ours has no eps
     for method, cam_class in pairs:
         result = lite_explainer.explain("chelsea", method, ours, "features.8")
         assert _r(result.heatmap, _reference(lite_explainer, cam_class, theirs)) >= 0.99, (name, method)
@@ -62,12 +66,15 @@ def test_function_targets_mix_with_classes_and_batches(lite_explainer):
     assert np.allclose(batch[1].heatmap, alone.heatmap, atol=1e-5)
 
 
-@pytest.mark.parametrize("method, target, error, words", [
-    ("cam", cw.contrast(282, 285), MethodNotApplicableError, "not a function"),
-    ("gradcam", lambda z: z, InvalidParameterError, "one score per image"),
-    ("gradcam", lambda z: z.detach()[..., 1], InvalidParameterError, "carry no gradient"),
-    ("gradcam", cw.contrast("tiger cat", "no such class"), cw.CamWidgetsError, "no such class"),
-])
+@pytest.mark.parametrize(
+    "method, target, error, words",
+    [
+        ("cam", cw.contrast(282, 285), MethodNotApplicableError, "not a function"),
+        ("gradcam", lambda z: z, InvalidParameterError, "one score per image"),
+        ("gradcam", lambda z: z.detach()[..., 1], InvalidParameterError, "carry no gradient"),
+        ("gradcam", cw.contrast("tiger cat", "no such class"), cw.CamWidgetsError, "no such class"),
+    ],
+)
 def test_bad_function_targets_get_one_line(lite_explainer, method, target, error, words):
     with pytest.raises(error) as info:
         lite_explainer.explain("chelsea", method, target)

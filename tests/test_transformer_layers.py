@@ -6,6 +6,7 @@ ViT-B/16 takes ~0.5 s a forward on the CPU. pytorch-grad-cam runs end to end onc
 (Grad-CAM: its forward, backward, reshape_transform and ReLU) and its other methods on those
 same activations and gradients, so each model costs it one forward and one backward.
 """
+
 from __future__ import annotations
 
 import copy
@@ -76,15 +77,17 @@ class Case:
             module = self.peer.get_submodule(self.layer)
             targets = [ClassifierOutputTarget(TARGET)]
             size = self.grid[::-1]  # (width, height), as cv2 takes it
-            with pgc.GradCAM(model=self.peer, target_layers=[module],
-                             reshape_transform=self.transform) as cam:
+            with pgc.GradCAM(
+                model=self.peer, target_layers=[module], reshape_transform=self.transform
+            ) as cam:
                 cam.get_target_width_height = lambda _: size  # the map at the layer's grid
                 maps = {pgc.GradCAM: cam(input_tensor=self.image, targets=targets)[0]}
                 acts = cam.activations_and_grads.activations[0].numpy()
                 grads = cam.activations_and_grads.gradients[0].numpy()
             for cls in (pgc.LayerCAM, pgc.XGradCAM, pgc.HiResCAM):
-                with cls(model=self.peer, target_layers=[module],
-                         reshape_transform=self.transform) as cam:  # (BaseCAM's own steps)
+                with cls(
+                    model=self.peer, target_layers=[module], reshape_transform=self.transform
+                ) as cam:  # (BaseCAM's own steps)
                     raw = cam.get_cam_image(self.image, module, targets, acts, grads, False)
                     maps[cls] = scale_cam_image(np.maximum(raw, 0), size)[0]
             self._theirs = maps, acts, grads
@@ -115,9 +118,14 @@ def test_vit_layers_are_listed_as_tokens_with_a_class_token_on_14x14(vit):
 
 def test_swin_stages_are_listed_channels_last(swin):
     layers = {info.name: info for info in swin.explainer.layers()}
-    for name, channels, side in (("features.1", 96, 56), ("features.3", 192, 28),
-                                 ("features.5", 384, 14), ("features.7", 768, 7),
-                                 ("features.7.1.norm1", 768, 7), ("norm", 768, 7)):
+    for name, channels, side in (
+        ("features.1", 96, 56),
+        ("features.3", 192, 28),
+        ("features.5", 384, 14),
+        ("features.7", 768, 7),
+        ("features.7.1.norm1", 768, 7),
+        ("norm", 768, 7),
+    ):
         info = layers[name]
         assert (info.layout, info.channels, info.grid) == ("NHWC", channels, (side, side)), name
     assert (layers["features.0.0"].layout, layers["features.0.0"].channels) == ("NCHW", 96)
@@ -128,8 +136,12 @@ def test_swin_stages_are_listed_channels_last(swin):
 def test_cam_methods_agree_with_pytorch_grad_cam_given_its_reshape_transform(case, request):
     case = request.getfixturevalue(case)
     maps, acts, grads = case.theirs()
-    for ours, theirs in (("gradcam", pgc.GradCAM), ("layercam", pgc.LayerCAM),
-                         ("xgradcam", pgc.XGradCAM), ("hirescam", pgc.HiResCAM)):
+    for ours, theirs in (
+        ("gradcam", pgc.GradCAM),
+        ("layercam", pgc.LayerCAM),
+        ("xgradcam", pgc.XGradCAM),
+        ("hirescam", pgc.HiResCAM),
+    ):
         got = case.ours(ours)
         assert got.raw.shape == maps[theirs].shape == case.grid, ours
         assert got.status.message is None, ours  # a real map, not a flat one
@@ -219,12 +231,11 @@ def test_every_cam_method_reads_a_rearranged_grid_as_the_grid_itself(layout, lis
     arranged, plain = small(Patches(layout)), small(Patches("nchw"))
     image = small_image()
     layers = {info.name: info for info in arranged.layers()}
-    assert {name: (info.layout, info.grid, info.channels) for name, info in layers.items()
-            if name != "patch"} == {name: (listed, (4, 6), 8)
-                                    for name in ("arranged", "norm", "mlp", "act")}
+    assert {
+        name: (info.layout, info.grid, info.channels) for name, info in layers.items() if name != "patch"
+    } == {name: (listed, (4, 6), 8) for name in ("arranged", "norm", "mlp", "act")}
     methods = [m.name for m in list_methods("cam")]
-    assert {"gradcam", "gradcam++", "layercam", "xgradcam", "eigencam", "scorecam",
-            "cam"} <= set(methods)
+    assert {"gradcam", "gradcam++", "layercam", "xgradcam", "eigencam", "scorecam", "cam"} <= set(methods)
     for layer, refused in (("arranged", ["cam"]), ("act", [])):  # (act feeds the pool + head)
         failed = []
         for method in methods:
@@ -236,8 +247,9 @@ def test_every_cam_method_reads_a_rearranged_grid_as_the_grid_itself(layout, lis
                 failed.append(method)
                 continue
             got = arranged.explain(image, method, 1, layer).raw
-            np.testing.assert_allclose(got, expected, rtol=1e-4,
-                                       atol=1e-6 * abs(expected).max(), err_msg=method)
+            np.testing.assert_allclose(
+                got, expected, rtol=1e-4, atol=1e-6 * abs(expected).max(), err_msg=method
+            )
             assert np.ptp(got) > 0, method
         assert failed == refused, layer
     assert count_hooks(arranged.engine.model) == 0
@@ -253,8 +265,9 @@ def test_tokens_agree_with_pytorch_grad_cam_at_every_listed_token_layer():
         return tensor.reshape(tensor.size(0), 4, 6, tensor.size(2)).permute(0, 3, 1, 2)
 
     for layer in ("norm", "mlp", "act"):
-        with pgc.GradCAM(model=peer, target_layers=[peer.get_submodule(layer)],
-                         reshape_transform=grid) as cam:
+        with pgc.GradCAM(
+            model=peer, target_layers=[peer.get_submodule(layer)], reshape_transform=grid
+        ) as cam:
             cam.get_target_width_height = lambda _: (6, 4)
             expected = cam(input_tensor=image, targets=[ClassifierOutputTarget(2)])[0]
         got = explainer.explain(image, "gradcam", 2, layer).raw
@@ -288,11 +301,14 @@ class Tangled(nn.Module):
         return self.head(tokens + square + self.norm(both).mean((2, 3)))
 
 
-@pytest.mark.parametrize("layer, shape, why", [
-    ("tokens", "(N, 12, 8)", "neither 12 nor 11 tokens make a known grid"),
-    ("square", "(N, 6, 6, 8)", "no call tells whether its channels come first or last"),
-    ("both", "(N, 8, 4, 4)", "the model reads its channels on more than one axis"),
-])
+@pytest.mark.parametrize(
+    "layer, shape, why",
+    [
+        ("tokens", "(N, 12, 8)", "neither 12 nor 11 tokens make a known grid"),
+        ("square", "(N, 6, 6, 8)", "no call tells whether its channels come first or last"),
+        ("both", "(N, 8, 4, 4)", "the model reads its channels on more than one axis"),
+    ],
+)
 def test_a_layer_whose_layout_cannot_be_told_is_refused_in_one_line(layer, shape, why):
     from cam_widgets.errors import UnknownLayerError
 
@@ -362,8 +378,13 @@ def test_reshape_reads_an_odd_layout_as_the_caller_says():
 def test_reshape_reads_a_square_the_model_does_not_tell():
     """``square`` (N, 6, 6, 8): the caller says channels last."""
     model = Tangled()
-    explainer = Explainer(model, device="cpu", input_size=(16, 16), labels=["a", "b", "c"],
-                          reshape={"square": lambda t: t.permute(0, 3, 1, 2)})
+    explainer = Explainer(
+        model,
+        device="cpu",
+        input_size=(16, 16),
+        labels=["a", "b", "c"],
+        reshape={"square": lambda t: t.permute(0, 3, 1, 2)},
+    )
     info = explainer.engine.check_layer("square")
     assert (info.channels, info.grid) == (8, (6, 6))
     got = explainer.explain(torch.randn(1, 3, 16, 16), "gradcam", 1, "square")

@@ -4,30 +4,47 @@ zero tap made SmoothGrad fp16 16.4 -> 22.6 ms there, so it is used on the CPU on
 
 Usage: python benchmarks/experiments/conv_same_zero_tap.py
 """
-import statistics, time, torch
+
+import statistics
+import time
+
+import torch
+
 from cam_widgets import Explainer
 from cam_widgets.models import efficientnet_lite as el
 
+
 def timed(fn):
-    torch.cuda.synchronize(); s = time.perf_counter(); fn(); torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    s = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
     return (time.perf_counter() - s) * 1000
+
 
 setups = {}
 for label, devices in (("explicit pad on cuda", ("cpu",)), ("zero tap on cuda", ("cpu", "cuda"))):
     el.Conv2dSame.zero_tap_devices = devices
     ex = Explainer("efficientnet_lite0", device="cuda")
     for m in list(ex.engine.model.modules()):
-        if isinstance(m, el.Conv2dSame): m.zero_tap_devices = devices
+        if isinstance(m, el.Conv2dSame):
+            m.zero_tap_devices = devices
     x = ex.prepare("chelsea").tensor
     xd = x.cuda()
     ex.explain(x, "vanilla", 1, samples=100, precision="fp16")
     for m in list(ex.engine._twin.model.modules()):
-        if isinstance(m, el.Conv2dSame): m.zero_tap_devices = devices
+        if isinstance(m, el.Conv2dSame):
+            m.zero_tap_devices = devices
     classes = iter(range(2, 10**6))
+
     def fresh(ex=ex, x=x):
-        ex.engine.clear_cache(); ex.explain(x, "gradcam", 1)
+        ex.engine.clear_cache()
+        ex.explain(x, "gradcam", 1)
+
     def fwd(ex=ex, xd=xd):
-        with torch.no_grad(): ex.engine.model(xd)
+        with torch.no_grad():
+            ex.engine.model(xd)
+
     setups[label] = {
         "forward b1": fwd,
         "fresh gradcam": fresh,
@@ -36,7 +53,7 @@ for label, devices in (("explicit pad on cuda", ("cpu",)), ("zero tap on cuda", 
         "smoothgrad fp32": lambda ex=ex, x=x: ex.explain(x, "vanilla", 1, samples=100),
     }
 results = {}
-for rep in range(25):
+for _rep in range(25):
     for label, fns in setups.items():
         for name, fn in fns.items():
             results.setdefault((label, name), []).append(timed(fn))

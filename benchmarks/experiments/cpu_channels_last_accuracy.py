@@ -10,8 +10,12 @@ differently for each summation order (plain and channels-last alike).
 
 Usage: python benchmarks/experiments/cpu_channels_last_accuracy.py
 """
-import copy, statistics
+
+import copy
+import statistics
+
 import torch
+
 from cam_widgets import Explainer
 from cam_widgets.engine.folding import build_twin
 
@@ -35,14 +39,22 @@ def input_grads(net, dtype=torch.float32, channels_last=False):
 
 
 exact = input_grads(model, torch.float64)
-for label, net, nhwc in (("model", model, False), ("model, channels-last", model, True),
-                         ("twin", twin, False), ("twin, channels-last", twin, True)):
+for label, net, nhwc in (
+    ("model", model, False),
+    ("model, channels-last", model, True),
+    ("twin", twin, False),
+    ("twin, channels-last", twin, True),
+):
     g = input_grads(net, channels_last=nhwc)
     l2 = [float((a - b).norm() / b.norm()) for a, b in zip(g, exact)]
-    r = [float(torch.corrcoef(torch.stack([a.abs().amax(0).flatten(), b.abs().amax(0).flatten()]))[0, 1])
-         for a, b in zip(g, exact)]
-    print(f"- {label}: relative L2 error mean {statistics.mean(l2):.1e}, median "
-          f"{statistics.median(l2):.1e}, max {max(l2):.1e}; vanilla map r min {min(r):.6f}")
+    r = [
+        float(torch.corrcoef(torch.stack([a.abs().amax(0).flatten(), b.abs().amax(0).flatten()]))[0, 1])
+        for a, b in zip(g, exact)
+    ]
+    print(
+        f"- {label}: relative L2 error mean {statistics.mean(l2):.1e}, median "
+        f"{statistics.median(l2):.1e}, max {max(l2):.1e}; vanilla map r min {min(r):.6f}"
+    )
 
 
 def layer_grad(layer, dtype=torch.float32, channels_last=False):
@@ -52,8 +64,7 @@ def layer_grad(layer, dtype=torch.float32, channels_last=False):
         net = net.to(memory_format=torch.channels_last)
         batch = batch.contiguous(memory_format=torch.channels_last)
     seen = {}
-    handle = dict(net.named_modules())[layer].register_forward_hook(
-        lambda m, a, o: seen.setdefault("out", o))
+    handle = dict(net.named_modules())[layer].register_forward_hook(lambda m, a, o: seen.setdefault("out", o))
     logits = net(batch)
     handle.remove()
     (g,) = torch.autograd.grad(logits[:, 285].sum(), seen["out"])

@@ -1,4 +1,5 @@
 """Image loading, bundled sample photos and composite scenes with ground-truth boxes."""
+
 from cam_widgets.data.images import MAX_DECODED_SIDE, MAX_FILE_PIXELS, MIN_SIDE, load_image, resize_for_model
 from cam_widgets.data.samples import article_photo, list_samples, sample_descriptions, sample_image
 from cam_widgets.data.scenes import (

@@ -12,6 +12,7 @@ so a write that fails (disk full, an exception midway, an interruption) leaves t
 file byte-identical. :func:`check_output` refuses, before any work, an output that exists and
 is not a regular file or whose folder cannot take a new file.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,40 +20,65 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Callable, Iterator, Optional, Type, Union
+from typing import IO, Union
 
 from cam_widgets.errors import CamWidgetsError, InvalidParameterError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["file_kind", "special_kind", "check_regular", "open_regular", "open_append",
-           "check_output", "probe_folder", "atomic_write", "atomic_path", "output_error"]
+__all__ = [
+    "file_kind",
+    "special_kind",
+    "check_regular",
+    "open_regular",
+    "open_append",
+    "check_output",
+    "probe_folder",
+    "atomic_write",
+    "atomic_path",
+    "output_error",
+]
 
 
 def file_kind(mode: int) -> str:
     """What an ``st_mode`` is, in words: "a folder", "a named pipe (FIFO)", ..."""
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a regular file"))
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISREG, "a regular file"),
+    )
     return next((text for test, text in kinds if test(mode)), "not a regular file")
 
 
-def check_regular(path: PathLike, what: str, error: Type[CamWidgetsError] = InvalidParameterError,
-                  hint: str = "give a regular file") -> os.stat_result:
+def check_regular(
+    path: PathLike,
+    what: str,
+    error: type[CamWidgetsError] = InvalidParameterError,
+    hint: str = "give a regular file",
+) -> os.stat_result:
     """``os.stat(path)`` of a regular file (symbolic links followed), else ``error``.
 
     Nothing is opened. A missing path raises ``FileNotFoundError`` (callers word that one).
     """
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):
-        raise error(f"{what} {os.fspath(path)!r} is {file_kind(info.st_mode)}: expected a regular "
-                    f"file; hint: {hint}.")
+        raise error(
+            f"{what} {os.fspath(path)!r} is {file_kind(info.st_mode)}: expected a regular file; hint: {hint}."
+        )
     return info
 
 
-def open_regular(path: PathLike, what: str, error: Type[CamWidgetsError] = InvalidParameterError,
-                 hint: str = "give a regular file") -> IO[bytes]:
+def open_regular(
+    path: PathLike,
+    what: str,
+    error: type[CamWidgetsError] = InvalidParameterError,
+    hint: str = "give a regular file",
+) -> IO[bytes]:
     """Open a regular file for reading in binary mode, never blocking on a pipe or device.
 
     The path is checked with ``os.stat`` first, then opened with ``O_NONBLOCK`` (a FIFO put in
@@ -64,8 +90,9 @@ def open_regular(path: PathLike, what: str, error: Type[CamWidgetsError] = Inval
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise error(f"{what} {os.fspath(path)!r} is {file_kind(mode)}: expected a regular "
-                        f"file; hint: {hint}.")
+            raise error(
+                f"{what} {os.fspath(path)!r} is {file_kind(mode)}: expected a regular file; hint: {hint}."
+            )
         if flags & getattr(os, "O_NONBLOCK", 0):
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -74,14 +101,18 @@ def open_regular(path: PathLike, what: str, error: Type[CamWidgetsError] = Inval
         raise
 
 
-def open_append(path: PathLike, what: str = "the output",
-                error: Type[CamWidgetsError] = InvalidParameterError,
-                hint: str = "pick another output path") -> IO[str]:
+def open_append(
+    path: PathLike,
+    what: str = "the output",
+    error: type[CamWidgetsError] = InvalidParameterError,
+    hint: str = "pick another output path",
+) -> IO[str]:
     """Open a regular file (created if missing) for appending text, never blocking: opened
     with ``O_NONBLOCK`` (a FIFO without a reader would block an ordinary open) and checked
     with ``fstat``; a folder, FIFO or device is one line of ``error``."""
-    flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0)
-             | getattr(os, "O_CLOEXEC", 0))
+    flags = (
+        os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    )
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as exc:  # EISDIR, ENXIO (a FIFO without a reader), EACCES, EROFS...
@@ -99,17 +130,23 @@ def open_append(path: PathLike, what: str = "the output",
         raise
 
 
-def output_error(path: PathLike, why: str, exc: Optional[BaseException] = None,
-                 hint: str = "pick another output path",
-                 error: Type[CamWidgetsError] = InvalidParameterError) -> CamWidgetsError:
+def output_error(
+    path: PathLike,
+    why: str,
+    exc: BaseException | None = None,
+    hint: str = "pick another output path",
+    error: type[CamWidgetsError] = InvalidParameterError,
+) -> CamWidgetsError:
     """One-line error for an output that cannot be written."""
     reason = ""
     if isinstance(exc, OSError):
         reason = f" ({type(exc).__name__}: {exc.strerror or exc})"
     elif exc is not None:
         reason = f" ({type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''})"
-    return error(f"Cannot write {os.fspath(path)!r}: expected a regular file in a writable "
-                 f"folder, received a path where {why}{reason}; hint: {hint}.")
+    return error(
+        f"Cannot write {os.fspath(path)!r}: expected a regular file in a writable "
+        f"folder, received a path where {why}{reason}; hint: {hint}."
+    )
 
 
 def _target(path: PathLike) -> Path:
@@ -118,8 +155,13 @@ def _target(path: PathLike) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def check_output(path: PathLike, hint: str = "pick another output path", create_folder: bool = True,
-                 error: Type[CamWidgetsError] = InvalidParameterError, probe: bool = True) -> Path:
+def check_output(
+    path: PathLike,
+    hint: str = "pick another output path",
+    create_folder: bool = True,
+    error: type[CamWidgetsError] = InvalidParameterError,
+    probe: bool = True,
+) -> Path:
     """Check, before any work, that ``path`` can be written atomically; returns the file written.
 
     Refused: an existing path that is not a regular file (a folder, a FIFO, ``/dev/full``,
@@ -140,16 +182,22 @@ def check_output(path: PathLike, hint: str = "pick another output path", create_
     folder = target.parent
     blocker = next((p for p in [folder, *folder.parents] if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
-        raise output_error(path, f"{str(blocker)!r} is {file_kind(os.stat(blocker).st_mode)}, "
-                                 "not a folder", None, hint, error)
+        raise output_error(
+            path,
+            f"{str(blocker)!r} is {file_kind(os.stat(blocker).st_mode)}, not a folder",
+            None,
+            hint,
+            error,
+        )
     try:
         if create_folder:
             folder.mkdir(parents=True, exist_ok=True)
         if probe:
             probe_folder(folder, target.name)
     except OSError as exc:
-        raise output_error(path, f"the folder {str(folder)!r} does not take a new file", exc,
-                           hint, error) from None
+        raise output_error(
+            path, f"the folder {str(folder)!r} does not take a new file", exc, hint, error
+        ) from None
     return target
 
 
@@ -161,7 +209,7 @@ def probe_folder(folder: PathLike, name: str = "cam_widgets") -> None:
     os.unlink(probe)
 
 
-def special_kind(path: PathLike) -> Optional[str]:
+def special_kind(path: PathLike) -> str | None:
     """What ``path`` is when it exists and is not a regular file ("a folder", ...), else None."""
     try:
         mode = os.stat(path).st_mode
@@ -171,9 +219,12 @@ def special_kind(path: PathLike) -> Optional[str]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: PathLike, hint: str = "pick another output path",
-                error: Type[CamWidgetsError] = InvalidParameterError,
-                fail: Optional[Callable[[str, OSError], BaseException]] = None) -> Iterator[Path]:
+def atomic_path(
+    path: PathLike,
+    hint: str = "pick another output path",
+    error: type[CamWidgetsError] = InvalidParameterError,
+    fail: Callable[[str, OSError], BaseException] | None = None,
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix) for a writer that wants a path;
     once the block ends without an error the file is fsynced and renamed over ``path``.
 
@@ -184,8 +235,9 @@ def atomic_path(path: PathLike, hint: str = "pick another output path",
     fail = fail or (lambda why, exc: output_error(path, why, exc, hint, error))
     target = check_output(path, hint, error=error, probe=False)
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.",
-                                   suffix=f".tmp{target.suffix}")
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}"
+        )
         os.close(fd)
     except OSError as exc:
         raise fail(f"{str(target)!r} cannot be written", exc) from None
@@ -201,8 +253,13 @@ def atomic_path(path: PathLike, hint: str = "pick another output path",
 
 
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb", hint: str = "pick another output path",
-                 error: Type[CamWidgetsError] = InvalidParameterError, **open_args) -> Iterator[IO]:
+def atomic_write(
+    path: PathLike,
+    mode: str = "wb",
+    hint: str = "pick another output path",
+    error: type[CamWidgetsError] = InvalidParameterError,
+    **open_args,
+) -> Iterator[IO]:
     """``with atomic_write(path, "w") as handle: ...``: an open temporary file renamed over
     ``path`` when the block ends without an error (see :func:`atomic_path`)."""
     if mode not in ("w", "wb", "wt", "x", "xb", "xt"):

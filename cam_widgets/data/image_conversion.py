@@ -6,6 +6,7 @@ applied, and bad pixels (NaN, inf, out of range) or too-small images become a on
 :class:`~cam_widgets.errors.InvalidImageError`. Nothing here opens files or decodes bytes
 (:mod:`.images` and :mod:`.image_decoding` do), so arrays and PIL images come straight here.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,10 +26,15 @@ def too_small(width: int, height: int, what: str) -> InvalidImageError:
 
 
 #: EXIF orientation tag value -> the transpose that shows the image upright.
-_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-           4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-           6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-           8: Image.Transpose.ROTATE_90}
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def orientation(img: Image.Image) -> int:
@@ -64,7 +70,11 @@ def pil_to_rgb(img: Image.Image, what: str, orient: bool = True) -> np.ndarray:
                 gray = _scale16(arr)
             else:  # 32-bit signed data: stretch to 0..255
                 lo, hi = float(arr.min()), float(arr.max())
-                gray = np.zeros(arr.shape, np.uint8) if hi <= lo else np.round((arr - lo) * 255.0 / (hi - lo)).astype(np.uint8)
+                gray = (
+                    np.zeros(arr.shape, np.uint8)
+                    if hi <= lo
+                    else np.round((arr - lo) * 255.0 / (hi - lo)).astype(np.uint8)
+                )
             return np.repeat(gray[:, :, None], 3, axis=2)
         if mode == "P" and "transparency" in img.info:
             img = img.convert("RGBA")

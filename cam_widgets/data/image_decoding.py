@@ -5,13 +5,14 @@ Truncated files are refused rather than silently padded, and images above
 both become a one-line :class:`~cam_widgets.errors.InvalidImageError`. The decoded image is
 handed to :mod:`.image_conversion` for the RGB conversion.
 """
+
 from __future__ import annotations
 
 import contextlib
 import io
 import re
 import warnings
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -46,7 +47,7 @@ def _strict_pil() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = old_max
 
 
-def decode_file(fp: io.IOBase, what: str, max_side: Optional[int] = MAX_DECODED_SIDE) -> np.ndarray:
+def decode_file(fp: io.IOBase, what: str, max_side: int | None = MAX_DECODED_SIDE) -> np.ndarray:
     """Decode an encoded image file (path handle or bytes) fully and strictly.
 
     An image larger than ``max_side`` a side is reduced while it is decoded (see
@@ -84,7 +85,7 @@ def decode_file(fp: io.IOBase, what: str, max_side: Optional[int] = MAX_DECODED_
         return pil_to_rgb(upright(img, tag), what=what, orient=False)
 
 
-def reduction(width: int, height: int, max_side: Optional[int]) -> int:
+def reduction(width: int, height: int, max_side: int | None) -> int:
     """The integer factor that brings the longer side to at most ``max_side`` (1: none),
     never taking the shorter side below :data:`MIN_SIDE`."""
     if max_side is None or max(width, height) <= max_side:

@@ -10,19 +10,20 @@ This module sorts sources by kind and checks paths; the work is done next to it:
 :mod:`.fetch` downloads URLs, :mod:`.image_decoding` decodes files and bytes strictly,
 :mod:`.image_conversion` turns PIL images and arrays into RGB ``uint8``.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import pathlib
-from typing import Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
 from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
 
-from .fetch import HINT as _FETCH_HINT, fetch_bytes, size_text
+from .fetch import HINT as _FETCH_HINT
+from .fetch import fetch_bytes, size_text
 from .files import open_regular
 
 # MIN_SIDE and MAX_FILE_PIXELS are re-exported (public here since before the split)
@@ -37,14 +38,19 @@ __all__ = [
     "MAX_DECODED_SIDE",
 ]
 
-ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 _EXPECTED = "a file path, an http(s) URL, encoded image bytes, a PIL image or a numpy array"
 
 
 # --------------------------------------------------------------------------- public API
-def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 20_000_000,
-               max_side: Optional[int] = MAX_DECODED_SIDE) -> np.ndarray:
+def load_image(
+    source: ImageSource,
+    *,
+    timeout: float = 10.0,
+    max_bytes: int = 20_000_000,
+    max_side: int | None = MAX_DECODED_SIDE,
+) -> np.ndarray:
     """Load an image as a fresh ``uint8`` numpy array of shape (H, W, 3), RGB.
 
     Args:
@@ -76,8 +82,11 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
         InvalidParameterError: ``timeout``, ``max_bytes`` or ``max_side`` is not a
             positive number.
     """
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float, np.integer, np.floating)) \
-            or not 0 < timeout <= 1e6:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float, np.integer, np.floating))
+        or not 0 < timeout <= 1e6
+    ):
         raise InvalidParameterError(
             f"Invalid timeout: expected a positive number of seconds (at most 1e6), received"
             f" {describe(timeout)}."
@@ -88,11 +97,13 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
             f"Invalid max_bytes: expected a positive int, received {describe(max_bytes)}."
             " Hint: pass e.g. max_bytes=20_000_000."
         )
-    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer))
-                                 or max_side < MIN_SIDE):
+    if max_side is not None and (
+        isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < MIN_SIDE
+    ):
         raise InvalidParameterError(
             f"Invalid max_side: expected an int >= {MIN_SIDE} or None, received {describe(max_side)}."
-            f" Hint: pass e.g. max_side={MAX_DECODED_SIDE}.")
+            f" Hint: pass e.g. max_side={MAX_DECODED_SIDE}."
+        )
     max_side = None if max_side is None else int(max_side)
     if isinstance(source, np.ndarray):
         return array_to_rgb(source)
@@ -108,7 +119,8 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
         return decode_file(io.BytesIO(data), what="image bytes", max_side=max_side)
     if isinstance(source, str) and not source.strip():
         raise InvalidImageError(
-            "Image source is empty: expected a path, URL or sample name (e.g. 'chelsea').")
+            "Image source is empty: expected a path, URL or sample name (e.g. 'chelsea')."
+        )
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
         url = source.strip()
         data = fetch_bytes(url, timeout=float(timeout), max_bytes=int(max_bytes))
@@ -132,7 +144,7 @@ def load_image(source: ImageSource, *, timeout: float = 10.0, max_bytes: int = 2
     )
 
 
-def resize_for_model(rgb: ImageSource, size: Union[int, Tuple[int, int]] = (224, 224)) -> np.ndarray:
+def resize_for_model(rgb: ImageSource, size: int | tuple[int, int] = (224, 224)) -> np.ndarray:
     """Resize a whole image to the model input size: ``uint8`` (height, width, 3).
 
     ``size`` is ``(height, width)`` (the order of ``ModelSpec.input_size``) or one int for
@@ -167,7 +179,7 @@ def resize_for_model(rgb: ImageSource, size: Union[int, Tuple[int, int]] = (224,
 
 
 # --------------------------------------------------------------------------- helpers
-def _load_path(source: Union[str, os.PathLike], max_side: Optional[int]) -> np.ndarray:
+def _load_path(source: str | os.PathLike, max_side: int | None) -> np.ndarray:
     try:
         path = pathlib.Path(source).expanduser()
     except (TypeError, ValueError):
@@ -181,7 +193,8 @@ def _load_path(source: Union[str, os.PathLike], max_side: Optional[int]) -> np.n
         raise InvalidImageError(
             f"Invalid image path: expected a path this system can open, received"
             f" {describe(str(source))} ({str(exc).splitlines()[0][:80]})."
-            " Hint: check the name.") from None
+            " Hint: check the name."
+        ) from None
     if not exists:
         hint = ""
         parent = path.parent if str(path.parent) else pathlib.Path(".")
@@ -193,8 +206,11 @@ def _load_path(source: Union[str, os.PathLike], max_side: Optional[int]) -> np.n
         # the full path: where a relative one was looked for
         raise InvalidImageError(
             f"Image file not found: expected an existing image file, received {str(path.absolute())!r}."
-            + (hint or " Hint: check the name and the folder (in a widget, the upload button takes"
-                       " a file from your computer).")
+            + (
+                hint
+                or " Hint: check the name and the folder (in a widget, the upload button takes"
+                " a file from your computer)."
+            )
         )
     if path.is_dir():
         raise InvalidImageError(
@@ -212,5 +228,5 @@ def _load_path(source: Union[str, os.PathLike], max_side: Optional[int]) -> np.n
     except OSError as exc:  # EIO, a file that vanished meanwhile...
         raise InvalidImageError(
             f"Image file not readable: expected a readable image file, received {str(source)!r}"
-            f" ({type(exc).__name__}: {exc.strerror or exc}). Hint: check the file.") from None
-
+            f" ({type(exc).__name__}: {exc.strerror or exc}). Hint: check the file."
+        ) from None

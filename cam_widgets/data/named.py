@@ -1,10 +1,10 @@
 """Images named by a string: a bundled photo ("chelsea"), a composite scene ("scene:two_class",
 or just "two_class"), any case; otherwise a file path or URL, with an error that lists the
 bundled names when it is none of them."""
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import numpy as np
 
@@ -21,20 +21,20 @@ def bundled_names() -> list[str]:
     return list_samples() + [SCENE_PREFIX + name for name in list_scenes()]
 
 
-def bundled_name(text: str) -> Optional[str]:
+def bundled_name(text: str) -> str | None:
     """The name of the bundled image ``text`` names (any case, a scene with or without
     "scene:"), or None."""
     key = text.strip().lower()
     if key in list_samples():
         return key
-    scene = key[len(SCENE_PREFIX):].strip() if key.startswith(SCENE_PREFIX) else key
+    scene = key[len(SCENE_PREFIX) :].strip() if key.startswith(SCENE_PREFIX) else key
     return SCENE_PREFIX + scene if scene in list_scenes() else None
 
 
 def bundled_image(name: str) -> np.ndarray:
     """The RGB array of a name :func:`bundled_name` returned."""
     if name.startswith(SCENE_PREFIX):
-        return get_scene(name[len(SCENE_PREFIX):]).image
+        return get_scene(name[len(SCENE_PREFIX) :]).image
     return sample_image(name)
 
 
@@ -51,5 +51,6 @@ def load_named(text: str) -> np.ndarray:
         hint = close_matches(text.strip().lower(), names + list_scenes())
         raise InvalidImageError(
             f"Image not found: {text!r} is neither a bundled image ({', '.join(names)}) nor a "
-            f"file in {os.getcwd()!r}." + (hint or " Hint: give a file's path or a URL."))
+            f"file in {os.getcwd()!r}." + (hint or " Hint: give a file's path or a URL.")
+        )
     return load_image(text)

@@ -8,11 +8,12 @@ demos. Everything is deterministic: no random numbers are used.
 Box convention: ``(x0, y0, x1, y1)`` in pixels of ``Scene.image`` with ``x1`` and ``y1``
 exclusive, so the box region is ``image[y0:y1, x0:x1]``.
 """
+
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 #: Canvas color of every scene (flat mid-gray).
-BACKGROUND: Tuple[int, int, int] = (128, 128, 128)
+BACKGROUND: tuple[int, int, int] = (128, 128, 128)
 
 # ImageNet classes of the pasted objects.
 CAT_ID, CAT_NAME, CAT_ACCEPTED = 285, "Egyptian cat", (281, 282, 285)  # tabby, tiger cat, Egyptian cat
@@ -58,10 +59,10 @@ class Box:
     y1: int
     class_id: int
     class_name: str
-    accepted_ids: Tuple[int, ...] = ()
+    accepted_ids: tuple[int, ...] = ()
 
     @property
-    def xyxy(self) -> Tuple[int, int, int, int]:
+    def xyxy(self) -> tuple[int, int, int, int]:
         return (self.x0, self.y0, self.x1, self.y1)
 
     @property
@@ -96,15 +97,15 @@ class Scene:
 
     name: str
     image: np.ndarray
-    boxes: List[Box] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
     description: str = ""
 
     @property
-    def class_ids(self) -> List[int]:
+    def class_ids(self) -> list[int]:
         """Distinct class ids of the boxes, in box order."""
         return list(dict.fromkeys(b.class_id for b in self.boxes))
 
-    def boxes_for(self, class_id: int) -> List[Box]:
+    def boxes_for(self, class_id: int) -> list[Box]:
         """Boxes whose class (or accepted classes) include ``class_id``."""
         return [b for b in self.boxes if b.class_id == class_id or class_id in b.accepted_ids]
 
@@ -118,7 +119,7 @@ class Scene:
 
 
 # --------------------------------------------------------------------------- helpers
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _crop(which: str) -> np.ndarray:
     if which == "cat":
         arr = sample_image("chelsea")[_CAT_CROP]
@@ -135,7 +136,7 @@ def _canvas(height: int, width: int) -> np.ndarray:
     return out
 
 
-def _paste(canvas: np.ndarray, which: str, x0: int, y0: int, width: int) -> Tuple[int, int, int, int]:
+def _paste(canvas: np.ndarray, which: str, x0: int, y0: int, width: int) -> tuple[int, int, int, int]:
     """Paste the crop resized to ``width`` (aspect kept) at (x0, y0); return its box."""
     crop = _crop(which)
     height = int(round(width * crop.shape[0] / crop.shape[1]))
@@ -183,7 +184,7 @@ def two_class_scene(wide: bool = False) -> Scene:
 
 
 # (x0, y0, width) of each cat face, largest first; heights follow the crop's 6:5 aspect.
-_LAYOUTS: Dict[int, List[Tuple[int, int, int]]] = {
+_LAYOUTS: dict[int, list[tuple[int, int, int]]] = {
     1: [(40, 52, 144)],
     2: [(6, 14, 112), (130, 132, 84)],
     3: [(6, 8, 96), (130, 40, 80), (40, 150, 64)],
@@ -211,7 +212,7 @@ def multi_instance_scene(n: int = 3) -> Scene:
     )
 
 
-_SCENES: Dict[str, Callable[[], Scene]] = {
+_SCENES: dict[str, Callable[[], Scene]] = {
     "two_class": lambda: two_class_scene(wide=False),
     "two_class_wide": lambda: two_class_scene(wide=True),
     "multi_instance_2": lambda: multi_instance_scene(2),
@@ -219,7 +220,7 @@ _SCENES: Dict[str, Callable[[], Scene]] = {
 }
 
 
-def list_scenes() -> List[str]:
+def list_scenes() -> list[str]:
     """Names accepted by :func:`get_scene`."""
     return list(_SCENES)
 

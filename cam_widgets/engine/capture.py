@@ -3,9 +3,10 @@
 Switching class, method or layer on a cached image costs at most one backward: gradients
 already taken are kept, bounded in bytes.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -46,7 +47,7 @@ def _nbytes(t: torch.Tensor) -> int:
 
 #: ``refetch(reads)``: the same forward again, recording the layers in ``reads`` and every
 #: layer after the shallowest of them (None: from the input, with input gradients).
-Refetch = Callable[[Optional[Sequence[str]]], ForwardPass]
+Refetch = Callable[[Sequence[str] | None], ForwardPass]
 
 
 class Capture:
@@ -58,8 +59,9 @@ class Capture:
     from there (``refetch``); gradients already taken are kept.
     """
 
-    def __init__(self, key: str, forward: ForwardPass, single_backward: bool = False,
-                 refetch: Optional[Refetch] = None) -> None:
+    def __init__(
+        self, key: str, forward: ForwardPass, single_backward: bool = False, refetch: Refetch | None = None
+    ) -> None:
         """``single_backward``: the caller takes one gradient only (a batch of noisy or
         interpolated inputs), so the graph is freed during that backward."""
         self.key = key
@@ -69,7 +71,7 @@ class Capture:
         self.inputs = forward.inputs
         self.logits = forward.logits.detach()
         self.probabilities = torch.softmax(self.logits.float(), dim=1)
-        self._host_probabilities: Optional[torch.Tensor] = None
+        self._host_probabilities: torch.Tensor | None = None
         self._layer_grads = _GradientCache()  # (layer, class) -> gradient
         self._input_grads = _GradientCache()  # (guided, class) -> gradient
         self.backward_calls = 0
@@ -86,17 +88,17 @@ class Capture:
         return self.forward.relu_outputs
 
     @property
-    def root(self) -> Optional[str]:
+    def root(self) -> str | None:
         """The layer where the kept graph starts (None: the input)."""
         return self.forward.root
 
-    def reach(self, reads: Optional[Sequence[str]]) -> None:
+    def reach(self, reads: Sequence[str] | None) -> None:
         """Make sure the layers in ``reads`` (None: the input too) are recorded and in the
         graph: runs the forward again from the shallowest one when they are not."""
         with self.forward.lock:
             self._reach(reads)
 
-    def _reach(self, reads: Optional[Sequence[str]]) -> None:
+    def _reach(self, reads: Sequence[str] | None) -> None:
         if self.forward.root is None:
             return  # the whole graph
         if reads is not None and all(name in self.forward.outputs for name in reads):
@@ -121,24 +123,28 @@ class Capture:
 
     def _gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
         ids = [int(c) for c in class_ids.tolist()]
-        missing_ids = sorted({c for c in ids for l in layers if (l, c) not in self._layer_grads})
-        missing_layers = [l for l in layers if any((l, c) not in self._layer_grads for c in ids)]
+        missing_ids = sorted({c for c in ids for layer in layers if (layer, c) not in self._layer_grads})
+        missing_layers = [layer for layer in layers if any((layer, c) not in self._layer_grads for c in ids)]
         if missing_ids:
             self._reach(missing_layers)
             self.backward_calls += 1
-            wrt = [self.forward.outputs[l] for l in missing_layers]
-            grads = self.forward.gradients(torch.tensor(missing_ids), wrt,
-                                           keep_graph=self._keep_graph)
-            fresh = {(layer, cls): grad[row] for layer, grad in zip(missing_layers, grads)
-                     for row, cls in enumerate(missing_ids)}
+            wrt = [self.forward.outputs[layer] for layer in missing_layers]
+            grads = self.forward.gradients(torch.tensor(missing_ids), wrt, keep_graph=self._keep_graph)
+            fresh = {
+                (layer, cls): grad[row]
+                for layer, grad in zip(missing_layers, grads)
+                for row, cls in enumerate(missing_ids)
+            }
         else:
             fresh = {}
-        found = {key: fresh.get(key) if key in fresh else self._layer_grads[key]
-                 for key in ((l, c) for l in layers for c in ids)}
+        found = {
+            key: fresh.get(key) if key in fresh else self._layer_grads[key]
+            for key in ((layer, c) for layer in layers for c in ids)
+        }
         self._layer_grads.remember(fresh)
         if len(ids) == 1:  # a view, not a copy (one kernel less on a GPU)
-            return [found[(l, ids[0])].unsqueeze(0) for l in layers]
-        return [torch.stack([found[(l, c)] for c in ids]) for l in layers]
+            return [found[(layer, ids[0])].unsqueeze(0) for layer in layers]
+        return [torch.stack([found[(layer, c)] for c in ids]) for layer in layers]
 
     def input_gradients(self, class_ids: torch.Tensor, guided: bool = False) -> torch.Tensor:
         """(K, N, 3, H, W) input gradients, plain or guided, cached per class."""
@@ -151,13 +157,13 @@ class Capture:
         if missing:
             self._reach(None)
             self.backward_calls += 1
-            (grad,) = self.forward.gradients(torch.tensor(missing), [self.inputs], guided=guided,
-                                             keep_graph=self._keep_graph)
+            (grad,) = self.forward.gradients(
+                torch.tensor(missing), [self.inputs], guided=guided, keep_graph=self._keep_graph
+            )
             fresh = {(guided, cls): grad[row] for row, cls in enumerate(missing)}
         else:
             fresh = {}
-        found = [fresh[(guided, c)] if (guided, c) in fresh else self._input_grads[(guided, c)]
-                 for c in ids]
+        found = [fresh[(guided, c)] if (guided, c) in fresh else self._input_grads[(guided, c)] for c in ids]
         self._input_grads.remember(fresh)
         return torch.stack(found)
 
@@ -172,11 +178,11 @@ class ScoreCapture(Capture):
         self.score = score
 
     def _gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
-        missing = [l for l in layers if (l, -1) not in self._layer_grads]
+        missing = [layer for layer in layers if (layer, -1) not in self._layer_grads]
         if missing:
-            grads = self._score_grads([self.forward.outputs[l] for l in missing])
-            self._layer_grads.remember({(l, -1): g for l, g in zip(missing, grads)})
-        return [self._layer_grads[(l, -1)] for l in layers]
+            grads = self._score_grads([self.forward.outputs[layer] for layer in missing])
+            self._layer_grads.remember({(layer, -1): g for layer, g in zip(missing, grads)})
+        return [self._layer_grads[(layer, -1)] for layer in layers]
 
     def _input_gradients(self, class_ids: torch.Tensor, guided: bool) -> torch.Tensor:
         if (guided, -1) not in self._input_grads:

@@ -1,15 +1,16 @@
 """The one place that decides device, precision, memory layout and CPU batch size."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional, Union
 
 import torch
 
 from ..errors import InvalidParameterError, describe
 
-DeviceLike = Union[str, torch.device, None]
+DeviceLike = str | torch.device | None
 
 
 def choose_device(device: DeviceLike = None) -> torch.device:
@@ -33,11 +34,12 @@ def choose_device(device: DeviceLike = None) -> torch.device:
     if chosen.type not in ("cpu", "cuda"):  # mps, meta, xpu...: not supported by the engine
         raise InvalidParameterError(
             f"'device' must be 'cpu', 'cuda', 'cuda:N' or None (got {describe(device)}: "
-            f"{chosen.type} devices are not supported)")
+            f"{chosen.type} devices are not supported)"
+        )
     return chosen
 
 
-def module_device(model: torch.nn.Module) -> Optional[torch.device]:
+def module_device(model: torch.nn.Module) -> torch.device | None:
     """The device of the model's first parameter or buffer, or None for a stateless module."""
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
@@ -79,8 +81,7 @@ def same_logits(expected: torch.Tensor, got: object) -> bool:
 CHANNELS_LAST_CHECK_BYTES = 256 * 1024**2
 
 
-def accepts_channels_last(model: torch.nn.Module, example: torch.Tensor,
-                          expected: torch.Tensor) -> bool:
+def accepts_channels_last(model: torch.nn.Module, example: torch.Tensor, expected: torch.Tensor) -> bool:
     """Whether ``model`` (in eval mode) gives its logits ``expected`` for ``example`` also from
     a channels-last copy of it, and can take a gradient through them.
 
@@ -121,8 +122,7 @@ CPU_MIN_BATCH = 4
 
 def cpu_batch_size(fits: int, largest_activation: int, channels_last: bool) -> int:
     """Samples per batched pass on the CPU, given how many fit the memory budget."""
-    by_activation = max(CPU_MIN_BATCH,
-                        CPU_BLOCK_BYTES[channels_last] // max(1, largest_activation))
+    by_activation = max(CPU_MIN_BATCH, CPU_BLOCK_BYTES[channels_last] // max(1, largest_activation))
     return max(1, min(fits, CPU_BATCH, by_activation))
 
 
@@ -131,7 +131,7 @@ THREADS_VARIABLE = "CAM_WIDGETS_THREADS"
 _CGROUP_V2, _CGROUP_V1 = "/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"
 
 
-def cpu_quota(v2: str = _CGROUP_V2, v1: str = _CGROUP_V1) -> Optional[float]:
+def cpu_quota(v2: str = _CGROUP_V2, v1: str = _CGROUP_V1) -> float | None:
     """CPUs this process's cgroup grants (Binder: about 1), or None when unlimited. torch
     starts a thread per core it sees, however few of them the quota lets it use."""
     try:
@@ -149,8 +149,7 @@ def cpu_quota(v2: str = _CGROUP_V2, v1: str = _CGROUP_V1) -> Optional[float]:
         return None
 
 
-def cpu_threads(available: int, quota: Optional[float], app_kernel: bool,
-                override: Optional[str]) -> int:
+def cpu_threads(available: int, quota: float | None, app_kernel: bool, override: str | None) -> int:
     """Torch CPU threads for this kernel: ``override`` (CAM_WIDGETS_THREADS) when it is a
     whole number >= 1; else 1 in an app kernel (a server runs one kernel per open tab: five
     kernels with two threads each on two cores wait on each other's spinning threads); else

@@ -5,23 +5,37 @@ activations, gradients to layers and to the input (plain or guided), logits. Swi
 class, method or layer on a cached image costs at most one backward, and one forward the
 first time a call reads deeper than the image's graph reaches (an earlier layer, the input).
 """
+
 from __future__ import annotations
 
 import copy
 import functools
 import weakref
 from collections import OrderedDict
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from ..errors import (InvalidParameterError, MethodNotApplicableError, UnknownLayerError,
-                      close_matches, describe)
+from ..errors import (
+    InvalidParameterError,
+    MethodNotApplicableError,
+    UnknownLayerError,
+    close_matches,
+    describe,
+)
 from .capture import Capture
-from .device import (CHANNELS_LAST_CHECK_BYTES, CPU_MEMORY_BUDGET, DeviceLike,
-                     accepts_channels_last, choose_device, cpu_batch_size, full_precision,
-                     limit_cpu_threads, module_device)
+from .device import (
+    CHANNELS_LAST_CHECK_BYTES,
+    CPU_MEMORY_BUDGET,
+    DeviceLike,
+    accepts_channels_last,
+    choose_device,
+    cpu_batch_size,
+    full_precision,
+    limit_cpu_threads,
+    module_device,
+)
 from .folding import Twin, WeightsWatch, build_twin
 from .heap import return_freed_memory
 from .hooks import RELU_LIKE, evaluation_mode
@@ -34,10 +48,12 @@ from .probe import probing
 
 def _one_pass_at_a_time(method):
     """Runs ``method`` under the engine's lock (see :meth:`Engine.exclusive`)."""
+
     @functools.wraps(method)
     def locked(self, *args, **kwargs):
         with self._lock:
             return method(self, *args, **kwargs)
+
     return locked
 
 
@@ -75,10 +91,10 @@ class Engine:
         device: DeviceLike = None,
         owned: bool = False,
         cache_size: int = 4,
-        memory_budget: Optional[int] = None,
+        memory_budget: int | None = None,
         fold_batch_norm: bool = True,
         channels_last: bool = True,
-        reshape: Optional[dict] = None,
+        reshape: dict | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise InvalidParameterError(f"'model' must be a torch.nn.Module (got {describe(model)})")
@@ -102,12 +118,12 @@ class Engine:
         self.channels_last = bool(channels_last)
         self._reshape = checked_reshape(reshape, model)
         self._refused: dict[str, str] = {}  # layers whose layout cannot be told: why
-        self._twin: Optional[Twin] = None
-        self._twin_key: Optional[tuple] = None
+        self._twin: Twin | None = None
+        self._twin_key: tuple | None = None
         self._captures: OrderedDict[str, Capture] = OrderedDict()
-        self._versions: Optional[tuple] = None  # the weights of the cached forwards
-        self._identity: Optional[tuple] = None  # the tensors and modules the probe saw
-        self._layers: Optional[list[LayerInfo]] = None
+        self._versions: tuple | None = None  # the weights of the cached forwards
+        self._identity: tuple | None = None  # the tensors and modules the probe saw
+        self._layers: list[LayerInfo] | None = None
         self._clone: frozenset[str] = frozenset()
         self._aliases: dict[str, str] = {}
         self._has_relu = any(isinstance(m, RELU_LIKE) for m in model.modules())
@@ -147,15 +163,18 @@ class Engine:
                 if dtypes:  # a .half() / .double() model: the size is not the problem
                     raise MethodNotApplicableError(
                         f"the model's weights are {', '.join(sorted(map(str, dtypes)))}; "
-                        f"explanations run a float32 model: pass model.float()") from error
+                        f"explanations run a float32 model: pass model.float()"
+                    ) from error
                 raise MethodNotApplicableError(
                     f"the model failed on an input of shape {tuple(example.shape)} "
                     f"({type(error).__name__}: {message}); if it expects another size, "
-                    f"give it as input_size=(H, W)") from error
+                    f"give it as input_size=(H, W)"
+                ) from error
         if example._version != version:  # (a forward graph from the input would refuse it too)
             raise MethodNotApplicableError(
                 "the model changes its input in place (e.g. x.mul_(...) in forward); "
-                "explanations need the input unchanged: write x = x * ... instead")
+                "explanations need the input unchanged: write x = x * ... instead"
+            )
         names = {name: module for name, module in self.model.named_modules() if name}
         layers, total, largest, self._refused = spatial_layers(probe, names, self._reshape)
         victims = set(probe.modified_in_place)
@@ -178,17 +197,22 @@ class Engine:
         self._bytes_per_sample = total
         self._largest_activation = largest
         ids = probe.tensor_ids
-        self._final_aliases = [] if not layers else [
-            l.name for l in layers if ids[l.name] == ids[layers[-1].name]]
+        self._final_aliases = (
+            [] if not layers else [layer.name for layer in layers if ids[layer.name] == ids[layers[-1].name]]
+        )
         self._aliases = aliases(layers, ids, victims)
         # on CUDA only the twin goes channels-last: the model's layout there is unmeasured.
         # The check runs a backward, holding every activation: not for a model whose
         # activations pass CHANNELS_LAST_CHECK_BYTES (the dilated VGG16's: 1.7 GB, 15 s)
         self._nhwc = False
         with evaluation_mode(self.model, self._modules):
-            self._nhwc = self.channels_last and self.device.type == "cpu" \
-                and isinstance(logits, torch.Tensor) and total <= CHANNELS_LAST_CHECK_BYTES \
+            self._nhwc = (
+                self.channels_last
+                and self.device.type == "cpu"
+                and isinstance(logits, torch.Tensor)
+                and total <= CHANNELS_LAST_CHECK_BYTES
                 and accepts_channels_last(self.model, example, logits)
+            )
         return_freed_memory()  # the check's backward held every activation
 
     def _reprobe(self) -> None:
@@ -221,7 +245,8 @@ class Engine:
             hint = f": here {named[0]!r}" if named else ""
             raise UnknownLayerError(
                 f"a layer is given by its name, a str such as {self.default_layer!r} "
-                f"(got {describe(layer) if not named else 'the module itself'}{hint})")
+                f"(got {describe(layer) if not named else 'the module itself'}{hint})"
+            )
         by_name = self._layer_by_name
         if layer in by_name:
             return by_name[layer]
@@ -232,7 +257,7 @@ class Engine:
             raise UnknownLayerError(
                 f"layer {layer!r} has no spatial output (it is 1x1, no grid or tokens, or "
                 f"called more than once), so there is no map to show; spatial layers end with "
-                f"{', '.join(repr(l.name) + ' (' + l.resolution + ')' for l in self.layers[-3:])}"
+                f"{', '.join(repr(info.name) + ' (' + info.resolution + ')' for info in self.layers[-3:])}"
             )
         raise UnknownLayerError(
             f"layer {layer!r} is not in this model; expected one of the {len(by_name)} spatial "
@@ -241,8 +266,7 @@ class Engine:
 
     # ---------------------------------------------------------------- forward
     @_one_pass_at_a_time
-    def capture(self, inputs: torch.Tensor, key: str,
-                reads: Optional[Sequence[str]] = None) -> Capture:
+    def capture(self, inputs: torch.Tensor, key: str, reads: Sequence[str] | None = None) -> Capture:
         """The cached forward of one preprocessed image (1, 3, H, W).
 
         ``reads``: the layers the caller will read (activations or gradients; empty: the
@@ -267,12 +291,13 @@ class Engine:
         engine = weakref.ref(self)  # (a capture kept by the engine does not keep it alive)
         inputs = inputs.detach().clone()  # a forward run again reads these pixels, not the caller's
 
-        def refetch(wanted: Optional[Sequence[str]]) -> ForwardPass:
+        def refetch(wanted: Sequence[str] | None) -> ForwardPass:
             owner = engine()
             if owner is None:
                 raise MethodNotApplicableError(
                     "this capture's engine is gone, and its graph does not reach that layer; "
-                    "keep the Engine (or Explainer) while using its captures")
+                    "keep the Engine (or Explainer) while using its captures"
+                )
             return owner._image_forward(inputs, wanted)
 
         capture = Capture(key, self._image_forward(inputs, reads), refetch=refetch)
@@ -282,7 +307,7 @@ class Engine:
         return capture
 
     @_one_pass_at_a_time
-    def _image_forward(self, inputs: torch.Tensor, reads: Optional[Sequence[str]]) -> ForwardPass:
+    def _image_forward(self, inputs: torch.Tensor, reads: Sequence[str] | None) -> ForwardPass:
         """An image's forward rooted at the shallowest layer of ``reads``, recording it and every
         layer after it (None: from the input, with ReLU outputs for guided backprop). On the
         model itself, never the folded twin (a copy, which would also miss changes to plain
@@ -290,16 +315,21 @@ class Engine:
         root = self._root(reads)
         start = 0 if root is None else self._layer_index[root]
         # a layer whose tensor an earlier layer returned (its alias owner) is not in this graph
-        names = [l.name for l in self._layers[start:]
-                 if self._layer_index[self._aliases.get(l.name, l.name)] >= start]
+        names = [
+            layer.name
+            for layer in self._layers[start:]
+            if self._layer_index[self._aliases.get(layer.name, layer.name)] >= start
+        ]
         try:
-            return self.run(inputs, names, record_relus=self._has_relu and root is None,
-                            root=root, folded=False)
+            return self.run(
+                inputs, names, record_relus=self._has_relu and root is None, root=root, folded=False
+            )
         except RootNotReachedError:  # a forward that skips layers: keep all of it
-            return self.run(inputs, [l.name for l in self._layers], record_relus=self._has_relu,
-                            folded=False)
+            return self.run(
+                inputs, [layer.name for layer in self._layers], record_relus=self._has_relu, folded=False
+            )
 
-    def _root(self, reads: Optional[Sequence[str]]) -> Optional[str]:
+    def _root(self, reads: Sequence[str] | None) -> str | None:
         """The shallowest layer of ``reads`` (the default layer when empty; None: None), as
         the first layer returning its tensor."""
         if reads is None:
@@ -309,9 +339,16 @@ class Engine:
         return min(owners, key=self._layer_index.__getitem__)
 
     @_one_pass_at_a_time
-    def run(self, inputs: torch.Tensor, layers: Sequence[str], record_relus: bool = False,
-            autocast_dtype: Optional[torch.dtype] = None, check_finite: bool = True,
-            root: Optional[str] = None, folded: bool = True) -> ForwardPass:
+    def run(
+        self,
+        inputs: torch.Tensor,
+        layers: Sequence[str],
+        record_relus: bool = False,
+        autocast_dtype: torch.dtype | None = None,
+        check_finite: bool = True,
+        root: str | None = None,
+        folded: bool = True,
+    ) -> ForwardPass:
         """A fresh (uncached) forward over a batch, keeping the graph for gradients.
 
         ``autocast_dtype``: mixed precision for this pass (SmoothGrad's noisy batches);
@@ -323,8 +360,9 @@ class Engine:
             self._probe()
         self.forward_calls += 1
         root = None if root is None else self._aliases.get(root, root)
-        recorded = list(dict.fromkeys(
-            [self._aliases.get(name, name) for name in layers] + ([root] if root else [])))
+        recorded = list(
+            dict.fromkeys([self._aliases.get(name, name) for name in layers] + ([root] if root else []))
+        )
         model, modules, inputs = self._runner(recorded, inputs, folded)
         with evaluation_mode(self.model, self._modules):
             forward = run_forward(
@@ -347,11 +385,13 @@ class Engine:
 
     def _example(self, batch: int) -> torch.Tensor:
         """A fixed random input batch on the engine's device (probe, twin validation)."""
-        return torch.randn((batch, 3) + self.input_size,
-                           generator=torch.Generator().manual_seed(0)).to(self.device)
+        return torch.randn((batch, 3) + self.input_size, generator=torch.Generator().manual_seed(0)).to(
+            self.device
+        )
 
-    def _runner(self, recorded: Sequence[str], inputs: torch.Tensor, folded: bool = True
-                ) -> tuple[nn.Module, list, torch.Tensor]:
+    def _runner(
+        self, recorded: Sequence[str], inputs: torch.Tensor, folded: bool = True
+    ) -> tuple[nn.Module, list, torch.Tensor]:
         """(the model, or with ``folded`` its BatchNorm-folded twin when no recorded layer is a
         convolution, whose own pre-BatchNorm output the twin lacks; its named modules;
         ``inputs`` on the device in its layout)."""
@@ -365,7 +405,7 @@ class Engine:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return model, modules, inputs
 
-    def _folded_twin(self) -> Optional[Twin]:
+    def _folded_twin(self) -> Twin | None:
         """The BatchNorm-folded twin of the model as it is now (rebuilt after a change to its
         weights, modules or hooks), or None: folding is off, or the model has nothing to fold
         or cannot be folded safely."""
@@ -378,8 +418,12 @@ class Engine:
             with evaluation_mode(self.model, self._modules):
                 # channels-last: 1.4x faster folded depthwise convs on an H100 (fp16), and
                 # faster oneDNN convolutions on the CPU when the model accepts that layout
-                self._twin = build_twin(self.model, self._modules, example, channels_last=(
-                    self._nhwc or self.channels_last and self.device.type == "cuda"))
+                self._twin = build_twin(
+                    self.model,
+                    self._modules,
+                    example,
+                    channels_last=(self._nhwc or self.channels_last and self.device.type == "cuda"),
+                )
             self._twin_key = key
         return self._twin
 
@@ -389,8 +433,7 @@ class Engine:
         if self._layers is None:
             self._probe()
         model, _, inputs = self._runner((), inputs)
-        with evaluation_mode(self.model, self._modules), torch.no_grad(), \
-                full_precision(self.device):
+        with evaluation_mode(self.model, self._modules), torch.no_grad(), full_precision(self.device):
             return model(inputs)
 
     @property
@@ -402,7 +445,7 @@ class Engine:
         return self._has_relu
 
     @_one_pass_at_a_time
-    def batch_size_for(self, per_sample_factor: float = 2.0, requested: Optional[int] = None) -> int:
+    def batch_size_for(self, per_sample_factor: float = 2.0, requested: int | None = None) -> int:
         """How many samples fit the memory budget in one batched pass with its backward (on
         the CPU, also what runs fastest). ``requested``: the caller's own batch size, capped
         at what the budget holds (a batch of thousands would exhaust the machine)."""

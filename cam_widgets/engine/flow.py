@@ -18,6 +18,7 @@ to many tensors would otherwise carry what is known of one to all). A tensor tha
 read differently gets both readings: the caller refuses to guess. Tensors are tracked by weak
 reference: the probe holds no activation.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -29,41 +30,140 @@ import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
 #: Calls whose input and output hold the channels on axis 1 (N, C, ...) and keep the others.
-CHANNELS_FIRST = frozenset({
-    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "batch_norm", "instance_norm", "group_norm", "local_response_norm",
-    "avg_pool1d", "avg_pool2d", "avg_pool3d", "max_pool1d", "max_pool2d", "max_pool3d",
-    "_max_pool1d", "_max_pool2d", "_max_pool3d", "max_pool1d_with_indices",
-    "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d",
-    "adaptive_max_pool3d", "adaptive_max_pool1d_with_indices",
-    "adaptive_max_pool2d_with_indices", "lp_pool1d", "lp_pool2d", "interpolate", "upsample",
-    "pixel_shuffle", "pixel_unshuffle",
-})
+CHANNELS_FIRST = frozenset(
+    {
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "batch_norm",
+        "instance_norm",
+        "group_norm",
+        "local_response_norm",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "_max_pool1d",
+        "_max_pool2d",
+        "_max_pool3d",
+        "max_pool1d_with_indices",
+        "max_pool2d_with_indices",
+        "max_pool3d_with_indices",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "adaptive_max_pool3d",
+        "adaptive_max_pool1d_with_indices",
+        "adaptive_max_pool2d_with_indices",
+        "lp_pool1d",
+        "lp_pool2d",
+        "interpolate",
+        "upsample",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+    }
+)
 #: Calls whose input and output hold the channels on the last axis (..., C), keeping the
 #: others; the norms only when they normalise over that one dimension.
 CHANNELS_LAST = frozenset({"linear", "bilinear"})
 LAST_DIM_NORMS = frozenset({"layer_norm", "rms_norm"})
 #: Calls that move axes: handled one by one.
-PERMUTES = frozenset({"permute", "transpose", "transpose_", "swapaxes", "swapdims", "movedim",
-                      "moveaxis"})
+PERMUTES = frozenset({"permute", "transpose", "transpose_", "swapaxes", "swapdims", "movedim", "moveaxis"})
 #: Calls that split or merge dimensions in row-major order.
-RESHAPES = frozenset({"reshape", "view", "flatten", "unflatten", "squeeze", "unsqueeze",
-                      "view_as", "reshape_as", "_unsafe_view"})
+RESHAPES = frozenset(
+    {
+        "reshape",
+        "view",
+        "flatten",
+        "unflatten",
+        "squeeze",
+        "unsqueeze",
+        "view_as",
+        "reshape_as",
+        "_unsafe_view",
+    }
+)
 #: Calls whose outputs keep their inputs' axes while changing their sizes.
-SAME_AXES = frozenset({"__getitem__", "pad", "cat", "concat", "concatenate", "split", "chunk",
-                       "tensor_split", "narrow", "expand", "expand_as", "repeat", "index_select",
-                       "roll", "gather", "constant_pad_nd"})
+SAME_AXES = frozenset(
+    {
+        "__getitem__",
+        "pad",
+        "cat",
+        "concat",
+        "concatenate",
+        "split",
+        "chunk",
+        "tensor_split",
+        "narrow",
+        "expand",
+        "expand_as",
+        "repeat",
+        "index_select",
+        "roll",
+        "gather",
+        "constant_pad_nd",
+    }
+)
 #: Calls that mix axes (or may), or say nothing of them: nothing passes through them.
-OPAQUE = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm", "einsum", "baddbmm",
-                    "addbmm", "addmm", "tensordot", "rot90", "t", "t_", "diagonal", "as_strided",
-                    "unfold", "fold", "view_as_real", "view_as_complex", "__get__", "__set__",
-                    "__setitem__", "stack", "hstack", "vstack", "dstack", "kron", "outer",
-                    "multi_head_attention_forward", "scaled_dot_product_attention",
-                    "_native_multi_head_attention"})
+OPAQUE = frozenset(
+    {
+        "matmul",
+        "__matmul__",
+        "__rmatmul__",
+        "bmm",
+        "mm",
+        "einsum",
+        "baddbmm",
+        "addbmm",
+        "addmm",
+        "tensordot",
+        "rot90",
+        "t",
+        "t_",
+        "diagonal",
+        "as_strided",
+        "unfold",
+        "fold",
+        "view_as_real",
+        "view_as_complex",
+        "__get__",
+        "__set__",
+        "__setitem__",
+        "stack",
+        "hstack",
+        "vstack",
+        "dstack",
+        "kron",
+        "outer",
+        "multi_head_attention_forward",
+        "scaled_dot_product_attention",
+        "_native_multi_head_attention",
+    }
+)
 #: Calls that return no tensor: not looked at.
-UNTRACKED = frozenset({"size", "dim", "numel", "_assert", "item", "__setitem__", "__set__",
-                       "__len__", "__bool__", "tolist", "is_floating_point", "__format__"})
+UNTRACKED = frozenset(
+    {
+        "size",
+        "dim",
+        "numel",
+        "_assert",
+        "item",
+        "__setitem__",
+        "__set__",
+        "__len__",
+        "__bool__",
+        "tolist",
+        "is_floating_point",
+        "__format__",
+    }
+)
 
 #: What an axis may be known as: channels, the image's height or width, or (h, w): tokens of
 #: an h x w grid, row by row.
@@ -110,8 +210,9 @@ class AxisFlow:
         if not outs:
             return
         kwargs = kwargs or {}
-        ins = [t for t in _tensors(list(_flat(args)) + list(_flat(kwargs.values())))
-               if t in self._numbers]  # derived from the image
+        ins = [
+            t for t in _tensors(list(_flat(args)) + list(_flat(kwargs.values()))) if t in self._numbers
+        ]  # derived from the image
         if not ins:
             return
         for out in outs:  # derived from the image too
@@ -121,8 +222,9 @@ class AxisFlow:
         first, out = ins[0], outs[0]
         if name in CHANNELS_FIRST and first is _first_tensor(args, kwargs):
             self._channels(first, out, 1, 1)
-        elif (name in CHANNELS_LAST or name in LAST_DIM_NORMS and _one_dim(args, kwargs)) \
-                and first is _first_tensor(args, kwargs):
+        elif (
+            name in CHANNELS_LAST or name in LAST_DIM_NORMS and _one_dim(args, kwargs)
+        ) and first is _first_tensor(args, kwargs):
             self._channels(first, out, first.dim() - 1, out.dim() - 1)
         elif name in PERMUTES:
             order = permutation(name, first.dim(), args, kwargs)
@@ -137,8 +239,7 @@ class AxisFlow:
                     if tensor.dim() == out.dim() and (loose or _broadcasts(tensor.shape, out.shape)):
                         self._link(tensor, out, {axis: axis for axis in range(out.dim())})
 
-    def _channels(self, before: torch.Tensor, after: torch.Tensor, axis: int, out_axis: int
-                  ) -> None:
+    def _channels(self, before: torch.Tensor, after: torch.Tensor, axis: int, out_axis: int) -> None:
         """A call reading channels on ``axis`` and writing them on ``out_axis``, keeping the
         other axes in order."""
         self._said[self.number(before)].add((CHANNELS, axis))
@@ -158,8 +259,10 @@ class AxisFlow:
         if prod(shape_in) != prod(shape_out):
             return
         self._link(before, after, kept_dims(shape_in, shape_out))
-        for fine, coarse, tensors in ((shape_in, shape_out, (before, after)),
-                                      (shape_out, shape_in, (after, before))):
+        for fine, coarse, tensors in (
+            (shape_in, shape_out, (before, after)),
+            (shape_out, shape_in, (after, before)),
+        ):
             starts = {(prod(coarse[:j]), coarse[j]): j for j in range(len(coarse))}
             for k in range(len(fine) - 1):
                 j = starts.get((prod(fine[:k]), fine[k] * fine[k + 1]))
@@ -183,13 +286,15 @@ class AxisFlow:
                 if axis in mapping:
                     stack.append((other, (meaning, mapping[axis])))
             for fine, k, coarse, j in self._merges.get(number, ()):
-                h, w = self.shapes[fine][k:k + 2]
+                h, w = self.shapes[fine][k : k + 2]
                 if number == fine and {(HEIGHT, k), (WIDTH, k + 1)} <= known[fine]:
                     stack.append((coarse, ((h, w), j)))
                 if number == coarse and said == ((h, w), j):
                     stack += [(fine, (HEIGHT, k)), (fine, (WIDTH, k + 1))]
-        return [tuple(frozenset(m for m, a in labels if a == axis) for axis in range(len(shape)))
-                for labels, shape in zip(known, self.shapes)]
+        return [
+            tuple(frozenset(m for m, a in labels if a == axis) for axis in range(len(shape)))
+            for labels, shape in zip(known, self.shapes)
+        ]
 
 
 def _flat(values: Iterable) -> Iterable:

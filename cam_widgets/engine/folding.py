@@ -9,12 +9,13 @@ on ResNet50 (benchmarks/RESULTS.md). The cached forward of an image records ever
 runs on the model itself. The caller's model is never touched; the twin is a private copy,
 rebuilt when the model changes (parameters, submodules, hooks).
 """
+
 from __future__ import annotations
 
 import copy
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -50,14 +51,17 @@ class WeightsWatch:
         self._tensors = [t for pair in dicts for d in pair for t in d.values() if t is not None]
         self._dicts = [d for _, m in modules for d in (m._parameters, m._buffers, m._modules)]
         # registering or removing a hook changes these dicts in place
-        self._hook_dicts = [getattr(m, name) for _, m in modules for name in _HOOK_DICTS
-                            if getattr(m, name, None) is not None]
+        self._hook_dicts = [
+            getattr(m, name) for _, m in modules for name in _HOOK_DICTS if getattr(m, name, None) is not None
+        ]
 
     def stamp(self) -> tuple[tuple, tuple]:
         """(versions, identity)."""
-        return (tuple([t._version for t in self._tensors]),
-                tuple([id(v) for d in self._dicts for v in d.values()])
-                + tuple([t.data_ptr() for t in self._tensors]))
+        return (
+            tuple([t._version for t in self._tensors]),
+            tuple([id(v) for d in self._dicts for v in d.values()])
+            + tuple([t.data_ptr() for t in self._tensors]),
+        )
 
     def hooks(self) -> tuple:
         """How many hooks each module has, and how many are registered for every module."""
@@ -75,20 +79,27 @@ def _global_hooks() -> int:
     """Hooks registered for every module (``nn.modules.module.register_module_*_hook``)."""
     from torch.nn.modules import module as module_module
 
-    return sum(len(getattr(module_module, name, ())) for name in (
-        "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-        "_global_backward_pre_hooks"))
+    return sum(
+        len(getattr(module_module, name, ()))
+        for name in (
+            "_global_forward_hooks",
+            "_global_forward_pre_hooks",
+            "_global_backward_hooks",
+            "_global_backward_pre_hooks",
+        )
+    )
 
 
-def conv_bn_pairs(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
-                  example: torch.Tensor) -> list[tuple[str, str]]:
+def conv_bn_pairs(
+    model: nn.Module, modules: Sequence[tuple[str, nn.Module]], example: torch.Tensor
+) -> list[tuple[str, str]]:
     """(conv, batchnorm) names where the BatchNorm's only call reads the conv's only output,
     unchanged since the conv returned it, and no other BatchNorm reads it.
 
     Conv outputs are tracked by weak reference (a BatchNorm reads a live tensor): holding
     them all made the search on the dilated EfficientNet-Lite0 hold ~0.5 GB at once."""
     outputs: dict[str, tuple[weakref.ref, int]] = {}
-    read: dict[str, Optional[tuple[str, int]]] = {}  # bn -> (conv it read, version)
+    read: dict[str, tuple[str, int] | None] = {}  # bn -> (conv it read, version)
     calls: dict[str, int] = {}
 
     def conv_hook(name):
@@ -96,23 +107,34 @@ def conv_bn_pairs(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
             calls[name] = calls.get(name, 0) + 1
             if isinstance(output, torch.Tensor):
                 outputs[name] = (weakref.ref(output), output._version)
+
         return record
 
     def bn_hook(name):
         def record(module, args, output):
             calls[name] = calls.get(name, 0) + 1
             tensor = args[0] if args else None
-            read[name] = next(((conv, version) for conv, (ref, version) in outputs.items()
-                               if tensor is not None and ref() is tensor), None)
+            read[name] = next(
+                (
+                    (conv, version)
+                    for conv, (ref, version) in outputs.items()
+                    if tensor is not None and ref() is tensor
+                ),
+                None,
+            )
             if read[name] is not None and read[name][1] != tensor._version:
                 read[name] = None  # changed in place since the conv returned it
+
         return record
 
     handles = []
     try:
         for name, module in modules:
-            if type(module) is nn.BatchNorm2d and module.track_running_stats \
-                    and module.running_mean is not None:
+            if (
+                type(module) is nn.BatchNorm2d
+                and module.track_running_stats
+                and module.running_mean is not None
+            ):
                 handles.append(module.register_forward_hook(bn_hook(name)))
             elif isinstance(module, nn.Conv2d):
                 handles.append(module.register_forward_hook(conv_hook(name)))
@@ -121,8 +143,11 @@ def conv_bn_pairs(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
     finally:
         for handle in handles:
             handle.remove()
-    pairs = [(found[0], bn) for bn, found in read.items()
-             if found is not None and calls[bn] == 1 and calls[found[0]] == 1]
+    pairs = [
+        (found[0], bn)
+        for bn, found in read.items()
+        if found is not None and calls[bn] == 1 and calls[found[0]] == 1
+    ]
     convs = [conv for conv, _ in pairs]
     return [(conv, bn) for conv, bn in pairs if convs.count(conv) == 1]
 
@@ -143,8 +168,12 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
         conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=False)
 
 
-def build_twin(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
-               example: torch.Tensor, channels_last: bool = False) -> Optional[Twin]:
+def build_twin(
+    model: nn.Module,
+    modules: Sequence[tuple[str, nn.Module]],
+    example: torch.Tensor,
+    channels_last: bool = False,
+) -> Twin | None:
     """The folded twin of ``model`` (in eval mode), or None when there is nothing to fold, the
     model has hooks (they may depend on the modules folding removes), it cannot be copied, or
     the twin's logits on ``example`` differ from the model's (a conv output read elsewhere
@@ -161,7 +190,7 @@ def build_twin(model: nn.Module, modules: Sequence[tuple[str, nn.Module]],
             return None
 
 
-def _build(model, modules, example, channels_last) -> Optional[Twin]:
+def _build(model, modules, example, channels_last) -> Twin | None:
     pairs = conv_bn_pairs(model, modules, example)
     if not pairs:
         return None

@@ -5,6 +5,7 @@ in its heap instead of returning it: a kernel that ran a dilated VGG16 once kept
 no longer used, under every later peak. ``malloc_trim`` hands it back in about 0.5 ms on a
 1.5 GB heap (2-core CPU, 2026-12-07), so it runs once per user call, not per pass.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -35,6 +36,7 @@ def return_freed_memory() -> None:
 def gives_back_memory(function):
     """Runs ``function`` and then :func:`return_freed_memory`, once for the outermost of
     nested decorated calls in a thread (``explain`` calling ``explain_classes``)."""
+
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         depth = getattr(_depth, "value", 0)
@@ -45,4 +47,5 @@ def gives_back_memory(function):
             _depth.value = depth
             if depth == 0:
                 return_freed_memory()
+
     return wrapper

@@ -5,11 +5,12 @@ the call raises. Tensor hooks for guided backprop are put on the cached pass's R
 outputs for one backward and removed right after, so the cached graph serves plain and
 guided gradients alike without a second forward.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +22,22 @@ RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU)
 
 #: The same activations called as functions (``F.relu(x)``, ``x.relu()``): what the modules
 #: above call inside, and what a model may call directly in its own ``forward``.
-RELU_FUNCTIONS = frozenset({
-    F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_,
-    F.relu6, F.leaky_relu, F.leaky_relu_, F.prelu, F.rrelu, F.rrelu_,
-})
+RELU_FUNCTIONS = frozenset(
+    {
+        F.relu,
+        F.relu_,
+        torch.relu,
+        torch.relu_,
+        torch.Tensor.relu,
+        torch.Tensor.relu_,
+        F.relu6,
+        F.leaky_relu,
+        F.leaky_relu_,
+        F.prelu,
+        F.rrelu,
+        F.rrelu_,
+    }
+)
 
 
 @dataclass
@@ -81,8 +94,7 @@ def record_outputs(
         if is_relu:
             recording.relu_outputs.append(output)
         if is_wanted:
-            if rooted and not output.requires_grad and output.is_floating_point() \
-                    and torch.is_grad_enabled():
+            if rooted and not output.requires_grad and output.is_floating_point() and torch.is_grad_enabled():
                 output = output.detach().requires_grad_(True)
             recording.outputs[name] = output
             if name in clone:
@@ -98,8 +110,11 @@ def record_outputs(
             is_relu = record_relus and isinstance(module, RELU_LIKE)
             if is_relu or name in wanted:
                 if not _wrap_forward(module, name, is_relu, name in wanted, record, wrapped):
-                    handles.append(module.register_forward_hook(
-                        lambda m, i, out, n=name, r=is_relu, w=name in wanted: record(n, r, w, out)))
+                    handles.append(
+                        module.register_forward_hook(
+                            lambda m, i, out, n=name, r=is_relu, w=name in wanted: record(n, r, w, out)
+                        )
+                    )
         if mode is None:
             yield recording
         else:
@@ -127,9 +142,9 @@ class _ReluFunctions(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         output = func(*args, **(kwargs or {}))
-        if (func in RELU_FUNCTIONS or func in (F.hardtanh, F.hardtanh_)
-                and clips_at_zero(args, kwargs)) \
-                and isinstance(output, torch.Tensor):
+        if (
+            func in RELU_FUNCTIONS or func in (F.hardtanh, F.hardtanh_) and clips_at_zero(args, kwargs)
+        ) and isinstance(output, torch.Tensor):
             if output.grad_fn is not None:
                 self.recording.relu_outputs.append(output.grad_fn)
         return output
@@ -145,8 +160,9 @@ def clips_at_zero(args, kwargs) -> bool:
 WRAPPER_FLAG = "_cam_widgets_recorder"
 
 
-def _wrap_forward(module: nn.Module, name: str, is_relu: bool, is_wanted: bool, record,
-                  wrapped: list) -> bool:
+def _wrap_forward(
+    module: nn.Module, name: str, is_relu: bool, is_wanted: bool, record, wrapped: list
+) -> bool:
     """Record ``module``'s output by wrapping its ``forward`` for the block.
 
     A forward hook costs ~10 us a module call (handle objects, the slow call path); a
@@ -185,8 +201,11 @@ def guided_relu_gradients(relu_outputs: Sequence) -> Iterator[None]:
                 if point.requires_grad:
                     handles.append(point.register_hook(lambda grad: grad.clamp(min=0)))
             else:  # the autograd node of a ReLU function call: clamp what flows into it
-                handles.append(point.register_prehook(
-                    lambda grads: tuple(None if g is None else g.clamp(min=0) for g in grads)))
+                handles.append(
+                    point.register_prehook(
+                        lambda grads: tuple(None if g is None else g.clamp(min=0) for g in grads)
+                    )
+                )
         yield
     finally:
         for handle in handles:
@@ -194,8 +213,9 @@ def guided_relu_gradients(relu_outputs: Sequence) -> Iterator[None]:
 
 
 @contextmanager
-def evaluation_mode(model: nn.Module,
-                    modules: Sequence[tuple[str, nn.Module]] | None = None) -> Iterator[None]:
+def evaluation_mode(
+    model: nn.Module, modules: Sequence[tuple[str, nn.Module]] | None = None
+) -> Iterator[None]:
     """Put the model in eval mode for the block and restore every module's flag after.
 
     ``modules``: ``model.named_modules()`` listed once by the caller (walking the tree

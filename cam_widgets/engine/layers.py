@@ -1,4 +1,5 @@
 """The spatial layers a probe forward finds: what the user may pick, and their memory."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,8 +56,9 @@ def aliases(layers, tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
     return aliases
 
 
-def spatial_layers(probe: Probe, modules: dict[str, nn.Module], reshape: dict | None = None
-                   ) -> tuple[list[LayerInfo], int, int, dict[str, str]]:
+def spatial_layers(
+    probe: Probe, modules: dict[str, nn.Module], reshape: dict | None = None
+) -> tuple[list[LayerInfo], int, int, dict[str, str]]:
     """(every module called once whose output reads as a grid (N, C, h, w) larger than 1x1,
     in forward order; the bytes of all leaf modules' outputs; the largest leaf output's bytes;
     {module: why its output's layout cannot be told}) of a probe. ``reshape``: the caller's
@@ -89,8 +91,17 @@ def spatial_layers(probe: Probe, modules: dict[str, nn.Module], reshape: dict | 
     for name in order:
         found = readings.get(name)
         if found is not None and found.height * found.width > 1:
-            layers.append(LayerInfo(name, type(modules[name]).__name__, found.channels,
-                                    found.height, found.width, found.layout, reshape.get(name)))
+            layers.append(
+                LayerInfo(
+                    name,
+                    type(modules[name]).__name__,
+                    found.channels,
+                    found.height,
+                    found.width,
+                    found.layout,
+                    reshape.get(name),
+                )
+            )
     return layers, total, largest, refused
 
 
@@ -99,9 +110,10 @@ def _unreadable(name: str, probe: Probe) -> str:
     if name not in probe.calls:
         return f"layer {name!r} did not run in the model's forward, so it has no output to reshape"
     if name not in probe.shapes:
-        return (f"layer {name!r} returns no tensor (a tuple?), so there is nothing to reshape; "
-                f"pick one of its submodules")
+        return (
+            f"layer {name!r} returns no tensor (a tuple?), so there is nothing to reshape; "
+            f"pick one of its submodules"
+        )
     if probe.calls[name] != 1:
-        return (f"layer {name!r} runs {probe.calls[name]} times in one forward, so its output "
-                f"is not one map")
+        return f"layer {name!r} runs {probe.calls[name]} times in one forward, so its output is not one map"
     return ""

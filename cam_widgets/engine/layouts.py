@@ -15,6 +15,7 @@ whose layout its shape cannot tell (a token count that is no grid, or that is on
 and another without a class token) is refused, never read wrong: the error names the
 ``reshape`` way out. pytorch-grad-cam's ``reshape_transform`` functions are the same idea.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -63,8 +64,7 @@ def read_layout(name: str, shape: tuple, axes: tuple, grids: set) -> Reading | s
         return None
     if isinstance(found, str):
         shown = "(N, " + ", ".join(map(str, shape[1:])) + ")"
-        return f"layer {name!r} outputs {shown}, a layout that cannot be told ({found}); " \
-            + way_out(name)
+        return f"layer {name!r} outputs {shown}, a layout that cannot be told ({found}); " + way_out(name)
     return found if found is None or found.height * found.width > 1 else None
 
 
@@ -85,8 +85,7 @@ def _grid_reading(shape: tuple, axes: tuple) -> Reading | str | None:
     if channels == [1]:
         return "channels first, but its last two axes are not the image's height and width"
     if channels == [3]:
-        return "channels last, but its middle axes are not the image's height and width " \
-            "(windows?)"
+        return "channels last, but its middle axes are not the image's height and width (windows?)"
     if channels:
         return f"channels on axis {channels[0]}"
     return "no call tells whether its channels come first or last"
@@ -98,7 +97,7 @@ def _token_reading(shape: tuple, axes: tuple, grids: set) -> Reading | str | Non
     where = [axis for axis in range(3) if CHANNELS in axes[axis]]
     tokens = {m for m in axes[1] if isinstance(m, tuple)}
     if where == [2] and len(tokens) == 1 and axes[1] == tokens:
-        (h, w), = tokens
+        ((h, w),) = tokens
         if length in (h * w, h * w + 1):
             return Reading("tokens" if length == h * w else "tokens+cls", channels, h, w)
         return f"{length} tokens on a {h}x{w} grid"
@@ -131,8 +130,9 @@ def token_grid(count: int, grids: set) -> tuple[int, int] | None:
     return found.pop() if len(found) == 1 and count > 1 else None
 
 
-def to_grid(tensor: torch.Tensor, layout: str, grid: tuple[int, int],
-            reshape: Reshape | None = None, layer: str = "") -> torch.Tensor:
+def to_grid(
+    tensor: torch.Tensor, layout: str, grid: tuple[int, int], reshape: Reshape | None = None, layer: str = ""
+) -> torch.Tensor:
     """A layer output (N, ...) (or gradients of that shape) as (N, C, h, w), a view where
     the layout allows."""
     n = tensor.shape[0]
@@ -146,12 +146,17 @@ def to_grid(tensor: torch.Tensor, layout: str, grid: tuple[int, int],
     if reshape is None:
         raise MethodNotApplicableError(f"layer {layer!r}: unknown layout {layout!r}")
     out = reshape(tensor)
-    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != n \
-            or tuple(out.shape[2:]) != tuple(grid):
+    if (
+        not isinstance(out, torch.Tensor)
+        or out.dim() != 4
+        or out.shape[0] != n
+        or tuple(out.shape[2:]) != tuple(grid)
+    ):
         raise MethodNotApplicableError(
             f"reshape for layer {layer!r} turned {tuple(tensor.shape)} into "
             f"{describe(out) if not isinstance(out, torch.Tensor) else tuple(out.shape)}; "
-            f"expected (N, C, h, w) = ({n}, C, {grid[0]}, {grid[1]})")
+            f"expected (N, C, h, w) = ({n}, C, {grid[0]}, {grid[1]})"
+        )
     return out
 
 
@@ -161,16 +166,18 @@ def checked_reshape(reshape: object, model: nn.Module) -> dict[str, Reshape]:
     if reshape is None:
         return {}
     if not isinstance(reshape, dict) or not all(
-            isinstance(k, str) and callable(v) for k, v in reshape.items()):
+        isinstance(k, str) and callable(v) for k, v in reshape.items()
+    ):
         raise InvalidParameterError(
             f"'reshape' must be a dict {{layer name: fn}}, fn turning that layer's output into "
-            f"(N, C, h, w) (got {describe(reshape)})")
+            f"(N, C, h, w) (got {describe(reshape)})"
+        )
     names = {name for name, _ in model.named_modules() if name}
     for name in reshape:
         if name not in names:
             raise InvalidParameterError(
-                f"'reshape' names layer {name!r}, which is not in this model." + close_matches(
-                    name, names))
+                f"'reshape' names layer {name!r}, which is not in this model." + close_matches(name, names)
+            )
     return dict(reshape)
 
 
@@ -183,10 +190,12 @@ def custom_reading(name: str, shape: tuple, fn: Reshape) -> Reading:
         message = (str(error).strip().splitlines() or [""])[0][:160]
         raise InvalidParameterError(
             f"reshape for layer {name!r} failed on an output of shape {shape} "
-            f"({type(error).__name__}: {message})") from error
+            f"({type(error).__name__}: {message})"
+        ) from error
     if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != shape[0]:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else describe(out)
         raise InvalidParameterError(
             f"reshape for layer {name!r} must turn its output {shape} into (N, C, h, w) with "
-            f"the same N (got {got})")
+            f"the same N (got {got})"
+        )
     return Reading("custom", *map(int, out.shape[1:]))

@@ -11,6 +11,7 @@ Why fair: a long job (SmoothGrad's batches, a layer sweep) releases the lock bet
 steps; a plain lock lets the releasing thread take it straight back, so a widget's class
 click could wait for the whole job. Granting in arrival order bounds that wait by one step.
 """
+
 from __future__ import annotations
 
 import threading
@@ -67,7 +68,7 @@ class FairLock:
         return False
 
 
-_LOCKS: "weakref.WeakKeyDictionary[nn.Module, FairLock]" = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, FairLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 

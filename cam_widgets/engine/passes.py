@@ -4,9 +4,10 @@ Gradients come from ``torch.autograd.grad`` on the recorded tensors: no paramete
 is written, frozen models work, and ``torch.no_grad()`` around the caller does not matter.
 Several classes are one batched backward (``is_grads_batched``): rows of one-hot grad outputs.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -32,8 +33,16 @@ class ForwardPass:
             from there on are in ``outputs``, and there are no input gradients.
     """
 
-    def __init__(self, inputs, logits, outputs, relu_outputs, mixed: bool = False,
-                 lock: FairLock | None = None, root: str | None = None) -> None:
+    def __init__(
+        self,
+        inputs,
+        logits,
+        outputs,
+        relu_outputs,
+        mixed: bool = False,
+        lock: FairLock | None = None,
+        root: str | None = None,
+    ) -> None:
         self.lock = FairLock() if lock is None else lock
         self.root = root
         self.inputs = inputs
@@ -51,7 +60,10 @@ class ForwardPass:
         return self.outputs[layer].detach()
 
     def gradients(
-        self, class_ids: torch.Tensor, wrt: Sequence[torch.Tensor], guided: bool = False,
+        self,
+        class_ids: torch.Tensor,
+        wrt: Sequence[torch.Tensor],
+        guided: bool = False,
         keep_graph: bool = True,
     ) -> list[torch.Tensor]:
         """d logit[class] / d tensor for each tensor in ``wrt``: each (K, N, *tensor.shape[1:]).
@@ -67,29 +79,25 @@ class ForwardPass:
             )
         num_k = int(class_ids.numel())
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
-        with self.lock, torch.enable_grad(), context, \
-                full_precision(self.logits.device, not self.mixed):
+        with self.lock, torch.enable_grad(), context, full_precision(self.logits.device, not self.mixed):
             if num_k == 1:  # rows are independent in eval mode: d sum_n logit[n, c] / d x_n
                 score = self.logits[:, int(class_ids.reshape(-1)[0])].sum()
-                grads = torch.autograd.grad(
-                    score, list(wrt), retain_graph=keep_graph, allow_unused=True
-                )
+                grads = torch.autograd.grad(score, list(wrt), retain_graph=keep_graph, allow_unused=True)
                 grads = [None if g is None else g.unsqueeze(0) for g in grads]
             else:  # keeps the graph: the loop fallback needs it after a failed vmap
-                one_hot = torch.zeros((num_k,) + tuple(self.logits.shape),
-                                      dtype=self.logits.dtype, device=self.logits.device)
+                one_hot = torch.zeros(
+                    (num_k,) + tuple(self.logits.shape), dtype=self.logits.dtype, device=self.logits.device
+                )
                 one_hot[torch.arange(num_k), :, class_ids.to(self.logits.device)] = 1.0
                 grads = _batched_grad(self.logits, list(wrt), one_hot)
         return [
-            torch.zeros((num_k,) + tuple(t.shape), dtype=t.dtype, device=t.device)
-            if g is None
-            else g
+            torch.zeros((num_k,) + tuple(t.shape), dtype=t.dtype, device=t.device) if g is None else g
             for g, t in zip(grads, wrt)
         ]
 
-
-    def score_gradients(self, score: Callable[[torch.Tensor], torch.Tensor],
-                        wrt: Sequence[torch.Tensor], guided: bool = False) -> list[torch.Tensor]:
+    def score_gradients(
+        self, score: Callable[[torch.Tensor], torch.Tensor], wrt: Sequence[torch.Tensor], guided: bool = False
+    ) -> list[torch.Tensor]:
         """d score(logits)[n] / d tensor[n] for each tensor in ``wrt``: each
         (1, N, *tensor.shape[1:]), one backward for the batch (rows are independent in eval
         mode). ``score`` maps the (N, classes) logits to one score per image: a class per
@@ -101,30 +109,36 @@ class ForwardPass:
                 "and this model has none; use 'vanilla' or 'integrated_gradients' instead"
             )
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
-        with self.lock, torch.enable_grad(), context, \
-                full_precision(self.logits.device, not self.mixed):
+        with self.lock, torch.enable_grad(), context, full_precision(self.logits.device, not self.mixed):
             scores = score(self.logits)
             check_scores(scores, self.logits)
-            grads = torch.autograd.grad(scores.sum(), list(wrt), retain_graph=True,
-                                        allow_unused=True)
+            grads = torch.autograd.grad(scores.sum(), list(wrt), retain_graph=True, allow_unused=True)
         return [torch.zeros_like(t)[None] if g is None else g[None] for g, t in zip(grads, wrt)]
 
 
 def check_scores(scores, logits: torch.Tensor) -> None:
     """A target function's result: one score per image, on the logits' graph."""
     rows = logits.shape[0]
-    if not isinstance(scores, torch.Tensor) or scores.shape not in ((rows,), (rows, 1)) \
-            or not scores.is_floating_point():
-        got = f"a tensor of shape {tuple(scores.shape)}" if isinstance(scores, torch.Tensor) \
+    if (
+        not isinstance(scores, torch.Tensor)
+        or scores.shape not in ((rows,), (rows, 1))
+        or not scores.is_floating_point()
+    ):
+        got = (
+            f"a tensor of shape {tuple(scores.shape)}"
+            if isinstance(scores, torch.Tensor)
             else type(scores).__name__
+        )
         raise InvalidParameterError(
             f"a target function must return one score per image, a float tensor of shape "
             f"({rows},) from the ({rows}, {logits.shape[1]}) logits it is given (got {got}); "
-            f"e.g. lambda logits: logits[..., 282] - logits[..., 285]")
+            f"e.g. lambda logits: logits[..., 282] - logits[..., 285]"
+        )
     if not scores.requires_grad:
         raise InvalidParameterError(
             "a target function's scores must be computed from the logits it is given (they "
-            "carry no gradient: was the result detached, or made with torch.no_grad?)")
+            "carry no gradient: was the result detached, or made with torch.no_grad?)"
+        )
 
 
 def _batched_grad(logits, wrt, one_hot):
@@ -137,13 +151,9 @@ def _batched_grad(logits, wrt, one_hot):
         )
     except RuntimeError:
         rows = [
-            torch.autograd.grad(logits, wrt, row, retain_graph=True, allow_unused=True)
-            for row in one_hot
+            torch.autograd.grad(logits, wrt, row, retain_graph=True, allow_unused=True) for row in one_hot
         ]
-        return [
-            None if rows[0][i] is None else torch.stack([r[i] for r in rows])
-            for i in range(len(wrt))
-        ]
+        return [None if rows[0][i] is None else torch.stack([r[i] for r in rows]) for i in range(len(wrt))]
 
 
 class _null_context:
@@ -188,12 +198,15 @@ def run_forward(
     """
     check_grad_mode()
     leaf = inputs.detach().requires_grad_(root is None)
-    autocast = torch.autocast(inputs.device.type, dtype=autocast_dtype or torch.float32,
-                              enabled=autocast_dtype is not None)
-    with torch.set_grad_enabled(root is None), autocast, \
-            full_precision(inputs.device, autocast_dtype is None), \
-            record_outputs(model, layers, clone, record_relus, modules, relu_functions,
-                           root) as rec:
+    autocast = torch.autocast(
+        inputs.device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
+    )
+    with (
+        torch.set_grad_enabled(root is None),
+        autocast,
+        full_precision(inputs.device, autocast_dtype is None),
+        record_outputs(model, layers, clone, record_relus, modules, relu_functions, root) as rec,
+    ):
         logits = model(leaf)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -207,8 +220,9 @@ def run_forward(
         )
     if root is not None and root not in rec.outputs:  # (a forward that skipped it)
         raise RootNotReachedError(f"layer {root!r} did not run in this forward")
-    return ForwardPass(leaf, logits, dict(rec.outputs), list(rec.relu_outputs),
-                       mixed=autocast_dtype is not None, root=root)
+    return ForwardPass(
+        leaf, logits, dict(rec.outputs), list(rec.relu_outputs), mixed=autocast_dtype is not None, root=root
+    )
 
 
 class RootNotReachedError(RuntimeError):

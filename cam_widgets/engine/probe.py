@@ -8,12 +8,13 @@ runs without a graph and tracks outputs by weak reference, checking their versio
 after every torch call: holding every output (and a graph) made the probe of the dilated
 VGG16 at 224x224 hold ~1.7 GB at once.
 """
+
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -38,7 +39,7 @@ class Probe:
     #: whether a ReLU-like module's or function's output was changed in place later
     relus_modified_in_place: bool = False
     relu_function_calls: int = 0
-    logits: Optional[torch.Tensor] = None
+    logits: torch.Tensor | None = None
     #: per module, what each axis of its output is known as (``flow.py``): "C" (channels),
     #: "H", "W" (the image's height, width), (h, w) (tokens of that grid); an empty set
     #: where nothing is known, several where the model's calls read it differently
@@ -53,7 +54,7 @@ class _Outputs:
         self.alive: dict[int, tuple[weakref.ref, int, list]] = {}  # id -> (ref, number, records)
         self.count = 0
 
-    def see(self, tensor: torch.Tensor, name: Optional[str], is_relu: bool) -> int:
+    def see(self, tensor: torch.Tensor, name: str | None, is_relu: bool) -> int:
         """Track ``tensor`` as returned by ``name`` (None: a ReLU function call); its number."""
         key = id(tensor)
         entry = self.alive.get(key)
@@ -93,9 +94,11 @@ class _EveryCall(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         result = func(*args, **(kwargs or {}))
         self.flow.see(func, args, kwargs, result)
-        if (func in RELU_FUNCTIONS or func in (torch.nn.functional.hardtanh,
-                                               torch.nn.functional.hardtanh_)
-                and clips_at_zero(args, kwargs)) and isinstance(result, torch.Tensor):
+        if (
+            func in RELU_FUNCTIONS
+            or func in (torch.nn.functional.hardtanh, torch.nn.functional.hardtanh_)
+            and clips_at_zero(args, kwargs)
+        ) and isinstance(result, torch.Tensor):
             self.outputs.probe.relu_function_calls += 1
             self.outputs.see(result, None, True)
         self.outputs.check()
@@ -126,6 +129,7 @@ def probing(model: nn.Module) -> Iterator[Probe]:
                 probe.nbytes[name] = output.numel() * output.element_size()
                 probe.tensor_ids[name] = outputs.see(output, name, is_relu)
                 numbers[name] = flow.find(output)
+
         return record
 
     handles = []
@@ -133,14 +137,12 @@ def probing(model: nn.Module) -> Iterator[Probe]:
         handles.append(model.register_forward_pre_hook(image))
         for name, module in model.named_modules():
             if name:
-                handles.append(module.register_forward_hook(
-                    hook(name, isinstance(module, RELU_LIKE))))
+                handles.append(module.register_forward_hook(hook(name, isinstance(module, RELU_LIKE))))
         with _EveryCall(outputs, flow):
             yield probe
         outputs.check()
         axes = flow.axes()
-        probe.axes = {name: axes[number] for name, number in numbers.items()
-                      if number is not None}
+        probe.axes = {name: axes[number] for name, number in numbers.items() if number is not None}
     finally:
         for handle in handles:
             handle.remove()

@@ -3,6 +3,7 @@
 Importing this package registers every method; use :func:`get_method` and
 :func:`list_methods` to look them up.
 """
+
 from . import cam_family, pixel, scorecam  # noqa: F401  (registration side effect)
 from .batch import PER_IMAGE_NEEDS, READS_INPUT, batch_raw_maps, rooted_batch
 from .context import MethodContext, upsampled

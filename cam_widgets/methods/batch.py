@@ -9,9 +9,10 @@ The batched path that :meth:`Explainer.explain_batch` and the metrics share:
 - the others (``cam``, ``scorecam``, ``integrated_gradients``...): one forward per distinct
   class of the batch, over the images having that class.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -26,9 +27,14 @@ PER_IMAGE_NEEDS = frozenset({"layer", "gradients", "input_gradients", "guided"})
 READS_INPUT = frozenset({"input_gradients", "guided"})
 
 
-def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Sequence[int]],
-                   specs: Sequence[MethodSpec], layer: Optional[str],
-                   method_params: Optional[dict] = None):
+def batch_raw_maps(
+    engine: Engine,
+    inputs: torch.Tensor,
+    class_ids: Sequence[int] | None,
+    specs: Sequence[MethodSpec],
+    layer: str | None,
+    method_params: dict | None = None,
+):
     """(outputs {name: MethodOutput with K=1, row n for image n's class}, probabilities
     (N, classes), top1 [int], class ids [int]) of one batch. ``class_ids``: one per image, or None for each image's top class;
     ``method_params``: {method name: its parameters}. Run it under ``engine.exclusive()``
@@ -40,8 +46,13 @@ def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Seq
     if per_image:
         layers = [layer] if any(s.needs_layer for s in per_image) else []
         guided = any("guided" in s.needs for s in per_image)
-        forward = _forward(engine, inputs, layers, guided,
-                           rooted=bool(layers) and not any(s.needs & READS_INPUT for s in per_image))
+        forward = _forward(
+            engine,
+            inputs,
+            layers,
+            guided,
+            rooted=bool(layers) and not any(s.needs & READS_INPUT for s in per_image),
+        )
         logits = forward.logits.detach()
     else:
         logits = engine.scores(inputs)
@@ -53,8 +64,9 @@ def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Seq
     if per_image:
         capture = PerImageCapture(forward, ids_t)
         for spec in per_image:
-            context = MethodContext(engine, capture, ids_t[:1], layer if spec.needs_layer else None,
-                                    method_params.get(spec.name))
+            context = MethodContext(
+                engine, capture, ids_t[:1], layer if spec.needs_layer else None, method_params.get(spec.name)
+            )
             outputs[spec.name] = spec.fn(context)
     if grouped:
         rows_of: dict[str, list] = {s.name: [None] * len(ids) for s in grouped}
@@ -63,18 +75,25 @@ def batch_raw_maps(engine: Engine, inputs: torch.Tensor, class_ids: Optional[Seq
             rows = [n for n, c in enumerate(ids) if c == cls]
             capture = Capture("", engine.run(inputs[rows], layers, record_relus=engine.has_relu))
             for spec in grouped:
-                context = MethodContext(engine, capture, torch.tensor([cls]),
-                                        layer if spec.needs_layer else None,
-                                        method_params.get(spec.name))
+                context = MethodContext(
+                    engine,
+                    capture,
+                    torch.tensor([cls]),
+                    layer if spec.needs_layer else None,
+                    method_params.get(spec.name),
+                )
                 output = spec.fn(context)
                 for k, n in enumerate(rows):
-                    rows_of[spec.name][n] = (output.maps[:, k], None if output.attribution is None
-                                             else output.attribution[:, k])
+                    rows_of[spec.name][n] = (
+                        output.maps[:, k],
+                        None if output.attribution is None else output.attribution[:, k],
+                    )
         for name, rows_out in rows_of.items():
             attributions = [a for _, a in rows_out]
             outputs[name] = MethodOutput(
                 torch.stack([m for m, _ in rows_out], dim=1),
-                None if attributions[0] is None else torch.stack(attributions, dim=1))
+                None if attributions[0] is None else torch.stack(attributions, dim=1),
+            )
     return outputs, probs, top1, ids
 
 

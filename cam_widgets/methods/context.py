@@ -1,7 +1,9 @@
 """What a method sees: lazy, cached access to one capture for K classes and one layer."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +13,7 @@ from ..engine import Capture, Engine, LayerInfo
 from ..errors import MethodNotApplicableError
 from .registry import MethodOutput, get_method, list_methods
 
-Progress = Optional[Callable[[int, int], None]]
+Progress = Callable[[int, int], None] | None
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -42,8 +44,8 @@ class MethodContext:
         engine: Engine,
         capture: Capture,
         class_ids: torch.Tensor,
-        layer: Optional[str],
-        params: Optional[dict] = None,
+        layer: str | None,
+        params: dict | None = None,
         progress: Progress = None,
     ) -> None:
         self.engine = engine
@@ -87,7 +89,8 @@ class MethodContext:
                 f"guided backprop ({guided_methods}) needs ReLU-like activations (nn.ReLU, "
                 f"nn.ReLU6, nn.LeakyReLU, nn.PReLU, F.relu...) and this model has none (GELU, "
                 f"SiLU... are not guided); use 'vanilla' or 'integrated_gradients', or 'gradcam' "
-                f"for a layer map")
+                f"for a layer map"
+            )
         return self.capture.input_gradients(self.class_ids, guided=guided)
 
     def upsample(self, maps: torch.Tensor) -> torch.Tensor:
@@ -104,8 +107,11 @@ class MethodContext:
         channels = acts.shape[1]
         logits = self.capture.logits
         for module in reversed(list(self.engine.model.modules())):
-            if isinstance(module, nn.Linear) and module.in_features == channels \
-                    and module.out_features == logits.shape[1]:
+            if (
+                isinstance(module, nn.Linear)
+                and module.in_features == channels
+                and module.out_features == logits.shape[1]
+            ):
                 pooled = acts.mean(dim=(2, 3))
                 predicted = F.linear(pooled, module.weight.detach(), _bias(module))
                 tolerance = 1e-3 * (1.0 + logits.abs().max())
@@ -133,5 +139,5 @@ class MethodContext:
         return self.engine.check_layer(self._layer())
 
 
-def _bias(module: nn.Linear) -> Optional[torch.Tensor]:
+def _bias(module: nn.Linear) -> torch.Tensor | None:
     return None if module.bias is None else module.bias.detach()

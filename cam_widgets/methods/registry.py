@@ -2,12 +2,13 @@
 
 Widgets and the CLI build their menus from here; nothing looks methods up any other way.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -17,12 +18,12 @@ from ..errors import InvalidParameterError, UnknownMethodError, close_matches, d
 #: What a method may declare it needs, and what that asks of the model.
 NEEDS_OF_MODEL = {
     "layer": "a layer whose output reads as a grid (N, C, h, w): channels first or last, or "
-             "tokens (N, 1+h*w, C) as in ViT; any other layout through Explainer(reshape=...)",
+    "tokens (N, 1+h*w, C) as in ViT; any other layout through Explainer(reshape=...)",
     "gradients": "gradients of the class score to the layer",
     "input_gradients": "gradients of the class score to the input pixels",
     "guided": "ReLU-like activations (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, "
-              "F.relu): guided backprop rewrites their backward. GELU, SiLU and the like are "
-              "not guided, so a model with none of these (ViT, Swin, ConvNeXt) is refused",
+    "F.relu): guided backprop rewrites their backward. GELU, SiLU and the like are "
+    "not guided, so a model with none of these (ViT, Swin, ConvNeXt) is refused",
     "head": "the layer feeding a global-average-pool + linear head directly",
     "extra_forwards": "more forward passes (masked or interpolated inputs), in batches",
 }
@@ -39,7 +40,7 @@ class MethodOutput:
     """
 
     maps: torch.Tensor
-    attribution: Optional[torch.Tensor] = None
+    attribution: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -96,51 +97,73 @@ class MethodSpec:
             if key not in allowed:
                 raise InvalidParameterError(
                     f"method {self.name!r} has no parameter {key!r}; it takes "
-                    f"{', '.join(sorted(allowed))}." + close_matches(key, allowed))
+                    f"{', '.join(sorted(allowed))}." + close_matches(key, allowed)
+                )
             default = self.defaults.get(key)
             if key == "batch_size" or (isinstance(default, int) and not isinstance(default, bool)):
-                ok, expected = positive_int(value) or (key == "batch_size" and value is None), \
-                    "an int >= 1" + (" or None" if key == "batch_size" else "")
+                ok, expected = (
+                    positive_int(value) or (key == "batch_size" and value is None),
+                    "an int >= 1" + (" or None" if key == "batch_size" else ""),
+                )
             elif isinstance(default, bool):
                 ok, expected = isinstance(value, (bool, np.bool_)), "True or False"
             elif isinstance(default, float):
-                ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
+                ok = (
+                    isinstance(value, numbers.Real)
+                    and not isinstance(value, (bool, np.bool_))
                     and math.isfinite(value)
+                )
                 expected = "a finite number"
             else:
                 options = self.choices.get(key, ())
                 ok, expected = value in options, "one of " + ", ".join(map(repr, options))
             if not ok:
                 raise InvalidParameterError(
-                    f"{self.name} parameter {key!r} must be {expected} (got {describe(value)})")
+                    f"{self.name} parameter {key!r} must be {expected} (got {describe(value)})"
+                )
 
 
 def positive_int(value) -> bool:
     """An int >= 1 (numpy's integers too), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) \
-        and value >= 1
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= 1
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, *, family: str, needs: set, clip_negative: bool, title: str,
-             reference: str, defaults: Optional[dict] = None,
-             choices: Optional[dict] = None, progress_unit: str = "") -> Callable:
+def register(
+    name: str,
+    *,
+    family: str,
+    needs: set,
+    clip_negative: bool,
+    title: str,
+    reference: str,
+    defaults: dict | None = None,
+    choices: dict | None = None,
+    progress_unit: str = "",
+) -> Callable:
     """Decorator registering ``fn`` under ``name``."""
     unknown = set(needs) - NEEDS
     if unknown:
         raise ValueError(f"unknown needs {sorted(unknown)} for method {name!r}")
 
-    unchecked = [k for k, v in (defaults or {}).items()
-                 if isinstance(v, str) and k not in (choices or {})]
+    unchecked = [k for k, v in (defaults or {}).items() if isinstance(v, str) and k not in (choices or {})]
     if unchecked:  # check_params tells a string's allowed values from ``choices`` only
         raise ValueError(f"method {name!r}: string parameters {unchecked} need their choices")
 
     def decorate(fn: Callable) -> Callable:
         _REGISTRY[name] = MethodSpec(
-            name, fn, family, frozenset(needs), clip_negative, dict(defaults or {}), title, reference,
-            dict(choices or {}), progress_unit,
+            name,
+            fn,
+            family,
+            frozenset(needs),
+            clip_negative,
+            dict(defaults or {}),
+            title,
+            reference,
+            dict(choices or {}),
+            progress_unit,
         )
         return fn
 
@@ -181,6 +204,6 @@ def get_method(name: str) -> MethodSpec:
     )
 
 
-def list_methods(family: Optional[str] = None) -> list[MethodSpec]:
+def list_methods(family: str | None = None) -> list[MethodSpec]:
     """Registered methods in registration order, optionally of one family."""
     return [m for m in _REGISTRY.values() if family is None or m.family == family]

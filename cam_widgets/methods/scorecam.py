@@ -1,4 +1,5 @@
 """Score-CAM: channel weights from the class score of the input masked by each channel."""
+
 from __future__ import annotations
 
 import torch
@@ -8,9 +9,16 @@ from .context import MethodContext
 from .registry import MethodOutput, register
 
 
-@register("scorecam", family="cam", needs={"layer", "extra_forwards"}, clip_negative=True,
-          title="Score-CAM", defaults={"batch_size": None}, progress_unit="masked copies",
-          reference="Wang et al. 2020, Score-CAM (CVPR workshops)")
+@register(
+    "scorecam",
+    family="cam",
+    needs={"layer", "extra_forwards"},
+    clip_negative=True,
+    title="Score-CAM",
+    defaults={"batch_size": None},
+    progress_unit="masked copies",
+    reference="Wang et al. 2020, Score-CAM (CVPR workshops)",
+)
 def scorecam(ctx: MethodContext) -> MethodOutput:
     """alpha_k^c = softmax_k(y^c(X * s(Up(A^k)))), s = min-max to [0, 1] (eq. 6-8);
     L^c = ReLU(sum_k alpha_k^c A^k). The masked inputs run in batches under the memory budget.
@@ -43,7 +51,7 @@ def scorecam(ctx: MethodContext) -> MethodOutput:
             ctx.progress(done, total)
     for image, kept in enumerate(live_channels):
         for start in range(0, kept.numel(), batch):
-            chosen = kept[start:start + batch]
+            chosen = kept[start : start + batch]
             chunk = masks[image, chosen, None] * inputs[image][None]
             logits = ctx.engine.scores(chunk)
             scores[:, image, chosen] = logits[:, class_ids].T.float()

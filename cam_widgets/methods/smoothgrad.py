@@ -4,11 +4,12 @@ Smilkov et al. 2017, eq. 2: M^(x) = 1/n sum_i M(x + N(0, sigma^2)), sigma = nois
 of the input range. Noisy copies run in batches under the engine's memory budget; the running
 mean is read off at chosen sample counts, so the 1, 2, 3, 10 ... 100 progression is one run.
 """
+
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -46,9 +47,9 @@ def check_smoothing(noise: float, samples: int) -> tuple[float, int]:
     if not positive_int(samples) or samples > MAX_SAMPLES:
         raise InvalidParameterError(
             f"'samples' must be an int from 1 to {MAX_SAMPLES:,} (got {samples!r}; the "
-            f"SmoothGrad paper uses 50, and past a few hundred the mean no longer changes)")
-    if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real) \
-            or not 0 <= noise <= 10:
+            f"SmoothGrad paper uses 50, and past a few hundred the mean no longer changes)"
+        )
+    if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real) or not 0 <= noise <= 10:
         raise InvalidParameterError(
             f"'noise' must be a fraction of the input range between 0 and 10, e.g. 0.2 (got {noise!r})"
         )
@@ -62,16 +63,15 @@ def _checked_snapshots(snapshots) -> tuple[int, ...]:
         counts = None
     if counts is None or not all(positive_int(n) for n in counts):
         raise InvalidParameterError(
-            f"'snapshots' must be sample counts (ints >= 1), e.g. (1, 10, 100) (got {snapshots!r})")
+            f"'snapshots' must be sample counts (ints >= 1), e.g. (1, 10, 100) (got {snapshots!r})"
+        )
     return counts
 
 
-def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``, or a one-line error."""
     if precision not in PRECISIONS:
-        raise InvalidParameterError(
-            f"'precision' must be one of {', '.join(PRECISIONS)} (got {precision!r})"
-        )
+        raise InvalidParameterError(f"'precision' must be one of {', '.join(PRECISIONS)} (got {precision!r})")
     if precision == "fp16" and device.type != "cuda":
         raise InvalidParameterError(
             f"'precision' fp16 needs a CUDA device (this explainer runs on {device.type}); "
@@ -85,19 +85,19 @@ def smooth(
     method: MethodSpec,
     inputs: torch.Tensor,
     class_ids: torch.Tensor,
-    layer: Optional[str],
+    layer: str | None,
     params: dict,
     *,
     noise: float = 0.2,
     samples: int = 100,
     input_range: tuple[float, float] = (0.0, 1.0),
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
     seed: int = 0,
     snapshots: Sequence[int] = (),
-    noise_samples: Optional[torch.Tensor] = None,
+    noise_samples: torch.Tensor | None = None,
     progress: Progress = None,
     precision: str = "fp32",
-    on_snapshot: Optional[Callable[[int, torch.Tensor], None]] = None,
+    on_snapshot: Callable[[int, torch.Tensor], None] | None = None,
 ) -> SmoothOutput:
     """Average ``method`` over ``samples`` noisy copies of ``inputs`` (1, 3, H, W).
 
@@ -121,11 +121,13 @@ def smooth(
         raise InvalidParameterError(f"'batch_size' must be an int >= 1 or None (got {batch_size!r})")
     dtype = autocast_dtype(precision, engine.device)
     expected = (samples,) + tuple(inputs.shape[1:])
-    if noise_samples is not None and (not isinstance(noise_samples, torch.Tensor)
-                                      or tuple(noise_samples.shape) != expected):
+    if noise_samples is not None and (
+        not isinstance(noise_samples, torch.Tensor) or tuple(noise_samples.shape) != expected
+    ):
         raise InvalidParameterError(
             f"'noise_samples' must be a tensor of shape {expected}: one noise tensor a sample "
-            f"(got {describe(noise_samples)})")
+            f"(got {describe(noise_samples)})"
+        )
     sigma = float(noise) * (input_range[1] - input_range[0])
     if batch_size is None and "extra_forwards" in method.needs:
         batch_size = 1
@@ -141,10 +143,17 @@ def smooth(
     while done < samples:
         count = min(batch_size, samples - done)
         if noise_samples is None:
-            drawn = torch.randn((count,) + tuple(inputs.shape[1:]), generator=generator,
-                                device=inputs.device, dtype=inputs.dtype) * sigma
+            drawn = (
+                torch.randn(
+                    (count,) + tuple(inputs.shape[1:]),
+                    generator=generator,
+                    device=inputs.device,
+                    dtype=inputs.dtype,
+                )
+                * sigma
+            )
         else:
-            drawn = noise_samples[done:done + count].to(inputs.device, inputs.dtype)
+            drawn = noise_samples[done : done + count].to(inputs.device, inputs.dtype)
         # a slow base method (Score-CAM) reports within the batch: the same count again,
         # so that a caller can stop between its own steps
         within = None if progress is None else (lambda *_, seen=done: progress(seen, samples))
@@ -154,7 +163,7 @@ def smooth(
         cumulative = maps.cumsum(dim=1) + (0 if running_maps is None else running_maps)
         for count_seen in wanted:
             if done < count_seen <= done + count:
-                taken[count_seen] = cumulative[:, count_seen - done - 1: count_seen - done] / count_seen
+                taken[count_seen] = cumulative[:, count_seen - done - 1 : count_seen - done] / count_seen
                 if on_snapshot is not None:
                     on_snapshot(count_seen, taken[count_seen])
         running_maps = cumulative[:, -1:]
@@ -173,17 +182,25 @@ def smooth(
     return SmoothOutput(MethodOutput(running_maps / samples, attribution), taken, batch_size)
 
 
-def _run_batch(engine, method, noisy, class_ids, layer, params, dtype,
-               progress: Progress = None) -> MethodOutput:
+def _run_batch(
+    engine, method, noisy, class_ids, layer, params, dtype, progress: Progress = None
+) -> MethodOutput:
     """The base method over one batch of noisy inputs (a fresh, uncached pass)."""
     layers = [layer] if layer is not None else []
     # a method that reads a layer only keeps no graph below it (less memory a noisy copy)
     root = layer if layer is not None and "input_gradients" not in method.needs else None
     with engine.exclusive():  # the batch's forward and backward as one step: one graph alive
-        forward = engine.run(noisy, layers, record_relus="guided" in method.needs,
-                             autocast_dtype=dtype, check_finite=False, root=root)
+        forward = engine.run(
+            noisy,
+            layers,
+            record_relus="guided" in method.needs,
+            autocast_dtype=dtype,
+            check_finite=False,
+            root=root,
+        )
         # one backward (not guided Grad-CAM's two): let autograd free the graph as it goes
         single = len(method.needs & {"gradients", "input_gradients"}) == 1
-        context = MethodContext(engine, Capture("", forward, single_backward=single), class_ids,
-                                layer, params, progress)
+        context = MethodContext(
+            engine, Capture("", forward, single_backward=single), class_ids, layer, params, progress
+        )
         return method.fn(context)

@@ -8,6 +8,7 @@ Sanity (on a deep copy of the model): :func:`randomization_sanity`.
 At scale (a folder or Dataset through a DataLoader, resumable JSONL, torch.distributed):
 :func:`evaluate`, :func:`evaluate_distributed`, :func:`run_distributed`.
 """
+
 from .distributed import evaluate_distributed, run_distributed
 from .evaluate import ImageFolderDataset, evaluate, summarize
 from .faithfulness import average_drop_increase, blur_baseline, deletion_insertion, trapezoid_auc

@@ -5,9 +5,10 @@ Maps are computed the way :meth:`Explainer.explain` computes them (same method f
 same upsampling and normalisation), on the batched path the Explainer's ``explain_batch``
 uses too (:func:`~cam_widgets.methods.batch.batch_raw_maps`).
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,18 +27,21 @@ def score_batch(explainer, plan: Plan, indices, ids, rows, batch, labels, boxes,
     if tuple(batch.shape[1:]) != (3,) + size:
         raise InvalidImageError(
             f"image {ids[rows[0]]!r}: the dataset gave a tensor of shape {tuple(batch.shape[1:])}, "
-            f"expected (3, {size[0]}, {size[1]}) (the model input size, preprocessed)")
+            f"expected (3, {size[0]}, {size[1]}) (the model input size, preprocessed)"
+        )
     inputs = batch.to(explainer.device, non_blocking=True)
     given = list(labels)
     if plan.target == "label":
         missing = [ids[r] for r, c in zip(rows, labels) if c is None]
         if missing:
             raise InvalidParameterError(
-                f"target='label' but image {missing[0]!r} has no class label; give labels or use target='top1'")
+                f"target='label' but image {missing[0]!r} has no class label; give labels or use target='top1'"
+            )
         labels = [explainer.resolve_class(int(c)) for c in labels]
     wanted = [s for s in plan.specs if any((ids[r], s.name) not in done for r in rows)]
-    maps, probs, top1, class_ids = explain_batch(explainer, inputs, labels if plan.target == "label" else None,
-                                                 wanted, plan.layer, plan.method_params)
+    maps, probs, top1, class_ids = explain_batch(
+        explainer, inputs, labels if plan.target == "label" else None, wanted, plan.layer, plan.method_params
+    )
     out = {}
     for spec in wanted:
         values = _metrics(explainer, plan, inputs, maps[spec.name], class_ids, probs, boxes)
@@ -45,19 +49,32 @@ def score_batch(explainer, plan: Plan, indices, ids, rows, batch, labels, boxes,
             if (ids[row], spec.name) in done:
                 continue
             label = given[n]
-            record = dict(image=ids[row], index=indices[row], method=spec.name,
-                          layer=plan.layer if spec.needs_layer else None, target=plan.target,
-                          class_id=class_ids[n], label=explainer.labels[class_ids[n]],
-                          probability=finite(probs[n, class_ids[n]]), top1=top1[n],
-                          label_id=None if label is None else int(label),
-                          correct=None if label is None else bool(top1[n] == int(label)))
+            record = dict(
+                image=ids[row],
+                index=indices[row],
+                method=spec.name,
+                layer=plan.layer if spec.needs_layer else None,
+                target=plan.target,
+                class_id=class_ids[n],
+                label=explainer.labels[class_ids[n]],
+                probability=finite(probs[n, class_ids[n]]),
+                top1=top1[n],
+                label_id=None if label is None else int(label),
+                correct=None if label is None else bool(top1[n] == int(label)),
+            )
             record.update({k: finite(v[n]) for k, v in values.items()})
             out[(row, spec.name)] = record
     return out
 
 
-def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[int]], specs,
-                  layer: Optional[str], method_params: Optional[dict] = None):
+def explain_batch(
+    explainer,
+    inputs: torch.Tensor,
+    class_ids: Sequence[int] | None,
+    specs,
+    layer: str | None,
+    method_params: dict | None = None,
+):
     """Display maps of several methods for a batch, as :meth:`Explainer.explain` makes them.
 
     Args:
@@ -75,19 +92,20 @@ def explain_batch(explainer, inputs: torch.Tensor, class_ids: Optional[Sequence[
 
     engine = explainer.engine
     with engine.exclusive():  # the batch's passes and backwards as one step: one graph alive
-        outputs, probs, top1, ids = batch_raw_maps(engine, inputs, class_ids, specs, layer,
-                                                   method_params)
+        outputs, probs, top1, ids = batch_raw_maps(engine, inputs, class_ids, specs, layer, method_params)
     size = tuple(inputs.shape[-2:])
     heat = {}
     for spec in specs:
-        _, full = maps_to_host(outputs[spec.name].maps[0], size, with_raw=False,
-                               clip_negative=spec.clip_negative)
+        _, full = maps_to_host(
+            outputs[spec.name].maps[0], size, with_raw=False, clip_negative=spec.clip_negative
+        )
         heat[spec.name] = normalize_map(full, clip_negative=spec.clip_negative)[0]
     return heat, probs.cpu().numpy(), top1, ids
 
 
-def _metrics(explainer, plan: Plan, inputs: torch.Tensor, heat: np.ndarray, class_ids, probs,
-             boxes) -> dict[str, list]:
+def _metrics(
+    explainer, plan: Plan, inputs: torch.Tensor, heat: np.ndarray, class_ids, probs, boxes
+) -> dict[str, list]:
     """Per-image values of every metric of the plan for one method's (N, H, W) maps."""
     n = len(heat)
     values: dict[str, list] = {}
@@ -124,8 +142,14 @@ def _metrics(explainer, plan: Plan, inputs: torch.Tensor, heat: np.ndarray, clas
         elif name == "deletion_insertion":
             dels, ins = [], []
             for i in range(n):
-                curve = deletion_insertion(explainer, inputs[i:i + 1], heat[i], class_ids[i],
-                                           batch_size=plan.batch_size * 4, **options.get(name, {}))
+                curve = deletion_insertion(
+                    explainer,
+                    inputs[i : i + 1],
+                    heat[i],
+                    class_ids[i],
+                    batch_size=plan.batch_size * 4,
+                    **options.get(name, {}),
+                )
                 dels.append(curve["deletion_auc"])
                 ins.append(curve["insertion_auc"])
             values["deletion_auc"], values["insertion_auc"] = dels, ins

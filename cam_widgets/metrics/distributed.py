@@ -18,6 +18,7 @@ Across machines::
         -m cam_widgets.metrics --model efficientnet_lite0 --root images/ \\
         --labels labels.csv --out results.jsonl --methods gradcam,gradcam++
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,15 +28,15 @@ import pathlib
 import socket
 import sys
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
 
 from ..data.files import atomic_write, check_output
 from ..errors import CamWidgetsError, InvalidParameterError, describe, one_line
-from .evaluate import done_pairs, pending_indices, make_plan, run_plan
-from .records import write_records, read_records, summarize
+from .evaluate import done_pairs, make_plan, pending_indices, run_plan
+from .records import read_records, summarize, write_records
 
 __all__ = ["evaluate_distributed", "run_distributed", "rank_path", "main"]
 
@@ -45,20 +46,27 @@ _OUT_HINT = "pick another output file ('out'; CLI: --out)"
 def rank_path(out, rank: int) -> pathlib.Path:
     """``results.jsonl`` -> ``results.rank3.jsonl``: where rank ``rank`` writes."""
     out = pathlib.Path(out)
-    stem = out.name[:-len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
     return out.with_name(f"{stem}.rank{rank}.jsonl")
 
 
 def _rank_files(out) -> list[pathlib.Path]:
     out = pathlib.Path(out)
-    stem = out.name[:-len(".jsonl")] if out.name.endswith(".jsonl") else out.name
-    return sorted(p for p in out.parent.glob(f"{stem}.rank*.jsonl")
-                  if p.name[len(stem) + 5:-6].isdigit())
+    stem = out.name[: -len(".jsonl")] if out.name.endswith(".jsonl") else out.name
+    return sorted(p for p in out.parent.glob(f"{stem}.rank*.jsonl") if p.name[len(stem) + 5 : -6].isdigit())
 
 
-def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: bool = True,
-                         methods: Sequence[str] = ("gradcam",), pin_memory: Optional[bool] = None,
-                         progress=None, **kwargs) -> dict:
+def evaluate_distributed(
+    explainer,
+    dataset,
+    *,
+    out="results.jsonl",
+    resume: bool = True,
+    methods: Sequence[str] = ("gradcam",),
+    pin_memory: bool | None = None,
+    progress=None,
+    **kwargs,
+) -> dict:
     """:func:`~cam_widgets.metrics.evaluate.evaluate` inside an initialised process group.
 
     Every rank calls it with the same arguments (its own explainer on its own device);
@@ -67,13 +75,22 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
     if not dist.is_available() or not dist.is_initialized():
         raise InvalidParameterError(
             "evaluate_distributed needs torch.distributed initialised (init_process_group); use "
-            "run_distributed(...) on one machine, torchrun, or evaluate(...) for one process")
+            "run_distributed(...) on one machine, torchrun, or evaluate(...) for one process"
+        )
     rank, world = dist.get_rank(), dist.get_world_size()
-    plan = make_plan(explainer, dataset, methods, kwargs.pop("layer", None), kwargs.pop("target", "label"),
-                 kwargs.pop("metrics", ("pointing_game", "energy", "average_drop")),
-                 kwargs.pop("batch_size", 16), kwargs.pop("num_workers", 0),
-                 kwargs.pop("on_error", "raise"), kwargs.pop("method_params", None),
-                 kwargs.pop("metric_params", None))
+    plan = make_plan(
+        explainer,
+        dataset,
+        methods,
+        kwargs.pop("layer", None),
+        kwargs.pop("target", "label"),
+        kwargs.pop("metrics", ("pointing_game", "energy", "average_drop")),
+        kwargs.pop("batch_size", 16),
+        kwargs.pop("num_workers", 0),
+        kwargs.pop("on_error", "raise"),
+        kwargs.pop("method_params", None),
+        kwargs.pop("metric_params", None),
+    )
     if kwargs:
         raise InvalidParameterError(f"unexpected arguments {', '.join(sorted(kwargs))}")
     out = pathlib.Path(out)
@@ -101,7 +118,7 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
     dist.barrier()
     # merge on rank 0: every rank sends the records of its own file
     records = read_records(mine)
-    collected: Optional[list] = [None] * world if rank == 0 else None
+    collected: list | None = [None] * world if rank == 0 else None
     dist.gather_object(records, collected, dst=0)
     summary = None
     if rank == 0:
@@ -120,9 +137,15 @@ def evaluate_distributed(explainer, dataset, *, out="results.jsonl", resume: boo
     box = [summary]
     dist.broadcast_object_list(box, src=0)
     slowest = max(t[1] for t in times)
-    return dict(box[0], out=str(out), computed=sum(t[0] for t in times), skipped=len(done),
-                seconds=slowest, world_size=world,
-                images_per_second=len(pending) / slowest if pending and slowest > 0 else None)
+    return dict(
+        box[0],
+        out=str(out),
+        computed=sum(t[0] for t in times),
+        skipped=len(done),
+        seconds=slowest,
+        world_size=world,
+        images_per_second=len(pending) / slowest if pending and slowest > 0 else None,
+    )
 
 
 def _check_outputs_everywhere(out: pathlib.Path, mine: pathlib.Path, world: int) -> None:
@@ -149,8 +172,15 @@ def _merge(pieces, names: Sequence[str]) -> list[dict]:
         for record in piece:
             kept.setdefault((str(record["image"]), record["method"]), record)
     order = {name: i for i, name in enumerate(names)}
-    return sorted(kept.values(), key=lambda r: (int(r.get("index", 0)), str(r["image"]),
-                                                order.get(r["method"], len(order)), r["method"]))
+    return sorted(
+        kept.values(),
+        key=lambda r: (
+            int(r.get("index", 0)),
+            str(r["image"]),
+            order.get(r["method"], len(order)),
+            r["method"],
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- one machine
@@ -168,10 +198,17 @@ def default_backend(world_size: int = 1) -> str:
     return "gloo"
 
 
-def run_distributed(world_size: int, explainer_factory: Callable, dataset_factory: Callable, *,
-                    backend: Optional[str] = None, master_addr: str = "127.0.0.1",
-                    master_port: Optional[int] = None, threads: Optional[int] = None,
-                    **evaluate_kwargs) -> dict:
+def run_distributed(
+    world_size: int,
+    explainer_factory: Callable,
+    dataset_factory: Callable,
+    *,
+    backend: str | None = None,
+    master_addr: str = "127.0.0.1",
+    master_port: int | None = None,
+    threads: int | None = None,
+    **evaluate_kwargs,
+) -> dict:
     """Run :func:`evaluate_distributed` in ``world_size`` processes on this machine.
 
     Args:
@@ -199,32 +236,55 @@ def run_distributed(world_size: int, explainer_factory: Callable, dataset_factor
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise InvalidParameterError(
             f"backend 'nccl' needs one GPU per process ({world_size} asked, "
-            f"{torch.cuda.device_count()} visible); use backend='gloo' or fewer processes")
+            f"{torch.cuda.device_count()} visible); use backend='gloo' or fewer processes"
+        )
     port = int(master_port or free_port())
     threads = threads or max(1, (os.cpu_count() or 1) // world_size)
     out = evaluate_kwargs.setdefault("out", "results.jsonl")
     results = mp.get_context("spawn").SimpleQueue()
     started = time.perf_counter()
-    mp.spawn(_worker, nprocs=world_size, join=True,
-             args=(world_size, backend, master_addr, port, threads, explainer_factory,
-                   dataset_factory, evaluate_kwargs, results))
+    mp.spawn(
+        _worker,
+        nprocs=world_size,
+        join=True,
+        args=(
+            world_size,
+            backend,
+            master_addr,
+            port,
+            threads,
+            explainer_factory,
+            dataset_factory,
+            evaluate_kwargs,
+            results,
+        ),
+    )
     seconds = time.perf_counter() - started
     summary = results.get() if not results.empty() else dict(summarize(out), out=str(out))
     pending = summary.get("images_per_second", 0) and summary["images_per_second"] * summary["seconds"]
-    return dict(summary, seconds=seconds, evaluate_seconds=summary.get("seconds"),
-                images_per_second=pending / seconds if pending and seconds > 0 else None)
+    return dict(
+        summary,
+        seconds=seconds,
+        evaluate_seconds=summary.get("seconds"),
+        images_per_second=pending / seconds if pending and seconds > 0 else None,
+    )
 
 
-def _worker(rank, world_size, backend, addr, port, threads, explainer_factory, dataset_factory,
-            kwargs, results) -> None:
-    os.environ.update(MASTER_ADDR=str(addr), MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+def _worker(
+    rank, world_size, backend, addr, port, threads, explainer_factory, dataset_factory, kwargs, results
+) -> None:
+    os.environ.update(
+        MASTER_ADDR=str(addr),
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+    )
     if backend == "nccl":
         torch.cuda.set_device(rank)
     else:
         torch.set_num_threads(threads)
-    dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=rank,
-                            world_size=world_size)
+    dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=rank, world_size=world_size)
     try:
         explainer = explainer_factory()
         summary = evaluate_distributed(explainer, dataset_factory(explainer), **kwargs)
@@ -235,22 +295,25 @@ def _worker(rank, world_size, backend, addr, port, threads, explainer_factory, d
 
 
 # --------------------------------------------------------------------------- torchrun
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m cam_widgets.metrics") -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m cam_widgets.metrics") -> int:
     """``python -m cam_widgets.metrics`` or ``cam-widgets evaluate`` (alone, or under torchrun:
     RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT come from the environment)."""
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description="Evaluate explanation methods over an image folder.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Evaluate explanation methods over an image folder."
+    )
     parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--weights", metavar="PATH",
-                        help="state-dict file to load instead of the usual weights")
+    parser.add_argument(
+        "--weights", metavar="PATH", help="state-dict file to load instead of the usual weights"
+    )
     parser.add_argument("--root", required=True, help="image folder")
     parser.add_argument("--labels", help="CSV path,class_id[,x0,y0,x1,y1]")
     parser.add_argument("--out", default="results.jsonl")
     parser.add_argument("--methods", default="gradcam", help="comma-separated")
     parser.add_argument("--metrics", default="pointing_game,energy,average_drop")
     parser.add_argument("--layer")
-    parser.add_argument("--target", choices=("label", "top1"), default=None,
-                        help="default: label with --labels, else top1")
+    parser.add_argument(
+        "--target", choices=("label", "top1"), default=None, help="default: label with --labels, else top1"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--no-resume", action="store_true")
@@ -270,10 +333,16 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m cam_widget
     elif world > 1:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
-    kwargs = dict(methods=[m for m in args.methods.split(",") if m],
-                  metrics=[m for m in args.metrics.split(",") if m], layer=args.layer,
-                  target=args.target or ("label" if args.labels else "top1"), out=args.out,
-                  batch_size=args.batch_size, num_workers=args.num_workers, resume=not args.no_resume)
+    kwargs = dict(
+        methods=[m for m in args.methods.split(",") if m],
+        metrics=[m for m in args.metrics.split(",") if m],
+        layer=args.layer,
+        target=args.target or ("label" if args.labels else "top1"),
+        out=args.out,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        resume=not args.no_resume,
+    )
     try:
         # the output first (nothing read: a FIFO or /dev/zero would block or never end) and
         # before the model is built, so a bad --out costs no model load

@@ -13,41 +13,65 @@ This module checks the arguments, finds the pairs left to do and drives the Data
 :mod:`.folder` holds the datasets and :mod:`.records` the results file.
 :mod:`.distributed` runs the same evaluation sharded over ``torch.distributed`` processes.
 """
+
 from __future__ import annotations
 
 import pathlib
 import time
+from collections.abc import Callable, Sequence
 from numbers import Integral
-from typing import Callable, Optional, Sequence
 
 from torch.utils.data import DataLoader
 
 from ..data.files import check_output, open_append
 from ..errors import CamWidgetsError, InvalidParameterError, close_matches, describe, one_line
+
 # the per-batch computation, dataset and records parts live in their own modules; their
 # public names stay importable here
-from .batch import score_batch, explain_batch
-from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, collate, IndexedDataset
+from .batch import explain_batch, score_batch
+from .folder import IMAGE_EXTENSIONS, ImageFolderDataset, IndexedDataset, collate
 from .plan import Plan
-from .records import METRICS, write_records, read_records, summarize
+from .records import METRICS, read_records, summarize, write_records
 
-__all__ = ["ImageFolderDataset", "evaluate", "explain_batch", "summarize", "read_records", "METRICS",
-           "TARGETS", "IMAGE_EXTENSIONS"]
+__all__ = [
+    "ImageFolderDataset",
+    "evaluate",
+    "explain_batch",
+    "summarize",
+    "read_records",
+    "METRICS",
+    "TARGETS",
+    "IMAGE_EXTENSIONS",
+]
 
 #: How the explained class is chosen: the dataset's label, or the model's top-1 class.
 TARGETS = ("label", "top1")
-_METRIC_OPTIONS = {"pointing_game": {"tolerance"}, "iou": {"delta", "region"},
-                   "deletion_insertion": {"steps", "baseline"}}
+_METRIC_OPTIONS = {
+    "pointing_game": {"tolerance"},
+    "iou": {"delta", "region"},
+    "deletion_insertion": {"steps", "baseline"},
+}
 
 
 # =========================================================================== evaluate
-def evaluate(explainer, dataset, *, methods: Sequence[str] = ("gradcam",), layer: Optional[str] = None,
-             target: str = "label", metrics: Sequence[str] = ("pointing_game", "energy", "average_drop"),
-             out="results.jsonl", batch_size: int = 16, num_workers: int = 0,
-             pin_memory: Optional[bool] = None, resume: bool = True,
-             progress: Optional[Callable[[int, int], None]] = None,
-             method_params: Optional[dict] = None, metric_params: Optional[dict] = None,
-             on_error: str = "raise") -> dict:
+def evaluate(
+    explainer,
+    dataset,
+    *,
+    methods: Sequence[str] = ("gradcam",),
+    layer: str | None = None,
+    target: str = "label",
+    metrics: Sequence[str] = ("pointing_game", "energy", "average_drop"),
+    out="results.jsonl",
+    batch_size: int = 16,
+    num_workers: int = 0,
+    pin_memory: bool | None = None,
+    resume: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    method_params: dict | None = None,
+    metric_params: dict | None = None,
+    on_error: str = "raise",
+) -> dict:
     """Explain and score every image of ``dataset`` with every method; one JSON line per pair.
 
     Args:
@@ -78,8 +102,19 @@ def evaluate(explainer, dataset, *, methods: Sequence[str] = ("gradcam",), layer
         written by this call), ``skipped`` (pairs found done), ``seconds`` and
         ``images_per_second`` of this call.
     """
-    plan = make_plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers,
-                 on_error, method_params, metric_params)
+    plan = make_plan(
+        explainer,
+        dataset,
+        methods,
+        layer,
+        target,
+        metrics,
+        batch_size,
+        num_workers,
+        on_error,
+        method_params,
+        metric_params,
+    )
     # a folder, /dev/full, a FIFO or a read-only place: one line, before anything is read as
     # if to resume or removed (an unlink of /dev/full, run as root, deleted the device)
     out = check_output(out, "pick another output file ('out'; CLI: --out)")
@@ -91,12 +126,29 @@ def evaluate(explainer, dataset, *, methods: Sequence[str] = ("gradcam",), layer
     computed = run_plan(explainer, dataset, plan, pending, out, done, pin_memory, progress)
     seconds = time.perf_counter() - started
     summary = summarize(out)
-    return dict(summary, out=str(out), computed=computed, skipped=len(done), seconds=seconds,
-                images_per_second=len(pending) / seconds if pending and seconds > 0 else None)
+    return dict(
+        summary,
+        out=str(out),
+        computed=computed,
+        skipped=len(done),
+        seconds=seconds,
+        images_per_second=len(pending) / seconds if pending and seconds > 0 else None,
+    )
 
 
-def make_plan(explainer, dataset, methods, layer, target, metrics, batch_size, num_workers, on_error,
-          method_params, metric_params) -> Plan:
+def make_plan(
+    explainer,
+    dataset,
+    methods,
+    layer,
+    target,
+    metrics,
+    batch_size,
+    num_workers,
+    on_error,
+    method_params,
+    metric_params,
+) -> Plan:
     from ..methods import get_method
 
     if isinstance(methods, str):
@@ -111,7 +163,9 @@ def make_plan(explainer, dataset, methods, layer, target, metrics, batch_size, n
     for name in metrics:
         if name not in METRICS:
             raise InvalidParameterError(
-                f"unknown metric {name!r}; expected some of {', '.join(METRICS)}." + close_matches(name, METRICS))
+                f"unknown metric {name!r}; expected some of {', '.join(METRICS)}."
+                + close_matches(name, METRICS)
+            )
     for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
         low = 1 if name == "batch_size" else 0
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
@@ -130,16 +184,26 @@ def make_plan(explainer, dataset, methods, layer, target, metrics, batch_size, n
             if key not in allowed:
                 raise InvalidParameterError(
                     f"metric {name!r} takes no option {key!r}"
-                    + (f"; it takes {', '.join(sorted(allowed))}" if allowed else ""))
+                    + (f"; it takes {', '.join(sorted(allowed))}" if allowed else "")
+                )
     if target == "label" and getattr(dataset, "has_labels", True) is False:
         raise InvalidParameterError(
             "target='label' needs class labels and this ImageFolderDataset has none; pass "
-            "labels='labels.csv' (rows path,class_id[,x0,y0,x1,y1]) or target='top1'")
+            "labels='labels.csv' (rows path,class_id[,x0,y0,x1,y1]) or target='top1'"
+        )
     chosen = explainer.resolve_layer(layer) if any(s.needs_layer for s in specs) else None
-    return Plan(specs=specs, names=[s.name for s in specs], layer=chosen, target=target,
-                 metrics=list(dict.fromkeys(metrics)), batch_size=int(batch_size),
-                 num_workers=int(num_workers), on_error=on_error, method_params=method_params,
-                 metric_params=metric_params)
+    return Plan(
+        specs=specs,
+        names=[s.name for s in specs],
+        layer=chosen,
+        target=target,
+        metrics=list(dict.fromkeys(metrics)),
+        batch_size=int(batch_size),
+        num_workers=int(num_workers),
+        on_error=on_error,
+        method_params=method_params,
+        metric_params=metric_params,
+    )
 
 
 def _image_id(dataset, index: int) -> str:
@@ -163,7 +227,8 @@ def done_pairs(records: list[dict], plan: Plan) -> set[tuple[str, str]]:
                     f"the results file already holds {method!r} records made with layer "
                     f"{record.get('layer')!r}, target {record.get('target')!r}"
                     + (f" and without {', '.join(sorted(missing))}" if missing else "")
-                    + "; pass resume=False (CLI: --no-resume) to start over, or another 'out'")
+                    + "; pass resume=False (CLI: --no-resume) to start over, or another 'out'"
+                )
         done.add((str(record["image"]), method))
     return done
 
@@ -175,26 +240,39 @@ def _spec(name: str):
 
 
 def pending_indices(dataset, plan: Plan, done: set) -> list[int]:
-    return [i for i in range(len(dataset))
-            if any((_image_id(dataset, i), m) not in done for m in plan.names)]
+    return [i for i in range(len(dataset)) if any((_image_id(dataset, i), m) not in done for m in plan.names)]
 
 
-def run_plan(explainer, dataset, plan: Plan, indices: list[int], out: pathlib.Path, done: set,
-         pin_memory: Optional[bool], progress) -> int:
+def run_plan(
+    explainer,
+    dataset,
+    plan: Plan,
+    indices: list[int],
+    out: pathlib.Path,
+    done: set,
+    pin_memory: bool | None,
+    progress,
+) -> int:
     """Evaluate ``indices`` of ``dataset``, appending to ``out``; returns the pairs written."""
     if not indices:
         return 0
     device = explainer.device
     pin = device.type == "cuda" if pin_memory is None else bool(pin_memory)
-    loader = DataLoader(IndexedDataset(dataset, plan.on_error == "record"), batch_size=plan.batch_size,
-                        sampler=indices, num_workers=plan.num_workers, collate_fn=collate,
-                        pin_memory=pin and device.type == "cuda")
+    loader = DataLoader(
+        IndexedDataset(dataset, plan.on_error == "record"),
+        batch_size=plan.batch_size,
+        sampler=indices,
+        num_workers=plan.num_workers,
+        collate_fn=collate,
+        pin_memory=pin and device.type == "cuda",
+    )
     written, seen = 0, 0
     with open_append(out) as handle:
         try:
             for index_list, batch, class_ids, boxes, errors in loader:
-                records = _evaluate_batch(explainer, dataset, plan, index_list, batch, class_ids,
-                                          boxes, errors, done)
+                records = _evaluate_batch(
+                    explainer, dataset, plan, index_list, batch, class_ids, boxes, errors, done
+                )
                 write_records(handle, records)
                 written += len(records)
                 seen += len(index_list)
@@ -205,8 +283,9 @@ def run_plan(explainer, dataset, plan: Plan, indices: list[int], out: pathlib.Pa
     return written
 
 
-def _evaluate_batch(explainer, dataset, plan: Plan, indices, batch, class_ids, boxes, errors,
-                    done: set) -> list[dict]:
+def _evaluate_batch(
+    explainer, dataset, plan: Plan, indices, batch, class_ids, boxes, errors, done: set
+) -> list[dict]:
     ids = [_image_id(dataset, i) for i in indices]
     records: dict[tuple[int, str], dict] = {}
     rows = [row for row, error in enumerate(errors) if error is None]
@@ -216,6 +295,17 @@ def _evaluate_batch(explainer, dataset, plan: Plan, indices, batch, class_ids, b
                 if (ids[row], name) not in done:
                     records[(row, name)] = dict(image=ids[row], index=indices[row], method=name, error=error)
     if rows:
-        records.update(score_batch(explainer, plan, indices, ids, rows, batch,
-                              [class_ids[r] for r in rows], [boxes[r] for r in rows], done))
+        records.update(
+            score_batch(
+                explainer,
+                plan,
+                indices,
+                ids,
+                rows,
+                batch,
+                [class_ids[r] for r in rows],
+                [boxes[r] for r in rows],
+                done,
+            )
+        )
     return [records[key] for key in sorted(records, key=lambda k: (k[0], plan.names.index(k[1])))]

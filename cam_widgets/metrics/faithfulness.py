@@ -7,11 +7,13 @@ final class probabilities come back to the CPU.
 - :func:`average_drop_increase`: Chattopadhay et al. 2018 (Grad-CAM++, sec. 6.1.1).
 - :func:`deletion_insertion`: Petsiuk et al. 2018 (RISE, sec. 4.1).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +34,7 @@ def _tensor_of(explainer, image: Any) -> torch.Tensor:
     return prepared.tensor.float()
 
 
-def _check_batch_size(batch_size: Optional[int], explainer) -> int:
+def _check_batch_size(batch_size: int | None, explainer) -> int:
     if batch_size is None:
         return explainer.engine.batch_size_for(1.0)
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
@@ -43,15 +45,23 @@ def _check_batch_size(batch_size: Optional[int], explainer) -> int:
 def _softmax(explainer, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
     """(N, classes) softmax of the model on ``inputs``, in chunks, on the engine's device."""
     with torch.no_grad():
-        return torch.cat([torch.softmax(explainer.engine.scores(inputs[s:s + batch_size]).float(), dim=1)
-                          for s in range(0, len(inputs), batch_size)])
+        return torch.cat(
+            [
+                torch.softmax(explainer.engine.scores(inputs[s : s + batch_size]).float(), dim=1)
+                for s in range(0, len(inputs), batch_size)
+            ]
+        )
 
 
 def _probabilities(explainer, inputs: torch.Tensor, class_id: int, batch_size: int) -> torch.Tensor:
     """softmax(model(inputs))[:, class_id] in chunks of ``batch_size``, on the engine's device."""
     with torch.no_grad():
-        return torch.cat([torch.softmax(explainer.engine.scores(inputs[s:s + batch_size]).float(),
-                                        dim=1)[:, class_id] for s in range(0, len(inputs), batch_size)])
+        return torch.cat(
+            [
+                torch.softmax(explainer.engine.scores(inputs[s : s + batch_size]).float(), dim=1)[:, class_id]
+                for s in range(0, len(inputs), batch_size)
+            ]
+        )
 
 
 def _maps_for(heatmaps: Any, size: tuple[int, int], device: torch.device) -> torch.Tensor:
@@ -59,7 +69,8 @@ def _maps_for(heatmaps: Any, size: tuple[int, int], device: torch.device) -> tor
     if maps.shape[1:] != tuple(size):
         raise InvalidParameterError(
             f"heatmaps must have the model input size {tuple(size)} (got {maps.shape[1:]}); use "
-            "Explanation.heatmap, which is already upsampled")
+            "Explanation.heatmap, which is already upsampled"
+        )
     return torch.from_numpy(maps).float().to(device)
 
 
@@ -68,7 +79,7 @@ def blur_baseline(tensor: torch.Tensor, kernel: int = 11, sigma: float = 5.0) ->
     (edges replicated, so tiny inputs work and borders do not darken)."""
     radius = kernel // 2
     x = torch.arange(kernel, dtype=tensor.dtype, device=tensor.device) - radius
-    g = torch.exp(-x.pow(2) / (2 * sigma ** 2))
+    g = torch.exp(-x.pow(2) / (2 * sigma**2))
     g = (g / g.sum()).view(1, 1, 1, kernel).repeat(tensor.shape[1], 1, 1, 1)
     padded = F.pad(tensor, (radius, radius, radius, radius), mode="replicate")
     rows = F.conv2d(padded, g, groups=tensor.shape[1])
@@ -76,9 +87,14 @@ def blur_baseline(tensor: torch.Tensor, kernel: int = 11, sigma: float = 5.0) ->
 
 
 # --------------------------------------------------------------------------- Average Drop
-def average_drop_increase(explainer, images: Union[Any, Sequence[Any]], heatmaps: Any,
-                          class_ids: Union[int, Sequence[int]], batch_size: Optional[int] = None,
-                          space: str = "tensor") -> dict:
+def average_drop_increase(
+    explainer,
+    images: Any | Sequence[Any],
+    heatmaps: Any,
+    class_ids: int | Sequence[int],
+    batch_size: int | None = None,
+    space: str = "tensor",
+) -> dict:
     """Average Drop % and Increase in Confidence % (Grad-CAM++, eq. 21-22).
 
     E_c = I * L_c (the image times its [0, 1] map); Y_c and O_c are the softmax scores of class
@@ -108,7 +124,8 @@ def average_drop_increase(explainer, images: Union[Any, Sequence[Any]], heatmaps
     maps = _maps_for(heatmaps, full.shape[-2:], device)
     if len(maps) != len(prepared):
         raise InvalidParameterError(
-            f"give one heatmap per image ({len(prepared)} images, got {len(maps)} maps)")
+            f"give one heatmap per image ({len(prepared)} images, got {len(maps)} maps)"
+        )
     if space == "pixel":
         masked = _masked_inputs(explainer, prepared, maps)
     else:
@@ -117,10 +134,13 @@ def average_drop_increase(explainer, images: Union[Any, Sequence[Any]], heatmaps
     y = full_probs.gather(1, targets[:, None])[:, 0].double().cpu()
     o = _softmax(explainer, masked, size).gather(1, targets[:, None])[:, 0].double().cpu()
     drop, increase = drop_and_increase(y, o)
-    per_image = [dict(class_id=c, full=float(a), masked=float(b), drop=float(d), increase=bool(i))
-                 for c, a, b, d, i in zip(ids, y, o, drop, increase)]
-    return dict(average_drop=float(drop.mean()), increase_in_confidence=float(increase.mean()),
-                per_image=per_image)
+    per_image = [
+        dict(class_id=c, full=float(a), masked=float(b), drop=float(d), increase=bool(i))
+        for c, a, b, d, i in zip(ids, y, o, drop, increase)
+    ]
+    return dict(
+        average_drop=float(drop.mean()), increase_in_confidence=float(increase.mean()), per_image=per_image
+    )
 
 
 def drop_and_increase(full: torch.Tensor, masked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +156,8 @@ def _images_and_classes(explainer, images, class_ids) -> tuple[list, list[int]]:
     ids = [class_ids] * len(prepared) if isinstance(class_ids, Integral) else list(class_ids)
     if len(ids) != len(prepared):
         raise InvalidParameterError(
-            f"give one class id per image ({len(prepared)} images, got {len(ids)} class ids)")
+            f"give one class id per image ({len(prepared)} images, got {len(ids)} class ids)"
+        )
     return prepared, [explainer.resolve_class(int(c)) for c in ids]
 
 
@@ -145,16 +166,23 @@ def _masked_inputs(explainer, prepared, maps: torch.Tensor) -> torch.Tensor:
     for p, m in zip(prepared, maps.cpu().numpy()):
         if p.rgb is None:
             raise InvalidImageError(
-                "space='pixel' needs images prepared from pixels (got a raw tensor); use space='tensor'")
+                "space='pixel' needs images prepared from pixels (got a raw tensor); use space='tensor'"
+            )
         rgb = np.clip(np.rint(p.rgb.astype(np.float64) * m[..., None]), 0, 255).astype(np.uint8)
         out.append(explainer.spec.preprocess(rgb).float())
     return torch.stack(out).to(maps.device)
 
 
 # --------------------------------------------------------------------------- deletion / insertion
-def deletion_insertion(explainer, image: Any, heatmap: Any, class_id: int, steps: int = 50,
-                       baseline: Union[str, tuple[str, str]] = "blur",
-                       batch_size: Optional[int] = None) -> dict:
+def deletion_insertion(
+    explainer,
+    image: Any,
+    heatmap: Any,
+    class_id: int,
+    steps: int = 50,
+    baseline: str | tuple[str, str] = "blur",
+    batch_size: int | None = None,
+) -> dict:
     """RISE deletion and insertion curves with their AUC (Petsiuk et al. 2018, sec. 4.1).
 
     Pixels are ranked by saliency (highest first, ties by raster order); at step k of
@@ -174,7 +202,8 @@ def deletion_insertion(explainer, image: Any, heatmap: Any, class_id: int, steps
     kinds = (baseline, baseline) if isinstance(baseline, str) else tuple(baseline)
     if len(kinds) != 2 or any(k not in BASELINES for k in kinds):
         raise InvalidParameterError(
-            f"'baseline' must be 'blur', 'zero' or a (deletion, insertion) pair of them (got {describe(baseline)})")
+            f"'baseline' must be 'blur', 'zero' or a (deletion, insertion) pair of them (got {describe(baseline)})"
+        )
     device = explainer.device
     x = _tensor_of(explainer, image).to(device)
     saliency = _maps_for(heatmap, x.shape[-2:], device)
@@ -193,9 +222,13 @@ def deletion_insertion(explainer, image: Any, heatmap: Any, class_id: int, steps
     deletion = _curve(explainer, x, bases[kinds[0]], rank, counts, class_id, size)
     insertion = _curve(explainer, bases[kinds[1]], x, rank, counts, class_id, size)
     fractions = (counts.double() / pixels).cpu().numpy()
-    return dict(fractions=fractions, deletion_curve=deletion, insertion_curve=insertion,
-                deletion_auc=trapezoid_auc(deletion, fractions),
-                insertion_auc=trapezoid_auc(insertion, fractions))
+    return dict(
+        fractions=fractions,
+        deletion_curve=deletion,
+        insertion_curve=insertion,
+        deletion_auc=trapezoid_auc(deletion, fractions),
+        insertion_auc=trapezoid_auc(insertion, fractions),
+    )
 
 
 def trapezoid_auc(values: np.ndarray, fractions: np.ndarray) -> float:
@@ -203,8 +236,15 @@ def trapezoid_auc(values: np.ndarray, fractions: np.ndarray) -> float:
     return float(np.sum((values[1:] + values[:-1]) * np.diff(fractions)) / 2.0)
 
 
-def _curve(explainer, start: torch.Tensor, end: torch.Tensor, rank: torch.Tensor,
-           counts: torch.Tensor, class_id: int, batch_size: int) -> np.ndarray:
+def _curve(
+    explainer,
+    start: torch.Tensor,
+    end: torch.Tensor,
+    rank: torch.Tensor,
+    counts: torch.Tensor,
+    class_id: int,
+    batch_size: int,
+) -> np.ndarray:
     """Probabilities along start -> end, switching the top-ranked counts[k] pixels at step k.
 
     Deletion goes image -> baseline, insertion baseline -> image; each chunk of steps is
@@ -213,6 +253,6 @@ def _curve(explainer, start: torch.Tensor, end: torch.Tensor, rank: torch.Tensor
     out = []
     with torch.no_grad():
         for lo in range(0, len(counts), batch_size):
-            switched = rank < counts[lo:lo + batch_size].view(-1, 1, 1, 1)  # (k, 1, H, W)
+            switched = rank < counts[lo : lo + batch_size].view(-1, 1, 1, 1)  # (k, 1, H, W)
             out.append(_probabilities(explainer, torch.where(switched, end, start), class_id, batch_size))
     return torch.cat(out).double().cpu().numpy()

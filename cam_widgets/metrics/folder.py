@@ -1,5 +1,6 @@
 """Datasets for :func:`~cam_widgets.metrics.evaluate.evaluate`: an image folder with an optional
 labels CSV, and the parsing of any map-style ``Dataset``'s items into (tensor, class, boxes)."""
+
 from __future__ import annotations
 
 import csv
@@ -7,7 +8,6 @@ import io
 import math
 import pathlib
 import re
-from typing import Optional
 
 import torch
 from torch.utils.data import Dataset
@@ -48,15 +48,19 @@ class ImageFolderDataset(Dataset):
         self.preprocess = explainer.spec.preprocess
         self._annotations: dict[str, dict] = {}
         if labels is None:
-            self.paths = sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
-                                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            self.paths = sorted(
+                p.relative_to(self.root).as_posix()
+                for p in self.root.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
         else:
             self._annotations = _read_labels(pathlib.Path(labels), self.root, explainer)
             self.paths = sorted(self._annotations)
         if not self.paths:
             raise InvalidParameterError(
                 f"no image found in {str(self.root)!r} (extensions {', '.join(IMAGE_EXTENSIONS)})"
-                + ("" if labels is None else f" listed by {str(labels)!r}"))
+                + ("" if labels is None else f" listed by {str(labels)!r}")
+            )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -86,7 +90,8 @@ class ImageFolderDataset(Dataset):
                 if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
                     raise InvalidParameterError(
                         f"the box {(x0, y0, x1, y1)} of {self.paths[index]!r} lies outside the "
-                        f"{width}x{height} image; boxes are x0,y0,x1,y1 in pixels of the image file")
+                        f"{width}x{height} image; boxes are x0,y0,x1,y1 in pixels of the image file"
+                    )
             sy, sx = self.input_size[0] / height, self.input_size[1] / width
             boxes = [(x0 * sx, y0 * sy, x1 * sx, y1 * sy) for x0, y0, x1, y1 in boxes]
         return dict(class_id=found["class_id"], boxes=boxes or None)
@@ -95,8 +100,7 @@ class ImageFolderDataset(Dataset):
 #: First-row cells that make it a header: Excel's "CSV UTF-8" exports have one (after a BOM).
 _HEADER_PATHS = ("path", "file", "filename", "file_name", "image", "image_path", "image_id", "name")
 _HEADER_CLASSES = ("class", "class_id", "classid", "label", "label_id", "target")
-_LABELS_HINT = ("re-save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; or iconv -f latin1 "
-                "-t utf-8)")
+_LABELS_HINT = "re-save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; or iconv -f latin1 -t utf-8)"
 
 
 def _read_labels(path: pathlib.Path, root: pathlib.Path, explainer) -> dict[str, dict]:
@@ -112,14 +116,15 @@ def _read_labels(path: pathlib.Path, root: pathlib.Path, explainer) -> dict[str,
         raise InvalidParameterError(f"the labels CSV {str(path)!r} does not exist") from None
     except OSError as exc:
         raise InvalidParameterError(
-            f"the labels CSV {str(path)!r} cannot be read ({type(exc).__name__}: "
-            f"{exc.strerror or exc})") from None
+            f"the labels CSV {str(path)!r} cannot be read ({type(exc).__name__}: {exc.strerror or exc})"
+        ) from None
     with handle:
         if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
             raise InvalidParameterError(
                 f"the labels CSV {str(path)!r} is UTF-16 text (Excel's 'Unicode Text'): expected "
                 "UTF-8 with commas; hint: re-save it as 'CSV UTF-8 (Comma delimited)' (or "
-                "iconv -f utf-16 -t utf-8)")
+                "iconv -f utf-16 -t utf-8)"
+            )
         handle.seek(0)
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
         reader = csv.reader(text, strict=True)  # an unclosed quote is an error, not a field
@@ -131,8 +136,11 @@ def _read_labels(path: pathlib.Path, root: pathlib.Path, explainer) -> dict[str,
                 row = [c.strip() for c in row]
                 if not row or not row[0] or row[0].startswith("#"):
                     continue
-                header = first and len(row) >= 2 and (row[0].lower() in _HEADER_PATHS
-                                                      or row[1].lower() in _HEADER_CLASSES)
+                header = (
+                    first
+                    and len(row) >= 2
+                    and (row[0].lower() in _HEADER_PATHS or row[1].lower() in _HEADER_CLASSES)
+                )
                 first = False
                 if not header:
                     _label_row(row, f"{path.name} line {number}", root, explainer, found)
@@ -140,11 +148,13 @@ def _read_labels(path: pathlib.Path, root: pathlib.Path, explainer) -> dict[str,
             line, byte = _first_bad_utf8(path)
             raise InvalidParameterError(
                 f"{path.name} line {line} is not UTF-8 text (byte 0x{byte:02x}; latin-1 or a "
-                f"Windows code page?): expected a UTF-8 CSV; hint: {_LABELS_HINT}") from None
+                f"Windows code page?): expected a UTF-8 CSV; hint: {_LABELS_HINT}"
+            ) from None
         except csv.Error as exc:
             raise InvalidParameterError(
                 f"{path.name} line {reader.line_num + 1} is not CSV ({exc}): expected rows "
-                "'path,class_id[,x0,y0,x1,y1]'") from None
+                "'path,class_id[,x0,y0,x1,y1]'"
+            ) from None
     return found
 
 
@@ -154,7 +164,8 @@ def _label_row(row: list[str], where: str, root: pathlib.Path, explainer, found:
         other = next((sep for sep in (";", "\t", "|") if sep in row[0]), None)
         hint = f"; the fields look separated by {other!r}: expected commas" if len(row) == 1 and other else ""
         raise InvalidParameterError(
-            f"{where}: expected 'path,class_id' or 'path,class_id,x0,y0,x1,y1' (got {len(row)} fields){hint}")
+            f"{where}: expected 'path,class_id' or 'path,class_id,x0,y0,x1,y1' (got {len(row)} fields){hint}"
+        )
     rel = pathlib.Path(row[0])
     rel = rel.relative_to(root) if rel.is_absolute() and root in rel.parents else rel
     image = root / rel
@@ -171,7 +182,8 @@ def _label_row(row: list[str], where: str, root: pathlib.Path, explainer, found:
     entry = found.setdefault(rel.as_posix(), dict(class_id=class_id, boxes=[]))
     if entry["class_id"] != class_id:
         raise InvalidParameterError(
-            f"{where}: {row[0]!r} already has class {entry['class_id']} (got {class_id})")
+            f"{where}: {row[0]!r} already has class {entry['class_id']} (got {class_id})"
+        )
     if len(row) == 6:
         try:
             box = tuple(float(v) for v in row[2:])
@@ -179,7 +191,8 @@ def _label_row(row: list[str], where: str, root: pathlib.Path, explainer, found:
             raise InvalidParameterError(f"{where}: box values must be numbers (got {row[2:]})") from None
         if not all(math.isfinite(v) for v in box):
             raise InvalidParameterError(
-                f"{where}: box values must be finite numbers of pixels (got {row[2:]})")
+                f"{where}: box values must be finite numbers of pixels (got {row[2:]})"
+            )
         if not (box[2] > box[0] and box[3] > box[1]):
             raise InvalidParameterError(f"{where}: a box needs x1 > x0 and y1 > y0 (got {box})")
         entry["boxes"].append(box)
@@ -201,8 +214,10 @@ def _image_size(path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:  # never blocks: a FIFO put in the file's place is refused
-        with open_regular(path, "Image path", InvalidImageError, "give an image file") as handle, \
-                Image.open(handle) as img:
+        with (
+            open_regular(path, "Image path", InvalidImageError, "give an image file") as handle,
+            Image.open(handle) as img,
+        ):
             width, height = img.size
             if img.getexif().get(0x0112) in (5, 6, 7, 8):
                 width, height = height, width
@@ -211,7 +226,8 @@ def _image_size(path) -> tuple[int, int]:
             raise
         raise InvalidImageError(
             f"the size of {str(path)!r} could not be read ({type(exc).__name__}: "
-            f"{' '.join(str(exc).split())[:100]}): expected an image file") from None
+            f"{' '.join(str(exc).split())[:100]}): expected an image file"
+        ) from None
     return width, height
 
 
@@ -246,12 +262,13 @@ def collate(rows):
     if len(shapes) > 1:
         raise InvalidImageError(
             f"the dataset gave images of different shapes {sorted(shapes)} in one batch; every "
-            "image must be preprocessed to the model input size (3, H, W)")
+            "image must be preprocessed to the model input size (3, H, W)"
+        )
     batch = torch.stack(good).float() if good else None
     return [indices, batch, class_ids, boxes, errors]
 
 
-def _parse_item(item, annotation: Optional[dict]) -> tuple[torch.Tensor, Optional[int], Optional[list]]:
+def _parse_item(item, annotation: dict | None) -> tuple[torch.Tensor, int | None, list | None]:
     """(image tensor, class id or None, boxes or None) from one dataset item.
 
     Items may be ``(tensor, index, path)`` (ImageFolderDataset), ``(tensor, label)``,
@@ -281,5 +298,6 @@ def _parse_item(item, annotation: Optional[dict]) -> tuple[torch.Tensor, Optiona
     if not isinstance(image, torch.Tensor):
         raise InvalidImageError(
             f"dataset items must hold a preprocessed (3, H, W) tensor first (got {describe(image)}); "
-            "use ImageFolderDataset or apply the explainer's preprocess in the dataset")
+            "use ImageFolderDataset or apply the explainer's preprocess in the dataset"
+        )
     return image, None if class_id is None else int(class_id), boxes or None

@@ -14,10 +14,12 @@ class). Coordinates are pixels of the map, which must have the image's size.
 - :func:`iou_at_thresholds`: Chattopadhay et al. 2018 (Grad-CAM++, sec. 6.2), the IoU of the
   map thresholded at ``delta * max`` with the target, per delta.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
-from typing import Any, Sequence, Union
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +43,10 @@ def as_maps(heatmap: Any) -> tuple[np.ndarray, bool]:
         maps = np.asarray(heatmap, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidParameterError(
-            f"'heatmap' must be a numeric (H, W) or (N, H, W) array (got {describe(heatmap)})") from None
+            f"'heatmap' must be a numeric (H, W) or (N, H, W) array (got {describe(heatmap)})"
+        ) from None
     if maps.ndim not in (2, 3) or 0 in maps.shape:
-        raise InvalidParameterError(
-            f"'heatmap' must have shape (H, W) or (N, H, W) (got shape {maps.shape})")
+        raise InvalidParameterError(f"'heatmap' must have shape (H, W) or (N, H, W) (got shape {maps.shape})")
     if not np.isfinite(maps).all():
         raise InvalidParameterError("'heatmap' contains NaN or infinite values")
     single = maps.ndim == 2
@@ -52,8 +54,11 @@ def as_maps(heatmap: Any) -> tuple[np.ndarray, bool]:
 
 
 def _is_box_tuple(value: Any) -> bool:
-    return (isinstance(value, (tuple, list)) and len(value) == 4
-            and all(isinstance(v, (Integral, Real)) and not isinstance(v, bool) for v in value))
+    return (
+        isinstance(value, (tuple, list))
+        and len(value) == 4
+        and all(isinstance(v, (Integral, Real)) and not isinstance(v, bool) for v in value)
+    )
 
 
 def _one_mask(target: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -64,13 +69,18 @@ def _one_mask(target: Any, shape: tuple[int, int]) -> np.ndarray:
     if _is_box_tuple(target):
         x0, y0, x1, y1 = (int(round(float(v))) for v in target)
         mask = np.zeros(shape, dtype=bool)
-        mask[max(y0, 0):max(min(y1, h), 0), max(x0, 0):max(min(x1, w), 0)] = True
-    elif hasattr(target, "shape") or (isinstance(target, (list, tuple)) and target
-                                      and isinstance(target[0], (list, tuple)) and not _is_box_tuple(target[0])):
+        mask[max(y0, 0) : max(min(y1, h), 0), max(x0, 0) : max(min(x1, w), 0)] = True
+    elif hasattr(target, "shape") or (
+        isinstance(target, (list, tuple))
+        and target
+        and isinstance(target[0], (list, tuple))
+        and not _is_box_tuple(target[0])
+    ):
         arr = target.detach().cpu().numpy() if hasattr(target, "detach") else np.asarray(target)
         if arr.shape != shape:
             raise InvalidParameterError(
-                f"a target mask must have the map's shape {shape} (got shape {arr.shape})")
+                f"a target mask must have the map's shape {shape} (got shape {arr.shape})"
+            )
         mask = arr.astype(bool)
     elif isinstance(target, (list, tuple)) and target:
         mask = np.zeros(shape, dtype=bool)
@@ -79,11 +89,13 @@ def _one_mask(target: Any, shape: tuple[int, int]) -> np.ndarray:
     else:
         raise InvalidParameterError(
             "a target must be a Box, an (x0, y0, x1, y1) tuple, a boolean (H, W) mask or a list "
-            f"of those (got {describe(target)})")
+            f"of those (got {describe(target)})"
+        )
     if not mask.any():
         raise InvalidParameterError(
             f"the target covers no pixel of the {h}x{w} map (got {describe(target)}); "
-            "check that boxes are (x0, y0, x1, y1) in map pixels")
+            "check that boxes are (x0, y0, x1, y1) in map pixels"
+        )
     return mask
 
 
@@ -98,10 +110,12 @@ def as_masks(targets: Any, shape: tuple[int, int], count: int, single: bool) -> 
     else:
         raise InvalidParameterError(
             f"for a batch of {count} maps, 'targets' must be a list with one target per map or an "
-            f"(N, H, W) mask array (got {describe(targets)})")
+            f"(N, H, W) mask array (got {describe(targets)})"
+        )
     if len(items) != count:
         raise InvalidParameterError(
-            f"for a batch of {count} maps, give one target per map (got {len(items)} targets)")
+            f"for a batch of {count} maps, give one target per map (got {len(items)} targets)"
+        )
     return np.stack([_one_mask(t, shape) for t in items])
 
 
@@ -115,7 +129,7 @@ def _out(values: np.ndarray, single: bool):
 
 
 # --------------------------------------------------------------------------- metrics
-def pointing_game(heatmap: Any, targets: Any, tolerance: float = 0) -> Union[bool, np.ndarray]:
+def pointing_game(heatmap: Any, targets: Any, tolerance: float = 0) -> bool | np.ndarray:
     """Hit when the map's maximum lies within ``tolerance`` pixels of the target.
 
     Zhang et al. 2018 (Top-down neural attention by excitation backprop) count a hit when the
@@ -129,7 +143,8 @@ def pointing_game(heatmap: Any, targets: Any, tolerance: float = 0) -> Union[boo
     """
     if isinstance(tolerance, bool) or not isinstance(tolerance, (Integral, Real)) or tolerance < 0:
         raise InvalidParameterError(
-            f"'tolerance' must be a number of pixels >= 0 (got {describe(tolerance)})")
+            f"'tolerance' must be a number of pixels >= 0 (got {describe(tolerance)})"
+        )
     maps, masks, single = _prepare(heatmap, targets)
     hits = np.zeros(len(maps), dtype=bool)
     for i, (m, mask) in enumerate(zip(maps, masks)):
@@ -147,7 +162,7 @@ def pointing_game(heatmap: Any, targets: Any, tolerance: float = 0) -> Union[boo
     return _out(hits, single)
 
 
-def energy_pointing_game(heatmap: Any, targets: Any) -> Union[float, np.ndarray]:
+def energy_pointing_game(heatmap: Any, targets: Any) -> float | np.ndarray:
     """Fraction of the map's energy inside the target: sum(L * mask) / sum(L).
 
     Wang et al. 2020 (Score-CAM, sec. 5.2): Proportion = sum_{(i,j) in bbox} L_ij / sum_(i,j) L_ij.
@@ -163,8 +178,9 @@ def energy_pointing_game(heatmap: Any, targets: Any) -> Union[float, np.ndarray]
     return _out(values, single)
 
 
-def iou_at_thresholds(heatmap: Any, targets: Any, deltas: Sequence[float] = (0.0, 0.25, 0.5, 0.75),
-                      region: str = "mask") -> dict:
+def iou_at_thresholds(
+    heatmap: Any, targets: Any, deltas: Sequence[float] = (0.0, 0.25, 0.5, 0.75), region: str = "mask"
+) -> dict:
     """IoU between the map thresholded at ``delta * max`` and the target, for each delta.
 
     A pixel is kept when its value is strictly above ``delta * max`` (so delta 0 keeps the
@@ -179,7 +195,8 @@ def iou_at_thresholds(heatmap: Any, targets: Any, deltas: Sequence[float] = (0.0
     """
     if region not in IOU_REGIONS:
         raise InvalidParameterError(
-            f"'region' must be one of {', '.join(map(repr, IOU_REGIONS))} (got {describe(region)})")
+            f"'region' must be one of {', '.join(map(repr, IOU_REGIONS))} (got {describe(region)})"
+        )
     deltas = _check_deltas(deltas)
     maps, masks, single = _prepare(heatmap, targets)
     top = maps.max(axis=(1, 2), keepdims=True)
@@ -200,7 +217,8 @@ def _check_deltas(deltas: Sequence[float]) -> list[float]:
     for d in values:
         if isinstance(d, bool) or not isinstance(d, (Integral, Real)) or not 0.0 <= d < 1.0:
             raise InvalidParameterError(
-                f"each delta must be a number in [0, 1) (got {describe(d)}); e.g. deltas=(0.25, 0.5)")
+                f"each delta must be a number in [0, 1) (got {describe(d)}); e.g. deltas=(0.25, 0.5)"
+            )
     if not values:
         raise InvalidParameterError("'deltas' must list at least one threshold, e.g. (0.25, 0.5)")
     return [float(d) for d in values]
@@ -216,5 +234,5 @@ def _largest_region_box(kept: np.ndarray) -> np.ndarray:
     sizes = np.bincount(labels.ravel())[1:]
     ys, xs = np.nonzero(labels == 1 + int(np.argmax(sizes)))
     box = np.zeros_like(kept)
-    box[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    box[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
     return box

@@ -1,5 +1,6 @@
 """The checked arguments of an evaluation, shared by the loop (``evaluate``) and the batch
 scoring (``batch``)."""
+
 from __future__ import annotations
 
 

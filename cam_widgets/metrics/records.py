@@ -1,5 +1,6 @@
 """Results files of :func:`~cam_widgets.metrics.evaluate.evaluate`: JSON lines, read back
 (tolerating a last line cut by an interruption), written with a flush and fsync, summarised."""
+
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,7 @@ import math
 import os
 import pathlib
 import stat
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -48,7 +49,8 @@ def read_records(path, repair: bool = False) -> list[dict]:
     if not stat.S_ISREG(info.st_mode):
         raise InvalidParameterError(
             f"the results file {str(path)!r} is {file_kind(info.st_mode)}: expected a JSON-lines "
-            f"file (or none yet); hint: {_OUT_HINT}")
+            f"file (or none yet); hint: {_OUT_HINT}"
+        )
     with open_regular(path, "the results file") as handle:
         data = handle.read()
     lines = data.split(b"\n")
@@ -63,10 +65,11 @@ def read_records(path, repair: bool = False) -> list[dict]:
             if last:  # no trailing newline: the write was interrupted
                 raise ValueError("unterminated")
         except ValueError:
-            if last or all(not rest.strip() for rest in lines[number + 1:]):
+            if last or all(not rest.strip() for rest in lines[number + 1 :]):
                 break
             raise InvalidParameterError(
-                f"{str(path)!r} line {number + 1} is not a JSON record; remove it or pass resume=False (CLI: --no-resume)") from None
+                f"{str(path)!r} line {number + 1} is not a JSON record; remove it or pass resume=False (CLI: --no-resume)"
+            ) from None
         records.append(record)
         good += len(line) + 1
     if repair and good < len(data):
@@ -104,12 +107,13 @@ def write_records(handle, records: Iterable[dict]) -> None:
             os.ftruncate(fd, size)
         if isinstance(exc, OSError):
             name = getattr(handle, "name", "the results file")
-            raise output_error(name, "the records could not be appended (the file is as it was "
-                               "before them)", exc, _OUT_HINT) from None
+            raise output_error(
+                name, "the records could not be appended (the file is as it was before them)", exc, _OUT_HINT
+            ) from None
         raise
 
 
-def _mean(values: list) -> Optional[float]:
+def _mean(values: list) -> float | None:
     values = [float(v) for v in values if v is not None]
     return float(np.mean(values)) if values else None
 
@@ -120,8 +124,11 @@ def summarize(records_or_path) -> dict:
     Returns ``dict(images, records, errors, methods={method: dict(records, means, counts)})``;
     ``counts`` says how many records had the field (boxes may be missing for some images).
     """
-    records = read_records(records_or_path) if isinstance(records_or_path, (str, os.PathLike)) \
+    records = (
+        read_records(records_or_path)
+        if isinstance(records_or_path, (str, os.PathLike))
         else list(records_or_path)
+    )
     methods: dict[str, dict] = {}
     errors = 0
     for record in records:
@@ -136,10 +143,12 @@ def summarize(records_or_path) -> dict:
     out = {}
     for name, entry in methods.items():
         means = {k: _mean(v) for k, v in entry["values"].items()}
-        out[name] = dict(records=entry["records"], means=means,
-                         counts={k: sum(x is not None for x in v) for k, v in entry["values"].items()})
-    return dict(images=len({r["image"] for r in records}), records=len(records), errors=errors,
-                methods=out)
+        out[name] = dict(
+            records=entry["records"],
+            means=means,
+            counts={k: sum(x is not None for x in v) for k, v in entry["values"].items()},
+        )
+    return dict(images=len({r["image"] for r in records}), records=len(records), errors=errors, methods=out)
 
 
 def _metric_keys() -> list[str]:

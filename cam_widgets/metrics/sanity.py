@@ -6,10 +6,12 @@ the output backwards, and after each step the same method recomputes the map for
 class and layer. A map that stays similar to the original while the weights it should depend
 on are destroyed fails the check.
 """
+
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,15 +46,16 @@ def _ssim(a: np.ndarray, b: np.ndarray) -> float:
     if side < 3:
         return float("nan")
     window = min(7, side if side % 2 else side - 1)
-    return float(structural_similarity(a.astype(np.float64), b.astype(np.float64), data_range=1.0,
-                                       win_size=window))
+    return float(
+        structural_similarity(a.astype(np.float64), b.astype(np.float64), data_range=1.0, win_size=window)
+    )
 
 
 def _has_params(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
 
-def randomization_steps(model: nn.Module, cascade: Union[None, str, Sequence[str]] = None) -> list[str]:
+def randomization_steps(model: nn.Module, cascade: None | str | Sequence[str] = None) -> list[str]:
     """Names randomized step by step, output first (the model's definition order, reversed).
 
     ``None``: every module holding parameters of its own, one per step. ``"blocks"``: the
@@ -67,18 +70,22 @@ def randomization_steps(model: nn.Module, cascade: Union[None, str, Sequence[str
         names = []
         for name, child in model.named_children():
             if isinstance(child, (nn.Sequential, nn.ModuleList)):
-                names += [f"{name}.{n}" for n, c in child.named_children() if any(True for _ in c.parameters())]
+                names += [
+                    f"{name}.{n}" for n, c in child.named_children() if any(True for _ in c.parameters())
+                ]
             elif any(True for _ in child.parameters()):
                 names.append(name)
         return names[::-1]
     if isinstance(cascade, str) or not isinstance(cascade, Sequence) or not cascade:
         raise InvalidParameterError(
-            f"'cascade' must be None, 'blocks' or a list of module names (got {describe(cascade)})")
+            f"'cascade' must be None, 'blocks' or a list of module names (got {describe(cascade)})"
+        )
     for name in cascade:
         if name not in modules or not any(True for _ in modules[name].parameters()):
             raise InvalidParameterError(
                 f"cannot randomize {name!r}: expected a module with parameters."
-                + close_matches(str(name), [n for n, m in modules.items() if n and _has_params(m)]))
+                + close_matches(str(name), [n for n, m in modules.items() if n and _has_params(m)])
+            )
     return list(cascade)
 
 
@@ -99,10 +106,19 @@ def _randomize(module: nn.Module, seed: int) -> None:
                     p.normal_(0.0, 0.02)
 
 
-def randomization_sanity(explainer, image: Any, method: str = "gradcam", class_id=None,
-                         layer: Optional[str] = None, cascade: Union[None, str, Sequence[str]] = None,
-                         *, independent: bool = False, seed: int = 0, max_steps: Optional[int] = None,
-                         **params) -> list[dict]:
+def randomization_sanity(
+    explainer,
+    image: Any,
+    method: str = "gradcam",
+    class_id=None,
+    layer: str | None = None,
+    cascade: None | str | Sequence[str] = None,
+    *,
+    independent: bool = False,
+    seed: int = 0,
+    max_steps: int | None = None,
+    **params,
+) -> list[dict]:
     """Cascading model-parameter randomization: similarity to the original map per step.
 
     Args:
@@ -133,9 +149,15 @@ def randomization_sanity(explainer, image: Any, method: str = "gradcam", class_i
     for step, name in enumerate(names, start=1):
         if copy_model is None or independent:
             copy_model = copy.deepcopy(explainer.engine.model)
-            other = Explainer(copy_model, preprocess=spec.preprocess, labels=spec.labels,
-                              input_size=spec.input_size, default_layer=spec.default_layer,
-                              input_range=spec.input_range, device=explainer.device)
+            other = Explainer(
+                copy_model,
+                preprocess=spec.preprocess,
+                labels=spec.labels,
+                input_size=spec.input_size,
+                default_layer=spec.default_layer,
+                input_range=spec.input_range,
+                device=explainer.device,
+            )
         _randomize(dict(copy_model.named_modules())[name], seed + step)
         other.engine.clear_cache()
         done = [name] if independent else done + [name]
@@ -146,5 +168,12 @@ def randomization_sanity(explainer, image: Any, method: str = "gradcam", class_i
 
 def _row(step: int, randomized: list[str], original, result) -> dict:
     a, b = original.heatmap, result.heatmap
-    return dict(step=step, randomized=list(randomized), spearman=spearman(a, b), pearson=pearson(a, b),
-                ssim=_ssim(a, b), flat=bool(result.status.flat), heatmap=b)
+    return dict(
+        step=step,
+        randomized=list(randomized),
+        spearman=spearman(a, b),
+        pearson=pearson(a, b),
+        ssim=_ssim(a, b),
+        flat=bool(result.status.flat),
+        heatmap=b,
+    )

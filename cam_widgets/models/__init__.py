@@ -1,4 +1,5 @@
 """Model zoo and data about models: builders, preprocessing, labels."""
+
 from .labels import imagenet_labels, resolve_class, search_classes
 from .spec import ModelSpec, imagenet_preprocess
 from .zoo import DEFAULT_MODEL, list_models, load_model, weights_on_disk

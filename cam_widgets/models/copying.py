@@ -1,5 +1,6 @@
 """Copies of a model whose modules are their own and whose weights may be shared (the dilated
 twins change module attributes, never weights)."""
+
 from __future__ import annotations
 
 import copy

@@ -24,22 +24,35 @@ model (``features.29`` is still conv5_3's ReLU); the removed pools are ``nn.Iden
 same indices, and the new ``MaxPool2d(32)`` is the module ``pool`` between ``features`` and
 ``avgpool``. See :data:`DILATED_VGG16_LAYER_NAMES`.
 """
-from __future__ import annotations
 
-from typing import Optional, Union
+from __future__ import annotations
 
 from torch import nn
 
 from ..errors import InvalidParameterError, describe
 from .copying import copy_modules
-from .strides import (DOWNSAMPLERS, GLOBAL_POOLS, pair, resolve_after, stride_of, ShapeTrace,
-                      output_stride, stride_report)
+from .strides import (
+    DOWNSAMPLERS,
+    GLOBAL_POOLS,
+    ShapeTrace,
+    output_stride,
+    pair,
+    resolve_after,
+    stride_of,
+    stride_report,
+)
 
 __all__ = ["dilate", "output_stride", "stride_report"]
 
 #: The article's dilated VGG16 lives in :mod:`.dilated_vgg`; these names resolve there.
-_VGG_NAMES = {"VGG16_LAYER_NAMES", "DILATED_VGG16_LAYER_NAMES", "DILATED_VGG16_RATES",
-              "DilatedVGG", "dilated_vgg16", "build_dilated_vgg16"}
+_VGG_NAMES = {
+    "VGG16_LAYER_NAMES",
+    "DILATED_VGG16_LAYER_NAMES",
+    "DILATED_VGG16_RATES",
+    "DilatedVGG",
+    "dilated_vgg16",
+    "build_dilated_vgg16",
+}
 
 
 def __getattr__(name: str):
@@ -48,7 +61,6 @@ def __getattr__(name: str):
 
         return getattr(dilated_vgg, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 
 # --------------------------------------------------------------------------- dilate
@@ -85,9 +97,7 @@ def _dilate_conv(name: str, conv: nn.Conv2d, mult: int) -> None:
     for dim in (0, 1):
         span = d0[dim] * (k[dim] - 1)
         if span % 2 or p[dim] != span // 2:
-            raise _unsupported(
-                name, conv, f"is not 'same'-padded (padding {p}, kernel {k}, dilation {d0})"
-            )
+            raise _unsupported(name, conv, f"is not 'same'-padded (padding {p}, kernel {k}, dilation {d0})")
     if conv.padding_mode != "zeros" and mult > 1:
         # reflect/replicate padding cannot exceed the input size; still correct otherwise
         pass
@@ -105,7 +115,7 @@ def _set_module(root: nn.Module, name: str, new: nn.Module) -> None:
 
 def dilate(
     model: nn.Module,
-    after: Union[str, int, None] = None,
+    after: str | int | None = None,
     *,
     probe_size: int = 64,
     verify: bool = True,
@@ -138,9 +148,7 @@ def dilate(
             downsampling done in ``forward`` code, a 3-D conv...), or nothing is left to dilate.
     """
     if not isinstance(model, nn.Module):
-        raise InvalidParameterError(
-            f"Invalid model: expected a torch.nn.Module, received {describe(model)}."
-        )
+        raise InvalidParameterError(f"Invalid model: expected a torch.nn.Module, received {describe(model)}.")
     after_name = resolve_after(model, after)
     trace = ShapeTrace(model, probe_size)
     probe = trace.probe
@@ -207,9 +215,11 @@ def dilate(
                 _set_module(clone, name, nn.Identity())
                 changed += 1
             elif mult > 1:
-                if isinstance(module, nn.MaxPool2d) and pair(module.padding) == tuple(
-                    (k - 1) // 2 for k in pair(module.kernel_size)
-                ) and all(k % 2 for k in pair(module.kernel_size)):
+                if (
+                    isinstance(module, nn.MaxPool2d)
+                    and pair(module.padding) == tuple((k - 1) // 2 for k in pair(module.kernel_size))
+                    and all(k % 2 for k in pair(module.kernel_size))
+                ):
                     target.dilation = mult
                     target.padding = tuple(mult * (k - 1) // 2 for k in pair(module.kernel_size))
                     changed += 1
@@ -230,7 +240,7 @@ def dilate(
     return clone
 
 
-def _verify(clone: nn.Module, after_name: Optional[str], cap: int, probe: int) -> None:
+def _verify(clone: nn.Module, after_name: str | None, cap: int, probe: int) -> None:
     trace = ShapeTrace(clone, probe)
     start = 0 if after_name is None else trace.ends.get(after_name, 0)
     expected = (-(-probe // cap),) * 2

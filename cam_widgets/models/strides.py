@@ -4,9 +4,8 @@
 same before and after :func:`~cam_widgets.models.dilate.dilate`); the trace also tells
 ``dilate`` where downsampling happens.
 """
-from __future__ import annotations
 
-from typing import Optional, Union
+from __future__ import annotations
 
 import torch
 from torch import nn
@@ -23,7 +22,7 @@ def pair(v) -> tuple[int, int]:
     return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
-def _first_4d(args) -> Optional[torch.Tensor]:
+def _first_4d(args) -> torch.Tensor | None:
     for a in args:
         if isinstance(a, torch.Tensor) and a.dim() == 4:
             return a
@@ -34,9 +33,9 @@ class ShapeTrace:
     """Runs one dummy forward and records, in execution order, every leaf's input/output size."""
 
     def __init__(self, model: nn.Module, probe_size: int):
-        self.leaves: list[tuple[str, nn.Module, Optional[tuple], Optional[tuple]]] = []
+        self.leaves: list[tuple[str, nn.Module, tuple | None, tuple | None]] = []
         self.ends: dict[str, int] = {}  # module name -> number of leaves started when it ended
-        self.outputs: dict[str, Optional[tuple]] = {}
+        self.outputs: dict[str, tuple | None] = {}
         self.probe = int(probe_size)
         handles = []
         counter = [0]
@@ -46,6 +45,7 @@ class ShapeTrace:
                 counter[0] += 1
                 x = _first_4d(args)
                 self.leaves.append((name, module, tuple(x.shape[-2:]) if x is not None else None, None))
+
             return hook
 
         def post(name, leaf):
@@ -60,6 +60,7 @@ class ShapeTrace:
                         if m is module and hout is None:
                             self.leaves[i] = (n, m, hin, hw if hw is not None else ())
                             break
+
             return hook
 
         for name, module in model.named_modules():
@@ -94,7 +95,7 @@ def stride_of(probe: int, hw: tuple) -> int:
     return max(1, int(round(probe / hw[0])))
 
 
-def resolve_after(model: nn.Module, after: Union[str, int, None]) -> Optional[str]:
+def resolve_after(model: nn.Module, after: str | int | None) -> str | None:
     if after is None:
         return None
     names = [n for n, _ in model.named_modules() if n]
@@ -126,7 +127,7 @@ def resolve_after(model: nn.Module, after: Union[str, int, None]) -> Optional[st
     return after
 
 
-def _default_layer(model: nn.Module, trace: ShapeTrace) -> Optional[str]:
+def _default_layer(model: nn.Module, trace: ShapeTrace) -> str | None:
     if isinstance(getattr(model, "features", None), nn.Module):
         return "features"
     last = None
@@ -136,9 +137,7 @@ def _default_layer(model: nn.Module, trace: ShapeTrace) -> Optional[str]:
     return last
 
 
-def output_stride(
-    model: nn.Module, layer: Optional[str] = None, *, probe_size: int = 64
-) -> int:
+def output_stride(model: nn.Module, layer: str | None = None, *, probe_size: int = 64) -> int:
     """Output stride of ``layer`` (input size / feature-map size), measured with one dummy forward.
 
     ``layer`` defaults to ``features`` when the model has one, else to the last module with a
@@ -166,7 +165,7 @@ def output_stride(
 
 
 def stride_report(
-    before: nn.Module, after: nn.Module, layer: Optional[str] = None, *, probe_size: int = 64
+    before: nn.Module, after: nn.Module, layer: str | None = None, *, probe_size: int = 64
 ) -> dict:
     """``{"layer", "before", "after", "probe_size"}``: output strides of ``layer`` in both models."""
     return {

@@ -1,16 +1,18 @@
 """Targets that are functions of the logits, as pytorch-grad-cam and captum users write them:
 ``lambda logits: logits[..., 282] - logits[..., 285]`` (one score per image from the
 (N, classes) logits), and the contrast "A vs B" the widgets offer."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import torch
 
 from .labels import resolve_class
 
-ClassQuery = Union[int, str]
+ClassQuery = int | str
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,7 @@ class Contrast:
     b: ClassQuery
 
     def resolved(self, labels: Sequence[str]) -> ResolvedContrast:
-        return ResolvedContrast(resolve_class(self.a, labels), resolve_class(self.b, labels),
-                                labels)
+        return ResolvedContrast(resolve_class(self.a, labels), resolve_class(self.b, labels), labels)
 
 
 class ResolvedContrast:

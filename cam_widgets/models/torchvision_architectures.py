@@ -5,10 +5,12 @@ checkpoints need (densenet), the fix-ups after loading (googlenet's aux heads), 
 that skips the random initialisation, and the preprocessing matching the weights'
 normalisation. Used by :func:`cam_widgets.models.torchvision_zoo.build_torchvision`.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,8 +59,14 @@ def load_into_new_model(name: str, kwargs: dict, state_dict: dict) -> nn.Module:
         model = torchvision.models.get_model(name, weights=None, **kwargs)
     expected = {k: v for k, v in model.state_dict().items()}
     state_dict = {
-        k: (v.to(expected[k].dtype) if k in expected and v.is_floating_point()
-            and expected[k].is_floating_point() and v.dtype != expected[k].dtype else v)
+        k: (
+            v.to(expected[k].dtype)
+            if k in expected
+            and v.is_floating_point()
+            and expected[k].is_floating_point()
+            and v.dtype != expected[k].dtype
+            else v
+        )
         for k, v in state_dict.items()
     }
     model.load_state_dict(state_dict, strict=True, assign=True)

@@ -5,9 +5,8 @@ model is built with (``IMAGENET1K_V1`` for the article models, ``DEFAULT`` other
 download URL, plus the articles' models and Grad-CAM layers. Used by
 :mod:`cam_widgets.models.torchvision_zoo`, which re-exports the public names.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torchvision
 
@@ -46,7 +45,7 @@ def canonical_name(name: object) -> str:
     return key
 
 
-def weights_enum(name: str, weights_name: Optional[str] = None):
+def weights_enum(name: str, weights_name: str | None = None):
     """The torchvision WeightsEnum member used for ``name`` (article models: IMAGENET1K_V1)."""
     enum = torchvision.models.get_model_weights(name)
     if weights_name is None:
@@ -63,6 +62,6 @@ def weights_enum(name: str, weights_name: Optional[str] = None):
         ) from None
 
 
-def weights_url(name: str, weights_name: Optional[str] = None) -> str:
+def weights_url(name: str, weights_name: str | None = None) -> str:
     """Download URL of the weights ``build_torchvision(name)`` uses."""
     return weights_enum(canonical_name(name), weights_name).url

@@ -21,11 +21,11 @@ This module resolves where the weights come from and builds the :class:`ModelSpe
 names and weights enums are in :mod:`.torchvision_catalog`, the per-architecture details of the
 build in :mod:`.torchvision_architectures`, and the file handling in :mod:`.weight_files`.
 """
+
 from __future__ import annotations
 
 import os
 import pathlib
-from typing import Optional
 from urllib.parse import urlparse
 
 import torch
@@ -43,9 +43,9 @@ from .torchvision_architectures import (
 from .torchvision_catalog import (  # public names re-exported: they were defined here before
     ARTICLE_LAYERS,
     ARTICLE_MODELS,
+    available_models,
     canonical_name,
     weights_enum,
-    available_models,
     weights_url,
 )
 from .weight_files import (  # looked up here, so tests can patch them on this module
@@ -54,9 +54,9 @@ from .weight_files import (  # looked up here, so tests can patch them on this m
     download_file,
     host_reachable,
     hub_checkpoint_dir,
-    offline_by_env,
     load_state_dict_file,
     mismatch_detail,
+    offline_by_env,
 )
 
 __all__ = [
@@ -74,7 +74,7 @@ __all__ = [
 RANDOM_SEED = 0
 
 
-def expected_weights_file(name: str, weights_name: Optional[str] = None) -> pathlib.Path:
+def expected_weights_file(name: str, weights_name: str | None = None) -> pathlib.Path:
     """Where torchvision (and this zoo) looks for the weights file of ``name``.
 
     ``<torch.hub.get_dir()>/checkpoints/<file name of the URL>``, e.g.
@@ -86,9 +86,9 @@ def expected_weights_file(name: str, weights_name: Optional[str] = None) -> path
 
 def fetch_weights(
     name: str,
-    dest_dir: Optional[os.PathLike | str] = None,
+    dest_dir: os.PathLike | str | None = None,
     *,
-    weights_name: Optional[str] = None,
+    weights_name: str | None = None,
     progress: bool = True,
     force: bool = False,
 ) -> pathlib.Path:
@@ -127,10 +127,10 @@ def _unavailable_message(key: str, dest: pathlib.Path, url: str, why: str) -> st
 def build_torchvision(
     name: str,
     *,
-    weights_path: Optional[os.PathLike | str] = None,
+    weights_path: os.PathLike | str | None = None,
     pretrained: bool = True,
-    allow_download: Optional[bool] = None,
-    weights_name: Optional[str] = None,
+    allow_download: bool | None = None,
+    weights_name: str | None = None,
     seed: int = RANDOM_SEED,
 ) -> ModelSpec:
     """Build a torchvision ImageNet classifier as a :class:`ModelSpec` (model in eval mode, on CPU).
@@ -154,7 +154,7 @@ def build_torchvision(
     url = weights.url
     kwargs = arch_kwargs(key, weights, pretrained)
 
-    source: Optional[pathlib.Path] = None
+    source: pathlib.Path | None = None
     if pretrained:
         if weights_path is not None:
             source = pathlib.Path(weights_path).expanduser()

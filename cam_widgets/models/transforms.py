@@ -6,9 +6,11 @@ The package's own preprocessings take an RGB array already resized to the model 
 transform gets the photo as decoded and resizes and crops it its own way, so the map is
 drawn over :meth:`ImageTransform.seen_image`: what the model saw, after resize and crop.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +37,8 @@ class ImageTransform:
     def __init__(self, transform: Callable) -> None:
         if not callable(transform):
             raise InvalidParameterError(
-                f"'preprocess' must be a callable taking an image (got {describe(transform)})")
+                f"'preprocess' must be a callable taking an image (got {describe(transform)})"
+            )
         self.transform = transform
         self.mean, self.std = find_normalization(transform)
         self.input_size = tuple(self(_PROBE).shape[-2:])
@@ -51,13 +54,18 @@ class ImageTransform:
             ) from error
         if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[0] == 1:
             out = out[0]
-        if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[0] != 3 \
-                or not out.is_floating_point():
+        if (
+            not isinstance(out, torch.Tensor)
+            or out.dim() != 3
+            or out.shape[0] != 3
+            or not out.is_floating_point()
+        ):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
             raise InvalidParameterError(
                 f"'preprocess' must turn an image into a float tensor (3, H, W) (got "
                 f"{describe(out) if shape is None else f'a {out.dtype} tensor of shape {shape}'})"
-                f"; end a torchvision pipeline with ToTensor() and Normalize(...)")
+                f"; end a torchvision pipeline with ToTensor() and Normalize(...)"
+            )
         return out.float()
 
     @property
@@ -77,7 +85,7 @@ class ImageTransform:
 def find_normalization(transform: Any) -> tuple[Sequence[float], Sequence[float]]:
     """(mean, std) of the last normalisation in ``transform`` (a torchvision preset, a
     Compose, a Sequential, a Normalize), or (0, 1) when it has none."""
-    found: Optional[tuple] = None
+    found: tuple | None = None
     for step in _steps(transform):
         mean, std = getattr(step, "mean", None), getattr(step, "std", None)
         if mean is not None and std is not None:
@@ -106,7 +114,8 @@ def adapt_preprocess(preprocess: Callable, input_size: tuple[int, int]) -> Calla
         return ImageTransform(preprocess)
     if not callable(preprocess):
         raise InvalidParameterError(
-            f"'preprocess' must be a callable taking an image (got {describe(preprocess)})")
+            f"'preprocess' must be a callable taking an image (got {describe(preprocess)})"
+        )
     try:
         out = preprocess(np.zeros(tuple(input_size) + (3,), dtype=np.uint8))
     except (TypeError, AttributeError, ValueError):  # a callable written for PIL images
@@ -123,9 +132,11 @@ def weights_metadata(weights: Any) -> tuple[Callable, list[str]]:
     if not callable(getattr(weights, "transforms", None)) or not isinstance(meta, dict):
         raise InvalidParameterError(
             f"'weights' must be a torchvision weights member such as "
-            f"ResNet18_Weights.IMAGENET1K_V1 (got {describe(weights)})")
+            f"ResNet18_Weights.IMAGENET1K_V1 (got {describe(weights)})"
+        )
     categories = meta.get("categories")
     if not categories:
         raise InvalidParameterError(
-            f"the weights {weights} list no categories in meta['categories']; pass labels=[...]")
+            f"the weights {weights} list no categories in meta['categories']; pass labels=[...]"
+        )
     return ImageTransform(weights.transforms()), list(categories)

@@ -4,6 +4,7 @@ Used by :mod:`cam_widgets.models.torchvision_zoo` (and the dilated VGG16). Files
 ``torch.load(..., weights_only=True)``, so no pickled code is ever executed; the connectivity
 check is bounded in time, so an offline machine gets its error within seconds.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,6 @@ import re
 import socket
 import threading
 import warnings
-from typing import Optional
 from urllib.parse import urlparse
 
 import torch
@@ -33,7 +33,7 @@ def offline_by_env() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def host_reachable(url: str, timeout: Optional[float] = None) -> bool:
+def host_reachable(url: str, timeout: float | None = None) -> bool:
     """True when a TCP connection to the URL's host opens within ``timeout`` seconds.
 
     Runs in a daemon thread so that a slow DNS lookup cannot exceed the bound either.
@@ -78,7 +78,7 @@ _REFUSAL = re.compile(
 )
 
 
-def _refusal(text: str) -> Optional[str]:
+def _refusal(text: str) -> str | None:
     """The line of a ``torch.load(weights_only=True)`` error that refuses pickled code, if any."""
     for line in text.splitlines():
         line = line.strip()
@@ -89,16 +89,18 @@ def _refusal(text: str) -> Optional[str]:
     return None
 
 
-def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None, *,
-                         refetch: Optional[str] = None) -> dict[str, torch.Tensor]:
+def load_state_dict_file(
+    path: os.PathLike | str, name: str | None = None, *, refetch: str | None = None
+) -> dict[str, torch.Tensor]:
     """Read a state dict with ``torch.load(weights_only=True)``; never executes pickled code.
 
     ``name`` (the model's zoo name) only makes the error hints precise; ``refetch`` replaces
     the hint's "run `cam-widgets fetch-weights <name>`" for weights that come from elsewhere.
     """
     path = pathlib.Path(path)
-    fetch = refetch or (f"run `cam-widgets fetch-weights {name}`" if name
-                        else "run `cam-widgets fetch-weights <model>`")
+    fetch = refetch or (
+        f"run `cam-widgets fetch-weights {name}`" if name else "run `cam-widgets fetch-weights <model>`"
+    )
     if not path.is_file():
         raise WeightsUnavailableError(
             f"Weights file not found: expected an existing .pth file, received {str(path)!r}; "
@@ -131,8 +133,10 @@ def load_state_dict_file(path: os.PathLike | str, name: Optional[str] = None, *,
         ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    if (
+        not isinstance(obj, dict)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
     ):
         raise WeightsUnavailableError(
             f"Weights file is not a state dict: expected a dict of parameter names to tensors, "

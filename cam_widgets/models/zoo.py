@@ -1,9 +1,10 @@
 """The model zoo: names -> ModelSpec builders (offline default first)."""
+
 from __future__ import annotations
 
 import difflib
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ..errors import UnknownModelError, WeightsUnavailableError
 from .spec import ModelSpec
@@ -42,8 +43,9 @@ def weights_on_disk(name: str) -> bool:
     return expected_weights_file("vgg16" if name == "dilated_vgg16" else name).is_file()
 
 
-def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True,
-               weights_path: Optional[str | os.PathLike] = None) -> ModelSpec:
+def load_model(
+    name: str = DEFAULT_MODEL, *, pretrained: bool = True, weights_path: str | os.PathLike | None = None
+) -> ModelSpec:
     """Build a zoo model (or any torchvision classifier by name) with its preprocessing.
 
     ``weights_path`` is a state-dict file read with ``torch.load(weights_only=True)`` instead of
@@ -60,7 +62,8 @@ def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True,
     if not isinstance(name, str) or not name.strip():
         raise UnknownModelError(
             f"Model name is not a non-empty string: expected a zoo name such as {DEFAULT_MODEL!r}, "
-            f"received {name!r}; hint: `cam-widgets models` lists the zoo.")
+            f"received {name!r}; hint: `cam-widgets models` lists the zoo."
+        )
     key = name.strip().lower().replace("-", "_")
     builder = _builder(key)
     if builder is None:
@@ -76,26 +79,31 @@ def load_model(name: str = DEFAULT_MODEL, *, pretrained: bool = True,
 def _unknown(name: str, key: str, torchvision_models: list[str]) -> UnknownModelError:
     """Unknown name: close zoo names first (the package's own), then torchvision's."""
     matches = difflib.get_close_matches(key, list(ZOO), n=3, cutoff=0.5)
-    matches += [m for m in difflib.get_close_matches(key, torchvision_models, n=3, cutoff=0.5)
-                if m not in matches]
-    hint = (" Did you mean " + ", ".join(repr(m) for m in matches[:5]) + "?" if matches
-            else " Hint: `cam-widgets models` lists the zoo.")
+    matches += [
+        m for m in difflib.get_close_matches(key, torchvision_models, n=3, cutoff=0.5) if m not in matches
+    ]
+    hint = (
+        " Did you mean " + ", ".join(repr(m) for m in matches[:5]) + "?"
+        if matches
+        else " Hint: `cam-widgets models` lists the zoo."
+    )
     return UnknownModelError(
         f"Unknown model name: expected a zoo name ({', '.join(ZOO)}) or one of the "
-        f"{len(torchvision_models)} torchvision classifiers, received {name!r}.{hint}")
+        f"{len(torchvision_models)} torchvision classifiers, received {name!r}.{hint}"
+    )
 
 
-def _builder(key: str) -> Optional[Callable[..., ModelSpec]]:
+def _builder(key: str) -> Callable[..., ModelSpec] | None:
     from .efficientnet_lite import VARIANTS
 
     if key in VARIANTS:
-        return lambda pretrained, weights_path: _build_efficientnet_lite(key, pretrained,
-                                                                          weights_path)
+        return lambda pretrained, weights_path: _build_efficientnet_lite(key, pretrained, weights_path)
     if key == "dilated_vgg16":
         from .dilated_vgg import build_dilated_vgg16
 
         return lambda pretrained, weights_path: build_dilated_vgg16(
-            weights_path=weights_path, pretrained=pretrained)
+            weights_path=weights_path, pretrained=pretrained
+        )
     return None  # torchvision names, checked (with close matches) by load_model
 
 

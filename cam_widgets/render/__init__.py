@@ -3,11 +3,19 @@
 numpy + pillow only; ``heatmap_figure`` and ``standalone_html`` (plotly) are imported lazily
 so that importing this package stays light.
 """
+
 from __future__ import annotations
 
 from .colormaps import DEFAULT_COLORMAP, apply_colormap, colormap_lut, list_colormaps, plotly_colorscale
-from .normalize import (DISPLAY_PERCENTILE, NORMALIZE_MODES, MapStatus, normalize_map, percentile_scale,
-                        shared_scale, upsample_map)
+from .normalize import (
+    DISPLAY_PERCENTILE,
+    NORMALIZE_MODES,
+    MapStatus,
+    normalize_map,
+    percentile_scale,
+    shared_scale,
+    upsample_map,
+)
 from .overlay import image_data_uri, overlay, png_data_uri, save_png, to_png_bytes
 
 __all__ = [

@@ -25,17 +25,26 @@ photo shows through where the map is low instead of being tinted all over:
 * ``"cam"``: alpha rising from 0 at value 0 to 1 at :data:`CAM_FADE_FULL`, then 1: a class
   map looks as before where it is high and fades out where it is low.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Optional
+from functools import cache
 
 import numpy as np
 
 from ..errors import InvalidParameterError, close_matches, describe
 
-__all__ = ["apply_colormap", "list_colormaps", "colormap_lut", "plotly_colorscale", "DEFAULT_COLORMAP",
-           "FADES", "CAM_FADE_FULL", "check_fade", "fade_alpha"]
+__all__ = [
+    "apply_colormap",
+    "list_colormaps",
+    "colormap_lut",
+    "plotly_colorscale",
+    "DEFAULT_COLORMAP",
+    "FADES",
+    "CAM_FADE_FULL",
+    "check_fade",
+    "fade_alpha",
+]
 
 DEFAULT_COLORMAP = "viridis"
 #: Fades an overlay may use (None: none, the colour equally opaque at every value).
@@ -147,7 +156,7 @@ def resolve_colormap(name: object) -> str:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lut(name: str) -> np.ndarray:
     if name == "gray":
         lut = _gray_lut()
@@ -174,19 +183,15 @@ def apply_colormap(map01: np.ndarray, name: str = DEFAULT_COLORMAP) -> np.ndarra
     try:
         arr = np.asarray(map01, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InvalidParameterError(
-            f"map01 must be a numeric (H, W) array, got {describe(map01)}."
-        ) from None
+        raise InvalidParameterError(f"map01 must be a numeric (H, W) array, got {describe(map01)}.") from None
     if arr.ndim != 2 or arr.size == 0:
-        raise InvalidParameterError(
-            f"map01 must be a non-empty (H, W) array, got shape {tuple(arr.shape)}."
-        )
+        raise InvalidParameterError(f"map01 must be a non-empty (H, W) array, got shape {tuple(arr.shape)}.")
     arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
     idx = np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.intp)
     return lut[idx]
 
 
-def check_fade(fade: object) -> Optional[str]:
+def check_fade(fade: object) -> str | None:
     """``fade`` if it is None or one of :data:`FADES`; a one-line error otherwise."""
     if fade is None or (isinstance(fade, str) and fade in FADES):
         return fade
@@ -196,12 +201,11 @@ def check_fade(fade: object) -> Optional[str]:
     )
 
 
-def fade_alpha(map01: np.ndarray, fade: Optional[str]) -> np.ndarray:
+def fade_alpha(map01: np.ndarray, fade: str | None) -> np.ndarray:
     """Opacity in [0, 1] of the colour at each value of ``map01`` (see the module's notes):
     float64, same shape; ones for ``fade=None``; NaN counts as 0."""
     fade = check_fade(fade)
-    v = np.clip(np.nan_to_num(np.asarray(map01, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0),
-                0.0, 1.0)
+    v = np.clip(np.nan_to_num(np.asarray(map01, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     if fade is None:
         return np.ones_like(v)
     if fade == "cam":
@@ -209,8 +213,7 @@ def fade_alpha(map01: np.ndarray, fade: Optional[str]) -> np.ndarray:
     return v
 
 
-def plotly_colorscale(name: str = DEFAULT_COLORMAP, n_stops: int = 65,
-                      fade: Optional[str] = None) -> list[list]:
+def plotly_colorscale(name: str = DEFAULT_COLORMAP, n_stops: int = 65, fade: str | None = None) -> list[list]:
     """The same colormap as a plotly colorscale ``[[0.0, "rgb(r,g,b)"], ..., [1.0, ...]]``.
 
     ``n_stops`` entries of the 256-entry table, evenly spaced (65 keeps jet's kinks and
@@ -224,10 +227,7 @@ def plotly_colorscale(name: str = DEFAULT_COLORMAP, n_stops: int = 65,
     check_fade(fade)
     idx = np.rint(np.linspace(0, 255, int(n_stops))).astype(int)
     if fade is None:
-        return [
-            [round(float(i) / 255.0, 6), "rgb({},{},{})".format(*(int(c) for c in lut[i]))]
-            for i in idx
-        ]
+        return [[round(float(i) / 255.0, 6), "rgb({},{},{})".format(*(int(c) for c in lut[i]))] for i in idx]
     stops = idx / 255.0
     alpha = fade_alpha(stops, fade)
     return [

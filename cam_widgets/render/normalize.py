@@ -4,17 +4,25 @@ Pure numpy: no torch, no widgets.  Every function here is total on numeric input
 divides by zero and never returns NaN; what went wrong with a map (flat, negative-only,
 non-finite values) is reported in a :class:`MapStatus` instead of an exception.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from ..errors import InvalidParameterError, close_matches, describe
 
-__all__ = ["MapStatus", "normalize_map", "shared_scale", "upsample_map", "NORMALIZE_MODES",
-           "DISPLAY_PERCENTILE", "percentile_scale"]
+__all__ = [
+    "MapStatus",
+    "normalize_map",
+    "shared_scale",
+    "upsample_map",
+    "NORMALIZE_MODES",
+    "DISPLAY_PERCENTILE",
+    "percentile_scale",
+]
 
 #: Pixel-level maps (gradients) are spiky: a few pixels hold the maximum and, on a [0, max]
 #: colour scale, the rest looks empty. They are drawn relative to their 99th percentile,
@@ -48,7 +56,7 @@ class MapStatus:
     all_zero: bool = False
     negative_only: bool = False
     has_nonfinite: bool = False
-    message: Optional[str] = None
+    message: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -60,12 +68,8 @@ def _as_float_array(raw: object, name: str = "raw", float32_ok: bool = False) ->
     try:
         arr = np.asarray(raw)
     except Exception as exc:  # pragma: no cover - exotic inputs
-        raise InvalidParameterError(
-            f"{name} must be a numeric array, got {describe(raw)} ({exc})."
-        ) from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+        raise InvalidParameterError(f"{name} must be a numeric array, got {describe(raw)} ({exc}).") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise InvalidParameterError(
             f"{name} must be a numeric array, got dtype {arr.dtype} ({describe(raw)})."
         )
@@ -84,8 +88,7 @@ def as_map(m: object, name: str = "map", dtype=np.float64) -> np.ndarray:
     return a
 
 
-def _checked_maps(raw: object, mode: str, modes: tuple, shapes: str,
-                  float32_ok: bool = False) -> np.ndarray:
+def _checked_maps(raw: object, mode: str, modes: tuple, shapes: str, float32_ok: bool = False) -> np.ndarray:
     """``raw`` as a float array of one or N maps, after checking ``mode``; one-line errors."""
     if mode not in modes:
         raise InvalidParameterError(
@@ -94,9 +97,7 @@ def _checked_maps(raw: object, mode: str, modes: tuple, shapes: str,
         )
     x = _as_float_array(raw, float32_ok=float32_ok)
     if x.ndim not in (2, 3) or x.size == 0:
-        raise InvalidParameterError(
-            f"raw must be a non-empty {shapes} array, got shape {tuple(x.shape)}."
-        )
+        raise InvalidParameterError(f"raw must be a non-empty {shapes} array, got shape {tuple(x.shape)}.")
     return x
 
 
@@ -125,8 +126,11 @@ def _normalize_one(x: np.ndarray, mode: str, clip_negative: bool) -> tuple[np.nd
     elif mode == "minmax":  # max(x, lo) is the ReLU when clipping, a no-op otherwise
         out = ((np.maximum(x, lo) - lo) / span).astype(np.float32, copy=False)
     elif mode == "max":
-        out = (np.maximum(x, 0.0) / hi).astype(np.float32, copy=False) if hi > 0 \
+        out = (
+            (np.maximum(x, 0.0) / hi).astype(np.float32, copy=False)
+            if hi > 0
             else np.zeros(x.shape, np.float32)
+        )
     else:  # "none"
         out = (np.maximum(x, 0.0) if clip_negative else x).astype(np.float32)
     np.clip(out, 0.0, 1.0, out=out)
@@ -144,9 +148,7 @@ def _normalize_one(x: np.ndarray, mode: str, clip_negative: bool) -> tuple[np.nd
         if all_zero:
             parts.append("flat map: every value is 0.0; nothing to show for this class/layer")
         else:
-            parts.append(
-                f"flat map: every value is {_fmt(hi)}; nothing to show for this class/layer"
-            )
+            parts.append(f"flat map: every value is {_fmt(hi)}; nothing to show for this class/layer")
     elif mode == "max" and hi <= 0 and not negative_only:
         parts.append("no positive values: nothing to show with mode='max'")
     message = "; ".join(parts) if parts else None
@@ -167,7 +169,7 @@ def normalize_map(
     *,
     mode: str = "minmax",
     clip_negative: bool = False,
-) -> tuple[np.ndarray, Union[MapStatus, list[MapStatus]]]:
+) -> tuple[np.ndarray, MapStatus | list[MapStatus]]:
     """Normalise a raw map (H, W) or a batch of maps (N, H, W) to float32 in [0, 1].
 
     Each map of a batch is normalised on its own.  NaN/inf are replaced by 0; a flat map
@@ -204,8 +206,10 @@ def percentile_scale(m: np.ndarray, percentile: float = DISPLAY_PERCENTILE) -> n
 
 
 def shared_scale(
-    maps: Union[np.ndarray, Sequence[np.ndarray]], *, symmetric: bool = False,
-    percentile: Optional[float] = None,
+    maps: np.ndarray | Sequence[np.ndarray],
+    *,
+    symmetric: bool = False,
+    percentile: float | None = None,
 ) -> tuple[float, float]:
     """A common (lo, hi) colour range for comparing several maps side by side.
 

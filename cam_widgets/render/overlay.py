@@ -1,11 +1,11 @@
 """Blending a colour-mapped explanation over the photo, and encoding images as PNG."""
+
 from __future__ import annotations
 
 import base64
 import io
 import os
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 
@@ -13,8 +13,7 @@ from ..errors import InvalidImageError, InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, apply_colormap, check_fade, fade_alpha
 from .normalize import as_map, upsample_map
 
-__all__ = ["overlay", "fade_for", "to_png_bytes", "png_data_uri", "image_data_uri", "save_png",
-           "check_rgb"]
+__all__ = ["overlay", "fade_for", "to_png_bytes", "png_data_uri", "image_data_uri", "save_png", "check_rgb"]
 
 
 def check_rgb(rgb: object, name: str = "rgb") -> np.ndarray:
@@ -23,12 +22,14 @@ def check_rgb(rgb: object, name: str = "rgb") -> np.ndarray:
     if arr.dtype != np.uint8:
         raise InvalidImageError(
             f"{name} must be a uint8 array (0..255), got dtype {arr.dtype}"
-            + (" (use (x * 255).round().astype(np.uint8) for a 0..1 float image)." if arr.dtype.kind == "f" else ".")
+            + (
+                " (use (x * 255).round().astype(np.uint8) for a 0..1 float image)."
+                if arr.dtype.kind == "f"
+                else "."
+            )
         )
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InvalidImageError(
-            f"{name} must have shape (H, W, 3) RGB, got shape {tuple(arr.shape)}."
-        )
+        raise InvalidImageError(f"{name} must have shape (H, W, 3) RGB, got shape {tuple(arr.shape)}.")
     return arr
 
 
@@ -57,7 +58,7 @@ def overlay(
     *,
     alpha: float = 0.5,
     colormap: str = DEFAULT_COLORMAP,
-    fade: Optional[str] = None,
+    fade: str | None = None,
 ) -> np.ndarray:
     """Alpha-blend ``colormap(map01)`` over the photo: ``(1 - alpha) * rgb + alpha * colour``.
 
@@ -136,7 +137,7 @@ def image_data_uri(rgb: np.ndarray, fmt: str = "png", quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def save_png(path: Union[str, os.PathLike], rgb: np.ndarray) -> Path:
+def save_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     """Write a uint8 image as a PNG file (parent folders are created); returns the path. The
     file is written beside the target and renamed over it when complete: a failed write (a
     full disk) leaves an existing file as it was."""

@@ -1,7 +1,8 @@
 """Titles broken into lines that fit a width: shared by plotly figures and annotated PNGs."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 
 def title_lines(title: object, fits: Callable[[str], bool]) -> list[str]:

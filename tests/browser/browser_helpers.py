@@ -1,4 +1,5 @@
 """Page helpers for the browser tests: read Plotly's state from the DOM, probe widgets."""
+
 from __future__ import annotations
 
 #: Per Plotly graph div: annotation texts and, per trace, its type and a digest of z / x / y.
@@ -41,7 +42,9 @@ def status_text(page, nth: int = 0) -> str:
     """Text of the nth status line (.cw-status / .cw-warning / .cw-error)."""
     return page.evaluate(
         """n => { const e = document.querySelectorAll('.cw-status, .cw-warning, .cw-error')[n];
-                  return e ? e.textContent : null; }""", nth)
+                  return e ? e.textContent : null; }""",
+        nth,
+    )
 
 
 # Voila: window.jupyterapp.widgetManager is exposed. anywidget (0.9-0.11) rejects a model's
@@ -115,13 +118,15 @@ def figure_geometry(page, plot_index: int = 0) -> dict | None:
     return page.evaluate(FIGURE_GEOMETRY_JS, plot_index)
 
 
-def wait_figure_settled(page, plot_index: int = 0, *, wider_than: float = 0, quiet_ms: int = 600,
-                        timeout: int = 15_000) -> dict:
+def wait_figure_settled(
+    page, plot_index: int = 0, *, wider_than: float = 0, quiet_ms: int = 600, timeout: int = 15_000
+) -> dict:
     """Wait (bounded) until the figure is wider than ``wider_than`` and its size has not changed
     for ``quiet_ms`` (a resize re-fits after a debounce and a redraw); returns its geometry."""
     page.evaluate("() => { window.__cwSettle = null; }")
-    page.wait_for_function(FIGURE_SETTLED_JS, arg=[plot_index, quiet_ms, wider_than],
-                           timeout=timeout, polling=100)
+    page.wait_for_function(
+        FIGURE_SETTLED_JS, arg=[plot_index, quiet_ms, wider_than], timeout=timeout, polling=100
+    )
     return figure_geometry(page, plot_index)
 
 

@@ -12,6 +12,7 @@ Env knobs:
   CAM_WIDGETS_REQUIRE_BROWSER 1: a missing piece is a failure, not a skip
   CAM_WIDGETS_ARTIFACTS       default tests/artifacts: screenshots and logs
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -37,9 +38,14 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 PY = os.environ.get("BROWSER_TESTS_PY", sys.executable)
 REQUIRE = os.environ.get("CAM_WIDGETS_REQUIRE_BROWSER", "") == "1"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
     # without these three, Chromium's own background connections hang on a closed network
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 VOILA_READY_PATH = "/voila/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
 
@@ -51,11 +57,14 @@ def missing_pieces() -> list[str]:
     """What the browser tests need and this machine lacks (empty: all there)."""
     missing = []
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        missing.append(f"no Chromium at {CHROMIUM} (apt-get install -y chromium, "
-                       "or bash scripts/ci_browser_deps.sh)")
+        missing.append(
+            f"no Chromium at {CHROMIUM} (apt-get install -y chromium, or bash scripts/ci_browser_deps.sh)"
+        )
     if importlib.util.find_spec("playwright") is None:
-        missing.append("the playwright wheel is not installed (pip install playwright; "
-                       "do not run `playwright install`: the system Chromium is used)")
+        missing.append(
+            "the playwright wheel is not installed (pip install playwright; "
+            "do not run `playwright install`: the system Chromium is used)"
+        )
     probe = "import voila, ipykernel"
     if PY == sys.executable:
         if importlib.util.find_spec("voila") is None or importlib.util.find_spec("ipykernel") is None:
@@ -97,8 +106,12 @@ def _free_port() -> int:
 def _isolated_env(root: Path) -> dict:
     """Jupyter config/runtime/data dirs of its own, so nothing of the user's is read or written."""
     env = dict(os.environ)
-    for var, sub in [("JUPYTER_CONFIG_DIR", "cfg"), ("JUPYTER_RUNTIME_DIR", "rt"),
-                     ("JUPYTER_DATA_DIR", "data"), ("IPYTHONDIR", "ipy")]:
+    for var, sub in [
+        ("JUPYTER_CONFIG_DIR", "cfg"),
+        ("JUPYTER_RUNTIME_DIR", "rt"),
+        ("JUPYTER_DATA_DIR", "data"),
+        ("IPYTHONDIR", "ipy"),
+    ]:
         (root / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(root / sub)
     env["JUPYTER_PLATFORM_DIRS"] = "1"
@@ -112,8 +125,9 @@ class Server:
     def __init__(self, cmd, cwd, env, port, probe_path, log_path, timeout=60.0):
         self.port, self.log_path = port, Path(log_path)
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self._kids: set[int] = set()
         url = f"http://127.0.0.1:{port}{probe_path}"
         deadline = time.monotonic() + timeout
@@ -164,13 +178,13 @@ class Server:
     def stop(self, timeout: float = 20.0) -> None:
         kids = self._kids | set(self._descendants())
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)   # Voila shuts its kernels down on SIGTERM
+            self.proc.send_signal(signal.SIGTERM)  # Voila shuts its kernels down on SIGTERM
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        for pid in kids:                             # only PIDs this server started
+        for pid in kids:  # only PIDs this server started
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -193,10 +207,18 @@ def voila_server(tmp_path_factory, artifacts):
     work = tmp_path_factory.mktemp("voila")
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
     port = _free_port()
-    cmd = [PY, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
-           "--Voila.port_retries=0", f"--Voila.config_file_paths={VOILA_SETTINGS}", NOTEBOOK.name]
-    srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH,
-                 work / "voila.log")
+    cmd = [
+        PY,
+        "-m",
+        "voila",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        f"--Voila.port={port}",
+        "--Voila.port_retries=0",
+        f"--Voila.config_file_paths={VOILA_SETTINGS}",
+        NOTEBOOK.name,
+    ]
+    srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH, work / "voila.log")
     yield srv
     srv.stop()
     shutil.copy(srv.log_path, artifacts / "voila.log")
@@ -208,8 +230,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
-                               timeout=30_000)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=30_000)
         try:
             yield b
         finally:
@@ -237,6 +258,9 @@ def _evidence_on_failure(request, artifacts):
     rep = getattr(request.node, "rep_call", None)
     if rep is None or not rep.failed or "page" not in request.fixturenames:
         return
-    save_failure_evidence(request.getfixturevalue("page"),
-                          artifacts / f"failure_{request.node.name}.png", plot_state,
-                          full_page=True)
+    save_failure_evidence(
+        request.getfixturevalue("page"),
+        artifacts / f"failure_{request.node.name}.png",
+        plot_state,
+        full_page=True,
+    )

@@ -2,20 +2,20 @@
 Explorer's map renders, a prediction click makes a Python->browser round trip, and a click on the
 Compare figure marks every panel. Each front end's module provides the page and its error filter.
 """
+
 from __future__ import annotations
 
 import re
 
 from .browser_helpers import heatmaps, markers, plot_state, status_text
 
-UPDATE_TIMEOUT = 60_000    # one engine call and its round trip
-CLICK_TIMEOUT = 30_000     # a click on the map: browser -> Python -> browser, no engine call
+UPDATE_TIMEOUT = 60_000  # one engine call and its round trip
+CLICK_TIMEOUT = 30_000  # a click on the map: browser -> Python -> browser, no engine call
 
 
 def cell_output(page, nth: int):
     """The cell output holding the nth Plotly figure (0: Explorer, 1: Compare)."""
-    return page.locator(".jp-OutputArea-output").filter(
-        has=page.locator(".js-plotly-plot")).nth(nth)
+    return page.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).nth(nth)
 
 
 def click_in_panel(page, plot_index: int, fx: float = 0.5, fy: float = 0.45) -> None:
@@ -27,7 +27,7 @@ def click_in_panel(page, plot_index: int, fx: float = 0.5, fy: float = 0.45) -> 
     assert box and box["width"] > 50 and box["height"] > 50, box
     x, y = box["x"] + box["width"] * fx, box["y"] + box["height"] * fy
     page.mouse.move(x, y)
-    page.wait_for_timeout(300)      # let plotly register the hover before the click
+    page.wait_for_timeout(300)  # let plotly register the hover before the click
     page.mouse.click(x, y)
 
 
@@ -39,9 +39,9 @@ def check_explorer_renders_map(page, real_errors) -> None:
     (heat,) = hms
     assert heat["finite"] > 0 and heat["sum"] > 0, heat
     assert max(heat["sample"]) > min(heat["sample"]), "the map is flat"
-    assert plot["calcdataHeatmaps"] == 1, plot        # plotly computed it, i.e. drew it
+    assert plot["calcdataHeatmaps"] == 1, plot  # plotly computed it, i.e. drew it
     assert "(285)" in plot["titles"][0], plot["titles"]
-    assert page.locator(".js-plotly-plot").first.locator("image").count() >= 1   # the photo
+    assert page.locator(".js-plotly-plot").first.locator("image").count() >= 1  # the photo
     assert not real_errors(page), page.errors
 
 
@@ -55,10 +55,14 @@ def check_prediction_button_round_trip(page, real_errors, screenshot) -> None:
         """old => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
              const a = gd && gd.layout && gd.layout.annotations && gd.layout.annotations[0];
              return !!a && a.text !== old && a.text.includes('(282)'); }""",
-        arg=before["titles"][0], timeout=UPDATE_TIMEOUT)
+        arg=before["titles"][0],
+        timeout=UPDATE_TIMEOUT,
+    )
     page.wait_for_function(
         """() => { const s = document.querySelector('.widget-dropdown select');
-                   return !!s && !s.disabled; }""", timeout=UPDATE_TIMEOUT)
+                   return !!s && !s.disabled; }""",
+        timeout=UPDATE_TIMEOUT,
+    )
     after = plot_state(page)[0]
     (h0,), (h1,) = heatmaps(before), heatmaps(after)
     assert h1["finite"] > 0, h1
@@ -70,8 +74,7 @@ def check_prediction_button_round_trip(page, real_errors, screenshot) -> None:
     assert not real_errors(page), page.errors
 
 
-def check_compare_click_marks_every_panel(page, real_errors, screenshot,
-                                          plot_index: int = 1) -> None:
+def check_compare_click_marks_every_panel(page, real_errors, screenshot, plot_index: int = 1) -> None:
     """A click on the Compare map (the page's ``plot_index``-th figure: the quickstart's
     second) marks the same pixel in every panel and fills the table."""
     plot = plot_state(page)[plot_index]
@@ -85,7 +88,9 @@ def check_compare_click_marks_every_panel(page, real_errors, screenshot,
         """([n, i]) => { const gd = document.querySelectorAll('.js-plotly-plot')[i];
              const s = gd.data.filter(t => t.type === 'scatter');
              return s.length === n && s.every(t => t.x && t.x.length === 1 && t.y && t.y.length === 1); }""",
-        arg=[n, plot_index], timeout=CLICK_TIMEOUT)
+        arg=[n, plot_index],
+        timeout=CLICK_TIMEOUT,
+    )
     after = markers(plot_state(page)[plot_index])
     xs, ys = {m["x"][0] for m in after}, {m["y"][0] for m in after}
     assert len(xs) == 1 and len(ys) == 1, f"markers differ between panels: {after}"

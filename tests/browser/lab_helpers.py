@@ -1,6 +1,7 @@
 """JupyterLab 4 helpers for the browser tests: the extra requirement, a server command with isolated
 settings, and "Run All Cells" with a retry guard. The server class, the isolated Jupyter dirs and
 the Chromium page come from conftest.py."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,8 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .conftest import (
     NOTEBOOK,
@@ -22,9 +22,9 @@ from .conftest import (
     skip_or_fail,
 )
 
-START_TIMEOUT = 90.0       # server process up and answering /api
-OPEN_TIMEOUT = 90_000      # the page, the notebook's cells, the kernel idle
-LOAD_TIMEOUT = 120_000     # Run All: imports + model load + first map
+START_TIMEOUT = 90.0  # server process up and answering /api
+OPEN_TIMEOUT = 90_000  # the page, the notebook's cells, the kernel idle
+LOAD_TIMEOUT = 120_000  # Run All: imports + model load + first map
 
 EXPLORER_DRAWN_JS = """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
     return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z && t.z.length > 0); }"""
@@ -38,8 +38,10 @@ LAB_READY_PATH = "/api"
 
 #: user settings written into the isolated settings dir: no news/update toast over the plots
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
-        {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
 }
 
 
@@ -52,16 +54,20 @@ def require_frontend(probe: str, why: str) -> None:
 
 
 def require_jupyterlab() -> None:
-    require_frontend("import jupyterlab, ipykernel",
-                     f"the JupyterLab browser test needs jupyterlab 4 importable in {PY} "
-                     "(pip install 'jupyterlab>=4.2,<5')")
+    require_frontend(
+        "import jupyterlab, ipykernel",
+        f"the JupyterLab browser test needs jupyterlab 4 importable in {PY} "
+        "(pip install 'jupyterlab>=4.2,<5')",
+    )
 
 
 def lab_env(root: Path) -> dict:
     """conftest's isolated Jupyter dirs plus lab's own settings and workspaces dirs."""
     env = _isolated_env(root)
-    for var, sub in [("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
-                     ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces")]:
+    for var, sub in [
+        ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
+        ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
+    ]:
         (root / sub).mkdir(parents=True, exist_ok=True)
         env[var] = str(root / sub)
     for rel, value in LAB_SETTINGS.items():
@@ -72,13 +78,21 @@ def lab_env(root: Path) -> dict:
 
 
 def lab_command(port: int, root_dir: Path) -> list[str]:
-    cmd = [PY, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           "--IdentityProvider.token=", "--ServerApp.password=",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           f"--ServerApp.root_dir={root_dir}"]
+    cmd = [
+        PY,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--ServerApp.root_dir={root_dir}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")          # containers and CI often run as root
+        cmd.append("--allow-root")  # containers and CI often run as root
     return cmd
 
 
@@ -91,7 +105,9 @@ def lab_run_all_cells(page, attempts: int = 2) -> int:
         try:
             page.wait_for_function(
                 """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
-                         .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""", timeout=20_000)
+                         .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""",
+                timeout=20_000,
+            )
             return attempt
         except Exception:  # noqa: BLE001 - the menu closed without running; try once more
             page.keyboard.press("Escape")
@@ -103,16 +119,18 @@ def write_notebook(path: Path, sources: Sequence[str]) -> Path:
     import nbformat
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(path))
     return path
 
 
-def serve_quickstart(tmp_path_factory, artifacts, name: str,
-                     command: Callable[[int, Path], list],
-                     extra_notebooks: Mapping[str, Sequence[str]] | None = None
-                     ) -> Iterator[Server]:
+def serve_quickstart(
+    tmp_path_factory,
+    artifacts,
+    name: str,
+    command: Callable[[int, Path], list],
+    extra_notebooks: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[Server]:
     """A Jupyter server (``command(port, root_dir)``) on 127.0.0.1 serving a copy of the
     quickstart from a temporary directory with isolated dirs; stopped by PID, log kept.
     ``extra_notebooks``: file name -> code cells of more notebooks written next to it."""
@@ -121,8 +139,15 @@ def serve_quickstart(tmp_path_factory, artifacts, name: str,
     for file_name, sources in (extra_notebooks or {}).items():
         write_notebook(work / file_name, sources)
     port = _free_port()
-    srv = Server(command(port, work), work, lab_env(work / ".jupyter"), port,
-                 LAB_READY_PATH, work / f"{name}.log", timeout=START_TIMEOUT)
+    srv = Server(
+        command(port, work),
+        work,
+        lab_env(work / ".jupyter"),
+        port,
+        LAB_READY_PATH,
+        work / f"{name}.log",
+        timeout=START_TIMEOUT,
+    )
     try:
         yield srv
     finally:
@@ -136,9 +161,8 @@ def open_notebook(page, server: Server, url_path: str) -> float:
     started = time.monotonic()
     page.goto(f"{server.url}{url_path}", timeout=OPEN_TIMEOUT)
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=OPEN_TIMEOUT)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                           timeout=OPEN_TIMEOUT)
-    server.remember_children()                     # the kernel, to reap by PID if left
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=OPEN_TIMEOUT)
+    server.remember_children()  # the kernel, to reap by PID if left
     return round(time.monotonic() - started, 1)
 
 
@@ -156,6 +180,7 @@ def lab_toggle_file_browser(page, timeout: int = 10_000) -> bool:
     would); wait (bounded) until the sidebar's state flipped. Returns whether it is open now."""
     was_open = lab_left_sidebar_open(page)
     page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="filebrowser"]').click()
-    page.wait_for_function(f"() => ({LEFT_SIDEBAR_OPEN_JS})() === {'false' if was_open else 'true'}",
-                           timeout=timeout)
+    page.wait_for_function(
+        f"() => ({LEFT_SIDEBAR_OPEN_JS})() === {'false' if was_open else 'true'}", timeout=timeout
+    )
     return not was_open

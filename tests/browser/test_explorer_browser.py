@@ -4,6 +4,7 @@ respond to clicks and dropdowns, and every FigureWidget takes updates from Pytho
 Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest tests/browser -q -m browser
 The tests of this module share one page (one kernel) and run in file order.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,9 +24,9 @@ from .frontend_checks import check_compare_click_marks_every_panel, click_in_pan
 
 pytestmark = pytest.mark.browser
 
-LOAD_TIMEOUT = 120_000     # kernel start + imports + model load + first map (about 20 s here)
-UPDATE_TIMEOUT = 45_000    # one engine call and its round trip
-CLICK_TIMEOUT = 20_000     # a click on the map: browser -> Python -> browser, no engine call
+LOAD_TIMEOUT = 120_000  # kernel start + imports + model load + first map (about 20 s here)
+UPDATE_TIMEOUT = 45_000  # one engine call and its round trip
+CLICK_TIMEOUT = 20_000  # a click on the map: browser -> Python -> browser, no engine call
 
 
 def _explorer_plot(page) -> dict:
@@ -36,21 +37,26 @@ def _compare_plot(page) -> dict:
     return plot_state(page)[1]
 
 
-def _wait_first_title_change(page, plot_index: int, old: str, must_include: str,
-                             timeout: int = UPDATE_TIMEOUT) -> None:
+def _wait_first_title_change(
+    page, plot_index: int, old: str, must_include: str, timeout: int = UPDATE_TIMEOUT
+) -> None:
     """Bounded wait until panel 0's title of a plot differs from ``old`` and contains a text."""
     page.wait_for_function(
         """([i, old, inc]) => { const gd = document.querySelectorAll('.js-plotly-plot')[i];
              const a = gd && gd.layout && gd.layout.annotations && gd.layout.annotations[0];
              return !!a && a.text !== old && a.text.includes(inc); }""",
-        arg=[plot_index, old, must_include], timeout=timeout)
+        arg=[plot_index, old, must_include],
+        timeout=timeout,
+    )
 
 
 def _wait_controls_enabled(page, timeout: int = UPDATE_TIMEOUT) -> None:
     """The Explorer disables its compute controls while busy; wait for them to come back."""
     page.wait_for_function(
         """() => { const s = document.querySelector('.widget-dropdown select');
-                   return !!s && !s.disabled; }""", timeout=timeout)
+                   return !!s && !s.disabled; }""",
+        timeout=timeout,
+    )
 
 
 def _load_quickstart(page, url: str, timings: dict) -> None:
@@ -60,13 +66,16 @@ def _load_quickstart(page, url: str, timings: dict) -> None:
     page.wait_for_function(
         """() => { const gd = document.querySelector('.js-plotly-plot');
                    return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z); }""",
-        timeout=LOAD_TIMEOUT)
+        timeout=LOAD_TIMEOUT,
+    )
     timings["explorer_rendered_s"] = round(time.monotonic() - t0, 1)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 2",
-                           timeout=LOAD_TIMEOUT)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot').length >= 2", timeout=LOAD_TIMEOUT
+    )
     page.wait_for_function(
         "() => document.querySelectorAll('.js-plotly-plot')[1].querySelectorAll('.hm, image').length > 0",
-        timeout=30_000)
+        timeout=30_000,
+    )
     timings["compare_rendered_s"] = round(time.monotonic() - t0, 1)
 
 
@@ -110,7 +119,7 @@ def test_explorer_renders_photo_and_map(page, quickstart, artifacts):
     (heat,) = heatmaps(plot)
     assert heat["finite"] > 0 and heat["sum"] > 0, heat
     assert max(heat["sample"]) > min(heat["sample"]), "the map is flat"
-    assert plot["calcdataHeatmaps"] == 1          # plotly computed it, i.e. drew it
+    assert plot["calcdataHeatmaps"] == 1  # plotly computed it, i.e. drew it
     assert "Egyptian cat (285)" in plot["titles"][0], plot["titles"]
     # the top-5 list: five buttons, the first one the predicted class
     buttons = page.locator(".jupyter-button").filter(has_text=re.compile(r"^\d+ \S"))
@@ -128,8 +137,7 @@ def test_explorer_renders_photo_and_map(page, quickstart, artifacts):
 
 def _explorer_widget(page):
     """The Explorer's outermost box: the cell output holding the first figure."""
-    return page.locator(".jp-OutputArea-output").filter(
-        has=page.locator(".js-plotly-plot")).first
+    return page.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).first
 
 
 def test_explorer_prediction_button_switches_class(page, quickstart):
@@ -146,15 +154,20 @@ def test_explorer_prediction_button_switches_class(page, quickstart):
     page.wait_for_function(
         "old => { const e = document.querySelector('.cw-status, .cw-warning, .cw-error');"
         " return !!e && e.textContent !== old && e.textContent.includes('(282)'); }",
-        arg=status_before, timeout=UPDATE_TIMEOUT)
+        arg=status_before,
+        timeout=UPDATE_TIMEOUT,
+    )
     # the selected row is highlighted
     assert "mod-info" in (button.get_attribute("class") or "")
 
 
 def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
     before = _explorer_plot(page)
-    method = page.locator(".widget-dropdown").filter(
-        has=page.locator("label", has_text=re.compile(r"^method$"))).first.locator("select")
+    method = (
+        page.locator(".widget-dropdown")
+        .filter(has=page.locator("label", has_text=re.compile(r"^method$")))
+        .first.locator("select")
+    )
     method.select_option(label="Grad-CAM++")
     _wait_first_title_change(page, 0, before["titles"][0], "Grad-CAM++")
     _wait_controls_enabled(page)
@@ -171,8 +184,10 @@ def test_explorer_method_dropdown_changes_map(page, quickstart, artifacts):
         method.select_option(label=label)
         _wait_first_title_change(page, 0, shown, label)
         _wait_controls_enabled(page)
-    ranges = page.evaluate("() => { const l = document.querySelectorAll('.js-plotly-plot')[0]"
-                           "._fullLayout; return [l.xaxis.range, l.yaxis.range]; }")
+    ranges = page.evaluate(
+        "() => { const l = document.querySelectorAll('.js-plotly-plot')[0]"
+        "._fullLayout; return [l.xaxis.range, l.yaxis.range]; }"
+    )
     assert ranges == [[-0.5, 223.5], [223.5, -0.5]], ranges
 
 
@@ -182,10 +197,13 @@ def test_explorer_map_click_reports_pixel(page, quickstart):
     page.wait_for_function(
         """() => { const gd = document.querySelectorAll('.js-plotly-plot')[0];
              const s = gd.data.find(t => t.type === 'scatter');
-             return !!s && s.x && s.x.length === 1; }""", timeout=CLICK_TIMEOUT)
+             return !!s && s.x && s.x.length === 1; }""",
+        timeout=CLICK_TIMEOUT,
+    )
     page.wait_for_function(
         "() => /pixel \\(\\d+, \\d+\\): value/.test((document.querySelector('.cw-status') || {}).textContent || '')",
-        timeout=CLICK_TIMEOUT)
+        timeout=CLICK_TIMEOUT,
+    )
 
 
 def test_explorer_map_grows_with_the_window_and_stays_on_its_first_screen(page, quickstart, artifacts):
@@ -197,13 +215,14 @@ def test_explorer_map_grows_with_the_window_and_stays_on_its_first_screen(page, 
         for width, height in ((1280, 720), (1920, 1080)):
             page.set_viewport_size({"width": width, "height": height})
             explorer.scroll_into_view_if_needed()
-            page.evaluate("() => window.scrollBy(0, %d)" % explorer.bounding_box()["y"])
+            page.evaluate(f"() => window.scrollBy(0, {explorer.bounding_box()['y']:.0f})")
             geometry = wait_figure_settled(page)
             page.screenshot(path=str(artifacts / f"explorer_{width}x{height}.png"))
             top = explorer.bounding_box()["y"]
             assert geometry["figure"]["bottom"] - top <= height, (width, top, geometry)
-            first_prediction = page.locator(".jupyter-button").filter(
-                has_text=re.compile(r"^\d+ \S")).first.bounding_box()
+            first_prediction = (
+                page.locator(".jupyter-button").filter(has_text=re.compile(r"^\d+ \S")).first.bounding_box()
+            )
             assert first_prediction["x"] >= geometry["figure"]["right"] - 5, (width, geometry)
             panels[width] = geometry["panels"][0]["width"]
     finally:
@@ -219,8 +238,7 @@ def test_compare_renders_linked_panels(page, quickstart, artifacts):
     assert panels[0]["sample"] != panels[1]["sample"], "both classes give the same map"
     assert [t["type"] for t in plot["traces"]] == ["image", "heatmap", "scatter"] * 2, plot
     assert any("(285)" in t for t in plot["titles"]) and any("(282)" in t for t in plot["titles"]), plot
-    output = page.locator(".jp-OutputArea-output").filter(
-        has=page.locator(".js-plotly-plot")).nth(1)
+    output = page.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).nth(1)
     page.locator(".js-plotly-plot").nth(1).screenshot(path=str(artifacts / "compare_figure.png"))
     output.screenshot(path=str(artifacts / "compare.png"))
     page.screenshot(path=str(artifacts / "quickstart_page.png"), full_page=True)
@@ -229,25 +247,31 @@ def test_compare_renders_linked_panels(page, quickstart, artifacts):
 def test_compare_receives_updates(page, quickstart):
     """Python -> browser round trip on the Compare figure: its colormap dropdown."""
     before = page.evaluate(
-        "() => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[1].layout.coloraxis.colorscale)")
-    colormap = page.locator(".widget-dropdown").filter(
-        has=page.locator("label", has_text=re.compile(r"^colormap$"))).nth(1).locator("select")
+        "() => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[1].layout.coloraxis.colorscale)"
+    )
+    colormap = (
+        page.locator(".widget-dropdown")
+        .filter(has=page.locator("label", has_text=re.compile(r"^colormap$")))
+        .nth(1)
+        .locator("select")
+    )
     colormap.select_option("inferno")
     page.wait_for_function(
         """old => JSON.stringify(document.querySelectorAll('.js-plotly-plot')[1].layout.coloraxis.colorscale) !== old""",
-        arg=before, timeout=UPDATE_TIMEOUT)
+        arg=before,
+        timeout=UPDATE_TIMEOUT,
+    )
 
 
 def test_compare_click_marks_every_panel(page, quickstart, artifacts):
-    check_compare_click_marks_every_panel(
-        page, errors_except,
-        artifacts / "compare_probe.png")
+    check_compare_click_marks_every_panel(page, errors_except, artifacts / "compare_probe.png")
 
 
 def test_explorer_export_downloads_in_the_browser(page, quickstart, tmp_path):
     """Voila's kernel writes exports/ on the server: the browser gets a download link."""
-    export = page.locator(".widget-dropdown select").filter(
-        has=page.locator("option", has_text="export...")).first
+    export = (
+        page.locator(".widget-dropdown select").filter(has=page.locator("option", has_text="export...")).first
+    )
     export.select_option(label="PNG figure")
     page.wait_for_selector("a.cw-download", timeout=UPDATE_TIMEOUT)
     with page.expect_download(timeout=UPDATE_TIMEOUT) as download:

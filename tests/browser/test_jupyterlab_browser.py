@@ -7,15 +7,21 @@ Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest tests/browser -q -
 Skipped (with the reason) without jupyterlab, unless CAM_WIDGETS_REQUIRE_BROWSER=1.
 The quickstart tests of this module share one page (one kernel) and run in file order.
 """
+
 from __future__ import annotations
 
 import time
 
 import pytest
 
+from .browser_helpers import (
+    errors_except,
+    figure_geometry,
+    save_failure_evidence,
+    wait_figure_settled,
+    watched_page,
+)
 from .conftest import NOTEBOOK
-from .browser_helpers import (errors_except, figure_geometry, save_failure_evidence,
-                              wait_figure_settled, watched_page)
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
@@ -39,10 +45,12 @@ pytestmark = pytest.mark.browser
 
 #: a notebook of its own for the fit test: only a 3-panel Compare (layers: no class search)
 FIT_NOTEBOOK = "compare_fit.ipynb"
-FIT_CELLS = ["""from cam_widgets.widgets.compare import Compare
+FIT_CELLS = [
+    """from cam_widgets.widgets.compare import Compare
 
 compare = Compare(image="chelsea", by="layer", values=("features.4", "features.6", "features.8"))
-compare"""]
+compare"""
+]
 #: JupyterLab's default layout on a 1280x720 screen: the file browser open, outputs ~850 px wide
 LAB_DEFAULT_VIEWPORT = {"width": 1280, "height": 720}
 #: rounding of plotly's layout and of the browser's boxes (px)
@@ -60,8 +68,9 @@ def lab_server(tmp_path_factory, artifacts):
     """JupyterLab on 127.0.0.1 (free port, no token) serving a copy of the quickstart (and the
     fit test's notebook)."""
     require_jupyterlab()
-    yield from serve_quickstart(tmp_path_factory, artifacts, "lab", lab_command,
-                                extra_notebooks={FIT_NOTEBOOK: FIT_CELLS})
+    yield from serve_quickstart(
+        tmp_path_factory, artifacts, "lab", lab_command, extra_notebooks={FIT_NOTEBOOK: FIT_CELLS}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +84,7 @@ def lab_quickstart(page, lab_server):
     page.wait_for_function(TWO_PLOTS_JS, timeout=LOAD_TIMEOUT)
     page.wait_for_function(COMPARE_DRAWN_JS, timeout=LOAD_TIMEOUT)
     timings["compare_rendered_s"] = round(time.monotonic() - t1, 1)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                           timeout=LOAD_TIMEOUT)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=LOAD_TIMEOUT)
     timings["all_idle_s"] = round(time.monotonic() - t1, 1)
     print("lab quickstart timings:", timings)
     return timings
@@ -102,8 +110,7 @@ def lab_page_default_size(browser, lab_server, request, artifacts):
         yield pg
         rep = getattr(request.node, "rep_call", None)
         if rep is not None and rep.failed:
-            save_failure_evidence(pg, artifacts / f"failure_{request.node.name}.png",
-                                  figure_geometry)
+            save_failure_evidence(pg, artifacts / f"failure_{request.node.name}.png", figure_geometry)
     finally:
         ctx.close()
 
@@ -115,56 +122,62 @@ def _assert_fits(geo: dict, when: str) -> None:
     assert out and nb, geo
     assert fig["right"] <= out["right"] + SLACK, (
         f"{when}: the figure's right edge {fig['right']:.0f} px is past the output area's "
-        f"{out['right']:.0f} px (cut off by {fig['right'] - out['right']:.0f} px): {geo}")
+        f"{out['right']:.0f} px (cut off by {fig['right'] - out['right']:.0f} px): {geo}"
+    )
     assert fig["right"] <= nb["right"] + SLACK, (
         f"{when}: the figure's right edge {fig['right']:.0f} px is past the notebook's "
-        f"{nb['right']:.0f} px: {geo}")
+        f"{nb['right']:.0f} px: {geo}"
+    )
     assert geo["colorbar"] and geo["colorbar"]["right"] <= out["right"] + SLACK, geo
     assert len(geo["panels"]) == 3, geo
     for k, panel in enumerate(geo["panels"]):
         assert panel["width"] > 100, f"{when}: panel {k} is {panel['width']:.0f} px wide: {geo}"
         assert abs(panel["width"] - panel["height"]) <= 3, (
-            f"{when}: panel {k} is {panel['width']:.1f}x{panel['height']:.1f} px, not square: {geo}")
+            f"{when}: panel {k} is {panel['width']:.1f}x{panel['height']:.1f} px, not square: {geo}"
+        )
         assert panel["right"] <= out["right"] + SLACK, geo
     assert fig["bottom"] >= max(p["bottom"] for p in geo["panels"]) - SLACK, geo
     extra = fig["height"] - max(p["height"] for p in geo["panels"])
     assert extra <= MAX_EXTRA_HEIGHT, (
         f"{when}: the figure is {extra:.0f} px taller than its panels (its height did not "
-        f"follow its width): {geo}")
+        f"follow its width): {geo}"
+    )
 
 
-def test_lab_compare_fits_output_with_sidebar_open_and_closed(lab_page_default_size, lab_server,
-                                                              artifacts):
+def test_lab_compare_fits_output_with_sidebar_open_and_closed(lab_page_default_size, lab_server, artifacts):
     """JupyterLab's default layout at 1280x720 (file browser open): a 3-panel Compare lies
     within the output area (no cut-off right edge) with square panels; closing the sidebar
     widens it, still within the output area; a click still marks all three panels."""
     page = lab_page_default_size
     t0 = time.monotonic()
     # a workspace of its own: the quickstart's (left open by the tests above) is not restored
-    timings = {"open_s": open_notebook(page, lab_server,
-                                       f"/lab/workspaces/cw-fit/tree/{FIT_NOTEBOOK}")}
+    timings = {"open_s": open_notebook(page, lab_server, f"/lab/workspaces/cw-fit/tree/{FIT_NOTEBOOK}")}
     assert lab_left_sidebar_open(page), "JupyterLab's file browser should be open by default"
     t1 = time.monotonic()
     timings["run_all_retries"] = lab_run_all_cells(page)
     page.wait_for_function(COMPARE3_DRAWN_JS, timeout=LOAD_TIMEOUT)
-    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]',
-                           timeout=LOAD_TIMEOUT)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=LOAD_TIMEOUT)
     timings["compare_drawn_s"] = round(time.monotonic() - t1, 1)
     page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     narrow = wait_figure_settled(page)
     page.screenshot(path=str(artifacts / "lab_fit_sidebar_open.png"))
     _assert_fits(narrow, "file browser open")
 
-    assert lab_toggle_file_browser(page) is False          # close it, as a user would
-    wide = wait_figure_settled(page, wider_than=narrow["figure"]["width"] + 20,
-                               timeout=15_000)
+    assert lab_toggle_file_browser(page) is False  # close it, as a user would
+    wide = wait_figure_settled(page, wider_than=narrow["figure"]["width"] + 20, timeout=15_000)
     page.screenshot(path=str(artifacts / "lab_fit_sidebar_closed.png"))
     assert wide["output"]["width"] > narrow["output"]["width"] + 100, (narrow, wide)
     _assert_fits(wide, "file browser closed")
     assert wide["panels"][0]["width"] > narrow["panels"][0]["width"] + 10, (narrow, wide)
 
-    check_compare_click_marks_every_panel(page, errors_except, artifacts / "lab_fit_compare.png",
-                                          plot_index=0)
+    check_compare_click_marks_every_panel(
+        page, errors_except, artifacts / "lab_fit_compare.png", plot_index=0
+    )
     timings["total_s"] = round(time.monotonic() - t0, 1)
-    print("lab fit timings:", timings,
-          "figure width open/closed:", round(narrow["figure"]["width"]), round(wide["figure"]["width"]))
+    print(
+        "lab fit timings:",
+        timings,
+        "figure width open/closed:",
+        round(narrow["figure"]["width"]),
+        round(wide["figure"]["width"]),
+    )

@@ -10,6 +10,7 @@ refused (403) and both kernels of the first test were still running 15 s after t
 
 Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest tests/browser -q -k kernel
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,8 @@ import pytest
 
 from .conftest import (
     NOTEBOOK,
-    ROOT,
     PY,
+    ROOT,
     VOILA_READY_PATH,
     VOILA_SETTINGS,
     Server,
@@ -36,9 +37,9 @@ from .conftest import (
 
 pytestmark = pytest.mark.browser
 
-START_TIMEOUT = 90.0        # Voila up and serving its static files
-LOAD_TIMEOUT = 150_000      # two quickstarts at once on 2 cores: kernels, imports, model, map
-GONE_TIMEOUT = 20.0         # closed tabs -> no kernel left (about 4 s here)
+START_TIMEOUT = 90.0  # Voila up and serving its static files
+LOAD_TIMEOUT = 150_000  # two quickstarts at once on 2 cores: kernels, imports, model, map
+GONE_TIMEOUT = 20.0  # closed tabs -> no kernel left (about 4 s here)
 CULL_IDLE_S, CULL_INTERVAL_S = 2, 1
 EXPLORER_DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot').length >= 1"
 SLIDER_DRAWN_JS = "() => !!document.querySelector('.widget-slider')"
@@ -86,11 +87,18 @@ def serve(tmp_path, artifacts):
             else:
                 env[name] = str(value)
         port = _free_port()
-        cmd = [PY, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
-               "--Voila.port_retries=0", f"--Voila.config_file_paths={VOILA_SETTINGS}",
-               notebook.name]
-        srv = Server(cmd, work, env, port, VOILA_READY_PATH, work / "voila.log",
-                     timeout=START_TIMEOUT)
+        cmd = [
+            PY,
+            "-m",
+            "voila",
+            "--no-browser",
+            "--Voila.ip=127.0.0.1",
+            f"--Voila.port={port}",
+            "--Voila.port_retries=0",
+            f"--Voila.config_file_paths={VOILA_SETTINGS}",
+            notebook.name,
+        ]
+        srv = Server(cmd, work, env, port, VOILA_READY_PATH, work / "voila.log", timeout=START_TIMEOUT)
         servers.append(srv)
         return srv
 
@@ -106,7 +114,7 @@ def test_closed_tabs_end_their_kernels(serve, browser):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         pages = [ctx.new_page() for _ in range(2)]
-        for pg in pages:                                  # both load at once
+        for pg in pages:  # both load at once
             pg.goto(srv.url + "/", wait_until="commit", timeout=90_000)
         for pg in pages:
             pg.wait_for_function(EXPLORER_DRAWN_JS, timeout=LOAD_TIMEOUT, polling=500)
@@ -114,7 +122,7 @@ def test_closed_tabs_end_their_kernels(serve, browser):
         assert len(kernel_pids(srv)) == 2, srv.tail()
         cookies = {c["name"] for c in ctx.cookies()}
         for pg in pages:
-            pg.close(run_before_unload=True)              # fires Voila's beforeunload handler
+            pg.close(run_before_unload=True)  # fires Voila's beforeunload handler
         count, waited = wait_kernel_count(srv, 0, GONE_TIMEOUT)
     finally:
         ctx.close()
@@ -127,18 +135,21 @@ def test_closed_tabs_end_their_kernels(serve, browser):
 
 
 def _slider_notebook(path: Path) -> Path:
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import ipywidgets as w\nw.IntSlider(value=3)")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import ipywidgets as w\nw.IntSlider(value=3)")]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
     return path
 
 
 def test_idle_kernel_of_a_vanished_tab_is_culled(serve, browser, tmp_path):
     """CULL_IDLE_SECONDS reaches the kernel manager; an open tab keeps its kernel."""
-    srv = serve(_slider_notebook(tmp_path / "slider.ipynb"),
-                CULL_IDLE_SECONDS=CULL_IDLE_S, CULL_INTERVAL_SECONDS=CULL_INTERVAL_S)
+    srv = serve(
+        _slider_notebook(tmp_path / "slider.ipynb"),
+        CULL_IDLE_SECONDS=CULL_IDLE_S,
+        CULL_INTERVAL_SECONDS=CULL_INTERVAL_S,
+    )
     ctx = browser.new_context(viewport={"width": 800, "height": 600})
     try:
         pg = ctx.new_page()
@@ -166,22 +177,44 @@ def test_binder_settings_end_closed_tabs_kernels(browser, tmp_path, artifacts):
     """Binder: Jupyter server + Voila extension, token auth, the files binder/postBuild writes."""
     require_browser_pieces()
     home = tmp_path / "home"
-    subprocess.run(["bash", "binder/postBuild"], cwd=ROOT, check=True, timeout=60,
-                   env={**_isolated_env(tmp_path / "pb"), "HOME": str(home),
-                        "CAM_WIDGETS_POSTBUILD_NO_WEIGHTS": "1"})
+    subprocess.run(
+        ["bash", "binder/postBuild"],
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+        env={**_isolated_env(tmp_path / "pb"), "HOME": str(home), "CAM_WIDGETS_POSTBUILD_NO_WEIGHTS": "1"},
+    )
     work = tmp_path / "binder"
     work.mkdir()
     notebook = _slider_notebook(work / "slider.ipynb")
-    env = {**_isolated_env(work / ".jupyter"), "HOME": str(home),
-           "JUPYTER_CONFIG_DIR": str(home / ".jupyter")}   # ~/.jupyter, as on Binder
+    env = {
+        **_isolated_env(work / ".jupyter"),
+        "HOME": str(home),
+        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+    }  # ~/.jupyter, as on Binder
     for name in ("CULL_IDLE_SECONDS", "CULL_INTERVAL_SECONDS"):
         env.pop(name, None)
     token, port = "binder-test-token", _free_port()
-    cmd = [PY, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}"]
-    srv = Server(cmd + ["--allow-root"], work, env, port, f"/api/kernels?token={token}",
-                 work / "server.log", timeout=START_TIMEOUT)
+    cmd = [
+        PY,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={work}",
+    ]
+    srv = Server(
+        cmd + ["--allow-root"],
+        work,
+        env,
+        port,
+        f"/api/kernels?token={token}",
+        work / "server.log",
+        timeout=START_TIMEOUT,
+    )
 
     def api_kernels() -> int:
         with urllib.request.urlopen(f"{srv.url}/api/kernels?token={token}", timeout=10) as r:
@@ -194,7 +227,7 @@ def test_binder_settings_end_closed_tabs_kernels(browser, tmp_path, artifacts):
         pg.wait_for_function(SLIDER_DRAWN_JS, timeout=90_000, polling=250)
         srv.remember_children()
         assert api_kernels() == 1, srv.tail()
-        pg.close(run_before_unload=True)                  # shutdown request, cookie-authenticated
+        pg.close(run_before_unload=True)  # shutdown request, cookie-authenticated
         t0, count = time.monotonic(), None
         for _ in range(int(GONE_TIMEOUT / 0.25) + 1):
             count = api_kernels()

@@ -10,6 +10,7 @@ benchmark.
 
 Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests/browser/test_load_browser.py
 """
+
 from __future__ import annotations
 
 import os
@@ -41,9 +42,9 @@ from .test_kernel_lifecycle_browser import kernel_pids, wait_kernel_count
 pytestmark = pytest.mark.browser
 
 SESSIONS = 5
-START_TIMEOUT = 90.0       # Voila up and serving its static files
-LOAD_TIMEOUT = 240.0       # five quickstarts at once on 2 cores: kernels, imports, model, maps
-GONE_TIMEOUT = 60.0        # five closed tabs -> no kernel left
+START_TIMEOUT = 90.0  # Voila up and serving its static files
+LOAD_TIMEOUT = 240.0  # five quickstarts at once on 2 cores: kernels, imports, model, maps
+GONE_TIMEOUT = 60.0  # five closed tabs -> no kernel left
 VIEWPORT = {"width": 1280, "height": 900}
 #: anywidget (0.11) gives each widget model 2 s of the page's wall clock to import and initialise
 #: its JavaScript (each Plotly FigureWidget: a ~5 MB bundle), and a model that misses it draws an
@@ -78,6 +79,7 @@ LOAD_RECORDER_JS = """(() => {
     if (rec.complete !== null && rec.image !== null) clearInterval(timer);
   }, 100);
 })();"""
+
 
 def anywidget_deadline_js(ms: int) -> str:
     """Init script: anywidget's model deadline (``AbortSignal.timeout(2000)``) becomes ``ms``;
@@ -115,9 +117,17 @@ PAGE_ERRORS_JS = """() => {
 
 def voila_command(notebook_name: str, port: int) -> list[str]:
     """Voila as scripts/explorer.sh and test_kernel_lifecycle_browser.py run it."""
-    return [PY, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
-            "--Voila.port_retries=0", f"--Voila.config_file_paths={VOILA_SETTINGS}",
-            notebook_name]
+    return [
+        PY,
+        "-m",
+        "voila",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        f"--Voila.port={port}",
+        "--Voila.port_retries=0",
+        f"--Voila.config_file_paths={VOILA_SETTINGS}",
+        notebook_name,
+    ]
 
 
 def start_voila(notebook: Path, work: Path, timeout: float = START_TIMEOUT) -> Server:
@@ -129,19 +139,27 @@ def start_voila(notebook: Path, work: Path, timeout: float = START_TIMEOUT) -> S
     for name in ("CULL_IDLE_SECONDS", "CULL_INTERVAL_SECONDS"):
         env.pop(name, None)
     port = _free_port()
-    return Server(voila_command(notebook.name, port), work, env, port, VOILA_READY_PATH,
-                  work / "voila.log", timeout=timeout)
+    return Server(
+        voila_command(notebook.name, port),
+        work,
+        env,
+        port,
+        VOILA_READY_PATH,
+        work / "voila.log",
+        timeout=timeout,
+    )
 
 
 class Session:
     """One user: a browser context of its own (own cookies and cache) and its page."""
 
-    def __init__(self, browser, viewport: dict = VIEWPORT,
-                 anywidget_deadline_ms: int = ANYWIDGET_DEADLINE_MS):
+    def __init__(
+        self, browser, viewport: dict = VIEWPORT, anywidget_deadline_ms: int = ANYWIDGET_DEADLINE_MS
+    ):
         self.ctx, self.page = watched_page(browser, viewport)
         self.page.add_init_script(anywidget_deadline_js(anywidget_deadline_ms))
         self.page.add_init_script(LOAD_RECORDER_JS)
-        self.opened_at: float | None = None   # time.time() when its navigation was asked for
+        self.opened_at: float | None = None  # time.time() when its navigation was asked for
         self.marks: dict = {}
 
     def open(self, url: str) -> None:
@@ -154,7 +172,8 @@ class Session:
         """The page's recorder marks and the errors it shows; {} while it is navigating."""
         try:
             state = self.page.evaluate(
-                f"() => ({{load: window.__cwLoad || null, errors: ({PAGE_ERRORS_JS})()}})")
+                f"() => ({{load: window.__cwLoad || null, errors: ({PAGE_ERRORS_JS})()}})"
+            )
         except Exception:  # noqa: BLE001 - the execution context changes while navigating
             return {}
         self.marks = state.get("load") or {}
@@ -166,7 +185,7 @@ class Session:
 
     def close(self) -> None:
         try:
-            self.page.close(run_before_unload=True)     # fires Voila's beforeunload handler
+            self.page.close(run_before_unload=True)  # fires Voila's beforeunload handler
         except Exception:  # noqa: BLE001 - already closed
             pass
 
@@ -177,8 +196,9 @@ class Session:
             pass
 
 
-def wait_marks(sessions: list[Session], marks: tuple[str, ...], timeout: float,
-               poll_s: float = 0.5, given_up=None) -> dict[int, list[str]]:
+def wait_marks(
+    sessions: list[Session], marks: tuple[str, ...], timeout: float, poll_s: float = 0.5, given_up=None
+) -> dict[int, list[str]]:
     """Poll (bounded) until every session has every mark in ``marks`` (or ``given_up(session)``
     says it never will), or one shows an error; returns {session index: errors shown}."""
     deadline = time.monotonic() + timeout
@@ -223,29 +243,28 @@ def test_five_sessions_at_once_load_and_end_their_kernels(load_server, browser, 
     srv = load_server
     sessions = [Session(browser) for _ in range(SESSIONS)]
     try:
-        for s in sessions:                                   # five users at once
+        for s in sessions:  # five users at once
             s.open(srv.url + "/")
         errors = wait_marks(sessions, ("firstMap",), LOAD_TIMEOUT)
         first = [s.seconds("firstMap") for s in sessions]
         print("first map, s after opening:", [None if t is None else round(t, 1) for t in first])
         assert not errors, f"pages show errors: {errors}"
         assert all(t is not None for t in first), (
-            f"not every page drew its first map in {LOAD_TIMEOUT:.0f} s: {first}; "
-            f"{srv.tail()}")
+            f"not every page drew its first map in {LOAD_TIMEOUT:.0f} s: {first}; {srv.tail()}"
+        )
         # the rest of the notebook (the Compare figure), so that no tab closes mid-run and
         # the error check covers every cell
         errors = wait_marks(sessions, ("complete",), LOAD_TIMEOUT)
         complete = [s.seconds("complete") for s in sessions]
-        print("page complete, s after opening:",
-              [None if t is None else round(t, 1) for t in complete])
+        print("page complete, s after opening:", [None if t is None else round(t, 1) for t in complete])
         assert not errors, f"pages show errors: {errors}"
         assert all(t is not None for t in complete), (
-            f"not every page drew its Compare figure in {LOAD_TIMEOUT:.0f} s: {complete}")
+            f"not every page drew its Compare figure in {LOAD_TIMEOUT:.0f} s: {complete}"
+        )
         for i, s in enumerate(sessions):
             plots = plot_state(s.page)
             assert len(plots) >= 2, (i, plots)
-            assert any(t["type"] == "heatmap" and t.get("finite") for t in plots[0]["traces"]), (
-                i, plots[0])
+            assert any(t["type"] == "heatmap" and t.get("finite") for t in plots[0]["traces"]), (i, plots[0])
             assert not errors_except(s.page), (i, s.page.errors)
         # reported, not asserted: a model that missed anywidget's 2 s deadline (conftest) on a
         # loaded machine is a matter of speed
@@ -258,8 +277,7 @@ def test_five_sessions_at_once_load_and_end_their_kernels(load_server, browser, 
     except BaseException:
         for i, s in enumerate(sessions):
             if not s.page.is_closed():
-                save_failure_evidence(s.page, artifacts / f"failure_load_session_{i}.png",
-                                      plot_state)
+                save_failure_evidence(s.page, artifacts / f"failure_load_session_{i}.png", plot_state)
         for s in sessions:
             s.dispose()
         raise

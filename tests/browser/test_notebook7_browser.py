@@ -8,6 +8,7 @@ Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest tests/browser/test
 Skipped (with the reason) without `notebook` 7, unless CAM_WIDGETS_REQUIRE_BROWSER=1.
 The tests of this module share one page (one kernel) and run in file order.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from .browser_helpers import PLOTLY_UPSTREAM_ERRORS, errors_except
 from .conftest import (
     NOTEBOOK,
     PY,
 )
-from .browser_helpers import errors_except, PLOTLY_UPSTREAM_ERRORS
 from .frontend_checks import (
     check_compare_click_marks_every_panel,
     check_explorer_renders_map,
@@ -45,19 +46,28 @@ IDLE_JS = """() => !!document.querySelector('.jp-Notebook-ExecutionIndicator[dat
 
 
 def require_notebook7() -> None:
-    require_frontend("import ipykernel, notebook; "
-                     "assert int(notebook.__version__.split('.')[0]) >= 7, notebook.__version__",
-                     f"the Notebook 7 browser test needs notebook 7 importable in {PY} "
-                     "(pip install 'notebook>=7.2,<8')")
+    require_frontend(
+        "import ipykernel, notebook; "
+        "assert int(notebook.__version__.split('.')[0]) >= 7, notebook.__version__",
+        f"the Notebook 7 browser test needs notebook 7 importable in {PY} (pip install 'notebook>=7.2,<8')",
+    )
 
 
 def nb7_command(port: int, root_dir: Path) -> list[str]:
-    cmd = [PY, "-m", "notebook", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           "--IdentityProvider.token=", "--ServerApp.password=",
-           f"--ServerApp.root_dir={root_dir}"]
+    cmd = [
+        PY,
+        "-m",
+        "notebook",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={root_dir}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")          # containers and CI often run as root
+        cmd.append("--allow-root")  # containers and CI often run as root
     return cmd
 
 
@@ -81,7 +91,7 @@ def nb7_quickstart(page, nb7_server, artifacts):
     t1 = time.monotonic()
     timings["kernel_dialogs"] = _accept_kernel_dialog(page)
     try:
-        timings["run_all_retries"] = lab_run_all_cells(page)   # Run > Run All Cells (runmenu:run-all)
+        timings["run_all_retries"] = lab_run_all_cells(page)  # Run > Run All Cells (runmenu:run-all)
     except Exception:
         page.screenshot(path=str(artifacts / "failure_nb7_run_all.png"), full_page=True)
         print("dialogs:", page.locator(".jp-Dialog").all_inner_texts())
@@ -131,8 +141,7 @@ def _accept_kernel_dialog(page) -> int:
 
 #: not ours: the Lab test's known plotly message, and Notebook 7.6's settings-load TypeError
 #: (shortcut-extension's pluginChanged handler, thrown from notebook_core.*.js at page load)
-KNOWN_UPSTREAM_ERRORS = PLOTLY_UPSTREAM_ERRORS + (
-    "Cannot read properties of undefined (reading 'schema')",)
+KNOWN_UPSTREAM_ERRORS = PLOTLY_UPSTREAM_ERRORS + ("Cannot read properties of undefined (reading 'schema')",)
 
 
 def _real_errors(page) -> list[str]:
