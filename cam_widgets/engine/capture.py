@@ -138,7 +138,7 @@ class Capture:
         else:
             fresh = {}
         found = {
-            key: fresh.get(key) if key in fresh else self._layer_grads[key]
+            key: fresh[key] if key in fresh else self._layer_grads[key]
             for key in ((layer, c) for layer in layers for c in ids)
         }
         self._layer_grads.remember(fresh)
@@ -191,7 +191,7 @@ class ScoreCapture(Capture):
             self._input_grads.remember({(guided, -1): grad})
         return self._input_grads[(guided, -1)]
 
-    def _score_grads(self, wrt: Sequence[torch.Tensor], guided: bool = False):
+    def _score_grads(self, wrt: Sequence[torch.Tensor], guided: bool = False) -> list[torch.Tensor]:
         self.backward_calls += 1
         return self.forward.score_gradients(self.score, wrt, guided=guided)
 

@@ -143,8 +143,8 @@ def cpu_quota(v2: str = _CGROUP_V2, v1: str = _CGROUP_V1) -> float | None:
     try:
         period_path = os.path.join(os.path.dirname(v1), "cpu.cfs_period_us")
         with open(v1) as quota_file, open(period_path) as period_file:
-            quota, period = int(quota_file.read()), int(period_file.read())
-        return None if quota <= 0 else quota / period
+            quota_us, period_us = int(quota_file.read()), int(period_file.read())
+        return None if quota_us <= 0 else quota_us / period_us
     except (OSError, ValueError):
         return None
 

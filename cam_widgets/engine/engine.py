@@ -146,6 +146,7 @@ class Engine:
         first or last, or tokens: ``LayerInfo.layout``), in forward order."""
         if self._layers is None:
             self._probe()
+        assert self._layers is not None  # _probe sets them (or raises)
         return list(self._layers)
 
     def _probe(self) -> None:
@@ -312,12 +313,14 @@ class Engine:
         layer after it (None: from the input, with ReLU outputs for guided backprop). On the
         model itself, never the folded twin (a copy, which would also miss changes to plain
         attributes its forward reads, a temperature...)."""
+        layers = self._layers
+        assert layers is not None  # capture() probes the model before any image forward
         root = self._root(reads)
         start = 0 if root is None else self._layer_index[root]
         # a layer whose tensor an earlier layer returned (its alias owner) is not in this graph
         names = [
             layer.name
-            for layer in self._layers[start:]
+            for layer in layers[start:]
             if self._layer_index[self._aliases.get(layer.name, layer.name)] >= start
         ]
         try:
@@ -326,7 +329,7 @@ class Engine:
             )
         except RootNotReachedError:  # a forward that skips layers: keep all of it
             return self.run(
-                inputs, [layer.name for layer in self._layers], record_relus=self._has_relu, folded=False
+                inputs, [layer.name for layer in layers], record_relus=self._has_relu, folded=False
             )
 
     def _root(self, reads: Sequence[str] | None) -> str | None:

@@ -114,16 +114,15 @@ def conv_bn_pairs(
         def record(module, args, output):
             calls[name] = calls.get(name, 0) + 1
             tensor = args[0] if args else None
-            read[name] = next(
-                (
-                    (conv, version)
-                    for conv, (ref, version) in outputs.items()
-                    if tensor is not None and ref() is tensor
-                ),
-                None,
-            )
-            if read[name] is not None and read[name][1] != tensor._version:
-                read[name] = None  # changed in place since the conv returned it
+            found: tuple[str, int] | None = None
+            if tensor is not None:
+                found = next(
+                    ((conv, version) for conv, (ref, version) in outputs.items() if ref() is tensor),
+                    None,
+                )
+                if found is not None and found[1] != tensor._version:
+                    found = None  # changed in place since the conv returned it
+            read[name] = found
 
         return record
 
@@ -154,6 +153,8 @@ def conv_bn_pairs(
 
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
     """Rewrite ``conv`` (a private copy) so that it computes bn(conv(x))."""
+    # conv_bn_pairs pairs only BatchNorms that track running stats
+    assert bn.running_mean is not None and bn.running_var is not None
     with torch.no_grad():
         scale = torch.rsqrt(bn.running_var.double() + bn.eps)
         if bn.weight is not None:
@@ -190,7 +191,9 @@ def build_twin(
             return None
 
 
-def _build(model, modules, example, channels_last) -> Twin | None:
+def _build(
+    model: nn.Module, modules: Sequence[tuple[str, nn.Module]], example: torch.Tensor, channels_last: bool
+) -> Twin | None:
     pairs = conv_bn_pairs(model, modules, example)
     if not pairs:
         return None

@@ -8,9 +8,10 @@ guided gradients alike without a second forward.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -85,7 +86,7 @@ def record_outputs(
     rooted = root is not None
     handles = []
 
-    def record(name: str, is_relu: bool, is_wanted: bool, output):
+    def record(name: str, is_relu: bool, is_wanted: bool, output: object) -> object:
         """What gradients need of one module call, and the value passed on."""
         if not isinstance(output, torch.Tensor):
             return output
@@ -140,7 +141,13 @@ class _ReluFunctions(TorchFunctionMode):
         super().__init__()
         self.recording = recording
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Collection[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         output = func(*args, **(kwargs or {}))
         if (
             func in RELU_FUNCTIONS or func in (F.hardtanh, F.hardtanh_) and clips_at_zero(args, kwargs)
@@ -150,7 +157,7 @@ class _ReluFunctions(TorchFunctionMode):
         return output
 
 
-def clips_at_zero(args, kwargs) -> bool:
+def clips_at_zero(args: Sequence[Any], kwargs: dict[str, Any] | None) -> bool:
     """Whether an ``F.hardtanh`` call is a ReLU6-like clip at 0 (``nn.ReLU6`` calls it so)."""
     low = args[1] if len(args) > 1 else (kwargs or {}).get("min_val", -1.0)
     return low == 0
@@ -161,7 +168,12 @@ WRAPPER_FLAG = "_cam_widgets_recorder"
 
 
 def _wrap_forward(
-    module: nn.Module, name: str, is_relu: bool, is_wanted: bool, record, wrapped: list
+    module: nn.Module,
+    name: str,
+    is_relu: bool,
+    is_wanted: bool,
+    record: Callable[[str, bool, bool, object], object],
+    wrapped: list[tuple[nn.Module, object]],
 ) -> bool:
     """Record ``module``'s output by wrapping its ``forward`` for the block.
 

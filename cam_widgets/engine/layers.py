@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -42,7 +43,7 @@ class LayerInfo:
         return to_grid(tensor, self.layout, self.grid, self.reshape, self.name)
 
 
-def aliases(layers, tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
+def aliases(layers: Iterable[LayerInfo], tensor_ids: dict[str, int], victims: set) -> dict[str, str]:
     """{layer: the first layer returning the very same tensor} (``features.0`` and its last
     child ``features.0.2``): one hook records both. Outputs changed in place are left out."""
     first: dict[int, str] = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import deque
+from typing import Literal
 
 from torch import nn
 
@@ -63,7 +64,7 @@ class FairLock:
 
     __enter__ = acquire
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.release()
         return False
 

@@ -35,10 +35,10 @@ class ForwardPass:
 
     def __init__(
         self,
-        inputs,
-        logits,
-        outputs,
-        relu_outputs,
+        inputs: torch.Tensor,
+        logits: torch.Tensor,
+        outputs: dict[str, torch.Tensor],
+        relu_outputs: list[object],
         mixed: bool = False,
         lock: FairLock | None = None,
         root: str | None = None,
@@ -82,8 +82,8 @@ class ForwardPass:
         with self.lock, torch.enable_grad(), context, full_precision(self.logits.device, not self.mixed):
             if num_k == 1:  # rows are independent in eval mode: d sum_n logit[n, c] / d x_n
                 score = self.logits[:, int(class_ids.reshape(-1)[0])].sum()
-                grads = torch.autograd.grad(score, list(wrt), retain_graph=keep_graph, allow_unused=True)
-                grads = [None if g is None else g.unsqueeze(0) for g in grads]
+                plain = torch.autograd.grad(score, list(wrt), retain_graph=keep_graph, allow_unused=True)
+                grads: list[torch.Tensor | None] = [None if g is None else g.unsqueeze(0) for g in plain]
             else:  # keeps the graph: the loop fallback needs it after a failed vmap
                 one_hot = torch.zeros(
                     (num_k,) + tuple(self.logits.shape), dtype=self.logits.dtype, device=self.logits.device
@@ -116,7 +116,7 @@ class ForwardPass:
         return [torch.zeros_like(t)[None] if g is None else g[None] for g, t in zip(grads, wrt)]
 
 
-def check_scores(scores, logits: torch.Tensor) -> None:
+def check_scores(scores: object, logits: torch.Tensor) -> None:
     """A target function's result: one score per image, on the logits' graph."""
     rows = logits.shape[0]
     if (
@@ -141,7 +141,9 @@ def check_scores(scores, logits: torch.Tensor) -> None:
         )
 
 
-def _batched_grad(logits, wrt, one_hot):
+def _batched_grad(
+    logits: torch.Tensor, wrt: list[torch.Tensor], one_hot: torch.Tensor
+) -> list[torch.Tensor | None]:
     """K backwards in one vmapped call; falls back to a loop for ops vmap cannot batch."""
     try:
         return list(

@@ -12,7 +12,7 @@ VGG16 at 224x224 hold ~1.7 GB at once.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -120,8 +120,8 @@ def probing(model: nn.Module) -> Iterator[Probe]:
             first[0] = False
             flow.image(args[0])
 
-    def hook(name: str, is_relu: bool):
-        def record(module, inputs, output):
+    def hook(name: str, is_relu: bool) -> Callable[[nn.Module, object, object], None]:
+        def record(module: nn.Module, inputs: object, output: object) -> None:
             probe.calls[name] = probe.calls.get(name, 0) + 1
             probe.order.append(name)
             if isinstance(output, torch.Tensor):

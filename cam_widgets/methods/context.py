@@ -61,7 +61,8 @@ class MethodContext:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return tuple(self.capture.inputs.shape[-2:])
+        height, width = self.capture.inputs.shape[-2:]  # inputs are (N, 3, H, W)
+        return height, width
 
     def activations(self) -> torch.Tensor:
         """(N, C, h, w) activations of the layer, whatever its layout (channels last, tokens:

@@ -123,9 +123,10 @@ class MethodSpec:
                 )
 
 
-def positive_int(value) -> bool:
+def positive_int(value: object) -> bool:
     """An int >= 1 (numpy's integers too), not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= 1
+    # int(): typeshed's numbers.Integral declares no >= against an int
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and int(value) >= 1
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
