@@ -374,7 +374,9 @@ class Explainer:
             inputs = torch.cat([p.tensor for p in rows]).to(self.device)
             with self.engine.exclusive():  # the slice's passes and backward as one step
                 row_ids = ids[first : first + slice_size]
-                if any(c is None for c in row_ids):  # each image's top class where none given
+                if all(c is None for c in row_ids):  # each image's top class, from the pass itself
+                    row_ids = None
+                elif any(c is None for c in row_ids):  # some given: the others' top class first
                     top = self.engine.scores(inputs).argmax(dim=1).tolist()
                     row_ids = [int(t) if c is None else c for c, t in zip(row_ids, top)]
                 outputs, probs, _, row_ids = batch_raw_maps(
