@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 
 from ..engine import Capture, Engine, PerImageCapture
-from ..engine.passes import RootNotReachedError
+from ..engine.passes import ForwardPass, RootNotReachedError
 from .context import MethodContext
 from .registry import MethodOutput, MethodSpec
 
@@ -34,7 +34,7 @@ def batch_raw_maps(
     specs: Sequence[MethodSpec],
     layer: str | None,
     method_params: dict | None = None,
-):
+) -> tuple[dict[str, MethodOutput], torch.Tensor, list[int], list[int]]:
     """(outputs {name: MethodOutput with K=1, row n for image n's class}, probabilities
     (N, classes), top1 [int], class ids [int]) of one batch. ``class_ids``: one per image, or None for each image's top class;
     ``method_params``: {method name: its parameters}. Run it under ``engine.exclusive()``
@@ -61,11 +61,15 @@ def batch_raw_maps(
     ids = list(top1) if class_ids is None else [int(c) for c in class_ids]
     ids_t = torch.tensor(ids, dtype=torch.long)
     outputs: dict[str, MethodOutput] = {}
-    if per_image:
-        capture = PerImageCapture(forward, ids_t)
+    if forward is not None:  # (the per-image methods' forward)
+        per_image_capture = PerImageCapture(forward, ids_t)
         for spec in per_image:
             context = MethodContext(
-                engine, capture, ids_t[:1], layer if spec.needs_layer else None, method_params.get(spec.name)
+                engine,
+                per_image_capture,
+                ids_t[:1],
+                layer if spec.needs_layer else None,
+                method_params.get(spec.name),
             )
             outputs[spec.name] = spec.fn(context)
     if grouped:
@@ -103,7 +107,7 @@ def rooted_batch(specs: Sequence[MethodSpec]) -> bool:
     return all(s.needs_layer and not s.needs & READS_INPUT for s in specs)
 
 
-def _forward(engine: Engine, inputs: torch.Tensor, layers: list, guided: bool, rooted: bool):
+def _forward(engine: Engine, inputs: torch.Tensor, layers: list, guided: bool, rooted: bool) -> ForwardPass:
     """The batch's forward, its graph from ``layers[0]`` when ``rooted`` (nothing below it is
     read), else from the input; a model whose forward skips that layer gets the whole graph."""
     if rooted:

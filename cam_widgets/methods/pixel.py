@@ -45,7 +45,9 @@ def guided_backprop(ctx: MethodContext) -> MethodOutput:
 def _guided_product(ctx: MethodContext, cam_method: str) -> MethodOutput:
     """Guided backprop times the upsampled, rectified CAM map (Selvaraju et al. sec. 3.1)."""
     cam_maps = upsampled(ctx.run(cam_method).maps, ctx.input_size, clip_negative=True)
-    attribution = ctx.run("guided_backprop").attribution * cam_maps[:, :, None]
+    guided = ctx.run("guided_backprop").attribution
+    assert guided is not None  # guided_backprop always returns its attribution
+    attribution = guided * cam_maps[:, :, None]
     return MethodOutput(attribution.abs().amax(dim=2), attribution)
 
 
@@ -99,17 +101,17 @@ def integrated_gradients(ctx: MethodContext) -> MethodOutput:
         raise InvalidParameterError(
             f"integrated_gradients parameter 'steps' must be at most {MAX_IG_STEPS} (got {steps})"
         )
-    baseline = float(ctx.param("baseline", 0.0))
-    if abs(baseline) > MAX_IG_BASELINE:
+    baseline_value = float(ctx.param("baseline", 0.0))
+    if abs(baseline_value) > MAX_IG_BASELINE:
         raise InvalidParameterError(
             f"integrated_gradients parameter 'baseline' must be a value of the model's input "
-            f"scale, within +-{MAX_IG_BASELINE:g} (got {baseline:g})"
+            f"scale, within +-{MAX_IG_BASELINE:g} (got {baseline_value:g})"
         )
     inputs = ctx.inputs()
-    baseline = torch.full_like(inputs, baseline)
-    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    baseline = torch.full_like(inputs, baseline_value)
+    nodes, node_weights = np.polynomial.legendre.leggauss(steps)
     alphas = torch.tensor((nodes + 1) / 2, dtype=inputs.dtype, device=inputs.device)
-    weights = torch.tensor(weights / 2, dtype=inputs.dtype, device=inputs.device)
+    weights = torch.tensor(node_weights / 2, dtype=inputs.dtype, device=inputs.device)
     batch = ctx.engine.batch_size_for(requested=ctx.param("batch_size"))
     total = torch.zeros((ctx.num_classes,) + tuple(inputs.shape), dtype=inputs.dtype, device=inputs.device)
     if ctx.progress is not None:

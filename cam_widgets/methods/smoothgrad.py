@@ -56,7 +56,8 @@ def check_smoothing(noise: float, samples: int) -> tuple[float, int]:
     return float(noise), int(samples)
 
 
-def _checked_snapshots(snapshots) -> tuple[int, ...]:
+def _checked_snapshots(snapshots: Sequence[int]) -> tuple[int, ...]:
+    counts: tuple[int, ...] | None
     try:
         counts = tuple(snapshots)
     except TypeError:
@@ -173,6 +174,7 @@ def smooth(
         done += count
         if progress is not None:
             progress(done, samples)
+    assert running_maps is not None  # samples >= 1 (check_smoothing): the loop ran
     if not torch.isfinite(running_maps).all():  # one check per call, not one per batch
         raise MethodNotApplicableError(
             "the model returned NaN or infinite values for the noisy copies of this image; "
@@ -183,7 +185,14 @@ def smooth(
 
 
 def _run_batch(
-    engine, method, noisy, class_ids, layer, params, dtype, progress: Progress = None
+    engine: Engine,
+    method: MethodSpec,
+    noisy: torch.Tensor,
+    class_ids: torch.Tensor,
+    layer: str | None,
+    params: dict,
+    dtype: torch.dtype | None,
+    progress: Progress = None,
 ) -> MethodOutput:
     """The base method over one batch of noisy inputs (a fresh, uncached pass)."""
     layers = [layer] if layer is not None else []
