@@ -324,8 +324,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cam_widgets.m
     from ..models import load_model
     from .evaluate import ImageFolderDataset, evaluate
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    try:
+        world, rank, local_rank = launcher_environment(os.environ)
+    except CamWidgetsError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     use_cuda = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     device = f"cuda:{local_rank}" if use_cuda else "cpu"
     if use_cuda:
@@ -351,7 +354,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cam_widgets.m
         explainer = Explainer(model, device=device)
         dataset = ImageFolderDataset(args.root, explainer, labels=args.labels)
         if world > 1:
-            dist.init_process_group(args.backend or ("nccl" if use_cuda else "gloo"))
+            join(args.backend or ("nccl" if use_cuda else "gloo"), world, rank)
             try:
                 summary = evaluate_distributed(explainer, dataset, **kwargs)
             finally:
@@ -361,9 +364,70 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m cam_widgets.m
     except CamWidgetsError as exc:  # one line, also when it was raised in a DataLoader worker
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank == 0:
         print(json.dumps(summary, indent=2))
     return 0
+
+
+#: Seconds the ranks of a run wait for each other to join (torch's default is 30 minutes:
+#: a rank started without the others hung that long); CAM_WIDGETS_RENDEZVOUS_SECONDS sets it.
+RENDEZVOUS_SECONDS = 60.0
+
+
+def launcher_environment(env) -> tuple[int, int, int]:
+    """(world size, rank, local rank) from a launcher's variables (torchrun sets them all), or
+    one line naming what is missing or wrong: WORLD_SIZE alone would wait forever for ranks
+    nobody started."""
+
+    def number(name: str, default: str | None) -> int:
+        text = env.get(name, default)
+        if text is None:
+            raise InvalidParameterError(
+                f"WORLD_SIZE={env.get('WORLD_SIZE')} is set but {name} is not: start every rank "
+                f"with a launcher (torchrun --nproc-per-node N -m cam_widgets.metrics ...), or "
+                f"unset WORLD_SIZE to run alone"
+            )
+        try:
+            return int(str(text).strip())
+        except ValueError:
+            raise InvalidParameterError(
+                f"{name} must be a whole number, as torchrun sets it (got {text!r})"
+            ) from None
+
+    world = number("WORLD_SIZE", "1")
+    if world < 1:
+        raise InvalidParameterError(f"WORLD_SIZE must be 1 or more (got {world})")
+    if world == 1:
+        return 1, 0, number("LOCAL_RANK", "0")
+    rank = number("RANK", None)
+    if not 0 <= rank < world:
+        raise InvalidParameterError(f"RANK must be in [0, WORLD_SIZE={world}) (got {rank})")
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if not env.get(name):
+            raise InvalidParameterError(
+                f"WORLD_SIZE={world} is set but {name} is not: start every rank with a launcher "
+                f"(torchrun sets MASTER_ADDR and MASTER_PORT), or unset WORLD_SIZE to run alone"
+            )
+    number("MASTER_PORT", None)  # (a port is a number)
+    return world, rank, number("LOCAL_RANK", str(rank))
+
+
+def join(backend: str, world: int, rank: int) -> None:
+    """Join the run's process group within :data:`RENDEZVOUS_SECONDS` (one line when the other
+    ranks never come, instead of torch's 30-minute wait or its multi-line store error)."""
+    import datetime
+
+    seconds = float(os.environ.get("CAM_WIDGETS_RENDEZVOUS_SECONDS", RENDEZVOUS_SECONDS))
+    where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+    try:
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=seconds))
+    except (RuntimeError, ValueError, OSError, TimeoutError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise InvalidParameterError(
+            f"rank {rank} of {world} could not join the others at {where} within {seconds:g} s "
+            f"({first}); start all {world} ranks together (torchrun), or unset WORLD_SIZE to "
+            f"run alone"
+        ) from None
 
 
 if __name__ == "__main__":  # pragma: no cover
