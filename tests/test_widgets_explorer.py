@@ -163,6 +163,9 @@ def test_status_line_sits_beside_the_map(explorer):
     assert explorer.view.layout.flex == "1 1 440px" and explorer.view.layout.max_width == "840px"
     fit = explorer.panels.fit
     assert (fit.min_panel, fit.max_panel, fit.window_reserve) == (320, 720, 250)
+    # sized from where the Explorer is on the page (issue 19: an introduction above it put
+    # half the map below the fold): FitWidth finds the Explorer's box by its class
+    assert fit.anchor == "cw-explorer" and "cw-explorer" in explorer._dom_classes
     assert explorer.panels.figure.layout.width is None and explorer.panels.figure.layout.height == 320 + 90
     assert "<br>" in explorer.panels.figure.layout.annotations[0].text  # wrapped for 320 px
 

@@ -24,7 +24,7 @@ from .explorer_controls import (build_controls, explorer_layout, highlight, pred
 from .explorer_files import ExplorerFiles
 from .explorer_state import (COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, ExplorerState,
                              progress_unit, result_message)
-from .explorer_view import MapView
+from .explorer_view import EXPLORER_CLASS, MapView
 from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
 from .images import FollowsUserImages, image_choice, show_choice
 from .layer_menu import layer_menu, layer_options
@@ -86,6 +86,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._map = MapView(first.prepared.rgb, first.result, self.state, static)
         self.panels, self.view = self._map.panels, self._map.widget  # (None: static)
         super().__init__(explorer_layout(self._controls, self._top, self.view, self.status.widget))
+        self.add_class(EXPLORER_CLASS)  # the map's FitWidth keeps this box's top in view
         show_predictions(self._top, first.predictions, first.result.class_id)
         self._render_status()
         self._show_settings()

@@ -16,12 +16,14 @@ from .common import colorbar_note, display_map
 from .explorer_state import ExplorerState, probe_message, static_png
 from .panels import MIN_WINDOW_FIT_PANEL, HeatmapPanels
 
-#: The map's widest (px) on a large screen; it is never taller than the window less
-#: ABOVE_THE_MAP (the page's top margin and the three rows of controls above it), so that the
-#: whole map is on the first screen (1280x720: a 380-px map; 1920x1080: 720 px). JupyterLab
-#: puts ~90 px of its own above the notebook, and at 1280 px without its sidebar a fourth row
-#: of controls: that fits too (a browser review found 220 px 30 px short there).
+#: The map's widest (px) on a large screen. It stays in view (FitWidth measures where it is):
+#: whole on the first screen where it can be there (an introduction above the Explorer
+#: counts: a fixed 250-px reserve put half of the quickstart's map below the fold at
+#: 1280x800), else whole below the Explorer's top, found by its CSS class EXPLORER_CLASS;
+#: ABOVE_THE_MAP is what a front end that lacks the class keeps free above the map (the
+#: three rows of controls, the page's margin; JupyterLab adds ~90 px of its own).
 LARGEST_MAP, ABOVE_THE_MAP = 720, 250
+EXPLORER_CLASS = "cw-explorer"
 
 
 def map_fade(result: Explanation, view: str) -> Optional[str]:
@@ -60,7 +62,8 @@ class MapView:
                                         zrange=(0.0, 1.0), view=state.view,
                                         colorbar_title=colorbar_note([result]),
                                         panel_size=LARGEST_MAP, fit_width=True,
-                                        window_reserve=ABOVE_THE_MAP, title_px=MIN_WINDOW_FIT_PANEL)
+                                        window_reserve=ABOVE_THE_MAP, anchor=EXPLORER_CLASS,
+                                        title_px=MIN_WINDOW_FIT_PANEL)
             self.widget = self.panels.widget
             # beside the predictions: from a 320-px map, growing where the page has room
             self.widget.layout.width = "auto"

@@ -6,6 +6,9 @@ import traitlets
 
 from ..render.figures import FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT
 
+#: Pixels kept free below a window-fitted figure (the page's edge is not the map's).
+BELOW_THE_MAP = 8
+
 
 class FitWidth(anywidget.AnyWidget):
     """An invisible widget that fits the Plotly figures of its box to the box's width.
@@ -18,12 +21,46 @@ class FitWidth(anywidget.AnyWidget):
     height / width, plus the margins; panels at most ``max_panel`` wide) and calls the figure's
     ``responsive`` handler (plotly.js's ``Plots.resize``), which reads both again.
 
-    With ``window_reserve`` the figure is also no taller than the window less that many pixels
-    (what sits above it), though panels stay ``min_panel`` wide, and its box no wider than that
-    height allows: a map that grows on a large screen and stays on the first one of a laptop.
+    With ``window_reserve`` the figure also stays in view, though panels stay ``min_panel``
+    wide, and its box no wider than its height allows (a map that grows on a large screen and
+    stays on the first one of a laptop). Where it can be whole on the first screen (its place
+    on the page with every scroller at the top, measured: an introduction above the widget
+    counts), it is no taller than what that screen has left; else no taller than the window
+    less what sits above it in its widget (the ancestor of CSS class ``anchor``; without one,
+    ``window_reserve`` pixels), so that scrolled to the widget, the map is whole.
     """
 
     _esm = r"""
+    // Where the figure's box would be with every scroller at the top (viewport px), and the
+    // bottom of what shows it (the window, or the scrolling panel holding the page: Voila's,
+    // JupyterLab's notebook).
+    const place = (box, anchor) => {
+      let top = box.getBoundingClientRect().top;
+      for (let e = box.parentElement; e; e = e.parentElement) top += e.scrollTop;
+      let viewTop = 0, bottom = window.innerHeight;
+      for (let e = (anchor || box).parentElement; e && e !== document.body; e = e.parentElement) {
+        const overflow = getComputedStyle(e).overflowY;
+        if ((overflow === "auto" || overflow === "scroll") && e.scrollHeight > e.clientHeight + 1) {
+          const r = e.getBoundingClientRect();
+          viewTop = Math.max(0, r.top);
+          bottom = Math.min(bottom, r.bottom);
+          break;
+        }
+      }
+      return {top, viewTop, bottom};
+    };
+
+    // The height a window-fitted figure may take and stay in view (see the class's notes).
+    const room = (box, anchorClass, reserve, below, shortest) => {
+      const anchor = anchorClass ? box.closest("." + anchorClass) : null;
+      const {top, viewTop, bottom} = place(box, anchor);
+      const firstScreen = bottom - top - below;
+      if (firstScreen >= shortest) return firstScreen;
+      const above = anchor ? box.getBoundingClientRect().top - anchor.getBoundingClientRect().top
+                           : reserve;
+      return bottom - viewTop - above - below;
+    };
+
     export default {
       render({ model, el }) {
         el.style.height = "0px";
@@ -38,9 +75,10 @@ class FitWidth(anywidget.AnyWidget):
           const heightOf = (panel) => Math.round(panel * aspect + extraHeight);
           let maxHeight = heightOf(model.get("max_panel"));
           const reserve = model.get("window_reserve");
-          if (reserve > 0) {  // no taller than the window less what sits above the figure
-            maxHeight = Math.min(maxHeight, Math.max(heightOf(model.get("min_panel")),
-                                                     window.innerHeight - reserve));
+          if (reserve > 0) {  // in view: on the first screen, or below the widget's top
+            const shortest = heightOf(model.get("min_panel"));
+            const fits = room(box, model.get("anchor"), reserve, model.get("below"), shortest);
+            maxHeight = Math.min(maxHeight, Math.max(shortest, Math.floor(fits)));
             // and no wider than that height allows: the width to spare goes to the box's neighbours
             const widest = Math.round((maxHeight - extraHeight) / aspect * panels + extraWidth);
             box.style.maxWidth = widest + "px";  // a narrower box: the observer fits again
@@ -82,5 +120,10 @@ class FitWidth(anywidget.AnyWidget):
     max_panel = traitlets.Int(320).tag(sync=True)
     extra_width = traitlets.Int(FIGURE_EXTRA).tag(sync=True)
     extra_height = traitlets.Int(FIGURE_EXTRA_HEIGHT).tag(sync=True)
-    window_reserve = traitlets.Int(0).tag(sync=True)  # 0: the window's height does not matter
+    #: 0: the window's height does not matter; else fit the window (what sits above the map
+    #: in its widget, in px, where no ``anchor`` is found)
+    window_reserve = traitlets.Int(0).tag(sync=True)
     min_panel = traitlets.Int(320).tag(sync=True)
+    #: CSS class of the widget the figure belongs to (its top is kept in view with the map)
+    anchor = traitlets.Unicode("").tag(sync=True)
+    below = traitlets.Int(BELOW_THE_MAP).tag(sync=True)

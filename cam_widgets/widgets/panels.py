@@ -46,12 +46,13 @@ class HeatmapPanels:
                  opacity: float = 0.5, colormap: str = "viridis", panel_size: int = 320,
                  zrange: Optional[tuple[float, float]] = None, view: str = "overlay",
                  colorbar_title: str = "", probe: Optional[tuple[float, float]] = None,
-                 fit_width: bool = False, window_reserve: int = 0,
+                 fit_width: bool = False, window_reserve: int = 0, anchor: str = "",
                  title_px: Optional[int] = None) -> None:
-        """``fit_width``: see the module's notes; ``window_reserve`` (with it): no taller than
-        the window less that many pixels (:class:`.fit_width.FitWidth`), panels then growing
-        from :data:`MIN_WINDOW_FIT_PANEL` up to ``panel_size``; ``title_px``: the width titles
-        are wrapped to (default: the panel's, or its share of a 1280-px page)."""
+        """``fit_width``: see the module's notes; ``window_reserve`` (with it): in view in the
+        window (:class:`.fit_width.FitWidth`: on the first screen where it can be, else below
+        the top of the widget of CSS class ``anchor``, or that many pixels), panels then
+        growing from :data:`MIN_WINDOW_FIT_PANEL` up to ``panel_size``; ``title_px``: the
+        width titles are wrapped to (default: the panel's, or its share of a 1280-px page)."""
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
@@ -95,7 +96,7 @@ class HeatmapPanels:
             self.figure._config = {**self.figure._config, "responsive": True}
             narrowest = min(MIN_PANEL_WIDTH, panel_size)
             self.fit = FitWidth(panels=self.count, aspect=h / w, max_panel=panel_size,
-                                window_reserve=window_reserve,
+                                window_reserve=window_reserve, anchor=anchor,
                                 min_panel=min(MIN_WINDOW_FIT_PANEL, panel_size))
             self.widget = W.VBox([self.figure, self.fit], layout=W.Layout(
                 width="100%", min_width=f"{narrowest * self.count + FIGURE_EXTRA}px",
