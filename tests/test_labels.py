@@ -173,3 +173,25 @@ def test_errors_read_as_plain_words(query, expected):
     msg = str(info.value)
     assert msg.startswith(expected) and "\n" not in msg
     assert "that is a" not in msg and "search_classes" not in msg
+
+
+def test_the_shipped_imagenet_names_are_torchvisions_public_ones():
+    from torchvision.models import ResNet18_Weights, VGG16_Weights
+
+    from cam_widgets.models import imagenet_labels
+
+    assert imagenet_labels() == ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    assert imagenet_labels() == VGG16_Weights.IMAGENET1K_V1.meta["categories"]
+
+
+def test_the_offline_model_imports_no_torchvision():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cam_widgets as cw, cam_widgets.widgets; "
+        "cw.get_explainer('efficientnet_lite0').explain('chelsea'); "
+        "print('torchvision' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]

