@@ -116,6 +116,14 @@ def test_vit_layers_are_listed_as_tokens_with_a_class_token_on_14x14(vit):
     assert not any("self_attention" in name for name in layers)  # (it returns a tuple)
 
 
+def test_vit_default_layer_is_the_norm_before_the_last_attention_and_its_map_is_not_empty(vit):
+    assert vit.explainer.default_layer == "encoder.layers.encoder_layer_11.ln_1" == VIT_LAYER
+    result = vit.explainer.explain("chelsea", "gradcam", 285)
+    assert result.layer == VIT_LAYER and not result.flagged
+    after = vit.explainer.explain("chelsea", "gradcam", 285, "encoder.ln")
+    assert after.flagged  # only the class token reaches the head from there: why not the default
+
+
 def test_swin_stages_are_listed_channels_last(swin):
     layers = {info.name: info for info in swin.explainer.layers()}
     for name, channels, side in (

@@ -228,13 +228,38 @@ class Engine:
     @_one_pass_at_a_time
     def default_layer(self) -> str:
         """The last spatial layer; among modules returning that very tensor (``layer4`` and
-        ``layer4.2``, ``features`` and ``features.8``), the deepest block."""
+        ``layer4.2``, ``features`` and ``features.8``), the deepest block. A vision
+        transformer's: the norm before its last attention (see _before_last_attention)."""
         layers = self.layers
         if not layers:
             raise UnknownLayerError("this model has no layer with a spatial output larger than 1x1")
         modules = dict(self.model.named_modules())
+        if layers[-1].layout == "tokens+cls":  # (ViT, DeiT: see _before_last_attention)
+            before = self._before_last_attention(layers, modules)
+            if before is not None:
+                return before
         blocks = [n for n in self._final_aliases if any(True for _ in modules[n].children())]
         return max(blocks, key=lambda n: n.count(".")) if blocks else self._final_aliases[-1]
+
+    @staticmethod
+    def _before_last_attention(layers: list[LayerInfo], modules: dict) -> str | None:
+        """The first token layer of the block holding the last attention (its norm before
+        attention: torchvision's ``ln_1``, timm's ``norm1``, where pytorch-grad-cam's ViT
+        example reads). After the last attention only the class token reaches the head, so
+        the patch tokens of the last layers get no gradient and every map there is empty."""
+        attention = [
+            name
+            for name, module in modules.items()
+            if isinstance(module, nn.MultiheadAttention)
+            or type(module).__name__.lower().endswith("attention")
+        ]
+        if not attention:
+            return None
+        block = attention[-1].rpartition(".")[0]
+        inside = [
+            info.name for info in layers if info.name.startswith(block + ".") and info.layout == "tokens+cls"
+        ]
+        return inside[0] if inside else None
 
     @_one_pass_at_a_time
     def check_layer(self, layer: str) -> LayerInfo:
