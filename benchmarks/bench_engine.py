@@ -102,7 +102,7 @@ def target_module(model: torch.nn.Module, name: str) -> torch.nn.Module:
 @contextlib.contextmanager
 def captum_guided_relu6():
     """captum's GuidedBackprop hooks nn.ReLU only; EfficientNet-Lite uses ReLU6. Hook both
-    for the block (as tests/test_reference.py does), then restore captum."""
+    for the block (as tests/methods/test_reference.py does), then restore captum."""
     from captum.attr._core import guided_backprop_deconvnet as gbd
 
     original = gbd.ModifiedReluGradientAttribution._register_hooks

@@ -11,7 +11,7 @@ nvidia-smi -L | tee "$out/device.txt"
 "$py" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$out/device.txt"
 workers=$("$py" -c "import xdist" 2>/dev/null && echo "-n 6" || echo "")
 timeout 300 "$py" -m pytest -q -p no:cacheprovider $workers -rs tests \
-    --ignore=tests/browser --ignore=tests/test_notebooks.py 2>&1 | tail -40 > "$out/pytest.txt"
+    --ignore=tests/browser --ignore=tests/chapters/test_notebooks.py 2>&1 | tail -40 > "$out/pytest.txt"
 echo "pytest rc=$?" >> "$out/pytest.txt"
 timeout 180 "$py" benchmarks/bench_engine.py --device cuda --repeats 20 \
     --models efficientnet_lite0,resnet50,vgg16 --out "$out/bench_engine_cuda.md" > /dev/null 2> "$out/bench_engine.err"

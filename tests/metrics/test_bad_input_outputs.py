@@ -267,7 +267,7 @@ def test_evaluate_refuses_special_outputs_without_reading_them(tmp_path):
     outs = [tmp_path / "pipe.jsonl", tmp_path / "dir.jsonl", "/dev/zero", "/dev/full"]
     if sys.platform.startswith("linux"):
         outs.append("/proc/cam_widgets_test.jsonl")
-    tests = os.path.dirname(__file__)
+    tests = os.path.dirname(os.path.dirname(__file__))
     work = tmp_path / "work"
     work.mkdir()
     done = run_bounded(

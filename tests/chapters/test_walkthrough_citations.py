@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 FOUND = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 #: An internal file name: the folder, or the stored name itself (three digits, a hash).

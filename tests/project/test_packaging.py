@@ -13,7 +13,7 @@ if sys.version_info >= (3, 11):
 else:  # the test extra installs tomli there
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pyproject() -> dict:

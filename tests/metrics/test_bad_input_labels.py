@@ -114,7 +114,7 @@ def test_special_labels_files_and_listed_images_are_refused_without_blocking(roo
     )
     (root / "lists_pipe.csv").write_bytes(b"pipe.png,0\n")
     (root / "lists_zero.csv").write_bytes(b"/dev/zero,0\n")
-    tests = os.path.dirname(__file__)
+    tests = os.path.dirname(os.path.dirname(__file__))
     try:
         done = subprocess.run(
             [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "cam_widgets"
+PACKAGE = Path(__file__).resolve().parents[2] / "cam_widgets"
 
 
 def _module_name(path: Path, root: Path) -> str:

@@ -308,7 +308,7 @@ def test_localization_benchmark_quick_run_prints_table_and_verdict(capsys):
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_localization.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "bench_localization.py"
     spec = importlib.util.spec_from_file_location("bench_localization", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
