@@ -27,6 +27,7 @@ from .methods import (
     READS_INPUT,
     MethodContext,
     MethodOutput,
+    Smoothing,
     batch_raw_maps,
     get_method,
     rooted_batch,
@@ -477,11 +478,14 @@ class Explainer:
         noise_samples: torch.Tensor | None = None,
         precision: str = "fp32",
         on_snapshot: Callable[[int, list], None] | None = None,
+        smoothing: Smoothing | None = None,
         **params,
     ) -> list[Explanation]:
         """Maps for several classes of one image in one batched backward.
 
         Args:
+            smoothing: SmoothGrad's settings as one value (:class:`~cam_widgets.methods.Smoothing`),
+                or, loose, as below.
             noise, samples: SmoothGrad over ``method`` when either is given (noise as a
                 fraction of the input range, default 0.2; samples default 100, as in the
                 SmoothGrad article); ``snapshots`` lists sample counts
@@ -513,7 +517,10 @@ class Explainer:
         spec.check_params(params)
         prepared = image if isinstance(image, PreparedImage) else self.prepare(image)
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
-        smoothing = samples is not None or noise is not None
+        settings = smoothing_settings(
+            smoothing, noise, samples, seed, precision, snapshots, params.get("batch_size")
+        )
+        smoothing = settings is not None
         # what this call reads of the image's own forward (SmoothGrad: its class scores only)
         reads = (
             ()
@@ -565,9 +572,7 @@ class Explainer:
         ids = [self.resolve_class(t, capture) for t in targets]
         class_ids = torch.tensor(ids, dtype=torch.long)
         snaps: dict[int, torch.Tensor] = {}
-        if smoothing:
-            noise = 0.2 if noise is None else noise  # the SmoothGrad article's settings
-            samples = 100 if samples is None else samples
+        if settings is not None:
             smoothed = smooth(
                 self.engine,
                 spec,
@@ -575,15 +580,15 @@ class Explainer:
                 class_ids,
                 chosen_layer,
                 params,
-                noise=noise,
-                samples=samples,
+                noise=settings.noise,
+                samples=settings.samples,
                 input_range=self.spec.input_range,
-                batch_size=params.get("batch_size"),
-                seed=seed,
-                snapshots=snapshots,
+                batch_size=settings.batch_size,
+                seed=settings.seed,
+                snapshots=settings.snapshots,
                 noise_samples=noise_samples,
                 progress=progress,
-                precision=precision,
+                precision=settings.precision,
                 on_snapshot=None
                 if on_snapshot is None
                 else lambda count, maps: on_snapshot(
@@ -591,9 +596,7 @@ class Explainer:
                 ),
             )
             output, snaps = smoothed.output, smoothed.snapshots
-            params = dict(params, noise=float(noise), samples=int(samples), seed=int(seed))
-            if precision != "fp32":
-                params["precision"] = precision
+            params = dict(params, **settings.params())
         else:
             for name, given in (
                 ("precision", precision != "fp32"),
@@ -617,6 +620,7 @@ class Explainer:
             snaps,
             time.perf_counter() - started,
             reused,
+            smoothing=settings,
         )
 
     @gives_back_memory
@@ -673,6 +677,7 @@ class Explainer:
         snaps,
         seconds,
         forward_reused: bool = False,
+        smoothing: Smoothing | None = None,
     ) -> list[Explanation]:
         """An Explanation for each class of ``ids`` of one image (``host_probabilities``:
         its (1, classes) probabilities on the CPU)."""
@@ -708,6 +713,7 @@ class Explainer:
                     attribution=None if attribution is None else _finite(attribution[row]),
                     snapshots={n: heatmaps[row] for n, heatmaps in snap_maps.items()},
                     image=prepared.rgb,
+                    smoothing=smoothing,
                 )
             )
         return results
@@ -724,6 +730,33 @@ def _uint8_tensor_to_rgb(image: torch.Tensor) -> np.ndarray:
             f"as torchvision.io.read_image gives (got {tuple(image.shape)})"
         )
     return np.ascontiguousarray(pixels.expand(3, -1, -1).permute(1, 2, 0).cpu().numpy())
+
+
+def smoothing_settings(
+    smoothing: Smoothing | None, noise, samples, seed, precision, snapshots, batch_size
+) -> Smoothing | None:
+    """SmoothGrad's settings of a call, as one checked value (None: no smoothing): the
+    ``smoothing`` given, or the loose arguments (``noise`` or ``samples`` given; the others at
+    Smoothing's defaults)."""
+    if smoothing is not None:
+        if not isinstance(smoothing, Smoothing):
+            raise InvalidParameterError(
+                f"'smoothing' must be a cam_widgets.methods.Smoothing (got {describe(smoothing)})"
+            )
+        if noise is not None or samples is not None:
+            raise InvalidParameterError("give SmoothGrad's settings once: 'smoothing' or 'noise'/'samples'")
+        return smoothing
+    if noise is None and samples is None:
+        return None
+    default = Smoothing()
+    return Smoothing(
+        noise=default.noise if noise is None else noise,
+        samples=default.samples if samples is None else samples,
+        seed=seed,
+        precision=precision,
+        batch_size=batch_size,
+        snapshots=snapshots,
+    )
 
 
 def _image_key(rgb: np.ndarray) -> str:

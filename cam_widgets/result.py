@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InvalidParameterError
 from .render import MapStatus, apply_colormap, overlay, percentile_scale, save_png
 from .render.overlay import fade_for
+
+if TYPE_CHECKING:  # (methods import result's neighbours; the type only, for readers)
+    from .methods.smoothgrad import Smoothing
 
 #: Colour bar title of a pixel-level map drawn relative to its 99th percentile.
 PERCENTILE_NOTE = "1 = 99th pct"
@@ -29,6 +32,8 @@ class Explanation:
         status: flat / all-zero / negative-only flags with a one-line message.
         snapshots: SmoothGrad running means at chosen sample counts (count -> heatmap).
         image: the RGB uint8 (H, W, 3) image the model saw (None for a raw tensor input).
+        smoothing: SmoothGrad's settings when the map is a SmoothGrad mean (None otherwise);
+            ``params`` repeats them (noise, samples, seed, precision) as it always has.
         forward_reused: whether the image's forward pass came from the engine's cache
             (then ``seconds`` is the backward and the method alone).
     """
@@ -48,6 +53,7 @@ class Explanation:
     attribution: np.ndarray | None = None
     snapshots: dict = field(default_factory=dict)
     image: np.ndarray | None = None
+    smoothing: Smoothing | None = None
 
     def __repr__(self) -> str:  # one line: a notebook shows the picture (_repr_png_)
         flag = "" if self.status.ok else f" [{self.status.message}]"
@@ -158,10 +164,7 @@ class Explanation:
         from .methods.registry import get_method  # the registry's display names
 
         where = f" @ {self.layer}" if self.layer else ""
-        smooth = ""
-        if "samples" in self.params:
-            smooth = f" + SmoothGrad (n={self.params['samples']}, noise {self.params['noise']:g}"
-            smooth += f", {self.params['precision']})" if "precision" in self.params else ")"
+        smooth = "" if self.smoothing is None else f" + {self.smoothing.label}"
         name = get_method(self.method).title or self.method
         if self.class_id < 0:  # a function target: no one class, no probability
             return f"{name}{where}{smooth}: {self.label}"

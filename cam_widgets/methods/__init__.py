@@ -8,7 +8,7 @@ from . import cam_family, pixel, scorecam  # noqa: F401  (registration side effe
 from .batch import PER_IMAGE_NEEDS, READS_INPUT, batch_raw_maps, rooted_batch
 from .context import MethodContext, upsampled
 from .registry import MethodOutput, MethodSpec, get_method, list_methods
-from .smoothgrad import ARTICLE_SNAPSHOTS, SmoothOutput, smooth
+from .smoothgrad import ARTICLE_SNAPSHOTS, Smoothing, SmoothOutput, smooth
 
 __all__ = [
     "ARTICLE_SNAPSHOTS",
@@ -18,6 +18,7 @@ __all__ = [
     "PER_IMAGE_NEEDS",
     "READS_INPUT",
     "SmoothOutput",
+    "Smoothing",
     "batch_raw_maps",
     "rooted_batch",
     "get_method",

@@ -56,6 +56,52 @@ def check_smoothing(noise: float, samples: int) -> tuple[float, int]:
     return float(noise), int(samples)
 
 
+@dataclass(frozen=True)
+class Smoothing:
+    """SmoothGrad's settings in one place, with the SmoothGrad article's defaults (noise 20%
+    of the input range, 100 samples), checked when made: what an Explanation carries and its
+    title and export names read.
+
+    ``batch_size``: noisy copies a pass (None: as the memory budget allows); ``precision``:
+    'fp32', or 'fp16' (CUDA) / 'bf16' for the noisy batches; ``snapshots``: sample counts
+    whose running mean is kept (counts above ``samples`` are skipped)."""
+
+    noise: float = 0.2
+    samples: int = 100
+    seed: int = 0
+    precision: str = "fp32"
+    batch_size: int | None = None
+    snapshots: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        noise, samples = check_smoothing(self.noise, self.samples)
+        if not (positive_int(self.seed) or self.seed == 0) or self.seed >= 2**63:
+            raise InvalidParameterError(f"'seed' must be an int in [0, 2**63) (got {self.seed!r})")
+        if self.precision not in PRECISIONS:
+            raise InvalidParameterError(
+                f"'precision' must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"
+            )
+        if self.batch_size is not None and not positive_int(self.batch_size):
+            raise InvalidParameterError(f"'batch_size' must be an int >= 1 or None (got {self.batch_size!r})")
+        object.__setattr__(self, "noise", noise)
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "snapshots", _checked_snapshots(self.snapshots))
+
+    @property
+    def label(self) -> str:
+        """E.g. "SmoothGrad (n=100, noise 0.2)", with the precision when not fp32."""
+        extra = f", {self.precision}" if self.precision != "fp32" else ""
+        return f"SmoothGrad (n={self.samples}, noise {self.noise:g}{extra})"
+
+    def params(self) -> dict:
+        """The entries an Explanation's ``params`` has always carried for SmoothGrad."""
+        out: dict = {"noise": self.noise, "samples": self.samples, "seed": self.seed}
+        if self.precision != "fp32":
+            out["precision"] = self.precision
+        return out
+
+
 def _checked_snapshots(snapshots: Sequence[int]) -> tuple[int, ...]:
     counts: tuple[int, ...] | None
     try:
@@ -130,8 +176,8 @@ def smooth(
             f"(got {describe(noise_samples)})"
         )
     sigma = float(noise) * (input_range[1] - input_range[0])
-    if batch_size is None and "extra_forwards" in method.needs:
-        batch_size = 1
+    if batch_size is None:
+        batch_size = 1 if "extra_forwards" in method.needs else engine.batch_size_for()
     else:  # a batch size given is capped at what the memory budget holds
         batch_size = engine.batch_size_for(requested=batch_size)
     batch_size = max(1, min(int(batch_size), samples))

@@ -73,3 +73,18 @@ def test_bad_batches_get_one_line(lite_explainer, images, targets, error, words)
     with pytest.raises(error) as info:
         lite_explainer.explain_batch(images, "gradcam", targets)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_smoothing_settings_travel_as_one_value(lite_explainer):
+    from cam_widgets.methods import Smoothing
+
+    loose = lite_explainer.explain("chelsea", "vanilla", 285, samples=3, noise=0.1, seed=2)
+    value = lite_explainer.explain("chelsea", "vanilla", 285, smoothing=Smoothing(noise=0.1, samples=3, seed=2))
+    np.testing.assert_array_equal(loose.heatmap, value.heatmap)
+    assert loose.smoothing == value.smoothing == Smoothing(noise=0.1, samples=3, seed=2)
+    assert loose.params == {"noise": 0.1, "samples": 3, "seed": 2}  # as they always were
+    assert "SmoothGrad (n=3, noise 0.1)" in value.title
+    assert lite_explainer.explain("chelsea", "vanilla", 285).smoothing is None
+    assert Smoothing() == Smoothing(noise=0.2, samples=100)  # the article's defaults, one place
+    with pytest.raises(InvalidParameterError, match="once"):
+        lite_explainer.explain("chelsea", "vanilla", smoothing=Smoothing(samples=3), samples=3)
