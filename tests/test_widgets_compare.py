@@ -12,8 +12,8 @@ pytest.importorskip("plotly")
 
 from cam_widgets.explainer import Explainer  # noqa: E402
 from cam_widgets.render import shared_scale  # noqa: E402
+from cam_widgets.render.figures import MIN_WRAP_PANEL  # noqa: E402
 from cam_widgets.widgets.compare import Compare, parse_values  # noqa: E402
-from cam_widgets.widgets.panels import MIN_PANEL_WIDTH  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -324,11 +324,14 @@ def test_the_figure_fits_the_output_area_up_to_its_panel_size(widget):
     assert all(fig.layout[f"yaxis{k}"].constraintoward == "top" for k in ("", "2"))
     try:
         widget.set(by="method", values=("gradcam", "gradcam++", "xgradcam", "layercam"))
-        assert widget.panels.count == 4 and widget.panels.panel_size == 270
+        assert widget.panels.count == 4 and widget.panels.panel_size == 320
         layout, fit = _fitted(widget.panels)
-        assert layout.max_width == "1200px" and layout.min_width == f"{4 * MIN_PANEL_WIDTH + 120}px"
-        assert fit.panels == 4 and fit.max_panel == 270
+        # panels up to 320 px, in rows of 150 px or more (the studies' panel code: issue 19)
+        assert layout.max_width == "1400px" and layout.min_width == f"{MIN_WRAP_PANEL + 120}px"
+        assert fit.panels == 4 and fit.max_panel == 320 and (fit.columns, fit.rows) == (4, 1)
         assert widget.panels.figure.layout.width is None
+        widget.panels.fit.width = 500  # a narrow output, as the browser reports it
+        assert (fit.columns, fit.rows) == (2, 2) and widget.panels.grid.panel >= 150
     finally:
         _reset(widget)
 

@@ -9,9 +9,8 @@ pytest.importorskip("plotly")
 
 from cam_widgets.api import get_explainer  # noqa: E402
 from cam_widgets.explainer import Explainer  # noqa: E402
-from cam_widgets.widgets import (  # noqa: E402
-    DilationStudy, LayerSweep, SmoothGradStudy)
-from cam_widgets.widgets.panels import MIN_PANEL_WIDTH  # noqa: E402
+from cam_widgets.render.figures import MIN_WRAP_PANEL  # noqa: E402
+from cam_widgets.widgets import DilationStudy, LayerSweep, SmoothGradStudy  # noqa: E402
 from cam_widgets.widgets.layer_menu import stage_layers  # noqa: E402
 
 
@@ -113,19 +112,72 @@ def test_smoothgrad_panels_are_the_counts_the_run_reaches_and_fit_the_page():
     assert "6 samples" in study.status.line.value
     study.set(samples=1)
     assert study.panels.count == 2 and "1 sample in" in study.status.line.value
-    study.set(samples=100)  # ten panels: as narrow as they get, the box scrolls past that
-    assert study.panels.count == 10 and study.panels.panel_size < 320
+    study.set(samples=100)  # ten panels: in rows (issue 19: one row of 74 to 83 px)
+    assert study.panels.count == 10 and study.panels.panel_size == 320
     assert study._figure_box.layout.overflow == "auto"
-    # the figure fits the page's width, down to 100 px a panel, past which the box scrolls
+    # the figure fits the page's width, in rows of panels 150 px or wider; past one such
+    # panel (and the colour bar) the box scrolls
     fitted = study.panels.widget
     assert list(study._figure_box.children) == [fitted] and fitted is not study.panels.figure
     assert study.panels.figure.layout.width is None
-    assert fitted.layout.min_width == f"{10 * MIN_PANEL_WIDTH + 120}px" == "1120px"  # fits 1280
-    assert fitted.layout.max_width == f"{10 * study.panels.panel_size + 120}px"
-    # titles wrap to what a panel gets on a 1280-px page (~108 px), not to its 320 px
+    assert fitted.layout.min_width == f"{MIN_WRAP_PANEL + 120}px" == "270px"
+    assert fitted.layout.max_width == f"{10 * 320 + 120}px"
+    # laid out for a 1280-px page first (1200 px of output): two rows of five 190-px panels
+    grid = study.panels.grid
+    assert (grid.columns, grid.rows, round(grid.panel)) == (5, 2, 190)
+    fit = study.panels.fit
+    assert (fit.columns, fit.rows, fit.row_gap) == (5, 2, 56) and fit.share == grid.share
+    # titles wrap to the panel's width, not to a tenth of the page (~108 px)
     widest = max(len(line) for a in study.panels.figure.layout.annotations[:10]
                  for line in a.text.split("<br>"))
-    assert widest * 7 <= 112, [a.text for a in study.panels.figure.layout.annotations[:10]]
+    assert widest > 108 // 7, [a.text for a in study.panels.figure.layout.annotations[:10]]
+
+
+def _row_of(layout, k: int) -> tuple:
+    suffix = "" if k == 0 else str(k + 1)
+    return tuple(layout[f"yaxis{suffix}"].domain)
+
+
+def test_panel_rows_follow_the_width_the_browser_reports():
+    """Issue 19: panels wrap into rows of panels at least 150 px wide, within the output
+    area; the figure is laid out again in place when the browser reports another width."""
+    from cam_widgets.render.figures import FIGURE_EXTRA, column_share, panel_grid
+
+    # ten panels (SmoothGrad's counts): one row where 150-px panels fit, else balanced rows
+    cases = {2400: (10, 1), 2000: (5, 2), 1280: (5, 2), 1120: (5, 2), 850: (4, 3), 600: (3, 4),
+             270: (1, 10)}
+    for width, (columns, rows) in cases.items():
+        grid = panel_grid(10, width, max_panel=320)
+        assert (grid.columns, grid.rows) == (columns, rows), (width, grid)
+        assert grid.panel >= 150
+        assert grid.panel == pytest.approx(min(320, (width - 120) * column_share(columns)))
+        # never wider than the output area: the panels' shares and gaps fill the plot width
+        assert columns * grid.share + (columns - 1) * 0.03 <= 1.0 + 1e-9
+        assert columns * grid.panel + FIGURE_EXTRA <= width + 1e-6
+    assert panel_grid(10, 1120).panel == pytest.approx(1000 * column_share(5))  # ~194 px
+    assert panel_grid(4, 4000, max_panel=320).panel == 320  # never above panel_size
+    assert panel_grid(3, 100).columns == 1  # narrower than one panel: one column (the box scrolls)
+
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=9,
+                            snapshots=range(1, 10))
+    panels, layout = study.panels, study.panels.figure.layout
+    figure, z = panels.figure, _z(panels, 9)
+    panels.fit.width = 600  # as the browser reports it
+    assert (panels.grid.columns, panels.grid.rows) == (3, 4)
+    assert (panels.fit.columns, panels.fit.rows) == (3, 4)
+    rows = [_row_of(layout, k) for k in range(10)]
+    assert rows[0] == rows[1] == rows[2] and rows[3] == rows[5] and rows[9][0] == 0.0
+    assert rows[0][0] > rows[3][1] and rows[3][0] > rows[6][1] > rows[6][0] > rows[9][1]
+    for k in range(10):  # each title above its own panel, centred on it
+        suffix = "" if k == 0 else str(k + 1)
+        x = layout[f"xaxis{suffix}"].domain
+        assert layout.annotations[k].y == rows[k][1]
+        assert layout.annotations[k].x == pytest.approx((x[0] + x[1]) / 2)
+        assert 0.0 <= x[0] < x[1] <= 1.0
+    assert tuple(layout.xaxis4.domain) == tuple(layout.xaxis.domain)  # a new row, first column
+    assert panels.figure is figure and np.allclose(_z(panels, 9), z)  # laid out in place
+    panels.fit.width = 2400
+    assert (panels.grid.columns, panels.grid.rows) == (10, 1) and layout.yaxis10.domain == (0.0, 1.0)
 
 
 def test_study_texts_use_method_names_and_menus_mark_missing_weights():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -28,7 +29,7 @@ from .overlay import check_opacity, check_rgb, image_data_uri
 from .titles import title_lines
 
 __all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "map_side", "prepare_map",
-           "wrap_title"]
+           "wrap_title", "PanelGrid", "panel_grid", "grid_height", "grid_domains"]
 
 #: Map cells one figure may send in all (the browser receives each as a number): one panel
 #: shows a 224x224 pixel-level map whole, four panels 112x112 each.
@@ -78,6 +79,82 @@ PAGE_WIDTH = 1200
 #: Narrowest a panel of a page-fitted figure gets (px): ten panels (SmoothGrad's article
 #: counts) fit a 1280-px page; below that the figure's box scrolls sideways.
 MIN_PANEL_WIDTH = 100
+
+
+#: Narrowest a panel of a wrapping figure gets (px) before its panels wrap into another row:
+#: readable on a projector (ten SmoothGrad panels in one 1120-px row were 74 to 83 px, and
+#: their titles ran into each other).
+MIN_WRAP_PANEL = 150
+#: Height (px) between two rows of panels: the lower row's titles (two lines) sit there.
+ROW_GAP = 56
+#: The figure's margins above the first row (its titles) and below the last (px); the rest of
+#: FIGURE_EXTRA_HEIGHT is room under the panels.
+TOP_MARGIN, BOTTOM_MARGIN = 64, 10
+
+
+@dataclass(frozen=True)
+class PanelGrid:
+    """Panels in ``rows`` rows of at most ``columns``, each ``panel`` px wide: ``share`` of
+    the figure's plot width (the paper's, between the margins and the colour bar)."""
+
+    columns: int
+    rows: int
+    panel: float
+    share: float
+
+
+def column_gap(columns: int) -> float:
+    """The gap between two columns of panels, as a share of the plot width (make_subplots')."""
+    return min(0.03, 0.9 / (columns - 1)) if columns > 1 else 0.0
+
+
+def column_share(columns: int) -> float:
+    """The share of the plot width each of ``columns`` panels in a row gets."""
+    return (1.0 - (columns - 1) * column_gap(columns)) / columns
+
+
+def panel_grid(panels: int, width: float, min_panel: float = MIN_WRAP_PANEL,
+               max_panel: float | None = None, extra: int = FIGURE_EXTRA) -> PanelGrid:
+    """How ``panels`` panels fill a figure ``width`` px wide (colour bar and margins:
+    ``extra``): as many in a row as fit at ``min_panel`` px each (at least one: an output
+    narrower than one panel scrolls), the rows balanced (ten panels in 1,120 px: two rows of
+    five, 200 px each, not six and four), each panel its share of the row, at most
+    ``max_panel``."""
+    count = max(int(panels), 1)
+    room = max(float(width) - extra, 0.0)
+    fits = next((c for c in range(count, 1, -1) if room * column_share(c) >= min_panel), 1)
+    rows = math.ceil(count / fits)
+    columns = math.ceil(count / rows)
+    share = column_share(columns)
+    panel = room * share
+    return PanelGrid(columns, rows, panel if max_panel is None else min(panel, float(max_panel)),
+                     share)
+
+
+def grid_height(grid: PanelGrid, aspect: float, extra_height: int = FIGURE_EXTRA_HEIGHT,
+                row_gap: int = ROW_GAP) -> int:
+    """The figure's height (px) for ``grid`` of panels ``aspect`` (height / width) high:
+    what :class:`~cam_widgets.widgets.fit_width.FitWidth` sets in the browser."""
+    return int(round(grid.rows * grid.panel * aspect + (grid.rows - 1) * row_gap + extra_height))
+
+
+def grid_domains(grid: PanelGrid, panels: int, aspect: float,
+                 row_gap: int = ROW_GAP) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """(x domain, y domain) of each of ``panels`` panels laid out as ``grid``, row by row, in
+    the figure's paper fractions for the height of :func:`grid_height`; the last row reaches
+    down to the bottom (a panel keeps its aspect under its title: ``constraintoward``)."""
+    gap, column = column_gap(grid.columns), grid.share
+    paper = grid_height(grid, aspect, row_gap=row_gap) - TOP_MARGIN - BOTTOM_MARGIN
+    high = grid.panel * aspect
+    out = []
+    for k in range(int(panels)):
+        row, col = divmod(k, grid.columns)
+        top = row * (high + row_gap)
+        bottom = 0.0 if row == grid.rows - 1 else max(0.0, 1.0 - (top + high) / paper)
+        x0 = col * (column + gap)
+        out.append(((round(x0, 6), round(min(1.0, x0 + column), 6)),
+                    (round(bottom, 6), round(max(bottom, 1.0 - top / paper), 6))))
+    return out
 
 
 def title_width(panel_size: int, panels: int, fit_width: bool = False) -> int:
@@ -158,7 +235,7 @@ def heatmap_figure(
         rows=1,
         cols=n,
         subplot_titles=[wrap_title(t, title_width(panel_size, len(maps), fit_width)) for t in titles],
-        horizontal_spacing=min(0.03, 0.9 / max(n - 1, 1)) if n > 1 else 0.0,
+        horizontal_spacing=column_gap(n),
     )
     fig.update_annotations(font_size=TITLE_FONT_SIZE)
     for k, (m, title) in enumerate(zip(prepared, titles), start=1):
@@ -214,7 +291,7 @@ def heatmap_figure(
         coloraxis=coloraxis,
         width=None if fit_width else int(panel_size * n + FIGURE_EXTRA),
         height=int(panel_size * H / W + FIGURE_EXTRA_HEIGHT),
-        margin=dict(l=10, r=10, t=64, b=10),  # two lines of title
+        margin=dict(l=10, r=10, t=TOP_MARGIN, b=BOTTOM_MARGIN),  # two lines of title
         hovermode="closest",
         plot_bgcolor="rgba(0,0,0,0)",
     )

@@ -20,7 +20,7 @@ from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import busy, first_view
 from .compare_controls import build_controls, class_text, compare_layout, fill_menus, show_scale
-from .compare_panels import (compute_panels, panel_size, probe_table_html, scaled_maps,
+from .compare_panels import (PANEL_SIZE, compute_panels, probe_table_html, scaled_maps,
                              summary_line, value_at)
 from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
                             check_by, parse_values, resolve_state, values_text)
@@ -84,7 +84,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         self._controls = build_controls(self.state)
         self.table = W.HTML(value="")
         self.panels: Optional[HeatmapPanels] = None
-        # the figure fits the page's width; past its panels' smallest size the box scrolls
+        # the figure fits the page's width, its panels in rows; past one narrowest panel it scrolls
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         self.metrics = MetricsPanel(self)
         super().__init__([compare_layout(self._controls), self._figure_box, self.table, self.metrics.widget,
@@ -222,7 +222,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         self.panels = HeatmapPanels(rgb, maps, self._titles, opacity=self.state.opacity,
                                     colormap=self.state.colormap, zrange=zrange,
                                     colorbar_title=label, probe=self.probed,
-                                    panel_size=panel_size(len(maps)), fit_width=True)
+                                    panel_size=PANEL_SIZE, fit_width=True, wrap=True)
         self.panels.on_probe(self._on_probe)
         self.metrics.figure_built(self.panels.figure)
         self._figure_box.children = [self.panels.widget]

@@ -2,7 +2,7 @@
 
 :func:`compute_panels` (the engine calls for one :class:`~.compare_state.CompareState`, batched
 per compared dimension), :func:`scaled_maps` (per panel in [0, 1] or on one shared scale),
-:func:`panel_size` (panels that fit the page), :func:`value_at` and :func:`probe_table_html`
+:func:`value_at` and :func:`probe_table_html`
 (the probed pixel of every map, as its hover shows it) and :func:`summary_line` (the status
 line of a computation).
 """
@@ -20,17 +20,15 @@ from ..methods import get_method
 from ..methods.context import Progress
 from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
-from ..render.figures import FIGURE_EXTRA, map_side, prepare_map
+from ..render.figures import map_side, prepare_map
 from ..result import Explanation
 from .common import colorbar_note, display_map, layer_resolution, nearest_pixel
 from .compare_state import CompareState
 from .images import load_choice
 
-#: Widest figure (px): four panels and the colour bar fit a 1280-pixel page. On a narrower
-#: output area the figure fits its width (HeatmapPanels' ``fit_width``).
-FIGURE_WIDTH = 1200
-#: Panel width (px) at most (a wide page), and the smallest that panel_size gives.
-PANEL_SIZE, MIN_PANEL_SIZE = 320, 120
+#: Panel width (px) at most (a wide page); narrower outputs get narrower panels, which wrap
+#: into rows below MIN_WRAP_PANEL (HeatmapPanels' ``fit_width`` and ``wrap``).
+PANEL_SIZE = 320
 #: Why a shared scale is off when panels mix CAM and pixel-level maps.
 MIXED_UNITS = ("shared scale off: CAM maps (layer activations x weights) and pixel-level maps "
                "(input gradients) have no common unit")
@@ -89,12 +87,6 @@ def _compute_models(s: CompareState, rgb: np.ndarray, progress: Progress):
         results.append(result)
     titles = [f"{name}: {r.label} p={r.probability:.3f}" for name, r in zip(s.values, results)]
     return results, photo, titles, sources
-
-
-def panel_size(panels: int) -> int:
-    """Panel width (px) that keeps the figure of ``panels`` panels within FIGURE_WIDTH."""
-    fit = (FIGURE_WIDTH - FIGURE_EXTRA) // max(int(panels), 1)
-    return max(MIN_PANEL_SIZE, min(PANEL_SIZE, fit))
 
 
 def mixed_families(results: Sequence[Explanation]) -> bool:

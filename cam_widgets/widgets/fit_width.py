@@ -17,9 +17,11 @@ class FitWidth(anywidget.AnyWidget):
     it; under anywidget no resize message reaches it, and its ``responsive`` option follows
     only the window's resize events, not JupyterLab's panels (its sidebar). This widget
     watches the box's width and, when a figure was drawn or the width changed, sets the
-    figure's height for panels of that width (``panels`` side by side, ``aspect`` = photo
-    height / width, plus the margins; panels at most ``max_panel`` wide) and calls the figure's
-    ``responsive`` handler (plotly.js's ``Plots.resize``), which reads both again.
+    figure's height for panels of that width (``panels`` side by side, or ``columns`` in each
+    of ``rows`` rows; ``aspect`` = photo height / width, plus the margins; panels at most
+    ``max_panel`` wide) and calls the figure's ``responsive`` handler (plotly.js's
+    ``Plots.resize``), which reads both again. It reports the width it measured (``width``),
+    from which Python lays out panels that wrap into rows.
 
     With ``window_reserve`` the figure also stays in view, though panels stay ``min_panel``
     wide, and its box no wider than its height allows (a map that grows on a large screen and
@@ -70,9 +72,16 @@ class FitWidth(anywidget.AnyWidget):
           const box = el.parentElement;
           const width = el.getBoundingClientRect().width;
           if (!box || width === 0) return;  // not shown (yet)
-          const panels = model.get("panels"), aspect = model.get("aspect");
+          if (model.get("width") !== Math.round(width)) {  // for panels that wrap (Python lays them out)
+            model.set("width", Math.round(width));
+            model.save_changes();
+          }
+          const aspect = model.get("aspect"), rows = Math.max(1, model.get("rows"));
+          const panels = Math.max(1, model.get("columns") || model.get("panels"));  // in a row
           const extraWidth = model.get("extra_width"), extraHeight = model.get("extra_height");
-          const heightOf = (panel) => Math.round(panel * aspect + extraHeight);
+          const rowGap = model.get("row_gap");
+          const heightOf = (panel) => Math.round(rows * panel * aspect + (rows - 1) * rowGap + extraHeight);
+          const share = model.get("share") || 1 / panels;  // of the plot width, per panel
           let maxHeight = heightOf(model.get("max_panel"));
           const reserve = model.get("window_reserve");
           if (reserve > 0) {  // in view: on the first screen, or below the widget's top
@@ -80,10 +89,11 @@ class FitWidth(anywidget.AnyWidget):
             const fits = room(box, model.get("anchor"), reserve, model.get("below"), shortest);
             maxHeight = Math.min(maxHeight, Math.max(shortest, Math.floor(fits)));
             // and no wider than that height allows: the width to spare goes to the box's neighbours
-            const widest = Math.round((maxHeight - extraHeight) / aspect * panels + extraWidth);
+            const panel = (maxHeight - extraHeight - (rows - 1) * rowGap) / rows / aspect;
+            const widest = Math.round(panel / share + extraWidth);
             box.style.maxWidth = widest + "px";  // a narrower box: the observer fits again
           }
-          const side = (width - extraWidth) / panels;
+          const side = (width - extraWidth) * share;
           const height = Math.min(maxHeight, heightOf(side));
           for (const gd of box.querySelectorAll(".js-plotly-plot")) {
             if (typeof gd._responsiveChartHandler !== "function") continue;  // not drawn yet
@@ -104,12 +114,14 @@ class FitWidth(anywidget.AnyWidget):
         };
         document.addEventListener("plotlywidget-after-render", drawn);
         model.on("change:aspect", later);
+        model.on("change:rows change:columns change:share", later);  // laid out again in Python: a new height
         window.addEventListener("resize", later);  // a taller or shorter window (window_reserve)
         return () => {
           observer.disconnect();
           clearTimeout(timer);
           document.removeEventListener("plotlywidget-after-render", drawn);
           model.off("change:aspect", later);
+          model.off("change:rows change:columns change:share", later);
           window.removeEventListener("resize", later);
         };
       }
@@ -127,3 +139,12 @@ class FitWidth(anywidget.AnyWidget):
     #: CSS class of the widget the figure belongs to (its top is kept in view with the map)
     anchor = traitlets.Unicode("").tag(sync=True)
     below = traitlets.Int(BELOW_THE_MAP).tag(sync=True)
+    #: the panels' rows, laid out in Python (HeatmapPanels' ``wrap``): at most ``columns`` in a
+    #: row (0: all ``panels``), ``row_gap`` px between rows
+    columns = traitlets.Int(0).tag(sync=True)
+    rows = traitlets.Int(1).tag(sync=True)
+    row_gap = traitlets.Int(0).tag(sync=True)
+    #: each panel's share of the plot width (its width less ``extra_width``; 0: 1 / ``panels``)
+    share = traitlets.Float(0.0).tag(sync=True)
+    #: the box's width (px), as the browser last measured it (0: not shown yet)
+    width = traitlets.Int(0).tag(sync=True)

@@ -8,6 +8,9 @@ Trace order per panel k: 3k photo, 3k + 1 heatmap, 3k + 2 probe marker.
 With ``fit_width`` the figure has no fixed width: it takes the width of its box (between
 :data:`MIN_PANEL_WIDTH` and ``panel_size`` per panel), and :class:`.fit_width.FitWidth` fits its height
 to that and re-fits it when the box changes width (a window resize, JupyterLab's sidebar).
+With ``wrap`` too, panels narrower than :data:`~cam_widgets.render.figures.MIN_WRAP_PANEL`
+wrap into rows instead (:func:`~cam_widgets.render.figures.panel_grid`): the browser reports
+the box's width, and the panels' places (axis domains, title positions) move in place.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
 from ..render.figures import (FIGURE_CONFIG, FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT, MIN_PANEL_WIDTH,
-                              heatmap_figure, map_side, prepare_map, title_width, wrap_title)
+                              MIN_WRAP_PANEL, PAGE_WIDTH, ROW_GAP, PanelGrid, grid_domains,
+                              grid_height, heatmap_figure, map_side, panel_grid, prepare_map,
+                              title_width, wrap_title)
 from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
@@ -47,12 +52,14 @@ class HeatmapPanels:
                  zrange: Optional[tuple[float, float]] = None, view: str = "overlay",
                  colorbar_title: str = "", probe: Optional[tuple[float, float]] = None,
                  fit_width: bool = False, window_reserve: int = 0, anchor: str = "",
-                 title_px: Optional[int] = None) -> None:
+                 title_px: Optional[int] = None, wrap: bool = False) -> None:
         """``fit_width``: see the module's notes; ``window_reserve`` (with it): in view in the
         window (:class:`.fit_width.FitWidth`: on the first screen where it can be, else below
         the top of the widget of CSS class ``anchor``, or that many pixels), panels then
         growing from :data:`MIN_WINDOW_FIT_PANEL` up to ``panel_size``; ``title_px``: the
-        width titles are wrapped to (default: the panel's, or its share of a 1280-px page)."""
+        width titles are wrapped to (default: the panel's, or its share of a 1280-px page);
+        ``wrap`` (with ``fit_width``): rows of panels at least ``MIN_WRAP_PANEL`` wide, laid
+        out for a 1280-px page first, then for the width the browser reports."""
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
@@ -64,8 +71,17 @@ class HeatmapPanels:
         figure = go.Figure(layout=base.layout)
         figure.layout.coloraxis.colorbar.title.text = colorbar_title
         self.count, self.panel_size = len(maps), panel_size
+        h, w = image.shape[:2]
+        self.wrap = bool(fit_width and wrap)
+        #: the panels' rows (one row unless ``wrap``), as last laid out
+        self.grid = PanelGrid(self.count, 1, float(panel_size), 1.0 / self.count)
         self._title_px = title_px or title_width(panel_size, self.count, fit_width)
-        if title_px:  # (heatmap_figure wrapped them to the panel's width)
+        if self.wrap:
+            self.grid = panel_grid(self.count, PAGE_WIDTH, max_panel=panel_size)
+            self._title_px = int(self.grid.panel)
+            _place_panels(figure.layout, self.grid, self.count, h / w)
+            figure.layout.height = grid_height(self.grid, h / w)
+        if title_px or self.wrap:  # (heatmap_figure wrapped them to the panel's width)
             for note, title in zip(figure.layout.annotations, titles):
                 note.text = wrap_title(title, self._title_px)
         xs, ys = ([], []) if probe is None else ([probe[0]], [probe[1]])
@@ -82,7 +98,6 @@ class HeatmapPanels:
                 x=xs, y=ys, mode="markers", showlegend=False, hoverinfo="skip",
                 marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)),
                 xaxis=heat.xaxis, yaxis=heat.yaxis, name=f"probe {k}"))
-        h, w = image.shape[:2]
         if window_reserve:  # drawn small first, then grown to the window
             figure.layout.height = int(min(MIN_WINDOW_FIT_PANEL, panel_size) * h / w + FIGURE_EXTRA_HEIGHT)
         self.figure = go.FigureWidget(figure)
@@ -94,12 +109,18 @@ class HeatmapPanels:
         if fit_width:
             # plotly.js's resize handler, which FitWidth calls (and the window's resize event)
             self.figure._config = {**self.figure._config, "responsive": True}
-            narrowest = min(MIN_PANEL_WIDTH, panel_size)
+            # past its narrowest the box scrolls: one row of 100-px panels, or one wrapped column
+            narrowest = min(MIN_WRAP_PANEL, panel_size) if self.wrap else \
+                min(MIN_PANEL_WIDTH, panel_size) * self.count
             self.fit = FitWidth(panels=self.count, aspect=h / w, max_panel=panel_size,
                                 window_reserve=window_reserve, anchor=anchor,
-                                min_panel=min(MIN_WINDOW_FIT_PANEL, panel_size))
+                                min_panel=min(MIN_WINDOW_FIT_PANEL, panel_size),
+                                columns=self.grid.columns, rows=self.grid.rows, row_gap=ROW_GAP,
+                                share=self.grid.share if self.wrap else 0.0)
+            if self.wrap:
+                self.fit.observe(self._on_width, names="width")
             self.widget = W.VBox([self.figure, self.fit], layout=W.Layout(
-                width="100%", min_width=f"{narrowest * self.count + FIGURE_EXTRA}px",
+                width="100%", min_width=f"{narrowest + FIGURE_EXTRA}px",
                 max_width=f"{panel_size * self.count + FIGURE_EXTRA}px"))
         self._click_handlers: list[Callable[[int, float, float], None]] = []
         for k in range(self.count):
@@ -136,6 +157,30 @@ class HeatmapPanels:
             else:
                 self.figure.layout.coloraxis.update(cmin=zrange[0], cmax=zrange[1], cauto=False)
 
+    def lay_out(self, width: float) -> PanelGrid:
+        """Panels in rows for a box ``width`` px wide (``wrap``; the browser reports its width
+        through FitWidth): axis domains, title places and wrapping, in place; the grid."""
+        if not self.wrap:
+            return self.grid
+        grid = panel_grid(self.count, width, max_panel=self.panel_size)
+        if grid != self.grid:
+            h, w = self.image_shape
+            with self.figure.batch_update():
+                _place_panels(self.figure.layout, grid, self.count, h / w)
+                if int(grid.panel) // 7 != self._title_px // 7:  # (wrap_title's characters)
+                    self._title_px = int(grid.panel)
+                    for k in range(self.count):
+                        self.figure.layout.annotations[k].text = wrap_title(
+                            self.heatmap(k).name, self._title_px)
+            self.grid = grid
+            with self.fit.hold_sync():  # the height follows, in the browser
+                self.fit.columns, self.fit.rows, self.fit.share = grid.columns, grid.rows, grid.share
+        return grid
+
+    def _on_width(self, change) -> None:
+        if change["new"] > 0:
+            self.lay_out(change["new"])
+
     def set_image(self, image: np.ndarray) -> None:
         """A new photo (sent once, as JPEG); axes follow a change of size."""
         source = image_data_uri(image, "jpeg")
@@ -147,6 +192,8 @@ class HeatmapPanels:
                 self.image_shape = (h, w)
                 if self.fit is not None:
                     self.fit.aspect = h / w
+                if self.wrap:  # the rows' heights follow the photo's
+                    _place_panels(self.figure.layout, self.grid, self.count, h / w)
                 self.figure.update_xaxes(range=[-0.5, w - 0.5])
                 self.figure.update_yaxes(range=[h - 0.5, -0.5])
 
@@ -187,3 +234,13 @@ class HeatmapPanels:
                 handler(panel, float(points.xs[0]), float(points.ys[0]))
 
         return clicked
+
+
+def _place_panels(layout, grid: PanelGrid, count: int, aspect: float) -> None:
+    """Axis domains and title places of ``count`` panels laid out as ``grid`` (see
+    :func:`~cam_widgets.render.figures.grid_domains`); the titles are the first annotations."""
+    for k, (xd, yd) in enumerate(grid_domains(grid, count, aspect)):
+        suffix = "" if k == 0 else str(k + 1)
+        layout[f"xaxis{suffix}"].domain = xd
+        layout[f"yaxis{suffix}"].domain = yd
+        layout.annotations[k].update(x=(xd[0] + xd[1]) / 2, y=yd[1])

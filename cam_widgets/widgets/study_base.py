@@ -13,7 +13,7 @@ from ..models import resolve_class
 from ..render import list_colormaps
 from ..result import Explanation
 from .common import busy, model_choices
-from .compare_panels import panel_size
+from .compare_panels import PANEL_SIZE
 from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
 from .lifecycle import replace_in_cell
 from .panels import HeatmapPanels
@@ -61,7 +61,7 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
         self._last_view: Optional[tuple] = None  # what _apply showed (partial maps undone to it)
         self._target_options: Optional[str] = None  # the model whose classes the box offers
         self._controls = self._build_controls()
-        # the figure fits the page's width; past its panels' smallest size the box scrolls
+        # the figure fits the page's width, its panels in rows; past one narrowest panel it scrolls
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
         with busy([], self.status):
@@ -143,8 +143,8 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
             # built in its final state, placed only once built (see HeatmapPanels)
             self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
                                         colormap=self.state.colormap, zrange=(0.0, 1.0),
-                                        colorbar_title=note, panel_size=panel_size(len(maps)),
-                                        fit_width=True)
+                                        colorbar_title=note, panel_size=PANEL_SIZE,
+                                        fit_width=True, wrap=True)
             self.panels.on_probe(lambda k, x, y: self.panels.mark(x, y))
             self._figure_box.children = [self.panels.widget]
         else:

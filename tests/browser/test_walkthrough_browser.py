@@ -3,14 +3,29 @@
 * The quickstart's first screen: at 1280x800, 1366x768 and 1920x1080, with nothing scrolled,
   the Explorer's whole map (titles, panel, colour bar) is on screen, and stays there when the
   text above the Explorer grows (the map is sized from where it is, not from a fixed reserve).
+* Studies wrap: a ten-panel SmoothGradStudy at 1280 px and at 800 px puts its panels in rows
+  of panels at least 150 px wide, no panel, title or colour bar past the output area's right
+  edge, no two titles overlapping.
 
 Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests/browser/test_walkthrough_browser.py
 """
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
-from .browser_helpers import save_failure_evidence, wait_figure_settled, watched_page
+from .browser_helpers import figure_geometry, save_failure_evidence, wait_figure_settled, watched_page
+from .conftest import (
+    PY,
+    VOILA_READY_PATH,
+    VOILA_SETTINGS,
+    Server,
+    _free_port,
+    _isolated_env,
+    require_browser_pieces,
+)
+from .lab_helpers import write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -131,3 +146,93 @@ def test_the_map_follows_a_longer_introduction(quickstart_page, artifacts):
     _assert_on_screen(after, 1080, "1920x1080, 300 px more introduction")
     assert after["panel"]["width"] < before["panel"]["width"] - 200, (before, after)
     page.evaluate("() => document.querySelectorAll('.cw-test-intro').forEach(e => e.remove())")
+
+
+# ----------------------------------------------------------------------- studies wrap
+#: notebooks of their own, served by one Voila in directory mode
+STUDY_NOTEBOOK = "smoothgrad_wrap.ipynb"
+STUDY_CELLS = ["""from cam_widgets.widgets import SmoothGradStudy
+
+study = SmoothGradStudy(image="chelsea", method="vanilla", samples=9, snapshots=range(1, 10))
+study"""]
+NOTEBOOKS = {STUDY_NOTEBOOK: STUDY_CELLS}
+#: ten panels drawn, the SmoothGrad run done (its last panel titled)
+STUDY_DONE_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
+    return !!gd && gd.querySelectorAll('.nsewdrag').length === 10
+           && ((gd.layout || {}).annotations || []).some(a => a.text === 'SmoothGrad n=9'); }"""
+#: titles' boxes (the subplot titles: the figure's annotations)
+TITLES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')[0].querySelectorAll('.annotation')]
+    .map(e => { const r = e.getBoundingClientRect();
+                return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; })"""
+MIN_WRAPPED_PANEL = 148  # MIN_WRAP_PANEL (150), less the browser's rounding of plotly's layout
+
+
+@pytest.fixture(scope="module")
+def voila_notebooks(tmp_path_factory, artifacts):
+    """Voila (scripts' settings) serving a folder of this module's notebooks."""
+    require_browser_pieces()
+    work = tmp_path_factory.mktemp("voila_walkthrough")
+    for name, cells in NOTEBOOKS.items():
+        write_notebook(work / name, cells)
+    port = _free_port()
+    cmd = [PY, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
+           "--Voila.port_retries=0", f"--Voila.config_file_paths={VOILA_SETTINGS}"]
+    srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH,
+                 work / "voila.log")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        shutil.copy(srv.log_path, artifacts / "voila_walkthrough.log")
+
+
+def _overlapping(boxes: list) -> list:
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a["left"] < b["right"] - 1 and b["left"] < a["right"] - 1
+            and a["top"] < b["bottom"] - 1 and b["top"] < a["bottom"] - 1]
+
+
+def _assert_wrapped(geo: dict, titles: list, when: str) -> None:
+    out = geo["output"]
+    assert out, geo
+    assert len(geo["panels"]) == 10, geo
+    for k, panel in enumerate(geo["panels"]):
+        assert panel["right"] <= out["right"] + SLACK, (
+            f"{when}: panel {k} ends at {panel['right']:.0f} px, past the output area's "
+            f"{out['right']:.0f} px: {geo}")
+        assert panel["width"] >= MIN_WRAPPED_PANEL, (
+            f"{when}: panel {k} is {panel['width']:.0f} px wide: {geo}")
+    assert geo["colorbar"]["right"] <= out["right"] + SLACK, (when, geo)
+    assert geo["figure"]["right"] <= out["right"] + SLACK, (when, geo)
+    assert all(t["right"] <= out["right"] + SLACK and t["left"] >= out["left"] - SLACK
+               for t in titles), (when, titles, out)
+    assert not _overlapping(titles), (when, _overlapping(titles))
+    assert not _overlapping(geo["panels"]), (when, geo["panels"])
+
+
+def test_study_panels_wrap_into_rows_within_the_output(browser, voila_notebooks, artifacts):
+    """Issue 19: ten SmoothGrad panels in one 1120-px row were 74 to 83 px, and cut off in
+    JupyterLab with its file browser open; now rows of panels of 150 px or more."""
+    ctx, page = watched_page(browser, {"width": 1280, "height": 900})
+    rows = {}
+    try:
+        page.goto(f"{voila_notebooks.url}/voila/render/{STUDY_NOTEBOOK}", timeout=90_000)
+        page.wait_for_function(STUDY_DONE_JS, timeout=LOAD_TIMEOUT)
+        voila_notebooks.remember_children()
+        for width in (1280, 800):
+            page.set_viewport_size({"width": width, "height": 900})
+            geo = wait_figure_settled(page, quiet_ms=1000, timeout=20_000)
+            titles = page.evaluate(TITLES_JS)
+            page.screenshot(path=str(artifacts / f"walkthrough_smoothgrad_{width}.png"), full_page=True)
+            tops = sorted({round(p["top"]) for p in geo["panels"]})
+            rows[width] = (len(tops), round(min(p["width"] for p in geo["panels"])),
+                           round(geo["output"]["width"]))
+            _assert_wrapped(geo, titles, f"{width} px")
+        assert rows[1280][0] == 2 and rows[800][0] >= 3, rows  # 5 + 5 panels; then 3 a row
+    except BaseException:
+        save_failure_evidence(page, artifacts / "failure_walkthrough_smoothgrad.png",
+                              figure_geometry)
+        raise
+    finally:
+        print("study rows (rows, narrowest panel px, output px):", rows)
+        ctx.close()
