@@ -395,21 +395,7 @@ class Explainer:
         seconds = (time.perf_counter() - started) / count
         return [dataclasses.replace(result, seconds=seconds) for result in results]
 
-    def _explain_score(
-        self,
-        prepared,
-        capture,
-        spec,
-        target,
-        layer,
-        params,
-        started,
-        reused,
-        smoothing,
-        precision,
-        snapshots,
-        on_snapshot,
-    ) -> Explanation:
+    def _explain_score(self, prepared, capture, spec, target, layer, params, started, reused) -> Explanation:
         """One map for a function target: the gradient of its score, on the image's cached
         forward (its graph is kept, so switching back to a class costs no forward)."""
         if not spec.needs <= PER_IMAGE_NEEDS:
@@ -417,10 +403,6 @@ class Explainer:
                 f"{spec.title} reads a class's own weights or scores, not a gradient, so it "
                 f"takes a class id or name, not a function; with a function use a gradient "
                 f"method such as 'gradcam', 'layercam' or 'vanilla'"
-            )
-        if smoothing or precision != "fp32" or snapshots or on_snapshot is not None:
-            raise InvalidParameterError(
-                "a function target runs without SmoothGrad; give a class id or name to smooth"
             )
         score = target.resolved(self.labels) if isinstance(target, Contrast) else target
         with self.engine.exclusive():  # (the forward replaced by no other thread meanwhile)
@@ -536,37 +518,14 @@ class Explainer:
             prepared, capture = self.capture(prepared, reads)
             reused = self.engine.forward_calls == forwards  # the image's forward pass was cached
         if any(is_score_target(t) for t in targets):  # each on its own backward
-            return [
-                self._explain_score(
-                    prepared,
-                    capture,
-                    spec,
-                    t,
-                    chosen_layer,
-                    params,
-                    started,
-                    reused,
-                    smoothing,
-                    precision,
-                    snapshots,
-                    on_snapshot,
+            if settings is not None or on_snapshot is not None:
+                raise InvalidParameterError(
+                    "a function target runs without SmoothGrad; give a class id or name to smooth"
                 )
+            return [
+                self._explain_score(prepared, capture, spec, t, chosen_layer, params, started, reused)
                 if is_score_target(t)
-                else self.explain_classes(
-                    prepared,
-                    [t],
-                    method,
-                    layer,
-                    noise=noise,
-                    samples=samples,
-                    seed=seed,
-                    snapshots=snapshots,
-                    progress=progress,
-                    noise_samples=noise_samples,
-                    precision=precision,
-                    on_snapshot=on_snapshot,
-                    **params,
-                )[0]
+                else self.explain_classes(prepared, [t], method, layer, progress=progress, **params)[0]
                 for t in targets
             ]
         ids = [self.resolve_class(t, capture) for t in targets]

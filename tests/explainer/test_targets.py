@@ -86,3 +86,8 @@ def test_a_function_target_leaves_no_hooks(lite_explainer):
 
     lite_explainer.explain("chelsea", "guided_gradcam", cw.contrast(282, 285))
     assert count_hooks(lite_explainer.spec.model) == 0
+
+
+def test_a_function_target_with_smoothgrad_is_refused_in_one_line(lite_explainer):
+    with pytest.raises(InvalidParameterError, match="without SmoothGrad"):
+        lite_explainer.explain("chelsea", "vanilla", cw.contrast(282, 285), samples=3)
