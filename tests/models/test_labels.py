@@ -195,3 +195,22 @@ def test_the_offline_model_imports_no_torchvision():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+def test_the_zoo_knows_its_weight_files_without_torchvision():
+    from cam_widgets.models.torchvision_zoo import expected_weights_file
+    from cam_widgets.models.zoo import ZOO_WEIGHT_FILES
+
+    assert {name: expected_weights_file(name).name for name in ZOO_WEIGHT_FILES} == ZOO_WEIGHT_FILES
+
+
+def test_the_widgets_import_no_torchvision_for_the_offline_model():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cam_widgets.widgets import Explorer, Compare; "
+        "e = Explorer(); c = Compare(); e.close(); c.close(); print('torchvision' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().splitlines()[-1:] == ["False"], done.stderr[-2000:]
