@@ -557,3 +557,71 @@ def test_the_status_says_when_a_switch_reused_the_forward_pass(explorer):
         assert explorer.status.line.value.endswith(", forward pass reused)</span>")
     finally:
         explorer.set(target=None)
+
+
+def test_side_by_side_shows_the_photo_beside_the_map(explorer):
+    """Issue 19: torch-cam's demo and Captum Insights show the photo beside the overlay; the
+    Explorer only toggled. "side by side" is a view: two panels, the photo alone, then the
+    map over it; a display setting (no engine work); the probe reads the map's panel."""
+    from cam_widgets.widgets.explorer_view import PHOTO_TITLE
+
+    assert list(explorer._controls["view"].options) == ["overlay", "raw", "side by side"]
+    calls, single = explorer.engine_calls, explorer.panels
+    explorer._on_probe(100.0, 100.0)
+    alone = explorer.status.line.value.split("<br>")[1]
+    try:
+        explorer._controls["view"].value = "side by side"
+        panels = explorer.panels
+        assert panels is not single and panels.count == 2 and explorer.engine_calls == calls
+        assert [t.type for t in panels.figure.data] == ["image", "heatmap", "scatter"] * 2
+        assert panels.heatmap(0).visible is False and panels.heatmap(1).visible is not False
+        assert panels.photo(0).visible and panels.photo(1).visible  # the photo under both
+        assert panels.photo(0).source == panels.photo(1).source == single.photo(0).source
+        titles = [a.text for a in panels.figure.layout.annotations]
+        assert titles[0] == PHOTO_TITLE and titles[1] == single.figure.layout.annotations[0].text
+        np.testing.assert_array_equal(np.asarray(panels.heatmap(1).z, float), heat_of(single))
+        assert panels.heatmap(1).opacity == explorer.state.opacity
+        # in the old figure's place beside the predictions, which is closed
+        row = next(r for r in explorer.children if panels.widget in r.children)
+        assert row.children.index(panels.widget) == 0 and single.figure.comm is None
+        assert panels.fit.panels == 2 and explorer.view.layout.flex == "1 1 760px"
+        # the probe marks both panels and reads the map, as before
+        explorer._on_probe(100.0, 100.0)
+        assert explorer.status.line.value.split("<br>")[1] == alone
+        assert [list(panels.marker(k).x) for k in range(2)] == [[100.0], [100.0]]
+        # a new class updates both panels in place
+        explorer.set(target=282)
+        assert explorer.panels is panels and "(282)" in panels.figure.layout.annotations[1].text
+        assert panels.figure.layout.annotations[0].text == PHOTO_TITLE
+        explorer._controls["opacity"].value = 0.7  # display settings reach the map's panel
+        assert panels.heatmap(1).opacity == pytest.approx(0.7)
+    finally:
+        explorer.set(target=None, opacity=0.5)
+        explorer._controls["view"].value = "overlay"
+    assert explorer.panels.count == 1 and explorer.engine_calls == calls + 2
+    assert explorer.view in next(r for r in explorer.children if explorer.view in r.children).children
+
+
+def heat_of(panels, k: int = 0) -> np.ndarray:
+    return np.asarray(panels.heatmap(k).z, dtype=float)
+
+
+def test_side_by_side_without_plotly_is_one_picture(explorer):
+    """The static view (front ends without Plotly) draws the photo, a white gap and the
+    overlay in one PNG."""
+    import io
+
+    from PIL import Image
+
+    from cam_widgets.widgets.explorer_state import ExplorerState
+    from cam_widgets.widgets.explorer_view import SIDE_GAP, view_png
+
+    result = explorer.result
+    state = ExplorerState(view="side by side", opacity=0.5)
+    both = np.asarray(Image.open(io.BytesIO(view_png(result, state))).convert("RGB"))
+    over = np.asarray(Image.open(io.BytesIO(view_png(result, ExplorerState(opacity=0.5)))).convert("RGB"))
+    h, w = result.image.shape[:2]
+    assert both.shape == (h, 2 * w + SIDE_GAP, 3)
+    np.testing.assert_array_equal(both[:, :w], result.image)
+    assert (both[:, w:w + SIDE_GAP] == 255).all()
+    np.testing.assert_array_equal(both[:, w + SIDE_GAP:], over)

@@ -83,9 +83,10 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._shown = {name: getattr(self.state, name) for name in COMPUTE}  # what a stop restores
         # (and what exports are named after)
         self.static = static
-        self._map = MapView(first.prepared.rgb, first.result, self.state, static)
-        self.panels, self.view = self._map.panels, self._map.widget  # (None: static)
-        super().__init__(explorer_layout(self._controls, self._top, self.view, self.status.widget))
+        self._map = MapView(first.prepared.rgb, first.result, self.state, static,
+                            on_rebuilt=self._replace_view)
+        super().__init__(explorer_layout(self._controls, self._top, self._map.widget,
+                                         self.status.widget))
         self.add_class(EXPLORER_CLASS)  # the map's FitWidth keeps this box's top in view
         show_predictions(self._top, first.predictions, first.result.class_id)
         self._render_status()
@@ -93,6 +94,25 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._link()
         self._follow_user_images()
         replace_in_cell(self)
+
+    @property
+    def panels(self):
+        """The map's :class:`~.panels.HeatmapPanels` (None: static, or closed)."""
+        view = vars(self).get("_map")
+        return None if view is None else view.panels
+
+    @property
+    def view(self):
+        """The map's widget: its figure's box, or the static view's image (None: closed)."""
+        view = vars(self).get("_map")
+        return None if view is None else view.widget
+
+    def _replace_view(self, old, new) -> None:
+        """Side by side on or off: the figure of the new count of panels takes the old one's
+        place beside the predictions."""
+        for row in self.children:
+            if old in row.children:
+                row.children = tuple(new if child is old else child for child in row.children)
 
     def close(self) -> None:
         """Close this widget and every widget it built (controls, figures, status line);

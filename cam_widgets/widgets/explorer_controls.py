@@ -10,7 +10,7 @@ import ipywidgets as W
 from ..methods import list_methods
 from ..render import list_colormaps
 from .common import control_row, model_choices
-from .explorer_state import TOP_PREDICTIONS, ExplorerState
+from .explorer_state import TOP_PREDICTIONS, VIEWS, ExplorerState
 from .images import image_choices
 
 #: The export menu's "PNG overlay" (the bare picture; "PNG figure" adds title and colour bar).
@@ -48,8 +48,10 @@ def build_controls(s: ExplorerState) -> dict:
                                  layout=W.Layout(width="250px")),
         "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap,
                                description="colormap", layout=W.Layout(width="210px")),
-        "view": W.ToggleButtons(options=["overlay", "raw"], value=s.view,
-                                style={"button_width": "72px"}),
+        "view": W.ToggleButtons(options=list(VIEWS), value=s.view,
+                                tooltips=["the map over the photo", "the map alone, its cells visible",
+                                          "the photo beside the map over it"],
+                                style={"button_width": "auto"}),
         "export": W.Dropdown(options=[("export...", ""), ("PNG figure", ".png"),
                                       ("PNG overlay", OVERLAY_SUFFIX), (".npy", ".npy"),
                                       ("HTML", ".html")], value="", description="",

@@ -30,6 +30,10 @@ COMPUTE_CONTROLS = tuple(name for name in COMPUTE if name != "target")
 SMOOTHGRAD_ONLY = ("noise", "samples", "precision")
 #: How many predictions the clickable bar chart shows.
 TOP_PREDICTIONS = 5
+#: The map's views: the map over the photo, the map alone (its grid visible), and the photo
+#: beside the map over it (as torch-cam's demo and Captum Insights show them).
+SIDE_BY_SIDE = "side by side"
+VIEWS = ("overlay", "raw", SIDE_BY_SIDE)
 
 
 @dataclass
@@ -47,7 +51,7 @@ class ExplorerState:
     precision: str = "fp32"
     opacity: float = 0.5
     colormap: str = "viridis"
-    view: str = "overlay"
+    view: str = "overlay"  # one of VIEWS
 
 
 def photo_of(state: ExplorerState) -> np.ndarray:

@@ -52,14 +52,16 @@ class HeatmapPanels:
                  zrange: Optional[tuple[float, float]] = None, view: str = "overlay",
                  colorbar_title: str = "", probe: Optional[tuple[float, float]] = None,
                  fit_width: bool = False, window_reserve: int = 0, anchor: str = "",
-                 title_px: Optional[int] = None, wrap: bool = False) -> None:
+                 title_px: Optional[int] = None, wrap: bool = False,
+                 bare: Sequence[int] = ()) -> None:
         """``fit_width``: see the module's notes; ``window_reserve`` (with it): in view in the
         window (:class:`.fit_width.FitWidth`: on the first screen where it can be, else below
         the top of the widget of CSS class ``anchor``, or that many pixels), panels then
         growing from :data:`MIN_WINDOW_FIT_PANEL` up to ``panel_size``; ``title_px``: the
         width titles are wrapped to (default: the panel's, or its share of a 1280-px page);
         ``wrap`` (with ``fit_width``): rows of panels at least ``MIN_WRAP_PANEL`` wide, laid
-        out for a 1280-px page first, then for the width the browser reports."""
+        out for a 1280-px page first, then for the width the browser reports; ``bare``: the
+        panels that show the photo alone (their maps hidden: the Explorer's side by side)."""
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
@@ -92,6 +94,8 @@ class HeatmapPanels:
             heat.z = compact_z(heat.z)
             if raw:
                 heat.update(zsmooth=False, opacity=1.0)
+            if k in bare:  # the photo alone, under its title: no map, no hover
+                heat.update(visible=False, hoverinfo="skip")
             figure.add_trace(photo)
             figure.add_trace(heat)
             figure.add_trace(go.Scatter(

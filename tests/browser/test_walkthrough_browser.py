@@ -148,6 +148,38 @@ def test_the_map_follows_a_longer_introduction(quickstart_page, artifacts):
     page.evaluate("() => document.querySelectorAll('.cw-test-intro').forEach(e => e.remove())")
 
 
+def test_side_by_side_in_the_browser(quickstart_page, artifacts):
+    """The "side by side" view draws a new figure (two panels: the photo, the map over it)
+    in the old one's place, takes updates, and keeps the whole map on the first screen."""
+    page = quickstart_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    explorer = page.locator(".cw-explorer")
+    explorer.locator(".widget-toggle-buttons button", has_text="side by side").click()
+    page.wait_for_function(
+        """() => { const gd = document.querySelector('.cw-explorer .js-plotly-plot');
+                   return !!gd && gd.querySelectorAll('.nsewdrag').length === 2
+                          && gd.querySelectorAll('image').length >= 2; }""", timeout=30_000)
+    assert page.evaluate("() => document.querySelectorAll('.cw-explorer .js-plotly-plot').length") == 1
+    geo = wait_figure_settled(page, quiet_ms=800, timeout=20_000)
+    page.screenshot(path=str(artifacts / "walkthrough_side_by_side_1280x800.png"))
+    left, right = geo["panels"]
+    assert right["left"] >= left["right"] and abs(left["width"] - right["width"]) <= 2, geo
+    assert geo["figure"]["bottom"] <= 800 + SLACK and left["width"] >= MIN_MAP - 40, geo
+    titles = page.evaluate("() => document.querySelector('.cw-explorer .js-plotly-plot').layout"
+                           ".annotations.map(a => a.text)")
+    assert titles[0] == "photo" and "Egyptian cat (285)" in titles[1], titles
+    # the new figure takes updates from Python: a click on a prediction retitles the map
+    explorer.locator(".jupyter-button", has_text="282 tiger cat").click()
+    page.wait_for_function(
+        """() => document.querySelector('.cw-explorer .js-plotly-plot').layout.annotations[1]
+                 .text.includes('(282)')""", timeout=45_000)
+    explorer.locator(".widget-toggle-buttons button", has_text="overlay").click()
+    page.wait_for_function(
+        "() => document.querySelector('.cw-explorer .js-plotly-plot .nsewdrag') &&"
+        " document.querySelectorAll('.cw-explorer .js-plotly-plot .nsewdrag').length === 1",
+        timeout=30_000)
+
+
 # ----------------------------------------------------------------------- studies wrap
 #: notebooks of their own, served by one Voila in directory mode
 STUDY_NOTEBOOK = "smoothgrad_wrap.ipynb"
