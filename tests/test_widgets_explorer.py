@@ -324,22 +324,51 @@ def test_pixel_maps_are_drawn_relative_to_their_99th_percentile(explorer):
 
 
 def test_export_offers_the_file_as_a_browser_download(explorer, tmp_path, monkeypatch):
-    import base64
-    import re
-
+    """Issue 19: the download link took the status line's place (the method and the probed
+    value gone) and needed a second click. Exports have a row of their own: a format chosen,
+    the file goes to the browser, which saves it at once (one more ``serial``), and the
+    status line says what it said."""
     monkeypatch.chdir(tmp_path)  # the kernel's working folder: exports/ is written there
+    row = explorer._controls["download"]
+    explorer._on_probe(100.0, 100.0)
+    status, serial = explorer.status.line.value, row.serial
+    assert "pixel (100, 100): value" in status
     explorer._controls["export"].value = ".png"
-    line = explorer.status.line.value
-    found = re.search(r'download="([^"]+)" href="data:image/png;base64,([^"]+)"', line)
-    assert found, line
-    written = tmp_path / "exports" / found.group(1)
-    assert base64.b64decode(found.group(2)) == written.read_bytes()
+    assert explorer.status.line.value == status  # untouched: method, class, probed value
+    written = tmp_path / "exports" / row.filename
+    assert row.serial == serial + 1 and row.payload == written.read_bytes()
+    assert row.mime == "image/png" and row.payload[:4] == b"\x89PNG" and not row.error
+    assert row.filename == "chelsea_efficientnet_lite0_gradcam_features.8_285.png"
+    assert row.text == "saved in exports/ and"
     assert explorer._controls["export"].value == ""  # ready for the next export
-    assert "text-decoration:underline" in line  # reads as a link in every theme
-    monkeypatch.setattr("cam_widgets.widgets.common.DOWNLOAD_LIMIT", 1000)
+    # the row sits in the column beside the map, below the status line, the format first
+    side = next(box for box in explorer.children[3].children if explorer.status.widget in box.children)
+    exports = side.children[-1]
+    assert list(exports.children) == [explorer._controls["export"], row]
+    assert side.children.index(explorer.status.widget) == len(side.children) - 2
+    explorer._controls["export"].value = ".npy"
+    assert row.serial == serial + 2 and row.mime == "application/octet-stream"
+    assert np.array_equal(np.load(tmp_path / "exports" / row.filename), explorer.result.heatmap)
+    monkeypatch.setattr("cam_widgets.widgets.download.DOWNLOAD_LIMIT", 1000)
     explorer._controls["export"].value = ".png"  # too large for the widget's state: not sent
-    assert "too large to send to the browser" in explorer.status.line.value
-    assert "base64" not in explorer.status.line.value
+    assert "too large to send to the browser" in row.text and row.payload == b""
+    assert row.filename == "" and row.serial == serial + 2  # nothing saved in the browser
+    assert explorer.status.line.value == status
+
+
+def test_a_failed_export_says_why_in_its_row(explorer, tmp_path, monkeypatch):
+    from cam_widgets.errors import InvalidParameterError
+
+    monkeypatch.chdir(tmp_path)
+    status, row = explorer.status.line.value, explorer._controls["download"]
+
+    def refuse(*args, **kwargs):
+        raise InvalidParameterError("the disk is full\n(second line)")
+    monkeypatch.setattr(type(explorer), "export", refuse)
+    explorer._controls["export"].value = ".png"
+    assert row.error and row.text == "export failed: the disk is full (second line)"
+    assert row.filename == "" and row.payload == b""
+    assert explorer.status.line.value == status and explorer._controls["export"].value == ""
 
 
 def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monkeypatch):
@@ -478,9 +507,9 @@ def test_an_app_page_exports_as_a_download_only(explorer, tmp_path, monkeypatch)
     """In Voila the kernel's folder is the server's: a visitor's exports must not pile up there."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VOILA_BASE_URL", "/")
+    row = explorer._controls["download"]
     explorer._controls["export"].value = ".png"
-    line = explorer.status.line.value
-    assert line.count("exported:") == 1 and 'href="data:image/png;base64,' in line
+    assert row.text == "" and row.payload[:4] == b"\x89PNG" and row.filename.endswith(".png")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -508,15 +537,37 @@ def test_export_stem_is_safe_on_every_os():
     from cam_widgets.widgets.explorer_state import export_stem
 
     r = SimpleNamespace(method="gradcam++", layer="features.8", class_id=282, params={})
-    assert export_stem("yours:a b/cat?.jpg", "vgg16", r) == \
-        "yours_a_b_cat_.jpg_vgg16_gradcam++_features.8_282"
+    assert export_stem("yours:a b/cat?.jpg", "vgg16", r) == "a_b_cat_vgg16_gradcam++_features.8_282"
     assert export_stem("chelsea", "resnet50", r) != export_stem("chelsea", "vgg16", r)
     r = SimpleNamespace(method="vanilla", layer=None, class_id=1,
                         params={"samples": 20, "noise": 0.2, "seed": 0, "precision": "bf16"})
     assert export_stem("scene:two_class", "efficientnet_lite0", r) == \
-        "scene_two_class_efficientnet_lite0_vanilla_1_smoothgrad-n20-noise0.2-bf16"
+        "two_class_efficientnet_lite0_vanilla_1_smoothgrad-n20-noise0.2-bf16"
     stem = export_stem("yours:../x", "m", r)  # no folder
     assert "/" not in stem and ":" not in stem and not stem.startswith(".")
+
+
+def test_export_names_are_short_and_clean():
+    """Issue 19: "yours_cat_dog.jpg_efficientnet_lite0_..." kept ".jpg" in its middle and was
+    clipped in the link: the image's extension goes, and a name has at most 80 characters."""
+    from types import SimpleNamespace
+
+    from cam_widgets.widgets.explorer_state import MAX_STEM, export_stem
+
+    r = SimpleNamespace(method="gradcam", layer="features.8", class_id=242, params={})
+    assert export_stem("yours:cat_dog.jpg", "efficientnet_lite0", r) == \
+        "cat_dog_efficientnet_lite0_gradcam_features.8_242"
+    assert export_stem("yours:cat_dog.jpg (2)", "vgg16", r) == "cat_dog-2_vgg16_gradcam_features.8_242"
+    assert export_stem("yours:Photo.JPEG", "vgg16", r).startswith("Photo_vgg16_")
+    for image in ("yours:cat_dog.jpg", "yours:x.png", "yours:y.webp", "yours:z.tiff"):
+        assert not any(ext in export_stem(image, "vgg16", r).lower()
+                       for ext in (".jpg", ".png", ".webp", ".tif"))
+    long = export_stem("yours:" + "a_very_long_photo_name_" * 10 + ".jpg", "m" * 60,
+                       SimpleNamespace(method="guided_gradcam", layer="blocks.11.attention." * 5,
+                                       class_id=999, params={"samples": 100, "noise": 0.25}))
+    assert len(long) <= MAX_STEM and not long.endswith(("_", "."))
+    assert long.startswith("a_very_long"), long  # the names cut, not the class
+    assert long.endswith("_999_smoothgrad-n100-noise0.25") and "_guided_gradcam_blocks.11" in long, long
 
 
 def test_the_precision_menu_shows_its_longest_option_whole(explorer):

@@ -1,14 +1,11 @@
 """Helpers shared by the widget classes: display maps, error display, busy state, images."""
 from __future__ import annotations
 
-import base64
 import html
-import mimetypes
 import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import fields, replace
-from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import ipywidgets as W
@@ -90,14 +87,8 @@ def model_choices() -> list[tuple[str, str]]:
             for name in list_models()] + [(name, name) for name in your_models()]
 
 
-#: The export link must read as a link in every front end (Voila's theme shows plain text).
-DOWNLOAD_LINK_STYLE = "color:#0b62a4;text-decoration:underline;font-weight:600"
-
 #: Seconds of work off the kernel's loop before "working..." shows (if no report came).
 WORKING_DELAY = 0.4
-
-#: Largest export offered as a browser download (an HTML view with plotly.js is ~5 MB).
-DOWNLOAD_LIMIT = 16 * 2**20
 
 
 class StatusLine:
@@ -147,21 +138,6 @@ class StatusLine:
     def info(self, text: str, detail: str = "") -> None:
         """``text``, and ``detail`` on a line of its own (a pixel's value under its result)."""
         self._set("cw-status", _lines(text, detail))
-
-    def download(self, text: str, path: Path) -> None:
-        """``text`` and a link that downloads the file at ``path`` in the browser: the kernel
-        may run on another machine (Voila, Binder), where its files are out of reach. The file
-        travels in the widget's state, so one above :data:`DOWNLOAD_LIMIT` is not offered."""
-        size = path.stat().st_size
-        if size > DOWNLOAD_LIMIT:
-            self.info(f"{text} ({size / 2**20:.1f} MB: too large to send to the browser)")
-            return
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        self._set("cw-status", f"{html.escape(text)} <a class='cw-download' "
-                  f"style='{DOWNLOAD_LINK_STYLE}' download=\"{html.escape(path.name)}\" "
-                  f"href=\"data:{mime};base64,{data}\">&#11015;&nbsp;download "
-                  f"{html.escape(path.name)}</a>")  # (the arrow stays with its words)
 
     def warn(self, text: str, detail: str = "") -> None:
         self._set("cw-warning", f"&#9888; {_lines(text, detail)}", "color:#b35c00")

@@ -10,6 +10,7 @@ import ipywidgets as W
 from ..methods import list_methods
 from ..render import list_colormaps
 from .common import control_row, model_choices
+from .download import Download
 from .explorer_state import TOP_PREDICTIONS, VIEWS, ExplorerState
 from .images import image_choices
 
@@ -55,7 +56,9 @@ def build_controls(s: ExplorerState) -> dict:
         "export": W.Dropdown(options=[("export...", ""), ("PNG figure", ".png"),
                                       ("PNG overlay", OVERLAY_SUFFIX), (".npy", ".npy"),
                                       ("HTML", ".html")], value="", description="",
+                             tooltip="choose a format: the view is downloaded at once",
                              layout=W.Layout(width="150px")),
+        "download": Download(layout=W.Layout(flex="1 1 auto", min_width="0")),
     }
 
 
@@ -66,12 +69,16 @@ SIDE_MIN_WIDTH = 360
 def explorer_layout(c: dict, predictions: W.Widget, view: W.Widget,
                     status: W.Widget) -> list[W.Widget]:
     """Three rows saying what to explain (image; model, layer, method; class and SmoothGrad),
-    then the map beside the predictions, the display settings and the status line: the map,
+    then the map beside the predictions, the display settings, the status line and the
+    exports (a format and its download link): the map,
     its progress and its errors are in the first screen even on a 1280x720 laptop, and stay
     beside the map in JupyterLab's default layout (file browser open: ~850 px of output),
     where the side column narrows to SIDE_MIN_WIDTH before it wraps under the map."""
-    side = W.VBox([predictions, control_row(c["opacity"], c["colormap"]),
-                   control_row(c["view"], c["export"]), status],
+    # exports in a row of their own: their link never takes the status line's place
+    exports = W.HBox([c["export"], c["download"]],
+                     layout=W.Layout(flex_flow="row wrap", align_items="center"))
+    side = W.VBox([predictions, control_row(c["opacity"], c["colormap"]), c["view"], status,
+                   exports],
                   layout=W.Layout(margin="36px 0 0 12px", max_width="520px",
                                   flex=f"1 1 {SIDE_MIN_WIDTH}px", min_width=f"{SIDE_MIN_WIDTH}px"))
     return [

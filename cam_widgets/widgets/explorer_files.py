@@ -14,6 +14,9 @@ from .explorer_controls import OVERLAY_SUFFIX
 from .explorer_state import export_stem
 from .images import add_user_image, image_choice
 
+#: The kernel's folder for exports outside an app page (JupyterLab, Notebook).
+EXPORTS = "exports"
+
 
 class ExplorerFiles:
     """Mixed into the Explorer: uses its ``state``, ``status``, ``result`` and controls."""
@@ -36,16 +39,22 @@ class ExplorerFiles:
         self._controls["image"].value = choice
 
     def _on_export(self, change) -> None:
-        suffix = change["new"]
-        if suffix:
-            with errors_shown(self.status):
-                stem = export_stem(self._shown["image"], self.explainer.spec.name, self.result)
-                # on an app page the server's disk is out of the visitor's reach: a download only
-                with tempfile.TemporaryDirectory() as scratch:
-                    folder = Path(scratch) if in_voila() else Path("exports")
-                    path = self.export(folder / f"{stem}{suffix}", annotated=suffix != OVERLAY_SUFFIX)
-                    self.status.download("exported:" if in_voila() else f"wrote {path};", path)
-            self._controls["export"].value = ""
+        """A format chosen: the view written and downloaded in the browser at once, in the
+        export row (its link, or why it failed); the status line keeps what it says."""
+        suffix, row = change["new"], self._controls["download"]
+        if not suffix:
+            return
+        try:
+            stem = export_stem(self._shown["image"], self.explainer.spec.name, self.result)
+            # on an app page the server's disk is out of the visitor's reach: a download only
+            with tempfile.TemporaryDirectory() as scratch:
+                folder = Path(scratch) if in_voila() else Path(EXPORTS)
+                path = self.export(folder / f"{stem}{suffix}", annotated=suffix != OVERLAY_SUFFIX)
+                row.offer(path, "" if in_voila() else f"saved in {EXPORTS}/ and")
+        except Exception as error:  # noqa: BLE001 - shown in the export row, in one line
+            row.fail(error)
+        finally:
+            self._controls["export"].value = ""  # ready for the next export
 
     def export(self, path: os.PathLike, annotated: bool = True) -> Path:
         """Write the current view: ``.png`` the picture (with ``annotated``, its title and

@@ -99,17 +99,59 @@ def result_message(result: Explanation) -> str:
     return f"{result.title}  ({result.seconds * 1000:.0f} ms on {result.device}{reused})"
 
 
+#: Longest export file name (no suffix): it shows whole in a download link and a file browser.
+MAX_STEM = 80
+#: Longest part of it taken from the image's, the model's or the layer's name.
+MAX_PART = 24
+#: What an image's name may end with that is no part of an export's name.
+IMAGE_SUFFIX = re.compile(r"\.(jpe?g|png|gif|bmp|webp|tiff?)$", re.IGNORECASE)
+
+
+def _name_part(text: str) -> str:
+    """``text`` as a file name part: letters, digits and ``._+-`` (the rest "_"), no dots or
+    underscores at its ends, at most MAX_PART characters."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("._")[:MAX_PART].strip("._")
+
+
+def image_part(image: str) -> str:
+    """The image's name in an export's name: the menu's choice without its "yours:" or
+    "scene:" prefix, its file's extension or a "(2)" (the second image of that name: "-2")."""
+    name = image.split(":", 1)[1] if image.startswith(("yours:", "scene:")) else image
+    name, again = re.subn(r"\s*\((\d+)\)$", "", name.strip())
+    number = image.strip().rsplit("(", 1)[1].rstrip(")") if again else ""
+    name = IMAGE_SUFFIX.sub("", name.strip()) or "image"
+    return _name_part(name) + (f"-{number}" if number else "")
+
+
 def export_stem(image: str, model: str, result: Explanation) -> str:
-    """File name (no suffix) of an export of ``result`` on ``image`` by ``model``: image,
-    model, method, layer (for methods that read one), class and SmoothGrad's settings when on;
-    every other character than letters, digits and ``._+-`` becomes "_" (safe on every OS)."""
-    parts = [image[:60], model, result.method] + ([result.layer] if result.layer else [])
-    parts.append(str(result.class_id))
+    """File name (no suffix) of an export of ``result`` on ``image`` by ``model``: image (its
+    file's extension dropped: "cat_dog.jpg" gives "cat_dog"), model, method, layer (for
+    methods that read one), class and SmoothGrad's settings when on; letters, digits and
+    ``._+-`` only (safe on every OS), at most MAX_STEM characters (the longest of the image's,
+    model's and layer's names cut first: the class and the settings stay)."""
+    names = [image_part(image), _name_part(model), _name_part(result.layer or "")]
+    tail = [str(result.class_id)]
     p = result.params
     if "samples" in p:  # SmoothGrad
-        parts.append(f"smoothgrad-n{p['samples']}-noise{p['noise']:g}"
-                     + (f"-{p['precision']}" if "precision" in p else ""))
-    return re.sub(r"[^A-Za-z0-9._+-]+", "_", "_".join(parts)).lstrip("._")
+        tail.append(f"smoothgrad-n{p['samples']}-noise{p['noise']:g}"
+                    + (f"-{p['precision']}" if "precision" in p else ""))
+
+    def joined() -> str:
+        parts = names[:2] + [result.method] + names[2:] + tail
+        text = re.sub(r"[^A-Za-z0-9._+-]+", "_", "_".join(part for part in parts if part))
+        return text.strip("._")
+
+    # over MAX_STEM: the names share what the method, class and settings leave, the shorter
+    # ones whole, the others cut to an equal share (at least 8 characters each)
+    over = len(joined()) - MAX_STEM
+    if over > 0:
+        room = sum(len(n) for n in names) - over
+        present = sorted((k for k in range(len(names)) if names[k]), key=lambda k: len(names[k]))
+        for i, k in enumerate(present):
+            share = max(8, room // (len(present) - i))
+            names[k] = names[k][:share].rstrip("._")
+            room -= len(names[k])
+    return joined()[:MAX_STEM].rstrip("._")
 
 
 def static_png(result: Explanation, state: ExplorerState) -> bytes:

@@ -180,6 +180,31 @@ def test_side_by_side_in_the_browser(quickstart_page, artifacts):
         timeout=30_000)
 
 
+def test_one_choice_of_a_format_downloads_it(quickstart_page, tmp_path):
+    """Issue 19: the export link replaced the status line, was clipped, and needed a second
+    click. Choosing a format now downloads the file (no second click), in a row of its own:
+    the status line still shows the method and the probed value."""
+    page = quickstart_page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    explorer = page.locator(".cw-explorer")
+    status = explorer.locator(".cw-status").first
+    before = status.text_content()
+    export = explorer.locator(".widget-dropdown select").filter(
+        has=page.locator("option", has_text="export...")).first
+    with page.expect_download(timeout=45_000) as download:
+        export.select_option(label="PNG figure")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.read_bytes()[:4] == b"\x89PNG"
+    name = download.value.suggested_filename
+    assert name.endswith(".png") and name.count(".") <= 2 and len(name) <= 84, name  # features.8
+    link = explorer.locator("a.cw-download")
+    assert link.is_visible() and link.text_content().endswith(name)
+    box, row = link.bounding_box(), explorer.locator(".cw-download").locator("xpath=..").bounding_box()
+    assert box["x"] + box["width"] <= row["x"] + row["width"] + SLACK, (box, row)  # not clipped
+    assert status.text_content() == before  # the status line is untouched
+
+
 # ----------------------------------------------------------------------- studies wrap
 #: notebooks of their own, served by one Voila in directory mode
 STUDY_NOTEBOOK = "smoothgrad_wrap.ipynb"
