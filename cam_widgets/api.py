@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from .engine.device import choose_device
@@ -18,34 +19,43 @@ _LAST_USER: tuple | None = None
 _SHARED_LOCK = threading.Lock()
 
 
-#: Your models in the widgets: menu name -> Explainer (see :func:`widget_model`).
-_YOURS: dict[str, Explainer] = {}
+#: Your models in the widgets: menu name -> Explainer, held weakly: the widgets that show a
+#: model keep it (``widget_model(model, keep)``), so a model whose widgets are closed (a cell
+#: run again) is freed and leaves the menus, instead of staying for the session.
+_YOURS: weakref.WeakValueDictionary[str, Explainer] = weakref.WeakValueDictionary()
 
 
-def widget_model(model: Any) -> str:
+def widget_model(model: Any, keep: list | None = None) -> str:
     """The name a widget's model menu and state use for ``model``: a zoo name as it is; an
     Explainer, an nn.Module or a ModelSpec registered under "<its name> (yours)" (the same
     object twice: the same name, one Explainer), so that every widget can take your own model
-    with the same rules as Explainer (never mutated, never moved)."""
+    with the same rules as Explainer (never mutated, never moved). ``keep``: the widget's list
+    that holds the Explainer as long as the widget lives (the registry holds it weakly)."""
     if isinstance(model, str):
         return model
-    with _SHARED_LOCK:
-        for name, explainer in _YOURS.items():
-            if explainer is model or explainer.spec is model or explainer.spec.model is model:
-                return name
-    explainer = model if isinstance(model, Explainer) else Explainer(model)
-    with _SHARED_LOCK:
-        stem = f"{explainer.name} (yours)"
-        name, count = stem, 1
-        while name in _YOURS:
-            count += 1
-            name = f"{explainer.name} (yours {count})"
-        _YOURS[name] = explainer
-    return name
+    with _SHARED_LOCK:  # (look-up and insert as one step: two threads, one entry)
+        found = next(
+            (
+                name
+                for name, ex in _YOURS.items()
+                if ex is model or ex.spec is model or ex.spec.model is model
+            ),
+            None,
+        )
+        if found is None:
+            explainer = model if isinstance(model, Explainer) else Explainer(model)
+            found, count = f"{explainer.name} (yours)", 1
+            while found in _YOURS:
+                count += 1
+                found = f"{explainer.name} (yours {count})"
+            _YOURS[found] = explainer
+        if keep is not None:
+            keep.append(_YOURS[found])
+        return found
 
 
 def your_models() -> list[str]:
-    """Names of the models given to widgets in this session (see :func:`widget_model`)."""
+    """Names of the models given to widgets that are still open (see :func:`widget_model`)."""
     with _SHARED_LOCK:
         return list(_YOURS)
 
@@ -56,8 +66,10 @@ def get_explainer(model: Any = DEFAULT_MODEL, device=None, weights_path=None) ->
     An Explainer is returned as it is; a name from :func:`widget_model` gives its Explainer."""
     if isinstance(model, Explainer):
         return model
-    if isinstance(model, str) and model in _YOURS:
-        return _YOURS[model]
+    if isinstance(model, str):
+        yours = _YOURS.get(model)
+        if yours is not None:
+            return yours
     key = (
         str(model).lower(),
         str(choose_device(device)),

@@ -50,3 +50,20 @@ def test_the_same_module_twice_is_one_entry(net, labels):
     assert widget_model(net) == widget_model(net) and widget_model(net) != "efficientnet_lite0"
     assert widget_model("efficientnet_lite0") == "efficientnet_lite0"
     assert first.startswith("ResNet (yours")
+
+
+def test_your_model_is_freed_with_its_widgets_and_leaves_the_menus(labels):
+    import gc
+    import weakref
+
+    from cam_widgets.api import your_models
+
+    net = torchvision.models.resnet18(weights=None, num_classes=5).eval()
+    alive = weakref.ref(net)
+    explorer = Explorer(model=cw.Explainer(net, labels=labels, input_size=(64, 64)))
+    name = explorer.state.model
+    assert name in your_models()
+    explorer.close()
+    del explorer, net
+    gc.collect()
+    assert name not in your_models() and alive() is None

@@ -409,26 +409,50 @@ def launcher_environment(env) -> tuple[int, int, int]:
                 f"(torchrun sets MASTER_ADDR and MASTER_PORT), or unset WORLD_SIZE to run alone"
             )
     number("MASTER_PORT", None)  # (a port is a number)
+    rendezvous_seconds(env)
     return world, rank, number("LOCAL_RANK", str(rank))
 
 
 def join(backend: str, world: int, rank: int) -> None:
-    """Join the run's process group within :data:`RENDEZVOUS_SECONDS` (one line when the other
-    ranks never come, instead of torch's 30-minute wait or its multi-line store error)."""
+    """Join the run's process group: the ranks meet within :data:`RENDEZVOUS_SECONDS` (one
+    line when the others never come, instead of torch's 30-minute wait or its multi-line
+    store error); the run's collectives then keep torch's own timeout (a rank done long before
+    another waits for it at the final barrier)."""
     import datetime
 
-    seconds = float(os.environ.get("CAM_WIDGETS_RENDEZVOUS_SECONDS", RENDEZVOUS_SECONDS))
-    where = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
-    try:
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=seconds))
+    seconds = rendezvous_seconds(os.environ)
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    try:  # the meeting alone is short: a store whose master waits for every rank
+        store = dist.TCPStore(
+            host,
+            port,
+            world_size=world,
+            is_master=rank == 0,
+            timeout=datetime.timedelta(seconds=seconds),
+            wait_for_workers=True,
+        )
     except (RuntimeError, ValueError, OSError, TimeoutError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise InvalidParameterError(
-            f"rank {rank} of {world} could not join the others at {where} within {seconds:g} s "
-            f"({first}); start all {world} ranks together (torchrun), or unset WORLD_SIZE to "
-            f"run alone"
+            f"rank {rank} of {world} could not join the others at {host}:{port} within "
+            f"{seconds:g} s ({first}); start all {world} ranks together (torchrun), or unset "
+            f"WORLD_SIZE to run alone"
         ) from None
+    store.set_timeout(datetime.timedelta(minutes=30))  # torch's default for the run itself
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def rendezvous_seconds(env) -> float:
+    """CAM_WIDGETS_RENDEZVOUS_SECONDS (default :data:`RENDEZVOUS_SECONDS`), checked."""
+    text = env.get("CAM_WIDGETS_RENDEZVOUS_SECONDS")
+    if text is None:
+        return RENDEZVOUS_SECONDS
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < 86400:
+        raise InvalidParameterError(
+            f"CAM_WIDGETS_RENDEZVOUS_SECONDS must be seconds between 0 and 86400, e.g. 60 (got {text!r})"
+        )
+    return seconds

@@ -67,8 +67,10 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
                  background: Optional[bool] = None, colormap: str = "viridis",
                  opacity: float = 0.5) -> None:
         check_by(by)  # the "compare" menu cannot show another value
-        model = widget_model(model)  # your nn.Module or Explainer too
-        values = tuple(widget_model(v) for v in values or ()) if by == "model" else tuple(values or ())
+        self._yours: list = []  # your models' Explainers, held while this widget lives
+        model = widget_model(model, self._yours)  # your nn.Module or Explainer too
+        values = (tuple(widget_model(v, self._yours) for v in values or ()) if by == "model"
+                  else tuple(values or ()))
         colormap, opacity = first_view(colormap, opacity)
         self.state = CompareState(image=image_choice(image), model=model, by=by, values=values,
                                   method=get_method(method).name, target=target, layer=layer,

@@ -57,7 +57,8 @@ class DilationStudy(Study):
         self.timings: tuple[float, float] = (math.nan, math.nan)
         self.table = W.HTML(value="")
         self._twins: dict = {}
-        super().__init__(DilationState(image, widget_model(base), target, layer), placeholders=2,
+        self._yours: list = []  # your model's Explainer, held while this widget lives
+        super().__init__(DilationState(image, widget_model(base, self._yours), target, layer), placeholders=2,
                          background=background)
 
     def _build_controls(self) -> dict:

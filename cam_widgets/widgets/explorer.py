@@ -60,7 +60,8 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
                  static: bool = False, background: Optional[bool] = None,
                  colormap: str = "viridis", opacity: float = 0.5) -> None:
         colormap, opacity = first_view(colormap, opacity)  # built in its final state
-        model = widget_model(model)  # your nn.Module or Explainer too
+        self._yours: list = []  # your model's Explainer, held while this widget lives
+        model = widget_model(model, self._yours)  # your nn.Module or Explainer too
         image = image_choice(image)
         self.state = ExplorerState(image=image, model=model, method=get_method(method).name, layer=layer,
                                    colormap=colormap, opacity=float(opacity))

@@ -39,7 +39,8 @@ class LayerSweep(Study):
                  method: str = "gradcam", layers: Optional[Sequence[str]] = None,
                  max_panels: int = 8, background: Optional[bool] = None) -> None:
         self.results: list[Explanation] = []
-        state = LayerSweepState(image, widget_model(model), target, get_method(method).name,
+        self._yours: list = []  # your model's Explainer, held while this widget lives
+        state = LayerSweepState(image, widget_model(model, self._yours), target, get_method(method).name,
                                 None if layers is None else tuple(layers), int(max_panels))
         super().__init__(state, placeholders=len(layers) if layers else 1,
                          background=background)

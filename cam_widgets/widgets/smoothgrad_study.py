@@ -47,7 +47,8 @@ class SmoothGradStudy(Study):
         self.result: Optional[Explanation] = None
         self.progress_calls = 0
         snaps = tuple(sorted({int(n) for n in snapshots}))
-        state = SmoothGradState(image, widget_model(model), target, get_method(method).name, float(noise),
+        self._yours: list = []  # your model's Explainer, held while this widget lives
+        state = SmoothGradState(image, widget_model(model, self._yours), target, get_method(method).name, float(noise),
                                 int(samples), snaps)
         super().__init__(state, placeholders=len(snaps) + 1, background=background)
 

@@ -84,3 +84,53 @@ def test_a_rendezvous_nobody_joins_ends_in_one_line_within_its_deadline(tmp_path
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: rank 0 of 2 could not join"), done.stderr[-2000:]
     assert time.monotonic() - started < 200  # (3 s of rendezvous, the rest is imports and a model)
+
+
+def test_the_join_deadline_is_for_joining_only_not_for_the_run(tmp_path):
+    """A rank done long before another waits for it at the end: the short deadline is the
+    meeting's, the run keeps torch's own timeout (a 3 s deadline, a rank 8 s late to the
+    final barrier)."""
+    script = tmp_path / "ranks.py"
+    script.write_text(
+        "import sys, time\n"
+        "import torch.distributed as dist\n"
+        "from cam_widgets.metrics.distributed import join\n"
+        "rank = int(sys.argv[1])\n"
+        "join('gloo', 2, rank)\n"
+        "time.sleep(8 if rank == 1 else 0)\n"
+        "dist.barrier()\n"
+        "print('ok', rank)\n"
+        "dist.destroy_process_group()\n"
+    )
+    env = dict(
+        os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), CAM_WIDGETS_RENDEZVOUS_SECONDS="3"
+    )
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(r)],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for r in (0, 1)
+    ]
+    try:
+        outs = [p.communicate(timeout=120) for p in ranks]
+    finally:
+        for p in ranks:
+            p.kill()
+    assert [p.returncode for p in ranks] == [0, 0], [o[1][-1500:] for o in outs]
+    assert [o[0].strip() for o in outs] == ["ok 0", "ok 1"]
+
+
+def test_a_bad_rendezvous_setting_is_one_line():
+    env = {
+        "WORLD_SIZE": "2",
+        "RANK": "0",
+        "MASTER_ADDR": "h",
+        "MASTER_PORT": "1",
+        "CAM_WIDGETS_RENDEZVOUS_SECONDS": "abc",
+    }
+    with pytest.raises(InvalidParameterError, match="CAM_WIDGETS_RENDEZVOUS_SECONDS"):
+        launcher_environment(env)
