@@ -599,3 +599,49 @@ def test_compare_starts_in_the_colormap_and_opacity_given():
         Compare(opacity=2)
     with pytest.raises(InvalidParameterError, match=r"opacity must be a number in \[0, 1\]"):
         Compare(opacity=True)
+
+
+def test_a_class_the_model_does_not_see_is_flagged(widget):
+    """Issue 19: Compare(by="class", values=(242, 282)) on the cat photo showed "boxer
+    p=0.000" with no word of warning. A chosen class below 1% and outside the model's top 5
+    says so in its panel's title and in the status line; a class the model considers does not
+    (tiger cat, 0.088; lynx, 0.010 and fourth)."""
+    _reset(widget)
+    titles = [a.text for a in widget.panels.figure.layout.annotations[:2]]
+    assert titles[0].endswith("p=0.000, not seen here") and titles[1] == "tiger cat (282) p=0.088"
+    line = widget.status.line.value
+    assert "cw-warning" in line and line.count("the model does not see this class here") == 1
+    assert "boxer: p=0.000, the model does not see this class here" in line
+    assert "2 maps by class: boxer (242), tiger cat (282)" in line  # the summary stays
+    widget.probe(100, 100)  # the probe table names the panels as their titles do
+    assert "not seen here" in widget.table.value
+    try:
+        widget.set(values=(287, 282))  # lynx: p=0.010, and fourth of the top 5
+        assert "cw-warning" not in widget.status.line.value
+        assert not any("not seen" in a.text for a in widget.panels.figure.layout.annotations[:2])
+        widget.set(by="method", values=("gradcam", "layercam"), target=242)
+        line = widget.status.line.value  # the class is fixed: the status says it once
+        assert line.count("boxer: p=0.000, the model does not see this class here") == 1
+        assert [a.text for a in widget.panels.figure.layout.annotations[:2]] == ["Grad-CAM", "Layer-CAM"]
+    finally:
+        widget.set(by="class", values=(242, 282), target=None)
+        widget.table.value = ""
+        widget.probed = None
+
+
+def test_what_counts_as_not_seen():
+    """Below 1% and outside the top 5: both; a function target has no one class."""
+    from types import SimpleNamespace
+
+    from cam_widgets.widgets.common import UNSEEN_PROBABILITY, UNSEEN_TOP, unseen_note
+
+    def r(class_id, p):
+        return SimpleNamespace(class_id=class_id, probability=p, label="boxer")
+
+    top = {285, 282, 281, 287, 728}
+    assert (UNSEEN_PROBABILITY, UNSEEN_TOP) == (0.01, 5)
+    assert unseen_note(r(242, 0.0099), top) == "boxer: p=0.010, the model does not see this class here"
+    assert unseen_note(r(242, 0.0), top).startswith("boxer: p=0.000")
+    assert unseen_note(r(242, 0.01), top) == ""  # 1% is seen
+    assert unseen_note(r(728, 0.001), top) == ""  # in the top 5, however small
+    assert unseen_note(r(-1, 0.0), top) == ""  # a function of the logits

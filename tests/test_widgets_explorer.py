@@ -676,3 +676,21 @@ def test_side_by_side_without_plotly_is_one_picture(explorer):
     np.testing.assert_array_equal(both[:, :w], result.image)
     assert (both[:, w:w + SIDE_GAP] == 255).all()
     np.testing.assert_array_equal(both[:, w + SIDE_GAP:], over)
+
+
+def test_a_class_the_model_does_not_see_says_so(explorer):
+    """Issue 19: a chosen class below 1% and outside the model's top 5 is flagged in the
+    status line (the title keeps its p=0.000); a class of the top 5 is not (lynx, 0.010)."""
+    try:
+        explorer.set(target=242)
+        line = explorer.status.line.value
+        assert "cw-warning" in line and "boxer (242) p=0.000" in line
+        assert line.endswith("boxer: p=0.000, the model does not see this class here</span>")
+        explorer._on_probe(100.0, 100.0)  # the probe keeps the warning above its value
+        assert "the model does not see this class here<br>" in explorer.status.line.value
+        explorer.set(target=287)
+        assert explorer.result.probability < 0.011 and 287 in explorer._top_ids
+        assert "cw-warning" not in explorer.status.line.value
+    finally:
+        explorer.set(target=None)
+    assert "does not see" not in explorer.status.line.value

@@ -117,3 +117,15 @@ def test_widgets_shown_already_offer_an_image_added_elsewhere():
     assert (compare.engine_calls, sweep.engine_calls) == calls  # nothing recomputed
     assert explorer.state.image == "coffee"
 
+
+
+def test_a_closed_widget_still_referenced_ignores_new_images():
+    """close() drops a widget's controls; while the object lives on (a variable of a cell),
+    an image added elsewhere must not reach its menu (it raised TypeError there)."""
+    from cam_widgets.widgets import LayerSweep
+
+    sweep = LayerSweep(image="chelsea", layers=("features.8",))
+    sweep.close()
+    assert sweep._controls is None
+    key = image_choice(np.full((40, 50, 3), 7, np.uint8))  # announced to every widget
+    assert key.startswith("yours:")

@@ -330,3 +330,15 @@ def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in(
     final = [a.text for a in study.panels.figure.layout.annotations]
     assert any("SmoothGrad n=4" in t for t in final) and not any("to come" in t for t in final)
     assert "4 samples in" in study.status.line.value
+
+
+def test_studies_say_when_the_model_does_not_see_the_class():
+    """Issue 19: every widget that shows a chosen class flags one the model gives below 1%
+    outside its top 5; the studies in their status line."""
+    note = "boxer: p=0.000, the model does not see this class here"
+    sweep = LayerSweep(image="chelsea", target=242, layers=("features.6", "features.8"))
+    assert "cw-warning" in sweep.status.line.value and note in sweep.status.line.value
+    sweep.set(target=282)
+    assert "cw-warning" not in sweep.status.line.value and "does not see" not in sweep.status.line.value
+    study = SmoothGradStudy(image="chelsea", method="vanilla", target=242, samples=2, snapshots=(1, 2))
+    assert note in study.status.line.value and "2 samples in" in study.status.line.value

@@ -56,6 +56,33 @@ def snapshot_display(heatmap: np.ndarray, pixel_level: bool, panels: int = 1) ->
     return heatmap
 
 
+#: A chosen class is flagged as one the model does not see when its probability is below
+#: UNSEEN_PROBABILITY and it is not among the model's top UNSEEN_TOP classes for the image:
+#: its map then answers "what here would make this a boxer", not "where is the boxer", and a
+#: class was shown "boxer p=0.000" without a word (issue 19). The top-5 rule keeps a class
+#: the model does consider (a cat photo's third cat breed at p=0.007) unflagged.
+UNSEEN_PROBABILITY, UNSEEN_TOP = 0.01, 5
+
+
+def top_classes(explainer, prepared) -> set[int]:
+    """The ids of the model's top UNSEEN_TOP classes for a prepared image (its cached forward)."""
+    return {p.class_id for p in explainer.predict(prepared, top=UNSEEN_TOP)}
+
+
+def unseen_note(result: Explanation, top: set[int]) -> str:
+    """"boxer: p=0.000, the model does not see this class here" when ``result``'s class has a
+    negligible probability (below UNSEEN_PROBABILITY, not in ``top``, the model's top
+    classes), else "" (a target that is a function of the logits has no one class)."""
+    if result.class_id < 0 or result.class_id in top or not result.probability < UNSEEN_PROBABILITY:
+        return ""
+    return f"{result.label}: p={result.probability:.3f}, the model does not see this class here"
+
+
+def with_notes(text: str, notes: Sequence[str]) -> str:
+    """``text``, then each distinct note (one per class), separated by "; "."""
+    return "; ".join([text] + [n for n in dict.fromkeys(notes) if n])
+
+
 def layer_resolution(explainer, layer: str) -> str:
     """"14x14": the layer's own output size (a pixel-level map is the input's size instead:
     Guided Grad-CAM at features.6 is 224x224, its layer 14x14)."""

@@ -18,10 +18,10 @@ from ..methods import get_method
 from ..api import widget_model
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
-from .common import busy, first_view
+from .common import busy, first_view, with_notes
 from .compare_controls import build_controls, class_text, compare_layout, fill_menus, show_scale
-from .compare_panels import (PANEL_SIZE, compute_panels, probe_table_html, scaled_maps,
-                             summary_line, value_at)
+from .compare_panels import (PANEL_SIZE, compute_panels, mark_unseen, probe_table_html,
+                             scaled_maps, summary_line, unseen_notes, value_at)
 from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
                             check_by, parse_values, resolve_state, values_text)
 from .images import FollowsUserImages, image_choice, show_choice
@@ -80,6 +80,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         self._start_requests(background, implied={"by": ("values", "auto_values")})
         self.results: list[Explanation] = []
         self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
+        self._unseen: list[str] = []  # per panel: its class is one the model does not see
         self.engine_calls = 0
         self.seconds = 0.0  # wall time of the last update's engine work
         self.probed: Optional[tuple[float, float]] = None
@@ -184,8 +185,9 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
     # ------------------------------------------------------------------ engine
     def _apply(self, state: CompareState, panels: tuple) -> None:
         """Show what :meth:`_compute` gave for ``state``."""
-        results, rgb, titles, sources = panels
+        results, rgb, titles, sources, unseen = panels
         self.state, self.results, self._titles, self._sources = state, results, titles, sources
+        self._unseen = unseen
         rebuilt = self.panels is None or self.panels.count != len(results)
         if rebuilt:
             self._build_panels(rgb)
@@ -201,21 +203,29 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
             self.metrics.refresh(new_figure=rebuilt)
 
     def _report(self) -> None:
-        """The summary line, or a warning for the first flagged map."""
-        self.status.info(summary_line(self.state, self.results, self.seconds))
+        """The summary line, a warning for the first flagged map, or the summary with a
+        warning for each class the model does not see."""
+        summary = summary_line(self.state, self.results, self.seconds)
         flagged = [(t, r) for t, r in zip(self._titles, self.results) if r.flagged]
         if flagged:
-            self.status.warn(f"{flagged[0][0]}: {flagged[0][1].status.message}")
+            self.status.warn(with_notes(f"{flagged[0][0]}: {flagged[0][1].status.message}",
+                                        self._unseen))
+        elif any(self._unseen):
+            self.status.warn(with_notes(summary, self._unseen))
+        else:
+            self.status.info(summary)
 
     def _compute(self, s: CompareState, report) -> tuple[CompareState, tuple]:
-        """(the state with its values resolved, what compute_panels gives): the engine work,
+        """(the state with its values resolved, what compute_panels gives and the notes of
+        classes not seen, the titles marked): the engine work,
         in a worker thread for a change made in the browser."""
         started = time.perf_counter()
         s = resolve_state(s)  # a bad setting is not an engine call (defaults may predict)
         self.engine_calls += 1
-        panels = compute_panels(s, report)
+        results, rgb, titles, sources = compute_panels(s, report)
+        unseen = unseen_notes(results, sources)
         self.seconds = time.perf_counter() - started
-        return s, panels
+        return s, (results, rgb, mark_unseen(titles, unseen, s.by), sources, unseen)
 
     # ------------------------------------------------------------------ render
     def _build_panels(self, rgb: np.ndarray) -> None:

@@ -22,7 +22,8 @@ from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
 from ..render.figures import map_side, prepare_map
 from ..result import Explanation
-from .common import colorbar_note, display_map, layer_resolution, nearest_pixel
+from .common import (colorbar_note, display_map, layer_resolution, nearest_pixel, top_classes,
+                     unseen_note)
 from .compare_state import CompareState
 from .images import load_choice
 
@@ -63,6 +64,30 @@ def compute_panels(s: CompareState, progress: Progress = None
         results = explainer.explain_layers(prepared, target, s.method, list(s.values))
         titles = [f"{r.layer}  {layer_resolution(explainer, r.layer)}" for r in results]
     return results, prepared.rgb, titles, [(explainer, prepared)] * len(results)
+
+
+#: What a panel's title adds when its model does not see its class (see unseen_notes).
+NOT_SEEN = ", not seen here"
+
+
+def unseen_notes(results: Sequence[Explanation], sources: Sequence) -> list[str]:
+    """Per panel, the note of a chosen class its model does not see
+    (:func:`.common.unseen_note`: p < 1% and not in the model's top 5), or ""."""
+    tops: dict = {}
+    notes = []
+    for result, (explainer, prepared) in zip(results, sources):
+        key = (id(explainer), id(prepared))
+        if key not in tops:  # (one forward per model, cached by the engine)
+            tops[key] = top_classes(explainer, prepared)
+        notes.append(unseen_note(result, tops[key]))
+    return notes
+
+
+def mark_unseen(titles: Sequence[str], notes: Sequence[str], by: str) -> list[str]:
+    """Titles that name their class (by class, by model) say when it is not seen."""
+    if by not in ("class", "model"):
+        return list(titles)
+    return [t + NOT_SEEN if note else t for t, note in zip(titles, notes)]
 
 
 def _progress_of(method: str, progress: Progress, panel: int, panels: int) -> dict:
@@ -150,7 +175,8 @@ def _layer_of(results: Sequence[Explanation]) -> str:
 
 def summary_line(state: CompareState, results: Sequence[Explanation], seconds: float) -> str:
     """What each panel shows and what stayed fixed (display names), whether the shared scale
-    is off, and ``seconds``, the wall time of the update's engine work."""
+    is off, and ``seconds``, the wall time of the update's engine work (a class the model does
+    not see: :func:`unseen_notes`, added by the widget)."""
     first, method = results[0], get_method(state.method).title
     cls = f"class {first.label} ({first.class_id})"
     panels, fixed = {  # (only the compared dimension's is made)

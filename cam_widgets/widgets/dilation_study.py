@@ -103,11 +103,12 @@ class DilationStudy(Study):
         line = (f"Grad-CAM @ {first.layer} for {first.label} ({first.class_id}): "
                 f"{_side(first)} vs {_side(second)}; forward {timings[1] / timings[0]:.1f}x slower")
         titles = [f"{name}: {_side(r)} map" for name, r in zip((s.base, twin.name), results)]
+        unseen = [self._unseen(base, prepared, first), self._unseen(twin, twin_prepared, second)]
 
         def finish() -> None:
             self.results, self.timings, self.table.value = results, timings, table
             self._fill_layer_menu(base, s)
-            self.status.info(line)
+            self._say(line, unseen)
         return s, StudyView(prepared.rgb, [display_map(r, panels=2) for r in results], titles,
                             colorbar_note(results), base, finish, shown=first)
 

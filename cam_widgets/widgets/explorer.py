@@ -18,7 +18,8 @@ from ..api import get_explainer, widget_model
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
-from .common import StatusLine, busy, errors_shown, first_view, parse_target, precisions_for
+from .common import (StatusLine, busy, errors_shown, first_view, parse_target, precisions_for,
+                     unseen_note)
 from .explorer_controls import (build_controls, explorer_layout, highlight, prediction_rows,
                                 show_predictions)
 from .explorer_files import ExplorerFiles
@@ -81,6 +82,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self.state.target = None if target is None else resolve_class(target, self.explainer.labels)
         first = self._work({"image": image}, None)
         self.result, self._prepared_image = first.result, first.prepared
+        self._top_ids = {p.class_id for p in first.predictions}  # the model's top classes
         self._shown = {name: getattr(self.state, name) for name in COMPUTE}  # what a stop restores
         # (and what exports are named after)
         self.static = static
@@ -309,6 +311,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             if outcome.prepared is not self._prepared_image:
                 self._map.set_image(outcome.prepared.rgb)
             self._prepared_image, self.result = outcome.prepared, outcome.result
+            self._top_ids = {p.class_id for p in outcome.predictions}
             show_predictions(self._top, outcome.predictions, self._selected())
         self._render()
 
@@ -317,10 +320,14 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._render_status()
 
     def _render_status(self, probe: str = "") -> None:
-        """What the map shows (or why it is empty), and below it a probed pixel's value."""
+        """What the map shows (or why it is empty, or that the model does not see the chosen
+        class: see :func:`.common.unseen_note`), and below it a probed pixel's value."""
         r = self.result
+        unseen = unseen_note(r, self._top_ids)  # a chosen class the model gives ~0
         if r.flagged:
-            self.status.warn(r.status.message, probe)
+            self.status.warn("; ".join(filter(None, [r.status.message, unseen])), probe)
+        elif unseen:
+            self.status.warn(f"{result_message(r)}; {unseen}", probe)
         else:
             self.status.info(result_message(r), probe)
 

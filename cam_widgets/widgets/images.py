@@ -106,6 +106,8 @@ class FollowsUserImages:
         follow_user_images(self._offer_images)
 
     def _offer_images(self) -> None:
+        if getattr(self, "_controls", None) is None:  # closed (its controls dropped), not yet freed
+            return
         was, self._syncing = self._syncing, True  # new options must not compute anything
         try:
             offer_all(self._controls["image"])

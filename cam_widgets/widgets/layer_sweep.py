@@ -73,9 +73,10 @@ class LayerSweep(Study):
                else ", from one backward" if "gradients" in needs else ", from one forward")
         line = f"{get_method(r.method).title}: {r.label} ({r.class_id}) through {len(results)} layers{how}"
         titles = [f"{x.layer}  {layer_resolution(explainer, x.layer)}" for x in results]
+        unseen = self._unseen(explainer, prepared, r)
 
         def finish() -> None:
             self.results = results
-            self.status.info(line)
+            self._say(line, [unseen])
         return s, StudyView(prepared.rgb, [display_map(x, panels=len(results)) for x in results],
                             titles, colorbar_note(results), explainer, finish, shown=r)

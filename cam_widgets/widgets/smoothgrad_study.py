@@ -76,10 +76,11 @@ class SmoothGradStudy(Study):
         maps, titles = self._panels(plain, counts, {})
         name = get_method(plain.method).title
         line = f"{name}: {plain.label} ({plain.class_id}); SmoothGrad runs, its panels fill in"
+        unseen = self._unseen(explainer, prepared, plain)
 
         def finish() -> None:
             self.plain = plain
-            self.status.info(line)
+            self._say(line, [unseen])
             self._compute_again()
         return s, StudyView(prepared.rgb, maps, titles, colorbar_note([plain]), explainer,
                             finish, shown=plain)
@@ -125,9 +126,10 @@ class SmoothGradStudy(Study):
         name = get_method(plain.method).title
         line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
                 f"{s.samples} sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s")
+        unseen = self._unseen(explainer, prepared, plain)
 
         def finish() -> None:
             self.plain, self.result = plain, result
-            self.status.info(line)
+            self._say(line, [unseen])
         return s, StudyView(prepared.rgb, maps, titles, colorbar_note([plain, result]),
                             explainer, finish, shown=plain)

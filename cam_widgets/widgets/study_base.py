@@ -12,7 +12,7 @@ from ..explainer import Explainer
 from ..models import resolve_class
 from ..render import list_colormaps
 from ..result import Explanation
-from .common import busy, model_choices
+from .common import busy, model_choices, top_classes, unseen_note, with_notes
 from .compare_panels import PANEL_SIZE
 from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
 from .lifecycle import replace_in_cell
@@ -191,6 +191,19 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
         c["opacity"] = W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05, description="opacity")
         c["colormap"] = W.Dropdown(options=list_colormaps(), value=s.colormap, description="colormap")
         return c
+
+    def _say(self, line: str, notes=()) -> None:
+        """The status line: ``line``, as a warning with the notes of classes the model does
+        not see (see :meth:`_unseen`) when there are any."""
+        if any(notes):
+            self.status.warn(with_notes(line, notes))
+        else:
+            self.status.info(line)
+
+    @staticmethod
+    def _unseen(explainer: Explainer, prepared, result: Explanation) -> str:
+        """The note of ``result``'s class when the model does not see it (engine work)."""
+        return unseen_note(result, top_classes(explainer, prepared))
 
     def _prepare(self, state, model: str):
         """(explainer, prepared photo, class id) of ``state`` on ``model`` (engine work)."""
