@@ -145,8 +145,9 @@ class Explainer:
         if isinstance(model, nn.Module):
             size = checked_input_size(input_size)
             chosen = imagenet_preprocess if preprocess is None else adapt_preprocess(preprocess, size)
-            if isinstance(chosen, ImageTransform):  # its own resize and crop decide
-                size, input_range = chosen.input_size, input_range or chosen.input_range
+            if isinstance(chosen, ImageTransform):  # its own resize and crop decide, if any
+                size = chosen.input_size if chosen.sizes_itself else size
+                input_range = input_range or chosen.input_range
             model = ModelSpec(
                 name=type(model).__name__,
                 model=model,
@@ -162,7 +163,8 @@ class Explainer:
             and is_torchvision_transform(model.preprocess)
         ):
             transform = ImageTransform(model.preprocess)
-            model = dataclasses.replace(model, preprocess=transform, input_size=transform.input_size)
+            size = transform.input_size if transform.sizes_itself else model.input_size
+            model = dataclasses.replace(model, preprocess=transform, input_size=size)
         elif not isinstance(model, ModelSpec):
             raise InvalidParameterError(
                 f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})"
@@ -233,10 +235,18 @@ class Explainer:
                 self._source_memo.move_to_end(source)
                 return self._source_memo[source]
         rgb = load_named(image) if isinstance(image, str) else load_image(image)
-        if isinstance(self.spec.preprocess, ImageTransform):  # resizes and crops itself
+        transform = self.spec.preprocess
+        if isinstance(transform, ImageTransform) and transform.sizes_itself:  # resizes, crops
             key = _image_key(rgb)
-            tensor = self.spec.preprocess(rgb).unsqueeze(0)
-            rgb = self.spec.preprocess.seen_image(tensor)  # maps are drawn over what it saw
+            tensor = transform(rgb).unsqueeze(0)
+            if tuple(tensor.shape[-2:]) != tuple(self.spec.input_size):
+                raise InvalidImageError(
+                    f"'preprocess' made a {tuple(tensor.shape[-2:])} input of this "
+                    f"{rgb.shape[1]}x{rgb.shape[0]} photo, not the {tuple(self.spec.input_size)} "
+                    f"it made when the Explainer was built: end it with a fixed size "
+                    f"(Resize then CenterCrop, as Weights.transforms() does)"
+                )
+            rgb = transform.seen_image(tensor)  # maps are drawn over what it saw
         else:
             rgb = resize_for_model(rgb, self.spec.input_size)
             key = _image_key(rgb)

@@ -9,6 +9,7 @@ drawn over :meth:`ImageTransform.seen_image`: what the model saw, after resize a
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,8 +19,10 @@ from PIL import Image
 
 from ..errors import InvalidParameterError, describe
 
-#: The photo a transform is tried on when the Explainer is built (a mid-grey 320x256).
-_PROBE = np.full((256, 320, 3), 128, dtype=np.uint8)
+#: The photo a transform is tried on when the Explainer is built: 320x256, no two rows or
+#: columns alike (a flip or a shifted crop changes it).
+_rows, _cols = np.indices((256, 320))
+_PROBE = np.stack([_rows % 251, _cols % 241, (_rows * 7 + _cols * 3) % 239], axis=-1).astype(np.uint8)
 
 
 def is_torchvision_transform(fn: Any) -> bool:
@@ -41,7 +44,29 @@ class ImageTransform:
             )
         self.transform = transform
         self.mean, self.std = find_normalization(transform)
-        self.input_size = tuple(self(_PROBE).shape[-2:])
+        first, *others = [self._seeded(seed) for seed in range(3)]
+        if any(o.shape != first.shape or not torch.equal(o, first) for o in others):
+            raise InvalidParameterError(
+                "'preprocess' gives a different tensor each time for the same image (a random "
+                "crop, flip or jitter): an explanation would be of another image every call; "
+                "pass the evaluation transforms (e.g. Weights.transforms())"
+            )
+        #: whether it resizes or crops (its output size is its own): else the Explainer's
+        #: input_size applies and the photo is resized to it first
+        self.sizes_itself = tuple(first.shape[-2:]) != _PROBE.shape[:2]
+        self.input_size = tuple(first.shape[-2:])
+
+    def _seeded(self, seed: int) -> torch.Tensor:
+        """The probe through the transform with torch's and Python's generators seeded
+        (and put back after): seeds that differ show a random transform every time."""
+        state = random.getstate()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                random.seed(seed)
+                return self(_PROBE)
+        finally:
+            random.setstate(state)
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
         image = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.asarray(rgb))

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 from PIL import Image
+from torchvision import transforms as T
 from torchvision.models import ResNet18_Weights
 from torchvision.transforms import functional as TF
 from torchvision.transforms import v2
@@ -91,3 +92,22 @@ def test_bad_preprocessing_gets_one_line(resnet, kwargs, words):
     with pytest.raises(InvalidParameterError) as info:
         cw.Explainer(resnet, **kwargs)
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_transform_without_resize_takes_the_input_size(resnet):
+    transform = T.Compose([T.ToTensor(), T.Normalize([0.5] * 3, [0.25] * 3)])
+    explainer = cw.Explainer(resnet, preprocess=transform, input_size=(96, 96))
+    result = explainer.explain("astronaut", "gradcam", 1)
+    assert explainer.spec.input_size == (96, 96) and result.heatmap.shape == (96, 96)
+
+
+def test_a_transform_whose_size_follows_the_photo_is_one_line(resnet):
+    explainer = cw.Explainer(resnet, preprocess=T.Compose([T.Resize(64), T.ToTensor()]))
+    with pytest.raises(cw.CamWidgetsError, match="fixed size") as info:
+        explainer.explain("coffee")  # 400x600: 64x96, the probe gave 64x80
+    assert "\n" not in str(info.value)
+
+
+def test_a_random_transform_is_refused(resnet):
+    with pytest.raises(InvalidParameterError, match="different tensor each time"):
+        cw.Explainer(resnet, preprocess=T.Compose([T.RandomHorizontalFlip(), T.ToTensor()]))
