@@ -12,7 +12,7 @@ from .api import explain, get_explainer
 from .data import get_scene, list_samples, list_scenes, load_image, sample_image
 from .errors import CamWidgetsError
 from .explainer import Explainer, Prediction
-from .methods import get_method, list_methods
+from .methods import Smoothing, get_method, list_methods
 from .models import list_models, load_model
 from .models.targets import contrast
 from .result import Explanation
@@ -26,6 +26,7 @@ __all__ = [
     "Explainer",
     "Explanation",
     "Prediction",
+    "Smoothing",
     "explain",
     "get_explainer",
     "get_method",

@@ -358,6 +358,9 @@ class Explainer:
         started = time.perf_counter()
         prepared = self._prepare_batch(images)
         count = len(prepared)
+        progress = params.pop("progress", None)
+        if isinstance(targets, (torch.Tensor, np.ndarray)) and targets.ndim == 1:
+            targets = targets.tolist()  # a DataLoader's labels: one class per image
         if isinstance(targets, (list, tuple)):
             if len(targets) != count:
                 raise InvalidParameterError(
@@ -367,11 +370,14 @@ class Explainer:
         else:
             wanted = [targets] * count
         spec = get_method(method)
-        if "noise" in params or "samples" in params or any(map(is_score_target, wanted)):
+        if {"noise", "samples", "smoothing"} & set(params) or any(map(is_score_target, wanted)):
             # SmoothGrad's own batches are its samples; a function target has its backward
-            return [
-                self.explain_classes(p, [t], method, layer, **params)[0] for p, t in zip(prepared, wanted)
-            ]
+            results = []
+            for done, (image, target) in enumerate(zip(prepared, wanted)):
+                results += self.explain_classes(image, [target], method, layer, **params)
+                if progress is not None:
+                    progress(done + 1, count)
+            return results
         spec.check_params(params)
         chosen_layer = self.resolve_layer(layer) if spec.needs_layer else None
         ids = [None if t is None else self.resolve_class(t) for t in wanted]
@@ -402,6 +408,8 @@ class Explainer:
                 results += self._results(
                     image, probs[k : k + 1].cpu(), spec, single, [class_id], chosen_layer, params, {}, 0.0
                 )
+            if progress is not None:
+                progress(len(results), count)
         seconds = (time.perf_counter() - started) / count
         return [dataclasses.replace(result, seconds=seconds) for result in results]
 
@@ -712,8 +720,12 @@ def smoothing_settings(
             raise InvalidParameterError(
                 f"'smoothing' must be a cam_widgets.methods.Smoothing (got {describe(smoothing)})"
             )
-        if noise is not None or samples is not None:
-            raise InvalidParameterError("give SmoothGrad's settings once: 'smoothing' or 'noise'/'samples'")
+        loose = noise is not None or samples is not None or seed != 0 or precision != "fp32"
+        if loose or tuple(snapshots) or batch_size is not None:
+            raise InvalidParameterError(
+                "give SmoothGrad's settings once: 'smoothing', or the loose ones (noise, samples, "
+                "seed, precision, snapshots, batch_size)"
+            )
         return smoothing
     if noise is None and samples is None:
         return None

@@ -179,10 +179,16 @@ class ScoreCapture(Capture):
 
     def _gradients(self, layers: Sequence[str], class_ids: torch.Tensor) -> list[torch.Tensor]:
         missing = [layer for layer in layers if (layer, -1) not in self._layer_grads]
+        fresh = {}
         if missing:
             grads = self._score_grads([self.forward.outputs[layer] for layer in missing])
-            self._layer_grads.remember({(layer, -1): g for layer, g in zip(missing, grads)})
-        return [self._layer_grads[(layer, -1)] for layer in layers]
+            fresh = {(layer, -1): g for layer, g in zip(missing, grads)}
+        # read before remembering: the cache may drop older entries to make room
+        found = [
+            fresh[(layer, -1)] if (layer, -1) in fresh else self._layer_grads[(layer, -1)] for layer in layers
+        ]
+        self._layer_grads.remember(fresh)
+        return found
 
     def _input_gradients(self, class_ids: torch.Tensor, guided: bool) -> torch.Tensor:
         if (guided, -1) not in self._input_grads:

@@ -110,7 +110,15 @@ class ForwardPass:
             )
         context = guided_relu_gradients(self.relu_outputs) if guided else _null_context()
         with self.lock, torch.enable_grad(), context, full_precision(self.logits.device, not self.mixed):
-            scores = score(self.logits)
+            try:
+                scores = score(self.logits)
+            except Exception as error:  # the caller's function: say it was it, in one line
+                first = (str(error).strip().splitlines() or [""])[0][:160]
+                raise InvalidParameterError(
+                    f"the target function raised {type(error).__name__}: {first} (it is given "
+                    f"the ({self.logits.shape[0]}, {self.logits.shape[1]}) logits and returns "
+                    f"one score per image)"
+                ) from error
             check_scores(scores, self.logits)
             grads = torch.autograd.grad(scores.sum(), list(wrt), retain_graph=True, allow_unused=True)
         return [torch.zeros_like(t)[None] if g is None else g[None] for g, t in zip(grads, wrt)]

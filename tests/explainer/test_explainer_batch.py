@@ -88,3 +88,29 @@ def test_smoothing_settings_travel_as_one_value(lite_explainer):
     assert Smoothing() == Smoothing(noise=0.2, samples=100)  # the article's defaults, one place
     with pytest.raises(InvalidParameterError, match="once"):
         lite_explainer.explain("chelsea", "vanilla", smoothing=Smoothing(samples=3), samples=3)
+
+
+def test_a_batch_takes_a_dataloaders_labels_smoothing_and_progress(lite_explainer):
+    from cam_widgets.methods import Smoothing
+
+    images = [lite_explainer.prepare(name) for name in IMAGES[:3]]
+    calls = []
+    results = lite_explainer.explain_batch(images, "gradcam", torch.tensor([285, 967, 812]),
+                                           progress=lambda done, total: calls.append((done, total)))
+    assert [r.class_id for r in results] == [285, 967, 812] and calls[-1] == (3, 3)
+    smoothed = lite_explainer.explain_batch(images[:2], "vanilla", np.array([285, 967]),
+                                            smoothing=Smoothing(samples=2))
+    assert [r.smoothing.samples for r in smoothed] == [2, 2]
+
+
+def test_smoothing_and_loose_settings_together_are_one_line(lite_explainer):
+    from cam_widgets.methods import Smoothing
+
+    with pytest.raises(InvalidParameterError, match="once"):
+        lite_explainer.explain("chelsea", "vanilla", smoothing=Smoothing(samples=2), seed=7)
+
+
+def test_a_target_function_that_raises_is_one_line(lite_explainer):
+    with pytest.raises(InvalidParameterError, match="target function raised ZeroDivisionError") as info:
+        lite_explainer.explain("chelsea", "gradcam", lambda z: 1 / 0)
+    assert "\n" not in str(info.value)
