@@ -2,14 +2,25 @@
 from __future__ import annotations
 
 import functools
-from typing import Dict, List, Optional, Tuple
+import hashlib
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 
-from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
+from cam_widgets.errors import (
+    CamWidgetsError,
+    InvalidImageError,
+    InvalidParameterError,
+    close_matches,
+    describe,
+)
 
 from .image_conversion import array_to_rgb
 from .images import load_image
+
 _SAMPLES: Dict[str, Tuple[str, str]] = {
     # name: (loader key, description)
     "chelsea": ("chelsea", "Chelsea the cat, a tabby (ImageNet: tabby / tiger cat / Egyptian cat)"),
@@ -73,16 +84,83 @@ def _load_sample(name: str) -> np.ndarray:
     return arr
 
 
-#: The dog-and-cat photo of the Grad-CAM paper (boxer 242, tiger cat 282) that the articles use.
-ARTICLE_PHOTO_URL = "https://raw.githubusercontent.com/jacobgil/pytorch-grad-cam/master/examples/both.png"
+#: The dog-and-cat photo of the Grad-CAM paper (boxer 242, tiger cat 282; the paper's Torch
+#: code numbers them 243 and 283, from 1): the example photo of the authors' repository.
+ARTICLE_PHOTO_URL = "https://raw.githubusercontent.com/ramprs/grad-cam/master/images/cat_dog.jpg"
+#: Who to credit wherever the photo is shown.
+ARTICLE_PHOTO_CREDIT = (
+    "Photo: the example of the Grad-CAM authors (R. R. Selvaraju et al.), images/cat_dog.jpg "
+    "in github.com/ramprs/grad-cam (BSD license)")
+#: Another address for the photo (a mirror, or a local server in the tests).
+ARTICLE_PHOTO_URL_ENV = "CAM_WIDGETS_ARTICLE_PHOTO_URL"
+#: Folder of downloaded files kept between sessions (default: the user's cache folder).
+CACHE_ENV = "CAM_WIDGETS_CACHE"
+#: The switch that forbids downloads (models.weight_files reads it too; data imports no layer).
+OFFLINE_ENV = "CAM_WIDGETS_OFFLINE"
+#: Largest photo accepted (the authors' is ~30 kB).
+ARTICLE_PHOTO_MAX_BYTES = 5_000_000
 
 
-def article_photo(timeout: float = 5.0) -> Optional[np.ndarray]:
-    """The articles' dog-and-cat photo when online (fetched, never stored), else None.
+class ArticlePhoto(NamedTuple):
+    """The articles' photo (None when it could not be had) and a sentence saying where it
+    came from, or why it is missing."""
 
-    Offline the fetch fails within ``timeout`` and the chapters fall back to a bundled scene.
-    """
+    image: np.ndarray | None
+    note: str
+
+
+def cache_folder() -> Path:
+    """Where downloaded files are kept: ``$CAM_WIDGETS_CACHE``, else ``$XDG_CACHE_HOME`` or
+    ``~/.cache``, then ``cam_widgets``."""
+    chosen = os.environ.get(CACHE_ENV, "").strip()
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
+    return Path(base).expanduser() / "cam_widgets"
+
+
+def _cached_path(url: str) -> Path:
+    """The cache file of ``url``: its base name and a digest of the whole address."""
+    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
+    name = os.path.basename(urllib.parse.urlsplit(url).path) or "photo"
+    return cache_folder() / "article_photo" / f"{digest}-{name}"
+
+
+def load_article_photo(timeout: float = 5.0) -> ArticlePhoto:
+    """The articles' dog-and-cat photo: from the cache when it was downloaded before, else
+    downloaded within ``timeout`` seconds and cached (written whole, then renamed); offline
+    (or with ``CAM_WIDGETS_OFFLINE=1``) ``image`` is None and ``note`` says why. The address
+    is :data:`ARTICLE_PHOTO_URL`, or ``$CAM_WIDGETS_ARTICLE_PHOTO_URL``."""
+    from .fetch import fetch_bytes
+    from .files import atomic_write
+
+    url = os.environ.get(ARTICLE_PHOTO_URL_ENV, "").strip() or ARTICLE_PHOTO_URL
+    cached = _cached_path(url)
+    if cached.is_file():
+        try:
+            return ArticlePhoto(load_image(cached), f"the photo cached at {cached}")
+        except InvalidImageError:
+            pass  # damaged: fetched again below
+    if os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        return ArticlePhoto(None, f"not downloaded: {OFFLINE_ENV}=1")
     try:
-        return load_image(ARTICLE_PHOTO_URL, timeout=timeout)
-    except InvalidImageError:
-        return None
+        data = fetch_bytes(url, timeout, ARTICLE_PHOTO_MAX_BYTES)
+        image = load_image(data)  # an image, or one line saying what came instead
+    except InvalidImageError as error:
+        first = str(error).split(" Hint:")[0]
+        return ArticlePhoto(None, f"offline or unreachable: {first}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cached, "wb") as handle:
+            handle.write(data)
+        where = f"downloaded from {url}, cached at {cached}"
+    except (OSError, CamWidgetsError) as error:  # a read-only home: used, not kept
+        where = f"downloaded from {url} (not cached: {' '.join(str(error).split())[:120]})"
+    return ArticlePhoto(image, where)
+
+
+def article_photo(timeout: float = 5.0) -> np.ndarray | None:
+    """The articles' dog-and-cat photo when online or cached, else None (see
+    :func:`load_article_photo`, which also says why). Offline the chapters fall back to a
+    bundled photo or scene."""
+    return load_article_photo(timeout).image
