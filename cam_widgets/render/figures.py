@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -24,9 +25,33 @@ from plotly.subplots import make_subplots
 
 from ..errors import InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
+
 from .normalize import as_map
 from .overlay import check_opacity, check_rgb, image_data_uri
 from .titles import title_lines
+
+#: An optional dependency of jsonschema that compiles a grammar when imported (1.0 to 1.2 s
+#: on 2 cores), reached through plotly's FigureWidget -> nbformat -> jsonschema, for a format
+#: ("iri") no notebook validation here uses.
+_SLOW_OPTIONAL = "rfc3987_syntax"
+
+
+def figure_widget(figure) -> go.FigureWidget:
+    """``go.FigureWidget(figure)``, plotly's widget class first imported without jsonschema's
+    optional "iri" format checker: a second less before every kernel's first figure, for a
+    classroom of kernels starting at once. Only that import is skipped (``None`` in
+    ``sys.modules`` makes it fail as if absent), and only while the class is first imported:
+    the module stays importable for any code that asks for it later."""
+    if "plotly.basewidget" not in sys.modules and _SLOW_OPTIONAL not in sys.modules:
+        sys.modules[_SLOW_OPTIONAL] = None  # type: ignore[assignment]
+        try:
+            widget_class = go.FigureWidget
+        finally:
+            if sys.modules.get(_SLOW_OPTIONAL, 0) is None:
+                del sys.modules[_SLOW_OPTIONAL]
+        return widget_class(figure)
+    return go.FigureWidget(figure)
+
 
 __all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "map_side", "prepare_map",
            "wrap_title", "PanelGrid", "panel_grid", "grid_height", "grid_domains"]

@@ -22,7 +22,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import (FIGURE_CONFIG, FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT, MIN_PANEL_WIDTH,
+from ..render.figures import (FIGURE_CONFIG, figure_widget, FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT, MIN_PANEL_WIDTH,
                               MIN_WRAP_PANEL, PAGE_WIDTH, ROW_GAP, PanelGrid, grid_domains,
                               grid_height, heatmap_figure, map_side, panel_grid, prepare_map,
                               title_width, wrap_title)
@@ -104,7 +104,7 @@ class HeatmapPanels:
                 xaxis=heat.xaxis, yaxis=heat.yaxis, name=f"probe {k}"))
         if window_reserve:  # drawn small first, then grown to the window
             figure.layout.height = int(min(MIN_WINDOW_FIT_PANEL, panel_size) * h / w + FIGURE_EXTRA_HEIGHT)
-        self.figure = go.FigureWidget(figure)
+        self.figure = figure_widget(figure)  # (plotly's widget class imported quickly)
         self.figure._config = {**self.figure._config, **FIGURE_CONFIG}
         self.image_shape = image.shape[:2]
         #: what to show: the figure, or with ``fit_width`` a box the figure fills

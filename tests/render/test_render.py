@@ -506,3 +506,19 @@ def test_saved_annotated_png_says_when_the_map_is_empty(lite_explainer, tmp_path
     flat = dataclasses.replace(result, status=MapStatus(flat=True, all_zero=True, message="all-zero map"))
     flat.save(tmp_path / "b.png", annotated=True)
     assert seen == [result.title, f"{result.title}: all-zero map"]
+
+
+def test_the_first_figure_widget_skips_jsonschemas_slow_optional_import():
+    """plotly's FigureWidget -> nbformat -> jsonschema -> rfc3987_syntax (a grammar compiled at
+    import: ~1 s a kernel); skipped while the class is first imported, importable after."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from cam_widgets.widgets import Explorer; Explorer().close(); "
+        "print('rfc3987_syntax' in sys.modules); "
+        "import importlib.util; print(importlib.util.find_spec('rfc3987_syntax') is not None or 'absent')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    lines = done.stdout.split()
+    assert lines[-2:] in (["False", "True"], ["False", "absent"]), done.stderr[-2000:]
