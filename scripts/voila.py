@@ -17,6 +17,18 @@
 #    CULL_IDLE_SECONDS (default 600; 0 turns culling off), checked every
 #    CULL_INTERVAL_SECONDS (default 60). A kernel with an open tab is never culled, however
 #    long its user stays idle (cull_connected False); nor is one still running (cull_busy False).
+# 3. No module-federation error in the page's console. Voila loads every JupyterLab extension of
+#    the environment into its page, Notebook 7's `@jupyter-notebook/lab-extension` too (its
+#    "open in..." menus: nothing for an app page). Built for JupyterLab 4.7, it asks for
+#    `@jupyterlab/docregistry`, which Voila 0.5's page (JupyterLab 4.2.5 inside) does not share,
+#    and failed with "Failed to create module ... The getter for the shared module is not a
+#    function ... #RUNTIME-012" and seven "[ Federation Runtime ] Version 4.2.5 ... does not
+#    satisfy" warnings. Left out here. The "Unsatisfied version 4.2.5 ... (required ^4.6.2)"
+#    warnings that stay come from ipywidgets' own extension (jupyterlab_widgets, built for
+#    JupyterLab 4.6): its shared modules are not strict, so it runs on the 4.2.5 ones Voila
+#    provides, as every browser test of the widgets shows. Offline, Voila's page template also
+#    asks a CDN for Font Awesome ("Failed to load resource: net::ERR_NAME_NOT_RESOLVED", twice):
+#    the icons come from the Font Awesome 5 bundled with ipywidgets' extension all the same.
 import os
 
 c = get_config()  # noqa: F821 - defined by traitlets' config loader
@@ -46,3 +58,5 @@ c.MappingKernelManager.cull_idle_timeout = _seconds("CULL_IDLE_SECONDS", 600)
 c.MappingKernelManager.cull_interval = _seconds("CULL_INTERVAL_SECONDS", 60) or 60
 c.MappingKernelManager.cull_connected = False
 c.MappingKernelManager.cull_busy = False
+
+c.VoilaConfiguration.extension_denylist = ["@jupyter-notebook/lab-extension"]
