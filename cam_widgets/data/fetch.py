@@ -8,6 +8,7 @@ a blocked read at once) and the caller gets a one-line :class:`InvalidImageError
 Malformed addresses (no host, a bad port, spaces, a broken IPv6 literal) are refused before
 any connection, with one line too.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -17,17 +18,15 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import List, Optional
 
 from cam_widgets.errors import InvalidImageError
-
 
 #: Read in the widgets' status line too (which has no path field): plain words, one line.
 HINT = " Hint: download the image, then use the upload button (in Python: pass its file path)."
 
 
 def size_text(size: int) -> str:
-    """"20.0 MB" / "512 bytes": a size in words."""
+    """ "20.0 MB" / "512 bytes": a size in words."""
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size} bytes"
 
 
@@ -57,7 +56,8 @@ def check_url(url: str) -> None:
     if problem is not None:
         raise InvalidImageError(
             f"Malformed image URL: expected an address such as 'https://host/cat.jpg', received"
-            f" {_shown(url)} ({problem}).{HINT}")
+            f" {_shown(url)} ({problem}).{HINT}"
+        )
 
 
 class _Sockets:
@@ -65,7 +65,7 @@ class _Sockets:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: List[socket.socket] = []
+        self._open: list[socket.socket] = []
         self.closed = False
 
     def add(self, sock: socket.socket) -> socket.socket:
@@ -116,8 +116,7 @@ class _HTTPS(urllib.request.HTTPSHandler):
         self.sockets = sockets
 
     def https_open(self, req):
-        return self.do_open(_watched(http.client.HTTPSConnection, self.sockets), req,
-                            context=self._context)
+        return self.do_open(_watched(http.client.HTTPSConnection, self.sockets), req, context=self._context)
 
 
 class _Download:
@@ -128,8 +127,8 @@ class _Download:
         self.deadline = time.monotonic() + timeout
         self.sockets = _Sockets()
         self.received = 0
-        self.data: Optional[bytes] = None
-        self.error: Optional[BaseException] = None
+        self.data: bytes | None = None
+        self.error: BaseException | None = None
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -149,8 +148,9 @@ class _Download:
                 raise InvalidImageError(
                     f"Image at {_shown(self.url)} is too large: expected at most"
                     f" {size_text(self.max_bytes)}, received the announced size"
-                    f" {size_text(int(length))}.{HINT}")
-            chunks: List[bytes] = []
+                    f" {size_text(int(length))}.{HINT}"
+                )
+            chunks: list[bytes] = []
             while not self.sockets.closed:
                 chunk = response.read1(65536)  # what one read gives: the deadline is checked
                 if not chunk:
@@ -159,7 +159,8 @@ class _Download:
                 if self.received > self.max_bytes:
                     raise InvalidImageError(
                         f"Image at {_shown(self.url)} is too large: expected at most"
-                        f" {size_text(self.max_bytes)}, received more.{HINT}")
+                        f" {size_text(self.max_bytes)}, received more.{HINT}"
+                    )
                 chunks.append(chunk)
             return b"".join(chunks)
 
@@ -175,7 +176,8 @@ def fetch_bytes(url: str, timeout: float, max_bytes: int) -> bytes:
         download.done.wait(1.0)  # a read ends at once; a name lookup may not: left behind
         raise InvalidImageError(
             f"Image URL could not be fetched: expected the whole image within {timeout:g} s,"
-            f" received only {size_text(download.received)} from {_shown(url)}.{HINT}")
+            f" received only {size_text(download.received)} from {_shown(url)}.{HINT}"
+        )
     if download.error is not None:
         raise _one_line(download.error, url, timeout) from None
     return download.data if download.data is not None else b""
@@ -188,9 +190,11 @@ def _one_line(exc: BaseException, url: str, timeout: float) -> BaseException:
     if isinstance(exc, urllib.error.HTTPError):
         return InvalidImageError(
             f"Image URL could not be fetched: expected an image at {_shown(url)}, received HTTP"
-            f" {exc.code} {' '.join(str(exc.reason).split())[:80]}.{HINT}")
+            f" {exc.code} {' '.join(str(exc.reason).split())[:80]}.{HINT}"
+        )
     reason = getattr(exc, "reason", None) or exc
     text = " ".join(str(reason).split())[:80] or type(exc).__name__
     return InvalidImageError(
         f"Image URL could not be fetched: expected an http(s) address reachable within"
-        f" {timeout:g} s, received {_shown(url)} ({text}).{HINT}")
+        f" {timeout:g} s, received {_shown(url)} ({text}).{HINT}"
+    )

@@ -1,4 +1,5 @@
 """Sample photos bundled with scikit-image, loaded at run time (nothing copied or downloaded)."""
+
 from __future__ import annotations
 
 import functools
@@ -6,7 +7,7 @@ import hashlib
 import os
 import urllib.parse
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Tuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from cam_widgets.errors import (
 from .image_conversion import array_to_rgb
 from .images import load_image
 
-_SAMPLES: Dict[str, Tuple[str, str]] = {
+_SAMPLES: dict[str, tuple[str, str]] = {
     # name: (loader key, description)
     "chelsea": ("chelsea", "Chelsea the cat, a tabby (ImageNet: tabby / tiger cat / Egyptian cat)"),
     "coffee": ("coffee", "a cup of espresso on a saucer (ImageNet: espresso / cup)"),
@@ -33,12 +34,12 @@ _SAMPLES: Dict[str, Tuple[str, str]] = {
 }
 
 
-def list_samples() -> List[str]:
+def list_samples() -> list[str]:
     """Names of the bundled sample photos (from scikit-image's data, loaded offline)."""
     return list(_SAMPLES)
 
 
-def sample_descriptions() -> Dict[str, str]:
+def sample_descriptions() -> dict[str, str]:
     """``{name: one-line description}`` of the sample photos, in :func:`list_samples` order."""
     return {name: desc for name, (_, desc) in _SAMPLES.items()}
 
@@ -63,7 +64,7 @@ def sample_image(name: str) -> np.ndarray:
     return _load_sample(name.strip().lower()).copy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_sample(name: str) -> np.ndarray:
     key = _SAMPLES[name][0]
     try:
@@ -90,7 +91,8 @@ ARTICLE_PHOTO_URL = "https://raw.githubusercontent.com/ramprs/grad-cam/master/im
 #: Who to credit wherever the photo is shown.
 ARTICLE_PHOTO_CREDIT = (
     "Photo: the example of the Grad-CAM authors (R. R. Selvaraju et al.), images/cat_dog.jpg "
-    "in github.com/ramprs/grad-cam (BSD license)")
+    "in github.com/ramprs/grad-cam (BSD license)"
+)
 #: Another address for the photo (a mirror, or a local server in the tests).
 ARTICLE_PHOTO_URL_ENV = "CAM_WIDGETS_ARTICLE_PHOTO_URL"
 #: Folder of downloaded files kept between sessions (default: the user's cache folder).

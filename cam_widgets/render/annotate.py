@@ -1,6 +1,7 @@
 """A picture that says what it shows: its title above it and a 0..1 colour bar beside it, in
 pixels (pillow only), for PNG exports that go on a slide or into a report without the figure.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ def _enlarged(picture: np.ndarray) -> np.ndarray:
     return np.asarray(big)
 
 
-def annotated(picture: object, title: str, colormap: str = DEFAULT_COLORMAP,
-              colorbar_title: str = "") -> np.ndarray:
+def annotated(
+    picture: object, title: str, colormap: str = DEFAULT_COLORMAP, colorbar_title: str = ""
+) -> np.ndarray:
     """``picture`` (RGB uint8, e.g. an overlay coloured with ``colormap``) with ``title`` above
     it, wrapped to its width, and the colour bar of ``colormap`` from 0 to 1 on its right, its
     title (e.g. "1 = 99th pct") along it. Returns RGB uint8; small pictures are enlarged."""
@@ -66,8 +68,7 @@ def annotated(picture: object, title: str, colormap: str = DEFAULT_COLORMAP,
     # the bar: 1 at the top, 0 at the bottom, as the figures draw it
     bar_x = pad + w + gap
     rows = lut[np.rint(np.linspace(255, 0, h)).astype(int)]
-    canvas.paste(Image.fromarray(np.repeat(rows[:, None, :], bar_w, axis=1).astype(np.uint8)),
-                 (bar_x, top))
+    canvas.paste(Image.fromarray(np.repeat(rows[:, None, :], bar_w, axis=1).astype(np.uint8)), (bar_x, top))
     draw.rectangle([bar_x - 1, top - 1, bar_x + bar_w, top + h], outline=TEXT)  # around it
     text_h = small.getbbox("0")[3]
     for t in TICKS:
@@ -76,8 +77,9 @@ def annotated(picture: object, title: str, colormap: str = DEFAULT_COLORMAP,
         ty = min(max(y - text_h // 2, top), top + h - text_h)
         draw.text((bar_x + bar_w + 5, ty), f"{t:g}", fill=TEXT, font=small)
     if colorbar_title:
-        strip = Image.new("RGB", (int(measure.textlength(colorbar_title, font=small)) + 2, size + 2),
-                          BACKGROUND)
+        strip = Image.new(
+            "RGB", (int(measure.textlength(colorbar_title, font=small)) + 2, size + 2), BACKGROUND
+        )
         ImageDraw.Draw(strip).text((1, 1), colorbar_title, fill=TEXT, font=small)
         strip = strip.rotate(90, expand=True)
         x = bar_x + bar_w + 6 + int(label_w) + 2

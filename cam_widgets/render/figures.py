@@ -10,14 +10,15 @@ exactly where ``F.interpolate(..., align_corners=False)`` puts it, and the cells
 cover the photo ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``.  ``zsmooth="best"`` lets the browser
 interpolate.  All panels share one coloraxis (one colour bar) and linked axes.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import numpy as np
 import plotly.graph_objects as go
@@ -25,7 +26,6 @@ from plotly.subplots import make_subplots
 
 from ..errors import InvalidParameterError, describe
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
-
 from .normalize import as_map
 from .overlay import check_opacity, check_rgb, image_data_uri
 from .titles import title_lines
@@ -53,8 +53,18 @@ def figure_widget(figure) -> go.FigureWidget:
     return go.FigureWidget(figure)
 
 
-__all__ = ["heatmap_figure", "standalone_html", "MAX_MAP_SIDE", "map_side", "prepare_map",
-           "wrap_title", "PanelGrid", "panel_grid", "grid_height", "grid_domains"]
+__all__ = [
+    "heatmap_figure",
+    "standalone_html",
+    "MAX_MAP_SIDE",
+    "map_side",
+    "prepare_map",
+    "wrap_title",
+    "PanelGrid",
+    "panel_grid",
+    "grid_height",
+    "grid_domains",
+]
 
 #: Map cells one figure may send in all (the browser receives each as a number): one panel
 #: shows a 224x224 pixel-level map whole, four panels 112x112 each.
@@ -79,7 +89,9 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map") -> n
 
         s = max_side / max(h, w)
         nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
-        a = np.asarray(Image.fromarray(np.ascontiguousarray(a), mode="F").resize((nw, nh), Image.BOX), dtype=np.float32)
+        a = np.asarray(
+            Image.fromarray(np.ascontiguousarray(a), mode="F").resize((nw, nh), Image.BOX), dtype=np.float32
+        )
     finite = np.isfinite(a)
     if not finite.all():  # drawn as gaps (a new array: ``a`` may be the caller's)
         a = np.where(finite, a, np.float32(np.nan))
@@ -89,8 +101,11 @@ def prepare_map(m: object, max_side: int = MAX_MAP_SIDE, name: str = "map") -> n
 #: plotly.js config of every figure: a short toolbar (zoom, pan, reset, download as PNG); the
 #: default one (9 buttons and the logo) covered a panel's title, and plotly.js 3 adds "Share
 #: chart...", an upload to Plotly's cloud.
-FIGURE_CONFIG = {"displaylogo": False, "showSendToCloud": False,
-                 "modeBarButtonsToRemove": ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"]}
+FIGURE_CONFIG = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d"],
+}
 
 #: Panel titles: font size, and pixels a character takes at that size (to wrap them).
 TITLE_FONT_SIZE, TITLE_CHAR_PX = 13, 7
@@ -138,8 +153,13 @@ def column_share(columns: int) -> float:
     return (1.0 - (columns - 1) * column_gap(columns)) / columns
 
 
-def panel_grid(panels: int, width: float, min_panel: float = MIN_WRAP_PANEL,
-               max_panel: float | None = None, extra: int = FIGURE_EXTRA) -> PanelGrid:
+def panel_grid(
+    panels: int,
+    width: float,
+    min_panel: float = MIN_WRAP_PANEL,
+    max_panel: float | None = None,
+    extra: int = FIGURE_EXTRA,
+) -> PanelGrid:
     """How ``panels`` panels fill a figure ``width`` px wide (colour bar and margins:
     ``extra``): as many in a row as fit at ``min_panel`` px each (at least one: an output
     narrower than one panel scrolls), the rows balanced (ten panels in 1,120 px: two rows of
@@ -152,19 +172,20 @@ def panel_grid(panels: int, width: float, min_panel: float = MIN_WRAP_PANEL,
     columns = math.ceil(count / rows)
     share = column_share(columns)
     panel = room * share
-    return PanelGrid(columns, rows, panel if max_panel is None else min(panel, float(max_panel)),
-                     share)
+    return PanelGrid(columns, rows, panel if max_panel is None else min(panel, float(max_panel)), share)
 
 
-def grid_height(grid: PanelGrid, aspect: float, extra_height: int = FIGURE_EXTRA_HEIGHT,
-                row_gap: int = ROW_GAP) -> int:
+def grid_height(
+    grid: PanelGrid, aspect: float, extra_height: int = FIGURE_EXTRA_HEIGHT, row_gap: int = ROW_GAP
+) -> int:
     """The figure's height (px) for ``grid`` of panels ``aspect`` (height / width) high:
     what :class:`~cam_widgets.widgets.fit_width.FitWidth` sets in the browser."""
     return int(round(grid.rows * grid.panel * aspect + (grid.rows - 1) * row_gap + extra_height))
 
 
-def grid_domains(grid: PanelGrid, panels: int, aspect: float,
-                 row_gap: int = ROW_GAP) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+def grid_domains(
+    grid: PanelGrid, panels: int, aspect: float, row_gap: int = ROW_GAP
+) -> list[tuple[tuple[float, float], tuple[float, float]]]:
     """(x domain, y domain) of each of ``panels`` panels laid out as ``grid``, row by row, in
     the figure's paper fractions for the height of :func:`grid_height`; the last row reaches
     down to the bottom (a panel keeps its aspect under its title: ``constraintoward``)."""
@@ -177,8 +198,12 @@ def grid_domains(grid: PanelGrid, panels: int, aspect: float,
         top = row * (high + row_gap)
         bottom = 0.0 if row == grid.rows - 1 else max(0.0, 1.0 - (top + high) / paper)
         x0 = col * (column + gap)
-        out.append(((round(x0, 6), round(min(1.0, x0 + column), 6)),
-                    (round(bottom, 6), round(max(bottom, 1.0 - top / paper), 6))))
+        out.append(
+            (
+                (round(x0, 6), round(min(1.0, x0 + column), 6)),
+                (round(bottom, 6), round(max(bottom, 1.0 - top / paper), 6)),
+            )
+        )
     return out
 
 
@@ -204,9 +229,9 @@ def heatmap_figure(
     titles: Sequence[str],
     *,
     opacity: float = 0.5,
-    colorscale: Union[str, list] = DEFAULT_COLORMAP,
-    zmin: Optional[float] = None,
-    zmax: Optional[float] = None,
+    colorscale: str | list = DEFAULT_COLORMAP,
+    zmin: float | None = None,
+    zmax: float | None = None,
     smooth: bool = True,
     image_format: str = "png",
     panel_size: int = 320,
@@ -323,7 +348,7 @@ def heatmap_figure(
     return fig
 
 
-def standalone_html(fig: go.Figure, path: Union[str, os.PathLike]) -> Path:
+def standalone_html(fig: go.Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` as one self-contained HTML file (plotly.js inlined: works offline)."""
     if not isinstance(fig, go.Figure):
         raise InvalidParameterError(f"fig must be a plotly Figure, got {describe(fig)}.")

@@ -1,4 +1,5 @@
 """Jupyter widgets over the shared engine (import this module to use them)."""
+
 from .compare import Compare
 from .dilation_study import DilationStudy
 from .explorer import Explorer

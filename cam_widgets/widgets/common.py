@@ -1,22 +1,23 @@
 """Helpers shared by the widget classes: display maps, error display, busy state, images."""
+
 from __future__ import annotations
 
 import html
 import time
 import traceback
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, replace
-from typing import Callable, Iterator, Optional, Sequence
 
 import ipywidgets as W
 import numpy as np
 import torch
 
-from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..api import your_models
-from ..models import list_models, weights_on_disk
+from ..errors import CamWidgetsError, InvalidParameterError, close_matches
 from ..methods import get_method
 from ..methods.smoothgrad import PRECISIONS, autocast_dtype
+from ..models import list_models, weights_on_disk
 from ..render import normalize_map, percentile_scale
 from ..render.colormaps import resolve_colormap
 from ..render.figures import map_side, prepare_map
@@ -35,8 +36,7 @@ def parse_target(text: str):
     return int(head) if head.isdigit() else text
 
 
-def display_map(result: Explanation, snapshot: Optional[int] = None,
-                panels: int = 1) -> np.ndarray:
+def display_map(result: Explanation, snapshot: int | None = None, panels: int = 1) -> np.ndarray:
     """What a panel of a figure of ``panels`` draws: the layer-resolution map normalised (the
     browser smooths it), or for pixel methods the heatmap at the figure's resolution
     (:func:`~cam_widgets.render.figures.map_side`), relative to its 99th percentile;
@@ -70,7 +70,7 @@ def top_classes(explainer, prepared) -> set[int]:
 
 
 def unseen_note(result: Explanation, top: set[int]) -> str:
-    """"boxer: p=0.000, the model does not see this class here" when ``result``'s class has a
+    """ "boxer: p=0.000, the model does not see this class here" when ``result``'s class has a
     negligible probability (below UNSEEN_PROBABILITY, not in ``top``, the model's top
     classes), else "" (a target that is a function of the logits has no one class)."""
     if result.class_id < 0 or result.class_id in top or not result.probability < UNSEEN_PROBABILITY:
@@ -84,7 +84,7 @@ def with_notes(text: str, notes: Sequence[str]) -> str:
 
 
 def layer_resolution(explainer, layer: str) -> str:
-    """"14x14": the layer's own output size (a pixel-level map is the input's size instead:
+    """ "14x14": the layer's own output size (a pixel-level map is the input's size instead:
     Guided Grad-CAM at features.6 is 224x224, its layer 14x14)."""
     return explainer.engine.check_layer(layer).resolution
 
@@ -110,8 +110,9 @@ def nearest_pixel(x: float, y: float, image_shape, map_shape) -> tuple[int, int]
 def model_choices() -> list[tuple[str, str]]:
     """Dropdown options of the zoo; a model whose weights are not on this machine says so
     (picking it downloads them when online, or explains how to provide them)."""
-    return [(name if weights_on_disk(name) else f"{name} (weights not here)", name)
-            for name in list_models()] + [(name, name) for name in your_models()]
+    return [
+        (name if weights_on_disk(name) else f"{name} (weights not here)", name) for name in list_models()
+    ] + [(name, name) for name in your_models()]
 
 
 #: Seconds of work off the kernel's loop before "working..." shows (if no report came).
@@ -121,23 +122,28 @@ WORKING_DELAY = 0.4
 class StatusLine:
     """One HTML line for state and errors, plus an Output holding unexpected tracebacks."""
 
-    def __init__(self, on_stop: Optional[Callable[[], None]] = None) -> None:
+    def __init__(self, on_stop: Callable[[], None] | None = None) -> None:
         """``on_stop``: a stop button, shown with the progress bar, calls it."""
         self.line = W.HTML(value="")
         self.details = W.Output(layout=W.Layout(max_height="200px", overflow="auto"))
-        self.progress = W.FloatProgress(value=0, min=0, max=1, description="",
-                                        layout=W.Layout(width="240px", display="none"))
-        self.stop = W.Button(description="stop", icon="stop", tooltip="stop this computation",
-                             layout=W.Layout(width="80px", display="none"))
+        self.progress = W.FloatProgress(
+            value=0, min=0, max=1, description="", layout=W.Layout(width="240px", display="none")
+        )
+        self.stop = W.Button(
+            description="stop",
+            icon="stop",
+            tooltip="stop this computation",
+            layout=W.Layout(width="80px", display="none"),
+        )
         if on_stop is not None:
             self.stop.on_click(lambda button: on_stop())
         shown = [self.progress] + ([self.stop] if on_stop is not None else []) + [self.line]
-        self.widget = W.VBox([W.HBox(shown, layout=W.Layout(flex_flow="row wrap",
-                                                            align_items="center")),
-                              self.details])
-        self._started: Optional[float] = None
+        self.widget = W.VBox(
+            [W.HBox(shown, layout=W.Layout(flex_flow="row wrap", align_items="center")), self.details]
+        )
+        self._started: float | None = None
         self._last_done = 0
-        self._changed: Optional[float] = None  # when the count last moved
+        self._changed: float | None = None  # when the count last moved
         self._working_soon = None  # the loop's timer that says "working..." (see start)
 
     def start(self, loop=None) -> None:
@@ -159,8 +165,9 @@ class StatusLine:
     def _set(self, kind: str, inner_html: str, style: str = "") -> None:
         """The line: ``inner_html`` in a span of class ``kind``, with a line height of its
         own (the widget's 28 px, one control's, left a blank line between wrapped lines)."""
-        self.line.value = (f"<span class='{kind}' style='display:inline-block;"
-                           f"line-height:1.4;{style}'>{inner_html}</span>")
+        self.line.value = (
+            f"<span class='{kind}' style='display:inline-block;line-height:1.4;{style}'>{inner_html}</span>"
+        )
 
     def info(self, text: str, detail: str = "") -> None:
         """``text``, and ``detail`` on a line of its own (a pixel's value under its result)."""
@@ -173,7 +180,8 @@ class StatusLine:
         self._set("cw-error", f"error: {html.escape(str(error))}", "color:#c00")
         if not isinstance(error, CamWidgetsError):  # (appended, not printed: no cell to print in)
             self.details.append_stdout(
-                "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+                "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            )
 
     def done(self) -> None:
         """The computation ended: no progress bar or stop button."""
@@ -194,8 +202,11 @@ class StatusLine:
         self.progress.layout.display = self.stop.layout.display = None
         self.progress.value = done / max(total, 1)
         # counts (samples, masked copies) as such; a fraction (a comparison's panels) in %
-        text = f"working... {done}/{total}{' ' + unit if unit else ''}" if isinstance(done, int) else \
-            f"working... {100 * done / max(total, 1e-9):.0f}%"
+        text = (
+            f"working... {done}/{total}{' ' + unit if unit else ''}"
+            if isinstance(done, int)
+            else f"working... {100 * done / max(total, 1e-9):.0f}%"
+        )
         left = time_left(self._changed - self._started, done, total, since=now - self._changed)
         if left:
             text += f", about {left} left"
@@ -203,7 +214,7 @@ class StatusLine:
 
 
 def time_left(elapsed: float, done: int, total: int, since: float = 0.0) -> str:
-    """"12 s" / "3 min" left at the pace of ``done`` steps in ``elapsed`` seconds, ``since``
+    """ "12 s" / "3 min" left at the pace of ``done`` steps in ``elapsed`` seconds, ``since``
     seconds into the next step (a report that repeats a count, as SmoothGrad over Score-CAM
     makes within a sample, counts down instead of up); at least the steps after the current
     one. "" before a pace is known (nothing done, or under half a second of work: the first
@@ -250,8 +261,9 @@ def control_row(*controls: W.Widget) -> W.HBox:
     return W.HBox(list(controls), layout=W.Layout(flex_flow="row wrap"))
 
 
-def next_state(owner: str, state, changes: dict, display: Sequence[str],
-               normalize: Callable[[dict], dict] = dict):
+def next_state(
+    owner: str, state, changes: dict, display: Sequence[str], normalize: Callable[[dict], dict] = dict
+):
     """(the state after ``changes``, whether only ``display`` fields really changed).
 
     Unknown setting names are a one-line error naming the widget's settings; ``normalize``
@@ -262,15 +274,15 @@ def next_state(owner: str, state, changes: dict, display: Sequence[str],
         if key not in names:
             raise InvalidParameterError(
                 f"{owner} has no setting {key!r}; it has {', '.join(sorted(names))}."
-                + close_matches(key, names))
+                + close_matches(key, names)
+            )
     changes = normalize(dict(changes))
     if "method" in changes:  # a title or other spelling: the registry name the menus hold
         changes["method"] = get_method(changes["method"]).name
     if "image" in changes:  # a path, URL or array too
         changes["image"] = image_choice(changes["image"])
     new = replace(state, **changes)
-    display_only = all(key in display or getattr(new, key) == getattr(state, key)
-                       for key in changes)
+    display_only = all(key in display or getattr(new, key) == getattr(state, key) for key in changes)
     return new, display_only
 
 

@@ -5,33 +5,50 @@ section follow the state. The state and its parsing live in :mod:`.compare_state
 panels show (engine calls, scaling, probe values) in :mod:`.compare_panels`, the controls in
 :mod:`.compare_controls`; the names in ``__all__`` are re-exported here.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Optional, Sequence
 
 import ipywidgets as W
 import numpy as np
 
-from ..methods import get_method
 from ..api import widget_model
+from ..methods import get_method
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import busy, first_view, with_notes
 from .compare_controls import build_controls, class_text, compare_layout, fill_menus, show_scale
-from .compare_panels import (PANEL_SIZE, compute_panels, mark_unseen, probe_table_html,
-                             scaled_maps, summary_line, unseen_notes, value_at)
-from .compare_state import (DEFAULT_VALUES, DIMENSIONS, DISPLAY, PLACEHOLDERS, CompareState,
-                            check_by, parse_values, resolve_state, values_text)
+from .compare_panels import (
+    PANEL_SIZE,
+    compute_panels,
+    mark_unseen,
+    probe_table_html,
+    scaled_maps,
+    summary_line,
+    unseen_notes,
+    value_at,
+)
+from .compare_state import (
+    DEFAULT_VALUES,
+    DIMENSIONS,
+    DISPLAY,
+    PLACEHOLDERS,
+    CompareState,
+    check_by,
+    parse_values,
+    resolve_state,
+    values_text,
+)
 from .images import FollowsUserImages, image_choice, show_choice
 from .lifecycle import replace_in_cell
 from .metrics_panel import MetricsPanel
 from .panels import HeatmapPanels
 from .state_requests import StateRequests
 
-__all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values",
-           "value_at"]
+__all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values", "value_at"]
 
 
 class Compare(StateRequests, FollowsUserImages, W.VBox):
@@ -61,21 +78,42 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
 
     DISPLAY = DISPLAY
 
-    def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, by: str = "class",
-                 values: Optional[Sequence] = None, method: str = "gradcam",
-                 target=None, layer: Optional[str] = None, shared_scale: bool = False,
-                 background: Optional[bool] = None, colormap: str = "viridis",
-                 opacity: float = 0.5) -> None:
+    def __init__(
+        self,
+        image: str = "chelsea",
+        model: str = DEFAULT_MODEL,
+        by: str = "class",
+        values: Sequence | None = None,
+        method: str = "gradcam",
+        target=None,
+        layer: str | None = None,
+        shared_scale: bool = False,
+        background: bool | None = None,
+        colormap: str = "viridis",
+        opacity: float = 0.5,
+    ) -> None:
         check_by(by)  # the "compare" menu cannot show another value
         self._yours: list = []  # your models' Explainers, held while this widget lives
         model = widget_model(model, self._yours)  # your nn.Module or Explainer too
-        values = (tuple(widget_model(v, self._yours) for v in values or ()) if by == "model"
-                  else tuple(values or ()))
+        values = (
+            tuple(widget_model(v, self._yours) for v in values or ())
+            if by == "model"
+            else tuple(values or ())
+        )
         colormap, opacity = first_view(colormap, opacity)
-        self.state = CompareState(image=image_choice(image), model=model, by=by, values=values,
-                                  method=get_method(method).name, target=target, layer=layer,
-                                  shared_scale=shared_scale, opacity=opacity, colormap=colormap,
-                                  auto_values=not values)
+        self.state = CompareState(
+            image=image_choice(image),
+            model=model,
+            by=by,
+            values=values,
+            method=get_method(method).name,
+            target=target,
+            layer=layer,
+            shared_scale=shared_scale,
+            opacity=opacity,
+            colormap=colormap,
+            auto_values=not values,
+        )
         # a newer "compare by" voids the older values (of another dimension)
         self._start_requests(background, implied={"by": ("values", "auto_values")})
         self.results: list[Explanation] = []
@@ -83,15 +121,22 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         self._unseen: list[str] = []  # per panel: its class is one the model does not see
         self.engine_calls = 0
         self.seconds = 0.0  # wall time of the last update's engine work
-        self.probed: Optional[tuple[float, float]] = None
+        self.probed: tuple[float, float] | None = None
         self._controls = build_controls(self.state)
         self.table = W.HTML(value="")
-        self.panels: Optional[HeatmapPanels] = None
+        self.panels: HeatmapPanels | None = None
         # the figure fits the page's width, its panels in rows; past one narrowest panel it scrolls
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         self.metrics = MetricsPanel(self)
-        super().__init__([compare_layout(self._controls), self._figure_box, self.table, self.metrics.widget,
-                          self.status.widget])
+        super().__init__(
+            [
+                compare_layout(self._controls),
+                self._figure_box,
+                self.table,
+                self.metrics.widget,
+                self.status.widget,
+            ]
+        )
         with busy([], self.status):
             self._apply(*self._compute(self.state, self.status.report))
             self._line = self.status.line.value
@@ -126,15 +171,18 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
             self.status.error(error)
         finally:
             self._syncing = False
-        for name, varied in (("target", "class"), ("method", "method"), ("layer", "layer"),
-                             ("model", "model")):
+        for name, varied in (
+            ("target", "class"),
+            ("method", "method"),
+            ("layer", "layer"),
+            ("model", "model"),
+        ):
             c[name].disabled = s.by == varied or (name == "layer" and s.by == "model")
 
-    def _fill_menus(self, model: str, layer: Optional[str]) -> None:
+    def _fill_menus(self, model: str, layer: str | None) -> None:
         """The layer and class menus, when the model or layer changed."""
         if getattr(self, "_menus_for", None) != (model, layer):
-            fill_menus(self._controls, model, layer,
-                       classes=getattr(self, "_menus_for", (None,))[0] != model)
+            fill_menus(self._controls, model, layer, classes=getattr(self, "_menus_for", (None,))[0] != model)
             self._menus_for = (model, layer)
 
     def _sync_scale_toggle(self) -> None:
@@ -171,8 +219,9 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
     def _fill_table(self, x: float, y: float) -> list[float]:
         p = self.panels
         # read back from the figure: the very numbers the hover shows
-        values = [value_at(np.asarray(p.heatmap(k).z, dtype=float), x, y, p.image_shape)
-                  for k in range(p.count)]
+        values = [
+            value_at(np.asarray(p.heatmap(k).z, dtype=float), x, y, p.image_shape) for k in range(p.count)
+        ]
         unit = p.figure.layout.coloraxis.colorbar.title.text or ""
         self.table.value = probe_table_html(self._titles, values, x, y, unit)
         return values
@@ -208,8 +257,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         summary = summary_line(self.state, self.results, self.seconds)
         flagged = [(t, r) for t, r in zip(self._titles, self.results) if r.flagged]
         if flagged:
-            self.status.warn(with_notes(f"{flagged[0][0]}: {flagged[0][1].status.message}",
-                                        self._unseen))
+            self.status.warn(with_notes(f"{flagged[0][0]}: {flagged[0][1].status.message}", self._unseen))
         elif any(self._unseen):
             self.status.warn(with_notes(summary, self._unseen))
         else:
@@ -231,10 +279,19 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
     def _build_panels(self, rgb: np.ndarray) -> None:
         """A new figure in its final state, placed only once built (see HeatmapPanels)."""
         maps, zrange, label = self._scaled_maps()
-        self.panels = HeatmapPanels(rgb, maps, self._titles, opacity=self.state.opacity,
-                                    colormap=self.state.colormap, zrange=zrange,
-                                    colorbar_title=label, probe=self.probed,
-                                    panel_size=PANEL_SIZE, fit_width=True, wrap=True)
+        self.panels = HeatmapPanels(
+            rgb,
+            maps,
+            self._titles,
+            opacity=self.state.opacity,
+            colormap=self.state.colormap,
+            zrange=zrange,
+            colorbar_title=label,
+            probe=self.probed,
+            panel_size=PANEL_SIZE,
+            fit_width=True,
+            wrap=True,
+        )
         self.panels.on_probe(self._on_probe)
         self.metrics.figure_built(self.panels.figure)
         self._figure_box.children = [self.panels.widget]
@@ -257,5 +314,4 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
             self.probe(*self.probed)
 
     def _compute_controls(self) -> list:
-        return [self._controls[n] for n in ("image", "model", "by", "values", "method", "target",
-                                            "layer")]
+        return [self._controls[n] for n in ("image", "model", "by", "values", "method", "target", "layer")]

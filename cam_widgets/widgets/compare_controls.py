@@ -1,9 +1,10 @@
 """The controls of a :class:`~cam_widgets.widgets.compare.Compare`, laid out, and the menus
 that follow its model and maps; building and filling widgets only (Compare wires them).
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import ipywidgets as W
 
@@ -24,27 +25,36 @@ def build_controls(s: CompareState) -> dict:
         "image": W.Dropdown(options=image_choices(), value=s.image, description="image"),
         "model": W.Dropdown(options=model_choices(), value=s.model, description="model"),
         "by": W.Dropdown(options=list(DIMENSIONS), value=s.by, description="compare"),
-        "values": W.Text(description="values", continuous_update=False,
-                         layout=W.Layout(width="420px")),  # four method titles
-        "method": W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
-                             value=s.method, description="method"),
-        "target": W.Combobox(placeholder="top class; or boxer, 282...", description="class",
-                             ensure_option=False, continuous_update=False),
+        "values": W.Text(
+            description="values", continuous_update=False, layout=W.Layout(width="420px")
+        ),  # four method titles
+        "method": W.Dropdown(
+            options=[(m.title, m.name) for m in list_methods()], value=s.method, description="method"
+        ),
+        "target": W.Combobox(
+            placeholder="top class; or boxer, 282...",
+            description="class",
+            ensure_option=False,
+            continuous_update=False,
+        ),
         "layer": W.Dropdown(description="layer"),
-        "shared_scale": W.ToggleButtons(options=[("per panel", False), ("shared scale", True)],
-                                        value=s.shared_scale),
-        "opacity": W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05,
-                                 description="opacity"),
-        "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap,
-                               description="colormap"),
+        "shared_scale": W.ToggleButtons(
+            options=[("per panel", False), ("shared scale", True)], value=s.shared_scale
+        ),
+        "opacity": W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05, description="opacity"),
+        "colormap": W.Dropdown(options=list_colormaps(), value=s.colormap, description="colormap"),
     }
 
 
 def compare_layout(c: dict) -> W.Widget:
     """What is compared, the fixed dimensions, then the display settings."""
-    return W.VBox([control_row(c["image"], c["by"], c["values"]),
-                   control_row(c["model"], c["method"], c["target"], c["layer"]),
-                   control_row(c["shared_scale"], c["opacity"], c["colormap"])])
+    return W.VBox(
+        [
+            control_row(c["image"], c["by"], c["values"]),
+            control_row(c["model"], c["method"], c["target"], c["layer"]),
+            control_row(c["shared_scale"], c["opacity"], c["colormap"]),
+        ]
+    )
 
 
 def class_text(s: CompareState) -> str:
@@ -55,7 +65,7 @@ def class_text(s: CompareState) -> str:
     return f"{s.target} {labels[s.target]}" if 0 <= s.target < len(labels) else str(s.target)
 
 
-def fill_menus(c: dict, model: str, layer: Optional[str], classes: bool) -> None:
+def fill_menus(c: dict, model: str, layer: str | None, classes: bool) -> None:
     """The layer menu (the model's blocks, as the Explorer's, and ``layer``) and, when
     ``classes``, the class options of ``model``."""
     explainer = get_explainer(model)

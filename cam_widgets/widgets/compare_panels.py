@@ -6,11 +6,12 @@ per compared dimension), :func:`scaled_maps` (per panel in [0, 1] or on one shar
 (the probed pixel of every map, as its hover shows it) and :func:`summary_line` (the status
 line of a computation).
 """
+
 from __future__ import annotations
 
 import html
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,8 +23,7 @@ from ..models import resolve_class
 from ..render import DISPLAY_PERCENTILE, shared_scale
 from ..render.figures import map_side, prepare_map
 from ..result import Explanation
-from .common import (colorbar_note, display_map, layer_resolution, nearest_pixel, top_classes,
-                     unseen_note)
+from .common import colorbar_note, display_map, layer_resolution, nearest_pixel, top_classes, unseen_note
 from .compare_state import CompareState
 from .images import load_choice
 
@@ -31,12 +31,15 @@ from .images import load_choice
 #: into rows below MIN_WRAP_PANEL (HeatmapPanels' ``fit_width`` and ``wrap``).
 PANEL_SIZE = 320
 #: Why a shared scale is off when panels mix CAM and pixel-level maps.
-MIXED_UNITS = ("shared scale off: CAM maps (layer activations x weights) and pixel-level maps "
-               "(input gradients) have no common unit")
+MIXED_UNITS = (
+    "shared scale off: CAM maps (layer activations x weights) and pixel-level maps "
+    "(input gradients) have no common unit"
+)
 
 
-def compute_panels(s: CompareState, progress: Progress = None
-                   ) -> tuple[list[Explanation], np.ndarray, list[str], list]:
+def compute_panels(
+    s: CompareState, progress: Progress = None
+) -> tuple[list[Explanation], np.ndarray, list[str], list]:
     """(results, photo shown, panel titles, (explainer, prepared image) of each panel) for
     a state from :func:`~.compare_state.resolve_state`; ``progress(fraction, 1.0)`` is
     told how far the slow methods (Score-CAM, Integrated Gradients) have gone."""
@@ -47,20 +50,28 @@ def compute_panels(s: CompareState, progress: Progress = None
     prepared = explainer.prepare(rgb)
     target = None if s.target is None else resolve_class(s.target, explainer.labels)
     if s.by == "class":
-        results = explainer.explain_classes(prepared, list(s.values), s.method, s.layer,
-                                            **_progress_of(s.method, progress, 0, 1))
+        results = explainer.explain_classes(
+            prepared, list(s.values), s.method, s.layer, **_progress_of(s.method, progress, 0, 1)
+        )
         titles = [f"{r.label} ({r.class_id}) p={r.probability:.3f}" for r in results]
     elif s.by == "method":
-        results = [explainer.explain(prepared, m, target,
-                                     s.layer if get_method(m).needs_layer else None,
-                                     **_progress_of(m, progress, k, len(s.values)))
-                   for k, m in enumerate(s.values)]
+        results = [
+            explainer.explain(
+                prepared,
+                m,
+                target,
+                s.layer if get_method(m).needs_layer else None,
+                **_progress_of(m, progress, k, len(s.values)),
+            )
+            for k, m in enumerate(s.values)
+        ]
         titles = [get_method(r.method).title for r in results]
     else:
         if not get_method(s.method).needs_layer:
             raise InvalidParameterError(
                 f"comparing layers needs a layer method such as 'gradcam' (got {s.method!r}, "
-                f"which works on the input).")
+                f"which works on the input)."
+            )
         results = explainer.explain_layers(prepared, target, s.method, list(s.values))
         titles = [f"{r.layer}  {layer_resolution(explainer, r.layer)}" for r in results]
     return results, prepared.rgb, titles, [(explainer, prepared)] * len(results)
@@ -105,8 +116,9 @@ def _compute_models(s: CompareState, rgb: np.ndarray, progress: Progress):
         prepared = explainer.prepare(rgb)  # each model's own input size
         sources.append((explainer, prepared))
         photo = prepared.rgb if photo is None else photo
-        result = explainer.explain(prepared, s.method, class_id, s.layer,
-                                   **_progress_of(s.method, progress, k, len(s.values)))
+        result = explainer.explain(
+            prepared, s.method, class_id, s.layer, **_progress_of(s.method, progress, k, len(s.values))
+        )
         # the first model's class for every later one: all panels show one class
         class_id = result.class_id if class_id is None else class_id
         results.append(result)
@@ -133,7 +145,7 @@ def scaled_maps(results: Sequence[Explanation], shared: bool, panels: int):
         pixel = results[0].pixel_level
         lo, hi = shared_scale(clipped, percentile=DISPLAY_PERCENTILE if pixel else None)
         exponent = math.floor(math.log10(hi)) if hi > 0 else 0
-        unit = 10.0 ** exponent
+        unit = 10.0**exponent
         label = times_text(exponent) + (", top = 99th pct" if pixel else "")
         return [m / unit for m in clipped], (lo / unit, hi / unit), label
     label = colorbar_note(results)
@@ -148,7 +160,7 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 def times_text(exponent: int) -> str:
     """The factor 10^exponent of a shared scale, readable: "× 0.1", "× 10", "× 10⁻⁵"."""
     if -3 <= exponent <= 3:
-        return f"× {10.0 ** exponent:g}"
+        return f"× {10.0**exponent:g}"
     return "× 10" + str(exponent).translate(_SUPERSCRIPT)
 
 
@@ -158,15 +170,18 @@ def value_at(m: np.ndarray, x: float, y: float, shape: tuple[int, int]) -> float
     return float(m[row, col])
 
 
-def probe_table_html(titles: Sequence[str], values: Sequence[float], x: float, y: float,
-                     unit: str) -> str:
+def probe_table_html(titles: Sequence[str], values: Sequence[float], x: float, y: float, unit: str) -> str:
     """One row per panel: the value drawn at the probed pixel, formatted as the hover shows
     it; ``unit``: the colour bar's title, on one line."""
-    rows = "".join(f"<tr><td>{html.escape(t)}</td><td style='text-align:right'>{v:.3f}</td></tr>"
-                   for t, v in zip(titles, values))
+    rows = "".join(
+        f"<tr><td>{html.escape(t)}</td><td style='text-align:right'>{v:.3f}</td></tr>"
+        for t, v in zip(titles, values)
+    )
     note = " ".join(unit.replace("<br>", "; ").split()) or "0..1, 1 = max"
-    return (f"<table class='cw-probe'><tr><th>pixel ({x:.0f}, {y:.0f})</th>"
-            f"<th>value as drawn ({html.escape(note)})</th></tr>{rows}</table>")
+    return (
+        f"<table class='cw-probe'><tr><th>pixel ({x:.0f}, {y:.0f})</th>"
+        f"<th>value as drawn ({html.escape(note)})</th></tr>{rows}</table>"
+    )
 
 
 def _layer_of(results: Sequence[Explanation]) -> str:
@@ -180,18 +195,23 @@ def summary_line(state: CompareState, results: Sequence[Explanation], seconds: f
     first, method = results[0], get_method(state.method).title
     cls = f"class {first.label} ({first.class_id})"
     panels, fixed = {  # (only the compared dimension's is made)
-        "class": lambda: ([f"{r.label} ({r.class_id})" for r in results],
-                          f"{method} at {_layer_of(results)}"),
-        "method": lambda: ([get_method(r.method).title for r in results],
-                           f"{cls} at {_layer_of(results)}"),
-        "layer": lambda: ([f"{r.layer} ({layer_resolution(get_explainer(state.model), r.layer)})"
-                           for r in results], f"{method}, {cls}"),
+        "class": lambda: (
+            [f"{r.label} ({r.class_id})" for r in results],
+            f"{method} at {_layer_of(results)}",
+        ),
+        "method": lambda: ([get_method(r.method).title for r in results], f"{cls} at {_layer_of(results)}"),
+        "layer": lambda: (
+            [f"{r.layer} ({layer_resolution(get_explainer(state.model), r.layer)})" for r in results],
+            f"{method}, {cls}",
+        ),
         "model": lambda: ([str(v) for v in state.values], f"{method}, {cls}"),
     }[state.by]()
     scale = f"; {MIXED_UNITS}" if state.shared_scale and mixed_families(results) else ""
     count = f"{len(results)} map" + ("s" if len(results) > 1 else "")
-    return (f"{count} by {state.by}: {', '.join(panels)}; {fixed}{scale}{_drawn_at(results)}; "
-            f"computed in {seconds * 1000:.0f} ms")  # (drawing them in the browser: not counted)
+    return (
+        f"{count} by {state.by}: {', '.join(panels)}; {fixed}{scale}{_drawn_at(results)}; "
+        f"computed in {seconds * 1000:.0f} ms"
+    )  # (drawing them in the browser: not counted)
 
 
 def _drawn_at(results: Sequence[Explanation]) -> str:

@@ -5,10 +5,10 @@ the default compared values of each, :func:`parse_values` for the typed list of 
 :func:`values_text` for showing them, and :func:`resolve_state`, the checks and defaults
 applied before any engine call.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
 
 from ..api import get_explainer
 from ..errors import InvalidParameterError, UnknownMethodError, close_matches
@@ -21,14 +21,19 @@ DIMENSIONS = ("class", "method", "layer", "model")
 #: State fields whose change only re-renders (no engine call).
 DISPLAY = ("shared_scale", "opacity", "colormap")
 #: Fixed defaults; classes default to the image's top predictions, layers to the model's stages.
-DEFAULT_VALUES = {"method": ("gradcam", "gradcam++", "layercam"),
-                  "model": (DEFAULT_MODEL, "vgg16")}  # models: those with weights here first
+DEFAULT_VALUES = {
+    "method": ("gradcam", "gradcam++", "layercam"),
+    "model": (DEFAULT_MODEL, "vgg16"),
+}  # models: those with weights here first
 #: How many classes are compared when none are given.
 DEFAULT_CLASSES = 2
 #: What the values box suggests for each dimension (left empty: the defaults).
-PLACEHOLDERS = {"class": "top 2 classes; or 242, tiger cat", "method": "Grad-CAM, Layer-CAM...",
-                "layer": "the stages; or features.3, features.8",
-                "model": "efficientnet_lite0, efficientnet_lite2, vgg16"}
+PLACEHOLDERS = {
+    "class": "top 2 classes; or 242, tiger cat",
+    "method": "Grad-CAM, Layer-CAM...",
+    "layer": "the stages; or features.3, features.8",
+    "model": "efficientnet_lite0, efficientnet_lite2, vgg16",
+}
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class CompareState:
     values: tuple = ()
     method: str = "gradcam"
     target: object = None
-    layer: Optional[str] = None
+    layer: str | None = None
     shared_scale: bool = False
     opacity: float = 0.5
     colormap: str = "viridis"
@@ -73,7 +78,8 @@ def method_name(value) -> str:
         raise UnknownMethodError(
             f"'values' has no method {value!r}; expected method titles or names (any case): "
             f"{', '.join(m.title for m in specs)}."
-            + close_matches(str(value), [m.title for m in specs] + [m.name for m in specs])) from None
+            + close_matches(str(value), [m.title for m in specs] + [m.name for m in specs])
+        ) from None
 
 
 def default_values(by: str, model: str, image: str) -> tuple:
@@ -97,8 +103,8 @@ def check_by(by) -> None:
     """One-line InvalidParameterError unless ``by`` is one of DIMENSIONS."""
     if by not in DIMENSIONS:
         raise InvalidParameterError(
-            f"'by' must be one of {', '.join(DIMENSIONS)} (got {by!r})."
-            + close_matches(str(by), DIMENSIONS))
+            f"'by' must be one of {', '.join(DIMENSIONS)} (got {by!r})." + close_matches(str(by), DIMENSIONS)
+        )
 
 
 def resolve_state(s: CompareState) -> CompareState:

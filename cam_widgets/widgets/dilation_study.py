@@ -1,11 +1,11 @@
 """DilationStudy: a model and its dilated twin (article 000): predictions, resolution, cost."""
+
 from __future__ import annotations
 
 import html
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import ipywidgets as W
 import torch
@@ -19,7 +19,7 @@ from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, model_choices
 from .images import load_choice
 from .layer_menu import layer_menu, layer_options
-from .study_base import StudyView, Study
+from .study_base import Study, StudyView
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class DilationState:
     image: str = "chelsea"
     base: str = DEFAULT_MODEL  # offline: VGG16's weights may not be here (see DilationStudy)
     target: object = None
-    layer: Optional[str] = None
+    layer: str | None = None
     opacity: float = 0.5
     colormap: str = "viridis"
 
@@ -51,29 +51,44 @@ class DilationStudy(Study):
     IMPLIED = {"base": ("layer",)}
     PROGRESS_UNIT = "steps"
 
-    def __init__(self, image: str = "chelsea", base: str = DEFAULT_MODEL, target=None,
-                 layer: Optional[str] = None, background: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        image: str = "chelsea",
+        base: str = DEFAULT_MODEL,
+        target=None,
+        layer: str | None = None,
+        background: bool | None = None,
+    ) -> None:
         self.results: list[Explanation] = []
         self.timings: tuple[float, float] = (math.nan, math.nan)
         self.table = W.HTML(value="")
         self._twins: dict = {}
         self._yours: list = []  # your model's Explainer, held while this widget lives
-        super().__init__(DilationState(image, widget_model(base, self._yours), target, layer), placeholders=2,
-                         background=background)
+        super().__init__(
+            DilationState(image, widget_model(base, self._yours), target, layer),
+            placeholders=2,
+            background=background,
+        )
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls(models=False)
         labels = dict((name, label) for label, name in model_choices())  # "(weights not here)"
-        c["base"] = W.Dropdown(options=[(labels.get(name, name), name) for name in
-                                        dict.fromkeys((s.base,) + BASES)],
-                               value=s.base, description="model")
+        c["base"] = W.Dropdown(
+            options=[(labels.get(name, name), name) for name in dict.fromkeys((s.base,) + BASES)],
+            value=s.base,
+            description="model",
+        )
         c["layer"] = W.Dropdown(options=[("default", "")], value="", description="layer")
         return c
 
     def _layout(self) -> W.Widget:
         c = self._controls
-        return W.VBox([control_row(c["image"], c["base"], c["layer"], c["target"]),
-                       control_row(c["opacity"], c["colormap"])])
+        return W.VBox(
+            [
+                control_row(c["image"], c["base"], c["layer"], c["target"]),
+                control_row(c["opacity"], c["colormap"]),
+            ]
+        )
 
     def _extra(self) -> list:
         return [self.table]
@@ -97,11 +112,16 @@ class DilationStudy(Study):
         timings = (_forward_ms(base, prepared), _forward_ms(twin, twin_prepared))
         report(4, 4)
         results = [first, second]
-        table = _dilation_table((s.base, twin.name), (base.predict(prepared),
-                                                      twin.predict(twin_prepared)),
-                                [r.raw.shape for r in results], timings)
-        line = (f"Grad-CAM @ {first.layer} for {first.label} ({first.class_id}): "
-                f"{_side(first)} vs {_side(second)}; forward {timings[1] / timings[0]:.1f}x slower")
+        table = _dilation_table(
+            (s.base, twin.name),
+            (base.predict(prepared), twin.predict(twin_prepared)),
+            [r.raw.shape for r in results],
+            timings,
+        )
+        line = (
+            f"Grad-CAM @ {first.layer} for {first.label} ({first.class_id}): "
+            f"{_side(first)} vs {_side(second)}; forward {timings[1] / timings[0]:.1f}x slower"
+        )
         titles = [f"{name}: {_side(r)} map" for name, r in zip((s.base, twin.name), results)]
         unseen = [self._unseen(base, prepared, first), self._unseen(twin, twin_prepared, second)]
 
@@ -109,8 +129,16 @@ class DilationStudy(Study):
             self.results, self.timings, self.table.value = results, timings, table
             self._fill_layer_menu(base, s)
             self._say(line, unseen)
-        return s, StudyView(prepared.rgb, [display_map(r, panels=2) for r in results], titles,
-                            colorbar_note(results), base, finish, shown=first)
+
+        return s, StudyView(
+            prepared.rgb,
+            [display_map(r, panels=2) for r in results],
+            titles,
+            colorbar_note(results),
+            base,
+            finish,
+            shown=first,
+        )
 
     def _fill_layer_menu(self, base: Explainer, s: DilationState) -> None:
         """The model's blocks (and a deeper layer set from Python), when they changed."""
@@ -133,11 +161,19 @@ class DilationStudy(Study):
             with base.engine.exclusive():  # (another widget's pass may be on the shared model)
                 model = dilate(base.spec.model, after=after)
             spec = base.spec
-            self._twins[key] = Explainer(ModelSpec(
-                name=f"{name}_dilated", model=model.eval(), preprocess=spec.preprocess,
-                labels=spec.labels, input_size=spec.input_size, default_layer=layer,
-                input_range=spec.input_range,
-                description=f"{name} dilated after {after}"), device=base.device)
+            self._twins[key] = Explainer(
+                ModelSpec(
+                    name=f"{name}_dilated",
+                    model=model.eval(),
+                    preprocess=spec.preprocess,
+                    labels=spec.labels,
+                    input_size=spec.input_size,
+                    default_layer=layer,
+                    input_range=spec.input_range,
+                    description=f"{name} dilated after {after}",
+                ),
+                device=base.device,
+            )
         return self._twins[key]
 
 
@@ -145,16 +181,17 @@ def finer_layer(explainer: Explainer, layer: str, factor: int = 4) -> str:
     """The last layer before ``layer`` whose resolution is ``factor`` (else 2, 8) times finer,
     preferring a stage output (same depth as ``layer``): where dilation starts."""
     layers = explainer.layers()
-    names = [l.name for l in layers]
+    names = [layer.name for layer in layers]
     info = layers[names.index(layer)]
     for f in (factor, 2, 8):
-        found = [l for l in layers[:names.index(layer)] if l.height == info.height * f]
+        found = [candidate for candidate in layers[: names.index(layer)] if candidate.height == info.height * f]
         if found:
-            same_depth = [l for l in found if l.name.count(".") == layer.count(".")]
+            same_depth = [candidate for candidate in found if candidate.name.count(".") == layer.count(".")]
             return (same_depth or found)[-1].name
     raise InvalidParameterError(
         f"nothing to dilate: expected a layer before {layer!r} ({info.resolution}) with a finer "
-        f"resolution, found none; hint: choose a deeper layer.")
+        f"resolution, found none; hint: choose a deeper layer."
+    )
 
 
 def _forward_ms(explainer: Explainer, prepared, repeat: int = 2) -> float:
@@ -181,10 +218,17 @@ def _dilation_table(names, predictions, shapes, timings) -> str:
 
     def row(cells, tag="td") -> str:
         return "<tr>" + "".join(f"<{tag} style='{_CELL}'>{c}</{tag}>" for c in cells) + "</tr>"
-    rows = "".join(row([k + 1] + [f"{e(p.label)} ({p.class_id}) {p.probability:.3f}" for p in pair])
-                   for k, pair in enumerate(zip(*predictions)))
-    return ("<table class='cw-dilation' style='border-collapse:collapse'>"
-            + row(["top-5"] + [e(n) for n in names], "th") + rows
-            + row(["Grad-CAM map"] + [f"{h}x{w}" for h, w in shapes])
-            + row(["forward"] + [f"{ms:.0f} ms" for ms in timings])
-            + row(["ratio", "", f"{timings[1] / timings[0]:.1f}x"]) + "</table>")
+
+    rows = "".join(
+        row([k + 1] + [f"{e(p.label)} ({p.class_id}) {p.probability:.3f}" for p in pair])
+        for k, pair in enumerate(zip(*predictions))
+    )
+    return (
+        "<table class='cw-dilation' style='border-collapse:collapse'>"
+        + row(["top-5"] + [e(n) for n in names], "th")
+        + rows
+        + row(["Grad-CAM map"] + [f"{h}x{w}" for h, w in shapes])
+        + row(["forward"] + [f"{ms:.0f} ms" for ms in timings])
+        + row(["ratio", "", f"{timings[1] / timings[0]:.1f}x"])
+        + "</table>"
+    )

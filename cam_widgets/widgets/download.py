@@ -1,4 +1,5 @@
 """A file offered to the browser: downloaded at once, with a link to download it again."""
+
 from __future__ import annotations
 
 import mimetypes
@@ -75,8 +76,9 @@ class Download(anywidget.AnyWidget):
             self.error = False
             if size > DOWNLOAD_LIMIT:
                 self.filename, self.payload = "", b""
-                self.text = (f"{text} {path.name}: {size / 2**20:.1f} MB, too large to send "
-                             f"to the browser").strip()
+                self.text = (
+                    f"{text} {path.name}: {size / 2**20:.1f} MB, too large to send to the browser"
+                ).strip()
                 return
             self.text, self.filename = text, path.name
             self.mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

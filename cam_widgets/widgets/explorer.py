@@ -6,11 +6,12 @@ prediction rows in :mod:`.explorer_controls`, the drawing of the map in :mod:`.e
 uploads and exports in :mod:`.explorer_files`, the engine part of a request in
 :mod:`.explorer_work`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Iterator, Optional
 
 import ipywidgets as W
 
@@ -18,13 +19,17 @@ from ..api import get_explainer, widget_model
 from ..methods import get_method
 from ..models import DEFAULT_MODEL, resolve_class
 from ..result import Explanation
-from .common import (StatusLine, busy, errors_shown, first_view, parse_target, precisions_for,
-                     unseen_note)
-from .explorer_controls import (build_controls, explorer_layout, highlight, prediction_rows,
-                                show_predictions)
+from .common import StatusLine, busy, errors_shown, first_view, parse_target, precisions_for, unseen_note
+from .explorer_controls import build_controls, explorer_layout, highlight, prediction_rows, show_predictions
 from .explorer_files import ExplorerFiles
-from .explorer_state import (COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, ExplorerState,
-                             progress_unit, result_message)
+from .explorer_state import (
+    COMPUTE,
+    COMPUTE_CONTROLS,
+    SMOOTHGRAD_ONLY,
+    ExplorerState,
+    progress_unit,
+    result_message,
+)
 from .explorer_view import EXPLORER_CLASS, MapView
 from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
 from .images import FollowsUserImages, image_choice, show_choice
@@ -56,22 +61,37 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             the widget is shown: Voila drops changes made before a figure is drawn).
     """
 
-    def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL,
-                 method: str = "gradcam", target=None, layer: Optional[str] = None,
-                 static: bool = False, background: Optional[bool] = None,
-                 colormap: str = "viridis", opacity: float = 0.5) -> None:
+    def __init__(
+        self,
+        image: str = "chelsea",
+        model: str = DEFAULT_MODEL,
+        method: str = "gradcam",
+        target=None,
+        layer: str | None = None,
+        static: bool = False,
+        background: bool | None = None,
+        colormap: str = "viridis",
+        opacity: float = 0.5,
+    ) -> None:
         colormap, opacity = first_view(colormap, opacity)  # built in its final state
         self._yours: list = []  # your model's Explainer, held while this widget lives
         model = widget_model(model, self._yours)  # your nn.Module or Explainer too
         image = image_choice(image)
-        self.state = ExplorerState(image=image, model=model, method=get_method(method).name, layer=layer,
-                                   colormap=colormap, opacity=float(opacity))
+        self.state = ExplorerState(
+            image=image,
+            model=model,
+            method=get_method(method).name,
+            layer=layer,
+            colormap=colormap,
+            opacity=float(opacity),
+        )
         # a newer photo voids an older class; a newer model an older layer
-        self._requests = RequestQueue(self._request, background,
-                                      implied={"image": ("target",), "model": ("layer",)})
+        self._requests = RequestQueue(
+            self._request, background, implied={"image": ("target",), "model": ("layer",)}
+        )
         self.status = StatusLine(on_stop=self._requests.stop)
         self._requests.on_error = self.status.error
-        self.result: Optional[Explanation] = None
+        self.result: Explanation | None = None
         self._syncing = False
         self._engine_work = ExplorerWork()
         self._controls = build_controls(self.state)
@@ -86,10 +106,10 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._shown = {name: getattr(self.state, name) for name in COMPUTE}  # what a stop restores
         # (and what exports are named after)
         self.static = static
-        self._map = MapView(first.prepared.rgb, first.result, self.state, static,
-                            on_rebuilt=self._replace_view)
-        super().__init__(explorer_layout(self._controls, self._top, self._map.widget,
-                                         self.status.widget))
+        self._map = MapView(
+            first.prepared.rgb, first.result, self.state, static, on_rebuilt=self._replace_view
+        )
+        super().__init__(explorer_layout(self._controls, self._top, self._map.widget, self.status.widget))
         self.add_class(EXPLORER_CLASS)  # the map's FitWidth keeps this box's top in view
         show_predictions(self._top, first.predictions, first.result.class_id)
         self._render_status()
@@ -202,10 +222,10 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             current = self._requests.current(name, getattr(self.state, name))
             if current != change["new"]:
                 if name in ("smooth", "method"):  # now, not when the running work is done
-                    asked = dict(smooth=self._controls["smooth"].value,
-                                 method=self._controls["method"].value)
+                    asked = dict(smooth=self._controls["smooth"].value, method=self._controls["method"].value)
                     self._enable_for(**asked)
                 self._ask(**{name: change["new"]})
+
         return changed
 
     def _on_display(self, name: str):
@@ -213,6 +233,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             setattr(self.state, name, change["new"])
             with errors_shown(self.status):  # (not busy: a computation may be running)
                 self._render_display()
+
         return changed
 
     def _show_settings(self, keep_text: bool = False) -> None:
@@ -270,8 +291,12 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
 
     def _fill_layers(self, change=None) -> None:
         """The layer menu: the model's blocks (every spatial layer with "all layers")."""
-        shown = layer_menu(self.explainer.layers(), self.explainer.default_layer,
-                           self.state.layer, self._controls["all_layers"].value)
+        shown = layer_menu(
+            self.explainer.layers(),
+            self.explainer.default_layer,
+            self.state.layer,
+            self._controls["all_layers"].value,
+        )
         control = self._controls["layer"]
         with self._quiet():
             control.options = layer_options(shown)
@@ -298,8 +323,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         with self._quiet():
             self._controls["precision"].options = precisions_for(self.explainer.device)
             self._controls["precision"].value = self.state.precision
-            self._controls["search"].options = [f"{i} {n}" for i, n in
-                                                enumerate(self.explainer.labels)]
+            self._controls["search"].options = [f"{i} {n}" for i, n in enumerate(self.explainer.labels)]
 
     # ------------------------------------------------------------------ render
     def _show(self, outcome: Outcome) -> None:

@@ -1,6 +1,7 @@
 """Photos in (an upload, a URL) and maps out (an export offered as a download) for an
 :class:`~cam_widgets.widgets.explorer.Explorer`.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,5 +62,4 @@ class ExplorerFiles:
         colour bar too), ``.npy`` the map or ``.html`` a standalone figure."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         alpha = 1.0 if self.state.view == "raw" else self.state.opacity
-        return self.result.save(path, alpha=alpha, colormap=self.state.colormap,
-                                annotated=annotated)
+        return self.result.save(path, alpha=alpha, colormap=self.state.colormap, annotated=annotated)

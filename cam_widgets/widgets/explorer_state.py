@@ -5,11 +5,12 @@ widget makes from it: the photo of the chosen image (:func:`photo_of`), the engi
 (:func:`explain_params`), the probe and status texts, the export file name and the PNG of the
 static view.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -22,8 +23,7 @@ from .common import nearest_pixel
 from .images import load_choice
 
 #: Controls whose change needs the engine; the others only re-render.
-COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples",
-           "precision")
+COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples", "precision")
 #: The controls that write those settings (the class has its own search box).
 COMPUTE_CONTROLS = tuple(name for name in COMPUTE if name != "target")
 #: read only while SmoothGrad is on: changing them with it off computes nothing
@@ -42,8 +42,8 @@ class ExplorerState:
 
     image: str = "chelsea"
     model: str = DEFAULT_MODEL
-    layer: Optional[str] = None
-    target: Optional[int] = None
+    layer: str | None = None
+    target: int | None = None
     method: str = "gradcam"
     smooth: bool = False
     noise: float = 0.2
@@ -66,8 +66,7 @@ def explain_params(state: ExplorerState, report: Callable[[int, int], None]) -> 
     methods that run extra forward passes (Score-CAM, Integrated Gradients).
     """
     if state.smooth:
-        return dict(noise=state.noise, samples=state.samples, precision=state.precision,
-                    progress=report)
+        return dict(noise=state.noise, samples=state.samples, precision=state.precision, progress=report)
     if "extra_forwards" in get_method(state.method).needs:
         return dict(progress=report)
     return {}
@@ -133,8 +132,10 @@ def export_stem(image: str, model: str, result: Explanation) -> str:
     tail = [str(result.class_id)]
     p = result.params
     if "samples" in p:  # SmoothGrad
-        tail.append(f"smoothgrad-n{p['samples']}-noise{p['noise']:g}"
-                    + (f"-{p['precision']}" if "precision" in p else ""))
+        tail.append(
+            f"smoothgrad-n{p['samples']}-noise{p['noise']:g}"
+            + (f"-{p['precision']}" if "precision" in p else "")
+        )
 
     def joined() -> str:
         parts = names[:2] + [result.method] + names[2:] + tail

@@ -2,9 +2,10 @@
 probe, or a PNG for front ends that cannot show one; drawing only (the Explorer decides what).
 Side by side, the figure has two panels: the photo alone, then the map over it.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import ipywidgets as W
 import numpy as np
@@ -28,7 +29,7 @@ LARGEST_MAP, ABOVE_THE_MAP = 720, 250
 EXPLORER_CLASS = "cw-explorer"
 
 
-def map_fade(result: Explanation, view: str) -> Optional[str]:
+def map_fade(result: Explanation, view: str) -> str | None:
     """How the overlay of ``result`` fades where its map is low (the photo shows through
     there): by the value for pixel-level maps, below half for CAM maps; the raw view (the
     map alone) does not fade."""
@@ -52,8 +53,13 @@ def view_png(result: Explanation, state: ExplorerState) -> bytes:
     side by side the photo and that overlay."""
     if state.view == "raw" or result.image is None:
         return static_png(result, state)
-    over = overlay(result.image, result.display_heatmap(), alpha=state.opacity,
-                   colormap=state.colormap, fade=map_fade(result, state.view))
+    over = overlay(
+        result.image,
+        result.display_heatmap(),
+        alpha=state.opacity,
+        colormap=state.colormap,
+        fade=map_fade(result, state.view),
+    )
     if state.view == SIDE_BY_SIDE:
         gap = np.full((over.shape[0], SIDE_GAP, 3), 255, np.uint8)
         over = np.concatenate([np.asarray(result.image, np.uint8), gap, over], axis=1)
@@ -70,13 +76,18 @@ class MapView:
     side by side). ``on_rebuilt(old, new)``: the figure's widget was replaced (side by side
     on or off: another count of panels), so that its place shows the new one."""
 
-    def __init__(self, rgb: np.ndarray, result: Explanation, state: ExplorerState,
-                 static: bool, on_rebuilt: Optional[Callable[[W.Widget, W.Widget], None]] = None
-                 ) -> None:
+    def __init__(
+        self,
+        rgb: np.ndarray,
+        result: Explanation,
+        state: ExplorerState,
+        static: bool,
+        on_rebuilt: Callable[[W.Widget, W.Widget], None] | None = None,
+    ) -> None:
         self._on_rebuilt = on_rebuilt
         self._rgb = rgb  # the photo on show (a figure built later draws it)
         self._probe_handlers: list[Callable[[float, float], None]] = []
-        self.panels: Optional[HeatmapPanels] = None
+        self.panels: HeatmapPanels | None = None
         if static:
             self.widget: W.Widget = W.Image(value=b"", format="png")
             self.show_display(result, state)
@@ -88,13 +99,22 @@ class MapView:
         browser draws it)."""
         count = panel_count(state.view)
         maps, titles = self._maps(result, count)
-        self.panels = HeatmapPanels(rgb, maps, titles,
-                                    opacity=state.opacity, colormap=colorscale(result, state),
-                                    zrange=(0.0, 1.0), view=state.view,
-                                    colorbar_title=colorbar_note([result]),
-                                    panel_size=LARGEST_MAP, fit_width=True,
-                                    window_reserve=ABOVE_THE_MAP, anchor=EXPLORER_CLASS,
-                                    title_px=MIN_WINDOW_FIT_PANEL, bare=range(count - 1))
+        self.panels = HeatmapPanels(
+            rgb,
+            maps,
+            titles,
+            opacity=state.opacity,
+            colormap=colorscale(result, state),
+            zrange=(0.0, 1.0),
+            view=state.view,
+            colorbar_title=colorbar_note([result]),
+            panel_size=LARGEST_MAP,
+            fit_width=True,
+            window_reserve=ABOVE_THE_MAP,
+            anchor=EXPLORER_CLASS,
+            title_px=MIN_WINDOW_FIT_PANEL,
+            bare=range(count - 1),
+        )
         self.widget = self.panels.widget
         # beside the predictions: from 320-px panels, growing where the page has room
         self.widget.layout.width = "auto"
@@ -129,8 +149,7 @@ class MapView:
         """A new map; the probe marker goes with the old pixel readout."""
         if self.panels is not None and self.panels.count == panel_count(state.view):
             maps, titles = self._maps(result, self.panels.count)
-            self.panels.set_maps(maps, titles, zrange=(0.0, 1.0),
-                                 colorbar_title=colorbar_note([result]))
+            self.panels.set_maps(maps, titles, zrange=(0.0, 1.0), colorbar_title=colorbar_note([result]))
             if self.panels.marker(0).x:
                 self.panels.mark(None, None)
         self.show_display(result, state)

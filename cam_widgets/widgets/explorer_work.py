@@ -2,18 +2,18 @@
 widget: it may run in a worker thread (:mod:`.requests`) while the kernel's loop reads the
 browser's messages, so it touches the state and the engine only.
 """
+
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ..api import get_explainer
 from ..models import resolve_class
 from ..result import Explanation
 from .common import precisions_for
-from .explorer_state import (COMPUTE, SMOOTHGRAD_ONLY, TOP_PREDICTIONS, ExplorerState,
-                             explain_params, photo_of)
+from .explorer_state import COMPUTE, SMOOTHGRAD_ONLY, TOP_PREDICTIONS, ExplorerState, explain_params, photo_of
 
 
 @dataclass
@@ -22,13 +22,13 @@ class Outcome:
 
     explainer: Any
     prepared: Any = None
-    result: Optional[Explanation] = None
+    result: Explanation | None = None
     predictions: Any = None
 
 
 def fit_state_to_model(state: ExplorerState, explainer) -> None:
     """A layer or precision the model cannot take falls back to its default."""
-    if state.layer not in {l.name for l in explainer.layers()}:
+    if state.layer not in {info.name for info in explainer.layers()}:
         state.layer = explainer.default_layer
     if state.precision not in {value for _, value in precisions_for(explainer.device)}:
         state.precision = "fp32"
@@ -41,7 +41,7 @@ class ExplorerWork:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.calls = 0  # explanations computed (tests check that display changes make none)
-        self._prepared_key: Optional[tuple] = None
+        self._prepared_key: tuple | None = None
         self._prepared = None
 
     def run(self, state: ExplorerState, explainer, changes: dict, progress) -> Outcome:
@@ -53,15 +53,14 @@ class ExplorerWork:
                 fit_state_to_model(state, explainer)
             if state.target is not None:
                 state.target = resolve_class(state.target, explainer.labels)
-            if not any(key in COMPUTE and (state.smooth or key not in SMOOTHGRAD_ONLY)
-                       for key in changes):
+            if not any(key in COMPUTE and (state.smooth or key not in SMOOTHGRAD_ONLY) for key in changes):
                 return Outcome(explainer)
             self.calls += 1
             prepared = self._prepare(state, explainer)
-            result = explainer.explain(prepared, state.method, state.target, state.layer,
-                                       **explain_params(state, progress))
-            return Outcome(explainer, prepared, result,
-                           explainer.predict(prepared, top=TOP_PREDICTIONS))
+            result = explainer.explain(
+                prepared, state.method, state.target, state.layer, **explain_params(state, progress)
+            )
+            return Outcome(explainer, prepared, result, explainer.predict(prepared, top=TOP_PREDICTIONS))
 
     def _prepare(self, state: ExplorerState, explainer):
         key = (explainer.spec.name, state.image)  # the model that prepares it, not the state's

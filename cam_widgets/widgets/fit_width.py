@@ -1,4 +1,5 @@
 """A widget that fits the Plotly figures of its box to the box's width (see FitWidth)."""
+
 from __future__ import annotations
 
 import anywidget

@@ -4,12 +4,14 @@ A user's image (a path, a URL, an array, a PIL image, an upload) is loaded once 
 the kernel's life under "yours: <name>": every widget's image menu offers it from then on
 (widgets shown already too: they follow the list, see :func:`follow_user_images`).
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -41,9 +43,11 @@ def _announce() -> None:
 
 def image_choices() -> list[tuple[str, str]]:
     """Dropdown options: bundled photos, composite scenes, then the user's images."""
-    return [(name, name) for name in list_samples()] + \
-        [(f"scene: {name}", f"scene:{name}") for name in list_scenes()] + \
-        [(f"yours: {key[len(USER_PREFIX):]}", key) for key in _USER_IMAGES]
+    return (
+        [(name, name) for name in list_samples()]
+        + [(f"scene: {name}", f"scene:{name}") for name in list_scenes()]
+        + [(f"yours: {key[len(USER_PREFIX) :]}", key) for key in _USER_IMAGES]
+    )
 
 
 def load_choice(choice: str) -> np.ndarray:
@@ -56,8 +60,9 @@ def load_choice(choice: str) -> np.ndarray:
 def add_user_image(name: str, rgb: np.ndarray) -> str:
     """Offer ``rgb`` under ``name``; its choice. The same pixels again keep their first
     choice (one entry, one prepared photo); other pixels under a taken name get "name (2)"."""
-    digest = hashlib.blake2b(np.ascontiguousarray(rgb).tobytes(), digest_size=16,
-                             person=str(rgb.shape).encode()[:16]).hexdigest()
+    digest = hashlib.blake2b(
+        np.ascontiguousarray(rgb).tobytes(), digest_size=16, person=str(rgb.shape).encode()[:16]
+    ).hexdigest()
     if digest in _BY_CONTENT:
         return _BY_CONTENT[digest]
     key, n = f"{USER_PREFIX}{name}", 1

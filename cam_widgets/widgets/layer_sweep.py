@@ -1,18 +1,19 @@
 """LayerSweep: one class through the layers, from one backward."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import ipywidgets as W
 
-from ..methods import get_method, list_methods
 from ..api import widget_model
+from ..methods import get_method, list_methods
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, layer_resolution
 from .layer_menu import stage_layers
-from .study_base import StudyView, Study
+from .study_base import Study, StudyView
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class LayerSweepState:
     model: str = DEFAULT_MODEL
     target: object = None
     method: str = "gradcam"
-    layers: Optional[tuple] = None
+    layers: tuple | None = None
     max_panels: int = 8
     opacity: float = 0.5
     colormap: str = "viridis"
@@ -35,26 +36,45 @@ class LayerSweep(Study):
     IMPLIED = {"model": ("layers",)}
     PROGRESS_UNIT = "layers"
 
-    def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
-                 method: str = "gradcam", layers: Optional[Sequence[str]] = None,
-                 max_panels: int = 8, background: Optional[bool] = None) -> None:
+    def __init__(
+        self,
+        image: str = "chelsea",
+        model: str = DEFAULT_MODEL,
+        target=None,
+        method: str = "gradcam",
+        layers: Sequence[str] | None = None,
+        max_panels: int = 8,
+        background: bool | None = None,
+    ) -> None:
         self.results: list[Explanation] = []
         self._yours: list = []  # your model's Explainer, held while this widget lives
-        state = LayerSweepState(image, widget_model(model, self._yours), target, get_method(method).name,
-                                None if layers is None else tuple(layers), int(max_panels))
-        super().__init__(state, placeholders=len(layers) if layers else 1,
-                         background=background)
+        state = LayerSweepState(
+            image,
+            widget_model(model, self._yours),
+            target,
+            get_method(method).name,
+            None if layers is None else tuple(layers),
+            int(max_panels),
+        )
+        super().__init__(state, placeholders=len(layers) if layers else 1, background=background)
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls()
-        c["method"] = W.Dropdown(options=[(m.title, m.name) for m in list_methods() if m.needs_layer],
-                                 value=s.method, description="method")
+        c["method"] = W.Dropdown(
+            options=[(m.title, m.name) for m in list_methods() if m.needs_layer],
+            value=s.method,
+            description="method",
+        )
         return c
 
     def _layout(self) -> W.Widget:
         c = self._controls
-        return W.VBox([control_row(c["image"], c["model"], c["method"], c["target"]),
-                       control_row(c["opacity"], c["colormap"])])
+        return W.VBox(
+            [
+                control_row(c["image"], c["model"], c["method"], c["target"]),
+                control_row(c["opacity"], c["colormap"]),
+            ]
+        )
 
     def _normalize(self, changes: dict) -> dict:
         if "model" in changes and "layers" not in changes:
@@ -69,8 +89,13 @@ class LayerSweep(Study):
         names = list(s.layers) if s.layers else stage_layers(explainer, None, s.max_panels)
         results = explainer.explain_layers(prepared, target, s.method, names, progress=report)
         r, needs = results[0], get_method(s.method).needs
-        how = ("" if "extra_forwards" in needs  # Score-CAM: masked forwards at each layer
-               else ", from one backward" if "gradients" in needs else ", from one forward")
+        how = (
+            ""
+            if "extra_forwards" in needs  # Score-CAM: masked forwards at each layer
+            else ", from one backward"
+            if "gradients" in needs
+            else ", from one forward"
+        )
         line = f"{get_method(r.method).title}: {r.label} ({r.class_id}) through {len(results)} layers{how}"
         titles = [f"{x.layer}  {layer_resolution(explainer, x.layer)}" for x in results]
         unseen = self._unseen(explainer, prepared, r)
@@ -78,5 +103,13 @@ class LayerSweep(Study):
         def finish() -> None:
             self.results = results
             self._say(line, [unseen])
-        return s, StudyView(prepared.rgb, [display_map(x, panels=len(results)) for x in results],
-                            titles, colorbar_note(results), explainer, finish, shown=r)
+
+        return s, StudyView(
+            prepared.rgb,
+            [display_map(x, panels=len(results)) for x in results],
+            titles,
+            colorbar_note(results),
+            explainer,
+            finish,
+            shown=r,
+        )

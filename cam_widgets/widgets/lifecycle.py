@@ -6,16 +6,29 @@ in the browser) for as long as the kernel lives. A class re-runs its cells many 
 a widget's ``close()`` closes every widget it holds, then forgets its results, and a
 widget built by a cell that runs again is closed (:func:`replace_in_cell`).
 """
+
 from __future__ import annotations
 
 import weakref
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import ipywidgets as W
 
 #: Attributes of a closed widget set to None: what holds images, maps and the engine.
-DROPPED = ("result", "results", "explainer", "_prepared_image", "_map", "panels", "view",
-           "_controls", "_sources", "_titles", "_last_view", "plain")
+DROPPED = (
+    "result",
+    "results",
+    "explainer",
+    "_prepared_image",
+    "_map",
+    "panels",
+    "view",
+    "_controls",
+    "_sources",
+    "_titles",
+    "_last_view",
+    "plain",
+)
 
 
 def owned_widgets(owner: object) -> list[W.Widget]:
@@ -55,8 +68,9 @@ def _stop_following_files(widget: W.Widget) -> None:
 def _attributes(value: object) -> list:
     """What to look into: a widget's synced traits, a package object's attributes."""
     if isinstance(value, W.Widget):
-        return [getattr(value, name, None) for name in value.keys
-                if name not in ("_model_id", "_view_count")] + list(vars(value).values())
+        return [
+            getattr(value, name, None) for name in value.keys if name not in ("_model_id", "_view_count")
+        ] + list(vars(value).values())
     if type(value).__module__.startswith("cam_widgets.widgets") and hasattr(value, "__dict__"):
         return list(vars(value).values())
     return []
@@ -83,7 +97,7 @@ def _walk(values, seen: set[int]) -> Iterator[W.Widget]:
 _BY_CELL: dict[str, tuple[object, list]] = {}
 
 
-def current_cell() -> Optional[tuple[str, object]]:
+def current_cell() -> tuple[str, object] | None:
     """(the id of the notebook cell running, which run of it) in a kernel whose front end
     sends cell ids (JupyterLab, Notebook 7), else None."""
     try:
@@ -103,7 +117,7 @@ def current_cell() -> Optional[tuple[str, object]]:
     return None if not cell else (str(cell), run)
 
 
-def replace_in_cell(widget: W.Widget, cell: Optional[tuple[str, object]] = None) -> None:
+def replace_in_cell(widget: W.Widget, cell: tuple[str, object] | None = None) -> None:
     """Remember ``widget`` as built by the running cell; when that cell runs again, the
     widgets of its previous run (whose output the front end has just cleared) are closed:
     a cell re-run fifty times holds one widget, not fifty."""

@@ -5,9 +5,11 @@ checkbox (off by default: nothing is computed while it is off), a box typed as
 ``x0,y0,x1,y1`` or drawn with the figure's "draw rectangle" button (empty: a bundled scene's
 ground-truth boxes), the table, and the deletion / insertion curve of one panel.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import ipywidgets as W
 
@@ -43,25 +45,31 @@ class MetricsPanel:
 
     def __init__(self, host) -> None:
         self.host = host
-        self.toggle = W.Checkbox(value=False, description="metrics", indent=False,
-                                 layout=W.Layout(width="90px"))
-        self.box = W.Text(description="box", continuous_update=False,
-                          placeholder="x0,y0,x1,y1 or draw; empty: scene's boxes")
-        self.curve_for = W.Dropdown(description="curve for panel", options=[],
-                                    style={"description_width": "initial"})
+        self.toggle = W.Checkbox(
+            value=False, description="metrics", indent=False, layout=W.Layout(width="90px")
+        )
+        self.box = W.Text(
+            description="box",
+            continuous_update=False,
+            placeholder="x0,y0,x1,y1 or draw; empty: scene's boxes",
+        )
+        self.curve_for = W.Dropdown(
+            description="curve for panel", options=[], style={"description_width": "initial"}
+        )
         self.table = W.HTML(value="")
         self.curve = W.HTML(value="")
-        self._details = W.VBox([control_row(self.box, self.curve_for), self.table, self.curve],
-                               layout=W.Layout(display="none"))
+        self._details = W.VBox(
+            [control_row(self.box, self.curve_for), self.table, self.curve], layout=W.Layout(display="none")
+        )
         self.widget = W.VBox([self.toggle, self._details])
         self.calls = 0
         self.curve_calls = 0
         self.rows: list[dict] = []
         self.targets: list = []
-        self.box_xyxy: Optional[Box] = None
-        self.curve_result: Optional[dict] = None
+        self.box_xyxy: Box | None = None
+        self.curve_result: dict | None = None
         self._curve_cache: dict = {}
-        self._pending: Optional[Any] = None  # a new figure not yet drawn: shapes wait
+        self._pending: Any | None = None  # a new figure not yet drawn: shapes wait
         self._syncing = False
         self._drawing = False  # our own shape edits are not drawn rectangles
         self._shapes: list[dict] = []
@@ -94,10 +102,15 @@ class MetricsPanel:
         shape = tuple(host.panels.image_shape)
         display = []  # boxes per panel in pixels of the shown photo
         for r in host.results:
-            display.append([self.box_xyxy] if self.box_xyxy is not None
-                           else scene_targets(host.state.image, r.class_id, shape))
-        self.targets = [None if t is None else [scale_box(b, shape, r.heatmap.shape) for b in t]
-                        for t, r in zip(display, host.results)]
+            display.append(
+                [self.box_xyxy]
+                if self.box_xyxy is not None
+                else scene_targets(host.state.image, r.class_id, shape)
+            )
+        self.targets = [
+            None if t is None else [scale_box(b, shape, r.heatmap.shape) for b in t]
+            for t, r in zip(display, host.results)
+        ]
         self.rows = panel_metrics(host._sources, host.results, self.targets)
         if self.box_xyxy is not None:
             source = f"box {','.join(map(str, self.box_xyxy))} (typed or drawn)"
@@ -153,9 +166,14 @@ class MetricsPanel:
         shapes = data.get("shapes")
         if not isinstance(shapes, (list, tuple)) or not self.on or self._drawing:
             return
-        drawn = [s for s in shapes if isinstance(s, dict) and s.get("name") != BOX_SHAPE
-                 and s.get("type", "rect") == "rect"
-                 and all(isinstance(s.get(k), (int, float)) for k in ("x0", "x1", "y0", "y1"))]
+        drawn = [
+            s
+            for s in shapes
+            if isinstance(s, dict)
+            and s.get("name") != BOX_SHAPE
+            and s.get("type", "rect") == "rect"
+            and all(isinstance(s.get(k), (int, float)) for k in ("x0", "x1", "y0", "y1"))
+        ]
         if not drawn:
             return
         s = drawn[-1]
@@ -201,27 +219,48 @@ class MetricsPanel:
             return
         r = host.results[k]
         explainer, prepared = host._sources[k]
-        key = (explainer.name, prepared.key, r.method, r.layer, r.class_id,
-               repr(sorted(r.params.items())), self.steps)
+        key = (
+            explainer.name,
+            prepared.key,
+            r.method,
+            r.layer,
+            r.class_id,
+            repr(sorted(r.params.items())),
+            self.steps,
+        )
         if key not in self._curve_cache:
             self.curve_calls += 1
             if len(self._curve_cache) > 8:
                 self._curve_cache.clear()
-            self._curve_cache[key] = deletion_insertion(explainer, prepared, r.heatmap,
-                                                        r.class_id, steps=self.steps)
+            self._curve_cache[key] = deletion_insertion(
+                explainer, prepared, r.heatmap, r.class_id, steps=self.steps
+            )
         self.curve_result = self._curve_cache[key]
-        self.curve.value = curve_html(self.curve_result, host._titles[k],
-                                      note=f", {self.steps} steps, blurred baseline")
+        self.curve.value = curve_html(
+            self.curve_result, host._titles[k], note=f", {self.steps} steps, blurred baseline"
+        )
 
-    def _box_shapes(self, display: Sequence[Optional[list[Box]]]) -> list[dict]:
+    def _box_shapes(self, display: Sequence[list[Box] | None]) -> list[dict]:
         panels, shapes = self.host.panels, []
         for k, boxes in enumerate(display):
             heat = panels.heatmap(k)
             for x0, y0, x1, y1 in boxes or ():
-                shapes.append(dict(type="rect", name=BOX_SHAPE, xref=heat.xaxis, yref=heat.yaxis,
-                                   x0=x0 - 0.5, y0=y0 - 0.5, x1=x1 - 0.5, y1=y1 - 0.5,
-                                   line=dict(color="#ff2d2d", width=2, dash="dash"),
-                                   fillcolor="rgba(0,0,0,0)", editable=False, layer="above"))
+                shapes.append(
+                    dict(
+                        type="rect",
+                        name=BOX_SHAPE,
+                        xref=heat.xaxis,
+                        yref=heat.yaxis,
+                        x0=x0 - 0.5,
+                        y0=y0 - 0.5,
+                        x1=x1 - 0.5,
+                        y1=y1 - 0.5,
+                        line=dict(color="#ff2d2d", width=2, dash="dash"),
+                        fillcolor="rgba(0,0,0,0)",
+                        editable=False,
+                        layer="above",
+                    )
+                )
         return shapes
 
     def _draw_shapes(self, modebar: bool = True) -> None:

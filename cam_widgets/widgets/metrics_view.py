@@ -6,11 +6,13 @@ over the panels, Average Drop batched per model), :func:`metrics_table_html` and
 load). Coordinates are pixels of the photo the panels show (the model input, 224x224 for most
 models), ``x1`` / ``y1`` exclusive like :class:`~cam_widgets.data.scenes.Box`.
 """
+
 from __future__ import annotations
 
 import html
 import re
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +31,7 @@ IOU_DELTAS = (0.25, 0.5)
 Box = tuple  # (x0, y0, x1, y1), ints, x1 / y1 exclusive
 
 
-def parse_box(text: str, shape: tuple[int, int]) -> Optional[Box]:
+def parse_box(text: str, shape: tuple[int, int]) -> Box | None:
     """``"10, 20, 120, 200"`` -> ``(10, 20, 120, 200)`` inside an image of ``shape`` (h, w);
     empty text -> None. Raises InvalidParameterError (one line) on anything else."""
     text = str(text).strip().strip("()[]").strip()
@@ -44,24 +46,27 @@ def parse_box(text: str, shape: tuple[int, int]) -> Optional[Box]:
     if len(values) != 4 or not all(np.isfinite(values)):
         raise InvalidParameterError(
             f"a box is four numbers x0,y0,x1,y1 in pixels of the {w}x{h} input (got {text!r}); "
-            f"e.g. 40,60,150,200")
+            f"e.g. 40,60,150,200"
+        )
     x0, y0, x1, y1 = (int(round(v)) for v in values)
     if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
         raise InvalidParameterError(
             f"the box {x0},{y0},{x1},{y1} must satisfy 0 <= x0 < x1 <= {w} and 0 <= y0 < y1 <= {h} "
-            f"(the {w}x{h} input; x1, y1 exclusive)")
+            f"(the {w}x{h} input; x1, y1 exclusive)"
+        )
     return (x0, y0, x1, y1)
 
 
-def scene_targets(image: str, class_id: int, shape: tuple[int, int]) -> Optional[list[Box]]:
+def scene_targets(image: str, class_id: int, shape: tuple[int, int]) -> list[Box] | None:
     """Ground-truth boxes of a bundled scene (``"scene:NAME"``) for ``class_id``, scaled to
     ``shape``: the boxes that accept the class, else every box. None for a plain photo."""
     if not str(image).startswith("scene:"):
         return None
-    scene = get_scene(image[len("scene:"):])
+    scene = get_scene(image[len("scene:") :])
     sh, sw = scene.image.shape[:2]
-    boxes = [b for b in scene.boxes if class_id == b.class_id or class_id in b.accepted_ids] \
-        or list(scene.boxes)
+    boxes = [b for b in scene.boxes if class_id == b.class_id or class_id in b.accepted_ids] or list(
+        scene.boxes
+    )
     return [scale_box(b.xyxy, (sh, sw), shape) for b in boxes]
 
 
@@ -71,13 +76,17 @@ def scale_box(box: Box, source: tuple[int, int], shape: tuple[int, int]) -> Box:
         return tuple(int(v) for v in box)
     fy, fx = shape[0] / source[0], shape[1] / source[1]
     x0, y0, x1, y1 = box
-    return (int(round(x0 * fx)), int(round(y0 * fy)),
-            max(int(round(x1 * fx)), int(round(x0 * fx)) + 1),
-            max(int(round(y1 * fy)), int(round(y0 * fy)) + 1))
+    return (
+        int(round(x0 * fx)),
+        int(round(y0 * fy)),
+        max(int(round(x1 * fx)), int(round(x0 * fx)) + 1),
+        max(int(round(y1 * fy)), int(round(y0 * fy)) + 1),
+    )
 
 
-def panel_metrics(sources: Sequence[tuple[Any, Any]], results: Sequence[Any],
-                  targets: Sequence[Optional[list[Box]]]) -> list[dict]:
+def panel_metrics(
+    sources: Sequence[tuple[Any, Any]], results: Sequence[Any], targets: Sequence[list[Box] | None]
+) -> list[dict]:
     """One dict per panel: ``pointing`` (bool), ``energy``, ``iou`` ({delta: IoU}) against the
     panel's target (None without one), and ``drop`` / ``increase`` / ``full`` / ``masked``
     (Average Drop %, Increase in Confidence, probabilities) for the panel's class.
@@ -98,24 +107,30 @@ def panel_metrics(sources: Sequence[tuple[Any, Any]], results: Sequence[Any],
         energy = energy_pointing_game(maps, boxes)
         iou = iou_at_thresholds(maps, boxes, deltas=IOU_DELTAS)
         for i, k in enumerate(ks):
-            rows[k].update(pointing=bool(hits[i]), energy=float(energy[i]),
-                           iou={d: float(v[i]) for d, v in iou.items()})
+            rows[k].update(
+                pointing=bool(hits[i]), energy=float(energy[i]), iou={d: float(v[i]) for d, v in iou.items()}
+            )
     by_model: dict = {}
     for k, (explainer, _) in enumerate(sources):
         by_model.setdefault(id(explainer), []).append(k)
     for ks in by_model.values():
         explainer = sources[ks[0]][0]
-        scores = average_drop_increase(explainer, [sources[k][1] for k in ks],
-                                       np.stack([results[k].heatmap for k in ks]),
-                                       [results[k].class_id for k in ks])
+        scores = average_drop_increase(
+            explainer,
+            [sources[k][1] for k in ks],
+            np.stack([results[k].heatmap for k in ks]),
+            [results[k].class_id for k in ks],
+        )
         for k, item in zip(ks, scores["per_image"]):
-            rows[k].update(drop=item["drop"], increase=item["increase"], full=item["full"],
-                           masked=item["masked"])
+            rows[k].update(
+                drop=item["drop"], increase=item["increase"], full=item["full"], masked=item["masked"]
+            )
     return rows
 
 
 def metrics_table_html(titles: Sequence[str], rows: Sequence[dict], source: str) -> str:
     """The table: one row per panel; ``source`` says where the boxes come from."""
+
     def cell(text, align="right"):
         return f"<td style='text-align:{align};padding:0 8px'>{text}</td>"
 
@@ -123,33 +138,47 @@ def metrics_table_html(titles: Sequence[str], rows: Sequence[dict], source: str)
         tip = f" title='{tip}'" if tip else ""
         return f"<th{tip} style='text-align:{align};padding:0 8px;white-space:nowrap'>{text}</th>"
 
-    head = ("<tr>" + header("panel", align="left")
-            + header("pointing game", f"maximum within {POINTING_TOLERANCE} px of the box", "center")
-            + header("energy in box", "fraction of the map inside the box")
-            + "".join(header(f"IoU@{d:g}", f"IoU of the map above {d:g} x max with the box")
-                      for d in IOU_DELTAS)
-            + header("drop %", "Average Drop: confidence lost on image x map")
-            + header("increase", "Increase in Confidence: image x map scores higher", "center")
-            + header("p full &rarr; masked") + "</tr>")
+    head = (
+        "<tr>"
+        + header("panel", align="left")
+        + header("pointing game", f"maximum within {POINTING_TOLERANCE} px of the box", "center")
+        + header("energy in box", "fraction of the map inside the box")
+        + "".join(header(f"IoU@{d:g}", f"IoU of the map above {d:g} x max with the box") for d in IOU_DELTAS)
+        + header("drop %", "Average Drop: confidence lost on image x map")
+        + header("increase", "Increase in Confidence: image x map scores higher", "center")
+        + header("p full &rarr; masked")
+        + "</tr>"
+    )
     body = []
     for title, row in zip(titles, rows):
         if row.get("pointing") is None:
             loc = [cell("&mdash;", "center")] * (2 + len(IOU_DELTAS))
         else:
-            hit = ("<span style='color:#080'>hit</span>" if row["pointing"]
-                   else "<span style='color:#c00'>miss</span>")
-            loc = [cell(hit, "center"), cell(f"{row['energy']:.3f}")] + \
-                [cell(f"{row['iou'][d]:.3f}") for d in IOU_DELTAS]
-        faith = [cell(f"{row['drop']:.1f}"), cell("yes" if row["increase"] else "no", "center"),
-                 cell(f"{row['full']:.3f} &rarr; {row['masked']:.3f}")] if "drop" in row else \
-            [cell("&mdash;", "center")] * 3
+            hit = (
+                "<span style='color:#080'>hit</span>"
+                if row["pointing"]
+                else "<span style='color:#c00'>miss</span>"
+            )
+            loc = [cell(hit, "center"), cell(f"{row['energy']:.3f}")] + [
+                cell(f"{row['iou'][d]:.3f}") for d in IOU_DELTAS
+            ]
+        faith = (
+            [
+                cell(f"{row['drop']:.1f}"),
+                cell("yes" if row["increase"] else "no", "center"),
+                cell(f"{row['full']:.3f} &rarr; {row['masked']:.3f}"),
+            ]
+            if "drop" in row
+            else [cell("&mdash;", "center")] * 3
+        )
         body.append("<tr>" + cell(html.escape(title), "left") + "".join(loc + faith) + "</tr>")
-    return (f"<div class='cw-metrics'><div style='font-size:90%'>{html.escape(source)}</div>"
-            f"<table class='cw-metrics-table'>{head}{''.join(body)}</table></div>")
+    return (
+        f"<div class='cw-metrics'><div style='font-size:90%'>{html.escape(source)}</div>"
+        f"<table class='cw-metrics-table'>{head}{''.join(body)}</table></div>"
+    )
 
 
-def curve_html(curve: dict, title: str, width: int = 340, height: int = 200,
-               note: str = "") -> str:
+def curve_html(curve: dict, title: str, width: int = 340, height: int = 200, note: str = "") -> str:
     """Deletion and insertion curves of :func:`deletion_insertion` as an inline SVG, with
     their AUCs in the caption."""
     left, right, top, bottom = 36, 10, 10, 28
@@ -157,24 +186,33 @@ def curve_html(curve: dict, title: str, width: int = 340, height: int = 200,
     xs = np.asarray(curve["fractions"], dtype=float)
 
     def line(values, color, dash=""):
-        pts = " ".join(f"{left + x * pw:.1f},{top + (1 - min(max(y, 0.0), 1.0)) * ph:.1f}"
-                       for x, y in zip(xs, np.asarray(values, dtype=float)))
-        return (f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2'"
-                f"{f' stroke-dasharray={dash!r}' if dash else ''}/>")
+        pts = " ".join(
+            f"{left + x * pw:.1f},{top + (1 - min(max(y, 0.0), 1.0)) * ph:.1f}"
+            for x, y in zip(xs, np.asarray(values, dtype=float))
+        )
+        return (
+            f"<polyline points='{pts}' fill='none' stroke='{color}' stroke-width='2'"
+            f"{f' stroke-dasharray={dash!r}' if dash else ''}/>"
+        )
 
     ticks = "".join(
         f"<line x1='{left + t * pw:.1f}' y1='{top + ph}' x2='{left + t * pw:.1f}' y2='{top + ph + 4}' stroke='#444'/>"
         f"<text x='{left + t * pw:.1f}' y='{top + ph + 15}' font-size='10' text-anchor='middle'>{t:g}</text>"
         f"<line x1='{left - 4}' y1='{top + (1 - t) * ph:.1f}' x2='{left}' y2='{top + (1 - t) * ph:.1f}' stroke='#444'/>"
         f"<text x='{left - 6}' y='{top + (1 - t) * ph + 3:.1f}' font-size='10' text-anchor='end'>{t:g}</text>"
-        for t in (0, 0.5, 1))
-    svg = (f"<svg class='cw-curve' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
-           f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#444'/>{ticks}"
-           f"<text x='{left + pw / 2:.1f}' y='{height - 2}' font-size='10' text-anchor='middle'>"
-           "fraction of pixels removed / inserted (most salient first)</text>"
-           f"{line(curve['deletion_curve'], '#c00')}{line(curve['insertion_curve'], '#06c', '5,3')}</svg>")
-    caption = (f"{html.escape(title)}: <span style='color:#c00'>deletion AUC "
-               f"{curve['deletion_auc']:.3f}</span> (lower is better) &middot; "
-               f"<span style='color:#06c'>insertion AUC {curve['insertion_auc']:.3f}</span> "
-               f"(higher is better); probability of the panel's class{html.escape(note)}")
+        for t in (0, 0.5, 1)
+    )
+    svg = (
+        f"<svg class='cw-curve' xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
+        f"<rect x='{left}' y='{top}' width='{pw}' height='{ph}' fill='none' stroke='#444'/>{ticks}"
+        f"<text x='{left + pw / 2:.1f}' y='{height - 2}' font-size='10' text-anchor='middle'>"
+        "fraction of pixels removed / inserted (most salient first)</text>"
+        f"{line(curve['deletion_curve'], '#c00')}{line(curve['insertion_curve'], '#06c', '5,3')}</svg>"
+    )
+    caption = (
+        f"{html.escape(title)}: <span style='color:#c00'>deletion AUC "
+        f"{curve['deletion_auc']:.3f}</span> (lower is better) &middot; "
+        f"<span style='color:#06c'>insertion AUC {curve['insertion_auc']:.3f}</span> "
+        f"(higher is better); probability of the panel's class{html.escape(note)}"
+    )
     return f"<figure class='cw-curve-figure' style='margin:0'>{svg}<figcaption style='font-size:90%'>{caption}</figcaption></figure>"

@@ -12,20 +12,36 @@ With ``wrap`` too, panels narrower than :data:`~cam_widgets.render.figures.MIN_W
 wrap into rows instead (:func:`~cam_widgets.render.figures.panel_grid`): the browser reports
 the box's width, and the panels' places (axis domains, title positions) move in place.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
 from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import (FIGURE_CONFIG, figure_widget, FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT, MIN_PANEL_WIDTH,
-                              MIN_WRAP_PANEL, PAGE_WIDTH, ROW_GAP, PanelGrid, grid_domains,
-                              grid_height, heatmap_figure, map_side, panel_grid, prepare_map,
-                              title_width, wrap_title)
+from ..render.figures import (
+    FIGURE_CONFIG,
+    FIGURE_EXTRA,
+    FIGURE_EXTRA_HEIGHT,
+    MIN_PANEL_WIDTH,
+    MIN_WRAP_PANEL,
+    PAGE_WIDTH,
+    ROW_GAP,
+    PanelGrid,
+    figure_widget,
+    grid_domains,
+    grid_height,
+    heatmap_figure,
+    map_side,
+    panel_grid,
+    prepare_map,
+    title_width,
+    wrap_title,
+)
 from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
@@ -47,13 +63,26 @@ def compact_z(m: np.ndarray, digits: int = 4) -> np.ndarray:
 class HeatmapPanels:
     """N panels side by side: photo + map + probe marker; shared zoom and colour axis."""
 
-    def __init__(self, image: np.ndarray, maps: Sequence[np.ndarray], titles: Sequence[str], *,
-                 opacity: float = 0.5, colormap: str = "viridis", panel_size: int = 320,
-                 zrange: Optional[tuple[float, float]] = None, view: str = "overlay",
-                 colorbar_title: str = "", probe: Optional[tuple[float, float]] = None,
-                 fit_width: bool = False, window_reserve: int = 0, anchor: str = "",
-                 title_px: Optional[int] = None, wrap: bool = False,
-                 bare: Sequence[int] = ()) -> None:
+    def __init__(
+        self,
+        image: np.ndarray,
+        maps: Sequence[np.ndarray],
+        titles: Sequence[str],
+        *,
+        opacity: float = 0.5,
+        colormap: str = "viridis",
+        panel_size: int = 320,
+        zrange: tuple[float, float] | None = None,
+        view: str = "overlay",
+        colorbar_title: str = "",
+        probe: tuple[float, float] | None = None,
+        fit_width: bool = False,
+        window_reserve: int = 0,
+        anchor: str = "",
+        title_px: int | None = None,
+        wrap: bool = False,
+        bare: Sequence[int] = (),
+    ) -> None:
         """``fit_width``: see the module's notes; ``window_reserve`` (with it): in view in the
         window (:class:`.fit_width.FitWidth`: on the first screen where it can be, else below
         the top of the widget of CSS class ``anchor``, or that many pixels), panels then
@@ -65,11 +94,18 @@ class HeatmapPanels:
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
-        base = heatmap_figure(image, list(maps), list(titles), opacity=opacity,
-                              colorscale=colormap, panel_size=panel_size, image_format="jpeg",
-                              fit_width=fit_width,
-                              zmin=None if zrange is None else zrange[0],
-                              zmax=None if zrange is None else zrange[1])
+        base = heatmap_figure(
+            image,
+            list(maps),
+            list(titles),
+            opacity=opacity,
+            colorscale=colormap,
+            panel_size=panel_size,
+            image_format="jpeg",
+            fit_width=fit_width,
+            zmin=None if zrange is None else zrange[0],
+            zmax=None if zrange is None else zrange[1],
+        )
         figure = go.Figure(layout=base.layout)
         figure.layout.coloraxis.colorbar.title.text = colorbar_title
         self.count, self.panel_size = len(maps), panel_size
@@ -98,10 +134,19 @@ class HeatmapPanels:
                 heat.update(visible=False, hoverinfo="skip")
             figure.add_trace(photo)
             figure.add_trace(heat)
-            figure.add_trace(go.Scatter(
-                x=xs, y=ys, mode="markers", showlegend=False, hoverinfo="skip",
-                marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)),
-                xaxis=heat.xaxis, yaxis=heat.yaxis, name=f"probe {k}"))
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="markers",
+                    showlegend=False,
+                    hoverinfo="skip",
+                    marker=dict(symbol="circle-open", size=14, color="red", line=dict(width=3)),
+                    xaxis=heat.xaxis,
+                    yaxis=heat.yaxis,
+                    name=f"probe {k}",
+                )
+            )
         if window_reserve:  # drawn small first, then grown to the window
             figure.layout.height = int(min(MIN_WINDOW_FIT_PANEL, panel_size) * h / w + FIGURE_EXTRA_HEIGHT)
         self.figure = figure_widget(figure)  # (plotly's widget class imported quickly)
@@ -109,23 +154,38 @@ class HeatmapPanels:
         self.image_shape = image.shape[:2]
         #: what to show: the figure, or with ``fit_width`` a box the figure fills
         self.widget: W.Widget = self.figure
-        self.fit: Optional[FitWidth] = None
+        self.fit: FitWidth | None = None
         if fit_width:
             # plotly.js's resize handler, which FitWidth calls (and the window's resize event)
             self.figure._config = {**self.figure._config, "responsive": True}
             # past its narrowest the box scrolls: one row of 100-px panels, or one wrapped column
-            narrowest = min(MIN_WRAP_PANEL, panel_size) if self.wrap else \
-                min(MIN_PANEL_WIDTH, panel_size) * self.count
-            self.fit = FitWidth(panels=self.count, aspect=h / w, max_panel=panel_size,
-                                window_reserve=window_reserve, anchor=anchor,
-                                min_panel=min(MIN_WINDOW_FIT_PANEL, panel_size),
-                                columns=self.grid.columns, rows=self.grid.rows, row_gap=ROW_GAP,
-                                share=self.grid.share if self.wrap else 0.0)
+            narrowest = (
+                min(MIN_WRAP_PANEL, panel_size)
+                if self.wrap
+                else min(MIN_PANEL_WIDTH, panel_size) * self.count
+            )
+            self.fit = FitWidth(
+                panels=self.count,
+                aspect=h / w,
+                max_panel=panel_size,
+                window_reserve=window_reserve,
+                anchor=anchor,
+                min_panel=min(MIN_WINDOW_FIT_PANEL, panel_size),
+                columns=self.grid.columns,
+                rows=self.grid.rows,
+                row_gap=ROW_GAP,
+                share=self.grid.share if self.wrap else 0.0,
+            )
             if self.wrap:
                 self.fit.observe(self._on_width, names="width")
-            self.widget = W.VBox([self.figure, self.fit], layout=W.Layout(
-                width="100%", min_width=f"{narrowest + FIGURE_EXTRA}px",
-                max_width=f"{panel_size * self.count + FIGURE_EXTRA}px"))
+            self.widget = W.VBox(
+                [self.figure, self.fit],
+                layout=W.Layout(
+                    width="100%",
+                    min_width=f"{narrowest + FIGURE_EXTRA}px",
+                    max_width=f"{panel_size * self.count + FIGURE_EXTRA}px",
+                ),
+            )
         self._click_handlers: list[Callable[[int, float, float], None]] = []
         for k in range(self.count):
             self.heatmap(k).on_click(self._make_click(k))
@@ -140,17 +200,26 @@ class HeatmapPanels:
         return self.figure.data[TRACES_PER_PANEL * k + 2]
 
     # ---------------------------------------------------------------- updates
-    def set_maps(self, maps: Sequence[np.ndarray], titles: Optional[Sequence[str]] = None,
-                 zrange: Optional[tuple[float, float]] = None,
-                 colorbar_title: Optional[str] = None) -> None:
+    def set_maps(
+        self,
+        maps: Sequence[np.ndarray],
+        titles: Sequence[str] | None = None,
+        zrange: tuple[float, float] | None = None,
+        colorbar_title: str | None = None,
+    ) -> None:
         """Replace the maps (and titles, colour bar title), keeping the figure; ``zrange``
         fixes the colour axis."""
         h, w = self.image_shape
         with self.figure.batch_update():
             for k, raw in enumerate(maps):
                 m = prepare_map(raw, map_side(self.count))
-                self.heatmap(k).update(z=compact_z(m), dx=w / m.shape[1], dy=h / m.shape[0],
-                                       x0=w / m.shape[1] / 2 - 0.5, y0=h / m.shape[0] / 2 - 0.5)
+                self.heatmap(k).update(
+                    z=compact_z(m),
+                    dx=w / m.shape[1],
+                    dy=h / m.shape[0],
+                    x0=w / m.shape[1] / 2 - 0.5,
+                    y0=h / m.shape[0] / 2 - 0.5,
+                )
                 if titles is not None:
                     self.heatmap(k).name = titles[k]
                     self.figure.layout.annotations[k].text = wrap_title(titles[k], self._title_px)
@@ -175,7 +244,8 @@ class HeatmapPanels:
                     self._title_px = int(grid.panel)
                     for k in range(self.count):
                         self.figure.layout.annotations[k].text = wrap_title(
-                            self.heatmap(k).name, self._title_px)
+                            self.heatmap(k).name, self._title_px
+                        )
             self.grid = grid
             with self.fit.hold_sync():  # the height follows, in the browser
                 self.fit.columns, self.fit.rows, self.fit.share = grid.columns, grid.rows, grid.share
@@ -218,7 +288,7 @@ class HeatmapPanels:
                 self.heatmap(k).zsmooth = False if raw else "best"
                 self.heatmap(k).opacity = 1.0 if raw else float(opacity)
 
-    def mark(self, x: Optional[float], y: Optional[float]) -> None:
+    def mark(self, x: float | None, y: float | None) -> None:
         """Put the probe marker at (x, y) in every panel (None clears it)."""
         xs, ys = ([], []) if x is None else ([x], [y])
         with self.figure.batch_update():

@@ -14,12 +14,13 @@ A request replaced by newer changes while it runs is closed by the queue (its ``
 blocks run; nothing after its yield does) and its changes run with the newer ones: a request
 handles :class:`Stopped` only for the stop button.
 """
+
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Generator
 from functools import partial
-from typing import Callable, Generator, Optional
 
 from ..errors import CamWidgetsError
 
@@ -67,19 +68,23 @@ class RequestQueue:
             replaced changes of its dependents (a new photo: not the old photo's class).
     """
 
-    def __init__(self, make_request: Callable[[dict], Request],
-                 background: Optional[bool] = None, implied: Optional[dict] = None) -> None:
+    def __init__(
+        self,
+        make_request: Callable[[dict], Request],
+        background: bool | None = None,
+        implied: dict | None = None,
+    ) -> None:
         self._make_request = make_request
         self.background = in_kernel() if background is None else bool(background)
         self.implied = dict(implied or {})
         self.on_error: Callable[[Exception], None] = lambda error: None
         self.pending: dict = {}
         self.active: dict = {}  # the changes of the running request
-        self._task: Optional[asyncio.Task] = None
+        self._task: asyncio.Task | None = None
         self._stop = threading.Event()
         self.stopped_by_user = False
 
-    def loop(self) -> Optional[asyncio.AbstractEventLoop]:
+    def loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop to run requests off: the running one (a kernel's widget callback runs
         on it) when in the background mode, else None."""
         if not self.background:
@@ -89,7 +94,7 @@ class RequestQueue:
         except RuntimeError:
             return None
 
-    def cell_loop(self) -> Optional[asyncio.AbstractEventLoop]:
+    def cell_loop(self) -> asyncio.AbstractEventLoop | None:
         """The kernel's loop, when called from a notebook cell in the background mode (work
         asked for now runs after the cell); None outside a Jupyter kernel, where a running
         loop is a test's or a library's own (Playwright's, in the browser tests)."""
@@ -135,8 +140,7 @@ class RequestQueue:
         """A superseded request's changes, beneath the newer ones (a widget whose state
         changes only when a request succeeds would lose them otherwise), less those the
         newer ones void (see ``implied``)."""
-        void = {d for key, dependents in self.implied.items() if key in self.pending
-                for d in dependents}
+        void = {d for key, dependents in self.implied.items() if key in self.pending for d in dependents}
         older = {k: v for k, v in changes.items() if k not in void}
         self.pending = {**older, **self.pending}
 

@@ -1,19 +1,20 @@
 """SmoothGradStudy: vanilla vs SmoothGrad and the running mean over sample counts (article 004)."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import ipywidgets as W
 import numpy as np
 
+from ..api import widget_model
 from ..methods import get_method, list_methods
 from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
-from ..api import widget_model
 from ..models import DEFAULT_MODEL
 from ..result import Explanation
 from .common import colorbar_note, control_row, display_map, snapshot_display
-from .study_base import StudyView, Study
+from .study_base import Study, StudyView
 
 
 @dataclass(frozen=True)
@@ -39,33 +40,54 @@ class SmoothGradStudy(Study):
     RESULT = "result"
     PROGRESS_UNIT = SMOOTHGRAD_UNIT
 
-    def __init__(self, image: str = "chelsea", model: str = DEFAULT_MODEL, target=None,
-                 method: str = "vanilla", noise: float = 0.2, samples: int = 100,
-                 snapshots: Sequence[int] = (1, 2, 3, 10, 20, 30, 50, 75, 100),
-                 background: Optional[bool] = None) -> None:
-        self.plain: Optional[Explanation] = None
-        self.result: Optional[Explanation] = None
+    def __init__(
+        self,
+        image: str = "chelsea",
+        model: str = DEFAULT_MODEL,
+        target=None,
+        method: str = "vanilla",
+        noise: float = 0.2,
+        samples: int = 100,
+        snapshots: Sequence[int] = (1, 2, 3, 10, 20, 30, 50, 75, 100),
+        background: bool | None = None,
+    ) -> None:
+        self.plain: Explanation | None = None
+        self.result: Explanation | None = None
         self.progress_calls = 0
         snaps = tuple(sorted({int(n) for n in snapshots}))
         self._yours: list = []  # your model's Explainer, held while this widget lives
-        state = SmoothGradState(image, widget_model(model, self._yours), target, get_method(method).name, float(noise),
-                                int(samples), snaps)
+        state = SmoothGradState(
+            image,
+            widget_model(model, self._yours),
+            target,
+            get_method(method).name,
+            float(noise),
+            int(samples),
+            snaps,
+        )
         super().__init__(state, placeholders=len(snaps) + 1, background=background)
 
     def _build_controls(self) -> dict:
         s, c = self.state, self._common_controls()
-        c["method"] = W.Dropdown(options=[(m.title, m.name) for m in list_methods()],
-                                 value=s.method, description="method")
-        c["noise"] = W.FloatSlider(value=s.noise, min=0.0, max=0.5, step=0.01, description="noise",
-                                   continuous_update=False)
-        c["samples"] = W.IntSlider(value=s.samples, min=1, max=max(100, s.samples),
-                                   description="samples", continuous_update=False)
+        c["method"] = W.Dropdown(
+            options=[(m.title, m.name) for m in list_methods()], value=s.method, description="method"
+        )
+        c["noise"] = W.FloatSlider(
+            value=s.noise, min=0.0, max=0.5, step=0.01, description="noise", continuous_update=False
+        )
+        c["samples"] = W.IntSlider(
+            value=s.samples, min=1, max=max(100, s.samples), description="samples", continuous_update=False
+        )
         return c
 
     def _layout(self) -> W.Widget:
         c = self._controls
-        return W.VBox([control_row(c["image"], c["model"], c["method"], c["target"]),
-                       control_row(c["noise"], c["samples"], c["opacity"], c["colormap"])])
+        return W.VBox(
+            [
+                control_row(c["image"], c["model"], c["method"], c["target"]),
+                control_row(c["noise"], c["samples"], c["opacity"], c["colormap"]),
+            ]
+        )
 
     def _first_compute(self, s: SmoothGradState, report):
         """On a kernel: the plain map at once, the SmoothGrad panels filled in by a request
@@ -82,8 +104,10 @@ class SmoothGradStudy(Study):
             self.plain = plain
             self._say(line, [unseen])
             self._compute_again()
-        return s, StudyView(prepared.rgb, maps, titles, colorbar_note([plain]), explainer,
-                            finish, shown=plain)
+
+        return s, StudyView(
+            prepared.rgb, maps, titles, colorbar_note([plain]), explainer, finish, shown=plain
+        )
 
     def _plain(self, s: SmoothGradState):
         """(explainer, prepared photo, the plain Explanation, the counts this run reaches)."""
@@ -102,7 +126,8 @@ class SmoothGradStudy(Study):
         name = get_method(plain.method).title
         maps = [first] + [reached.get(n, np.zeros_like(first)) for n in counts]
         titles = [f"{name}, no noise"] + [
-            f"SmoothGrad n={n}" if n in reached else f"n={n}: to come" for n in counts]
+            f"SmoothGrad n={n}" if n in reached else f"n={n}: to come" for n in counts
+        ]
         return maps, titles
 
     def _compute(self, s: SmoothGradState, report):
@@ -115,21 +140,38 @@ class SmoothGradStudy(Study):
 
         def snapshot(count: int, heatmaps: list) -> None:  # (worker thread: no widget touched)
             reached[count] = snapshot_display(heatmaps[0], plain.pixel_level, panels)
-            self._show_progress(report, prepared.rgb, *self._panels(plain, counts, reached),
-                                colorbar_note([plain]), key=(s.image, prepared.rgb.shape))
+            self._show_progress(
+                report,
+                prepared.rgb,
+                *self._panels(plain, counts, reached),
+                colorbar_note([plain]),
+                key=(s.image, prepared.rgb.shape),
+            )
 
-        result = explainer.explain(prepared, s.method, plain.class_id, noise=s.noise,
-                                   samples=s.samples, snapshots=counts,
-                                   progress=progress, on_snapshot=snapshot)
-        maps, titles = self._panels(plain, counts, {
-            n: display_map(result, snapshot=n, panels=panels) for n in counts})
+        result = explainer.explain(
+            prepared,
+            s.method,
+            plain.class_id,
+            noise=s.noise,
+            samples=s.samples,
+            snapshots=counts,
+            progress=progress,
+            on_snapshot=snapshot,
+        )
+        maps, titles = self._panels(
+            plain, counts, {n: display_map(result, snapshot=n, panels=panels) for n in counts}
+        )
         name = get_method(plain.method).title
-        line = (f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
-                f"{s.samples} sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s")
+        line = (
+            f"{name}: {plain.label} ({plain.class_id}), noise {s.noise:g}, "
+            f"{s.samples} sample{'s' if s.samples != 1 else ''} in {result.seconds:.1f} s"
+        )
         unseen = self._unseen(explainer, prepared, plain)
 
         def finish() -> None:
             self.plain, self.result = plain, result
             self._say(line, [unseen])
-        return s, StudyView(prepared.rgb, maps, titles, colorbar_note([plain, result]),
-                            explainer, finish, shown=plain)
+
+        return s, StudyView(
+            prepared.rgb, maps, titles, colorbar_note([plain, result]), explainer, finish, shown=plain
+        )

@@ -5,16 +5,15 @@ Compare and the studies share this: their state is a frozen dataclass, a control
 re-render at once without an engine call, and the state is replaced only when the engine
 work and the figure both succeeded; on an error or a stop the last good view stays.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import Optional
 
 from .common import StatusLine, busy, errors_shown, next_state, parse_target
 from .lifecycle import close_owned
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
-
 
 #: A change that asks for the state's engine work again (a study's deferred first run).
 AGAIN = "__again__"
@@ -35,7 +34,7 @@ class StateRequests:
     PROGRESS_UNIT = ""  # what _compute's progress reports count
     STOPPED = "stopped: the maps are the ones before"
 
-    def _start_requests(self, background: Optional[bool], implied: Optional[dict] = None) -> None:
+    def _start_requests(self, background: bool | None, implied: dict | None = None) -> None:
         """The queue and the status line (its stop button stops the running request).
         ``implied``: see :class:`~.requests.RequestQueue`."""
         self._requests = RequestQueue(self._request, background, implied=implied)
@@ -79,22 +78,21 @@ class StateRequests:
             try:
                 changes = dict(changes)
                 again = changes.pop(AGAIN, False)
-                new, display_only = next_state(type(self).__name__, self.state, changes,
-                                               self.DISPLAY, self._normalize)
+                new, display_only = next_state(
+                    type(self).__name__, self.state, changes, self.DISPLAY, self._normalize
+                )
                 display_only = display_only and not again
                 if display_only:  # nothing for the engine: re-render only
                     self._show_display(**self._display_of(new))
                 else:
                     shown = self._display_of(self.state)
-                    report = progress_reporter(self.status, self._requests, loop,
-                                               self.PROGRESS_UNIT)
+                    report = progress_reporter(self.status, self._requests, loop, self.PROGRESS_UNIT)
                     self._progress = report  # the request whose partial results may show
                     state, computed = yield partial(self._compute, new, report)
                     if self._closed:  # closed while it computed: nothing to show it in
                         return
                     # display settings changed while it computed are the newest
-                    newer = {k: v for k, v in self._display_of(self.state).items()
-                             if v != shown[k]}
+                    newer = {k: v for k, v in self._display_of(self.state).items() if v != shown[k]}
                     self._apply(replace(state, **newer), computed)
                     self._line = self.status.line.value
                 ok = True
@@ -129,6 +127,7 @@ class StateRequests:
                     self._show_display(**{name: new})
             else:
                 self._requests.submit({name: new})
+
         return changed
 
     def _parse_control(self, name: str, value):

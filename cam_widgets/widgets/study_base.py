@@ -1,8 +1,10 @@
 """Shared base of the studies: a frozen state, controls, one HeatmapPanels, ``set(**changes)``."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple
 
 import ipywidgets as W
 import numpy as np
@@ -30,6 +32,7 @@ class StudyView(NamedTuple):
     classes go to the class box), ``finish()``, the study's other updates (its results,
     status line, tables), called on the loop's thread, and a result of the class the maps
     show (the class box names it when it was left to the top class)."""
+
     rgb: np.ndarray
     maps: list
     titles: list
@@ -53,13 +56,13 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
     #: a newer change of a key voids older replaced changes of its dependents (_normalize's)
     IMPLIED: dict = {}
 
-    def __init__(self, state, placeholders: int, background: Optional[bool] = None) -> None:
+    def __init__(self, state, placeholders: int, background: bool | None = None) -> None:
         self.state = replace(state, image=image_choice(state.image))  # a path, URL, array too
         self._start_requests(background, implied=self.IMPLIED)
         self.engine_calls = 0
-        self.panels: Optional[HeatmapPanels] = None
-        self._last_view: Optional[tuple] = None  # what _apply showed (partial maps undone to it)
-        self._target_options: Optional[str] = None  # the model whose classes the box offers
+        self.panels: HeatmapPanels | None = None
+        self._last_view: tuple | None = None  # what _apply showed (partial maps undone to it)
+        self._target_options: str | None = None  # the model whose classes the box offers
         self._controls = self._build_controls()
         # the figure fits the page's width, its panels in rows; past one narrowest panel it scrolls
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
@@ -69,8 +72,11 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
             self._apply(*self._first_compute(self.state, report))
             self._line = self.status.line.value
         if self.panels is None:  # the first computation failed: empty panels, error shown
-            self._show(np.zeros((224, 224, 3), np.uint8),
-                       [np.zeros((7, 7), np.float32)] * placeholders, ["(not computed)"] * placeholders)
+            self._show(
+                np.zeros((224, 224, 3), np.uint8),
+                [np.zeros((7, 7), np.float32)] * placeholders,
+                ["(not computed)"] * placeholders,
+            )
         self._sync_controls()
         self._watch_controls()
         self._follow_user_images()
@@ -113,24 +119,28 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
         self._render_display()
         self.status.line.value = self._line  # the last good state's line, not an old error
 
-    def _apply(self, state, view: "StudyView") -> None:
+    def _apply(self, state, view: StudyView) -> None:
         self.state = state
         self._last_view = (view.rgb, view.maps, view.titles, view.note, (state.image, view.rgb.shape))
         self._shown_partial = False
         self._show(*self._last_view)
         self._fill_target_options(view.explainer)
-        self._controls["target"].placeholder = CLASS_PLACEHOLDER if state.target is not None \
+        self._controls["target"].placeholder = (
+            CLASS_PLACEHOLDER
+            if state.target is not None
             else f"top class: {view.shown.class_id} {view.shown.label}"
+        )
         view.finish()
 
-    def _show_progress(self, report, rgb: np.ndarray, maps, titles, note: str = "",
-                       key=None) -> None:
+    def _show_progress(self, report, rgb: np.ndarray, maps, titles, note: str = "", key=None) -> None:
         """Show the maps a running request has so far (called in its worker thread): on the
         loop's thread, and only while that request is the running one."""
+
         def update() -> None:
             if self._progress is report and not self._closed:
                 self._shown_partial = True
                 self._show(rgb, maps, titles, note, key=key)
+
         report.show(update)
 
     def _discard_progress(self) -> None:
@@ -141,10 +151,18 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
     def _show(self, rgb: np.ndarray, maps, titles, note: str = "", key=None) -> None:
         if self.panels is None or self.panels.count != len(maps):
             # built in its final state, placed only once built (see HeatmapPanels)
-            self.panels = HeatmapPanels(rgb, maps, titles, opacity=self.state.opacity,
-                                        colormap=self.state.colormap, zrange=(0.0, 1.0),
-                                        colorbar_title=note, panel_size=PANEL_SIZE,
-                                        fit_width=True, wrap=True)
+            self.panels = HeatmapPanels(
+                rgb,
+                maps,
+                titles,
+                opacity=self.state.opacity,
+                colormap=self.state.colormap,
+                zrange=(0.0, 1.0),
+                colorbar_title=note,
+                panel_size=PANEL_SIZE,
+                fit_width=True,
+                wrap=True,
+            )
             self.panels.on_probe(lambda k, x, y: self.panels.mark(x, y))
             self._figure_box.children = [self.panels.widget]
         else:
@@ -175,8 +193,7 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
                     value = "" if value is None else str(value)
                 elif name == "layer":
                     value = value or ""
-                if (name != "layer" or value in [o[1] for o in control.options]) \
-                        and control.value != value:
+                if (name != "layer" or value in [o[1] for o in control.options]) and control.value != value:
                     control.value = value
         finally:
             self._syncing = False
@@ -186,8 +203,9 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
         c = {"image": W.Dropdown(options=image_choices(), value=s.image, description="image")}
         if models:
             c["model"] = W.Dropdown(options=model_choices(), value=s.model, description="model")
-        c["target"] = W.Combobox(placeholder=CLASS_PLACEHOLDER, description="class",
-                                 ensure_option=False, continuous_update=False)
+        c["target"] = W.Combobox(
+            placeholder=CLASS_PLACEHOLDER, description="class", ensure_option=False, continuous_update=False
+        )
         c["opacity"] = W.FloatSlider(value=s.opacity, min=0, max=1, step=0.05, description="opacity")
         c["colormap"] = W.Dropdown(options=list_colormaps(), value=s.colormap, description="colormap")
         return c

@@ -11,6 +11,7 @@
 
 Run: CAM_WIDGETS_REQUIRE_BROWSER=1 .venv/bin/python -m pytest -q tests/browser/test_walkthrough_browser.py
 """
+
 from __future__ import annotations
 
 import shutil
@@ -31,7 +32,7 @@ from .lab_helpers import write_notebook
 
 pytestmark = pytest.mark.browser
 
-LOAD_TIMEOUT = 150_000     # kernel start + imports + model load + first map
+LOAD_TIMEOUT = 150_000  # kernel start + imports + model load + first map
 #: the screens a class meets: a laptop, the most common projector-era laptop, a desktop
 SCREENS = ((1280, 800), (1366, 768), (1920, 1080))
 #: the Explorer's map never gets smaller than this (panel px): readable on a projector
@@ -81,16 +82,19 @@ def quickstart_page(browser, voila_server, artifacts):
         page.wait_for_function(
             """() => { const gd = document.querySelector('.js-plotly-plot');
                        return !!gd && (gd.data || []).some(t => t.type === 'heatmap' && t.z); }""",
-            timeout=LOAD_TIMEOUT)
+            timeout=LOAD_TIMEOUT,
+        )
         voila_server.remember_children()
         # drawn 410 px high first (a 320-px panel), then fitted to the screen by FitWidth
         page.wait_for_function(
             "() => document.querySelector('.js-plotly-plot .main-svg').getBoundingClientRect().height !== 410",
-            timeout=30_000)
+            timeout=30_000,
+        )
         yield page
     except BaseException:
-        save_failure_evidence(page, artifacts / "failure_walkthrough_quickstart.png",
-                              lambda p: p.evaluate(FIRST_FIGURE_JS))
+        save_failure_evidence(
+            page, artifacts / "failure_walkthrough_quickstart.png", lambda p: p.evaluate(FIRST_FIGURE_JS)
+        )
         raise
     finally:
         ctx.close()
@@ -106,13 +110,14 @@ def _assert_on_screen(geo: dict, height: int, when: str) -> None:
     assert geo["scrolled"] == 0, f"{when}: the page was scrolled ({geo['scrolled']} px): {geo}"
     fig, panel, bar = geo["figure"], geo["panel"], geo["colorbar"]
     assert fig["top"] >= 0 and fig["bottom"] <= height + SLACK, (
-        f"{when}: the map spans {fig['top']:.0f} to {fig['bottom']:.0f} px on a {height}-px "
-        f"screen: {geo}")
+        f"{when}: the map spans {fig['top']:.0f} to {fig['bottom']:.0f} px on a {height}-px screen: {geo}"
+    )
     assert panel["top"] >= 0 and panel["bottom"] <= height + SLACK, (when, geo)
     assert bar["bottom"] <= height + SLACK, (when, geo)
     assert geo["titles"] and all(t["top"] >= 0 for t in geo["titles"]), (when, geo)
     assert panel["width"] >= MIN_MAP and panel["height"] >= MIN_MAP, (
-        f"{when}: the map is {panel['width']:.0f} px, too small for a projector: {geo}")
+        f"{when}: the map is {panel['width']:.0f} px, too small for a projector: {geo}"
+    )
 
 
 def test_the_whole_map_is_on_the_first_screen(quickstart_page, artifacts):
@@ -123,12 +128,18 @@ def test_the_whole_map_is_on_the_first_screen(quickstart_page, artifacts):
         for width, height in SCREENS:
             geo = _first_screen(page, width, height)
             page.screenshot(path=str(artifacts / f"walkthrough_first_screen_{width}x{height}.png"))
-            measured[f"{width}x{height}"] = (round(geo["figure"]["top"]), round(geo["figure"]["bottom"]),
-                                             round(geo["panel"]["width"]))
+            measured[f"{width}x{height}"] = (
+                round(geo["figure"]["top"]),
+                round(geo["figure"]["bottom"]),
+                round(geo["panel"]["width"]),
+            )
             _assert_on_screen(geo, height, f"{width}x{height}")
             # it uses the screen: no more than a few px of the first screen left under it
             assert geo["figure"]["bottom"] >= height - 40 or geo["panel"]["width"] >= 718, (
-                width, height, geo)
+                width,
+                height,
+                geo,
+            )
     finally:
         print("first screen (map top, bottom, panel px):", measured)
 
@@ -141,12 +152,19 @@ def test_the_map_follows_a_longer_introduction(quickstart_page, artifacts):
     page.evaluate(LONGER_INTRO_JS, 300)
     page.wait_for_function(
         "top => document.querySelector('.js-plotly-plot .nsewdrag').getBoundingClientRect().top > top + 250",
-        arg=before["panel"]["top"], timeout=10_000)
+        arg=before["panel"]["top"],
+        timeout=10_000,
+    )
     after = _first_screen(page, 1920, 1080)
     page.screenshot(path=str(artifacts / "walkthrough_longer_intro_1920x1080.png"))
-    print("longer introduction (map top, bottom):", round(after["figure"]["top"]),
-          round(after["figure"]["bottom"]), "before:", round(before["figure"]["top"]),
-          round(before["figure"]["bottom"]))
+    print(
+        "longer introduction (map top, bottom):",
+        round(after["figure"]["top"]),
+        round(after["figure"]["bottom"]),
+        "before:",
+        round(before["figure"]["top"]),
+        round(before["figure"]["bottom"]),
+    )
     _assert_on_screen(after, 1080, "1920x1080, 300 px more introduction")
     assert after["panel"]["width"] < before["panel"]["width"] - 200, (before, after)
     page.evaluate("() => document.querySelectorAll('.cw-test-intro').forEach(e => e.remove())")
@@ -162,26 +180,32 @@ def test_side_by_side_in_the_browser(quickstart_page, artifacts):
     page.wait_for_function(
         """() => { const gd = document.querySelector('.cw-explorer .js-plotly-plot');
                    return !!gd && gd.querySelectorAll('.nsewdrag').length === 2
-                          && gd.querySelectorAll('image').length >= 2; }""", timeout=30_000)
+                          && gd.querySelectorAll('image').length >= 2; }""",
+        timeout=30_000,
+    )
     assert page.evaluate("() => document.querySelectorAll('.cw-explorer .js-plotly-plot').length") == 1
     geo = wait_figure_settled(page, quiet_ms=800, timeout=20_000)
     page.screenshot(path=str(artifacts / "walkthrough_side_by_side_1280x800.png"))
     left, right = geo["panels"]
     assert right["left"] >= left["right"] and abs(left["width"] - right["width"]) <= 2, geo
     assert geo["figure"]["bottom"] <= 800 + SLACK and left["width"] >= MIN_MAP - 40, geo
-    titles = page.evaluate("() => document.querySelector('.cw-explorer .js-plotly-plot').layout"
-                           ".annotations.map(a => a.text)")
+    titles = page.evaluate(
+        "() => document.querySelector('.cw-explorer .js-plotly-plot').layout.annotations.map(a => a.text)"
+    )
     assert titles[0] == "photo" and "Egyptian cat (285)" in titles[1], titles
     # the new figure takes updates from Python: a click on a prediction retitles the map
     explorer.locator(".jupyter-button", has_text="282 tiger cat").click()
     page.wait_for_function(
         """() => document.querySelector('.cw-explorer .js-plotly-plot').layout.annotations[1]
-                 .text.includes('(282)')""", timeout=45_000)
+                 .text.includes('(282)')""",
+        timeout=45_000,
+    )
     explorer.locator(".widget-toggle-buttons button", has_text="overlay").click()
     page.wait_for_function(
         "() => document.querySelector('.cw-explorer .js-plotly-plot .nsewdrag') &&"
         " document.querySelectorAll('.cw-explorer .js-plotly-plot .nsewdrag').length === 1",
-        timeout=30_000)
+        timeout=30_000,
+    )
 
 
 def test_one_choice_of_a_format_downloads_it(quickstart_page, tmp_path):
@@ -193,8 +217,11 @@ def test_one_choice_of_a_format_downloads_it(quickstart_page, tmp_path):
     explorer = page.locator(".cw-explorer")
     status = explorer.locator(".cw-status").first
     before = status.text_content()
-    export = explorer.locator(".widget-dropdown select").filter(
-        has=page.locator("option", has_text="export...")).first
+    export = (
+        explorer.locator(".widget-dropdown select")
+        .filter(has=page.locator("option", has_text="export..."))
+        .first
+    )
     with page.expect_download(timeout=45_000) as download:
         export.select_option(label="PNG figure")
     saved = tmp_path / download.value.suggested_filename
@@ -211,8 +238,12 @@ def test_one_choice_of_a_format_downloads_it(quickstart_page, tmp_path):
 
 #: Console messages of the module-federation failure that scripts/voila.py's denylist removes,
 #: and of an anywidget model that missed its 2 s deadline (it then ignores every update).
-CONSOLE_NOISE = ("RUNTIME-012", "Failed to create module", "Federation Runtime",
-                 "[anywidget] Failed to initialize model")
+CONSOLE_NOISE = (
+    "RUNTIME-012",
+    "Failed to create module",
+    "Federation Runtime",
+    "[anywidget] Failed to initialize model",
+)
 #: What an offline machine may fail to load: Voila's template asks a CDN for Font Awesome
 #: (the icons come from ipywidgets' own copy)
 OFFLINE_CDN = "https://cdn.jsdelivr.net/npm/@fortawesome/"
@@ -235,17 +266,23 @@ def test_the_console_has_no_errors_of_ours(quickstart_page):
     assert len(errors) <= len(page.failed_requests), (errors, page.failed_requests)
     # the warnings left: ipywidgets' extension built for a newer JupyterLab (see voila.py)
     warnings = [line for line in lines if line.startswith("warning:")]
-    assert all("Unsatisfied version" in w or "No satisfying version" in w
-               or w.startswith("warning: Available versions") for w in warnings), warnings
+    assert all(
+        "Unsatisfied version" in w
+        or "No satisfying version" in w
+        or w.startswith("warning: Available versions")
+        for w in warnings
+    ), warnings
 
 
 # ----------------------------------------------------------------------- studies wrap
 #: notebooks of their own, served by one Voila in directory mode
 STUDY_NOTEBOOK = "smoothgrad_wrap.ipynb"
-STUDY_CELLS = ["""from cam_widgets.widgets import SmoothGradStudy
+STUDY_CELLS = [
+    """from cam_widgets.widgets import SmoothGradStudy
 
 study = SmoothGradStudy(image="chelsea", method="vanilla", samples=9, snapshots=range(1, 10))
-study"""]
+study"""
+]
 NOTEBOOKS = {STUDY_NOTEBOOK: STUDY_CELLS}
 #: ten panels drawn, the SmoothGrad run done (its last panel titled)
 STUDY_DONE_JS = """() => { const gd = document.querySelector('.js-plotly-plot');
@@ -266,10 +303,17 @@ def voila_notebooks(tmp_path_factory, artifacts):
     for name, cells in NOTEBOOKS.items():
         write_notebook(work / name, cells)
     port = _free_port()
-    cmd = [PY, "-m", "voila", "--no-browser", "--Voila.ip=127.0.0.1", f"--Voila.port={port}",
-           "--Voila.port_retries=0", f"--Voila.config_file_paths={VOILA_SETTINGS}"]
-    srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH,
-                 work / "voila.log")
+    cmd = [
+        PY,
+        "-m",
+        "voila",
+        "--no-browser",
+        "--Voila.ip=127.0.0.1",
+        f"--Voila.port={port}",
+        "--Voila.port_retries=0",
+        f"--Voila.config_file_paths={VOILA_SETTINGS}",
+    ]
+    srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH, work / "voila.log")
     try:
         yield srv
     finally:
@@ -278,9 +322,15 @@ def voila_notebooks(tmp_path_factory, artifacts):
 
 
 def _overlapping(boxes: list) -> list:
-    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
-            if a["left"] < b["right"] - 1 and b["left"] < a["right"] - 1
-            and a["top"] < b["bottom"] - 1 and b["top"] < a["bottom"] - 1]
+    return [
+        (a, b)
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a["left"] < b["right"] - 1
+        and b["left"] < a["right"] - 1
+        and a["top"] < b["bottom"] - 1
+        and b["top"] < a["bottom"] - 1
+    ]
 
 
 def _assert_wrapped(geo: dict, titles: list, when: str) -> None:
@@ -290,13 +340,18 @@ def _assert_wrapped(geo: dict, titles: list, when: str) -> None:
     for k, panel in enumerate(geo["panels"]):
         assert panel["right"] <= out["right"] + SLACK, (
             f"{when}: panel {k} ends at {panel['right']:.0f} px, past the output area's "
-            f"{out['right']:.0f} px: {geo}")
+            f"{out['right']:.0f} px: {geo}"
+        )
         assert panel["width"] >= MIN_WRAPPED_PANEL, (
-            f"{when}: panel {k} is {panel['width']:.0f} px wide: {geo}")
+            f"{when}: panel {k} is {panel['width']:.0f} px wide: {geo}"
+        )
     assert geo["colorbar"]["right"] <= out["right"] + SLACK, (when, geo)
     assert geo["figure"]["right"] <= out["right"] + SLACK, (when, geo)
-    assert all(t["right"] <= out["right"] + SLACK and t["left"] >= out["left"] - SLACK
-               for t in titles), (when, titles, out)
+    assert all(t["right"] <= out["right"] + SLACK and t["left"] >= out["left"] - SLACK for t in titles), (
+        when,
+        titles,
+        out,
+    )
     assert not _overlapping(titles), (when, _overlapping(titles))
     assert not _overlapping(geo["panels"]), (when, geo["panels"])
 
@@ -316,13 +371,15 @@ def test_study_panels_wrap_into_rows_within_the_output(browser, voila_notebooks,
             titles = page.evaluate(TITLES_JS)
             page.screenshot(path=str(artifacts / f"walkthrough_smoothgrad_{width}.png"), full_page=True)
             tops = sorted({round(p["top"]) for p in geo["panels"]})
-            rows[width] = (len(tops), round(min(p["width"] for p in geo["panels"])),
-                           round(geo["output"]["width"]))
+            rows[width] = (
+                len(tops),
+                round(min(p["width"] for p in geo["panels"])),
+                round(geo["output"]["width"]),
+            )
             _assert_wrapped(geo, titles, f"{width} px")
         assert rows[1280][0] == 2 and rows[800][0] >= 3, rows  # 5 + 5 panels; then 3 a row
     except BaseException:
-        save_failure_evidence(page, artifacts / "failure_walkthrough_smoothgrad.png",
-                              figure_geometry)
+        save_failure_evidence(page, artifacts / "failure_walkthrough_smoothgrad.png", figure_geometry)
         raise
     finally:
         print("study rows (rows, narrowest panel px, output px):", rows)

@@ -4,6 +4,7 @@ No notebook names the project's internal copies of the articles (``seeds/000_<ha
 which mean nothing to a reader; every chapter cites its article by its title and its main
 paper by its arXiv id, in a markdown cell.
 """
+
 from __future__ import annotations
 
 import re
@@ -68,12 +69,17 @@ def test_chapter_cites_its_article_and_main_papers(prefix):
 def test_the_checks_catch_what_they_look_for(tmp_path):
     """A notebook that cites a seed file and no arXiv id fails both checks."""
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("Source: `seeds/001_b7fb9dc5ef874dad.txt`, "
-                                              "Selvaraju et al., arXiv 1610.02391"),
-                nbformat.v4.new_code_cell("open('002_c55c38c208673046.txt')")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            "Source: `seeds/001_b7fb9dc5ef874dad.txt`, Selvaraju et al., arXiv 1610.02391"
+        ),
+        nbformat.v4.new_code_cell("open('002_c55c38c208673046.txt')"),
+    ]
     bad = tmp_path / "bad.ipynb"
     nbformat.write(nb, bad)
     assert internal_names(bad) == ["seeds/", "001_b7fb9dc5ef874dad.txt", "002_c55c38c208673046.txt"]
     assert arxiv_ids(markdown(bad)) == set()  # "arXiv 1610.02391" is not an id a reader can click
-    assert arxiv_ids("[arXiv:1610.02391](https://arxiv.org/abs/1610.02391), arxiv.org/abs/1412.6806") \
-        == {"1610.02391", "1412.6806"}
+    assert arxiv_ids("[arXiv:1610.02391](https://arxiv.org/abs/1610.02391), arxiv.org/abs/1412.6806") == {
+        "1610.02391",
+        "1412.6806",
+    }

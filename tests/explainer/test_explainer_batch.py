@@ -79,7 +79,9 @@ def test_smoothing_settings_travel_as_one_value(lite_explainer):
     from cam_widgets.methods import Smoothing
 
     loose = lite_explainer.explain("chelsea", "vanilla", 285, samples=3, noise=0.1, seed=2)
-    value = lite_explainer.explain("chelsea", "vanilla", 285, smoothing=Smoothing(noise=0.1, samples=3, seed=2))
+    value = lite_explainer.explain(
+        "chelsea", "vanilla", 285, smoothing=Smoothing(noise=0.1, samples=3, seed=2)
+    )
     np.testing.assert_array_equal(loose.heatmap, value.heatmap)
     assert loose.smoothing == value.smoothing == Smoothing(noise=0.1, samples=3, seed=2)
     assert loose.params == {"noise": 0.1, "samples": 3, "seed": 2}  # as they always were
@@ -95,11 +97,16 @@ def test_a_batch_takes_a_dataloaders_labels_smoothing_and_progress(lite_explaine
 
     images = [lite_explainer.prepare(name) for name in IMAGES[:3]]
     calls = []
-    results = lite_explainer.explain_batch(images, "gradcam", torch.tensor([285, 967, 812]),
-                                           progress=lambda done, total: calls.append((done, total)))
+    results = lite_explainer.explain_batch(
+        images,
+        "gradcam",
+        torch.tensor([285, 967, 812]),
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert [r.class_id for r in results] == [285, 967, 812] and calls[-1] == (3, 3)
-    smoothed = lite_explainer.explain_batch(images[:2], "vanilla", np.array([285, 967]),
-                                            smoothing=Smoothing(samples=2))
+    smoothed = lite_explainer.explain_batch(
+        images[:2], "vanilla", np.array([285, 967]), smoothing=Smoothing(samples=2)
+    )
     assert [r.smoothing.samples for r in smoothed] == [2, 2]
 
 

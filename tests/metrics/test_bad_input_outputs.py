@@ -16,10 +16,10 @@ import textwrap
 import numpy as np
 import pytest
 from PIL import Image
+from test_bad_input_files import run_bounded
 
 from cam_widgets.data import files
 from cam_widgets.errors import InvalidParameterError
-from test_bad_input_files import run_bounded
 
 
 def _no_temporaries(folder) -> bool:

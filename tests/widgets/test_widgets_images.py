@@ -1,4 +1,5 @@
 """Widgets take the user's own images (path, URL, array, PIL image), not only bundled names."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -88,14 +89,21 @@ def test_an_upload_computes_once(monkeypatch):
     explorer = Explorer(image="coffee")
     seen = []
     work = type(explorer)._work
-    monkeypatch.setattr(type(explorer), "_work",
-                        lambda self, *args: seen.append(self.state.image) or work(self, *args))
+    monkeypatch.setattr(
+        type(explorer), "_work", lambda self, *args: seen.append(self.state.image) or work(self, *args)
+    )
     png = io.BytesIO()
     Image.fromarray(sample_image("rocket")[::3, ::3].copy()).save(png, format="PNG")
     data = png.getvalue()
-    explorer._controls["upload"].value = ({"name": "my rocket.png", "type": "image/png",
-                                           "size": len(data), "content": memoryview(data),
-                                           "last_modified": datetime.datetime(2026, 1, 1)},)
+    explorer._controls["upload"].value = (
+        {
+            "name": "my rocket.png",
+            "type": "image/png",
+            "size": len(data),
+            "content": memoryview(data),
+            "last_modified": datetime.datetime(2026, 1, 1),
+        },
+    )
     assert seen == ["yours:my rocket.png"]  # not "chelsea" (the menu's first) on the way
     assert explorer._controls["image"].value == "yours:my rocket.png"
 
@@ -116,7 +124,6 @@ def test_widgets_shown_already_offer_an_image_added_elsewhere():
         assert menu.value == widget.state.image  # still showing what it showed
     assert (compare.engine_calls, sweep.engine_calls) == calls  # nothing recomputed
     assert explorer.state.image == "coffee"
-
 
 
 def test_a_closed_widget_still_referenced_ignores_new_images():

@@ -1,6 +1,7 @@
 """The articles' dog-and-cat photo (issue 19): the Grad-CAM authors' cat_dog.jpg, fetched within
 a timeout when online, cached, credited; offline, None and a sentence saying why. Served here by
 a local HTTP server on 127.0.0.1 (CAM_WIDGETS_ARTICLE_PHOTO_URL points at it)."""
+
 from __future__ import annotations
 
 import http.server
@@ -36,8 +37,11 @@ class _Photos(http.server.BaseHTTPRequestHandler):
         if self.path == "/slow.jpg":
             type(self).release.wait(10)  # bounded: the test's timeout is shorter
             return
-        body, kind = (_jpeg(), "image/jpeg") if self.path == "/cat_dog.jpg" else \
-            (b"<html><body>not a photo</body></html>", "text/html")
+        body, kind = (
+            (_jpeg(), "image/jpeg")
+            if self.path == "/cat_dog.jpg"
+            else (b"<html><body>not a photo</body></html>", "text/html")
+        )
         self.send_response(200)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -75,8 +79,10 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_the_photo_is_the_grad_cam_authors_and_credited():
-    assert samples.ARTICLE_PHOTO_URL == \
-        "https://raw.githubusercontent.com/ramprs/grad-cam/master/images/cat_dog.jpg"
+    assert (
+        samples.ARTICLE_PHOTO_URL
+        == "https://raw.githubusercontent.com/ramprs/grad-cam/master/images/cat_dog.jpg"
+    )
     assert "ramprs/grad-cam" in samples.ARTICLE_PHOTO_CREDIT
     assert "images/cat_dog.jpg" in samples.ARTICLE_PHOTO_CREDIT
 
@@ -147,11 +153,12 @@ def _compare_cell(name: str) -> str:
 def _notebooks():
     from pathlib import Path
 
-    return Path(__file__).resolve().parent.parent / "notebooks"
+    return Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def test_the_quickstart_runs_the_classic_pair_with_the_photo_and_says_why_without(
-        server, cache, monkeypatch, capsys):
+    server, cache, monkeypatch, capsys
+):
     """Online (here: the local server) the quickstart's Compare is boxer vs tiger cat on the
     authors' photo, credited; offline, today's pair on the bundled cat, and the reason."""
     pytest.importorskip("ipywidgets")

@@ -1,4 +1,5 @@
 """Headless checks of the Compare widget: figure data, probe, shared scale, engine calls, errors."""
+
 from __future__ import annotations
 
 import re
@@ -96,14 +97,17 @@ def test_shared_scale_toggle_is_display_only(widget, counted):
     np.testing.assert_allclose(z_after, np.maximum(widget.results[1].raw, 0) / unit, atol=1e-3)
     # in shared mode the probe reports the drawn raw value, in the colour bar's unit
     assert widget.probe(100, 80)[1] == pytest.approx(
-        float(widget.results[1].raw[int((80.5) * 7 / 224), int((100.5) * 7 / 224)]) / unit,
-        abs=6e-4)  # (drawn with 4 significant digits)
+        float(widget.results[1].raw[int((80.5) * 7 / 224), int((100.5) * 7 / 224)]) / unit, abs=6e-4
+    )  # (drawn with 4 significant digits)
     assert f"value as drawn (× {unit:g})" in widget.table.value  # not "x1e-01"
     assert axis.colorbar.title.text == f"× {unit:g}"
     assert widget.panels.figure is figure
     assert widget.engine_calls == calls_before and counted == []
     widget._controls["shared_scale"].value = False
-    assert (widget.panels.figure.layout.coloraxis.cmin, widget.panels.figure.layout.coloraxis.cmax) == (0.0, 1.0)
+    assert (widget.panels.figure.layout.coloraxis.cmin, widget.panels.figure.layout.coloraxis.cmax) == (
+        0.0,
+        1.0,
+    )
 
 
 def test_opacity_and_colormap_do_not_call_the_engine(widget, counted):
@@ -157,7 +161,9 @@ def test_by_method_and_by_layer(widget, counted):
     widget.set(method="guided_gradcam")  # a pixel-level map: its title still says the layer's
     assert [r.raw.shape for r in widget.results] == [(224, 224)] * 2
     assert [a.text for a in widget.panels.figure.layout.annotations[:2]] == [
-        "features.3  28x28", "features.8  7x7"]
+        "features.3  28x28",
+        "features.8  7x7",
+    ]
     assert "features.3 (28x28), features.8 (7x7)" in widget.status.line.value
     widget.set(method="gradcam")
 
@@ -178,8 +184,10 @@ def test_pixel_maps_saturate_at_their_99th_percentile_per_panel_and_shared(widge
         probed = widget.probe(100, 50)  # the values drawn: each panel's cell
         assert probed == [_cell(cam, 100, 50), _cell(vanilla, 100, 50)]
         widget.set(values=("vanilla", "guided_backprop"), shared_scale=True)  # one family
-        drawn = [prepare_map(np.maximum(r.raw, 0), 158)  # two panels: 158x158
-                 for r in widget.results]
+        drawn = [
+            prepare_map(np.maximum(r.raw, 0), 158)  # two panels: 158x158
+            for r in widget.results
+        ]
         assert np.asarray(widget.panels.heatmap(0).z).shape == (158, 158)
         assert "pixel maps drawn at 158x158 cells (one panel: 224x224)" in widget.status.line.value
         top = np.percentile(np.concatenate([d.ravel() for d in drawn]), 99)
@@ -211,9 +219,9 @@ def test_built_by_model_or_with_a_bad_by():
     with pytest.raises(Exception, match="'by' must be one of class, method, layer, model"):
         Compare(by="clas")
 
+
 def test_parse_values():
     assert parse_values(" 242, tiger cat ,,282") == (242, "tiger cat", 282)
-
 
 
 def test_values_take_method_titles_and_names_in_any_case(widget):
@@ -227,6 +235,7 @@ def test_values_take_method_titles_and_names_in_any_case(widget):
         assert [r.method for r in widget.results] == ["gradcam++", "layercam", "vanilla"]
         assert widget._controls["values"].value == "Grad-CAM++, Layer-CAM, Vanilla gradient"
         from cam_widgets.widgets.compare_state import method_name
+
         assert method_name("Eigen-CAM") == method_name("Eigen-CAM (any class)") == "eigencam"
         widget._controls["values"].value = "Grad-CAM, Grad-CAMM"
         line = widget.status.line.value
@@ -266,7 +275,7 @@ def test_layer_menu_lists_the_blocks_and_keeps_the_current_layer(widget):
     _reset(widget)
     explainer = widget._sources[0][0]
     control = widget._controls["layer"]
-    blocks = [l.name for l in layer_menu(explainer.layers(), "features.8", None, everything=False)]
+    blocks = [layer.name for layer in layer_menu(explainer.layers(), "features.8", None, everything=False)]
     assert [v for _, v in control.options] == [""] + blocks
     assert len(control.options) < 40 < len(explainer.layers())
     deep = "features.1.0.block.0.1"
@@ -370,7 +379,8 @@ def test_shared_scale_factor_reads_as_a_number():
     assert [times_text(e) for e in (-1, 0, 1, -3, 3)] == ["× 0.1", "× 1", "× 10", "× 0.001", "× 1000"]
     assert times_text(-5) == "× 10⁻⁵" and times_text(12) == "× 10¹²"
     assert "value as drawn (× 0.01, top = 99th pct)" in probe_table_html(
-        ["a"], [0.5], 1, 2, "× 0.01, top = 99th pct")
+        ["a"], [0.5], 1, 2, "× 0.01, top = 99th pct"
+    )
 
 
 def test_probe_table_shows_the_hovered_value_of_each_panel(widget):
@@ -384,6 +394,7 @@ def test_probe_table_shows_the_hovered_value_of_each_panel(widget):
         assert _table_values(widget) == hovered
     assert re.search(r"value as drawn \(× [0-9.]+\)", widget.table.value)  # the colour bar's unit
     _reset(widget)
+
 
 # ------------------------------------------------------------------------ metrics section
 from cam_widgets.data import get_scene  # noqa: E402
@@ -404,10 +415,13 @@ def scene_widget():
 def metric_calls(monkeypatch):
     calls = []
     # the scores are computed in metrics_view, the curve in metrics_panel: patch where looked up
-    for module, name in ((metrics_view, "pointing_game"), (metrics_view, "energy_pointing_game"),
-                         (metrics_view, "iou_at_thresholds"),
-                         (metrics_view, "average_drop_increase"),
-                         (metrics_panel, "deletion_insertion")):
+    for module, name in (
+        (metrics_view, "pointing_game"),
+        (metrics_view, "energy_pointing_game"),
+        (metrics_view, "iou_at_thresholds"),
+        (metrics_view, "average_drop_increase"),
+        (metrics_panel, "deletion_insertion"),
+    ):
         original = getattr(module, name)
 
         def wrapper(*args, _original=original, _name=name, **kwargs):
@@ -443,11 +457,14 @@ def test_metrics_are_off_by_default_then_scene_boxes_give_one_row_per_panel(scen
     assert [r["energy"] for r in rows] == pytest.approx(list(energy))
     assert all(0.0 <= r["energy"] <= 1.0 for r in rows)
     assert [r["pointing"] for r in rows] == list(
-        pointing_game(maps, [[cat.xyxy], [cup.xyxy]], tolerance=POINTING_TOLERANCE))
+        pointing_game(maps, [[cat.xyxy], [cup.xyxy]], tolerance=POINTING_TOLERANCE)
+    )
     assert all(0.0 <= r["drop"] <= 100.0 and 0.0 <= r["iou"][0.5] <= 1.0 for r in rows)
     shapes = w.panels.figure.layout.shapes
     assert [(s.name, s.xref, s.x0, s.x1) for s in shapes] == [
-        (BOX_SHAPE, "x", cat.x0 - 0.5, cat.x1 - 0.5), (BOX_SHAPE, "x2", cup.x0 - 0.5, cup.x1 - 0.5)]
+        (BOX_SHAPE, "x", cat.x0 - 0.5, cat.x1 - 0.5),
+        (BOX_SHAPE, "x2", cup.x0 - 0.5, cup.x1 - 0.5),
+    ]
 
 
 def test_curve_aucs_equal_deletion_insertion_and_recompute_only_when_needed(scene_widget):
@@ -542,8 +559,10 @@ def test_explorer_and_compare_probe_the_same_pixel():
         assert probe_message(heat, x, y) == f"pixel ({col}, {row}): value {heat[row, col]:.3f}"
     # a map at a quarter of the image resolution: image pixel 5 lies in map cell 1
     assert value_at(heat, 5.0, 0.0, (16, 16)) == heat[0, 1]
-    assert probe_message(heat, 5.0, 0.0, (16, 16)) == \
-        f"4x4 map, cell (row 0, col 1) around pixel (5, 0): value {heat[0, 1]:.3f}"
+    assert (
+        probe_message(heat, 5.0, 0.0, (16, 16))
+        == f"4x4 map, cell (row 0, col 1) around pixel (5, 0): value {heat[0, 1]:.3f}"
+    )
 
 
 def test_slow_methods_report_their_progress_as_a_share_of_the_comparison(widget, monkeypatch):

@@ -1,5 +1,6 @@
 """Every widget's defaults work with no network (issue 19): a class on a machine without
 torchvision's weights gets maps, not empty axes and an error."""
+
 from __future__ import annotations
 
 import socket
@@ -31,6 +32,7 @@ def offline(tmp_path, monkeypatch):
 
     def refuse(*args, **kwargs):
         raise OSError("no network in this test")
+
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
 

@@ -1,4 +1,5 @@
 """Headless checks of the studies: SmoothGrad snapshots, layer sweep, dilated twin."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,14 @@ def _z(panels, k) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def smooth():
-    return SmoothGradStudy(image="chelsea", model="efficientnet_lite0", method="vanilla",
-                           noise=0.2, samples=6, snapshots=(1, 3, 6))
+    return SmoothGradStudy(
+        image="chelsea",
+        model="efficientnet_lite0",
+        method="vanilla",
+        noise=0.2,
+        samples=6,
+        snapshots=(1, 3, 6),
+    )
 
 
 def test_smoothgrad_snapshots_from_one_run(smooth):
@@ -61,7 +68,7 @@ def test_layer_sweep_resolutions_increase_towards_the_input():
     assert all(a > b for a, b in zip(sides, sides[1:]))  # shallow (fine) -> deep (coarse)
     assert sweep.results[-1].layer == explainer.default_layer
     assert {r.class_id for r in sweep.results} == {282}
-    for k, r in enumerate(sweep.results):
+    for k, _r in enumerate(sweep.results):
         assert f"{sides[k]}x{sides[k]}" in sweep.panels.figure.layout.annotations[k].text
     assert stage_layers(explainer, max_panels=3)[-1] == explainer.default_layer
     assert len(stage_layers(explainer, max_panels=3)) == 3
@@ -106,9 +113,14 @@ def test_dilation_study_vgg16_offline_error_in_status():
 
 def test_smoothgrad_panels_are_the_counts_the_run_reaches_and_fit_the_page():
     study = SmoothGradStudy(image="chelsea", method="vanilla", samples=6)  # article's counts
-    titles = [a.text for a in study.panels.figure.layout.annotations[:study.panels.count]]
-    assert titles == ["Vanilla gradient, no noise", "SmoothGrad n=1", "SmoothGrad n=2",
-                      "SmoothGrad n=3", "SmoothGrad n=6"]  # not n=6 six times
+    titles = [a.text for a in study.panels.figure.layout.annotations[: study.panels.count]]
+    assert titles == [
+        "Vanilla gradient, no noise",
+        "SmoothGrad n=1",
+        "SmoothGrad n=2",
+        "SmoothGrad n=3",
+        "SmoothGrad n=6",
+    ]  # not n=6 six times
     assert "6 samples" in study.status.line.value
     study.set(samples=1)
     assert study.panels.count == 2 and "1 sample in" in study.status.line.value
@@ -128,8 +140,9 @@ def test_smoothgrad_panels_are_the_counts_the_run_reaches_and_fit_the_page():
     fit = study.panels.fit
     assert (fit.columns, fit.rows, fit.row_gap) == (5, 2, 56) and fit.share == grid.share
     # titles wrap to the panel's width, not to a tenth of the page (~108 px)
-    widest = max(len(line) for a in study.panels.figure.layout.annotations[:10]
-                 for line in a.text.split("<br>"))
+    widest = max(
+        len(line) for a in study.panels.figure.layout.annotations[:10] for line in a.text.split("<br>")
+    )
     assert widest > 108 // 7, [a.text for a in study.panels.figure.layout.annotations[:10]]
 
 
@@ -144,8 +157,7 @@ def test_panel_rows_follow_the_width_the_browser_reports():
     from cam_widgets.render.figures import FIGURE_EXTRA, column_share, panel_grid
 
     # ten panels (SmoothGrad's counts): one row where 150-px panels fit, else balanced rows
-    cases = {2400: (10, 1), 2000: (5, 2), 1280: (5, 2), 1120: (5, 2), 850: (4, 3), 600: (3, 4),
-             270: (1, 10)}
+    cases = {2400: (10, 1), 2000: (5, 2), 1280: (5, 2), 1120: (5, 2), 850: (4, 3), 600: (3, 4), 270: (1, 10)}
     for width, (columns, rows) in cases.items():
         grid = panel_grid(10, width, max_panel=320)
         assert (grid.columns, grid.rows) == (columns, rows), (width, grid)
@@ -158,8 +170,7 @@ def test_panel_rows_follow_the_width_the_browser_reports():
     assert panel_grid(4, 4000, max_panel=320).panel == 320  # never above panel_size
     assert panel_grid(3, 100).columns == 1  # narrower than one panel: one column (the box scrolls)
 
-    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=9,
-                            snapshots=range(1, 10))
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=9, snapshots=range(1, 10))
     panels, layout = study.panels, study.panels.figure.layout
     figure, z = panels.figure, _z(panels, 9)
     panels.fit.width = 600  # as the browser reports it
@@ -182,8 +193,7 @@ def test_panel_rows_follow_the_width_the_browser_reports():
 
 def test_study_texts_use_method_names_and_menus_mark_missing_weights():
     sweep = LayerSweep(image="chelsea", method="layercam")
-    assert sweep.status.line.value.count("Layer-CAM: ") == 1 and "layercam" not in \
-        sweep.status.line.value
+    assert sweep.status.line.value.count("Layer-CAM: ") == 1 and "layercam" not in sweep.status.line.value
     from cam_widgets.models import weights_on_disk
 
     study = DilationStudy(image="chelsea", base="efficientnet_lite0")
@@ -242,6 +252,7 @@ def _titles_shown(study, monkeypatch) -> list:
     def recording(rgb, maps, titles, note="", key=None):
         shown.append(list(titles))
         return original(rgb, maps, titles, note, key=key)
+
     monkeypatch.setattr(study, "_show", recording)
     return shown
 
@@ -251,8 +262,7 @@ def test_smoothgrad_panels_fill_in_as_their_counts_are_reached(monkeypatch):
     panels still to come say so), then the final maps; the partial maps are the final ones."""
     from loop_helpers import run_loop
 
-    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=4, snapshots=(1, 4),
-                            background=True)
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=4, snapshots=(1, 4), background=True)
     shown = _titles_shown(study, monkeypatch)
     partial_maps = []
     original = study._show
@@ -260,6 +270,7 @@ def test_smoothgrad_panels_fill_in_as_their_counts_are_reached(monkeypatch):
     def keep_maps(rgb, maps, titles, note="", key=None):
         partial_maps.append([np.array(m) for m in maps])
         return original(rgb, maps, titles, note, key=key)
+
     monkeypatch.setattr(study, "_show", keep_maps)
 
     async def scenario():
@@ -280,11 +291,11 @@ def test_smoothgrad_panels_fill_in_as_their_counts_are_reached(monkeypatch):
 def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
     from loop_helpers import run_loop, until
 
-    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2),
-                            background=True)
+    study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2), background=True)
     # small batches, whatever the device (on CUDA all 100 samples would be one batch)
-    monkeypatch.setattr(study._prepare(study.state, study.state.model)[0].engine,
-                        "batch_size_for", lambda *args: 3)
+    monkeypatch.setattr(
+        study._prepare(study.state, study.state.model)[0].engine, "batch_size_for", lambda *args: 3
+    )
     before = [t for t in study.panels.figure.layout.annotations]
     titles_before = [a.text for a in before]
     shown = _titles_shown(study, monkeypatch)
@@ -304,17 +315,17 @@ def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
 def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in(monkeypatch):
     """Built in a cell (the kernel's loop running): the constructor returns with the plain
     map and empty SmoothGrad panels; a request run after the cell fills them in."""
-    from loop_helpers import run_loop, until
-
     from cam_widgets.widgets import requests
+    from loop_helpers import run_loop, until
 
     monkeypatch.setattr(requests, "in_kernel", lambda: True)  # (this loop stands for a kernel's)
 
     built = {}
 
     async def cell():
-        study = SmoothGradStudy(image="chelsea", method="vanilla", samples=4, snapshots=(1, 4),
-                                background=True)
+        study = SmoothGradStudy(
+            image="chelsea", method="vanilla", samples=4, snapshots=(1, 4), background=True
+        )
         built["study"] = study
         built["titles"] = [a.text for a in study.panels.figure.layout.annotations]
         built["result"] = study.result

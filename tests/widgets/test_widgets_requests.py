@@ -3,6 +3,7 @@
 In a kernel, widget callbacks run on its asyncio loop; here ``asyncio.run`` plays that loop
 and the controls are set as the browser sets them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,8 @@ from cam_widgets.api import get_explainer
 from cam_widgets.engine import count_hooks
 from cam_widgets.widgets.explorer import Explorer
 from cam_widgets.widgets.requests import RequestQueue, Stopped, drive
-from loop_helpers import run_loop, stop_when_working, until as _until, until_working
+from loop_helpers import run_loop, stop_when_working, until_working
+from loop_helpers import until as _until
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +213,7 @@ def test_a_replaced_request_stops_at_its_next_report_and_its_changes_are_kept():
         await queue.idle()
 
     run_loop(scenario)
-    assert applied == [({"slow": False, "a": 1}, "quick"),
-                       ({"slow": False, "b": 2, "c": 3}, "quick")]
+    assert applied == [({"slow": False, "a": 1}, "quick"), ({"slow": False, "b": 2, "c": 3}, "quick")]
 
 
 def test_outside_a_kernel_changes_run_inline_even_under_a_running_loop():
@@ -306,8 +307,7 @@ def test_setting_a_control_back_while_another_value_computes_is_a_change(compare
         await compare._requests.idle()
 
     run_loop(scenario)
-    assert compare.state.method == "gradcam" and [r.method for r in compare.results] == \
-        ["gradcam", "gradcam"]
+    assert compare.state.method == "gradcam" and [r.method for r in compare.results] == ["gradcam", "gradcam"]
     assert compare._controls["method"].value == "gradcam"
 
 

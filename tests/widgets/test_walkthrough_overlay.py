@@ -5,6 +5,7 @@ everywhere: blended at one opacity they turned the whole photo the colormap's lo
 overlay is now transparent where the map is low (alpha proportional to the map), and CAM
 overlays fade out below half the map's range, unchanged above.
 """
+
 from __future__ import annotations
 
 import io
@@ -32,8 +33,9 @@ def photo(h: int = 24, w: int = 32) -> np.ndarray:
 def test_a_zero_map_leaves_the_photo_unchanged(fade, alpha):
     img = photo()
     for colormap in ("viridis", "jet", "gray"):
-        np.testing.assert_array_equal(overlay(img, np.zeros((24, 32)), alpha=alpha,
-                                              colormap=colormap, fade=fade), img)
+        np.testing.assert_array_equal(
+            overlay(img, np.zeros((24, 32)), alpha=alpha, colormap=colormap, fade=fade), img
+        )
     assert not np.array_equal(overlay(img, np.zeros((24, 32)), alpha=alpha), img)  # it tinted
 
 
@@ -44,7 +46,8 @@ def test_a_map_of_ones_gives_the_blend_without_fade(fade, alpha):
     for colormap in ("viridis", "jet", "inferno"):
         expected = overlay(img, np.ones((24, 32)), alpha=alpha, colormap=colormap)
         np.testing.assert_array_equal(
-            overlay(img, np.ones((24, 32)), alpha=alpha, colormap=colormap, fade=fade), expected)
+            overlay(img, np.ones((24, 32)), alpha=alpha, colormap=colormap, fade=fade), expected
+        )
 
 
 def test_a_pixel_overlay_of_a_mostly_zero_map_changes_only_where_the_map_is_high():
@@ -91,8 +94,11 @@ def test_fade_alpha_values_and_bad_fades():
     np.testing.assert_allclose(fade_alpha(v, "cam"), [0, 0.2, 0.5, 1, 1, 1, 0, 1, 0])
     np.testing.assert_array_equal(fade_alpha(v, None), np.ones(9))
     assert (fade_for(True), fade_for(False)) == ("pixel", "cam")
-    with pytest.raises(InvalidParameterError, match=r"^fade must be None or one of 'cam', 'pixel', "
-                                                   r"got 'pixle'.*Did you mean 'pixel'") as error:
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"^fade must be None or one of 'cam', 'pixel', "
+        r"got 'pixle'.*Did you mean 'pixel'",
+    ) as error:
         overlay(photo(), np.zeros((24, 32)), fade="pixle")
     assert "\n" not in str(error.value)
     with pytest.raises(InvalidParameterError, match="fade must be"):

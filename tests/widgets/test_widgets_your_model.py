@@ -1,5 +1,6 @@
 """Your own model in every widget: an nn.Module, a ModelSpec or an Explainer as ``model``,
 never mutated or moved, listed in the model menus, its layers and classes offered."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,16 +27,19 @@ def labels():
 def test_every_widget_takes_your_model_and_leaves_it_as_it_was(net, labels):
     explainer = cw.Explainer(net, labels=labels, input_size=(96, 96))
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    widgets = [Explorer(model=explainer), Compare(model=explainer, by="layer"),
-               SmoothGradStudy(model=explainer, samples=2, snapshots=(1, 2)),
-               LayerSweep(model=explainer, max_panels=2)]
+    widgets = [
+        Explorer(model=explainer),
+        Compare(model=explainer, by="layer"),
+        SmoothGradStudy(model=explainer, samples=2, snapshots=(1, 2)),
+        LayerSweep(model=explainer, max_panels=2),
+    ]
     try:
         name = widgets[0].state.model
         assert name.startswith("ResNet (yours") and all(w.state.model == name for w in widgets)
         assert get_explainer(name) is explainer and widget_model(explainer) == name
         assert (name, name) in list(widgets[0]._controls["model"].options)
         assert widgets[0].result.label in labels and not widgets[0].result.flagged
-        assert set(widgets[1].state.values) <= {l.name for l in explainer.layers()}
+        assert set(widgets[1].state.values) <= {layer.name for layer in explainer.layers()}
         assert widgets[2].result.heatmap.shape == (96, 96)
     finally:
         for widget in widgets:

@@ -1,4 +1,5 @@
 """The Explorer driven from Python, headless: figure data, engine calls, errors in the widget."""
+
 from __future__ import annotations
 
 import asyncio
@@ -104,9 +105,16 @@ def test_the_class_box_names_the_class_and_a_new_photo_its_own_top_class(explore
         seen = []
         inputs = [explorer._controls[n] for n in ("upload", "url", "all_layers", "export")]
         work = type(explorer)._work
-        monkeypatch.setattr(type(explorer), "_work", lambda self, *args: seen.append(
-            [row.children[0].disabled for row in self._top.children]
-            + [c.disabled for c in inputs]) or work(self, *args))
+        monkeypatch.setattr(
+            type(explorer),
+            "_work",
+            lambda self, *args: (
+                seen.append(
+                    [row.children[0].disabled for row in self._top.children] + [c.disabled for c in inputs]
+                )
+                or work(self, *args)
+            ),
+        )
         explorer.set(method="gradcam++")
         assert seen == [[True] * 9]
         assert not any(c.disabled for c in inputs)  # and enabled again after
@@ -240,8 +248,7 @@ def test_export_and_static_fallback(explorer, tmp_path):
     assert static.panels is None and static.view.value[:4] == b"\x89PNG"
 
 
-def test_png_exports_are_the_view_with_or_without_its_title_and_colour_bar(explorer, tmp_path,
-                                                                           monkeypatch):
+def test_png_exports_are_the_view_with_or_without_its_title_and_colour_bar(explorer, tmp_path, monkeypatch):
     from PIL import Image
 
     from cam_widgets.widgets.explorer_controls import OVERLAY_SUFFIX
@@ -253,7 +260,7 @@ def test_png_exports_are_the_view_with_or_without_its_title_and_colour_bar(explo
     monkeypatch.chdir(tmp_path)
     explorer.set(opacity=0.7, colormap="jet")
     try:
-        for label, value in explorer._controls["export"].options[1:3]:
+        for _label, value in explorer._controls["export"].options[1:3]:
             explorer._controls["export"].value = value
         explorer.set(view="raw")
         explorer._controls["export"].value = OVERLAY_SUFFIX
@@ -364,6 +371,7 @@ def test_a_failed_export_says_why_in_its_row(explorer, tmp_path, monkeypatch):
 
     def refuse(*args, **kwargs):
         raise InvalidParameterError("the disk is full\n(second line)")
+
     monkeypatch.setattr(type(explorer), "export", refuse)
     explorer._controls["export"].value = ".png"
     assert row.error and row.text == "export failed: the disk is full (second line)"
@@ -395,8 +403,16 @@ def test_tree_order_puts_each_block_before_its_parts():
 
     computed = ["stem.0", "stem", "body.0.a", "body.0.b", "body.0", "body.1", "body", "head"]
     ordered = tree_order([SimpleNamespace(name=n) for n in computed])
-    assert [l.name for l in ordered] == ["stem", "stem.0", "body", "body.0", "body.0.a",
-                                         "body.0.b", "body.1", "head"]
+    assert [layer.name for layer in ordered] == [
+        "stem",
+        "stem.0",
+        "body",
+        "body.0",
+        "body.0.a",
+        "body.0.b",
+        "body.1",
+        "head",
+    ]
 
 
 def test_the_layer_menu_lists_blocks_and_all_layers_on_request(explorer):
@@ -430,8 +446,7 @@ def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():
     """As a layer change does: the row and the class box, not when the running work ends."""
     live = Explorer(image="chelsea", background=True)  # as in a kernel
     buttons = [row.children[0] for row in live._top.children]
-    box, release, work, seen, asked = live._controls["search"], threading.Event(), \
-        type(live)._work, [], []
+    box, release, work, seen, asked = live._controls["search"], threading.Event(), type(live)._work, [], []
 
     def slow(self, *args):  # each request's engine work waits for the test
         seen.append((box.value, [b.button_style for b in buttons]))
@@ -456,8 +471,10 @@ def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():
     run_loop(scenario)
     assert live.result.class_id == 282 and live.result.layer == "features.5"
     # the layer's map was shown (285), then the picked class computed: it stayed picked
-    assert seen == [("285 Egyptian cat", ["info", "", "", "", ""]),
-                    ("282 tiger cat", ["", "info", "", "", ""])]
+    assert seen == [
+        ("285 Egyptian cat", ["info", "", "", "", ""]),
+        ("282 tiger cat", ["", "info", "", "", ""]),
+    ]
     assert box.value == "282 tiger cat" and buttons[1].button_style == "info"
 
 
@@ -480,19 +497,26 @@ def test_a_mistyped_class_stays_in_the_box_beside_its_error(explorer):
 
 def test_the_probe_marker_goes_when_a_new_map_is_shown(explorer):
     """The pixel readout leaves the status line with a new map: so does the marker."""
+
     def marked():  # the value under the result it belongs to, which stays in view
         line = explorer.status.line.value
-        return list(explorer.panels.marker(0).x) == [100.0] and \
-            f"p={explorer.result.probability:.3f}" in line and \
-            re.search(r"<br>\d+x\d+ map, cell \(row \d+, col \d+\) around pixel \(100, 50\): value",
-                      line) is not None
+        return (
+            list(explorer.panels.marker(0).x) == [100.0]
+            and f"p={explorer.result.probability:.3f}" in line
+            and re.search(r"<br>\d+x\d+ map, cell \(row \d+, col \d+\) around pixel \(100, 50\): value", line)
+            is not None
+        )
 
     try:
         explorer._on_probe(100.0, 50.0)
         explorer._controls["opacity"].value = 0.7  # display only: the same map
         assert marked()
-        for change in (dict(method="gradcam++"), dict(target=282), dict(layer="features.5"),
-                       dict(image="coffee")):
+        for change in (
+            dict(method="gradcam++"),
+            dict(target=282),
+            dict(layer="features.5"),
+            dict(image="coffee"),
+        ):
             explorer._on_probe(100.0, 50.0)
             assert marked()
             explorer.set(**change)
@@ -523,12 +547,12 @@ def test_export_file_names_tell_layers_and_smoothgrad_apart(explorer, tmp_path, 
         explorer.set(method="vanilla", smooth=True, samples=2, noise=0.1)
         explorer._controls["export"].value = ".npy"
     finally:
-        explorer.set(method="gradcam", layer="features.8", target=None, smooth=False,
-                     samples=20, noise=0.2)
+        explorer.set(method="gradcam", layer="features.8", target=None, smooth=False, samples=20, noise=0.2)
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
         "chelsea_efficientnet_lite0_gradcam_features.5_285.png",
         "chelsea_efficientnet_lite0_gradcam_features.8_285.png",
-        "chelsea_efficientnet_lite0_vanilla_285_smoothgrad-n2-noise0.1.npy"]
+        "chelsea_efficientnet_lite0_vanilla_285_smoothgrad-n2-noise0.1.npy",
+    ]
 
 
 def test_export_stem_is_safe_on_every_os():
@@ -539,10 +563,16 @@ def test_export_stem_is_safe_on_every_os():
     r = SimpleNamespace(method="gradcam++", layer="features.8", class_id=282, params={})
     assert export_stem("yours:a b/cat?.jpg", "vgg16", r) == "a_b_cat_vgg16_gradcam++_features.8_282"
     assert export_stem("chelsea", "resnet50", r) != export_stem("chelsea", "vgg16", r)
-    r = SimpleNamespace(method="vanilla", layer=None, class_id=1,
-                        params={"samples": 20, "noise": 0.2, "seed": 0, "precision": "bf16"})
-    assert export_stem("scene:two_class", "efficientnet_lite0", r) == \
-        "two_class_efficientnet_lite0_vanilla_1_smoothgrad-n20-noise0.2-bf16"
+    r = SimpleNamespace(
+        method="vanilla",
+        layer=None,
+        class_id=1,
+        params={"samples": 20, "noise": 0.2, "seed": 0, "precision": "bf16"},
+    )
+    assert (
+        export_stem("scene:two_class", "efficientnet_lite0", r)
+        == "two_class_efficientnet_lite0_vanilla_1_smoothgrad-n20-noise0.2-bf16"
+    )
     stem = export_stem("yours:../x", "m", r)  # no folder
     assert "/" not in stem and ":" not in stem and not stem.startswith(".")
 
@@ -555,16 +585,26 @@ def test_export_names_are_short_and_clean():
     from cam_widgets.widgets.explorer_state import MAX_STEM, export_stem
 
     r = SimpleNamespace(method="gradcam", layer="features.8", class_id=242, params={})
-    assert export_stem("yours:cat_dog.jpg", "efficientnet_lite0", r) == \
-        "cat_dog_efficientnet_lite0_gradcam_features.8_242"
+    assert (
+        export_stem("yours:cat_dog.jpg", "efficientnet_lite0", r)
+        == "cat_dog_efficientnet_lite0_gradcam_features.8_242"
+    )
     assert export_stem("yours:cat_dog.jpg (2)", "vgg16", r) == "cat_dog-2_vgg16_gradcam_features.8_242"
     assert export_stem("yours:Photo.JPEG", "vgg16", r).startswith("Photo_vgg16_")
     for image in ("yours:cat_dog.jpg", "yours:x.png", "yours:y.webp", "yours:z.tiff"):
-        assert not any(ext in export_stem(image, "vgg16", r).lower()
-                       for ext in (".jpg", ".png", ".webp", ".tif"))
-    long = export_stem("yours:" + "a_very_long_photo_name_" * 10 + ".jpg", "m" * 60,
-                       SimpleNamespace(method="guided_gradcam", layer="blocks.11.attention." * 5,
-                                       class_id=999, params={"samples": 100, "noise": 0.25}))
+        assert not any(
+            ext in export_stem(image, "vgg16", r).lower() for ext in (".jpg", ".png", ".webp", ".tif")
+        )
+    long = export_stem(
+        "yours:" + "a_very_long_photo_name_" * 10 + ".jpg",
+        "m" * 60,
+        SimpleNamespace(
+            method="guided_gradcam",
+            layer="blocks.11.attention." * 5,
+            class_id=999,
+            params={"samples": 100, "noise": 0.25},
+        ),
+    )
     assert len(long) <= MAX_STEM and not long.endswith(("_", "."))
     assert long.startswith("a_very_long"), long  # the names cut, not the class
     assert long.endswith("_999_smoothgrad-n100-noise0.25") and "_guided_gradcam_blocks.11" in long, long
@@ -674,8 +714,8 @@ def test_side_by_side_without_plotly_is_one_picture(explorer):
     h, w = result.image.shape[:2]
     assert both.shape == (h, 2 * w + SIDE_GAP, 3)
     np.testing.assert_array_equal(both[:, :w], result.image)
-    assert (both[:, w:w + SIDE_GAP] == 255).all()
-    np.testing.assert_array_equal(both[:, w + SIDE_GAP:], over)
+    assert (both[:, w : w + SIDE_GAP] == 255).all()
+    np.testing.assert_array_equal(both[:, w + SIDE_GAP :], over)
 
 
 def test_a_class_the_model_does_not_see_says_so(explorer):
