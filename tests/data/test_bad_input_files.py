@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -16,6 +15,8 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
+
+from process_helpers import run_bounded
 
 _LOAD = textwrap.dedent("""
     import json, sys
@@ -29,14 +30,6 @@ _LOAD = textwrap.dedent("""
             out[path] = [type(exc).__name__, str(exc)]
     print(json.dumps(out))
 """)
-
-
-def run_bounded(args, timeout=60, **kwargs):
-    """A command that must end: a hang is a failure after ``timeout`` seconds, not a hung suite."""
-    try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{args[:4]}... still running after {timeout} s (blocked on a special file?)")
 
 
 @pytest.fixture

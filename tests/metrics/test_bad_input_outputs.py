@@ -16,10 +16,10 @@ import textwrap
 import numpy as np
 import pytest
 from PIL import Image
-from test_bad_input_files import run_bounded
 
 from cam_widgets.data import files
 from cam_widgets.errors import InvalidParameterError
+from process_helpers import run_bounded
 
 
 def _no_temporaries(folder) -> bool:
@@ -267,14 +267,15 @@ def test_evaluate_refuses_special_outputs_without_reading_them(tmp_path):
     outs = [tmp_path / "pipe.jsonl", tmp_path / "dir.jsonl", "/dev/zero", "/dev/full"]
     if sys.platform.startswith("linux"):
         outs.append("/proc/cam_widgets_test.jsonl")
-    tests = os.path.dirname(os.path.dirname(__file__))
+    here = os.path.dirname(os.path.abspath(__file__))  # this module, imported by the child
+    tests = os.path.dirname(here)  # conftest and the shared helpers
     work = tmp_path / "work"
     work.mkdir()
     done = run_bounded(
         [sys.executable, "-c", code, str(work), *map(str, outs)],
         timeout=120,
         cwd=tests,
-        env=dict(os.environ, PYTHONPATH=tests),
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join([here, tests])),
     )
     lines = done.stdout.strip().splitlines()
     assert len(lines) == len(outs), done.stdout + done.stderr[-2000:]
