@@ -199,14 +199,9 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
-def voila_server(tmp_path_factory, artifacts):
-    """Voila with progressive rendering (anywidget's 2 s init deadline per FigureWidget)
-    serving a copy of the quickstart from a temporary directory."""
-    require_browser_pieces()
-    work = tmp_path_factory.mktemp("voila")
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
-    port = _free_port()
+def voila_command(port: int, notebook_name: str | None = None) -> list[str]:
+    """Voila as scripts/explorer.sh runs it (scripts' settings), on 127.0.0.1:``port``,
+    serving ``notebook_name`` or, without one, its folder's notebooks."""
     cmd = [
         PY,
         "-m",
@@ -216,8 +211,19 @@ def voila_server(tmp_path_factory, artifacts):
         f"--Voila.port={port}",
         "--Voila.port_retries=0",
         f"--Voila.config_file_paths={VOILA_SETTINGS}",
-        NOTEBOOK.name,
     ]
+    return cmd if notebook_name is None else [*cmd, notebook_name]
+
+
+@pytest.fixture(scope="session")
+def voila_server(tmp_path_factory, artifacts):
+    """Voila with progressive rendering (anywidget's 2 s init deadline per FigureWidget)
+    serving a copy of the quickstart from a temporary directory."""
+    require_browser_pieces()
+    work = tmp_path_factory.mktemp("voila")
+    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    port = _free_port()
+    cmd = voila_command(port, NOTEBOOK.name)
     srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH, work / "voila.log")
     yield srv
     srv.stop()

@@ -28,11 +28,11 @@ from .conftest import (
     PY,
     ROOT,
     VOILA_READY_PATH,
-    VOILA_SETTINGS,
     Server,
     _free_port,
     _isolated_env,
     require_browser_pieces,
+    voila_command,
 )
 
 pytestmark = pytest.mark.browser
@@ -87,17 +87,7 @@ def serve(tmp_path, artifacts):
             else:
                 env[name] = str(value)
         port = _free_port()
-        cmd = [
-            PY,
-            "-m",
-            "voila",
-            "--no-browser",
-            "--Voila.ip=127.0.0.1",
-            f"--Voila.port={port}",
-            "--Voila.port_retries=0",
-            f"--Voila.config_file_paths={VOILA_SETTINGS}",
-            notebook.name,
-        ]
+        cmd = voila_command(port, notebook.name)
         srv = Server(cmd, work, env, port, VOILA_READY_PATH, work / "voila.log", timeout=START_TIMEOUT)
         servers.append(srv)
         return srv

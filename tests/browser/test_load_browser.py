@@ -29,13 +29,12 @@ from .browser_helpers import (
 )
 from .conftest import (
     NOTEBOOK,
-    PY,
     VOILA_READY_PATH,
-    VOILA_SETTINGS,
     Server,
     _free_port,
     _isolated_env,
     require_browser_pieces,
+    voila_command,
 )
 from .test_kernel_lifecycle_browser import kernel_pids, wait_kernel_count
 
@@ -115,21 +114,6 @@ PAGE_ERRORS_JS = """() => {
 }"""
 
 
-def voila_command(notebook_name: str, port: int) -> list[str]:
-    """Voila as scripts/explorer.sh and test_kernel_lifecycle_browser.py run it."""
-    return [
-        PY,
-        "-m",
-        "voila",
-        "--no-browser",
-        "--Voila.ip=127.0.0.1",
-        f"--Voila.port={port}",
-        "--Voila.port_retries=0",
-        f"--Voila.config_file_paths={VOILA_SETTINGS}",
-        notebook_name,
-    ]
-
-
 def start_voila(notebook: Path, work: Path, timeout: float = START_TIMEOUT) -> Server:
     """A Voila of its own serving a copy of ``notebook`` from ``work``, culling at its defaults
     (600 s: what ends kernels within a test can only be the tabs' shutdown requests)."""
@@ -140,7 +124,7 @@ def start_voila(notebook: Path, work: Path, timeout: float = START_TIMEOUT) -> S
         env.pop(name, None)
     port = _free_port()
     return Server(
-        voila_command(notebook.name, port),
+        voila_command(port, notebook.name),
         work,
         env,
         port,

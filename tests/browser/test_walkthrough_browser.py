@@ -20,13 +20,12 @@ import pytest
 
 from .browser_helpers import figure_geometry, save_failure_evidence, wait_figure_settled, watched_page
 from .conftest import (
-    PY,
     VOILA_READY_PATH,
-    VOILA_SETTINGS,
     Server,
     _free_port,
     _isolated_env,
     require_browser_pieces,
+    voila_command,
 )
 from .lab_helpers import write_notebook
 
@@ -303,16 +302,7 @@ def voila_notebooks(tmp_path_factory, artifacts):
     for name, cells in NOTEBOOKS.items():
         write_notebook(work / name, cells)
     port = _free_port()
-    cmd = [
-        PY,
-        "-m",
-        "voila",
-        "--no-browser",
-        "--Voila.ip=127.0.0.1",
-        f"--Voila.port={port}",
-        "--Voila.port_retries=0",
-        f"--Voila.config_file_paths={VOILA_SETTINGS}",
-    ]
+    cmd = voila_command(port)
     srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH, work / "voila.log")
     try:
         yield srv
