@@ -21,13 +21,13 @@ def run_loop(scenario) -> None:
 
     thread = threading.Thread(target=target)
     thread.start()
-    thread.join(120)
+    thread.join(600)  # bounded, and generous: a loaded machine (Score-CAM on a fresh model)
     assert not thread.is_alive(), "the scenario did not end"
     if errors:
         raise errors[0]
 
 
-async def until(condition, timeout: float = 60.0) -> None:
+async def until(condition, timeout: float = 300.0) -> None:
     """Wait (bounded) until ``condition()`` holds, letting the loop run meanwhile."""
     deadline = time.monotonic() + timeout
     while not condition():

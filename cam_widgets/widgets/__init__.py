@@ -1,9 +1,10 @@
-"""Jupyter widgets over the shared engine (import this module to use them)."""
+"""Jupyter widgets over the shared engine, in families: ``explorer/``, ``compare/`` (with its
+metrics panel), ``studies/``, and the parts they share in ``shared/`` (no family imports
+another)."""
 
 from .compare import Compare
-from .dilation_study import DilationStudy
 from .explorer import Explorer
-from .layer_sweep import LayerSweep
-from .smoothgrad_study import SmoothGradStudy
+from .shared.images import add_user_image as add_user_image  # your photo in every widget's menu
+from .studies import DilationStudy, LayerSweep, SmoothGradStudy
 
-__all__ = ["Compare", "DilationStudy", "Explorer", "LayerSweep", "SmoothGradStudy"]
+__all__ = ["Compare", "DilationStudy", "Explorer", "LayerSweep", "SmoothGradStudy"]  # the widgets

@@ -98,7 +98,7 @@ def test_notebook_executes(path, kernel_spec_dir, monkeypatch):
     nb.cells.append(
         nbformat.v4.new_code_cell(  # widgets' work left after their cells ends first
             "import gc\n"
-            "from cam_widgets.widgets.requests import RequestQueue\n"
+            "from cam_widgets.widgets.shared.requests import RequestQueue\n"
             "for queue in [o for o in gc.get_objects() if isinstance(o, RequestQueue)]:\n"
             "    await queue.idle(timeout=600)"
         )

@@ -11,7 +11,7 @@ LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def test_the_zoo_lists_three_offline_models_and_their_menus_say_so():
-    from cam_widgets.widgets.common import model_choices
+    from cam_widgets.widgets.shared.controls import model_choices
 
     assert set(LITES) <= set(list_models())
     choices = dict((value, label) for label, value in model_choices())
@@ -19,7 +19,7 @@ def test_the_zoo_lists_three_offline_models_and_their_menus_say_so():
 
 
 def test_explorer_switches_to_a_model_with_another_input_size():
-    from cam_widgets.widgets.explorer import Explorer
+    from cam_widgets.widgets.explorer.widget import Explorer
 
     explorer = Explorer(image="chelsea")
     result = explorer.set(model="efficientnet_lite2")
@@ -31,7 +31,7 @@ def test_explorer_switches_to_a_model_with_another_input_size():
 
 
 def test_compare_by_model_defaults_to_the_models_on_this_machine():
-    from cam_widgets.widgets.compare import Compare
+    from cam_widgets.widgets.compare.widget import Compare
 
     widget = Compare(image="chelsea", by="model")
     assert "cw-error" not in widget.status.line.value, widget.status.line.value

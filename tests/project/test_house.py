@@ -112,3 +112,54 @@ def test_the_checks_catch_a_circle_and_a_private_import(tmp_path):
     (root / "c.py").write_text("import pkg.a\nthing = 3\ndef later():\n    from .a import _own\n")
     assert import_circles(root) == ["pkg.a -> pkg.sub.b -> pkg.c -> pkg.a"]
     assert private_imports(root) == ["pkg/a.py:1 _hidden from pkg.sub.b", "pkg/c.py:4 _own from pkg.a"]
+
+
+#: The widget families: each imports only ``shared`` and the layers below, never another family.
+FAMILIES = ("explorer", "compare", "studies")
+#: Most modules a widgets folder may hold (``__init__.py`` counted).
+MAX_MODULES = 12
+
+
+def family_arrows(widgets: Path, root: Path) -> list[str]:
+    """Imports (at any level) from one widget family, or ``shared``, into another family."""
+    found = []
+    for path in widgets.rglob("*.py"):
+        own = path.relative_to(widgets).parts[0]
+        if own == "__init__.py":
+            continue  # the package re-exports each family's widgets
+        for target, names, line, _ in _imports(path, root):
+            parts = target.split(".")
+            if parts[:2] != [root.name, "widgets"] or len(parts) < 3:
+                continue
+            other = parts[2]
+            if other in FAMILIES and other != own:
+                found.append(f"{path.relative_to(root.parent)}:{line} imports {target}")
+    return found
+
+
+def test_widget_families_import_no_other_family():
+    found = family_arrows(PACKAGE / "widgets", PACKAGE)
+    assert not found, "arrows between widget families:\n" + "\n".join(found)
+
+
+def test_the_family_check_catches_an_arrow(tmp_path):
+    root = tmp_path / "cam_widgets"
+    for family in ("shared", "explorer", "studies"):
+        (root / "widgets" / family).mkdir(parents=True)
+        (root / "widgets" / family / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    (root / "widgets" / "__init__.py").write_text("from .explorer import thing\n")  # the package: fine
+    (root / "widgets" / "studies" / "base.py").write_text("from ..shared import a\nfrom ..explorer import b\n")
+    assert family_arrows(root / "widgets", root) == [
+        "cam_widgets/widgets/studies/base.py:2 imports cam_widgets.widgets.explorer"
+    ]
+
+
+def test_no_widget_folder_holds_more_than_twelve_modules():
+    widgets = PACKAGE / "widgets"
+    crowded = {
+        str(folder.relative_to(PACKAGE.parent)): count
+        for folder in [widgets, *(p for p in widgets.iterdir() if p.is_dir() and p.name != "__pycache__")]
+        if (count := len(list(folder.glob("*.py")))) > MAX_MODULES
+    }
+    assert not crowded, f"folders over {MAX_MODULES} modules: {crowded}"

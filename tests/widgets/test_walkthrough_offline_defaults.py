@@ -19,7 +19,7 @@ from cam_widgets.explainer import Explainer  # noqa: E402
 from cam_widgets.models import DEFAULT_MODEL  # noqa: E402
 from cam_widgets.models.torchvision_zoo import build_torchvision  # noqa: E402
 from cam_widgets.models.weight_files import OFFLINE_ENV  # noqa: E402
-from cam_widgets.widgets.dilation_study import finer_layer  # noqa: E402
+from cam_widgets.widgets.studies.dilation import finer_layer  # noqa: E402
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ pytest.importorskip("plotly")
 from cam_widgets.explainer import Explainer  # noqa: E402
 from cam_widgets.render import shared_scale  # noqa: E402
 from cam_widgets.render.figures import MIN_WRAP_PANEL  # noqa: E402
-from cam_widgets.widgets.compare import Compare, parse_values  # noqa: E402
+from cam_widgets.widgets.compare.widget import Compare, parse_values  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +234,7 @@ def test_values_take_method_titles_and_names_in_any_case(widget):
         assert widget.state.values == ("gradcam++", "layercam", "vanilla")
         assert [r.method for r in widget.results] == ["gradcam++", "layercam", "vanilla"]
         assert widget._controls["values"].value == "Grad-CAM++, Layer-CAM, Vanilla gradient"
-        from cam_widgets.widgets.compare_state import method_name
+        from cam_widgets.widgets.compare.state import method_name
 
         assert method_name("Eigen-CAM") == method_name("Eigen-CAM (any class)") == "eigencam"
         widget._controls["values"].value = "Grad-CAM, Grad-CAMM"
@@ -270,7 +270,7 @@ def test_summary_names_what_each_panel_is_and_the_wall_time(widget, monkeypatch)
 
 
 def test_layer_menu_lists_the_blocks_and_keeps_the_current_layer(widget):
-    from cam_widgets.widgets.layer_menu import layer_menu
+    from cam_widgets.widgets.shared.layer_menu import layer_menu
 
     _reset(widget)
     explainer = widget._sources[0][0]
@@ -312,7 +312,7 @@ def test_class_defaults_are_the_top_two_and_follow_the_image_typed_values_stay()
 
 def _fitted(panels):
     """(box layout, FitWidth) of a figure that fits its output area's width."""
-    from cam_widgets.widgets.fit_width import FitWidth
+    from cam_widgets.widgets.shared.fit_width import FitWidth
 
     box = panels.widget
     assert box is not panels.figure and list(box.children)[0] is panels.figure
@@ -374,7 +374,7 @@ def test_shared_scale_is_off_while_cam_and_pixel_maps_mix(widget):
 
 def test_shared_scale_factor_reads_as_a_number():
     """The colour bar and probe table said "x1e-01": now "× 0.1" (superscripts far out)."""
-    from cam_widgets.widgets.compare_panels import probe_table_html, times_text
+    from cam_widgets.widgets.compare.view import probe_table_html, times_text
 
     assert [times_text(e) for e in (-1, 0, 1, -3, 3)] == ["× 0.1", "× 1", "× 10", "× 0.001", "× 1000"]
     assert times_text(-5) == "× 10⁻⁵" and times_text(12) == "× 10¹²"
@@ -399,9 +399,9 @@ def test_probe_table_shows_the_hovered_value_of_each_panel(widget):
 # ------------------------------------------------------------------------ metrics section
 from cam_widgets.data import get_scene  # noqa: E402
 from cam_widgets.metrics import deletion_insertion, energy_pointing_game, pointing_game  # noqa: E402
-from cam_widgets.widgets import metrics_panel, metrics_view  # noqa: E402
-from cam_widgets.widgets.metrics_panel import BOX_SHAPE  # noqa: E402
-from cam_widgets.widgets.metrics_view import POINTING_TOLERANCE, parse_box  # noqa: E402
+from cam_widgets.widgets.compare import metrics_panel, metrics_view  # noqa: E402
+from cam_widgets.widgets.compare.metrics_panel import BOX_SHAPE  # noqa: E402
+from cam_widgets.widgets.compare.metrics_view import POINTING_TOLERANCE, parse_box  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -549,8 +549,8 @@ def test_a_new_figure_gets_its_box_shapes_only_once_the_browser_drew_it(scene_wi
 
 
 def test_explorer_and_compare_probe_the_same_pixel():
-    from cam_widgets.widgets.compare_panels import value_at
-    from cam_widgets.widgets.explorer_state import probe_message
+    from cam_widgets.widgets.compare.view import value_at
+    from cam_widgets.widgets.explorer.state import probe_message
 
     heat = np.arange(16, dtype=np.float32).reshape(4, 4) / 15
     # pixel centres sit at integer coordinates: 1.5 is the left edge of pixel 2 (not 2, then 1)
@@ -566,7 +566,7 @@ def test_explorer_and_compare_probe_the_same_pixel():
 
 
 def test_slow_methods_report_their_progress_as_a_share_of_the_comparison(widget, monkeypatch):
-    from cam_widgets.widgets.compare_panels import _progress_of
+    from cam_widgets.widgets.compare.work import _progress_of
 
     seen = []
     report = _progress_of("scorecam", lambda done, total: seen.append((done, total)), 1, 2)
@@ -652,7 +652,7 @@ def test_what_counts_as_not_seen():
     """Below 1% and outside the top 5: both; a function target has no one class."""
     from types import SimpleNamespace
 
-    from cam_widgets.widgets.common import UNSEEN_PROBABILITY, UNSEEN_TOP, unseen_note
+    from cam_widgets.widgets.shared.maps import UNSEEN_PROBABILITY, UNSEEN_TOP, unseen_note
 
     def r(class_id, p):
         return SimpleNamespace(class_id=class_id, probability=p, label="boxer")

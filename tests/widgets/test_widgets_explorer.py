@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from cam_widgets.widgets.explorer import Explorer
+from cam_widgets.widgets.explorer.widget import Explorer
 from loop_helpers import run_loop
 
 
@@ -124,7 +124,7 @@ def test_the_class_box_names_the_class_and_a_new_photo_its_own_top_class(explore
 
 
 def test_smoothgrad_reports_progress_in_noisy_samples(explorer):
-    from cam_widgets.widgets.explorer_state import ExplorerState, progress_unit
+    from cam_widgets.widgets.explorer.state import ExplorerState, progress_unit
 
     seen, lines = [], []
     explorer.status.progress.observe(lambda c: seen.append(c["new"]), names="value")
@@ -140,7 +140,7 @@ def test_smoothgrad_reports_progress_in_noisy_samples(explorer):
 
 
 def test_progress_says_the_time_left_once_it_has_a_pace(monkeypatch):
-    from cam_widgets.widgets.common import StatusLine, time_left
+    from cam_widgets.widgets.shared.status import StatusLine, time_left
 
     assert time_left(2.0, 0, 100) == "" and time_left(0.2, 10, 100) == ""  # no pace yet
     assert time_left(2.0, 10, 100) == "18 s" and time_left(20.0, 10, 100) == "3 min"
@@ -149,7 +149,7 @@ def test_progress_says_the_time_left_once_it_has_a_pace(monkeypatch):
     # the steps after the current one at least (it climbed with the time spent before)
     assert [time_left(2.0, 1, 10, since=t) for t in (0.0, 1.0, 5.0)] == ["18 s", "17 s", "16 s"]
     clock = iter([100.0, 102.0, 200.0, 200.0])  # start, a report; a new run, its report
-    monkeypatch.setattr("cam_widgets.widgets.common.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("cam_widgets.widgets.shared.status.time.monotonic", lambda: next(clock))
     status = StatusLine()
     status.start()
     status.report(25, 100, "noisy samples")
@@ -231,7 +231,7 @@ def test_bytes_sent_per_class_switch_stay_small(explorer):
 def test_probe_reports_the_value_the_hover_shows(explorer):
     """A click reads the drawn cell, as the hover does (not the upsampled heatmap: they
     differed in the third decimal, and a user compares them)."""
-    from cam_widgets.widgets.common import nearest_pixel
+    from cam_widgets.widgets.shared.maps import nearest_pixel
 
     explorer._on_probe(100.0, 50.0)
     assert list(explorer.panels.marker(0).x) == [100.0]
@@ -251,8 +251,8 @@ def test_export_and_static_fallback(explorer, tmp_path):
 def test_png_exports_are_the_view_with_or_without_its_title_and_colour_bar(explorer, tmp_path, monkeypatch):
     from PIL import Image
 
-    from cam_widgets.widgets.explorer_controls import OVERLAY_SUFFIX
-    from cam_widgets.widgets.explorer_state import export_stem
+    from cam_widgets.widgets.explorer.controls import OVERLAY_SUFFIX
+    from cam_widgets.widgets.explorer.state import export_stem
 
     def written(name):
         return np.asarray(Image.open(tmp_path / "exports" / name).convert("RGB"))
@@ -287,7 +287,7 @@ def test_a_failed_change_keeps_the_previous_view(explorer):
 
 
 def test_typed_class_text_is_parsed_once_for_every_widget():
-    from cam_widgets.widgets.common import parse_target
+    from cam_widgets.widgets.shared.controls import parse_target
 
     assert parse_target(" 282 tiger cat ") == 282
     assert parse_target("tiger cat") == "tiger cat"
@@ -296,7 +296,7 @@ def test_typed_class_text_is_parsed_once_for_every_widget():
 
 def test_prediction_rows_show_only_what_they_hold():
     from cam_widgets.explainer import Prediction
-    from cam_widgets.widgets.explorer_controls import prediction_rows, show_predictions
+    from cam_widgets.widgets.explorer.controls import prediction_rows, show_predictions
 
     picked = []
     box = prediction_rows(picked.append)
@@ -356,7 +356,7 @@ def test_export_offers_the_file_as_a_browser_download(explorer, tmp_path, monkey
     explorer._controls["export"].value = ".npy"
     assert row.serial == serial + 2 and row.mime == "application/octet-stream"
     assert np.array_equal(np.load(tmp_path / "exports" / row.filename), explorer.result.heatmap)
-    monkeypatch.setattr("cam_widgets.widgets.download.DOWNLOAD_LIMIT", 1000)
+    monkeypatch.setattr("cam_widgets.widgets.shared.download.DOWNLOAD_LIMIT", 1000)
     explorer._controls["export"].value = ".png"  # too large for the widget's state: not sent
     assert "too large to send to the browser" in row.text and row.payload == b""
     assert row.filename == "" and row.serial == serial + 2  # nothing saved in the browser
@@ -382,7 +382,7 @@ def test_a_failed_export_says_why_in_its_row(explorer, tmp_path, monkeypatch):
 def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monkeypatch):
     import torch
 
-    from cam_widgets.widgets.common import model_choices
+    from cam_widgets.widgets.shared.controls import model_choices
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub cache
     choices = dict((value, label) for label, value in model_choices())
@@ -399,7 +399,7 @@ def test_the_model_menu_says_which_weights_are_not_here(explorer, tmp_path, monk
 def test_tree_order_puts_each_block_before_its_parts():
     from types import SimpleNamespace
 
-    from cam_widgets.widgets.layer_menu import tree_order
+    from cam_widgets.widgets.shared.layer_menu import tree_order
 
     computed = ["stem.0", "stem", "body.0.a", "body.0.b", "body.0", "body.1", "body", "head"]
     ordered = tree_order([SimpleNamespace(name=n) for n in computed])
@@ -558,7 +558,7 @@ def test_export_file_names_tell_layers_and_smoothgrad_apart(explorer, tmp_path, 
 def test_export_stem_is_safe_on_every_os():
     from types import SimpleNamespace
 
-    from cam_widgets.widgets.explorer_state import export_stem
+    from cam_widgets.widgets.explorer.state import export_stem
 
     r = SimpleNamespace(method="gradcam++", layer="features.8", class_id=282, params={})
     assert export_stem("yours:a b/cat?.jpg", "vgg16", r) == "a_b_cat_vgg16_gradcam++_features.8_282"
@@ -582,7 +582,7 @@ def test_export_names_are_short_and_clean():
     clipped in the link: the image's extension goes, and a name has at most 80 characters."""
     from types import SimpleNamespace
 
-    from cam_widgets.widgets.explorer_state import MAX_STEM, export_stem
+    from cam_widgets.widgets.explorer.state import MAX_STEM, export_stem
 
     r = SimpleNamespace(method="gradcam", layer="features.8", class_id=242, params={})
     assert (
@@ -612,7 +612,7 @@ def test_export_names_are_short_and_clean():
 
 def test_the_precision_menu_shows_its_longest_option_whole(explorer):
     """It showed "bf16 (mixe": the label takes ~88 px, each character ~7 px, the arrow ~28."""
-    from cam_widgets.widgets.common import precisions_for
+    from cam_widgets.widgets.shared.controls import precisions_for
 
     longest = max(len(label) for label, _ in precisions_for("cuda"))  # "fp16 (mixed)"
     width = int(explorer._controls["precision"].layout.width.removesuffix("px"))
@@ -634,7 +634,7 @@ def test_set_from_python_shows_in_the_controls(explorer):
 
 def test_widget_maps_travel_as_short_numbers():
     """A FigureWidget sends 2-D arrays as JSON lists: float32 values printed 17 digits."""
-    from cam_widgets.widgets.panels import compact_z
+    from cam_widgets.widgets.shared.panels import compact_z
 
     z = np.array([[0.12345678, 1.0], [0.0, np.nan]], np.float32)
     assert json.dumps(compact_z(z).tolist()) == "[[0.123, 1.0], [0.0, NaN]]"
@@ -654,7 +654,7 @@ def test_side_by_side_shows_the_photo_beside_the_map(explorer):
     """Issue 19: torch-cam's demo and Captum Insights show the photo beside the overlay; the
     Explorer only toggled. "side by side" is a view: two panels, the photo alone, then the
     map over it; a display setting (no engine work); the probe reads the map's panel."""
-    from cam_widgets.widgets.explorer_view import PHOTO_TITLE
+    from cam_widgets.widgets.explorer.view import PHOTO_TITLE
 
     assert list(explorer._controls["view"].options) == ["overlay", "raw", "side by side"]
     calls, single = explorer.engine_calls, explorer.panels
@@ -704,8 +704,8 @@ def test_side_by_side_without_plotly_is_one_picture(explorer):
 
     from PIL import Image
 
-    from cam_widgets.widgets.explorer_state import ExplorerState
-    from cam_widgets.widgets.explorer_view import SIDE_GAP, view_png
+    from cam_widgets.widgets.explorer.state import ExplorerState
+    from cam_widgets.widgets.explorer.view import SIDE_GAP, view_png
 
     result = explorer.result
     state = ExplorerState(view="side by side", opacity=0.5)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from cam_widgets.data import sample_image
 from cam_widgets.errors import InvalidImageError
-from cam_widgets.widgets.images import image_choice, image_choices, load_choice
+from cam_widgets.widgets.shared.images import image_choice, image_choices, load_choice
 
 
 def test_a_file_becomes_a_choice_every_widget_offers(tmp_path):
@@ -73,7 +73,7 @@ def test_the_same_pixels_are_one_choice_however_they_come(tmp_path):
 
 
 def test_file_names_are_not_read_as_urls(tmp_path):
-    from cam_widgets.widgets.images import image_name
+    from cam_widgets.widgets.shared.images import image_name
 
     assert image_name(str(tmp_path / "cat #2.png")) == "cat #2.png"
     assert image_name(tmp_path / "what?.png") == "what?.png"

@@ -10,7 +10,7 @@ import pytest
 from ipywidgets.widgets.widget import _instances
 
 from cam_widgets.widgets import Compare, DilationStudy, Explorer, LayerSweep, SmoothGradStudy
-from cam_widgets.widgets.lifecycle import replace_in_cell
+from cam_widgets.widgets.shared.lifecycle import replace_in_cell
 
 BUILDERS = {
     "Explorer": lambda: Explorer(image="chelsea"),

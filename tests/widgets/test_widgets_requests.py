@@ -14,8 +14,8 @@ import pytest
 
 from cam_widgets.api import get_explainer
 from cam_widgets.engine import count_hooks
-from cam_widgets.widgets.explorer import Explorer
-from cam_widgets.widgets.requests import RequestQueue, Stopped, drive
+from cam_widgets.widgets.explorer.widget import Explorer
+from cam_widgets.widgets.shared.requests import RequestQueue, Stopped, drive
 from loop_helpers import run_loop, stop_when_working, until_working
 from loop_helpers import until as _until
 
@@ -148,7 +148,7 @@ def test_an_unexpected_error_off_the_loop_keeps_its_traceback_in_the_widget(expl
 
 @pytest.fixture(scope="module")
 def compare():
-    from cam_widgets.widgets.compare import Compare
+    from cam_widgets.widgets.compare.widget import Compare
 
     return Compare(image="chelsea", by="class", values=(285, 282), background=True)
 
@@ -218,7 +218,7 @@ def test_a_replaced_request_stops_at_its_next_report_and_its_changes_are_kept():
 
 def test_outside_a_kernel_changes_run_inline_even_under_a_running_loop():
     """A test process may run a loop of its own (Playwright's): only a kernel's counts."""
-    from cam_widgets.widgets.requests import in_kernel
+    from cam_widgets.widgets.shared.requests import in_kernel
 
     seen = []
 

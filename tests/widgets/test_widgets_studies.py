@@ -12,7 +12,7 @@ from cam_widgets.api import get_explainer  # noqa: E402
 from cam_widgets.explainer import Explainer  # noqa: E402
 from cam_widgets.render.figures import MIN_WRAP_PANEL  # noqa: E402
 from cam_widgets.widgets import DilationStudy, LayerSweep, SmoothGradStudy  # noqa: E402
-from cam_widgets.widgets.layer_menu import stage_layers  # noqa: E402
+from cam_widgets.widgets.shared.layer_menu import stage_layers  # noqa: E402
 
 
 def _z(panels, k) -> np.ndarray:
@@ -206,7 +206,7 @@ def test_study_texts_use_method_names_and_menus_mark_missing_weights():
 def test_explorer_takes_its_first_colormap_and_opacity():
     from cam_widgets.errors import InvalidParameterError
     from cam_widgets.render import plotly_colorscale
-    from cam_widgets.widgets.explorer import Explorer
+    from cam_widgets.widgets.explorer.widget import Explorer
 
     explorer = Explorer(image="chelsea", colormap="jet", opacity=0.7)
     assert explorer._controls["colormap"].value == "jet"
@@ -220,7 +220,7 @@ def test_explorer_takes_its_first_colormap_and_opacity():
 
 
 def test_a_study_keeps_a_typed_class_beside_its_error_and_its_note_follows_the_maps():
-    from cam_widgets.widgets.common import PERCENTILE_NOTE
+    from cam_widgets.result import PERCENTILE_NOTE
 
     study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2))
     note = lambda: study.panels.figure.layout.coloraxis.colorbar.title.text or ""  # noqa: E731
@@ -315,7 +315,7 @@ def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
 def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in(monkeypatch):
     """Built in a cell (the kernel's loop running): the constructor returns with the plain
     map and empty SmoothGrad panels; a request run after the cell fills them in."""
-    from cam_widgets.widgets import requests
+    from cam_widgets.widgets.shared import requests
     from loop_helpers import run_loop, until
 
     monkeypatch.setattr(requests, "in_kernel", lambda: True)  # (this loop stands for a kernel's)

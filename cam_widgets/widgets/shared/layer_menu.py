@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..explainer import Explainer
+    from ...explainer import Explainer
 
 
 def layer_menu(layers: Sequence, default: str, current: str | None, everything: bool) -> list:

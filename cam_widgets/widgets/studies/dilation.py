@@ -10,16 +10,17 @@ from dataclasses import dataclass
 import ipywidgets as W
 import torch
 
-from ..api import get_explainer, widget_model
-from ..errors import InvalidParameterError
-from ..explainer import Explainer
-from ..models import DEFAULT_MODEL, ModelSpec
-from ..models.dilate import dilate
-from ..result import Explanation
-from .common import colorbar_note, control_row, display_map, model_choices
-from .images import load_choice
-from .layer_menu import layer_menu, layer_options
-from .study_base import Study, StudyView
+from ...api import get_explainer, widget_model
+from ...errors import InvalidParameterError
+from ...explainer import Explainer
+from ...models import DEFAULT_MODEL, ModelSpec
+from ...models.dilate import dilate
+from ...result import Explanation
+from ..shared.controls import control_row, model_choices
+from ..shared.images import load_choice
+from ..shared.layer_menu import layer_menu, layer_options
+from ..shared.maps import colorbar_note, display_map
+from .base import Study, StudyView
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,9 @@ def finer_layer(explainer: Explainer, layer: str, factor: int = 4) -> str:
     names = [layer.name for layer in layers]
     info = layers[names.index(layer)]
     for f in (factor, 2, 8):
-        found = [candidate for candidate in layers[: names.index(layer)] if candidate.height == info.height * f]
+        found = [
+            candidate for candidate in layers[: names.index(layer)] if candidate.height == info.height * f
+        ]
         if found:
             same_depth = [candidate for candidate in found if candidate.name.count(".") == layer.count(".")]
             return (same_depth or found)[-1].name

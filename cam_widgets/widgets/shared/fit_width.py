@@ -5,7 +5,7 @@ from __future__ import annotations
 import anywidget
 import traitlets
 
-from ..render.figures import FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT
+from ...render.figures import FIGURE_EXTRA, FIGURE_EXTRA_HEIGHT
 
 #: Pixels kept free below a window-fitted figure (the page's edge is not the map's).
 BELOW_THE_MAP = 8

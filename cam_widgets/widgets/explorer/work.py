@@ -9,11 +9,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import get_explainer
-from ..models import resolve_class
-from ..result import Explanation
-from .common import precisions_for
-from .explorer_state import COMPUTE, SMOOTHGRAD_ONLY, TOP_PREDICTIONS, ExplorerState, explain_params, photo_of
+from ...api import get_explainer
+from ...models import resolve_class
+from ...result import Explanation
+from ..shared.controls import precisions_for
+from .state import COMPUTE, SMOOTHGRAD_ONLY, TOP_PREDICTIONS, ExplorerState, explain_params, photo_of
 
 
 @dataclass

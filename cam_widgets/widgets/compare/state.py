@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..api import get_explainer
-from ..errors import InvalidParameterError, UnknownMethodError, close_matches
-from ..methods import get_method, list_methods
-from ..models import DEFAULT_MODEL, list_models, weights_on_disk
-from .layer_menu import stage_layers
+from ...api import get_explainer
+from ...errors import InvalidParameterError, UnknownMethodError, close_matches
+from ...methods import get_method, list_methods
+from ...models import DEFAULT_MODEL, list_models, weights_on_disk
+from ..shared.layer_menu import stage_layers
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
 DIMENSIONS = ("class", "method", "layer", "model")
@@ -87,7 +87,7 @@ def default_values(by: str, model: str, image: str) -> tuple:
     model's stage outputs (at most four), the zoo models whose weights are on this machine
     (up to three; offline, the EfficientNet-Lites) or a fixed list."""
     if by == "class":
-        from .images import load_choice  # a widget module: only when classes are compared
+        from ..shared.images import load_choice  # a widget module: only when classes are compared
 
         top = get_explainer(model).predict(load_choice(image), top=DEFAULT_CLASSES)
         return tuple(p.class_id for p in top)

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import ipywidgets as W
 import numpy as np
 
-from ..api import widget_model
-from ..methods import get_method, list_methods
-from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
-from ..models import DEFAULT_MODEL
-from ..result import Explanation
-from .common import colorbar_note, control_row, display_map, snapshot_display
-from .study_base import Study, StudyView
+from ...api import widget_model
+from ...methods import get_method, list_methods
+from ...methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
+from ...models import DEFAULT_MODEL
+from ...result import Explanation
+from ..shared.controls import control_row
+from ..shared.maps import colorbar_note, display_map, snapshot_display
+from .base import Study, StudyView
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from typing import Any
 
 import ipywidgets as W
 
-from ..metrics import deletion_insertion
-from .common import busy, control_row
+from ...metrics import deletion_insertion
+from ..shared.controls import control_row
+from ..shared.status import busy
 from .metrics_view import (
     Box,
     curve_html,

@@ -10,14 +10,14 @@ from collections.abc import Callable
 import ipywidgets as W
 import numpy as np
 
-from ..render import plotly_colorscale
-from ..render.figures import FIGURE_EXTRA
-from ..render.overlay import fade_for, overlay, to_png_bytes
-from ..result import Explanation
-from .common import colorbar_note, display_map
-from .explorer_state import SIDE_BY_SIDE, ExplorerState, probe_message, static_png
-from .lifecycle import close_owned
-from .panels import MIN_WINDOW_FIT_PANEL, HeatmapPanels
+from ...render import plotly_colorscale
+from ...render.figures import FIGURE_EXTRA
+from ...render.overlay import fade_for, overlay, to_png_bytes
+from ...result import Explanation
+from ..shared.lifecycle import close_owned
+from ..shared.maps import colorbar_note, display_map
+from ..shared.panels import MIN_WINDOW_FIT_PANEL, HeatmapPanels
+from .state import SIDE_BY_SIDE, ExplorerState, probe_message, static_png
 
 #: The map's widest (px) on a large screen. It stays in view (FitWidth measures where it is):
 #: whole on the first screen where it can be there (an introduction above the Explorer

@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 
 import ipywidgets as W
 
-from ..methods import list_methods
-from ..render import list_colormaps
-from .common import control_row, model_choices
-from .download import Download
-from .explorer_state import TOP_PREDICTIONS, VIEWS, ExplorerState
-from .images import image_choices
+from ...methods import list_methods
+from ...render import list_colormaps
+from ..shared.controls import control_row, model_choices
+from ..shared.download import Download
+from ..shared.images import image_choices
+from .state import TOP_PREDICTIONS, VIEWS, ExplorerState
 
 #: The export menu's "PNG overlay" (the bare picture; "PNG figure" adds title and colour bar).
 OVERLAY_SUFFIX = "_overlay.png"

@@ -8,12 +8,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..app_mode import in_voila
-from ..data import load_image
-from .common import errors_shown
-from .explorer_controls import OVERLAY_SUFFIX
-from .explorer_state import export_stem
-from .images import add_user_image, image_choice
+from ...app_mode import in_voila
+from ...data import load_image
+from ..shared.images import add_user_image, image_choice
+from ..shared.status import errors_shown
+from .controls import OVERLAY_SUFFIX
+from .state import export_stem
 
 #: The kernel's folder for exports outside an app page (JupyterLab, Notebook).
 EXPORTS = "exports"

@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ..data import list_samples, list_scenes, load_image
-from ..data.named import bundled_image, bundled_name, load_named
+from ...data import list_samples, list_scenes, load_image
+from ...data.named import bundled_image, bundled_name, load_named
 
 #: Dropdown values of the user's images start with this.
 USER_PREFIX = "yours:"

@@ -8,12 +8,17 @@ work and the figure both succeeded; on an error or a stop the last good view sta
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
 from functools import partial
 
-from .common import StatusLine, busy, errors_shown, next_state, parse_target
+from ...errors import InvalidParameterError, close_matches
+from ...methods import get_method
+from .controls import parse_target
+from .images import image_choice
 from .lifecycle import close_owned
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
+from .status import StatusLine, busy, errors_shown
 
 #: A change that asks for the state's engine work again (a study's deferred first run).
 AGAIN = "__again__"
@@ -141,3 +146,28 @@ class StateRequests:
     def _normalize(self, changes: dict) -> dict:
         """Derived settings filled in (e.g. a new model's default layer)."""
         return changes
+
+
+def next_state(
+    owner: str, state, changes: dict, display: Sequence[str], normalize: Callable[[dict], dict] = dict
+):
+    """(the state after ``changes``, whether only ``display`` fields really changed).
+
+    Unknown setting names are a one-line error naming the widget's settings; ``normalize``
+    fills in derived settings (e.g. the default values of a new comparison axis).
+    """
+    names = {f.name for f in fields(state)}
+    for key in changes:
+        if key not in names:
+            raise InvalidParameterError(
+                f"{owner} has no setting {key!r}; it has {', '.join(sorted(names))}."
+                + close_matches(key, names)
+            )
+    changes = normalize(dict(changes))
+    if "method" in changes:  # a title or other spelling: the registry name the menus hold
+        changes["method"] = get_method(changes["method"]).name
+    if "image" in changes:  # a path, URL or array too
+        changes["image"] = image_choice(changes["image"])
+    new = replace(state, **changes)
+    display_only = all(key in display or getattr(new, key) == getattr(state, key) for key in changes)
+    return new, display_only

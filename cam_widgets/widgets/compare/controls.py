@@ -8,15 +8,15 @@ from collections.abc import Sequence
 
 import ipywidgets as W
 
-from ..api import get_explainer
-from ..methods import list_methods
-from ..render import list_colormaps
-from ..result import Explanation
-from .common import control_row, model_choices
-from .compare_panels import MIXED_UNITS, mixed_families
-from .compare_state import DIMENSIONS, CompareState
-from .images import image_choices
-from .layer_menu import layer_menu, layer_options
+from ...api import get_explainer
+from ...methods import list_methods
+from ...render import list_colormaps
+from ...result import Explanation
+from ..shared.controls import control_row, model_choices
+from ..shared.images import image_choices
+from ..shared.layer_menu import layer_menu, layer_options
+from .state import DIMENSIONS, CompareState
+from .view import MIXED_UNITS, mixed_families
 
 
 def build_controls(s: CompareState) -> dict:

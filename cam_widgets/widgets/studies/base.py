@@ -9,18 +9,19 @@ from typing import NamedTuple
 import ipywidgets as W
 import numpy as np
 
-from ..api import get_explainer
-from ..explainer import Explainer
-from ..models import resolve_class
-from ..render import list_colormaps
-from ..result import Explanation
-from .common import busy, model_choices, top_classes, unseen_note, with_notes
-from .compare_panels import PANEL_SIZE
-from .images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
-from .lifecycle import replace_in_cell
-from .panels import HeatmapPanels
-from .requests import progress_reporter
-from .state_requests import AGAIN, StateRequests
+from ...api import get_explainer
+from ...explainer import Explainer
+from ...models import resolve_class
+from ...render import list_colormaps
+from ...result import Explanation
+from ..shared.controls import model_choices
+from ..shared.images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
+from ..shared.lifecycle import replace_in_cell
+from ..shared.maps import top_classes, unseen_note, with_notes
+from ..shared.panels import PANEL_SIZE, HeatmapPanels
+from ..shared.requests import progress_reporter
+from ..shared.state_requests import AGAIN, StateRequests
+from ..shared.status import busy
 
 DISPLAY = ("opacity", "colormap")
 CLASS_PLACEHOLDER = "top class; or boxer, 282..."

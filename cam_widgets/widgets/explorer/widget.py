@@ -15,27 +15,22 @@ from functools import partial
 
 import ipywidgets as W
 
-from ..api import get_explainer, widget_model
-from ..methods import get_method
-from ..models import DEFAULT_MODEL, resolve_class
-from ..result import Explanation
-from .common import StatusLine, busy, errors_shown, first_view, parse_target, precisions_for, unseen_note
-from .explorer_controls import build_controls, explorer_layout, highlight, prediction_rows, show_predictions
-from .explorer_files import ExplorerFiles
-from .explorer_state import (
-    COMPUTE,
-    COMPUTE_CONTROLS,
-    SMOOTHGRAD_ONLY,
-    ExplorerState,
-    progress_unit,
-    result_message,
-)
-from .explorer_view import EXPLORER_CLASS, MapView
-from .explorer_work import ExplorerWork, Outcome, fit_state_to_model
-from .images import FollowsUserImages, image_choice, show_choice
-from .layer_menu import layer_menu, layer_options
-from .lifecycle import close_owned, replace_in_cell
-from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
+from ...api import get_explainer, widget_model
+from ...methods import get_method
+from ...models import DEFAULT_MODEL, resolve_class
+from ...result import Explanation
+from ..shared.controls import first_view, parse_target, precisions_for
+from ..shared.images import FollowsUserImages, image_choice, show_choice
+from ..shared.layer_menu import layer_menu, layer_options
+from ..shared.lifecycle import close_owned, replace_in_cell
+from ..shared.maps import unseen_note
+from ..shared.requests import Request, RequestQueue, Stopped, drive, progress_reporter
+from ..shared.status import StatusLine, busy, errors_shown
+from .controls import build_controls, explorer_layout, highlight, prediction_rows, show_predictions
+from .files import ExplorerFiles
+from .state import COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, ExplorerState, progress_unit, result_message
+from .view import EXPLORER_CLASS, MapView
+from .work import ExplorerWork, Outcome, fit_state_to_model
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 

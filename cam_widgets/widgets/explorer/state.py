@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..methods import get_method
-from ..methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
-from ..models import DEFAULT_MODEL
-from ..render import to_png_bytes
-from ..result import Explanation
-from .common import nearest_pixel
-from .images import load_choice
+from ...methods import get_method
+from ...methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
+from ...models import DEFAULT_MODEL
+from ...render import to_png_bytes
+from ...result import Explanation
+from ..shared.images import load_choice
+from ..shared.maps import nearest_pixel
 
 #: Controls whose change needs the engine; the others only re-render.
 COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples", "precision")

@@ -1,11 +1,7 @@
-"""What the panels of a :class:`~cam_widgets.widgets.compare.Compare` show, without any widget.
-
-:func:`compute_panels` (the engine calls for one :class:`~.compare_state.CompareState`, batched
-per compared dimension), :func:`scaled_maps` (per panel in [0, 1] or on one shared scale),
-:func:`value_at` and :func:`probe_table_html`
-(the probed pixel of every map, as its hover shows it) and :func:`summary_line` (the status
-line of a computation).
-"""
+"""What the panels of a :class:`~.widget.Compare` show, without any widget:
+:func:`scaled_maps` (per panel in [0, 1] or on one shared scale), :func:`value_at` and
+:func:`probe_table_html` (the probed pixel of every map, as its hover shows it),
+:func:`summary_line` (the status line of a computation) and titles marking unseen classes."""
 
 from __future__ import annotations
 
@@ -15,21 +11,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..api import get_explainer
-from ..errors import InvalidParameterError
-from ..methods import get_method
-from ..methods.context import Progress
-from ..models import resolve_class
-from ..render import DISPLAY_PERCENTILE, shared_scale
-from ..render.figures import map_side, prepare_map
-from ..result import Explanation
-from .common import colorbar_note, display_map, layer_resolution, nearest_pixel, top_classes, unseen_note
-from .compare_state import CompareState
-from .images import load_choice
+from ...api import get_explainer
+from ...methods import get_method
+from ...render import DISPLAY_PERCENTILE, shared_scale
+from ...render.figures import map_side, prepare_map
+from ...result import Explanation
+from ..shared.maps import (
+    colorbar_note,
+    display_map,
+    layer_resolution,
+    nearest_pixel,
+)
+from .state import CompareState
 
-#: Panel width (px) at most (a wide page); narrower outputs get narrower panels, which wrap
-#: into rows below MIN_WRAP_PANEL (HeatmapPanels' ``fit_width`` and ``wrap``).
-PANEL_SIZE = 320
 #: Why a shared scale is off when panels mix CAM and pixel-level maps.
 MIXED_UNITS = (
     "shared scale off: CAM maps (layer activations x weights) and pixel-level maps "
@@ -37,61 +31,8 @@ MIXED_UNITS = (
 )
 
 
-def compute_panels(
-    s: CompareState, progress: Progress = None
-) -> tuple[list[Explanation], np.ndarray, list[str], list]:
-    """(results, photo shown, panel titles, (explainer, prepared image) of each panel) for
-    a state from :func:`~.compare_state.resolve_state`; ``progress(fraction, 1.0)`` is
-    told how far the slow methods (Score-CAM, Integrated Gradients) have gone."""
-    rgb = load_choice(s.image)
-    if s.by == "model":
-        return _compute_models(s, rgb, progress)
-    explainer = get_explainer(s.model)
-    prepared = explainer.prepare(rgb)
-    target = None if s.target is None else resolve_class(s.target, explainer.labels)
-    if s.by == "class":
-        results = explainer.explain_classes(
-            prepared, list(s.values), s.method, s.layer, **_progress_of(s.method, progress, 0, 1)
-        )
-        titles = [f"{r.label} ({r.class_id}) p={r.probability:.3f}" for r in results]
-    elif s.by == "method":
-        results = [
-            explainer.explain(
-                prepared,
-                m,
-                target,
-                s.layer if get_method(m).needs_layer else None,
-                **_progress_of(m, progress, k, len(s.values)),
-            )
-            for k, m in enumerate(s.values)
-        ]
-        titles = [get_method(r.method).title for r in results]
-    else:
-        if not get_method(s.method).needs_layer:
-            raise InvalidParameterError(
-                f"comparing layers needs a layer method such as 'gradcam' (got {s.method!r}, "
-                f"which works on the input)."
-            )
-        results = explainer.explain_layers(prepared, target, s.method, list(s.values))
-        titles = [f"{r.layer}  {layer_resolution(explainer, r.layer)}" for r in results]
-    return results, prepared.rgb, titles, [(explainer, prepared)] * len(results)
-
-
-#: What a panel's title adds when its model does not see its class (see unseen_notes).
+#: What a panel's title adds when its model does not see its class (see work.unseen_notes).
 NOT_SEEN = ", not seen here"
-
-
-def unseen_notes(results: Sequence[Explanation], sources: Sequence) -> list[str]:
-    """Per panel, the note of a chosen class its model does not see
-    (:func:`.common.unseen_note`: p < 1% and not in the model's top 5), or ""."""
-    tops: dict = {}
-    notes = []
-    for result, (explainer, prepared) in zip(results, sources):
-        key = (id(explainer), id(prepared))
-        if key not in tops:  # (one forward per model, cached by the engine)
-            tops[key] = top_classes(explainer, prepared)
-        notes.append(unseen_note(result, tops[key]))
-    return notes
 
 
 def mark_unseen(titles: Sequence[str], notes: Sequence[str], by: str) -> list[str]:
@@ -99,31 +40,6 @@ def mark_unseen(titles: Sequence[str], notes: Sequence[str], by: str) -> list[st
     if by not in ("class", "model"):
         return list(titles)
     return [t + NOT_SEEN if note else t for t, note in zip(titles, notes)]
-
-
-def _progress_of(method: str, progress: Progress, panel: int, panels: int) -> dict:
-    """The ``progress`` argument of panel ``panel`` of ``panels``, for the slow methods only:
-    its own progress as a fraction of the whole comparison."""
-    if progress is None or "extra_forwards" not in get_method(method).needs:
-        return {}
-    return {"progress": lambda done, total: progress((panel + done / max(total, 1)) / panels, 1.0)}
-
-
-def _compute_models(s: CompareState, rgb: np.ndarray, progress: Progress):
-    results, photo, class_id, sources = [], None, s.target, []
-    for k, name in enumerate(s.values):
-        explainer = get_explainer(name)
-        prepared = explainer.prepare(rgb)  # each model's own input size
-        sources.append((explainer, prepared))
-        photo = prepared.rgb if photo is None else photo
-        result = explainer.explain(
-            prepared, s.method, class_id, s.layer, **_progress_of(s.method, progress, k, len(s.values))
-        )
-        # the first model's class for every later one: all panels show one class
-        class_id = result.class_id if class_id is None else class_id
-        results.append(result)
-    titles = [f"{name}: {r.label} p={r.probability:.3f}" for name, r in zip(s.values, results)]
-    return results, photo, titles, sources
 
 
 def mixed_families(results: Sequence[Explanation]) -> bool:

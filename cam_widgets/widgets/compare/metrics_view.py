@@ -16,14 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import get_scene
-from ..errors import InvalidParameterError
-from ..metrics import (
-    average_drop_increase,
-    energy_pointing_game,
-    iou_at_thresholds,
-    pointing_game,
-)
+from ...data import get_scene
+from ...errors import InvalidParameterError
+from ...metrics import average_drop_increase, energy_pointing_game, iou_at_thresholds, pointing_game
 
 #: Pointing-game tolerance in pixels (Zhang et al. 2018 use 15).
 POINTING_TOLERANCE = 15

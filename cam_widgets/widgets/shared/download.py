@@ -8,7 +8,7 @@ from pathlib import Path
 import anywidget
 import traitlets
 
-from ..errors import CamWidgetsError
+from ...errors import CamWidgetsError
 
 #: Largest file offered to the browser: it travels in the widget's state (an HTML view with
 #: plotly.js is ~5 MB).

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Generator
 from functools import partial
 
-from ..errors import CamWidgetsError
+from ...errors import CamWidgetsError
 
 #: A request: yields engine work (a callable, run off the loop), receives its result.
 Request = Generator[Callable[[], object], object, None]
@@ -188,7 +188,7 @@ class RequestQueue:
             self._stop.clear()  # a late stop click must not stop the next request
             self.stopped_by_user = False
 
-    async def idle(self, timeout: float = 60.0) -> None:
+    async def idle(self, timeout: float = 300.0) -> None:
         """Wait until every request asked for so far has run (for tests and scripts)."""
         if self._task is not None:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 import ipywidgets as W
 
-from ..api import widget_model
-from ..methods import get_method, list_methods
-from ..models import DEFAULT_MODEL
-from ..result import Explanation
-from .common import colorbar_note, control_row, display_map, layer_resolution
-from .layer_menu import stage_layers
-from .study_base import Study, StudyView
+from ...api import widget_model
+from ...methods import get_method, list_methods
+from ...models import DEFAULT_MODEL
+from ...result import Explanation
+from ..shared.controls import control_row
+from ..shared.layer_menu import stage_layers
+from ..shared.maps import colorbar_note, display_map, layer_resolution
+from .base import Study, StudyView
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ import ipywidgets as W
 import numpy as np
 import plotly.graph_objects as go
 
-from ..render import image_data_uri, plotly_colorscale
-from ..render.figures import (
+from ...render import image_data_uri, plotly_colorscale
+from ...render.figures import (
     FIGURE_CONFIG,
     FIGURE_EXTRA,
     FIGURE_EXTRA_HEIGHT,
@@ -318,3 +318,8 @@ def _place_panels(layout, grid: PanelGrid, count: int, aspect: float) -> None:
         layout[f"xaxis{suffix}"].domain = xd
         layout[f"yaxis{suffix}"].domain = yd
         layout.annotations[k].update(x=(xd[0] + xd[1]) / 2, y=yd[1])
+
+
+#: Panel width (px) at most (a wide page); narrower outputs get narrower panels, which wrap
+#: into rows below MIN_WRAP_PANEL (HeatmapPanels' ``fit_width`` and ``wrap``).
+PANEL_SIZE = 320

@@ -15,23 +15,20 @@ from dataclasses import replace
 import ipywidgets as W
 import numpy as np
 
-from ..api import widget_model
-from ..methods import get_method
-from ..models import DEFAULT_MODEL
-from ..result import Explanation
-from .common import busy, first_view, with_notes
-from .compare_controls import build_controls, class_text, compare_layout, fill_menus, show_scale
-from .compare_panels import (
-    PANEL_SIZE,
-    compute_panels,
-    mark_unseen,
-    probe_table_html,
-    scaled_maps,
-    summary_line,
-    unseen_notes,
-    value_at,
-)
-from .compare_state import (
+from ...api import widget_model
+from ...methods import get_method
+from ...models import DEFAULT_MODEL
+from ...result import Explanation
+from ..shared.controls import first_view
+from ..shared.images import FollowsUserImages, image_choice, show_choice
+from ..shared.lifecycle import replace_in_cell
+from ..shared.maps import with_notes
+from ..shared.panels import PANEL_SIZE, HeatmapPanels
+from ..shared.state_requests import StateRequests
+from ..shared.status import busy
+from .controls import build_controls, class_text, compare_layout, fill_menus, show_scale
+from .metrics_panel import MetricsPanel
+from .state import (
     DEFAULT_VALUES,
     DIMENSIONS,
     DISPLAY,
@@ -42,11 +39,8 @@ from .compare_state import (
     resolve_state,
     values_text,
 )
-from .images import FollowsUserImages, image_choice, show_choice
-from .lifecycle import replace_in_cell
-from .metrics_panel import MetricsPanel
-from .panels import HeatmapPanels
-from .state_requests import StateRequests
+from .view import mark_unseen, probe_table_html, scaled_maps, summary_line, value_at
+from .work import compute_panels, unseen_notes
 
 __all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values", "value_at"]
 
