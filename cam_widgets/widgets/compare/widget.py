@@ -1,9 +1,9 @@
 """Compare: N maps side by side in one figure, one per class, method, layer or model.
 
 This module is the widget: how its controls, the figure, the probe table and the metrics
-section follow the state. The state and its parsing live in :mod:`.compare_state`, what the
-panels show (engine calls, scaling, probe values) in :mod:`.compare_panels`, the controls in
-:mod:`.compare_controls`; the names in ``__all__`` are re-exported here.
+section follow the state. The state and its parsing live in :mod:`.state`, the engine
+work in :mod:`.work`, what the panels show (scaling, probe values) in :mod:`.view`, the
+controls in :mod:`.controls`; the names in ``__all__`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
         colormap, opacity: the first view's (as the Explorer's).
 
     The "metrics" checkbox (off by default; ``self.metrics``, a
-    :class:`~cam_widgets.widgets.metrics_panel.MetricsPanel`) adds a table of localization
+    :class:`~cam_widgets.widgets.compare.metrics_panel.MetricsPanel`) adds a table of localization
     and faithfulness scores per panel against a typed, drawn or scene ground-truth box, and
     the deletion / insertion curve of one panel.
     """

@@ -27,7 +27,7 @@ def compute_panels(
     s: CompareState, progress: Progress = None
 ) -> tuple[list[Explanation], np.ndarray, list[str], list]:
     """(results, photo shown, panel titles, (explainer, prepared image) of each panel) for
-    a state from :func:`~.compare_state.resolve_state`; ``progress(fraction, 1.0)`` is
+    a state from :func:`~.state.resolve_state`; ``progress(fraction, 1.0)`` is
     told how far the slow methods (Score-CAM, Integrated Gradients) have gone."""
     rgb = load_choice(s.image)
     if s.by == "model":
@@ -65,7 +65,7 @@ def compute_panels(
 
 def unseen_notes(results: Sequence[Explanation], sources: Sequence) -> list[str]:
     """Per panel, the note of a chosen class its model does not see
-    (:func:`.common.unseen_note`: p < 1% and not in the model's top 5), or ""."""
+    (:func:`..shared.maps.unseen_note`: p < 1% and not in the model's top 5), or ""."""
     tops: dict = {}
     notes = []
     for result, (explainer, prepared) in zip(results, sources):

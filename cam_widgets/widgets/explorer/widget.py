@@ -1,10 +1,10 @@
 """The Explorer: one image, one model, one map, every control linked to one state object.
 
 This module is the widget: how its controls, status line and map follow the state. The
-state and the decisions made from it live in :mod:`.explorer_state`, the controls and the
-prediction rows in :mod:`.explorer_controls`, the drawing of the map in :mod:`.explorer_view`,
-uploads and exports in :mod:`.explorer_files`, the engine part of a request in
-:mod:`.explorer_work`.
+state and the decisions made from it live in :mod:`.state`, the controls and the
+prediction rows in :mod:`.controls`, the drawing of the map in :mod:`.view`,
+uploads and exports in :mod:`.files`, the engine part of a request in
+:mod:`.work`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
     """Pick an image, model, layer, class and method; see the map update in place.
 
     In a kernel, a change made in the browser runs its engine work off the kernel's event
-    loop (:mod:`.requests`): the controls stay live, changes made meanwhile replace the
+    loop (:mod:`..shared.requests`): the controls stay live, changes made meanwhile replace the
     running computation, and long work shows a stop button. ``set()`` from Python runs
     inline and returns the new result.
 
@@ -115,7 +115,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
 
     @property
     def panels(self):
-        """The map's :class:`~.panels.HeatmapPanels` (None: static, or closed)."""
+        """The map's :class:`~..shared.panels.HeatmapPanels` (None: static, or closed)."""
         view = vars(self).get("_map")
         return None if view is None else view.panels
 
@@ -177,7 +177,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
 
     def _request(self, changes: dict, inline: bool = False) -> Request:
         """Apply ``changes``: state and controls here, engine work yielded (see
-        :mod:`.requests`), then the view; on an error or a stop, the state on show."""
+        :mod:`..shared.requests`), then the view; on an error or a stop, the state on show."""
         loop = None if inline else self._requests.loop()
         failed = False
         # off the loop the controls stay live (a change replaces the running work)
@@ -340,7 +340,7 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
 
     def _render_status(self, probe: str = "") -> None:
         """What the map shows (or why it is empty, or that the model does not see the chosen
-        class: see :func:`.common.unseen_note`), and below it a probed pixel's value."""
+        class: see :func:`..shared.maps.unseen_note`), and below it a probed pixel's value."""
         r = self.result
         unseen = unseen_note(r, self._top_ids)  # a chosen class the model gives ~0
         if r.flagged:

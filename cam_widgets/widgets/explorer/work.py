@@ -1,5 +1,5 @@
 """The engine part of an :class:`~cam_widgets.widgets.explorer.Explorer` request, without any
-widget: it may run in a worker thread (:mod:`.requests`) while the kernel's loop reads the
+widget: it may run in a worker thread (:mod:`..shared.requests`) while the kernel's loop reads the
 browser's messages, so it touches the state and the engine only.
 """
 

@@ -29,7 +29,7 @@ CLASS_PLACEHOLDER = "top class; or boxer, 282..."
 
 class StudyView(NamedTuple):
     """What a study's engine work gives its figure: the photo, the maps, their titles and
-    colour bar note (:func:`.common.colorbar_note` of the results), the explainer (its
+    colour bar note (:func:`..shared.maps.colorbar_note` of the results), the explainer (its
     classes go to the class box), ``finish()``, the study's other updates (its results,
     status line, tables), called on the loop's thread, and a result of the class the maps
     show (the class box names it when it was left to the top class)."""
@@ -47,7 +47,7 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
     """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
 
     A subclass's ``_compute(state, report)`` is the engine work of a request: it may run in a
-    worker thread (a change made in the browser, see :mod:`.requests`), so it touches no
+    worker thread (a change made in the browser, see :mod:`..shared.requests`), so it touches no
     widget: it returns ``(state, StudyView(...))``, the view's ``finish()`` being its widget
     updates (status line, tables, menus), called on the loop's thread with the new maps.
     """
