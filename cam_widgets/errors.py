@@ -4,6 +4,19 @@ Every error message says what was wrong, what was expected, what was received an
 where it helps, a hint (for example close matches for a mistyped layer name).
 All errors derive from :class:`CamWidgetsError`, so callers (the CLI, the widgets)
 can show them as one line without a traceback.
+
+A message about a bad value (an argument, a file's content, a CSV field, an environment
+variable) is written in one way only, by :func:`expected`, as one line::
+
+    Invalid <name>: expected <what>, received <describe(value)>. Hint: <hint>
+
+for example ``raise InvalidParameterError(expected("timeout", "a positive number of seconds",
+timeout, "pass e.g. timeout=10.0"))``. ``problem=`` replaces "Invalid <name>" where the
+headline says more ("Image too large"); :class:`Received` passes received text already written
+(a size, a count, a quoted path) in place of ``describe(value)``. Messages about something
+that is not a bad value (a server error, a failed rendezvous) stay prose, still one line
+that says what happened and what to do. tests/project/test_error_style.py keeps the older
+styles ("'x' must be ... (got ...)", "x must be ..., got ...") from coming back.
 """
 
 from __future__ import annotations
@@ -78,6 +91,27 @@ def describe(value: object) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} that is a {type(value).__name__}"
+
+
+class Received(str):
+    """Received text already written for a message (a size, a count, a quoted path): used
+    by :func:`expected` as it is, in place of ``describe(value)``."""
+
+
+def expected(name: str, what: str, received: object, hint: str = "", *, problem: str = "") -> str:
+    """The one line about a bad value:
+    "Invalid <name>: expected <what>, received <describe(received)>. Hint: <hint>".
+
+    ``problem`` replaces "Invalid <name>" (e.g. "Image too large"); ``received`` goes through
+    :func:`describe` unless it is :class:`Received` text; a hint from :func:`close_matches`
+    (" Did you mean ...?") is kept as it is, any other hint follows "Hint: "."""
+    got = str(received) if isinstance(received, Received) else describe(received)
+    text = f"{problem or 'Invalid ' + name}: expected {what}, received {got}."
+    hint = hint.strip()
+    if hint:
+        text += " " + (hint if hint.startswith("Did you mean") else "Hint: " + hint)
+        text += "" if hint.endswith((".", "?", "!")) else "."
+    return " ".join(text.splitlines())
 
 
 _WORKER = re.compile(r"^Caught \w+ in DataLoader worker process \d+\.\nOriginal Traceback")
