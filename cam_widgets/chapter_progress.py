@@ -41,6 +41,8 @@ STYLE = (
     "body[data-voila] :is(.lm-BoxPanel, .lm-BoxPanel-child):has(.cw-chapter-progress-running) "
     "{contain: size style !important;}</style>"
 )
+#: Height kept for the line in its cell's output (one line of text and its margins).
+PLACE_HEIGHT = "32px"
 #: The kernel idle this long between cells: the line says it is idle (Voila's gaps are shorter).
 IDLE_AFTER_S = 1.5
 
@@ -62,6 +64,10 @@ class ChapterProgress:
         self.clock = clock
         self.widget = W.HTML()
         self.widget.add_class(LINE_CLASS)
+        # what the cell shows: the line's place, kept while the line is pinned elsewhere, so
+        # that nothing below moves when it comes back (the quickstart's map was sized from
+        # where it stood, and "Done" pushed its bottom off the first screen)
+        self.place = W.Box([self.widget], layout=W.Layout(min_height=PLACE_HEIGHT))
         self.title: str | None = None
         self.finished = False
         self._busy_since: float | None = clock()  # section() is called from a running cell
@@ -169,7 +175,7 @@ def section(title: str) -> ChapterProgress:
         if shell is not None:
             current.watch(shell.events)
         current.section(title)
-        display(current.widget)
+        display(current.place)
         current.start_ticking()
     else:
         current.section(title)

@@ -136,11 +136,11 @@ def test_section_shows_one_line_per_run_and_done_ends_it(monkeypatch):
     monkeypatch.setattr("IPython.display.display", shown.append)
     monkeypatch.setattr(chapter_progress, "current", None)
     first = chapter_progress.section("Setup")
-    assert chapter_progress.section("1. Next") is first and shown == [first.widget]
+    assert chapter_progress.section("1. Next") is first and shown == [first.place]
     assert "1. Next" in text(first)
     chapter_progress.done()
     assert chapter_progress.current is None and "Done" in text(first)
     second = chapter_progress.section("Setup")  # "Run all" again: a new line in the new output
-    assert second is not first and shown == [first.widget, second.widget]
+    assert second is not first and shown == [first.place, second.place]
     chapter_progress.done()
     chapter_progress.done()  # nothing to end: harmless
