@@ -19,10 +19,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from cam_widgets.errors import InvalidImageError
+from cam_widgets.errors import InvalidImageError, Received, expected
 
 #: Read in the widgets' status line too (which has no path field): plain words, one line.
-HINT = " Hint: download the image, then use the upload button (in Python: pass its file path)."
+HINT = "download the image, then use the upload button (in Python: pass its file path)"
 
 
 def size_text(size: int) -> str:
@@ -55,8 +55,13 @@ def check_url(url: str) -> None:
             problem = "spaces or control characters (write a space as %20)"
     if problem is not None:
         raise InvalidImageError(
-            f"Malformed image URL: expected an address such as 'https://host/cat.jpg', received"
-            f" {_shown(url)} ({problem}).{HINT}"
+            expected(
+                "image URL",
+                "an address such as 'https://host/cat.jpg'",
+                Received(f"{_shown(url)} ({problem})"),
+                HINT,
+                problem="Malformed image URL",
+            )
         )
 
 
@@ -146,9 +151,13 @@ class _Download:
             length = response.headers.get("Content-Length")
             if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
                 raise InvalidImageError(
-                    f"Image at {_shown(self.url)} is too large: expected at most"
-                    f" {size_text(self.max_bytes)}, received the announced size"
-                    f" {size_text(int(length))}.{HINT}"
+                    expected(
+                        "image size",
+                        f"at most {size_text(self.max_bytes)}",
+                        Received(f"the announced size {size_text(int(length))}"),
+                        HINT,
+                        problem=f"Image at {_shown(self.url)} is too large",
+                    )
                 )
             chunks: list[bytes] = []
             while not self.sockets.closed:
@@ -158,8 +167,13 @@ class _Download:
                 self.received += len(chunk)
                 if self.received > self.max_bytes:
                     raise InvalidImageError(
-                        f"Image at {_shown(self.url)} is too large: expected at most"
-                        f" {size_text(self.max_bytes)}, received more.{HINT}"
+                        expected(
+                            "image size",
+                            f"at most {size_text(self.max_bytes)}",
+                            Received("more"),
+                            HINT,
+                            problem=f"Image at {_shown(self.url)} is too large",
+                        )
                     )
                 chunks.append(chunk)
             return b"".join(chunks)
@@ -175,8 +189,13 @@ def fetch_bytes(url: str, timeout: float, max_bytes: int) -> bytes:
         download.sockets.shut()
         download.done.wait(1.0)  # a read ends at once; a name lookup may not: left behind
         raise InvalidImageError(
-            f"Image URL could not be fetched: expected the whole image within {timeout:g} s,"
-            f" received only {size_text(download.received)} from {_shown(url)}.{HINT}"
+            expected(
+                "download",
+                f"the whole image within {timeout:g} s",
+                Received(f"only {size_text(download.received)} from {_shown(url)}"),
+                HINT,
+                problem="Image URL could not be fetched",
+            )
         )
     if download.error is not None:
         raise _one_line(download.error, url, timeout) from None
@@ -189,12 +208,22 @@ def _one_line(exc: BaseException, url: str, timeout: float) -> BaseException:
         return exc  # ours already, or KeyboardInterrupt / SystemExit as they are
     if isinstance(exc, urllib.error.HTTPError):
         return InvalidImageError(
-            f"Image URL could not be fetched: expected an image at {_shown(url)}, received HTTP"
-            f" {exc.code} {' '.join(str(exc.reason).split())[:80]}.{HINT}"
+            expected(
+                "download",
+                f"an image at {_shown(url)}",
+                Received(f"HTTP {exc.code} {' '.join(str(exc.reason).split())[:80]}"),
+                HINT,
+                problem="Image URL could not be fetched",
+            )
         )
     reason = getattr(exc, "reason", None) or exc
     text = " ".join(str(reason).split())[:80] or type(exc).__name__
     return InvalidImageError(
-        f"Image URL could not be fetched: expected an http(s) address reachable within"
-        f" {timeout:g} s, received {_shown(url)} ({text}).{HINT}"
+        expected(
+            "download",
+            f"an http(s) address reachable within {timeout:g} s",
+            Received(f"{_shown(url)} ({text})"),
+            HINT,
+            problem="Image URL could not be fetched",
+        )
     )

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Union
 
-from cam_widgets.errors import CamWidgetsError, InvalidParameterError
+from cam_widgets.errors import CamWidgetsError, InvalidParameterError, expected
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -263,7 +263,7 @@ def atomic_write(
     """``with atomic_write(path, "w") as handle: ...``: an open temporary file renamed over
     ``path`` when the block ends without an error (see :func:`atomic_path`)."""
     if mode not in ("w", "wb", "wt", "x", "xb", "xt"):
-        raise InvalidParameterError(f"'mode' must be a write mode such as 'w' or 'wb' (got {mode!r})")
+        raise InvalidParameterError(expected("mode", "a write mode such as 'w' or 'wb'", mode))
     with atomic_path(path, hint, error) as tmp:
         with open(tmp, mode.replace("x", "w"), **open_args) as handle:
             yield handle

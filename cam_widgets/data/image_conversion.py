@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from cam_widgets.errors import InvalidImageError
+from cam_widgets.errors import InvalidImageError, Received, expected
 
 #: Smallest accepted image side, in pixels.
 MIN_SIDE = 8
@@ -20,8 +20,13 @@ MIN_SIDE = 8
 
 def too_small(width: int, height: int, what: str) -> InvalidImageError:
     return InvalidImageError(
-        f"Image too small: expected at least {MIN_SIDE}x{MIN_SIDE} pixels, received a"
-        f" {width}x{height} (width x height) {what}. Hint: use a larger image."
+        expected(
+            "image",
+            f"at least {MIN_SIDE}x{MIN_SIDE} pixels",
+            Received(f"a {width}x{height} (width x height) {what}"),
+            "use a larger image",
+            problem="Image too small",
+        )
     )
 
 
@@ -89,8 +94,13 @@ def pil_to_rgb(img: Image.Image, what: str, orient: bool = True) -> np.ndarray:
         raise
     except (OSError, ValueError) as exc:
         raise InvalidImageError(
-            f"Unsupported image mode: expected an image convertible to RGB, received {what} in"
-            f" mode {mode!r} ({str(exc)[:80]}). Hint: re-save it as an 8-bit RGB PNG or JPEG."
+            expected(
+                "image mode",
+                "an image convertible to RGB",
+                Received(f"{what} in mode {mode!r} ({str(exc)[:80]})"),
+                "re-save it as an 8-bit RGB PNG or JPEG",
+                problem="Unsupported image mode",
+            )
         ) from None
 
 
@@ -127,24 +137,44 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
     received = f"an array of shape {tuple(arr.shape)} and dtype {arr.dtype}"
     if arr.size == 0:
         raise InvalidImageError(
-            f"Empty image: expected an array of shape (H, W) or (H, W, C) with H, W >= {MIN_SIDE},"
-            f" received {received}. Hint: check how the array was built."
+            expected(
+                "image",
+                f"an array of shape (H, W) or (H, W, C) with H, W >= {MIN_SIDE}",
+                Received(received),
+                "check how the array was built",
+                problem="Empty image",
+            )
         )
     kind = arr.dtype.kind
     if kind not in "biuf":
         raise InvalidImageError(
-            f"Unsupported array dtype: expected uint8, uint16, bool, integer or float pixels,"
-            f" received {received}. Hint: convert with arr.astype(np.uint8)."
+            expected(
+                "array dtype",
+                "uint8, uint16, bool, integer or float pixels",
+                Received(received),
+                "convert with arr.astype(np.uint8)",
+                problem="Unsupported array dtype",
+            )
         )
     if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4) and arr.shape[0] in (1, 3, 4):
         raise InvalidImageError(
-            f"Wrong image shape: expected channels last (H, W, C) with C in 1, 3, 4, received"
-            f" {received}. Hint: it looks channels-first; use arr.transpose(1, 2, 0)."
+            expected(
+                "image shape",
+                "channels last (H, W, C) with C in 1, 3, 4",
+                Received(received),
+                "it looks channels-first; use arr.transpose(1, 2, 0)",
+                problem="Wrong image shape",
+            )
         )
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 3, 4))):
         raise InvalidImageError(
-            f"Wrong image shape: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4),"
-            f" received {received}. Hint: pass one image, not a batch."
+            expected(
+                "image shape",
+                "(H, W), (H, W, 1), (H, W, 3) or (H, W, 4)",
+                Received(received),
+                "pass one image, not a batch",
+                problem="Wrong image shape",
+            )
         )
     height, width = arr.shape[:2]
     if height < MIN_SIDE or width < MIN_SIDE:
@@ -159,8 +189,13 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 255:
             raise InvalidImageError(
-                f"Pixel values out of range: expected {arr.dtype} values in 0..255, received"
-                f" {received} with values in {lo}..{hi}. Hint: rescale, or pass uint16 for 16-bit data."
+                expected(
+                    "pixel values",
+                    f"{arr.dtype} values in 0..255",
+                    Received(f"{received} with values in {lo}..{hi}"),
+                    "rescale, or pass uint16 for 16-bit data",
+                    problem="Pixel values out of range",
+                )
             )
         data = arr.astype(np.uint8)
     else:  # float
@@ -169,15 +204,24 @@ def array_to_rgb(arr: np.ndarray) -> np.ndarray:
             n_nan = int(np.isnan(arr).sum())
             n_inf = int(arr.size - finite.sum() - n_nan)
             raise InvalidImageError(
-                f"Image contains NaN or inf: expected finite pixel values, received {received}"
-                f" with {n_nan} NaN and {n_inf} inf values. Hint: use np.nan_to_num(arr) first."
+                expected(
+                    "pixel values",
+                    "finite pixel values",
+                    Received(f"{received} with {n_nan} NaN and {n_inf} inf values"),
+                    "use np.nan_to_num(arr) first",
+                    problem="Image contains NaN or inf",
+                )
             )
         lo, hi = float(arr.min()), float(arr.max())
         if lo < -1e-6 or hi > 255.0 + 1e-6:
             raise InvalidImageError(
-                f"Pixel values out of range: expected floats in [0, 1] or [0, 255], received"
-                f" {received} with values in [{lo:.4g}, {hi:.4g}]."
-                " Hint: rescale, e.g. (a - a.min()) / (a.max() - a.min())."
+                expected(
+                    "pixel values",
+                    "floats in [0, 1] or [0, 255]",
+                    Received(f"{received} with values in [{lo:.4g}, {hi:.4g}]"),
+                    "rescale, e.g. (a - a.min()) / (a.max() - a.min())",
+                    problem="Pixel values out of range",
+                )
             )
         scale = 255.0 if hi <= 1.0 else 1.0
         data = np.round(arr.astype(np.float64) * scale).clip(0, 255).astype(np.uint8)

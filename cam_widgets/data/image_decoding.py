@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from cam_widgets.errors import InvalidImageError
+from cam_widgets.errors import InvalidImageError, Received, expected
 
 from .image_conversion import MIN_SIDE, orientation, pil_to_rgb, too_small, upright
 
@@ -60,9 +60,13 @@ def decode_file(fp: io.IOBase, what: str, max_side: int | None = MAX_DECODED_SID
             raise _bomb(what, str(exc)) from None
         except UnidentifiedImageError:
             raise InvalidImageError(
-                f"Not an image: expected an image file PIL can read (PNG, JPEG, ...),"
-                f" received {what} that is not a recognised image format."
-                " Hint: check that the file really is an image."
+                expected(
+                    "image",
+                    "an image file PIL can read (PNG, JPEG, ...)",
+                    Received(f"{what} that is not a recognised image format"),
+                    "check that the file really is an image",
+                    problem="Not an image",
+                )
             ) from None
         except (OSError, ValueError, SyntaxError) as exc:
             raise _corrupt(what, exc) from None
@@ -128,15 +132,24 @@ def _bomb(what: str, detail: str) -> InvalidImageError:
     if found:  # PIL's "Image size (900000000 pixels) exceeds limit of ..."
         detail = _pixels(int(found.group(1)))
     return InvalidImageError(
-        f"Image too large: expected at most {MAX_FILE_PIXELS:,} pixels"
-        f" ({MAX_FILE_PIXELS / 1e6:g} megapixels), received {what} of {detail.splitlines()[0][:80]}."
-        " Hint: downscale the image first (possible decompression bomb)."
+        expected(
+            "image",
+            f"at most {MAX_FILE_PIXELS:,} pixels ({MAX_FILE_PIXELS / 1e6:g} megapixels)",
+            Received(f"{what} of {detail.splitlines()[0][:80]}"),
+            "downscale the image first (possible decompression bomb)",
+            problem="Image too large",
+        )
     )
 
 
 def _corrupt(what: str, exc: BaseException) -> InvalidImageError:
     text = str(exc).splitlines()[0][:100] if str(exc) else type(exc).__name__
     return InvalidImageError(
-        f"Truncated or corrupt image: expected a complete image file, received {what}"
-        f" that could not be decoded ({text}). Hint: re-download or re-save the file."
+        expected(
+            "image",
+            "a complete image file",
+            Received(f"{what} that could not be decoded ({text})"),
+            "re-download or re-save the file",
+            problem="Truncated or corrupt image",
+        )
     )

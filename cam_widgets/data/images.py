@@ -20,7 +20,14 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from cam_widgets.errors import InvalidImageError, InvalidParameterError, close_matches, describe
+from cam_widgets.errors import (
+    InvalidImageError,
+    InvalidParameterError,
+    Received,
+    close_matches,
+    describe,
+    expected,
+)
 
 from .fetch import HINT as _FETCH_HINT
 from .fetch import fetch_bytes, size_text
@@ -88,21 +95,24 @@ def load_image(
         or not 0 < timeout <= 1e6
     ):
         raise InvalidParameterError(
-            f"Invalid timeout: expected a positive number of seconds (at most 1e6), received"
-            f" {describe(timeout)}."
-            " Hint: pass e.g. timeout=10.0."
+            expected(
+                "timeout", "a positive number of seconds (at most 1e6)", timeout, "pass e.g. timeout=10.0"
+            )
         )
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)) or max_bytes <= 0:
         raise InvalidParameterError(
-            f"Invalid max_bytes: expected a positive int, received {describe(max_bytes)}."
-            " Hint: pass e.g. max_bytes=20_000_000."
+            expected("max_bytes", "a positive int", max_bytes, "pass e.g. max_bytes=20_000_000")
         )
     if max_side is not None and (
         isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < MIN_SIDE
     ):
         raise InvalidParameterError(
-            f"Invalid max_side: expected an int >= {MIN_SIDE} or None, received {describe(max_side)}."
-            f" Hint: pass e.g. max_side={MAX_DECODED_SIDE}."
+            expected(
+                "max_side",
+                f"an int >= {MIN_SIDE} or None",
+                max_side,
+                f"pass e.g. max_side={MAX_DECODED_SIDE}",
+            )
         )
     max_side = None if max_side is None else int(max_side)
     if isinstance(source, np.ndarray):
@@ -113,13 +123,24 @@ def load_image(
         data = bytes(source)
         if len(data) > max_bytes:
             raise InvalidImageError(
-                f"Image too large: expected at most {size_text(max_bytes)}, received {size_text(len(data))}."
-                " Hint: use a smaller file (in Python: a larger max_bytes)."
+                expected(
+                    "image bytes",
+                    f"at most {size_text(max_bytes)}",
+                    Received(size_text(len(data))),
+                    "use a smaller file (in Python: a larger max_bytes)",
+                    problem="Image too large",
+                )
             )
         return decode_file(io.BytesIO(data), what="image bytes", max_side=max_side)
     if isinstance(source, str) and not source.strip():
         raise InvalidImageError(
-            "Image source is empty: expected a path, URL or sample name (e.g. 'chelsea')."
+            expected(
+                "image source",
+                "a path, URL or sample name",
+                source,
+                "pass e.g. 'chelsea'",
+                problem="Image source is empty",
+            )
         )
     if isinstance(source, str) and source.strip().lower().startswith(("http://", "https://")):
         url = source.strip()
@@ -128,19 +149,30 @@ def load_image(
     if isinstance(source, str) and "://" in source:
         scheme = source.split("://", 1)[0]
         raise InvalidImageError(
-            f"Unsupported URL scheme {scheme!r}: expected an http:// or https:// address, received"
-            f" {source[:60]!r}.{_FETCH_HINT}"
+            expected(
+                "URL",
+                "an http:// or https:// address",
+                Received(repr(source[:60])),
+                _FETCH_HINT,
+                problem=f"Unsupported URL scheme {scheme!r}",
+            )
         )
     if isinstance(source, (str, os.PathLike)):
         return _load_path(source, max_side)
     if type(source).__module__.split(".")[0] == "torch":
         raise InvalidImageError(
-            f"Unsupported image type: expected {_EXPECTED}, received {describe(source)}."
-            " Hint: convert the tensor with t.permute(1, 2, 0).cpu().numpy() (H, W, C)."
+            expected(
+                "image",
+                _EXPECTED,
+                source,
+                "convert the tensor with t.permute(1, 2, 0).cpu().numpy() (H, W, C)",
+                problem="Unsupported image type",
+            )
         )
     raise InvalidImageError(
-        f"Unsupported image type: expected {_EXPECTED}, received {describe(source)}."
-        " Hint: pass e.g. load_image('cat.jpg')."
+        expected(
+            "image", _EXPECTED, source, "pass e.g. load_image('cat.jpg')", problem="Unsupported image type"
+        )
     )
 
 
@@ -162,8 +194,9 @@ def resize_for_model(rgb: ImageSource, size: int | tuple[int, int] = (224, 224))
     )
     if not ok:
         raise InvalidParameterError(
-            f"Invalid size: expected (height, width) as two positive ints or one int,"
-            f" received {describe(size)}. Hint: pass e.g. size=(224, 224)."
+            expected(
+                "size", "(height, width) as two positive ints or one int", size, "pass e.g. size=(224, 224)"
+            )
         )
     height, width = int(size[0]), int(size[1])
     if isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3:
@@ -184,16 +217,18 @@ def _load_path(source: str | os.PathLike, max_side: int | None) -> np.ndarray:
         path = pathlib.Path(source).expanduser()
     except (TypeError, ValueError):
         raise InvalidImageError(
-            f"Invalid image path: expected {_EXPECTED}, received {describe(source)}."
-            " Hint: pass e.g. load_image('cat.jpg')."
+            expected("image path", _EXPECTED, source, "pass e.g. load_image('cat.jpg')")
         ) from None
     try:
         exists = path.exists()
     except (OSError, ValueError) as exc:  # a NUL byte, a name too long for the system
         raise InvalidImageError(
-            f"Invalid image path: expected a path this system can open, received"
-            f" {describe(str(source))} ({str(exc).splitlines()[0][:80]})."
-            " Hint: check the name."
+            expected(
+                "image path",
+                "a path this system can open",
+                Received(f"{describe(str(source))} ({str(exc).splitlines()[0][:80]})"),
+                "check the name",
+            )
         ) from None
     if not exists:
         hint = ""
@@ -205,28 +240,45 @@ def _load_path(source: str | os.PathLike, max_side: int | None) -> np.ndarray:
                 hint = ""
         # the full path: where a relative one was looked for
         raise InvalidImageError(
-            f"Image file not found: expected an existing image file, received {str(path.absolute())!r}."
-            + (
+            expected(
+                "image path",
+                "an existing image file",
+                Received(repr(str(path.absolute()))),
                 hint
-                or " Hint: check the name and the folder (in a widget, the upload button takes"
-                " a file from your computer)."
+                or "check the name and the folder (in a widget, the upload button takes a file from your computer)",
+                problem="Image file not found",
             )
         )
     if path.is_dir():
         raise InvalidImageError(
-            f"Image path is a folder: expected an image file, received {str(source)!r}."
-            " Hint: pick one file inside it."
+            expected(
+                "image path",
+                "an image file",
+                Received(repr(str(source))),
+                "pick one file inside it",
+                problem="Image path is a folder",
+            )
         )
     try:  # a FIFO, /dev/zero or a socket is refused before it is opened (it would block)
         with open_regular(path, "Image path", InvalidImageError, "give an image file") as fh:
             return decode_file(fh, what=f"file {str(path)!r}", max_side=max_side)
     except PermissionError:
         raise InvalidImageError(
-            f"Image file not readable: expected a file this user can read, received {str(source)!r}."
-            " Hint: check the file permissions."
+            expected(
+                "image path",
+                "a file this user can read",
+                Received(repr(str(source))),
+                "check the file permissions",
+                problem="Image file not readable",
+            )
         ) from None
     except OSError as exc:  # EIO, a file that vanished meanwhile...
         raise InvalidImageError(
-            f"Image file not readable: expected a readable image file, received {str(source)!r}"
-            f" ({type(exc).__name__}: {exc.strerror or exc}). Hint: check the file."
+            expected(
+                "image path",
+                "a readable image file",
+                Received(f"{str(source)!r} ({type(exc).__name__}: {exc.strerror or exc})"),
+                "check the file",
+                problem="Image file not readable",
+            )
         ) from None

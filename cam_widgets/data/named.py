@@ -11,7 +11,7 @@ import numpy as np
 from cam_widgets.data.images import load_image
 from cam_widgets.data.samples import list_samples, sample_image
 from cam_widgets.data.scenes import get_scene, list_scenes
-from cam_widgets.errors import InvalidImageError, close_matches
+from cam_widgets.errors import InvalidImageError, close_matches, expected
 
 SCENE_PREFIX = "scene:"
 
@@ -50,7 +50,12 @@ def load_named(text: str) -> np.ndarray:
         names = bundled_names()
         hint = close_matches(text.strip().lower(), names + list_scenes())
         raise InvalidImageError(
-            f"Image not found: {text!r} is neither a bundled image ({', '.join(names)}) nor a "
-            f"file in {os.getcwd()!r}." + (hint or " Hint: give a file's path or a URL.")
+            expected(
+                "image",
+                f"a bundled image ({', '.join(names)}) or a file in {os.getcwd()!r}",
+                text,
+                hint or "give a file's path or a URL",
+                problem="Image not found",
+            )
         )
     return load_image(text)

@@ -15,8 +15,9 @@ from cam_widgets.errors import (
     CamWidgetsError,
     InvalidImageError,
     InvalidParameterError,
+    Received,
     close_matches,
-    describe,
+    expected,
 )
 
 from .image_conversion import array_to_rgb
@@ -57,9 +58,11 @@ def sample_image(name: str) -> np.ndarray:
     if not isinstance(name, str) or name.strip().lower() not in _SAMPLES:
         hint = close_matches(str(name).strip().lower(), list(_SAMPLES)) if isinstance(name, str) else ""
         if not hint:
-            hint = " Hint: see list_samples()."
+            hint = "see list_samples()"
         raise InvalidParameterError(
-            f"Unknown sample image: expected one of {', '.join(_SAMPLES)}, received {describe(name)}.{hint}"
+            expected(
+                "sample image", f"one of {', '.join(_SAMPLES)}", name, hint, problem="Unknown sample image"
+            )
         )
     return _load_sample(name.strip().lower()).copy()
 
@@ -76,9 +79,13 @@ def _load_sample(name: str) -> np.ndarray:
             raw = getattr(skdata, key)()
     except Exception as exc:  # ImportError, missing data file, pooch not installed...
         raise InvalidImageError(
-            f"Sample {name!r} could not be loaded: expected scikit-image's bundled data file,"
-            f" received {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}."
-            " Hint: pip install scikit-image, or pass your own image file."
+            expected(
+                "sample",
+                "scikit-image's bundled data file",
+                Received(f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"),
+                "pip install scikit-image, or pass your own image file",
+                problem=f"Sample {name!r} could not be loaded",
+            )
         ) from None
     arr = array_to_rgb(np.asarray(raw))
     arr.setflags(write=False)

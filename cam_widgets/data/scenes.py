@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from cam_widgets.data.samples import sample_image
-from cam_widgets.errors import InvalidParameterError, close_matches, describe
+from cam_widgets.errors import InvalidParameterError, close_matches, expected
 
 __all__ = [
     "Box",
@@ -162,9 +162,7 @@ def two_class_scene(wide: bool = False) -> Scene:
     wide. Boxes: cat ``Egyptian cat`` (285), cup ``espresso`` (967).
     """
     if not isinstance(wide, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"Invalid wide: expected True or False, received {describe(wide)}. Hint: pass wide=True for 448x224."
-        )
+        raise InvalidParameterError(expected("wide", "True or False", wide, "pass wide=True for 448x224"))
     if wide:
         canvas = _canvas(224, 448)
         cat = _paste(canvas, "cat", 4, 22, 216)
@@ -198,10 +196,7 @@ def multi_instance_scene(n: int = 3) -> Scene:
     Every box is class ``Egyptian cat`` (285); the copies do not overlap.
     """
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or int(n) not in _LAYOUTS:
-        raise InvalidParameterError(
-            f"Invalid n: expected an int from 1 to {max(_LAYOUTS)}, received {describe(n)}."
-            " Hint: pass e.g. n=3."
-        )
+        raise InvalidParameterError(expected("n", f"an int from 1 to {max(_LAYOUTS)}", n, "pass e.g. n=3"))
     canvas = _canvas(224, 224)
     boxes = [_cat_box(_paste(canvas, "cat", x0, y0, w)) for x0, y0, w in _LAYOUTS[int(n)]]
     return Scene(
@@ -235,8 +230,8 @@ def get_scene(name: str) -> Scene:
     if key not in _SCENES:
         hint = close_matches(key, list(_SCENES)) if key else ""
         if not hint:
-            hint = " Hint: see list_scenes()."
+            hint = "see list_scenes()"
         raise InvalidParameterError(
-            f"Unknown scene: expected one of {', '.join(_SCENES)}, received {describe(name)}.{hint}"
+            expected("scene", f"one of {', '.join(_SCENES)}", name, hint, problem="Unknown scene")
         )
     return _SCENES[key]()

@@ -440,8 +440,8 @@ def test_bundled_images_are_named_in_any_case_and_scenes_with_or_without_their_p
     monkeypatch.chdir(tmp_path)
     with pytest.raises(
         InvalidImageError,
-        match=r"neither a bundled image \(chelsea, .*scene:two_class.*"
-        r"Did you mean 'chelsea'",
+        match=r"Image not found: expected a bundled image \(chelsea, .*scene:two_class.*"
+        r"received 'chelsee' that is a str\. Did you mean 'chelsea'",
     ):
         load_named("chelsee")
     with pytest.raises(InvalidImageError, match="Image file not found"):
