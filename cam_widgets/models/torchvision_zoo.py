@@ -49,14 +49,14 @@ from .torchvision_catalog import (  # public names re-exported: they were define
     weights_url,
 )
 from .weight_files import (  # looked up here, so tests can patch them on this module
-    CONNECT_TIMEOUT_S,
-    OFFLINE_ENV,
+    OFFLINE_ENV,  # noqa: F401 (the tests' name for the switch)
     download_file,
+    download_refusal,
     host_reachable,
     hub_checkpoint_dir,
     load_state_dict_file,
     mismatch_detail,
-    offline_by_env,
+    unavailable_message,
 )
 
 __all__ = [
@@ -115,15 +115,6 @@ def fetch_weights(
         ) from None
 
 
-def _unavailable_message(key: str, dest: pathlib.Path, url: str, why: str) -> str:
-    """One line, as short as it can be while it says what is missing, why, and every fix."""
-    return (
-        f"No {key} weights here: expected {dest} ({why}). Copy the file there "
-        f"(`cam-widgets fetch-weights {key}` on a connected machine, or {url}), or pass "
-        f"weights_path= (CLI: --weights PATH); pretrained=False gives random weights."
-    )
-
-
 def build_torchvision(
     name: str,
     *,
@@ -163,17 +154,9 @@ def build_torchvision(
             if dest.is_file():
                 source = dest
             else:
-                if allow_download is False:
-                    why = "downloads are disabled: allow_download=False"
-                elif allow_download is None and offline_by_env():
-                    why = f"downloads are disabled: {OFFLINE_ENV}=1"
-                elif allow_download is None and not host_reachable(url):
-                    host = urlparse(url).hostname
-                    why = f"{host} is unreachable: offline, checked within {CONNECT_TIMEOUT_S:g} s"
-                else:
-                    why = ""
+                why = download_refusal(url, allow_download, host_reachable)
                 if why:
-                    raise WeightsUnavailableError(_unavailable_message(key, dest, url, why))
+                    raise WeightsUnavailableError(unavailable_message(key, dest, url, why))
                 source = fetch_weights(key, weights_name=weights.name)
         state_dict = fix_keys(key, load_state_dict_file(source, key))
         try:

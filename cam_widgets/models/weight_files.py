@@ -59,6 +59,30 @@ def host_reachable(url: str, timeout: float | None = None) -> bool:
     return bool(result and result[0])
 
 
+def download_refusal(url: str, allow_download: bool | None, reachable=host_reachable) -> str:
+    """Why the weights at ``url`` cannot be downloaded now, '' when they can be tried.
+
+    ``allow_download``: see :func:`~cam_widgets.models.torchvision_zoo.build_torchvision`;
+    ``reachable``: the connectivity check (callers pass their module's, which tests patch).
+    """
+    if allow_download is False:
+        return "downloads are disabled: allow_download=False"
+    if allow_download is None and offline_by_env():
+        return f"downloads are disabled: {OFFLINE_ENV}=1"
+    if allow_download is None and not reachable(url):
+        return f"{urlparse(url).hostname} is unreachable: offline, checked within {CONNECT_TIMEOUT_S:g} s"
+    return ""
+
+
+def unavailable_message(key: str, dest: pathlib.Path, url: str, why: str) -> str:
+    """One line, as short as it can be while it says what is missing, why, and every fix."""
+    return (
+        f"No {key} weights here: expected {dest} ({why}). Copy the file there "
+        f"(`cam-widgets fetch-weights {key}` on a connected machine, or {url}), or pass "
+        f"weights_path= (CLI: --weights PATH); pretrained=False gives random weights."
+    )
+
+
 def download_file(url: str, dest: pathlib.Path, progress: bool = True) -> pathlib.Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(dest.name)

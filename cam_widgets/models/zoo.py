@@ -113,6 +113,8 @@ def _builder(key: str) -> Callable[..., ModelSpec] | None:
 
     if key in VARIANTS:
         return lambda pretrained, weights_path: _build_efficientnet_lite(key, pretrained, weights_path)
+    if key == "vgg16":
+        return _build_vgg16
     if key == "dilated_vgg16":
         from .dilated_vgg import build_dilated_vgg16
 
@@ -120,6 +122,25 @@ def _builder(key: str) -> Callable[..., ModelSpec] | None:
             weights_path=weights_path, pretrained=pretrained
         )
     return None  # torchvision names, checked (with close matches) by load_model
+
+
+def _build_vgg16(pretrained: bool, weights_path) -> ModelSpec:
+    """torchvision's VGG16; with random weights, or when its weights file is missing and cannot
+    be downloaded, without importing torchvision (~160 MB a kernel: chapter 01 offline)."""
+    from .vgg import VGG16_WEIGHTS_URL, random_vgg16_spec
+
+    if not pretrained:
+        return random_vgg16_spec()
+    if weights_path is None and not weights_on_disk("vgg16"):
+        from .weight_files import download_refusal, hub_checkpoint_dir, unavailable_message
+
+        why = download_refusal(VGG16_WEIGHTS_URL, None)
+        if why:
+            dest = hub_checkpoint_dir() / ZOO_WEIGHT_FILES["vgg16"]
+            raise WeightsUnavailableError(unavailable_message("vgg16", dest, VGG16_WEIGHTS_URL, why))
+    from .torchvision_zoo import build_torchvision
+
+    return build_torchvision("vgg16", weights_path=weights_path)
 
 
 def _build_efficientnet_lite(name: str, pretrained: bool, weights_path) -> ModelSpec:
