@@ -33,8 +33,9 @@ ARTICLE_MODELS = ("vgg16", "alexnet", "resnet50")
 #: (chapter 05 1717, chapter 01 2267: glibc's per-thread arenas keep more when threads
 #: interleave otherwise), so the ceilings leave that much room: they catch a regression (the
 #: 5.7 GB of chapter 01 before), not a busy machine. Chapter 01 (VGG16 and its dilated twin at
-#: 224x224, two dilated EfficientNet-Lite0s, two widgets) does not meet the bar yet.
-MEMORY_CEILING_MB = {"01_dilated_convolution.ipynb": 2600}
+#: 224x224, two dilated EfficientNet-Lite0s, two widgets) does not meet the bar yet: 1572 on a
+#: quiet machine in session 12 (was 1974), its widgets' cell the peak; ceiling 1.18x that.
+MEMORY_CEILING_MB = {"01_dilated_convolution.ipynb": 1856}
 DEFAULT_CEILING_MB = 1792
 
 
