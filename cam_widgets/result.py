@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .errors import InvalidParameterError, expected
 from .render import MapStatus, apply_colormap, overlay, percentile_scale, save_png
 from .render.overlay import fade_for
 
@@ -156,7 +156,9 @@ class Explanation:
             if self.pixel_level:
                 fig.layout.coloraxis.colorbar.title.text = PERCENTILE_NOTE
             return standalone_html(fig, target)
-        raise InvalidParameterError(f"output path must end in .png, .npy or .html (got {str(path)!r})")
+        raise InvalidParameterError(
+            expected("output path", "a path ending in .png, .npy or .html", str(path))
+        )
 
     @property
     def title(self) -> str:

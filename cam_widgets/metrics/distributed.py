@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from ..data.files import atomic_write, check_output
-from ..errors import CamWidgetsError, InvalidParameterError, describe, one_line
+from ..errors import CamWidgetsError, InvalidParameterError, Received, expected, one_line
 from .evaluate import done_pairs, make_plan, pending_indices, run_plan
 from .records import read_records, summarize, write_records
 
@@ -231,7 +231,7 @@ def run_distributed(
     import torch.multiprocessing as mp
 
     if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise InvalidParameterError(f"'world_size' must be an int >= 1 (got {describe(world_size)})")
+        raise InvalidParameterError(expected("world_size", "an int >= 1", world_size))
     backend = backend or default_backend(world_size)
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise InvalidParameterError(
@@ -391,17 +391,19 @@ def launcher_environment(env) -> tuple[int, int, int]:
             return int(str(text).strip())
         except ValueError:
             raise InvalidParameterError(
-                f"{name} must be a whole number, as torchrun sets it (got {text!r})"
+                expected(name, "a whole number, as torchrun sets it", Received(repr(text)))
             ) from None
 
     world = number("WORLD_SIZE", "1")
     if world < 1:
-        raise InvalidParameterError(f"WORLD_SIZE must be 1 or more (got {world})")
+        raise InvalidParameterError(expected("WORLD_SIZE", "1 or more", Received(str(world))))
     if world == 1:
         return 1, 0, number("LOCAL_RANK", "0")
     rank = number("RANK", None)
     if not 0 <= rank < world:
-        raise InvalidParameterError(f"RANK must be in [0, WORLD_SIZE={world}) (got {rank})")
+        raise InvalidParameterError(
+            expected("RANK", f"a rank in [0, WORLD_SIZE={world})", Received(str(rank)))
+        )
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if not env.get(name):
             raise InvalidParameterError(
@@ -453,6 +455,11 @@ def rendezvous_seconds(env) -> float:
         seconds = float("nan")
     if not 0 < seconds < 86400:
         raise InvalidParameterError(
-            f"CAM_WIDGETS_RENDEZVOUS_SECONDS must be seconds between 0 and 86400, e.g. 60 (got {text!r})"
+            expected(
+                "CAM_WIDGETS_RENDEZVOUS_SECONDS",
+                "seconds between 0 and 86400",
+                Received(repr(text)),
+                "set e.g. CAM_WIDGETS_RENDEZVOUS_SECONDS=60",
+            )
         )
     return seconds

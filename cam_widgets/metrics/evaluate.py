@@ -24,7 +24,7 @@ from numbers import Integral
 from torch.utils.data import DataLoader
 
 from ..data.files import check_output, open_append
-from ..errors import CamWidgetsError, InvalidParameterError, close_matches, describe, one_line
+from ..errors import CamWidgetsError, InvalidParameterError, close_matches, expected, one_line
 
 # the per-batch computation, dataset and records parts live in their own modules; their
 # public names stay importable here
@@ -155,23 +155,28 @@ def make_plan(
         methods = [methods]
     specs = [get_method(m) for m in methods]
     if not specs or len({s.name for s in specs}) != len(specs):
-        raise InvalidParameterError(f"'methods' must list distinct method names (got {describe(methods)})")
+        raise InvalidParameterError(expected("methods", "distinct method names", methods))
     if target not in TARGETS:
-        raise InvalidParameterError(f"'target' must be 'label' or 'top1' (got {describe(target)})")
+        raise InvalidParameterError(expected("target", "'label' or 'top1'", target))
     if isinstance(metrics, str):
         metrics = [metrics]
     for name in metrics:
         if name not in METRICS:
             raise InvalidParameterError(
-                f"unknown metric {name!r}; expected some of {', '.join(METRICS)}."
-                + close_matches(name, METRICS)
+                expected(
+                    "metric",
+                    f"some of {', '.join(METRICS)}",
+                    name,
+                    close_matches(name, METRICS),
+                    problem="Unknown metric",
+                )
             )
     for name, value in (("batch_size", batch_size), ("num_workers", num_workers)):
         low = 1 if name == "batch_size" else 0
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
-            raise InvalidParameterError(f"{name!r} must be an int >= {low} (got {describe(value)})")
+            raise InvalidParameterError(expected(name, f"an int >= {low}", value))
     if on_error not in ("raise", "record"):
-        raise InvalidParameterError(f"'on_error' must be 'raise' or 'record' (got {describe(on_error)})")
+        raise InvalidParameterError(expected("on_error", "'raise' or 'record'", on_error))
     method_params = dict(method_params or {})
     for name, params in method_params.items():
         if name not in {s.name for s in specs}:

@@ -1,7 +1,7 @@
 """Faithfulness scores: does the model still believe its class on what the map keeps?
 
 Both metrics run the explainer's model on perturbed copies of the preprocessed input, in
-batched forwards under ``torch.no_grad`` on the engine's device (``engine.scores``); only the
+batched forwards without autograd on the explainer's device (``Explainer.scores``); only the
 final class probabilities come back to the CPU.
 
 - :func:`average_drop_increase`: Chattopadhay et al. 2018 (Grad-CAM++, sec. 6.1.1).
@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InvalidImageError, InvalidParameterError, describe
+from ..errors import InvalidImageError, InvalidParameterError, Received, expected
 from .localization import as_maps
 
 __all__ = ["average_drop_increase", "deletion_insertion", "blur_baseline", "trapezoid_auc", "BASELINES"]
@@ -36,29 +36,29 @@ def _tensor_of(explainer, image: Any) -> torch.Tensor:
 
 def _check_batch_size(batch_size: int | None, explainer) -> int:
     if batch_size is None:
-        return explainer.engine.batch_size_for(1.0)
+        return explainer.batch_size()
     if isinstance(batch_size, bool) or not isinstance(batch_size, Integral) or batch_size < 1:
-        raise InvalidParameterError(f"'batch_size' must be an int >= 1 (got {describe(batch_size)})")
+        raise InvalidParameterError(expected("batch_size", "an int >= 1", batch_size))
     return int(batch_size)
 
 
 def _softmax(explainer, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """(N, classes) softmax of the model on ``inputs``, in chunks, on the engine's device."""
+    """(N, classes) softmax of the model on ``inputs``, in chunks, on the explainer's device."""
     with torch.no_grad():
         return torch.cat(
             [
-                torch.softmax(explainer.engine.scores(inputs[s : s + batch_size]).float(), dim=1)
+                torch.softmax(explainer.scores(inputs[s : s + batch_size]).float(), dim=1)
                 for s in range(0, len(inputs), batch_size)
             ]
         )
 
 
 def _probabilities(explainer, inputs: torch.Tensor, class_id: int, batch_size: int) -> torch.Tensor:
-    """softmax(model(inputs))[:, class_id] in chunks of ``batch_size``, on the engine's device."""
+    """softmax(model(inputs))[:, class_id] in chunks of ``batch_size``, on the explainer's device."""
     with torch.no_grad():
         return torch.cat(
             [
-                torch.softmax(explainer.engine.scores(inputs[s : s + batch_size]).float(), dim=1)[:, class_id]
+                torch.softmax(explainer.scores(inputs[s : s + batch_size]).float(), dim=1)[:, class_id]
                 for s in range(0, len(inputs), batch_size)
             ]
         )
@@ -68,8 +68,12 @@ def _maps_for(heatmaps: Any, size: tuple[int, int], device: torch.device) -> tor
     maps, _ = as_maps(heatmaps)
     if maps.shape[1:] != tuple(size):
         raise InvalidParameterError(
-            f"heatmaps must have the model input size {tuple(size)} (got {maps.shape[1:]}); use "
-            "Explanation.heatmap, which is already upsampled"
+            expected(
+                "heatmaps",
+                f"the model input size {tuple(size)}",
+                Received(f"size {maps.shape[1:]}"),
+                "use Explanation.heatmap, which is already upsampled",
+            )
         )
     return torch.from_numpy(maps).float().to(device)
 
@@ -114,7 +118,7 @@ def average_drop_increase(
         drop, increase)]) with percentages and probabilities as floats.
     """
     if space not in ("tensor", "pixel"):
-        raise InvalidParameterError(f"'space' must be 'tensor' or 'pixel' (got {describe(space)})")
+        raise InvalidParameterError(expected("space", "'tensor' or 'pixel'", space))
     prepared, ids = _images_and_classes(explainer, images, class_ids)
     device, size = explainer.device, _check_batch_size(batch_size, explainer)
     unique = {p.key: p for p in prepared}  # repeated images (several maps of one image) run once
@@ -124,7 +128,9 @@ def average_drop_increase(
     maps = _maps_for(heatmaps, full.shape[-2:], device)
     if len(maps) != len(prepared):
         raise InvalidParameterError(
-            f"give one heatmap per image ({len(prepared)} images, got {len(maps)} maps)"
+            expected(
+                "heatmaps", f"one heatmap per image ({len(prepared)} images)", Received(f"{len(maps)} maps")
+            )
         )
     if space == "pixel":
         masked = _masked_inputs(explainer, prepared, maps)
@@ -156,7 +162,11 @@ def _images_and_classes(explainer, images, class_ids) -> tuple[list, list[int]]:
     ids = [class_ids] * len(prepared) if isinstance(class_ids, Integral) else list(class_ids)
     if len(ids) != len(prepared):
         raise InvalidParameterError(
-            f"give one class id per image ({len(prepared)} images, got {len(ids)} class ids)"
+            expected(
+                "class_ids",
+                f"one class id per image ({len(prepared)} images)",
+                Received(f"{len(ids)} class ids"),
+            )
         )
     return prepared, [explainer.resolve_class(int(c)) for c in ids]
 
@@ -166,7 +176,12 @@ def _masked_inputs(explainer, prepared, maps: torch.Tensor) -> torch.Tensor:
     for p, m in zip(prepared, maps.cpu().numpy()):
         if p.rgb is None:
             raise InvalidImageError(
-                "space='pixel' needs images prepared from pixels (got a raw tensor); use space='tensor'"
+                expected(
+                    "image",
+                    "with space='pixel', images prepared from pixels",
+                    Received("a raw tensor"),
+                    "use space='tensor'",
+                )
             )
         rgb = np.clip(np.rint(p.rgb.astype(np.float64) * m[..., None]), 0, 255).astype(np.uint8)
         out.append(explainer.spec.preprocess(rgb).float())
@@ -198,17 +213,19 @@ def deletion_insertion(
         deletion_auc, insertion_auc (floats)).
     """
     if isinstance(steps, bool) or not isinstance(steps, Integral) or steps < 1:
-        raise InvalidParameterError(f"'steps' must be an int >= 1 (got {describe(steps)})")
+        raise InvalidParameterError(expected("steps", "an int >= 1", steps))
     kinds = (baseline, baseline) if isinstance(baseline, str) else tuple(baseline)
     if len(kinds) != 2 or any(k not in BASELINES for k in kinds):
         raise InvalidParameterError(
-            f"'baseline' must be 'blur', 'zero' or a (deletion, insertion) pair of them (got {describe(baseline)})"
+            expected("baseline", "'blur', 'zero' or a (deletion, insertion) pair of them", baseline)
         )
     device = explainer.device
     x = _tensor_of(explainer, image).to(device)
     saliency = _maps_for(heatmap, x.shape[-2:], device)
     if len(saliency) != 1:
-        raise InvalidParameterError(f"give one (H, W) heatmap (got {len(saliency)} maps)")
+        raise InvalidParameterError(
+            expected("heatmap", "one (H, W) heatmap", Received(f"{len(saliency)} maps"))
+        )
     class_id = explainer.resolve_class(int(class_id))
     pixels = x.shape[-1] * x.shape[-2]
     per_step = math.ceil(pixels / steps)

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from ..data import load_image, resize_for_model
 from ..data.files import open_regular, special_kind
-from ..errors import CamWidgetsError, InvalidImageError, InvalidParameterError, describe
+from ..errors import CamWidgetsError, InvalidImageError, InvalidParameterError, Received, expected
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -43,7 +43,7 @@ class ImageFolderDataset(Dataset):
     def __init__(self, root, explainer, labels=None) -> None:
         self.root = pathlib.Path(root)
         if not self.root.is_dir():
-            raise InvalidParameterError(f"'root' must be an existing folder (got {describe(str(root))})")
+            raise InvalidParameterError(expected("root", "an existing folder", str(root)))
         self.input_size = tuple(explainer.spec.input_size)
         self.preprocess = explainer.spec.preprocess
         self._annotations: dict[str, dict] = {}
@@ -162,16 +162,23 @@ def _label_row(row: list[str], where: str, root: pathlib.Path, explainer, found:
     """Add one labels row ``path,class_id[,x0,y0,x1,y1]`` to ``found`` (checked)."""
     if len(row) not in (2, 6):
         other = next((sep for sep in (";", "\t", "|") if sep in row[0]), None)
-        hint = f"; the fields look separated by {other!r}: expected commas" if len(row) == 1 and other else ""
+        hint = f"the fields look separated by {other!r}: use commas" if len(row) == 1 and other else ""
         raise InvalidParameterError(
-            f"{where}: expected 'path,class_id' or 'path,class_id,x0,y0,x1,y1' (got {len(row)} fields){hint}"
+            expected(
+                f"labels row ({where})",
+                "'path,class_id' or 'path,class_id,x0,y0,x1,y1'",
+                Received(f"{len(row)} fields"),
+                hint,
+            )
         )
     rel = pathlib.Path(row[0])
     rel = rel.relative_to(root) if rel.is_absolute() and root in rel.parents else rel
     image = root / rel
     kind = special_kind(image)
     if kind is not None:
-        raise InvalidParameterError(f"{where}: image {row[0]!r} is {kind}: expected an image file")
+        raise InvalidParameterError(
+            expected(f"image ({where})", "an image file", Received(f"{row[0]!r}, which is {kind}"))
+        )
     if not image.is_file():
         raise InvalidParameterError(f"{where}: image {row[0]!r} not found under {str(root)!r}")
     given = int(row[1]) if re.fullmatch(r"[+-]?[0-9]+", row[1]) else row[1]
@@ -182,19 +189,25 @@ def _label_row(row: list[str], where: str, root: pathlib.Path, explainer, found:
     entry = found.setdefault(rel.as_posix(), dict(class_id=class_id, boxes=[]))
     if entry["class_id"] != class_id:
         raise InvalidParameterError(
-            f"{where}: {row[0]!r} already has class {entry['class_id']} (got {class_id})"
+            expected(
+                f"class ({where})",
+                f"class {entry['class_id']}, which {row[0]!r} already has",
+                Received(f"class {class_id}"),
+            )
         )
     if len(row) == 6:
         try:
             box = tuple(float(v) for v in row[2:])
         except ValueError:
-            raise InvalidParameterError(f"{where}: box values must be numbers (got {row[2:]})") from None
+            raise InvalidParameterError(
+                expected(f"box ({where})", "numbers x0,y0,x1,y1", Received(str(row[2:])))
+            ) from None
         if not all(math.isfinite(v) for v in box):
             raise InvalidParameterError(
-                f"{where}: box values must be finite numbers of pixels (got {row[2:]})"
+                expected(f"box ({where})", "finite numbers of pixels", Received(str(row[2:])))
             )
         if not (box[2] > box[0] and box[3] > box[1]):
-            raise InvalidParameterError(f"{where}: a box needs x1 > x0 and y1 > y0 (got {box})")
+            raise InvalidParameterError(expected(f"box ({where})", "x1 > x0 and y1 > y0", Received(str(box))))
         entry["boxes"].append(box)
 
 
@@ -297,7 +310,11 @@ def _parse_item(item, annotation: dict | None) -> tuple[torch.Tensor, int | None
         boxes = [tuple(boxes)]
     if not isinstance(image, torch.Tensor):
         raise InvalidImageError(
-            f"dataset items must hold a preprocessed (3, H, W) tensor first (got {describe(image)}); "
-            "use ImageFolderDataset or apply the explainer's preprocess in the dataset"
+            expected(
+                "dataset item",
+                "a preprocessed (3, H, W) tensor first",
+                image,
+                "use ImageFolderDataset or apply the explainer's preprocess in the dataset",
+            )
         )
     return image, None if class_id is None else int(class_id), boxes or None

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError, describe
+from ..errors import InvalidParameterError, Received, expected
 
 __all__ = ["pointing_game", "energy_pointing_game", "iou_at_thresholds", "as_masks", "as_maps"]
 
@@ -43,12 +43,18 @@ def as_maps(heatmap: Any) -> tuple[np.ndarray, bool]:
         maps = np.asarray(heatmap, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidParameterError(
-            f"'heatmap' must be a numeric (H, W) or (N, H, W) array (got {describe(heatmap)})"
+            expected("heatmap", "a numeric (H, W) or (N, H, W) array", heatmap)
         ) from None
     if maps.ndim not in (2, 3) or 0 in maps.shape:
-        raise InvalidParameterError(f"'heatmap' must have shape (H, W) or (N, H, W) (got shape {maps.shape})")
+        raise InvalidParameterError(
+            expected("heatmap", "shape (H, W) or (N, H, W)", Received(f"shape {maps.shape}"))
+        )
     if not np.isfinite(maps).all():
-        raise InvalidParameterError("'heatmap' contains NaN or infinite values")
+        raise InvalidParameterError(
+            expected(
+                "heatmap", "finite values", Received("NaN or infinite values"), "use np.nan_to_num(heatmap)"
+            )
+        )
     single = maps.ndim == 2
     return (maps[None] if single else maps), single
 
@@ -79,7 +85,7 @@ def _one_mask(target: Any, shape: tuple[int, int]) -> np.ndarray:
         arr = target.detach().cpu().numpy() if hasattr(target, "detach") else np.asarray(target)
         if arr.shape != shape:
             raise InvalidParameterError(
-                f"a target mask must have the map's shape {shape} (got shape {arr.shape})"
+                expected("target mask", f"the map's shape {shape}", Received(f"shape {arr.shape}"))
             )
         mask = arr.astype(bool)
     elif isinstance(target, (list, tuple)) and target:
@@ -88,13 +94,19 @@ def _one_mask(target: Any, shape: tuple[int, int]) -> np.ndarray:
             mask |= _one_mask(item, shape)
     else:
         raise InvalidParameterError(
-            "a target must be a Box, an (x0, y0, x1, y1) tuple, a boolean (H, W) mask or a list "
-            f"of those (got {describe(target)})"
+            expected(
+                "target", "a Box, an (x0, y0, x1, y1) tuple, a boolean (H, W) mask or a list of those", target
+            )
         )
     if not mask.any():
         raise InvalidParameterError(
-            f"the target covers no pixel of the {h}x{w} map (got {describe(target)}); "
-            "check that boxes are (x0, y0, x1, y1) in map pixels"
+            expected(
+                "target",
+                f"a target covering pixels of the {h}x{w} map",
+                target,
+                "check that boxes are (x0, y0, x1, y1) in map pixels",
+                problem=f"The target covers no pixel of the {h}x{w} map",
+            )
         )
     return mask
 
@@ -109,12 +121,15 @@ def as_masks(targets: Any, shape: tuple[int, int], count: int, single: bool) -> 
         items = list(targets)
     else:
         raise InvalidParameterError(
-            f"for a batch of {count} maps, 'targets' must be a list with one target per map or an "
-            f"(N, H, W) mask array (got {describe(targets)})"
+            expected(
+                "targets",
+                f"for a batch of {count} maps, a list with one target per map or an (N, H, W) mask array",
+                targets,
+            )
         )
     if len(items) != count:
         raise InvalidParameterError(
-            f"for a batch of {count} maps, give one target per map (got {len(items)} targets)"
+            expected("targets", f"one target per map ({count} maps)", Received(f"{len(items)} targets"))
         )
     return np.stack([_one_mask(t, shape) for t in items])
 
@@ -142,9 +157,7 @@ def pointing_game(heatmap: Any, targets: Any, tolerance: float = 0) -> bool | np
         bool for one map, an (N,) bool array for a batch.
     """
     if isinstance(tolerance, bool) or not isinstance(tolerance, (Integral, Real)) or tolerance < 0:
-        raise InvalidParameterError(
-            f"'tolerance' must be a number of pixels >= 0 (got {describe(tolerance)})"
-        )
+        raise InvalidParameterError(expected("tolerance", "a number of pixels >= 0", tolerance))
     maps, masks, single = _prepare(heatmap, targets)
     hits = np.zeros(len(maps), dtype=bool)
     for i, (m, mask) in enumerate(zip(maps, masks)):
@@ -194,9 +207,7 @@ def iou_at_thresholds(
         {delta: IoU} with floats for one map, (N,) arrays for a batch.
     """
     if region not in IOU_REGIONS:
-        raise InvalidParameterError(
-            f"'region' must be one of {', '.join(map(repr, IOU_REGIONS))} (got {describe(region)})"
-        )
+        raise InvalidParameterError(expected("region", f"one of {', '.join(map(repr, IOU_REGIONS))}", region))
     deltas = _check_deltas(deltas)
     maps, masks, single = _prepare(heatmap, targets)
     top = maps.max(axis=(1, 2), keepdims=True)
@@ -217,10 +228,12 @@ def _check_deltas(deltas: Sequence[float]) -> list[float]:
     for d in values:
         if isinstance(d, bool) or not isinstance(d, (Integral, Real)) or not 0.0 <= d < 1.0:
             raise InvalidParameterError(
-                f"each delta must be a number in [0, 1) (got {describe(d)}); e.g. deltas=(0.25, 0.5)"
+                expected("deltas", "numbers in [0, 1)", d, "pass e.g. deltas=(0.25, 0.5)")
             )
     if not values:
-        raise InvalidParameterError("'deltas' must list at least one threshold, e.g. (0.25, 0.5)")
+        raise InvalidParameterError(
+            expected("deltas", "at least one threshold", deltas, "pass e.g. deltas=(0.25, 0.5)")
+        )
     return [float(d) for d in values]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InvalidParameterError, close_matches, describe
+from ..errors import InvalidParameterError, close_matches, expected
 from ..explainer import Explainer
 
 __all__ = ["randomization_sanity", "spearman", "pearson", "randomization_steps"]
@@ -77,14 +77,17 @@ def randomization_steps(model: nn.Module, cascade: None | str | Sequence[str] = 
                 names.append(name)
         return names[::-1]
     if isinstance(cascade, str) or not isinstance(cascade, Sequence) or not cascade:
-        raise InvalidParameterError(
-            f"'cascade' must be None, 'blocks' or a list of module names (got {describe(cascade)})"
-        )
+        raise InvalidParameterError(expected("cascade", "None, 'blocks' or a list of module names", cascade))
     for name in cascade:
         if name not in modules or not any(True for _ in modules[name].parameters()):
             raise InvalidParameterError(
-                f"cannot randomize {name!r}: expected a module with parameters."
-                + close_matches(str(name), [n for n, m in modules.items() if n and _has_params(m)])
+                expected(
+                    "cascade",
+                    "names of modules with parameters",
+                    name,
+                    close_matches(str(name), [n for n, m in modules.items() if n and _has_params(m)]),
+                    problem=f"Cannot randomize {name!r}",
+                )
             )
     return list(cascade)
 
@@ -142,13 +145,14 @@ def randomization_sanity(
     prepared = image if hasattr(image, "tensor") and hasattr(image, "key") else explainer.prepare(image)
     original = explainer.explain(prepared, method, class_id, layer, **params)
     spec = explainer.spec
-    names = randomization_steps(explainer.engine.model, cascade)[:max_steps]
+    names = randomization_steps(explainer.model, cascade)[:max_steps]
     results = [_row(0, [], original, original)]
     copy_model = None
     done: list[str] = []
     for step, name in enumerate(names, start=1):
         if copy_model is None or independent:
-            copy_model = copy.deepcopy(explainer.engine.model)
+            with explainer.exclusive():  # (no other thread's pass hooking the modules copied)
+                copy_model = copy.deepcopy(explainer.model)
             other = Explainer(
                 copy_model,
                 preprocess=spec.preprocess,
@@ -159,7 +163,7 @@ def randomization_sanity(
                 device=explainer.device,
             )
         _randomize(dict(copy_model.named_modules())[name], seed + step)
-        other.engine.clear_cache()
+        other.clear_cache()
         done = [name] if independent else done + [name]
         result = other.explain(prepared, method, original.class_id, original.layer, **params)
         results.append(_row(step, done, original, result))

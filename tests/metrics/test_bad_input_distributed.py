@@ -21,7 +21,7 @@ from cam_widgets.metrics.distributed import launcher_environment
         ({"WORLD_SIZE": "2"}, "RANK is not"),
         ({"WORLD_SIZE": "two"}, "whole number"),
         ({"WORLD_SIZE": "0"}, "1 or more"),
-        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK must be in [0, WORLD_SIZE=2)"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "Invalid RANK: expected a rank in [0, WORLD_SIZE=2), received 2."),
         ({"WORLD_SIZE": "2", "RANK": "0"}, "MASTER_ADDR is not"),
         ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1"}, "MASTER_PORT is not"),
         ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "x"}, "whole number"),

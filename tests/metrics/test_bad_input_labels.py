@@ -69,19 +69,25 @@ def test_a_header_after_a_comment_line_is_still_a_header(root):
             "labels.csv line 3 is not UTF-8 text (byte 0xe9",
         ),
         ("path,class_id\none.png,0\n".encode("utf-16"), "is UTF-16 text"),
-        (b"path;class_id\none.png;0\n", "line 1: expected 'path,class_id'"),
+        (b"path;class_id\none.png;0\n", "Invalid labels row (labels.csv line 1): expected 'path,class_id'"),
         (b"one.png\t0\n", "separated by '\\t'"),
-        (b"one.png,0,0,0,inf,10\n", "line 1: box values must be finite numbers"),
-        (b"one.png,0,nan,0,4,10\n", "line 1: box values must be finite numbers"),
-        (b"one.png,0,0,0,1e999,10\n", "line 1: box values must be finite numbers"),
-        (b"one.png,0,-inf,0,4,10\n", "line 1: box values must be finite numbers"),
-        (b"one.png,0,0,0,x,10\n", "box values must be numbers"),
-        (b"one.png,0,5,0,4,10\n", "a box needs x1 > x0"),
+        (
+            b"one.png,0,0,0,inf,10\n",
+            "line 1): expected finite numbers of pixels, received ['0', '0', 'inf', '10']",
+        ),
+        (b"one.png,0,nan,0,4,10\n", "line 1): expected finite numbers of pixels"),
+        (b"one.png,0,0,0,1e999,10\n", "line 1): expected finite numbers of pixels"),
+        (b"one.png,0,-inf,0,4,10\n", "line 1): expected finite numbers of pixels"),
+        (b"one.png,0,0,0,x,10\n", "expected numbers x0,y0,x1,y1, received ['0', '0', 'x', '10']"),
+        (b"one.png,0,5,0,4,10\n", "expected x1 > x0 and y1 > y0, received (5.0, 0.0, 4.0, 10.0)"),
         ("one.png,\u00b2\n".encode(), "Unknown class name '\u00b2'"),  # isdigit() but not int()
         (b"one.png,7\n", "0..2"),
-        (b"one.png,0\none.png,1\n", "line 2: 'one.png' already has class 0"),
+        (
+            b"one.png,0\none.png,1\n",
+            "line 2): expected class 0, which 'one.png' already has, received class 1",
+        ),
         (b"missing.png,0\n", "line 1: image 'missing.png' not found"),
-        (b"one.png,0,1,2\n", "(got 4 fields)"),
+        (b"one.png,0,1,2\n", "received 4 fields"),
         (b'one.png,"0\n', "line 2 is not CSV"),  # an unclosed quote to the end of the file
     ],
 )
@@ -140,8 +146,8 @@ def test_special_labels_files_and_listed_images_are_refused_without_blocking(roo
     assert "'the labels CSV' " not in lines[0]
     assert lines[0].startswith("InvalidParameterError the labels CSV") and "is a named pipe" in lines[0]
     assert lines[1].startswith("InvalidParameterError the labels CSV") and "is a folder" in lines[1]
-    assert "line 1: image 'pipe.png' is a named pipe (FIFO)" in lines[2]
-    assert "line 1: image '/dev/zero' is a character device" in lines[3]
+    assert "line 1): expected an image file, received 'pipe.png', which is a named pipe (FIFO)" in lines[2]
+    assert "line 1): expected an image file, received '/dev/zero', which is a character device" in lines[3]
 
 
 # ------------------------------------------------------------------ DataLoader workers
