@@ -32,7 +32,7 @@ from functools import cache
 
 import numpy as np
 
-from ..errors import InvalidParameterError, close_matches, describe
+from ..errors import InvalidParameterError, close_matches, expected
 
 __all__ = [
     "apply_colormap",
@@ -151,8 +151,9 @@ def resolve_colormap(name: object) -> str:
         if name.lower() == "grey":
             return "gray"
     raise InvalidParameterError(
-        f"colormap must be one of {', '.join(repr(n) for n in _NAMES)}, got {describe(name)}."
-        + close_matches(str(name), _NAMES)
+        expected(
+            "colormap", f"one of {', '.join(repr(n) for n in _NAMES)}", name, close_matches(str(name), _NAMES)
+        )
     )
 
 
@@ -183,9 +184,9 @@ def apply_colormap(map01: np.ndarray, name: str = DEFAULT_COLORMAP) -> np.ndarra
     try:
         arr = np.asarray(map01, dtype=np.float64)
     except (TypeError, ValueError):
-        raise InvalidParameterError(f"map01 must be a numeric (H, W) array, got {describe(map01)}.") from None
+        raise InvalidParameterError(expected("map01", "a numeric (H, W) array", map01)) from None
     if arr.ndim != 2 or arr.size == 0:
-        raise InvalidParameterError(f"map01 must be a non-empty (H, W) array, got shape {tuple(arr.shape)}.")
+        raise InvalidParameterError(expected("map01", "a non-empty (H, W) array", arr))
     arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=0.0)
     idx = np.rint(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.intp)
     return lut[idx]
@@ -196,8 +197,12 @@ def check_fade(fade: object) -> str | None:
     if fade is None or (isinstance(fade, str) and fade in FADES):
         return fade
     raise InvalidParameterError(
-        f"fade must be None or one of {', '.join(repr(f) for f in FADES)}, got {describe(fade)}."
-        + close_matches(str(fade), FADES)
+        expected(
+            "fade",
+            f"None or one of {', '.join(repr(f) for f in FADES)}",
+            fade,
+            close_matches(str(fade), FADES),
+        )
     )
 
 
@@ -223,7 +228,7 @@ def plotly_colorscale(name: str = DEFAULT_COLORMAP, n_stops: int = 65, fade: str
     """
     lut = colormap_lut(name)
     if not isinstance(n_stops, (int, np.integer)) or not 2 <= n_stops <= 256:
-        raise InvalidParameterError(f"n_stops must be an int in [2, 256], got {describe(n_stops)}.")
+        raise InvalidParameterError(expected("n_stops", "an int in [2, 256]", n_stops))
     check_fade(fade)
     idx = np.rint(np.linspace(0, 255, int(n_stops))).astype(int)
     if fade is None:

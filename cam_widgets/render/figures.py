@@ -24,7 +24,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..errors import InvalidParameterError, describe
+from ..errors import InvalidParameterError, Received, expected
 from .colormaps import DEFAULT_COLORMAP, plotly_colorscale
 from .normalize import as_map
 from .overlay import check_opacity, check_rgb, image_data_uri
@@ -263,17 +263,19 @@ def heatmap_figure(
     maps = list(maps)
     titles = [titles] if isinstance(titles, str) else list(titles)
     if not maps:
-        raise InvalidParameterError("maps must hold at least one (h, w) map, got none.")
+        raise InvalidParameterError(expected("maps", "at least one (h, w) map", Received("none")))
     if len(titles) != len(maps):
         raise InvalidParameterError(
-            f"titles must have one entry per map: got {len(titles)} titles for {len(maps)} maps."
+            expected("titles", f"one entry per map ({len(maps)} maps)", Received(f"{len(titles)} titles"))
         )
     op = check_opacity(opacity)
     for name, v in (("zmin", zmin), ("zmax", zmax)):
         if v is not None and not (isinstance(v, (int, float, np.number)) and np.isfinite(v)):
-            raise InvalidParameterError(f"{name} must be a finite number or None, got {describe(v)}.")
+            raise InvalidParameterError(expected(name, "a finite number or None", v))
     if zmin is not None and zmax is not None and not zmin < zmax:
-        raise InvalidParameterError(f"zmin must be below zmax, got zmin={zmin!r}, zmax={zmax!r}.")
+        raise InvalidParameterError(
+            expected("zmin, zmax", "zmin below zmax", Received(f"zmin={zmin!r}, zmax={zmax!r}"))
+        )
     scale = colorscale if isinstance(colorscale, (list, tuple)) else plotly_colorscale(colorscale)
     side = map_side(len(maps))
     prepared = [prepare_map(m, side, name=f"maps[{i}]") for i, m in enumerate(maps)]
@@ -351,7 +353,7 @@ def heatmap_figure(
 def standalone_html(fig: go.Figure, path: str | os.PathLike) -> Path:
     """Write ``fig`` as one self-contained HTML file (plotly.js inlined: works offline)."""
     if not isinstance(fig, go.Figure):
-        raise InvalidParameterError(f"fig must be a plotly Figure, got {describe(fig)}.")
+        raise InvalidParameterError(expected("fig", "a plotly Figure", fig))
     from ..data.files import atomic_path
 
     p = Path(path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidParameterError, close_matches, describe
+from ..errors import InvalidParameterError, Received, close_matches, describe, expected
 
 __all__ = [
     "MapStatus",
@@ -68,13 +68,15 @@ def _as_float_array(raw: object, name: str = "raw", float32_ok: bool = False) ->
     try:
         arr = np.asarray(raw)
     except Exception as exc:  # pragma: no cover - exotic inputs
-        raise InvalidParameterError(f"{name} must be a numeric array, got {describe(raw)} ({exc}).") from None
+        raise InvalidParameterError(
+            expected(name, "a numeric array", Received(f"{describe(raw)} ({exc})"))
+        ) from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise InvalidParameterError(
-            f"{name} must be a numeric array, got dtype {arr.dtype} ({describe(raw)})."
+            expected(name, "a numeric array", Received(f"dtype {arr.dtype} ({describe(raw)})"))
         )
     if np.iscomplexobj(arr):
-        raise InvalidParameterError(f"{name} must be real-valued, got dtype {arr.dtype}.")
+        raise InvalidParameterError(expected(name, "a real-valued array", arr))
     if float32_ok and arr.dtype == np.float32:
         return arr
     return arr.astype(np.float64, copy=False)
@@ -84,7 +86,7 @@ def as_map(m: object, name: str = "map", dtype=np.float64) -> np.ndarray:
     """``m`` as one non-empty (h, w) array of ``dtype``; a one-line error otherwise."""
     a = _as_float_array(m, name, float32_ok=dtype == np.float32).astype(dtype, copy=False)
     if a.ndim != 2 or a.size == 0:
-        raise InvalidParameterError(f"{name} must be a non-empty (h, w) array, got shape {tuple(a.shape)}.")
+        raise InvalidParameterError(expected(name, "a non-empty (h, w) array", a))
     return a
 
 
@@ -92,12 +94,13 @@ def _checked_maps(raw: object, mode: str, modes: tuple, shapes: str, float32_ok:
     """``raw`` as a float array of one or N maps, after checking ``mode``; one-line errors."""
     if mode not in modes:
         raise InvalidParameterError(
-            f"mode must be one of {', '.join(repr(m) for m in modes)}, got {describe(mode)}."
-            + close_matches(str(mode), modes)
+            expected(
+                "mode", f"one of {', '.join(repr(m) for m in modes)}", mode, close_matches(str(mode), modes)
+            )
         )
     x = _as_float_array(raw, float32_ok=float32_ok)
     if x.ndim not in (2, 3) or x.size == 0:
-        raise InvalidParameterError(f"raw must be a non-empty {shapes} array, got shape {tuple(x.shape)}.")
+        raise InvalidParameterError(expected("raw", f"a non-empty {shapes} array", x))
     return x
 
 
@@ -225,11 +228,9 @@ def shared_scale(
         try:
             arrays = list(maps)
         except TypeError:
-            raise InvalidParameterError(
-                f"maps must be an array or a sequence of arrays, got {describe(maps)}."
-            ) from None
+            raise InvalidParameterError(expected("maps", "an array or a sequence of arrays", maps)) from None
     if not arrays:
-        raise InvalidParameterError("maps must hold at least one map, got an empty sequence.")
+        raise InvalidParameterError(expected("maps", "at least one map", Received("an empty sequence")))
     finite = [a[np.isfinite(a)] for a in (_as_float_array(m, "maps[i]") for m in arrays)]
     values = np.concatenate([f.ravel() for f in finite]) if finite else np.zeros(0)
     if values.size == 0:
@@ -284,9 +285,7 @@ def upsample_map(raw: np.ndarray, size: tuple[int, int], mode: str = "bilinear")
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise InvalidParameterError(
-            f"size must be (height, width) with two positive integers, got {describe(size)}."
-        )
+        raise InvalidParameterError(expected("size", "(height, width) with two positive integers", size))
     in_h, in_w = x.shape[-2:]
     if mode == "nearest":
         out = x[..., _nearest_index(in_h, out_h)[:, None], _nearest_index(in_w, out_w)[None, :]]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidImageError, InvalidParameterError, describe
+from ..errors import InvalidImageError, InvalidParameterError, expected
 from .colormaps import DEFAULT_COLORMAP, apply_colormap, check_fade, fade_alpha
 from .normalize import as_map, upsample_map
 
@@ -21,15 +21,17 @@ def check_rgb(rgb: object, name: str = "rgb") -> np.ndarray:
     arr = np.asarray(rgb) if not isinstance(rgb, np.ndarray) else rgb
     if arr.dtype != np.uint8:
         raise InvalidImageError(
-            f"{name} must be a uint8 array (0..255), got dtype {arr.dtype}"
-            + (
-                " (use (x * 255).round().astype(np.uint8) for a 0..1 float image)."
+            expected(
+                name,
+                "a uint8 array (0..255)",
+                arr,
+                "use (x * 255).round().astype(np.uint8) for a 0..1 float image"
                 if arr.dtype.kind == "f"
-                else "."
+                else "",
             )
         )
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InvalidImageError(f"{name} must have shape (H, W, 3) RGB, got shape {tuple(arr.shape)}.")
+        raise InvalidImageError(expected(name, "an RGB array of shape (H, W, 3)", arr))
     return arr
 
 
@@ -40,9 +42,9 @@ def check_opacity(value: object, name: str = "opacity") -> float:
             raise TypeError  # True is no opacity, though float() takes it
         a = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number in [0, 1], got {describe(value)}.") from None
+        raise InvalidParameterError(expected(name, "a number in [0, 1]", value)) from None
     if not 0.0 <= a <= 1.0:
-        raise InvalidParameterError(f"{name} must be in [0, 1], got {describe(value)}.")
+        raise InvalidParameterError(expected(name, "a number in [0, 1]", value))
     return a
 
 
@@ -98,14 +100,12 @@ def _to_pil(rgb: object):
 
     arr = np.asarray(rgb)
     if arr.dtype != np.uint8:
-        raise InvalidImageError(f"image must be a uint8 array, got dtype {arr.dtype}.")
+        raise InvalidImageError(expected("image", "a uint8 array", arr))
     if arr.ndim == 2 and arr.size:
         return Image.fromarray(np.ascontiguousarray(arr))
     if arr.ndim == 3 and arr.shape[2] in (3, 4) and arr.shape[0] and arr.shape[1]:
         return Image.fromarray(np.ascontiguousarray(arr))
-    raise InvalidImageError(
-        f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got shape {tuple(arr.shape)}."
-    )
+    raise InvalidImageError(expected("image", "an array of shape (H, W), (H, W, 3) or (H, W, 4)", arr))
 
 
 def to_png_bytes(rgb: np.ndarray) -> bytes:
@@ -126,9 +126,9 @@ def image_data_uri(rgb: np.ndarray, fmt: str = "png", quality: int = 90) -> str:
     if f == "png":
         return png_data_uri(rgb)
     if f not in ("jpeg", "jpg"):
-        raise InvalidParameterError(f"fmt must be 'png' or 'jpeg', got {describe(fmt)}.")
+        raise InvalidParameterError(expected("fmt", "'png' or 'jpeg'", fmt))
     if not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
-        raise InvalidParameterError(f"quality must be an int in [1, 100], got {describe(quality)}.")
+        raise InvalidParameterError(expected("quality", "an int in [1, 100]", quality))
     img = _to_pil(rgb)
     if img.mode == "RGBA":
         img = img.convert("RGB")

@@ -96,12 +96,12 @@ def test_fade_alpha_values_and_bad_fades():
     assert (fade_for(True), fade_for(False)) == ("pixel", "cam")
     with pytest.raises(
         InvalidParameterError,
-        match=r"^fade must be None or one of 'cam', 'pixel', "
-        r"got 'pixle'.*Did you mean 'pixel'",
+        match=r"^Invalid fade: expected None or one of 'cam', 'pixel', "
+        r".*received 'pixle' that is a str\. Did you mean 'pixel'",
     ) as error:
         overlay(photo(), np.zeros((24, 32)), fade="pixle")
     assert "\n" not in str(error.value)
-    with pytest.raises(InvalidParameterError, match="fade must be"):
+    with pytest.raises(InvalidParameterError, match="Invalid fade: expected None or one of"):
         plotly_colorscale("jet", fade=True)
 
 

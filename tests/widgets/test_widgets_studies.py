@@ -214,7 +214,7 @@ def test_explorer_takes_its_first_colormap_and_opacity():
     # drawn so from the start (Grad-CAM: faded where the map is low)
     assert scale == [list(step) for step in plotly_colorscale("jet", fade="cam")]
     assert explorer.panels.heatmap(0).opacity == pytest.approx(0.7)
-    with pytest.raises(InvalidParameterError, match="colormap must be one of .*Did you mean 'jet'"):
+    with pytest.raises(InvalidParameterError, match="Invalid colormap: expected one of .*Did you mean 'jet'"):
         Explorer(colormap="jett")
     assert Explorer(image="chelsea", colormap="Grey").state.colormap == "gray"  # the menu's name
 
