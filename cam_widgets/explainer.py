@@ -21,6 +21,7 @@ from torch import nn
 from .data import load_image, resize_for_model
 from .data.named import bundled_name, load_named
 from .engine import Engine, LayerInfo, ScoreCapture, gives_back_memory
+from .engine.locking import FairLock
 from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, describe
 from .methods import (
     PER_IMAGE_NEEDS,
@@ -220,6 +221,71 @@ class Explainer:
         if target is None:
             return int(capture.logits[0].argmax()) if capture is not None else 0
         return resolve_class(target, self.labels)
+
+    def layer_info(self, layer: str | None = None) -> LayerInfo:
+        """What ``layer`` is (None: the default layer): its name, kind, channels, layout and
+        output ``resolution`` ("14x14"); an UnknownLayerError naming close matches otherwise."""
+        return self.engine.check_layer(self.default_layer if layer is None else layer)
+
+    # ----------------------------------------------------------------- model
+    @property
+    def model(self) -> nn.Module:
+        """The ``nn.Module`` this Explainer runs: the one it was given, or its copy on
+        ``device`` when another device was asked for (see the class's ``device``)."""
+        return self.engine.model
+
+    def exclusive(self) -> FairLock:
+        """The model's lock (re-entrant, shared by every Explainer of this model):
+        ``with explainer.exclusive(): ...`` runs while no other thread runs a pass on the
+        model (to copy or change it while widgets share it)."""
+        return self.engine.exclusive()
+
+    def clear_cache(self) -> None:
+        """Forget the cached forward passes (and the BatchNorm-folded copy of the model):
+        call it after writing the model's weights in place through ``.data``, which the
+        cache cannot see (a plain in-place write, an optimizer step, is seen)."""
+        self.engine.clear_cache()
+
+    def scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The logits (N, classes) of a batch of preprocessed inputs (N, 3, H, W), on the
+        explainer's device: one forward without an autograd graph, in full precision, not
+        cached, with no other thread's pass in between (perturbed or masked copies of an
+        image: faithfulness metrics, timings)."""
+        return self.engine.scores(inputs)
+
+    def batch_size(self, requested: int | None = None, *, per_image: float = 1.0) -> int:
+        """How many images one batched pass should take: what fits the memory budget (on
+        the CPU, also what runs fastest), or ``requested`` capped at that. ``per_image``:
+        what one image holds, in copies of its forward's activations (1.0: a pass without a
+        backward, as :meth:`scores`; 2.0: a forward with its backward)."""
+        return self.engine.batch_size_for(per_image, requested=requested)
+
+    def batch_raw_maps(
+        self,
+        inputs: torch.Tensor,
+        class_ids: Sequence[int] | None,
+        methods: Sequence[Any],
+        layer: str | None,
+        method_params: dict | None = None,
+    ) -> tuple[dict[str, MethodOutput], torch.Tensor, list[int], list[int]]:
+        """Raw maps of several methods for one batch of preprocessed inputs (N, 3, H, W), on
+        the batched path :meth:`explain_batch` takes (``methods/batch.py``), its passes and
+        backwards as one step under the model's lock.
+
+        Args:
+            class_ids: one class id per image, or None for each image's top class.
+            methods: method names or MethodSpecs (``get_method(name)``).
+            layer: the layer of the methods that read one (None: the default layer).
+            method_params: {method name: its parameters}.
+
+        Returns:
+            (outputs {name: MethodOutput, maps (1, N, h, w): row n for image n's class, on the
+            device}, probabilities (N, classes) on the device, top1 [int], class ids [int]).
+        """
+        specs = [get_method(m) if isinstance(m, str) else m for m in methods]
+        chosen_layer = self.resolve_layer(layer) if any(s.needs_layer for s in specs) else None
+        with self.engine.exclusive():
+            return batch_raw_maps(self.engine, inputs, class_ids, specs, chosen_layer, method_params)
 
     # ---------------------------------------------------------------- images
     def prepare(self, image: Any) -> PreparedImage:
