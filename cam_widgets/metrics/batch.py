@@ -3,7 +3,7 @@ batched passes, their metric values, and the records of the batch's readable ima
 
 Maps are computed the way :meth:`Explainer.explain` computes them (same method functions,
 same upsampling and normalisation), on the batched path the Explainer's ``explain_batch``
-uses too (:func:`~cam_widgets.methods.batch.batch_raw_maps`).
+uses too (:meth:`Explainer.batch_raw_maps`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from ..errors import InvalidImageError, InvalidParameterError
-from ..methods import batch_raw_maps
 from .faithfulness import deletion_insertion, drop_and_increase
 from .localization import energy_pointing_game, iou_at_thresholds, pointing_game
 from .plan import Plan
@@ -90,9 +89,8 @@ def explain_batch(
     from ..explainer import maps_to_host
     from ..render import normalize_map
 
-    engine = explainer.engine
-    with engine.exclusive():  # the batch's passes and backwards as one step: one graph alive
-        outputs, probs, top1, ids = batch_raw_maps(engine, inputs, class_ids, specs, layer, method_params)
+    # the batch's passes and backwards as one step under the model's lock: one graph alive
+    outputs, probs, top1, ids = explainer.batch_raw_maps(inputs, class_ids, specs, layer, method_params)
     size = tuple(inputs.shape[-2:])
     heat = {}
     for spec in specs:
@@ -130,7 +128,7 @@ def _metrics(
         elif name == "average_drop":
             maps = torch.from_numpy(heat).float().to(inputs.device)
             with torch.no_grad():
-                masked = torch.softmax(explainer.engine.scores(inputs * maps[:, None]).float(), dim=1)
+                masked = torch.softmax(explainer.scores(inputs * maps[:, None]).float(), dim=1)
             rows = torch.arange(n)
             targets = torch.tensor(class_ids, dtype=torch.long)
             y = torch.from_numpy(probs)[rows, targets].double()
