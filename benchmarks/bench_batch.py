@@ -7,6 +7,7 @@ explain() calls, on EfficientNet-Lite0 (the offline model), each side on fresh i
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -15,6 +16,8 @@ import torch
 
 import cam_widgets as cw
 from cam_widgets.data.named import load_named
+from cam_widgets.methods import get_method
+from cam_widgets.methods.batch import rooted_batch
 
 N = 8
 
@@ -48,9 +51,12 @@ def main() -> None:
         started = time.perf_counter()
         explainer.explain_batch(images, "gradcam", batch_size=args.batch_size)
         batched.append(time.perf_counter() - started)
+    # the slice explain_batch takes (a Grad-CAM batch keeps no graph below its layer)
+    factor = 0.5 if rooted_batch([get_method("gradcam")]) else 1.0
+    slice_size = explainer.engine.batch_size_for(factor, requested=args.batch_size)
     print(
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, slice {args.batch_size or explainer.engine.batch_size_for()}"
+        f"{torch.get_num_threads()} threads, slice {slice_size}, load average {os.getloadavg()[0]:.2f}"
     )
     print(
         f"one by one: {min(loop):.3f} s   batched: {min(batched):.3f} s   "
