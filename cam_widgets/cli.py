@@ -12,7 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import CamWidgetsError, InvalidParameterError, UnknownClassError, close_matches, one_line
+from .errors import (
+    CamWidgetsError,
+    InvalidParameterError,
+    UnknownClassError,
+    close_matches,
+    expected,
+    one_line,
+)
 
 #: What ``Explanation.save`` writes.
 OUTPUT_SUFFIXES = (".png", ".npy", ".html")
@@ -236,10 +243,15 @@ def _classes(query: str) -> None:
     labels = imagenet_labels()
     hits = search_classes(query, labels)
     if not hits:
-        hint = close_matches(query, labels) or " Hint: search for part of a name, e.g. 'cat'."
+        hint = close_matches(query, labels) or "search for part of a name, e.g. 'cat'"
         raise UnknownClassError(
-            f"no ImageNet class matches {query!r}: expected part of a class name or an id in "
-            f"0..{len(labels) - 1}, received {query!r}.{hint}"
+            expected(
+                "class",
+                f"part of a class name or an id in 0..{len(labels) - 1}",
+                query,
+                hint,
+                problem=f"no ImageNet class matches {query!r}",
+            )
         )
     for class_id, label in hits:
         print(f"{class_id:4d}  {label}")

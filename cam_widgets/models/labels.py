@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cam_widgets.errors import InvalidParameterError, UnknownClassError, describe
+from cam_widgets.errors import InvalidParameterError, Received, UnknownClassError, expected
 
 __all__ = ["imagenet_labels", "resolve_class", "search_classes", "NUM_IMAGENET_CLASSES"]
 
@@ -27,7 +27,7 @@ NUM_IMAGENET_CLASSES = 1000
 _MAX_LISTED = 5
 _NUMERIC = re.compile(r"^[+-]?\d+$")
 #: Errors are read in the widgets' status line too: plain words, one line.
-_EXPECTED = "expected a class id such as 282 or a class name such as 'tiger cat'"
+_EXPECTED = "a class id such as 282 or a class name such as 'tiger cat'"
 _SEARCH_HINT = " Hint: type part of a name, e.g. 'cat', and pick from the matches."
 
 
@@ -55,13 +55,16 @@ def imagenet_labels() -> list[str]:
 def _check_labels(labels: Sequence[str]) -> Sequence[str]:
     if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
         raise InvalidParameterError(
-            f"Invalid labels: expected a sequence of class names, received {describe(labels)}."
-            " Hint: pass spec.labels or imagenet_labels()."
+            expected("labels", "a sequence of class names", labels, "pass spec.labels or imagenet_labels()")
         )
     if len(labels) == 0:
         raise InvalidParameterError(
-            "Invalid labels: expected at least one class name, received an empty sequence."
-            " Hint: pass spec.labels or imagenet_labels()."
+            expected(
+                "labels",
+                "at least one class name",
+                Received("an empty sequence"),
+                "pass spec.labels or imagenet_labels()",
+            )
         )
     return labels
 
@@ -98,24 +101,21 @@ def resolve_class(query: object, labels: Sequence[str]) -> int:
     """
     labels = _check_labels(labels)
     if isinstance(query, (bool, np.bool_)) or isinstance(query, (float, np.floating, complex)):
-        raise InvalidParameterError(f"Invalid class {_kind(query)}: {_EXPECTED}.")
+        raise InvalidParameterError(expected("class", _EXPECTED, query))
     if isinstance(query, str):
         text = query.strip()
         if not text:
-            raise InvalidParameterError(f"No class given (an empty name): {_EXPECTED}.")
+            raise InvalidParameterError(
+                expected("class", _EXPECTED, query, problem="No class given (an empty name)")
+            )
         if _NUMERIC.match(text):
             return _check_id(int(text), labels)
         return _resolve_name(text, labels)
     try:
         idx = operator.index(query)  # int, numpy integers, 0-d integer tensors
     except TypeError:
-        raise InvalidParameterError(f"Invalid class {_kind(query)}: {_EXPECTED}.") from None
+        raise InvalidParameterError(expected("class", _EXPECTED, query)) from None
     return _check_id(int(idx), labels)
-
-
-def _kind(value: object) -> str:
-    """A value and its type in words: "True (a bool)"."""
-    return describe(value).replace(" that is a ", " (a ", 1) + ")"
 
 
 def _resolve_name(text: str, labels: Sequence[str]) -> int:
@@ -156,15 +156,12 @@ def search_classes(query: object, labels: Sequence[str], limit: int = 10) -> lis
     """
     labels = _check_labels(labels)
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise InvalidParameterError(
-            f"Invalid limit: expected a positive int, received {describe(limit)}. Hint: pass e.g. limit=10."
-        )
+        raise InvalidParameterError(expected("limit", "a positive int", limit, "pass e.g. limit=10"))
     if isinstance(query, (int, np.integer)) and not isinstance(query, (bool, np.bool_)):
         query = str(int(query))
     if not isinstance(query, str):
         raise InvalidParameterError(
-            f"Invalid search query: expected a string, received {describe(query)}."
-            " Hint: pass part of a class name such as 'cat'."
+            expected("search query", "a string", query, "pass part of a class name such as 'cat'")
         )
     low = query.strip().lower()
     if not low:
