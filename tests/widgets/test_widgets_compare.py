@@ -614,9 +614,14 @@ def test_compare_starts_in_the_colormap_and_opacity_given():
     assert (w.state.colormap, w.state.opacity) == ("jet", 0.8)
     assert w._controls["colormap"].value == "jet" and w._controls["opacity"].value == 0.8
     assert w.panels.heatmap(0).opacity == pytest.approx(0.8)
-    with pytest.raises(InvalidParameterError, match=r"Invalid opacity: expected a number in \[0, 1\], received 2 that is a int"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"Invalid opacity: expected a number in \[0, 1\], received 2 that is a int",
+    ):
         Compare(opacity=2)
-    with pytest.raises(InvalidParameterError, match=r"Invalid opacity: expected a number in \[0, 1\], received True"):
+    with pytest.raises(
+        InvalidParameterError, match=r"Invalid opacity: expected a number in \[0, 1\], received True"
+    ):
         Compare(opacity=True)
 
 
