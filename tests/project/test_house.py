@@ -127,7 +127,7 @@ def family_arrows(widgets: Path, root: Path) -> list[str]:
         own = path.relative_to(widgets).parts[0]
         if own == "__init__.py":
             continue  # the package re-exports each family's widgets
-        for target, names, line, _ in _imports(path, root):
+        for target, _names, line, _ in _imports(path, root):
             parts = target.split(".")
             if parts[:2] != [root.name, "widgets"] or len(parts) < 3:
                 continue
@@ -149,7 +149,9 @@ def test_the_family_check_catches_an_arrow(tmp_path):
         (root / "widgets" / family / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
     (root / "widgets" / "__init__.py").write_text("from .explorer import thing\n")  # the package: fine
-    (root / "widgets" / "studies" / "base.py").write_text("from ..shared import a\nfrom ..explorer import b\n")
+    (root / "widgets" / "studies" / "base.py").write_text(
+        "from ..shared import a\nfrom ..explorer import b\n"
+    )
     assert family_arrows(root / "widgets", root) == [
         "cam_widgets/widgets/studies/base.py:2 imports cam_widgets.widgets.explorer"
     ]

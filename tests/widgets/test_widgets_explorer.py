@@ -104,10 +104,10 @@ def test_the_class_box_names_the_class_and_a_new_photo_its_own_top_class(explore
         # while computing, the prediction buttons are disabled with the other controls
         seen = []
         inputs = [explorer._controls[n] for n in ("upload", "url", "all_layers", "export")]
-        work = type(explorer)._work
+        work = type(explorer)._compute
         monkeypatch.setattr(
             type(explorer),
-            "_work",
+            "_compute",
             lambda self, *args: (
                 seen.append(
                     [row.children[0].disabled for row in self._top.children] + [c.disabled for c in inputs]
@@ -446,7 +446,7 @@ def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():
     """As a layer change does: the row and the class box, not when the running work ends."""
     live = Explorer(image="chelsea", background=True)  # as in a kernel
     buttons = [row.children[0] for row in live._top.children]
-    box, release, work, seen, asked = live._controls["search"], threading.Event(), type(live)._work, [], []
+    box, release, work, seen, asked = live._controls["search"], threading.Event(), type(live)._compute, [], []
 
     def slow(self, *args):  # each request's engine work waits for the test
         seen.append((box.value, [b.button_style for b in buttons]))
@@ -457,7 +457,7 @@ def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():
     live._requests.submit = lambda changes: asked.append(dict(changes)) or submit(changes)
 
     async def scenario():
-        live._work = slow.__get__(live)
+        live._compute = slow.__get__(live)
         live._controls["layer"].value = "features.5"  # a computation starts...
         while not seen:  # (its engine work, off the loop)
             await asyncio.sleep(0.01)

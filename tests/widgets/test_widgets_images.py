@@ -34,7 +34,9 @@ def test_another_image_of_the_same_name_is_kept_apart(tmp_path):
 
 
 def test_a_mistyped_name_says_what_images_there_are():
-    with pytest.raises(InvalidImageError, match="neither a bundled image.*'chelsea'"):
+    with pytest.raises(
+        InvalidImageError, match="Image not found: expected a bundled image.*Did you mean 'chelsea'"
+    ):
         image_choice("chelsae")
     # names in any case, scenes with or without their prefix: the menu's choice
     assert image_choice("Chelsea ") == "chelsea"
@@ -55,7 +57,7 @@ def test_explorer_and_compare_explain_an_array():
     explorer.set(image=sample_image("chelsea"))  # and set() takes one too
     assert explorer.state.image != key and explorer._controls["image"].value == explorer.state.image
     explorer.set(image="chelsae")
-    assert "neither a bundled image" in explorer.status.line.value
+    assert "Image not found: expected a bundled image" in explorer.status.line.value
     assert explorer._controls["image"].value == explorer.state.image  # kept as it was
 
 
@@ -88,9 +90,11 @@ def test_an_upload_computes_once(monkeypatch):
 
     explorer = Explorer(image="coffee")
     seen = []
-    work = type(explorer)._work
+    work = type(explorer)._compute
     monkeypatch.setattr(
-        type(explorer), "_work", lambda self, *args: seen.append(self.state.image) or work(self, *args)
+        type(explorer),
+        "_compute",
+        lambda self, state, *args: seen.append(state.image) or work(self, state, *args),
     )
     png = io.BytesIO()
     Image.fromarray(sample_image("rocket")[::3, ::3].copy()).save(png, format="PNG")

@@ -27,7 +27,7 @@ def explorer():
 
 def test_changes_made_during_a_computation_replace_it(explorer):
     threads = []
-    work = type(explorer)._work
+    work = type(explorer)._compute
 
     def spy(self, *args):
         threads.append(threading.current_thread())
@@ -38,7 +38,7 @@ def test_changes_made_during_a_computation_replace_it(explorer):
     async def scenario():
         loop_threads.append(threading.current_thread())
         calls = explorer.engine_calls
-        explorer._work = spy.__get__(explorer)
+        explorer._compute = spy.__get__(explorer)
         try:
             c = explorer._controls
             c["method"].value = "vanilla"
@@ -50,7 +50,7 @@ def test_changes_made_during_a_computation_replace_it(explorer):
                 c["samples"].value = samples
             await explorer._requests.idle()
         finally:
-            del explorer._work
+            del explorer._compute
         assert explorer.result.method == "vanilla" and explorer.state.smooth
         assert explorer.result.params["samples"] == 50 and explorer.state.samples == 50
         assert explorer.engine_calls - calls <= 3  # not one run per step
@@ -356,14 +356,14 @@ def test_set_from_a_cell_runs_inline_even_on_the_kernels_loop(explorer):
 def test_slow_work_without_progress_reports_says_it_is_working(explorer):
     """A slow step before any report (a forward, Score-CAM's set-up): the controls are live,
     so without a sign the old map alone looked like nothing ran."""
-    work = type(explorer)._work
+    work = type(explorer)._compute
 
     def slow(self, *args):
         time.sleep(1.0)  # over WORKING_DELAY, and no progress report
         return work(self, *args)
 
     async def scenario():
-        explorer._work = slow.__get__(explorer)
+        explorer._compute = slow.__get__(explorer)
         try:
             explorer._controls["method"].value = "gradcam++"
             assert "working" not in explorer.status.line.value  # not for what ends at once
@@ -371,7 +371,7 @@ def test_slow_work_without_progress_reports_says_it_is_working(explorer):
             assert "working..." in explorer.status.line.value
             await explorer._requests.idle()
         finally:
-            del explorer._work
+            del explorer._compute
 
     try:
         run_loop(scenario)

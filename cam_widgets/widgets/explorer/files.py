@@ -46,7 +46,7 @@ class ExplorerFiles:
         if not suffix:
             return
         try:
-            stem = export_stem(self._shown["image"], self.explainer.spec.name, self.result)
+            stem = export_stem(self.state.image, self.explainer.spec.name, self.result)
             # on an app page the server's disk is out of the visitor's reach: a download only
             with tempfile.TemporaryDirectory() as scratch:
                 folder = Path(scratch) if in_voila() else Path(EXPORTS)

@@ -22,8 +22,10 @@ from ...result import Explanation
 from ..shared.images import load_choice
 from ..shared.maps import nearest_pixel
 
-#: Controls whose change needs the engine; the others only re-render.
+#: Settings whose change needs the engine; the others (DISPLAY) only re-render.
 COMPUTE = ("image", "model", "layer", "target", "method", "smooth", "noise", "samples", "precision")
+#: Settings of the view: a change re-renders the map on show, with no engine call.
+DISPLAY = ("opacity", "colormap", "view")
 #: The controls that write those settings (the class has its own search box).
 COMPUTE_CONTROLS = tuple(name for name in COMPUTE if name != "target")
 #: read only while SmoothGrad is on: changing them with it off computes nothing
@@ -36,9 +38,10 @@ SIDE_BY_SIDE = "side by side"
 VIEWS = ("overlay", "raw", SIDE_BY_SIDE)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExplorerState:
-    """Everything the Explorer shows; the controls write here, the view reads from here."""
+    """Everything the Explorer shows: replaced whole when a request succeeds (see
+    :mod:`..shared.state_requests`), read by the controls, the view and the engine work."""
 
     image: str = "chelsea"
     model: str = DEFAULT_MODEL

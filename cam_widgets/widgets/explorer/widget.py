@@ -11,31 +11,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
+from dataclasses import replace
 
 import ipywidgets as W
 
 from ...api import get_explainer, widget_model
 from ...methods import get_method
-from ...models import DEFAULT_MODEL, resolve_class
-from ...result import Explanation
+from ...models import DEFAULT_MODEL
 from ..shared.controls import first_view, parse_target, precisions_for
 from ..shared.images import FollowsUserImages, image_choice, show_choice
 from ..shared.layer_menu import layer_menu, layer_options
-from ..shared.lifecycle import close_owned, replace_in_cell
+from ..shared.lifecycle import replace_in_cell
 from ..shared.maps import unseen_note
-from ..shared.requests import Request, RequestQueue, Stopped, drive, progress_reporter
-from ..shared.status import StatusLine, busy, errors_shown
+from ..shared.requests import progress_reporter
+from ..shared.state_requests import StateRequests
+from ..shared.status import errors_shown
 from .controls import build_controls, explorer_layout, highlight, prediction_rows, show_predictions
 from .files import ExplorerFiles
-from .state import COMPUTE, COMPUTE_CONTROLS, SMOOTHGRAD_ONLY, ExplorerState, progress_unit, result_message
+from .state import (
+    COMPUTE,
+    COMPUTE_CONTROLS,
+    DISPLAY,
+    SMOOTHGRAD_ONLY,
+    ExplorerState,
+    progress_unit,
+    result_message,
+)
 from .view import EXPLORER_CLASS, MapView
-from .work import ExplorerWork, Outcome, fit_state_to_model
+from .work import ExplorerWork, Outcome, resolved
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
 
-class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
+class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
     """Pick an image, model, layer, class and method; see the map update in place.
 
     In a kernel, a change made in the browser runs its engine work off the kernel's event
@@ -71,35 +79,27 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         colormap, opacity = first_view(colormap, opacity)  # built in its final state
         self._yours: list = []  # your model's Explainer, held while this widget lives
         model = widget_model(model, self._yours)  # your nn.Module or Explainer too
-        image = image_choice(image)
-        self.state = ExplorerState(
-            image=image,
+        state = ExplorerState(
+            image=image_choice(image),
             model=model,
             method=get_method(method).name,
             layer=layer,
+            target=target,
             colormap=colormap,
             opacity=float(opacity),
         )
         # a newer photo voids an older class; a newer model an older layer
-        self._requests = RequestQueue(
-            self._request, background, implied={"image": ("target",), "model": ("layer",)}
-        )
-        self.status = StatusLine(on_stop=self._requests.stop)
-        self._requests.on_error = self.status.error
-        self.result: Explanation | None = None
-        self._syncing = False
+        self._start_requests(background, implied={"image": ("target",), "model": ("layer",)})
         self._engine_work = ExplorerWork()
+        self.explainer = get_explainer(state.model)
+        self.state = resolved(state, self.explainer)  # a bad class: one line, no widget
         self._controls = build_controls(self.state)
         self._top = prediction_rows(self._on_pick)
-        self.explainer = get_explainer(self.state.model)
-        fit_state_to_model(self.state, self.explainer)
         self._fill_model_controls()
-        self.state.target = None if target is None else resolve_class(target, self.explainer.labels)
-        first = self._work({"image": image}, None)
+        report = progress_reporter(self.status, self._requests, None, progress_unit(self.state))
+        self.state, first = self._compute(self.state, report)
         self.result, self._prepared_image = first.result, first.prepared
         self._top_ids = {p.class_id for p in first.predictions}  # the model's top classes
-        self._shown = {name: getattr(self.state, name) for name in COMPUTE}  # what a stop restores
-        # (and what exports are named after)
         self.static = static
         self._map = MapView(
             first.prepared.rgb, first.result, self.state, static, on_rebuilt=self._replace_view
@@ -132,15 +132,6 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             if old in row.children:
                 row.children = tuple(new if child is old else child for child in row.children)
 
-    def close(self) -> None:
-        """Close this widget and every widget it built (controls, figures, status line);
-        running work stops at its next progress report, and the results are dropped."""
-        requests = getattr(self, "_requests", None)  # absent when __init__ raised early
-        if requests is not None:
-            requests.stop()
-        close_owned(self)
-        super().close()
-
     # ---------------------------------------------------------------- controls
     def _link(self) -> None:
         c = self._controls
@@ -156,59 +147,49 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
         self._map.on_probe(self._on_probe)
 
     # ----------------------------------------------------------------- actions
-    def set(self, **changes) -> Explanation:
-        """Change state fields from Python (as the controls do) and return the new result.
-
-        Errors (an unknown class name, missing weights...) are shown in the status line and
-        leave the previous state and view in place.
-        """
-        with errors_shown(self.status):
-            if "image" in changes:
-                changes = dict(changes, image=image_choice(changes["image"]))
-            if "method" in changes:  # a title or other spelling: the menu's registry name
-                changes = dict(changes, method=get_method(changes["method"]).name)
-            drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
-        self._sync_controls(display=True)  # the controls show what was set (the box: above)
-        return self.result
+    # (set(), the requests, stop and errors: StateRequests; here what is the Explorer's own)
+    DISPLAY = DISPLAY
+    RESULT = "result"
+    STOPPED = "stopped: the map is the one before"
 
     def _ask(self, **changes) -> None:
         """A change made in the browser: queued off the kernel's loop (inline without one)."""
         self._requests.submit(changes)
 
-    def _request(self, changes: dict, inline: bool = False) -> Request:
-        """Apply ``changes``: state and controls here, engine work yielded (see
-        :mod:`..shared.requests`), then the view; on an error or a stop, the state on show."""
-        loop = None if inline else self._requests.loop()
-        failed = False
-        # off the loop the controls stay live (a change replaces the running work)
-        with busy([] if loop is not None else self._compute_controls(), self.status, loop):
-            try:
-                if "image" in changes and "target" not in changes:
-                    changes = dict(changes, target=None)  # a new photo: its own top class
-                vars(self.state).update(changes)
-                outcome = yield partial(self._work, changes, loop)
-                self._show(outcome)
-                self._shown = {name: getattr(self.state, name) for name in COMPUTE}
-            except Stopped:  # the stop button
-                vars(self.state).update(self._shown)
-                self._sync_controls()
-                self.status.info("stopped: the map is the one before")
-            except Exception:
-                vars(self.state).update(self._shown)
-                self._sync_controls()
-                failed = True
-                raise
-        self._show_settings(keep_text=failed)  # after busy() gave the controls their state back
+    def _normalize(self, changes: dict) -> dict:
+        """A new photo without a class: its own top class. SmoothGrad's settings changed
+        while it is off ask nothing of the engine: the state keeps them for when it is on."""
+        if "image" in changes and "target" not in changes:
+            changes["target"] = None
+        return changes
 
-    def _sync_controls(self, display: bool = False) -> None:
-        """Controls show the state again (after a change that failed, or set from Python)."""
+    def _progress_unit(self, state: ExplorerState) -> str:
+        return progress_unit(state)
+
+    def _request(self, changes: dict, inline: bool = False):
+        """See :class:`~..shared.state_requests.StateRequests`; SmoothGrad's own settings
+        changed while it is off re-render nothing and compute nothing."""
+        if not self.state.smooth and "smooth" not in changes and set(changes) <= set(SMOOTHGRAD_ONLY):
+            with errors_shown(self.status):
+                self.state = replace(self.state, **changes)
+            self._sync_controls()
+            return
+        yield from super()._request(changes, inline)
+
+    def _sync_controls(self, keep_text: bool = False) -> None:
+        """Controls show the state (after a request, a change that failed, a ``set()``),
+        less those whose newer value waits to be computed."""
+        waiting = self._requests.pending
         with self._quiet():
-            for name in COMPUTE_CONTROLS + (("opacity", "colormap", "view") if display else ()):
+            for name in COMPUTE_CONTROLS + DISPLAY:
+                if name in waiting or name == "layer":
+                    continue
                 if name == "image":
                     show_choice(self._controls[name], self.state.image)
-                elif name != "layer":
+                else:
                     self._controls[name].value = getattr(self.state, name)
         self._fill_layers()
+        self._show_settings(keep_text)
 
     def _on_compute(self, name: str):
         def changed(change):
@@ -225,11 +206,17 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
 
     def _on_display(self, name: str):
         def changed(change):
-            setattr(self.state, name, change["new"])
+            if self._syncing:
+                return
             with errors_shown(self.status):  # (not busy: a computation may be running)
-                self._render_display()
+                self._show_display(**{name: change["new"]})
 
         return changed
+
+    def _show_display(self, **changes) -> None:
+        """View settings: the map on show re-rendered, no engine call."""
+        self.state = replace(self.state, **changes)
+        self._render_display()
 
     def _show_settings(self, keep_text: bool = False) -> None:
         """The class box and the highlighted prediction name the explained class, or one
@@ -298,10 +285,10 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             control.value = self.state.layer
 
     # ------------------------------------------------------------------ engine
-    def _work(self, changes: dict, loop) -> Outcome:
-        """The engine part of a request (off the kernel's loop when ``loop`` is given)."""
-        report = progress_reporter(self.status, self._requests, loop, progress_unit(self.state))
-        return self._engine_work.run(self.state, self.explainer, changes, report)
+    def _compute(self, state: ExplorerState, report) -> tuple[ExplorerState, Outcome]:
+        """The engine part of a request (off the kernel's loop for a browser change):
+        ``state`` resolved, and what to show."""
+        return self._engine_work.run(state, report)
 
     @property
     def engine_calls(self) -> int:
@@ -321,17 +308,17 @@ class Explorer(ExplorerFiles, FollowsUserImages, W.VBox):
             self._controls["search"].options = [f"{i} {n}" for i, n in enumerate(self.explainer.labels)]
 
     # ------------------------------------------------------------------ render
-    def _show(self, outcome: Outcome) -> None:
-        """Show what the engine work gave (on the loop's thread)."""
+    def _apply(self, state: ExplorerState, outcome: Outcome) -> None:
+        """Show what the engine work gave for ``state`` (on the loop's thread)."""
+        self.state = state
         if outcome.explainer is not self.explainer:
             self.explainer = outcome.explainer
             self._fill_model_controls()
-        if outcome.result is not None:
-            if outcome.prepared is not self._prepared_image:
-                self._map.set_image(outcome.prepared.rgb)
-            self._prepared_image, self.result = outcome.prepared, outcome.result
-            self._top_ids = {p.class_id for p in outcome.predictions}
-            show_predictions(self._top, outcome.predictions, self._selected())
+        if outcome.prepared is not self._prepared_image:
+            self._map.set_image(outcome.prepared.rgb)
+        self._prepared_image, self.result = outcome.prepared, outcome.result
+        self._top_ids = {p.class_id for p in outcome.predictions}
+        show_predictions(self._top, outcome.predictions, self._selected())
         self._render()
 
     def _render(self) -> None:

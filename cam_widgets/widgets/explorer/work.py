@@ -1,24 +1,26 @@
 """The engine part of an :class:`~cam_widgets.widgets.explorer.Explorer` request, without any
-widget: it may run in a worker thread (:mod:`..shared.requests`) while the kernel's loop reads the
-browser's messages, so it touches the state and the engine only.
+widget: it may run in a worker thread (:mod:`..shared.requests`) while the kernel's loop reads
+the browser's messages, so it reads the state it is given and returns that state resolved,
+writing nothing the widget owns.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...api import get_explainer
 from ...models import resolve_class
 from ...result import Explanation
 from ..shared.controls import precisions_for
-from .state import COMPUTE, SMOOTHGRAD_ONLY, TOP_PREDICTIONS, ExplorerState, explain_params, photo_of
+from .state import TOP_PREDICTIONS, ExplorerState, explain_params, photo_of
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    """What the engine work of one request gives the widget to show."""
+    """What the engine work of one request gives the widget to show (``result`` None: the
+    state asked for nothing new of the engine)."""
 
     explainer: Any
     prepared: Any = None
@@ -26,12 +28,23 @@ class Outcome:
     predictions: Any = None
 
 
-def fit_state_to_model(state: ExplorerState, explainer) -> None:
-    """A layer or precision the model cannot take falls back to its default."""
+def fit_state_to_model(state: ExplorerState, explainer) -> ExplorerState:
+    """``state`` with a layer or precision the model cannot take set to its default."""
+    changes: dict = {}
     if state.layer not in {info.name for info in explainer.layers()}:
-        state.layer = explainer.default_layer
+        changes["layer"] = explainer.default_layer
     if state.precision not in {value for _, value in precisions_for(explainer.device)}:
-        state.precision = "fp32"
+        changes["precision"] = "fp32"
+    return replace(state, **changes) if changes else state
+
+
+def resolved(state: ExplorerState, explainer) -> ExplorerState:
+    """``state`` fitted to the model, its class (a name, "282 tiger cat"...) resolved once,
+    to the id every later step uses."""
+    state = fit_state_to_model(state, explainer)
+    if state.target is None:
+        return state
+    return replace(state, target=resolve_class(state.target, explainer.labels))
 
 
 class ExplorerWork:
@@ -44,23 +57,18 @@ class ExplorerWork:
         self._prepared_key: tuple | None = None
         self._prepared = None
 
-    def run(self, state: ExplorerState, explainer, changes: dict, progress) -> Outcome:
-        """The model, the class, the prepared photo, the explanation and the top predictions
-        for ``state`` after ``changes`` (``explainer``: the model on show)."""
+    def run(self, state: ExplorerState, progress) -> tuple[ExplorerState, Outcome]:
+        """(``state`` resolved, the model, prepared photo, explanation and top predictions)."""
         with self.lock:
-            if "model" in changes:
-                explainer = get_explainer(state.model)
-                fit_state_to_model(state, explainer)
-            if state.target is not None:
-                state.target = resolve_class(state.target, explainer.labels)
-            if not any(key in COMPUTE and (state.smooth or key not in SMOOTHGRAD_ONLY) for key in changes):
-                return Outcome(explainer)
+            explainer = get_explainer(state.model)
+            state = resolved(state, explainer)
             self.calls += 1
             prepared = self._prepare(state, explainer)
             result = explainer.explain(
                 prepared, state.method, state.target, state.layer, **explain_params(state, progress)
             )
-            return Outcome(explainer, prepared, result, explainer.predict(prepared, top=TOP_PREDICTIONS))
+            predictions = explainer.predict(prepared, top=TOP_PREDICTIONS)
+            return state, Outcome(explainer, prepared, result, predictions)
 
     def _prepare(self, state: ExplorerState, explainer):
         key = (explainer.spec.name, state.image)  # the model that prepares it, not the state's

@@ -1,9 +1,11 @@
 """Controls and ``set()`` as requests, for a widget whose state changes only on success.
 
-Compare and the studies share this: their state is a frozen dataclass, a control change or a
-``set(**changes)`` becomes a request (see :mod:`.requests`), display settings (``DISPLAY``)
-re-render at once without an engine call, and the state is replaced only when the engine
-work and the figure both succeeded; on an error or a stop the last good view stays.
+Every widget (the Explorer, Compare and the studies) shares this one request model: its
+state is a frozen dataclass; a control change or a ``set(**changes)`` becomes a request (see
+:mod:`.requests`); display settings (``DISPLAY``) re-render at once without an engine call;
+the engine work gets the new state and returns it resolved (the class as an id, a layer the
+model has) with what it computed, touching no widget; and the state is replaced only when
+the engine work and the figure both succeeded: on an error or a stop the last good view stays.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class StateRequests:
                     self._show_display(**self._display_of(new))
                 else:
                     shown = self._display_of(self.state)
-                    report = progress_reporter(self.status, self._requests, loop, self.PROGRESS_UNIT)
+                    report = progress_reporter(self.status, self._requests, loop, self._progress_unit(new))
                     self._progress = report  # the request whose partial results may show
                     state, computed = yield partial(self._compute, new, report)
                     if self._closed:  # closed while it computed: nothing to show it in
@@ -116,6 +118,10 @@ class StateRequests:
     def _discard_progress(self) -> None:
         """Undo what a request showed before it ended without a result (partial maps): the
         figure shows the state's results again. Nothing to undo by default."""
+
+    def _progress_unit(self, state) -> str:
+        """What the progress reports of ``state``'s engine work count."""
+        return self.PROGRESS_UNIT
 
     def _display_of(self, state) -> dict:
         return {k: getattr(state, k) for k in self.DISPLAY}
