@@ -63,7 +63,7 @@ def with_notes(text: str, notes: Sequence[str]) -> str:
 def layer_resolution(explainer, layer: str) -> str:
     """ "14x14": the layer's own output size (a pixel-level map is the input's size instead:
     Guided Grad-CAM at features.6 is 224x224, its layer 14x14)."""
-    return explainer.engine.check_layer(layer).resolution
+    return explainer.layer_info(layer).resolution
 
 
 def colorbar_note(results: Sequence[Explanation]) -> str:

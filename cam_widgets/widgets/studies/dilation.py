@@ -159,7 +159,7 @@ class DilationStudy(Study):
         key = (name, layer)
         if key not in self._twins:
             after = finer_layer(base, layer)
-            with base.engine.exclusive():  # (another widget's pass may be on the shared model)
+            with base.exclusive():  # (another widget's pass may be on the shared model)
                 model = dilate(base.spec.model, after=after)
             spec = base.spec
             self._twins[key] = Explainer(
@@ -201,7 +201,7 @@ def _forward_ms(explainer: Explainer, prepared, repeat: int = 2) -> float:
     best = math.inf
     for _ in range(repeat):
         started = time.perf_counter()
-        explainer.engine.scores(prepared.tensor)
+        explainer.scores(prepared.tensor)
         if explainer.device.type == "cuda":
             torch.cuda.synchronize(explainer.device)
         best = min(best, time.perf_counter() - started)
