@@ -100,8 +100,9 @@ def lab_run_all_cells(page, attempts: int = 2) -> int:
     """Run > Run All Cells through the menu bar (command runmenu:run-all); check that execution
     started (a prompt shows [*] or [n]) and retry once if not. Returns the retries used."""
     for attempt in range(attempts):
-        page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        # bounded but generous: on a loaded machine Lab's menu bar comes late (over 30 s seen)
+        page.locator(".lm-MenuBar-item", has_text="Run").first.click(timeout=OPEN_TIMEOUT)
+        page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click(timeout=OPEN_TIMEOUT)
         try:
             page.wait_for_function(
                 """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
