@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import InvalidParameterError, describe
+from ..errors import InvalidParameterError, Received, expected
 from .copying import copy_modules
 from .strides import (
     DOWNSAMPLERS,
@@ -68,9 +68,13 @@ def __getattr__(name: str):
 
 def _unsupported(name: str, module: nn.Module, why: str) -> InvalidParameterError:
     return InvalidParameterError(
-        f"Cannot dilate {name} ({module!r}): expected a 'same'-padded Conv2d, a MaxPool2d/AvgPool2d "
-        f"or a module that keeps spatial size, received one that {why}; hint: choose a later "
-        f"'after' or a CNN whose downsampling is done by strided convs or pools."
+        expected(
+            "module",
+            "a 'same'-padded Conv2d, a MaxPool2d/AvgPool2d or a module that keeps spatial size",
+            Received(f"one that {why}"),
+            "choose a later 'after' or a CNN whose downsampling is done by strided convs or pools",
+            problem=f"Cannot dilate {name} ({module!r})",
+        )
     )
 
 
@@ -148,7 +152,7 @@ def dilate(
             downsampling done in ``forward`` code, a 3-D conv...), or nothing is left to dilate.
     """
     if not isinstance(model, nn.Module):
-        raise InvalidParameterError(f"Invalid model: expected a torch.nn.Module, received {describe(model)}.")
+        raise InvalidParameterError(expected("model", "a torch.nn.Module", model))
     after_name = resolve_after(model, after)
     trace = ShapeTrace(model, probe_size)
     probe = trace.probe
@@ -157,16 +161,22 @@ def dilate(
     else:
         if after_name not in trace.ends:
             raise InvalidParameterError(
-                f"Invalid 'after': expected a module that runs in forward, received {after_name!r} "
-                f"that did not run on a {probe}x{probe} probe."
+                expected(
+                    "'after'",
+                    "a module that runs in forward",
+                    Received(f"{after_name!r} that did not run on a {probe}x{probe} probe"),
+                )
             )
         start = trace.ends[after_name]
         hw = trace.outputs.get(after_name)
         cap = stride_of(probe, hw) if hw else None
         if not cap:
             raise InvalidParameterError(
-                f"Invalid 'after': expected a module with a spatial (N, C, H, W) output, received "
-                f"{after_name!r} whose output is not 4-D."
+                expected(
+                    "'after'",
+                    "a module with a spatial (N, C, H, W) output",
+                    Received(f"{after_name!r} whose output is not 4-D"),
+                )
             )
 
     clone = copy_modules(model, share_weights)
@@ -195,9 +205,13 @@ def dilate(
             s_in = stride_of(probe, hin)
             if s_in % cap:
                 raise InvalidParameterError(
-                    f"Cannot dilate {name}: expected its input stride to be a multiple of {cap}, "
-                    f"received stride {probe / hin[0]:.3g} on a {probe}x{probe} probe; "
-                    f"hint: pass a probe_size= that is a multiple of the model's total stride."
+                    expected(
+                        "probe_size",
+                        f"its input stride to be a multiple of {cap}",
+                        Received(f"stride {probe / hin[0]:.3g} on a {probe}x{probe} probe"),
+                        "pass a probe_size= that is a multiple of the model's total stride",
+                        problem=f"Cannot dilate {name}",
+                    )
                 )
             mult = s_in // cap
             trunk = True
@@ -231,9 +245,13 @@ def dilate(
             raise _unsupported(name, module, "is not a Conv2d")
     if changed == 0:
         raise InvalidParameterError(
-            f"Nothing to dilate: expected downsampling (strided Conv2d, MaxPool2d/AvgPool2d) after "
-            f"{after_name or 'the input'}, received {type(model).__name__} with none there; "
-            f"hint: choose an earlier 'after'."
+            expected(
+                "'after'",
+                f"downsampling (strided Conv2d, MaxPool2d/AvgPool2d) after {after_name or 'the input'}",
+                Received(f"{type(model).__name__} with none there"),
+                "choose an earlier 'after'",
+                problem="Nothing to dilate",
+            )
         )
     if verify:
         _verify(clone, after_name, cap, probe)
@@ -243,8 +261,8 @@ def dilate(
 def _verify(clone: nn.Module, after_name: str | None, cap: int, probe: int) -> None:
     trace = ShapeTrace(clone, probe)
     start = 0 if after_name is None else trace.ends.get(after_name, 0)
-    expected = (-(-probe // cap),) * 2
-    allowed = {expected, (1, 1)}
+    side = (-(-probe // cap),) * 2
+    allowed = {side, (1, 1)}
     for position, (name, module, hin, hout) in enumerate(trace.leaves, start=1):
         if position <= start:
             continue
@@ -255,10 +273,15 @@ def _verify(clone: nn.Module, after_name: str | None, cap: int, probe: int) -> N
         for hw in (hin, hout):
             if hw and tuple(hw) not in allowed:
                 raise InvalidParameterError(
-                    f"Cannot dilate {type(clone).__name__}: expected every feature map after "
-                    f"{after_name or 'the input'} to stay {expected[0]}x{expected[1]} on a "
-                    f"{probe}x{probe} probe, received {tuple(hw)} at {name}; hint: its downsampling "
-                    f"is done in forward code (not by a Conv2d/pool module), which dilate cannot change."
+                    expected(
+                        "model",
+                        f"every feature map after {after_name or 'the input'} to stay "
+                        f"{side[0]}x{side[1]} on a {probe}x{probe} probe",
+                        Received(f"{tuple(hw)} at {name}"),
+                        "its downsampling is done in forward code (not by a Conv2d/pool module), "
+                        "which dilate cannot change",
+                        problem=f"Cannot dilate {type(clone).__name__}",
+                    )
                 )
 
 

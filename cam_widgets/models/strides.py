@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import InvalidParameterError, UnknownLayerError, close_matches, describe
+from ..errors import InvalidParameterError, Received, UnknownLayerError, close_matches, expected
 
 __all__ = ["output_stride", "stride_report"]
 
@@ -77,11 +77,15 @@ class ShapeTrace:
             with torch.no_grad():
                 model(torch.zeros(1, 3, self.probe, self.probe, **kwargs))
         except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
             raise InvalidParameterError(
-                f"Model could not run on a probe input: expected a model taking (1, 3, {self.probe}, "
-                f"{self.probe}) images, received {type(model).__name__} that raised "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
-                f"hint: the model must accept a 3-channel image of that size; try another probe_size=."
+                expected(
+                    "model",
+                    f"a model taking (1, 3, {self.probe}, {self.probe}) images",
+                    Received(f"{type(model).__name__} that raised {type(exc).__name__}: {first}"),
+                    "the model must accept a 3-channel image of that size; try another probe_size=",
+                    problem="Model could not run on a probe input",
+                )
             ) from None
         finally:
             model.train(was_training)
@@ -101,28 +105,38 @@ def resolve_after(model: nn.Module, after: str | int | None) -> str | None:
     names = [n for n, _ in model.named_modules() if n]
     if isinstance(after, bool) or not isinstance(after, (int, str)):
         raise InvalidParameterError(
-            f"Invalid 'after': expected a module name (str), an index into model.features (int) "
-            f"or None, received {describe(after)}."
+            expected("'after'", "a module name (str), an index into model.features (int) or None", after)
         )
     if isinstance(after, int):
         features = getattr(model, "features", None)
         if not isinstance(features, nn.Sequential):
             raise InvalidParameterError(
-                f"Invalid 'after' index: expected an int only for models with a 'features' "
-                f"nn.Sequential (VGG-style), received {after} for {type(model).__name__}; "
-                f"hint: pass a module name instead (e.g. 'layer2')."
+                expected(
+                    "'after' index",
+                    "an int only for models with a 'features' nn.Sequential (VGG-style)",
+                    Received(f"{after} for {type(model).__name__}"),
+                    "pass a module name instead (e.g. 'layer2')",
+                )
             )
         n = len(features)
         if not -n <= after < n:
             raise InvalidParameterError(
-                f"Invalid 'after' index: expected -{n} <= after < {n} (model.features has {n} "
-                f"modules), received {after}."
+                expected(
+                    "'after' index",
+                    f"-{n} <= after < {n} (model.features has {n} modules)",
+                    Received(str(after)),
+                )
             )
         return f"features.{after % n}"
     if after not in names:
         raise UnknownLayerError(
-            f"Unknown layer for 'after': expected a module name of {type(model).__name__}, "
-            f"received {after!r}.{close_matches(after, names)}"
+            expected(
+                "'after'",
+                f"a module name of {type(model).__name__}",
+                Received(repr(after)),
+                close_matches(after, names),
+                problem="Unknown layer for 'after'",
+            )
         )
     return after
 
@@ -148,18 +162,27 @@ def output_stride(model: nn.Module, layer: str | None = None, *, probe_size: int
         names = [n for n, _ in model.named_modules() if n]
         if layer not in names:
             raise UnknownLayerError(
-                f"Unknown layer: expected a module name of {type(model).__name__}, received "
-                f"{layer!r}.{close_matches(layer, names)}"
+                expected(
+                    "layer",
+                    f"a module name of {type(model).__name__}",
+                    Received(repr(layer)),
+                    close_matches(layer, names),
+                    problem="Unknown layer",
+                )
             )
     trace = ShapeTrace(model, probe_size)
     if layer is None:
         layer = _default_layer(model, trace)
     hw = trace.outputs.get(layer) if layer is not None else None
     if not hw:
+        why = "did not run" if layer not in trace.outputs else "returned a non 4-D output"
         raise UnknownLayerError(
-            f"Layer has no spatial output: expected a module producing (N, C, H, W) on a "
-            f"{probe_size}x{probe_size} probe, received {layer!r} that "
-            f"{'did not run' if layer not in trace.outputs else 'returned a non 4-D output'}."
+            expected(
+                "layer",
+                f"a module producing (N, C, H, W) on a {probe_size}x{probe_size} probe",
+                Received(f"{layer!r} that {why}"),
+                problem="Layer has no spatial output",
+            )
         )
     return stride_of(trace.probe, hw)
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import InvalidParameterError, describe
+from ..errors import InvalidParameterError, Received, expected
 
 #: The photo a transform is tried on when the Explainer is built: 320x256, no two rows or
 #: columns alike (a flip or a shifted crop changes it).
@@ -39,17 +39,19 @@ class ImageTransform:
 
     def __init__(self, transform: Callable) -> None:
         if not callable(transform):
-            raise InvalidParameterError(
-                f"'preprocess' must be a callable taking an image (got {describe(transform)})"
-            )
+            raise InvalidParameterError(expected("preprocess", "a callable taking an image", transform))
         self.transform = transform
         self.mean, self.std = find_normalization(transform)
         first, *others = [self._seeded(seed) for seed in range(3)]
         if any(o.shape != first.shape or not torch.equal(o, first) for o in others):
             raise InvalidParameterError(
-                "'preprocess' gives a different tensor each time for the same image (a random "
-                "crop, flip or jitter): an explanation would be of another image every call; "
-                "pass the evaluation transforms (e.g. Weights.transforms())"
+                expected(
+                    "preprocess",
+                    "the same tensor each time for the same image",
+                    Received("a different tensor each time (a random crop, flip or jitter)"),
+                    "an explanation would be of another image every call; "
+                    "pass the evaluation transforms (e.g. Weights.transforms())",
+                )
             )
         #: whether it resizes or crops (its output size is its own): else the Explainer's
         #: input_size applies and the photo is resized to it first
@@ -87,9 +89,12 @@ class ImageTransform:
         ):
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
             raise InvalidParameterError(
-                f"'preprocess' must turn an image into a float tensor (3, H, W) (got "
-                f"{describe(out) if shape is None else f'a {out.dtype} tensor of shape {shape}'})"
-                f"; end a torchvision pipeline with ToTensor() and Normalize(...)"
+                expected(
+                    "preprocess",
+                    "an image turned into a float tensor (3, H, W)",
+                    out if shape is None else Received(f"a {out.dtype} tensor of shape {shape}"),
+                    "end a torchvision pipeline with ToTensor() and Normalize(...)",
+                )
             )
         return out.float()
 
@@ -138,9 +143,7 @@ def adapt_preprocess(preprocess: Callable, input_size: tuple[int, int]) -> Calla
     if is_torchvision_transform(preprocess) or isinstance(preprocess, torch.nn.Module):
         return ImageTransform(preprocess)
     if not callable(preprocess):
-        raise InvalidParameterError(
-            f"'preprocess' must be a callable taking an image (got {describe(preprocess)})"
-        )
+        raise InvalidParameterError(expected("preprocess", "a callable taking an image", preprocess))
     try:
         out = preprocess(np.zeros(tuple(input_size) + (3,), dtype=np.uint8))
     except (TypeError, AttributeError, ValueError):  # a callable written for PIL images
@@ -156,12 +159,18 @@ def weights_metadata(weights: Any) -> tuple[Callable, list[str]]:
     meta = getattr(weights, "meta", None)
     if not callable(getattr(weights, "transforms", None)) or not isinstance(meta, dict):
         raise InvalidParameterError(
-            f"'weights' must be a torchvision weights member such as "
-            f"ResNet18_Weights.IMAGENET1K_V1 (got {describe(weights)})"
+            expected(
+                "weights", "a torchvision weights member such as ResNet18_Weights.IMAGENET1K_V1", weights
+            )
         )
     categories = meta.get("categories")
     if not categories:
         raise InvalidParameterError(
-            f"the weights {weights} list no categories in meta['categories']; pass labels=[...]"
+            expected(
+                "weights",
+                "weights whose meta['categories'] lists the class names",
+                Received(f"{weights}, with no categories"),
+                "pass labels=[...]",
+            )
         )
     return ImageTransform(weights.transforms()), list(categories)
