@@ -22,7 +22,7 @@ from .data import load_image, resize_for_model
 from .data.named import bundled_name, load_named
 from .engine import Engine, LayerInfo, ScoreCapture, gives_back_memory
 from .engine.locking import FairLock
-from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, describe
+from .errors import InvalidImageError, InvalidParameterError, MethodNotApplicableError, Received, expected
 from .methods import (
     PER_IMAGE_NEEDS,
     READS_INPUT,
@@ -78,8 +78,7 @@ def checked_input_size(size) -> tuple[int, int]:
         )
     ):
         raise InvalidParameterError(
-            f"'input_size' must be (height, width), two ints in 1..{MAX_INPUT_SIDE}, or one int "
-            f"(got {describe(size)})"
+            expected("input_size", f"(height, width), two ints in 1..{MAX_INPUT_SIDE}, or one int", size)
         )
     return int(pair[0]), int(pair[1])
 
@@ -131,7 +130,12 @@ class Explainer:
         if weights is not None:
             if not isinstance(model, nn.Module):
                 raise InvalidParameterError(
-                    f"'weights' describes a torchvision model given as an nn.Module (got {describe(model)})"
+                    expected(
+                        "model",
+                        "an nn.Module",
+                        model,
+                        problem="'weights' describes a torchvision model given as an nn.Module",
+                    )
                 )
             from_weights, from_meta = weights_metadata(weights)
             preprocess = preprocess if preprocess is not None else from_weights
@@ -140,8 +144,13 @@ class Explainer:
             model = load_model(model, weights_path=weights_path)
         elif weights_path is not None:
             raise InvalidParameterError(
-                f"'weights_path' goes with a zoo name such as 'vgg16' (got a {type(model).__name__}"
-                f"; load the weights into it yourself)"
+                expected(
+                    "weights_path",
+                    "a model given as a zoo name such as 'vgg16'",
+                    Received(f"a {type(model).__name__}"),
+                    "load the weights into it yourself",
+                    problem="'weights_path' goes with a zoo name",
+                )
             )
         if isinstance(model, nn.Module):
             size = checked_input_size(input_size)
@@ -167,9 +176,7 @@ class Explainer:
             size = transform.input_size if transform.sizes_itself else model.input_size
             model = dataclasses.replace(model, preprocess=transform, input_size=size)
         elif not isinstance(model, ModelSpec):
-            raise InvalidParameterError(
-                f"'model' must be a zoo name, a ModelSpec or an nn.Module (got {describe(model)})"
-            )
+            raise InvalidParameterError(expected("model", "a zoo name, a ModelSpec or an nn.Module", model))
         checked_input_size(model.input_size)  # (a user's ModelSpec too)
         if isinstance(model.model, torch.jit.ScriptModule):  # hooks never run on scripted code
             raise MethodNotApplicableError(
@@ -329,22 +336,33 @@ class Explainer:
     def _prepare_tensor(self, image: torch.Tensor) -> PreparedImage:
         if image.layout != torch.strided or image.device.type == "meta":
             raise InvalidImageError(
-                f"a tensor image must be a dense tensor with values (got a {image.layout} tensor "
-                f"on {image.device.type})"
+                expected(
+                    "tensor image",
+                    "a dense tensor with values",
+                    Received(f"a {image.layout} tensor on {image.device.type}"),
+                )
             )
         if not image.is_floating_point():  # (an int64 0..255 image explained as normalised)
             raise InvalidImageError(
-                f"a tensor image must be float (preprocessed, shape (1, 3, H, W)) or uint8 "
-                f"(a 0..255 RGB image, as torchvision.io.read_image gives) (got {image.dtype}); "
-                f"for another kind, pass a numpy (H, W, 3) array"
+                expected(
+                    "tensor image",
+                    "float (preprocessed, shape (1, 3, H, W)) or uint8 "
+                    "(a 0..255 RGB image, as torchvision.io.read_image gives)",
+                    Received(f"dtype {image.dtype}"),
+                    "for another kind, pass a numpy (H, W, 3) array",
+                )
             )
         tensor = image.detach()
         if tensor.dim() == 3:
             tensor = tensor.unsqueeze(0)
-        expected = (1, 3) + tuple(self.spec.input_size)
-        if tuple(tensor.shape) != expected:
+        shape = (1, 3) + tuple(self.spec.input_size)
+        if tuple(tensor.shape) != shape:
             raise InvalidImageError(
-                f"a tensor image must be preprocessed with shape {expected} (got {tuple(image.shape)})"
+                expected(
+                    "tensor image",
+                    f"a preprocessed tensor of shape {shape}",
+                    Received(f"shape {tuple(image.shape)}"),
+                )
             )
         tensor = tensor.float()
         values = np.ascontiguousarray(tensor.cpu().numpy())
@@ -360,7 +378,9 @@ class Explainer:
         if stamp is not None and memo is not None and memo[0]() is image and memo[1] == stamp:
             return PreparedImage(None, tensor, memo[2])
         if not np.isfinite(values).all():  # numpy: ~10x faster than torch on a small CPU tensor
-            raise InvalidImageError("the image tensor contains NaN or infinite values")
+            raise InvalidImageError(
+                expected("image tensor", "finite values", Received("NaN or infinite values"))
+            )
         key = "t" + hashlib.sha1(values.data).hexdigest()
         self._tensor_memo = None if stamp is None else (weakref.ref(image), stamp, key)
         return PreparedImage(None, tensor, key)
@@ -376,8 +396,12 @@ class Explainer:
         classes = capture.logits.shape[-1]
         if classes != len(self.labels):  # else: wrong names, or an IndexError further on
             raise InvalidParameterError(
-                f"the model gives {classes} class scores but {len(self.labels)} labels were "
-                f"given; build it as Explainer(model, labels=[...]) with {classes} names"
+                expected(
+                    "labels",
+                    f"one label per class score: the model gives {classes}",
+                    Received(f"{len(self.labels)} labels"),
+                    f"build it as Explainer(model, labels=[...]) with {classes} names",
+                )
             )
         return prepared, capture
 
@@ -385,7 +409,7 @@ class Explainer:
     def predict(self, image: Any, top: int = 5) -> list[Prediction]:
         """Top-``top`` classes with probabilities (from the cached forward)."""
         if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-            raise InvalidParameterError(f"'top' must be an int >= 1 (got {top!r})")
+            raise InvalidParameterError(expected("top", "an int >= 1", top))
         _, capture = self.capture(image)
         probs = capture.probabilities[0]
         values, ids = probs.topk(min(int(top), probs.numel()))
@@ -430,7 +454,11 @@ class Explainer:
         if isinstance(targets, (list, tuple)):
             if len(targets) != count:
                 raise InvalidParameterError(
-                    f"'targets' must give one target per image ({count}) or one for all (got {len(targets)})"
+                    expected(
+                        "targets",
+                        f"one target per image ({count}) or one for all",
+                        Received(f"{len(targets)} targets"),
+                    )
                 )
             wanted = list(targets)
         else:
@@ -516,15 +544,14 @@ class Explainer:
         if isinstance(images, torch.Tensor):
             if images.dim() != 4:
                 raise InvalidImageError(
-                    f"a batch tensor must have shape (N, 3, H, W) (got {tuple(images.shape)})"
+                    expected("batch tensor", "shape (N, 3, H, W)", Received(f"shape {tuple(images.shape)}"))
                 )
             if images.dtype == torch.uint8:  # 0..255 RGB images (torchvision.io's layout)
                 return [self.prepare(images[n]) for n in range(images.shape[0])]
             return [self._prepare_tensor(images[n : n + 1]) for n in range(images.shape[0])]
         if not isinstance(images, (list, tuple)) or not images:
             raise InvalidImageError(
-                f"a batch is a non-empty list or tuple of images or an (N, 3, H, W) tensor "
-                f"(got {describe(images)})"
+                expected("batch", "a non-empty list or tuple of images or an (N, 3, H, W) tensor", images)
             )
         return [image if isinstance(image, PreparedImage) else self.prepare(image) for image in images]
 
@@ -572,12 +599,12 @@ class Explainer:
             listed = None
         if not listed:
             raise InvalidParameterError(
-                f"'targets' must be a non-empty list of class ids or names (got {describe(targets)})"
+                expected("targets", "a non-empty list of class ids or names", targets)
             )
         targets = listed
         if progress is not None and not callable(progress):
             raise InvalidParameterError(
-                f"'progress' must be a function progress(done, total) or None (got {describe(progress)})"
+                expected("progress", "a function progress(done, total) or None", progress)
             )
         spec = get_method(method)
         spec.check_params(params)
@@ -769,8 +796,11 @@ def _uint8_tensor_to_rgb(image: torch.Tensor) -> np.ndarray:
         pixels = pixels[0]
     if pixels.dim() != 3 or pixels.shape[0] not in (1, 3):
         raise InvalidImageError(
-            f"a uint8 tensor image must have shape (3, H, W) or (1, 3, H, W), channels first "
-            f"as torchvision.io.read_image gives (got {tuple(image.shape)})"
+            expected(
+                "uint8 tensor image",
+                "shape (3, H, W) or (1, 3, H, W), channels first as torchvision.io.read_image gives",
+                Received(f"shape {tuple(image.shape)}"),
+            )
         )
     return np.ascontiguousarray(pixels.expand(3, -1, -1).permute(1, 2, 0).cpu().numpy())
 
@@ -783,9 +813,7 @@ def smoothing_settings(
     Smoothing's defaults)."""
     if smoothing is not None:
         if not isinstance(smoothing, Smoothing):
-            raise InvalidParameterError(
-                f"'smoothing' must be a cam_widgets.methods.Smoothing (got {describe(smoothing)})"
-            )
+            raise InvalidParameterError(expected("smoothing", "a cam_widgets.methods.Smoothing", smoothing))
         loose = noise is not None or samples is not None or seed != 0 or precision != "fp32"
         if loose or tuple(snapshots) or batch_size is not None:
             raise InvalidParameterError(

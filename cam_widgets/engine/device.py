@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..errors import InvalidParameterError, describe
+from ..errors import InvalidParameterError, expected
 
 DeviceLike = str | torch.device | None
 
@@ -24,17 +24,23 @@ def choose_device(device: DeviceLike = None) -> torch.device:
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError):
-        raise InvalidParameterError(
-            f"'device' must be 'cpu', 'cuda', 'cuda:N' or None (got {describe(device)})"
-        ) from None
+        raise InvalidParameterError(expected("device", "'cpu', 'cuda', 'cuda:N' or None", device)) from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise InvalidParameterError(
-            "'device' is 'cuda' but no CUDA GPU is available here; use device='cpu' or None"
+            expected(
+                "device",
+                "'cpu' or None: no CUDA GPU is available here",
+                device,
+                "use device='cpu' or None",
+            )
         )
     if chosen.type not in ("cpu", "cuda"):  # mps, meta, xpu...: not supported by the engine
         raise InvalidParameterError(
-            f"'device' must be 'cpu', 'cuda', 'cuda:N' or None (got {describe(device)}: "
-            f"{chosen.type} devices are not supported)"
+            expected(
+                "device",
+                f"'cpu', 'cuda', 'cuda:N' or None ({chosen.type} devices are not supported)",
+                device,
+            )
         )
     return chosen
 

@@ -20,9 +20,10 @@ from torch import nn
 from ..errors import (
     InvalidParameterError,
     MethodNotApplicableError,
+    Received,
     UnknownLayerError,
     close_matches,
-    describe,
+    expected,
 )
 from .capture import Capture
 from .device import (
@@ -97,7 +98,7 @@ class Engine:
         reshape: dict | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
-            raise InvalidParameterError(f"'model' must be a torch.nn.Module (got {describe(model)})")
+            raise InvalidParameterError(expected("model", "a torch.nn.Module", model))
         current = module_device(model) or torch.device("cpu")
         if owned:
             self.device = choose_device(device)
@@ -268,10 +269,12 @@ class Engine:
             self._probe()
         if not isinstance(layer, str):
             named = [n for n, m in self.model.named_modules() if m is layer and n]
-            hint = f": here {named[0]!r}" if named else ""
             raise UnknownLayerError(
-                f"a layer is given by its name, a str such as {self.default_layer!r} "
-                f"(got {describe(layer) if not named else 'the module itself'}{hint})"
+                expected(
+                    "layer",
+                    f"a layer given by its name, a str such as {self.default_layer!r}",
+                    Received(f"the module itself, here {named[0]!r}") if named else layer,
+                )
             )
         by_name = self._layer_by_name
         if layer in by_name:
@@ -286,8 +289,13 @@ class Engine:
                 f"{', '.join(repr(info.name) + ' (' + info.resolution + ')' for info in self.layers[-3:])}"
             )
         raise UnknownLayerError(
-            f"layer {layer!r} is not in this model; expected one of the {len(by_name)} spatial "
-            f"layers listed by layers()." + close_matches(layer, by_name)
+            expected(
+                "layer",
+                f"one of the {len(by_name)} spatial layers listed by layers()",
+                Received(f"{layer!r}, which is not in this model"),
+                close_matches(layer, by_name),
+                problem="Unknown layer",
+            )
         )
 
     # ---------------------------------------------------------------- forward

@@ -25,7 +25,7 @@ from math import isqrt
 import torch
 from torch import nn
 
-from ..errors import InvalidParameterError, MethodNotApplicableError, close_matches, describe
+from ..errors import InvalidParameterError, MethodNotApplicableError, Received, close_matches, expected
 from .flow import CHANNELS, HEIGHT, WIDTH
 
 #: A caller's layout reader: (N, ...) layer output -> (N, C, h, w).
@@ -153,9 +153,11 @@ def to_grid(
         or tuple(out.shape[2:]) != tuple(grid)
     ):
         raise MethodNotApplicableError(
-            f"reshape for layer {layer!r} turned {tuple(tensor.shape)} into "
-            f"{describe(out) if not isinstance(out, torch.Tensor) else tuple(out.shape)}; "
-            f"expected (N, C, h, w) = ({n}, C, {grid[0]}, {grid[1]})"
+            expected(
+                f"reshape for layer {layer!r}",
+                f"(N, C, h, w) = ({n}, C, {grid[0]}, {grid[1]}) from {tuple(tensor.shape)}",
+                Received(f"shape {tuple(out.shape)}") if isinstance(out, torch.Tensor) else out,
+            )
         )
     return out
 
@@ -169,14 +171,22 @@ def checked_reshape(reshape: object, model: nn.Module) -> dict[str, Reshape]:
         isinstance(k, str) and callable(v) for k, v in reshape.items()
     ):
         raise InvalidParameterError(
-            f"'reshape' must be a dict {{layer name: fn}}, fn turning that layer's output into "
-            f"(N, C, h, w) (got {describe(reshape)})"
+            expected(
+                "reshape",
+                "a dict {layer name: fn}, fn turning that layer's output into (N, C, h, w)",
+                reshape,
+            )
         )
     names = {name for name, _ in model.named_modules() if name}
     for name in reshape:
         if name not in names:
             raise InvalidParameterError(
-                f"'reshape' names layer {name!r}, which is not in this model." + close_matches(name, names)
+                expected(
+                    "reshape",
+                    "layer names of this model",
+                    Received(f"layer {name!r}, which is not in this model"),
+                    close_matches(name, names),
+                )
             )
     return dict(reshape)
 
@@ -193,9 +203,12 @@ def custom_reading(name: str, shape: tuple, fn: Reshape) -> Reading:
             f"({type(error).__name__}: {message})"
         ) from error
     if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != shape[0]:
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else describe(out)
+        got = Received(f"shape {tuple(out.shape)}") if isinstance(out, torch.Tensor) else out
         raise InvalidParameterError(
-            f"reshape for layer {name!r} must turn its output {shape} into (N, C, h, w) with "
-            f"the same N (got {got})"
+            expected(
+                f"reshape for layer {name!r}",
+                f"its output {shape} turned into (N, C, h, w) with the same N",
+                got,
+            )
         )
     return Reading("custom", *map(int, out.shape[1:]))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..errors import InvalidParameterError, MethodNotApplicableError
+from ..errors import InvalidParameterError, MethodNotApplicableError, Received, expected
 from .device import full_precision
 from .hooks import guided_relu_gradients, record_outputs
 from .locking import FairLock
@@ -138,9 +138,13 @@ def check_scores(scores: object, logits: torch.Tensor) -> None:
             else type(scores).__name__
         )
         raise InvalidParameterError(
-            f"a target function must return one score per image, a float tensor of shape "
-            f"({rows},) from the ({rows}, {logits.shape[1]}) logits it is given (got {got}); "
-            f"e.g. lambda logits: logits[..., 282] - logits[..., 285]"
+            expected(
+                "target function",
+                f"one score per image, a float tensor of shape ({rows},) "
+                f"from the ({rows}, {logits.shape[1]}) logits it is given",
+                Received(got),
+                "e.g. lambda logits: logits[..., 282] - logits[..., 285]",
+            )
         )
     if not scores.requires_grad:
         raise InvalidParameterError(
@@ -221,8 +225,12 @@ def run_forward(
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise MethodNotApplicableError(
-            f"the model must return logits of shape (N, num_classes) (got {shape}); wrap it so "
-            "forward returns one 2-D tensor"
+            expected(
+                "model output",
+                "logits of shape (N, num_classes)",
+                Received(str(shape)),
+                "wrap the model so forward returns one 2-D tensor",
+            )
         )
     if check_finite and not torch.isfinite(logits).all():
         raise MethodNotApplicableError(

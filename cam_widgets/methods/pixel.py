@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..engine import Capture
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, Received, expected
 from .context import MethodContext, upsampled
 from .registry import MethodOutput, register
 
@@ -99,13 +99,18 @@ def integrated_gradients(ctx: MethodContext) -> MethodOutput:
     steps = int(ctx.param("steps", 50))  # an int >= 1: MethodSpec.check_params
     if steps > MAX_IG_STEPS:  # (captum's default is 50; the quadrature table grows as steps^2)
         raise InvalidParameterError(
-            f"integrated_gradients parameter 'steps' must be at most {MAX_IG_STEPS} (got {steps})"
+            expected(
+                "integrated_gradients parameter 'steps'", f"at most {MAX_IG_STEPS}", Received(str(steps))
+            )
         )
     baseline_value = float(ctx.param("baseline", 0.0))
     if abs(baseline_value) > MAX_IG_BASELINE:
         raise InvalidParameterError(
-            f"integrated_gradients parameter 'baseline' must be a value of the model's input "
-            f"scale, within +-{MAX_IG_BASELINE:g} (got {baseline_value:g})"
+            expected(
+                "integrated_gradients parameter 'baseline'",
+                f"a value of the model's input scale, within +-{MAX_IG_BASELINE:g}",
+                Received(f"{baseline_value:g}"),
+            )
         )
     inputs = ctx.inputs()
     baseline = torch.full_like(inputs, baseline_value)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..errors import InvalidParameterError, UnknownMethodError, close_matches, describe
+from ..errors import InvalidParameterError, UnknownMethodError, close_matches, expected
 
 #: What a method may declare it needs, and what that asks of the model.
 NEEDS_OF_MODEL = {
@@ -96,31 +96,34 @@ class MethodSpec:
         for key, value in params.items():
             if key not in allowed:
                 raise InvalidParameterError(
-                    f"method {self.name!r} has no parameter {key!r}; it takes "
-                    f"{', '.join(sorted(allowed))}." + close_matches(key, allowed)
+                    expected(
+                        f"parameter of method {self.name!r}",
+                        f"one of {', '.join(sorted(allowed))}",
+                        key,
+                        close_matches(key, allowed),
+                        problem=f"Method {self.name!r} has no parameter {key!r}",
+                    )
                 )
             default = self.defaults.get(key)
             if key == "batch_size" or (isinstance(default, int) and not isinstance(default, bool)):
-                ok, expected = (
+                ok, kind = (
                     positive_int(value) or (key == "batch_size" and value is None),
                     "an int >= 1" + (" or None" if key == "batch_size" else ""),
                 )
             elif isinstance(default, bool):
-                ok, expected = isinstance(value, (bool, np.bool_)), "True or False"
+                ok, kind = isinstance(value, (bool, np.bool_)), "True or False"
             elif isinstance(default, float):
                 ok = (
                     isinstance(value, numbers.Real)
                     and not isinstance(value, (bool, np.bool_))
                     and math.isfinite(value)
                 )
-                expected = "a finite number"
+                kind = "a finite number"
             else:
                 options = self.choices.get(key, ())
-                ok, expected = value in options, "one of " + ", ".join(map(repr, options))
+                ok, kind = value in options, "one of " + ", ".join(map(repr, options))
             if not ok:
-                raise InvalidParameterError(
-                    f"{self.name} parameter {key!r} must be {expected} (got {describe(value)})"
-                )
+                raise InvalidParameterError(expected(f"{self.name} parameter {key!r}", kind, value))
 
 
 def positive_int(value: object) -> bool:
@@ -199,9 +202,13 @@ def get_method(name: str) -> MethodSpec:
         if found is not None:
             return _REGISTRY[found]
     raise UnknownMethodError(
-        f"unknown method {name!r}; expected one of {', '.join(sorted(_REGISTRY))} "
-        f"(or their titles, as 'cam-widgets methods' lists them)."
-        + close_matches(str(name).lower(), _REGISTRY)
+        expected(
+            "method",
+            f"one of {', '.join(sorted(_REGISTRY))} (or their titles, as 'cam-widgets methods' lists them)",
+            name,
+            close_matches(str(name).lower(), _REGISTRY),
+            problem="Unknown method",
+        )
     )
 
 

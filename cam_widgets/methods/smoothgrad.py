@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..engine import Capture, Engine
-from ..errors import InvalidParameterError, MethodNotApplicableError, describe
+from ..errors import InvalidParameterError, MethodNotApplicableError, expected
 from .context import MethodContext, Progress
 from .registry import MethodOutput, MethodSpec, positive_int
 
@@ -46,12 +46,16 @@ def check_smoothing(noise: float, samples: int) -> tuple[float, int]:
     """(noise, samples) as a float and an int (numpy's scalars too), or one-line errors."""
     if not positive_int(samples) or samples > MAX_SAMPLES:
         raise InvalidParameterError(
-            f"'samples' must be an int from 1 to {MAX_SAMPLES:,} (got {samples!r}; the "
-            f"SmoothGrad paper uses 50, and past a few hundred the mean no longer changes)"
+            expected(
+                "samples",
+                f"an int from 1 to {MAX_SAMPLES:,}",
+                samples,
+                "the SmoothGrad paper uses 50, and past a few hundred the mean no longer changes",
+            )
         )
     if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real) or not 0 <= noise <= 10:
         raise InvalidParameterError(
-            f"'noise' must be a fraction of the input range between 0 and 10, e.g. 0.2 (got {noise!r})"
+            expected("noise", "a fraction of the input range between 0 and 10, e.g. 0.2", noise)
         )
     return float(noise), int(samples)
 
@@ -76,13 +80,13 @@ class Smoothing:
     def __post_init__(self) -> None:
         noise, samples = check_smoothing(self.noise, self.samples)
         if not (positive_int(self.seed) or self.seed == 0) or self.seed >= 2**63:
-            raise InvalidParameterError(f"'seed' must be an int in [0, 2**63) (got {self.seed!r})")
+            raise InvalidParameterError(expected("seed", "an int in [0, 2**63)", self.seed))
         if self.precision not in PRECISIONS:
             raise InvalidParameterError(
-                f"'precision' must be one of {', '.join(PRECISIONS)} (got {self.precision!r})"
+                expected("precision", f"one of {', '.join(PRECISIONS)}", self.precision)
             )
         if self.batch_size is not None and not positive_int(self.batch_size):
-            raise InvalidParameterError(f"'batch_size' must be an int >= 1 or None (got {self.batch_size!r})")
+            raise InvalidParameterError(expected("batch_size", "an int >= 1 or None", self.batch_size))
         object.__setattr__(self, "noise", noise)
         object.__setattr__(self, "samples", samples)
         object.__setattr__(self, "seed", int(self.seed))
@@ -110,7 +114,7 @@ def _checked_snapshots(snapshots: Sequence[int]) -> tuple[int, ...]:
         counts = None
     if counts is None or not all(positive_int(n) for n in counts):
         raise InvalidParameterError(
-            f"'snapshots' must be sample counts (ints >= 1), e.g. (1, 10, 100) (got {snapshots!r})"
+            expected("snapshots", "sample counts (ints >= 1), e.g. (1, 10, 100)", snapshots)
         )
     return counts
 
@@ -118,11 +122,15 @@ def _checked_snapshots(snapshots: Sequence[int]) -> tuple[int, ...]:
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device``, or a one-line error."""
     if precision not in PRECISIONS:
-        raise InvalidParameterError(f"'precision' must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+        raise InvalidParameterError(expected("precision", f"one of {', '.join(PRECISIONS)}", precision))
     if precision == "fp16" and device.type != "cuda":
         raise InvalidParameterError(
-            f"'precision' fp16 needs a CUDA device (this explainer runs on {device.type}); "
-            "use 'bf16' or 'fp32'"
+            expected(
+                "precision",
+                f"'bf16' or 'fp32' on this explainer's device ({device.type}): fp16 needs a CUDA device",
+                precision,
+                "use 'bf16' or 'fp32'",
+            )
         )
     return PRECISIONS[precision]
 
@@ -162,18 +170,17 @@ def smooth(
     """
     noise, samples = check_smoothing(noise, samples)
     if not (positive_int(seed) or seed == 0) or seed >= 2**63:
-        raise InvalidParameterError(f"'seed' must be an int in [0, 2**63) (got {seed!r})")
+        raise InvalidParameterError(expected("seed", "an int in [0, 2**63)", seed))
     snapshots = _checked_snapshots(snapshots)
     if batch_size is not None and not positive_int(batch_size):
-        raise InvalidParameterError(f"'batch_size' must be an int >= 1 or None (got {batch_size!r})")
+        raise InvalidParameterError(expected("batch_size", "an int >= 1 or None", batch_size))
     dtype = autocast_dtype(precision, engine.device)
-    expected = (samples,) + tuple(inputs.shape[1:])
+    shape = (samples,) + tuple(inputs.shape[1:])
     if noise_samples is not None and (
-        not isinstance(noise_samples, torch.Tensor) or tuple(noise_samples.shape) != expected
+        not isinstance(noise_samples, torch.Tensor) or tuple(noise_samples.shape) != shape
     ):
         raise InvalidParameterError(
-            f"'noise_samples' must be a tensor of shape {expected}: one noise tensor a sample "
-            f"(got {describe(noise_samples)})"
+            expected("noise_samples", f"a tensor of shape {shape}: one noise tensor a sample", noise_samples)
         )
     sigma = float(noise) * (input_range[1] - input_range[0])
     if batch_size is None:

@@ -92,15 +92,15 @@ def test_cam_needs_a_gap_linear_head(lite_explainer, chelsea_tensor):
 @pytest.mark.parametrize(
     "method, params, message",
     [
-        ("scorecam", {"batch_size": -3}, "'batch_size' must be an int >= 1 or None (got -3 that is"),
-        ("scorecam", {"batch_size": "x"}, "'batch_size' must be an int >= 1 or None"),
-        ("integrated_gradients", {"baseline": "x"}, "'baseline' must be a finite number"),
-        ("integrated_gradients", {"steps": 0}, "'steps' must be an int >= 1"),
-        ("gradcam++", {"alpha": "bogus"}, "'alpha' must be one of 'paper', 'uniform'"),
-        ("gradcam++", {"positive_gradients": "no"}, "'positive_gradients' must be True or False"),
-        ("vanilla", {"samples": 2, "seed": "a"}, "'seed' must be an int"),
-        ("vanilla", {"samples": 2, "snapshots": (1, "x")}, "'snapshots' must be sample counts"),
-        ("vanilla", {"samples": 2, "batch_size": 0}, "'batch_size' must be an int >= 1 or None"),
+        ("scorecam", {"batch_size": -3}, "parameter 'batch_size': expected an int >= 1 or None, received -3 that is"),
+        ("scorecam", {"batch_size": "x"}, "batch_size'?: expected an int >= 1 or None"),
+        ("integrated_gradients", {"baseline": "x"}, "parameter 'baseline': expected a finite number"),
+        ("integrated_gradients", {"steps": 0}, "parameter 'steps': expected an int >= 1"),
+        ("gradcam++", {"alpha": "bogus"}, "parameter 'alpha': expected one of 'paper', 'uniform'"),
+        ("gradcam++", {"positive_gradients": "no"}, "parameter 'positive_gradients': expected True or False"),
+        ("vanilla", {"samples": 2, "seed": "a"}, "seed'?: expected an int"),
+        ("vanilla", {"samples": 2, "snapshots": (1, "x")}, "Invalid snapshots: expected sample counts"),
+        ("vanilla", {"samples": 2, "batch_size": 0}, "batch_size'?: expected an int >= 1 or None"),
     ],
 )
 def test_parameters_of_the_wrong_kind_are_one_line_errors(tiny_explainer, method, params, message):
@@ -109,9 +109,9 @@ def test_parameters_of_the_wrong_kind_are_one_line_errors(tiny_explainer, method
 
 
 def test_empty_targets_and_top_are_one_line_errors(tiny_explainer):
-    with pytest.raises(CamWidgetsError, match="'targets' must be a non-empty list"):
+    with pytest.raises(CamWidgetsError, match="Invalid targets: expected a non-empty list"):
         tiny_explainer.explain_classes(tiny_input(), [])
-    with pytest.raises(CamWidgetsError, match="'top' must be an int >= 1"):
+    with pytest.raises(CamWidgetsError, match="Invalid top: expected an int >= 1"):
         tiny_explainer.predict(tiny_input(), top=-1)
 
 
@@ -145,7 +145,7 @@ def test_a_user_model_that_fails_on_the_input_size_says_so(tiny_net):
     good = Explainer(_FlattenHead(), labels=["a", "b", "c"], input_size=(8, 8))
     check = good.explain(np.zeros((8, 8, 3), np.uint8) + 100, "gradcam", 1)
     assert check.heatmap.shape == (8, 8)
-    with pytest.raises(CamWidgetsError, match="the model gives 3 class scores but 1000 labels"):
+    with pytest.raises(CamWidgetsError, match="the model gives 3, received 1000 labels"):
         Explainer(tiny_net, input_size=(4, 4)).explain(tiny_input())  # default: ImageNet labels
 
 
@@ -200,36 +200,36 @@ def test_numpy_scalars_are_parameters_like_any_number(tiny_explainer):
     [
         (
             lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=3, snapshots=5),
-            "'snapshots' must be sample counts",
+            "Invalid snapshots: expected sample counts",
         ),
         (
             lambda ex: ex.explain(tiny_input(), "vanilla", 1, samples=2, seed=2**64),
-            "'seed' must be an int in",
+            "Invalid seed: expected an int in",
         ),
         (
             lambda ex: ex.explain(
                 tiny_input(), "vanilla", 1, samples=3, noise_samples=torch.zeros(3, 3, 2, 2)
             ),
-            r"'noise_samples' must be a tensor of shape \(3, 3, 4, 4\)",
+            r"Invalid noise_samples: expected a tensor of shape \(3, 3, 4, 4\)",
         ),
         (
             lambda ex: ex.explain(
                 tiny_input(), "vanilla", 1, samples=2, noise_samples=np.zeros((2, 3, 4, 4))
             ),
-            "got a ndarray of shape",
+            "received a ndarray of shape",
         ),
         (
             lambda ex: ex.explain(tiny_input(), "scorecam", 1, "relu", progress=True),
-            "'progress' must be a function",
+            "Invalid progress: expected a function",
         ),
-        (lambda ex: ex.explain_classes(tiny_input(), None), "'targets' must be a non-empty list"),
-        (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ["relu"]), "a layer is given by its name"),
+        (lambda ex: ex.explain_classes(tiny_input(), None), "Invalid targets: expected a non-empty list"),
+        (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ["relu"]), "expected a layer given by its name"),
         (lambda ex: ex.explain(tiny_input(), "gradcam", 1, ex.engine.model.relu), "here 'relu'"),
         (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, steps=10**6), "at most 2000"),
         (lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=1e39), "within"),
         (
             lambda ex: ex.explain(tiny_input(), "integrated_gradients", 1, baseline=np.zeros((3, 4, 4))),
-            "'baseline' must be a finite number",
+            "parameter 'baseline': expected a finite number",
         ),
     ],
 )
@@ -264,7 +264,7 @@ def test_eigencam_of_noisy_copies_the_model_fails_on_is_the_usual_error(tiny_exp
 def test_model_input_sizes_are_checked_before_the_model_runs(tiny_net, size):
     from cam_widgets import Explainer
 
-    with pytest.raises(CamWidgetsError, match="'input_size' must be \\(height, width\\)"):
+    with pytest.raises(CamWidgetsError, match="Invalid input_size: expected \\(height, width\\)"):
         Explainer(tiny_net, input_size=size, labels=list("abc"))
 
 

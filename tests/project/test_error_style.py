@@ -24,14 +24,6 @@ OLD_STYLES = (
 
 # Files not converted yet (owned by other work at the time of issue 20). Only shrink this.
 NOT_YET_CONVERTED = {
-    "cam_widgets/engine/device.py",
-    "cam_widgets/engine/engine.py",
-    "cam_widgets/engine/layouts.py",
-    "cam_widgets/engine/passes.py",
-    "cam_widgets/explainer.py",
-    "cam_widgets/methods/pixel.py",
-    "cam_widgets/methods/registry.py",
-    "cam_widgets/methods/smoothgrad.py",
     "cam_widgets/widgets/compare/metrics_view.py",
     "cam_widgets/widgets/compare/state.py",
     "cam_widgets/widgets/compare/work.py",
