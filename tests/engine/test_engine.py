@@ -664,7 +664,9 @@ def test_methods_are_found_by_name_or_title_in_any_spelling(tiny_explainer):
     ]:
         assert get_method(spelling).name == name
     assert tiny_explainer.explain(tiny_input(), "Grad-CAM++", 0).method == "gradcam++"
-    with pytest.raises(UnknownMethodError, match=r"Unknown method: .*received 'gradcamm'.*Did you mean 'gradcam'"):
+    with pytest.raises(
+        UnknownMethodError, match=r"Unknown method: .*received 'gradcamm'.*Did you mean 'gradcam'"
+    ):
         get_method("gradcamm")
     with pytest.raises(UnknownMethodError):
         get_method("grad")  # a prefix is not a method

@@ -92,7 +92,11 @@ def test_cam_needs_a_gap_linear_head(lite_explainer, chelsea_tensor):
 @pytest.mark.parametrize(
     "method, params, message",
     [
-        ("scorecam", {"batch_size": -3}, "parameter 'batch_size': expected an int >= 1 or None, received -3 that is"),
+        (
+            "scorecam",
+            {"batch_size": -3},
+            "parameter 'batch_size': expected an int >= 1 or None, received -3 that is",
+        ),
         ("scorecam", {"batch_size": "x"}, "batch_size'?: expected an int >= 1 or None"),
         ("integrated_gradients", {"baseline": "x"}, "parameter 'baseline': expected a finite number"),
         ("integrated_gradients", {"steps": 0}, "parameter 'steps': expected an int >= 1"),
