@@ -2,9 +2,11 @@
 
 from .labels import imagenet_labels, resolve_class, search_classes
 from .spec import ModelSpec, imagenet_preprocess
+from .targets import Contrast, parse_target, resolve_target
 from .zoo import DEFAULT_MODEL, list_models, load_model, weights_on_disk
 
 __all__ = [
+    "Contrast",
     "DEFAULT_MODEL",
     "ModelSpec",
     "imagenet_labels",
@@ -12,6 +14,8 @@ __all__ = [
     "list_models",
     "weights_on_disk",
     "load_model",
+    "parse_target",
     "resolve_class",
+    "resolve_target",
     "search_classes",
 ]

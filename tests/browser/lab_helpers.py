@@ -107,7 +107,7 @@ def lab_run_all_cells(page, attempts: int = 2) -> int:
             page.wait_for_function(
                 """() => [...document.querySelectorAll('.jp-InputArea-prompt')]
                          .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""",
-                timeout=20_000,
+                timeout=60_000,  # a loaded machine: a retry then met a modal dialog
             )
             return attempt
         except Exception:  # noqa: BLE001 - the menu closed without running; try once more

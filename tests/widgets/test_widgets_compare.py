@@ -216,7 +216,7 @@ def test_built_by_model_or_with_a_bad_by():
     w = Compare(by="model", values=("efficientnet_lite0",))
     assert "cw-error" not in w.status.line.value  # the layer menu is filled for the fixed layer
     assert w.status.line.value.count("1 map by model: efficientnet_lite0; Grad-CAM, class ") == 1
-    with pytest.raises(Exception, match="'by' must be one of class, method, layer, model"):
+    with pytest.raises(Exception, match="Invalid by: expected one of class, method, layer, model"):
         Compare(by="clas")
 
 

@@ -287,7 +287,7 @@ def test_a_failed_change_keeps_the_previous_view(explorer):
 
 
 def test_typed_class_text_is_parsed_once_for_every_widget():
-    from cam_widgets.widgets.shared.controls import parse_target
+    from cam_widgets.models import parse_target
 
     assert parse_target(" 282 tiger cat ") == 282
     assert parse_target("tiger cat") == "tiger cat"
@@ -734,3 +734,46 @@ def test_a_class_the_model_does_not_see_says_so(explorer):
     finally:
         explorer.set(target=None)
     assert "does not see" not in explorer.status.line.value
+
+
+def test_the_class_box_takes_a_contrast_a_vs_b(explorer):
+    """Issue 18: "282 vs 285" (or names) explains what makes the model say A rather than B,
+    the map pytorch-grad-cam's contrastive target gives; the box names both classes."""
+    import cam_widgets as cw
+    from cam_widgets.models import parse_target
+    from cam_widgets.widgets.shared.controls import target_text
+
+    labels = explorer.explainer.labels
+    assert parse_target("tiger cat VS egyptian") == cw.contrast("tiger cat", "egyptian")
+    assert parse_target("282 tiger cat vs 285") == cw.contrast(282, 285)
+    assert target_text(cw.contrast(282, 285), labels) == "282 tiger cat vs 285 Egyptian cat"
+    try:
+        explorer._controls["search"].value = "tiger cat vs egyptian cat"
+        r = explorer.result
+        assert r.label == "tiger cat vs Egyptian cat" and r.class_id == 282
+        assert explorer.state.target == cw.contrast(282, 285)  # resolved once, to ids
+        assert explorer._controls["search"].value == "282 tiger cat vs 285 Egyptian cat"
+        alone = explorer.explainer.explain(explorer._prepared(), "gradcam", cw.contrast(282, 285))
+        np.testing.assert_allclose(r.raw, alone.raw, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(r.raw, explorer.explainer.explain(explorer._prepared(), "gradcam", 282).raw)
+        # a method that reads a class's own weights takes no contrast: said in one line, map kept
+        explorer._controls["method"].value = "cam"
+        assert "cw-error" in explorer.status.line.value and explorer.result is r
+        assert explorer.state.method == "gradcam"
+        from_python = explorer.set(target="tiger cat vs egyptian")
+        assert from_python.label == "tiger cat vs Egyptian cat"
+    finally:
+        explorer.set(method="gradcam", target=None)
+    assert explorer._controls["search"].value.startswith("285 ")
+
+
+def test_compare_takes_a_contrast_in_its_class_box():
+    import cam_widgets as cw
+    from cam_widgets.widgets import Compare
+
+    widget = Compare(image="chelsea", by="method", values=("gradcam", "vanilla"))
+    widget._controls["target"].value = "282 vs 285"
+    assert [r.label for r in widget.results] == ["tiger cat vs Egyptian cat"] * 2
+    assert widget.state.target == cw.contrast(282, 285)
+    assert widget._controls["target"].value == "282 tiger cat vs 285 Egyptian cat"
+    widget.close()

@@ -12,7 +12,7 @@ from ...api import get_explainer
 from ...methods import list_methods
 from ...render import list_colormaps
 from ...result import Explanation
-from ..shared.controls import control_row, model_choices
+from ..shared.controls import control_row, model_choices, target_text
 from ..shared.images import image_choices
 from ..shared.layer_menu import layer_menu, layer_options
 from .state import DIMENSIONS, CompareState
@@ -32,7 +32,7 @@ def build_controls(s: CompareState) -> dict:
             options=[(m.title, m.name) for m in list_methods()], value=s.method, description="method"
         ),
         "target": W.Combobox(
-            placeholder="top class; or boxer, 282...",
+            placeholder="top class; or boxer, 282, A vs B",
             description="class",
             ensure_option=False,
             continuous_update=False,
@@ -58,11 +58,12 @@ def compare_layout(c: dict) -> W.Widget:
 
 
 def class_text(s: CompareState) -> str:
-    """The class box: "282 tiger cat" (as its menu and the Explorer's), "" for the top class."""
-    if not isinstance(s.target, int):
-        return "" if s.target is None else str(s.target)
+    """The class box: "282 tiger cat" (as its menu and the Explorer's), "A vs B" for a
+    contrast, "" for the top class."""
+    if s.target is None or isinstance(s.target, str):
+        return "" if s.target is None else s.target
     labels = get_explainer(s.values[0] if s.by == "model" and s.values else s.model).labels
-    return f"{s.target} {labels[s.target]}" if 0 <= s.target < len(labels) else str(s.target)
+    return target_text(s.target, labels)
 
 
 def fill_menus(c: dict, model: str, layer: str | None, classes: bool) -> None:

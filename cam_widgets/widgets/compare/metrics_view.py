@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...data import get_scene
-from ...errors import InvalidParameterError
+from ...errors import InvalidParameterError, Received, expected
 from ...metrics import average_drop_increase, energy_pointing_game, iou_at_thresholds, pointing_game
 
 #: Pointing-game tolerance in pixels (Zhang et al. 2018 use 15).
@@ -40,8 +40,12 @@ def parse_box(text: str, shape: tuple[int, int]) -> Box | None:
         values = []
     if len(values) != 4 or not all(np.isfinite(values)):
         raise InvalidParameterError(
-            f"a box is four numbers x0,y0,x1,y1 in pixels of the {w}x{h} input (got {text!r}); "
-            f"e.g. 40,60,150,200"
+            expected(
+                "box",
+                f"four numbers x0,y0,x1,y1 in pixels of the {w}x{h} input",
+                Received(repr(text)),
+                "e.g. 40,60,150,200",
+            )
         )
     x0, y0, x1, y1 = (int(round(v)) for v in values)
     if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):

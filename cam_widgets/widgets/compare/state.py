@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ...api import get_explainer
-from ...errors import InvalidParameterError, UnknownMethodError, close_matches
+from ...errors import InvalidParameterError, Received, UnknownMethodError, close_matches, expected
 from ...methods import get_method, list_methods
 from ...models import DEFAULT_MODEL, list_models, weights_on_disk
 from ..shared.layer_menu import stage_layers
@@ -103,7 +103,7 @@ def check_by(by) -> None:
     """One-line InvalidParameterError unless ``by`` is one of DIMENSIONS."""
     if by not in DIMENSIONS:
         raise InvalidParameterError(
-            f"'by' must be one of {', '.join(DIMENSIONS)} (got {by!r})." + close_matches(str(by), DIMENSIONS)
+            expected("by", f"one of {', '.join(DIMENSIONS)}", by, close_matches(str(by), DIMENSIONS))
         )
 
 
@@ -115,5 +115,5 @@ def resolve_state(s: CompareState) -> CompareState:
     if s.by == "method":
         values = tuple(method_name(v) for v in values)
     if not values:
-        raise InvalidParameterError(f"'values' must list at least one {s.by} (got none).")
+        raise InvalidParameterError(expected("values", f"at least one {s.by}", Received("none")))
     return replace(s, values=values)

@@ -20,7 +20,7 @@ from ...methods import get_method
 from ...models import DEFAULT_MODEL
 from ...result import Explanation
 from ..shared.controls import first_view
-from ..shared.images import FollowsUserImages, image_choice, show_choice
+from ..shared.images import ImageMenu, image_choice, show_choice
 from ..shared.lifecycle import replace_in_cell
 from ..shared.maps import with_notes
 from ..shared.panels import PANEL_SIZE, HeatmapPanels
@@ -45,7 +45,7 @@ from .work import compute_panels, unseen_notes
 __all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values", "value_at"]
 
 
-class Compare(StateRequests, FollowsUserImages, W.VBox):
+class Compare(StateRequests, W.VBox):
     """N maps of one photo in one linked figure, one per value of ``by``.
 
     Args:
@@ -139,7 +139,7 @@ class Compare(StateRequests, FollowsUserImages, W.VBox):
             self._build_panels(np.zeros((224, 224, 3), np.uint8))
         self._sync_controls()
         self._watch_controls()
-        self._follow_user_images()
+        self._image_menu = ImageMenu(self._controls["image"], self._quiet)
         replace_in_cell(self)
 
     # ---------------------------------------------------------------- controls

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...api import get_explainer
-from ...errors import InvalidParameterError
+from ...errors import InvalidParameterError, Received, expected
 from ...methods import get_method
 from ...methods.context import Progress
-from ...models import resolve_class
+from ...models import parse_target, resolve_target
 from ...result import Explanation
 from ..shared.images import load_choice
 from ..shared.maps import (
@@ -34,7 +34,7 @@ def compute_panels(
         return _compute_models(s, rgb, progress)
     explainer = get_explainer(s.model)
     prepared = explainer.prepare(rgb)
-    target = None if s.target is None else resolve_class(s.target, explainer.labels)
+    target = resolve_target(s.target, explainer.labels)
     if s.by == "class":
         results = explainer.explain_classes(
             prepared, list(s.values), s.method, s.layer, **_progress_of(s.method, progress, 0, 1)
@@ -55,8 +55,11 @@ def compute_panels(
     else:
         if not get_method(s.method).needs_layer:
             raise InvalidParameterError(
-                f"comparing layers needs a layer method such as 'gradcam' (got {s.method!r}, "
-                f"which works on the input)."
+                expected(
+                    "method",
+                    "a layer method such as 'gradcam' to compare layers",
+                    Received(f"{s.method!r}, which works on the input"),
+                )
             )
         results = explainer.explain_layers(prepared, target, s.method, list(s.values))
         titles = [f"{r.layer}  {layer_resolution(explainer, r.layer)}" for r in results]
@@ -85,7 +88,9 @@ def _progress_of(method: str, progress: Progress, panel: int, panels: int) -> di
 
 
 def _compute_models(s: CompareState, rgb: np.ndarray, progress: Progress):
-    results, photo, class_id, sources = [], None, s.target, []
+    results, photo, sources = [], None, []
+    # a contrast typed as text ("A vs B") parsed here: the explainers take its classes
+    class_id = parse_target(s.target) if isinstance(s.target, str) else s.target
     for k, name in enumerate(s.values):
         explainer = get_explainer(name)
         prepared = explainer.prepare(rgb)  # each model's own input size

@@ -38,7 +38,7 @@ def build_controls(s: ExplorerState) -> dict:
             options=[(m.title, m.name) for m in list_methods()], value=s.method, description="method"
         ),
         "search": W.Combobox(
-            placeholder="search a class: boxer, 282...",
+            placeholder="a class: boxer, 282...; or A vs B",
             description="class",
             ensure_option=False,
             continuous_update=False,

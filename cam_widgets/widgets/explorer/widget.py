@@ -9,17 +9,15 @@ uploads and exports in :mod:`.files`, the engine part of a request in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
 import ipywidgets as W
 
 from ...api import get_explainer, widget_model
 from ...methods import get_method
-from ...models import DEFAULT_MODEL
-from ..shared.controls import first_view, parse_target, precisions_for
-from ..shared.images import FollowsUserImages, image_choice, show_choice
+from ...models import DEFAULT_MODEL, Contrast, parse_target
+from ..shared.controls import first_view, precisions_for, target_text
+from ..shared.images import ImageMenu, image_choice, show_choice
 from ..shared.layer_menu import layer_menu, layer_options
 from ..shared.lifecycle import replace_in_cell
 from ..shared.maps import unseen_note
@@ -43,7 +41,7 @@ from .work import ExplorerWork, Outcome, resolved
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
 
-class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
+class Explorer(StateRequests, W.VBox):
     """Pick an image, model, layer, class and method; see the map update in place.
 
     In a kernel, a change made in the browser runs its engine work off the kernel's event
@@ -57,6 +55,9 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
         model: a zoo name (the engine is shared with every other widget on that model), or
             your own nn.Module, ModelSpec or Explainer (then listed in every widget's model
             menu as "<name> (yours)"; never mutated, never moved).
+        target: the class explained (an id, a name, "282 tiger cat"; None: the top class),
+            or a contrast, ``cw.contrast(a, b)`` or "tiger cat vs Egyptian cat": what makes
+            the model say A rather than B (gradient methods; CAM and Score-CAM read a class).
         static: draw PNG overlays instead of a Plotly FigureWidget (for front ends that
             cannot show one).
         background: compute browser changes off the kernel's loop (None: when in a kernel).
@@ -95,6 +96,7 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
         self.state = resolved(state, self.explainer)  # a bad class: one line, no widget
         self._controls = build_controls(self.state)
         self._top = prediction_rows(self._on_pick)
+        self._files = ExplorerFiles(self, self._controls)  # uploads, URLs, exports
         self._fill_model_controls()
         report = progress_reporter(self.status, self._requests, None, progress_unit(self.state))
         self.state, first = self._compute(self.state, report)
@@ -110,7 +112,7 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
         self._render_status()
         self._show_settings()
         self._link()
-        self._follow_user_images()
+        self._image_menu = ImageMenu(self._controls["image"], self._quiet)
         replace_in_cell(self)
 
     @property
@@ -141,9 +143,9 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
             c[name].observe(self._on_display(name), names="value")
         c["search"].observe(self._on_search, names="value")
         c["all_layers"].observe(self._fill_layers, names="value")
-        c["upload"].observe(self._on_upload, names="value")
-        c["url"].observe(self._on_url, names="value")
-        c["export"].observe(self._on_export, names="value")
+        c["upload"].observe(self._files.on_upload, names="value")
+        c["url"].observe(self._files.on_url, names="value")
+        c["export"].observe(self._files.on_export, names="value")
         self._map.on_probe(self._on_probe)
 
     # ----------------------------------------------------------------- actions
@@ -151,6 +153,11 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
     DISPLAY = DISPLAY
     RESULT = "result"
     STOPPED = "stopped: the map is the one before"
+
+    def export(self, path, annotated: bool = True):
+        """Write the current view: ``.png`` the picture (with ``annotated``, its title and
+        colour bar too), ``.npy`` the map or ``.html`` a standalone figure; returns the path."""
+        return self._files.export(path, annotated)
 
     def _ask(self, **changes) -> None:
         """A change made in the browser: queued off the kernel's loop (inline without one)."""
@@ -225,7 +232,7 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
         that read one."""
         highlight(self._top, self._selected())
         if not keep_text and "target" not in self._requests.pending:
-            self._show_class(self.result.class_id)
+            self._show_class(self._explained())
         if self.state.layer not in {value for _, value in self._controls["layer"].options}:
             self._fill_layers()  # a layer set from Python, deeper than the blocks listed
         self._enable_for(self.state.smooth, self.state.method)
@@ -241,9 +248,13 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
         waiting = self._requests.pending.get("target")
         return waiting if isinstance(waiting, int) else self.result.class_id
 
-    def _show_class(self, class_id: int) -> None:
-        """The class box names ``class_id`` (quietly: no request)."""
-        box, shown = self._controls["search"], f"{class_id} {self.explainer.labels[class_id]}"
+    def _explained(self):
+        """What the map on show explains: a contrast "A vs B", else its class id."""
+        return self.state.target if isinstance(self.state.target, Contrast) else self.result.class_id
+
+    def _show_class(self, target) -> None:
+        """The class box names ``target``, a class id or a contrast (quietly: no request)."""
+        box, shown = self._controls["search"], target_text(target, self.explainer.labels)
         if box.value != shown:
             with self._quiet():
                 box.value = shown
@@ -258,15 +269,6 @@ class Explorer(StateRequests, ExplorerFiles, FollowsUserImages, W.VBox):
     def _on_search(self, change) -> None:
         if not self._syncing:
             self._ask(target=parse_target(change["new"]))  # emptied: the top class again
-
-    @contextmanager
-    def _quiet(self) -> Iterator[None]:
-        """Controls written from the state: their observers must not act on it."""
-        self._syncing = True
-        try:
-            yield
-        finally:
-            self._syncing = False
 
     def _on_probe(self, x: float, y: float) -> None:
         self._render_status(probe=self._map.probe(self.result, x, y))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ...api import get_explainer
-from ...models import resolve_class
+from ...models import resolve_target
 from ...result import Explanation
 from ..shared.controls import precisions_for
 from .state import TOP_PREDICTIONS, ExplorerState, explain_params, photo_of
@@ -39,12 +39,12 @@ def fit_state_to_model(state: ExplorerState, explainer) -> ExplorerState:
 
 
 def resolved(state: ExplorerState, explainer) -> ExplorerState:
-    """``state`` fitted to the model, its class (a name, "282 tiger cat"...) resolved once,
-    to the id every later step uses."""
+    """``state`` fitted to the model, its class (a name, "282 tiger cat"...) or contrast
+    resolved once, to the ids every later step uses."""
     state = fit_state_to_model(state, explainer)
     if state.target is None:
         return state
-    return replace(state, target=resolve_class(state.target, explainer.labels))
+    return replace(state, target=resolve_target(state.target, explainer.labels))
 
 
 class ExplorerWork:

@@ -1,5 +1,6 @@
 """Small controls and control values shared by the widgets: a row of controls, the model
-menu, the class box's text as a class, the first view's colormap and opacity, precisions."""
+menu, the class box's text as a class or an "A vs B" contrast and back, the first view's
+colormap and opacity, precisions."""
 
 from __future__ import annotations
 
@@ -9,19 +10,21 @@ import torch
 from ...api import your_models
 from ...errors import InvalidParameterError
 from ...methods.smoothgrad import PRECISIONS, autocast_dtype
-from ...models import list_models, weights_on_disk
+from ...models import Contrast, list_models, weights_on_disk
 from ...render.colormaps import resolve_colormap
 from ...render.overlay import check_opacity
 
 
-def parse_target(text: str):
-    """A class typed in a text box: "282 tiger cat" -> 282, "tiger cat" -> "tiger cat",
-    blank -> None (the engine resolves names and gives the errors)."""
-    text = str(text).strip()
-    if not text:
-        return None
-    head = text.split()[0]
-    return int(head) if head.isdigit() else text
+def target_text(target, labels) -> str:
+    """The class box's text for ``target``: "282 tiger cat" (as the class menus write it),
+    "282 tiger cat vs 285 Egyptian cat", a name as typed, "" for the top class."""
+    if target is None:
+        return ""
+    if isinstance(target, Contrast):
+        return f"{target_text(target.a, labels)} vs {target_text(target.b, labels)}"
+    if isinstance(target, int) and 0 <= target < len(labels):
+        return f"{target} {labels[target]}"
+    return str(target)
 
 
 def model_choices() -> list[tuple[str, str]]:

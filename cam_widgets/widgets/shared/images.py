@@ -11,6 +11,7 @@ import hashlib
 import os
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from typing import Any
 from urllib.parse import urlparse
 
@@ -102,22 +103,20 @@ def offer_all(dropdown) -> None:
     dropdown.value = shown
 
 
-class FollowsUserImages:
-    """Mixed into a widget whose image menu is ``self._controls["image"]`` and whose
-    observers do nothing while ``self._syncing``: call ``_follow_user_images()`` once its
-    controls exist, and the menu lists every user image added later, by any widget."""
+class ImageMenu:
+    """A widget's image menu, kept listing every user image, those any widget adds later
+    too. The widget holds it (the registry only weakly); ``quiet()`` is the widget's context
+    in which its observers ignore control changes: new options must compute nothing."""
 
-    def _follow_user_images(self) -> None:
-        follow_user_images(self._offer_images)
+    def __init__(self, dropdown, quiet: Callable[[], ContextManager]) -> None:
+        self.dropdown, self._quiet = dropdown, quiet
+        follow_user_images(self.refresh)
 
-    def _offer_images(self) -> None:
-        if getattr(self, "_controls", None) is None:  # closed (its controls dropped), not yet freed
+    def refresh(self) -> None:
+        if getattr(self.dropdown, "comm", None) is None:  # closed with its widget
             return
-        was, self._syncing = self._syncing, True  # new options must not compute anything
-        try:
-            offer_all(self._controls["image"])
-        finally:
-            self._syncing = was
+        with self._quiet():
+            offer_all(self.dropdown)
 
 
 def show_choice(dropdown, choice: str) -> None:

@@ -10,13 +10,14 @@ the engine work and the figure both succeeded: on an error or a stop the last go
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from functools import partial
 
 from ...errors import InvalidParameterError, close_matches
 from ...methods import get_method
-from .controls import parse_target
+from ...models import parse_target
 from .images import image_choice
 from .lifecycle import close_owned
 from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
@@ -61,6 +62,15 @@ class StateRequests:
             requests.stop()
         close_owned(self)
         super().close()
+
+    @contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Controls written from the state: their observers must not act on it."""
+        was, self._syncing = self._syncing, True
+        try:
+            yield
+        finally:
+            self._syncing = was
 
     def _watch_controls(self) -> None:
         for name, control in self._controls.items():

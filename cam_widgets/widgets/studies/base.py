@@ -11,11 +11,11 @@ import numpy as np
 
 from ...api import get_explainer
 from ...explainer import Explainer
-from ...models import resolve_class
+from ...models import resolve_target
 from ...render import list_colormaps
 from ...result import Explanation
 from ..shared.controls import model_choices
-from ..shared.images import FollowsUserImages, image_choice, image_choices, load_choice, show_choice
+from ..shared.images import ImageMenu, image_choice, image_choices, load_choice, show_choice
 from ..shared.lifecycle import replace_in_cell
 from ..shared.maps import top_classes, unseen_note, with_notes
 from ..shared.panels import PANEL_SIZE, HeatmapPanels
@@ -43,7 +43,7 @@ class StudyView(NamedTuple):
     shown: Explanation
 
 
-class Study(StateRequests, FollowsUserImages, W.VBox):
+class Study(StateRequests, W.VBox):
     """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
 
     A subclass's ``_compute(state, report)`` is the engine work of a request: it may run in a
@@ -80,7 +80,7 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
             )
         self._sync_controls()
         self._watch_controls()
-        self._follow_user_images()
+        self._image_menu = ImageMenu(self._controls["image"], self._quiet)
         replace_in_cell(self)
 
     # hooks for the subclasses
@@ -228,7 +228,7 @@ class Study(StateRequests, FollowsUserImages, W.VBox):
         """(explainer, prepared photo, class id) of ``state`` on ``model`` (engine work)."""
         explainer = get_explainer(model)
         prepared = explainer.prepare(load_choice(state.image))
-        target = None if state.target is None else resolve_class(state.target, explainer.labels)
+        target = resolve_target(state.target, explainer.labels)
         return explainer, prepared, target
 
     def _fill_target_options(self, explainer: Explainer) -> None:
