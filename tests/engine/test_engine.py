@@ -9,7 +9,7 @@ from torch import nn
 
 from cam_widgets import Explainer, list_methods
 from cam_widgets.engine import count_hooks
-from cam_widgets.errors import CamWidgetsError, InvalidParameterError, MethodNotApplicableError
+from cam_widgets.errors import CamWidgetsError, MethodNotApplicableError
 from conftest import TinyNet, tiny_input
 
 FAST_PARAMS = {"integrated_gradients": {"steps": 4}}
@@ -290,34 +290,6 @@ def test_default_layer_of_a_plain_resnet_is_the_last_block_not_the_shortcut():
     assert "layer4.0.downsample" in {layer.name for layer in explainer.layers()}
 
 
-def test_smoothgrad_in_bf16_agrees_with_fp32_and_says_so(lite_explainer, chelsea_tensor):
-    fp32 = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=8, seed=3)
-    bf16 = lite_explainer.explain(chelsea_tensor, "vanilla", 285, samples=8, seed=3, precision="bf16")
-    assert bf16.params["precision"] == "bf16" and "precision" not in fp32.params
-    assert bf16.raw.dtype == np.float32 and np.isfinite(bf16.raw).all()
-    assert 0.9 < np.corrcoef(fp32.heatmap.ravel(), bf16.heatmap.ravel())[0, 1] < 1.0
-    assert count_hooks(lite_explainer.engine.model) == 0
-    # the title says what was computed: display name, SmoothGrad settings, precision
-    assert fp32.title.startswith("Vanilla gradient + SmoothGrad (n=8, noise 0.2): ")
-    assert bf16.title.startswith("Vanilla gradient + SmoothGrad (n=8, noise 0.2, bf16): ")
-    assert lite_explainer.explain(chelsea_tensor, "gradcam++", 285).title.startswith(
-        "Grad-CAM++ @ features.8: Egyptian cat (285) p=0.7"
-    )
-
-
-@pytest.mark.parametrize(
-    "params, message",
-    [
-        ({"precision": "fp16", "samples": 2}, "needs a CUDA device"),
-        ({"precision": "half", "samples": 2}, "Invalid precision: expected one of fp32, bf16, fp16"),
-        ({"precision": "bf16"}, "applies to SmoothGrad only"),
-    ],
-)
-def test_bad_precision_is_a_one_line_error(lite_explainer, chelsea_tensor, params, message):
-    with pytest.raises(InvalidParameterError, match=message):
-        lite_explainer.explain(chelsea_tensor, "vanilla", 285, **params)
-
-
 def test_a_tensor_changed_through_a_numpy_view_is_not_served_from_the_cache(lite_explainer, chelsea_tensor):
     array = chelsea_tensor.numpy().copy()
     tensor = torch.from_numpy(array)
@@ -336,13 +308,6 @@ def test_layers_returning_one_tensor_share_one_hook_and_give_one_map(lite_explai
     inner = lite_explainer.explain(chelsea_tensor, "gradcam", 285, "features.1.0.block.1.1")
     outer = lite_explainer.explain(chelsea_tensor, "gradcam", 285, "features.1")
     np.testing.assert_array_equal(inner.heatmap, outer.heatmap)
-
-
-@pytest.mark.parametrize("method", ["guided_gradcam", "gradcam++", "vanilla"])
-def test_smoothgrad_over_one_and_two_backward_methods(lite_explainer, chelsea_tensor, method):
-    result = lite_explainer.explain(chelsea_tensor, method, 285, samples=3, batch_size=2)
-    assert np.isfinite(result.heatmap).all() and result.status.ok
-    assert count_hooks(lite_explainer.engine.model) == 0
 
 
 def test_recording_leaves_user_hooks_and_patched_forwards_as_they_were(tiny_net):
@@ -670,20 +635,3 @@ def test_methods_are_found_by_name_or_title_in_any_spelling(tiny_explainer):
         get_method("gradcamm")
     with pytest.raises(UnknownMethodError):
         get_method("grad")  # a prefix is not a method
-
-
-def test_on_snapshot_hands_each_running_mean_as_the_explanation_keeps_it(lite_explainer, chelsea_tensor):
-    got = {}
-    result = lite_explainer.explain(
-        chelsea_tensor,
-        "vanilla",
-        285,
-        samples=6,
-        snapshots=(2, 6),
-        on_snapshot=lambda n, heatmaps: got.setdefault(n, heatmaps),
-    )
-    assert sorted(got) == [2, 6]
-    for count in (2, 6):
-        np.testing.assert_array_equal(got[count][0], result.snapshots[count])
-    with pytest.raises(Exception, match="'on_snapshot' applies to SmoothGrad only"):
-        lite_explainer.explain(chelsea_tensor, "vanilla", 285, on_snapshot=print)
