@@ -10,12 +10,11 @@ from collections.abc import Callable
 import ipywidgets as W
 import numpy as np
 
-from ...render import plotly_colorscale
 from ...render.figures import FIGURE_EXTRA
-from ...render.overlay import fade_for, overlay, to_png_bytes
+from ...render.overlay import overlay, to_png_bytes
 from ...result import Explanation
 from ..shared.lifecycle import close_owned
-from ..shared.maps import colorbar_note, display_map
+from ..shared.maps import colorbar_note, display_map, map_fade
 from ..shared.panels import MIN_WINDOW_FIT_PANEL, HeatmapPanels
 from .state import SIDE_BY_SIDE, ExplorerState, probe_message, static_png
 
@@ -27,19 +26,6 @@ from .state import SIDE_BY_SIDE, ExplorerState, probe_message, static_png
 #: three rows of controls, the page's margin; JupyterLab adds ~90 px of its own).
 LARGEST_MAP, ABOVE_THE_MAP = 720, 250
 EXPLORER_CLASS = "cw-explorer"
-
-
-def map_fade(result: Explanation, view: str) -> str | None:
-    """How the overlay of ``result`` fades where its map is low (the photo shows through
-    there): by the value for pixel-level maps, below half for CAM maps; the raw view (the
-    map alone) does not fade."""
-    return None if view == "raw" else fade_for(result.pixel_level)
-
-
-def colorscale(result: Explanation, state: ExplorerState) -> list:
-    """The figure's colour scale: the colormap, with the overlay's fade as its alpha (plotly
-    draws the heatmap with it, times the opacity: the blend of :func:`overlay`)."""
-    return plotly_colorscale(state.colormap, fade=map_fade(result, state.view))
 
 
 #: The photo's panel, side by side with the map.
@@ -104,7 +90,8 @@ class MapView:
             maps,
             titles,
             opacity=state.opacity,
-            colormap=colorscale(result, state),
+            colormap=state.colormap,
+            fades=[map_fade(result)] * count,
             zrange=(0.0, 1.0),
             view=state.view,
             colorbar_title=colorbar_note([result]),
@@ -149,7 +136,13 @@ class MapView:
         """A new map; the probe marker goes with the old pixel readout."""
         if self.panels is not None and self.panels.count == panel_count(state.view):
             maps, titles = self._maps(result, self.panels.count)
-            self.panels.set_maps(maps, titles, zrange=(0.0, 1.0), colorbar_title=colorbar_note([result]))
+            self.panels.set_maps(
+                maps,
+                titles,
+                zrange=(0.0, 1.0),
+                colorbar_title=colorbar_note([result]),
+                fades=[map_fade(result)] * self.panels.count,
+            )
             if self.panels.marker(0).x:
                 self.panels.mark(None, None)
         self.show_display(result, state)
@@ -168,8 +161,7 @@ class MapView:
             close_owned(old)  # its figure, FitWidth and box, in the kernel and the browser
             return
         with self.panels.figure.batch_update():
-            # (the same scale again sends nothing: an opacity change sends only the opacity)
-            self.panels.figure.layout.coloraxis.colorscale = colorscale(result, state)
+            self.panels.set_colormap(state.colormap, fades=[map_fade(result)] * self.panels.count)
             self.panels.set_view(state.view, state.opacity)
 
     def probe(self, result: Explanation, x: float, y: float) -> str:

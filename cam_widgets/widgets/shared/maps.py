@@ -1,6 +1,6 @@
 """What a panel shows of an :class:`~cam_widgets.result.Explanation`, shared by every widget:
-its display map, colour-bar note, a layer's resolution, a probed pixel, and the note of a
-chosen class the model does not see."""
+its display map and how its overlay fades, colour-bar note, a layer's resolution, a probed
+pixel, and the note of a chosen class the model does not see."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from ...render import normalize_map, percentile_scale
 from ...render.figures import map_side, prepare_map
+from ...render.overlay import fade_for
 from ...result import PERCENTILE_NOTE, Explanation
 
 
@@ -31,6 +32,18 @@ def snapshot_display(heatmap: np.ndarray, pixel_level: bool, panels: int = 1) ->
     if pixel_level:
         return percentile_scale(prepare_map(heatmap, map_side(panels)))
     return heatmap
+
+
+def map_fade(result: Explanation, view: str = "overlay") -> str | None:
+    """How the overlay of ``result`` fades where its map is low (the photo shows through
+    there): by the value for pixel-level maps, below half for CAM maps; the raw view (the
+    map alone) does not fade. What every widget's panels and static PNGs draw with."""
+    return None if view == "raw" else fade_for(result.pixel_level)
+
+
+def overlay_fades(results: Sequence[Explanation]) -> list[str | None]:
+    """The overlay fade of each panel of ``results`` (HeatmapPanels' ``fades``)."""
+    return [map_fade(r) for r in results]
 
 
 #: A chosen class is flagged as one the model does not see when its probability is below

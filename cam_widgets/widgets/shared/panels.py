@@ -11,6 +11,13 @@ to that and re-fits it when the box changes width (a window resize, JupyterLab's
 With ``wrap`` too, panels narrower than :data:`~cam_widgets.render.figures.MIN_WRAP_PANEL`
 wrap into rows instead (:func:`~cam_widgets.render.figures.panel_grid`): the browser reports
 the box's width, and the panels' places (axis domains, title positions) move in place.
+
+Overlays fade as the Explorer's and :func:`~cam_widgets.render.overlay.overlay` do: each
+panel's ``fade`` (:func:`~cam_widgets.render.overlay.fade_for` of its map, see
+:func:`.maps.overlay_fades`) is the alpha of its colour scale, so the photo shows through
+where the map is low; the raw view does not fade. Panels of one fade share the colour axis
+``coloraxis`` (the colour bar's); a second fade (CAM and pixel-level maps in one figure) draws
+through ``coloraxis2``, the same colormap and colour range with its own alpha, no colour bar.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ...render import image_data_uri, plotly_colorscale
+from ...render.colormaps import check_fade
 from ...render.figures import (
     FIGURE_CONFIG,
     FIGURE_EXTRA,
@@ -45,6 +53,9 @@ from ...render.figures import (
 from .fit_width import FitWidth
 
 TRACES_PER_PANEL = 3
+#: The colour axes of a figure's fades, in the order the panels first use them (see the
+#: module's notes): the first carries the colour bar.
+COLOR_AXES = ("coloraxis", "coloraxis2")
 #: With ``window_reserve``, panels stay at least this wide (px) however short the window.
 MIN_WINDOW_FIT_PANEL = 320
 
@@ -82,6 +93,7 @@ class HeatmapPanels:
         title_px: int | None = None,
         wrap: bool = False,
         bare: Sequence[int] = (),
+        fades: Sequence[str | None] = (),
     ) -> None:
         """``fit_width``: see the module's notes; ``window_reserve`` (with it): in view in the
         window (:class:`.fit_width.FitWidth`: on the first screen where it can be, else below
@@ -90,7 +102,9 @@ class HeatmapPanels:
         width titles are wrapped to (default: the panel's, or its share of a 1280-px page);
         ``wrap`` (with ``fit_width``): rows of panels at least ``MIN_WRAP_PANEL`` wide, laid
         out for a 1280-px page first, then for the width the browser reports; ``bare``: the
-        panels that show the photo alone (their maps hidden: the Explorer's side by side)."""
+        panels that show the photo alone (their maps hidden: the Explorer's side by side);
+        ``fades``: each panel's overlay fade (``"cam"``, ``"pixel"`` or None, see the module's
+        notes; none given: no fade), ``colormap`` a colormap's name then."""
         # Everything goes into the constructor: a FigureWidget updated after it was placed in
         # a container but before the browser drew it never gets its click events wired (seen
         # in Voila and JupyterLab), and Voila drops such early edits altogether.
@@ -109,6 +123,9 @@ class HeatmapPanels:
         figure = go.Figure(layout=base.layout)
         figure.layout.coloraxis.colorbar.title.text = colorbar_title
         self.count, self.panel_size = len(maps), panel_size
+        self.colormap, self.view = colormap, view
+        self.fades = _check_fades(fades, self.count)
+        self.zrange = zrange
         h, w = image.shape[:2]
         self.wrap = bool(fit_width and wrap)
         #: the panels' rows (one row unless ``wrap``), as last laid out
@@ -124,10 +141,13 @@ class HeatmapPanels:
                 note.text = wrap_title(title, self._title_px)
         xs, ys = ([], []) if probe is None else ([probe[0]], [probe[1]])
         raw = view == "raw"
+        axes = self._axes()
+        self._scales(figure.layout, axes)
         for k in range(len(maps)):
             photo, heat = base.data[2 * k], base.data[2 * k + 1]
             photo.visible = not raw
             heat.z = compact_z(heat.z)
+            heat.coloraxis = axes[k]
             if raw:
                 heat.update(zsmooth=False, opacity=1.0)
             if k in bare:  # the photo alone, under its title: no map, no hover
@@ -206,11 +226,14 @@ class HeatmapPanels:
         titles: Sequence[str] | None = None,
         zrange: tuple[float, float] | None = None,
         colorbar_title: str | None = None,
+        fades: Sequence[str | None] | None = None,
     ) -> None:
-        """Replace the maps (and titles, colour bar title), keeping the figure; ``zrange``
-        fixes the colour axis."""
+        """Replace the maps (and titles, colour bar title, the panels' ``fades``), keeping
+        the figure; ``zrange`` fixes the colour axis."""
         h, w = self.image_shape
         with self.figure.batch_update():
+            if fades is not None:
+                self.fades = _check_fades(fades, self.count)
             for k, raw in enumerate(maps):
                 m = prepare_map(raw, map_side(self.count))
                 self.heatmap(k).update(
@@ -225,10 +248,12 @@ class HeatmapPanels:
                     self.figure.layout.annotations[k].text = wrap_title(titles[k], self._title_px)
             if colorbar_title is not None:
                 self.figure.layout.coloraxis.colorbar.title.text = colorbar_title
+            self.zrange = zrange
             if zrange is None:
                 self.figure.layout.coloraxis.update(cmin=None, cmax=None, cauto=True)
             else:
                 self.figure.layout.coloraxis.update(cmin=zrange[0], cmax=zrange[1], cauto=False)
+            self._restyle()  # (a second colour axis takes the range)
 
     def lay_out(self, width: float) -> PanelGrid:
         """Panels in rows for a box ``width`` px wide (``wrap``; the browser reports its width
@@ -276,17 +301,57 @@ class HeatmapPanels:
             for k in range(self.count):
                 self.heatmap(k).opacity = float(opacity)
 
-    def set_colormap(self, name: str) -> None:
-        self.figure.layout.coloraxis.colorscale = plotly_colorscale(name)
+    def set_colormap(self, name: str, fades: Sequence[str | None] | None = None) -> None:
+        """The colormap's name; ``fades``: the panels' new fades (None: each keeps its own)."""
+        self.colormap = name
+        if fades is not None:
+            self.fades = _check_fades(fades, self.count)
+        self._restyle()
 
     def set_view(self, view: str, opacity: float) -> None:
         """``"overlay"``: photo under a smoothed map; ``"raw"``: the map alone, its grid visible."""
         raw = view == "raw"
+        self.view = view
         with self.figure.batch_update():
+            self._restyle()
             for k in range(self.count):
                 self.photo(k).visible = not raw
                 self.heatmap(k).zsmooth = False if raw else "best"
                 self.heatmap(k).opacity = 1.0 if raw else float(opacity)
+
+    # ---------------------------------------------------------- colour scales
+    def fade(self, k: int) -> str | None:
+        """The fade panel ``k`` is drawn with: its own, none in the raw view."""
+        return None if self.view == "raw" else self.fades[k]
+
+    def _axes(self) -> list[str]:
+        """Each panel's colour axis: one per fade, in the order the panels use them."""
+        order: list = []
+        for k in range(self.count):
+            if self.fade(k) not in order:
+                order.append(self.fade(k))
+        return [COLOR_AXES[order.index(self.fade(k))] for k in range(self.count)]
+
+    def _scales(self, layout, axes: Sequence[str]) -> None:
+        """The colour axes' colour scales (the second one, if used: the first's range, no bar)."""
+        for name in COLOR_AXES:
+            if name not in axes:
+                continue
+            fade = self.fade(list(axes).index(name))
+            # (the same scale again sends nothing: an opacity change sends only the opacity)
+            axis = dict(colorscale=plotly_colorscale(self.colormap, fade=fade))
+            if name != COLOR_AXES[0]:  # (read from the layout, it is stale in a batch_update)
+                lo, hi = (None, None) if self.zrange is None else self.zrange
+                axis.update(showscale=False, cmin=lo, cmax=hi, cauto=self.zrange is None)
+            layout.update({name: axis})  # (plotly makes "coloraxis2" only this way)
+
+    def _restyle(self) -> None:
+        """Colour scales and the panels' axes after a change of colormap, view or fades."""
+        axes = self._axes()
+        with self.figure.batch_update():
+            self._scales(self.figure.layout, axes)
+            for k in range(self.count):
+                self.heatmap(k).coloraxis = axes[k]
 
     def mark(self, x: float | None, y: float | None) -> None:
         """Put the probe marker at (x, y) in every panel (None clears it)."""
@@ -308,6 +373,18 @@ class HeatmapPanels:
                 handler(panel, float(points.xs[0]), float(points.ys[0]))
 
         return clicked
+
+
+def _check_fades(fades: Sequence[str | None], count: int) -> list[str | None]:
+    """``fades`` of ``count`` panels (none: no fade), each checked."""
+    fades = list(fades) or [None] * count
+    if len(fades) != count:
+        from ...errors import InvalidParameterError, Received, expected
+
+        raise InvalidParameterError(
+            expected("fades", f"one entry per panel ({count} panels)", Received(f"{len(fades)} fades"))
+        )
+    return [check_fade(f) for f in fades]
 
 
 def _place_panels(layout, grid: PanelGrid, count: int, aspect: float) -> None:
