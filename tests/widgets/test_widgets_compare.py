@@ -669,3 +669,61 @@ def test_what_counts_as_not_seen():
     assert unseen_note(r(242, 0.01), top) == ""  # 1% is seen
     assert unseen_note(r(728, 0.001), top) == ""  # in the top 5, however small
     assert unseen_note(r(-1, 0.0), top) == ""  # a function of the logits
+
+
+def _colours(scale) -> list:
+    return [list(step) for step in scale]
+
+
+def test_panels_fade_as_the_explorers_cam_maps_and_pixel_maps_each_by_their_family(widget):
+    """Issue 19: Compare tinted the whole photo; each panel now fades as the Explorer's
+    overlay of its map (a pixel map transparent where low, a CAM map below half)."""
+    from cam_widgets.render import plotly_colorscale
+
+    _reset(widget)
+    try:
+        widget.set(by="method", values=("gradcam", "vanilla"), colormap="viridis")
+        assert [widget.panels.heatmap(k).coloraxis for k in (0, 1)] == ["coloraxis", "coloraxis2"]
+        assert _colours(widget.panels.figure.layout.coloraxis.colorscale) == plotly_colorscale(
+            "viridis", fade="cam"
+        )
+        assert _colours(widget.panels.figure.layout.coloraxis2.colorscale) == plotly_colorscale(
+            "viridis", fade="pixel"
+        )
+        # one colour bar (the first axis'), one colour range, the opacity slider's opacity
+        assert widget.panels.figure.layout.coloraxis2.showscale is False
+        assert (widget.panels.figure.layout.coloraxis2.cmin, widget.panels.figure.layout.coloraxis2.cmax) == (
+            widget.panels.figure.layout.coloraxis.cmin,
+            widget.panels.figure.layout.coloraxis.cmax,
+        )
+        assert [widget.panels.heatmap(k).opacity for k in (0, 1)] == [0.5, 0.5]
+        # a pixel map's zero is transparent (the photo), a CAM map's below half too
+        assert widget.panels.figure.layout.coloraxis2.colorscale[0][1].endswith(",0.0)")
+        assert widget.panels.figure.layout.coloraxis.colorscale[0][1].endswith(",0.0)")
+        widget.set(colormap="jet", opacity=0.7)  # display only: both fades follow
+        assert _colours(widget.panels.figure.layout.coloraxis.colorscale) == plotly_colorscale(
+            "jet", fade="cam"
+        )
+        assert _colours(widget.panels.figure.layout.coloraxis2.colorscale) == plotly_colorscale(
+            "jet", fade="pixel"
+        )
+        assert [widget.panels.heatmap(k).opacity for k in (0, 1)] == [0.7, 0.7]
+        # one family: one colour axis, its fade; the shared scale's range stays the axis'
+        widget.set(values=("vanilla", "guided_backprop"), shared_scale=True)
+        assert [widget.panels.heatmap(k).coloraxis for k in (0, 1)] == ["coloraxis", "coloraxis"]
+        assert _colours(widget.panels.figure.layout.coloraxis.colorscale) == plotly_colorscale(
+            "jet", fade="pixel"
+        )
+        assert (
+            widget.panels.figure.layout.coloraxis.cmax > 0
+            and widget.panels.figure.layout.coloraxis.colorbar.title.text.startswith("× ")
+        )
+        widget.set(values=("gradcam", "gradcam++"))
+        assert [widget.panels.heatmap(k).coloraxis for k in (0, 1)] == ["coloraxis", "coloraxis"]
+        assert _colours(widget.panels.figure.layout.coloraxis.colorscale) == plotly_colorscale(
+            "jet", fade="cam"
+        )
+        assert widget.panels.figure.layout.coloraxis.colorbar.title.text.startswith("× ")
+    finally:
+        widget.set(colormap="viridis")
+        _reset(widget)

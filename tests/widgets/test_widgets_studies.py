@@ -249,9 +249,9 @@ def _titles_shown(study, monkeypatch) -> list:
     shown = []
     original = study._show
 
-    def recording(rgb, maps, titles, note="", key=None):
+    def recording(rgb, maps, titles, note="", key=None, **kwargs):  # (kwargs: the fades)
         shown.append(list(titles))
-        return original(rgb, maps, titles, note, key=key)
+        return original(rgb, maps, titles, note, key=key, **kwargs)
 
     monkeypatch.setattr(study, "_show", recording)
     return shown
@@ -267,9 +267,9 @@ def test_smoothgrad_panels_fill_in_as_their_counts_are_reached(monkeypatch):
     partial_maps = []
     original = study._show
 
-    def keep_maps(rgb, maps, titles, note="", key=None):
+    def keep_maps(rgb, maps, titles, note="", key=None, **kwargs):  # (kwargs: the fades)
         partial_maps.append([np.array(m) for m in maps])
-        return original(rgb, maps, titles, note, key=key)
+        return original(rgb, maps, titles, note, key=key, **kwargs)
 
     monkeypatch.setattr(study, "_show", keep_maps)
 
@@ -353,3 +353,39 @@ def test_studies_say_when_the_model_does_not_see_the_class():
     assert "cw-warning" not in sweep.status.line.value and "does not see" not in sweep.status.line.value
     study = SmoothGradStudy(image="chelsea", method="vanilla", target=242, samples=2, snapshots=(1, 2))
     assert note in study.status.line.value and "2 samples in" in study.status.line.value
+
+
+def _colours(scale) -> list:
+    return [list(step) for step in scale]
+
+
+def test_smoothgrad_panels_fade_as_the_explorers_for_pixel_and_cam_methods(smooth):
+    """Issue 19: every SmoothGradStudy panel tinted the whole photo; a pixel method's maps
+    now leave it where they are low, a CAM method's fade below half (the Explorer's)."""
+    from cam_widgets.render import plotly_colorscale
+
+    figure = smooth.panels.figure
+    assert {smooth.panels.heatmap(k).coloraxis for k in range(smooth.panels.count)} == {"coloraxis"}
+    assert _colours(figure.layout.coloraxis.colorscale) == plotly_colorscale("viridis", fade="pixel")
+    assert "coloraxis2" not in figure.layout.to_plotly_json()
+    smooth.set(colormap="jet", opacity=0.6)
+    try:
+        assert _colours(smooth.panels.figure.layout.coloraxis.colorscale) == plotly_colorscale(
+            "jet", fade="pixel"
+        )
+        assert {smooth.panels.heatmap(k).opacity for k in range(smooth.panels.count)} == {0.6}
+    finally:
+        smooth.set(colormap="viridis", opacity=0.5)
+    cam = SmoothGradStudy(
+        image="chelsea", model="efficientnet_lite0", method="gradcam", samples=2, snapshots=(1, 2)
+    )
+    try:
+        layout = cam.panels.figure.layout
+        assert _colours(layout.coloraxis.colorscale) == plotly_colorscale("viridis", fade="cam")
+        assert {cam.panels.heatmap(k).coloraxis for k in range(cam.panels.count)} == {"coloraxis"}
+        cam.set(method="vanilla")  # the fade follows the method's family
+        assert _colours(cam.panels.figure.layout.coloraxis.colorscale) == plotly_colorscale(
+            "viridis", fade="pixel"
+        )
+    finally:
+        cam.close()

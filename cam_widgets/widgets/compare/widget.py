@@ -22,7 +22,7 @@ from ...result import Explanation
 from ..shared.controls import first_view
 from ..shared.images import ImageMenu, image_choice, show_choice
 from ..shared.lifecycle import replace_in_cell
-from ..shared.maps import with_notes
+from ..shared.maps import overlay_fades, with_notes
 from ..shared.panels import PANEL_SIZE, HeatmapPanels
 from ..shared.state_requests import StateRequests
 from ..shared.status import busy
@@ -281,6 +281,7 @@ class Compare(StateRequests, W.VBox):
             colormap=self.state.colormap,
             zrange=zrange,
             colorbar_title=label,
+            fades=self._fades(),
             probe=self.probed,
             panel_size=PANEL_SIZE,
             fit_width=True,
@@ -292,6 +293,10 @@ class Compare(StateRequests, W.VBox):
         if self.probed is not None:
             self._fill_table(*self.probed)
 
+    def _fades(self) -> list:
+        """Each panel's overlay fade, as the Explorer's (placeholders: none)."""
+        return overlay_fades(self.results) if self.results else []
+
     def _scaled_maps(self):
         """Maps per panel in [0, 1], or raw maps clipped at 0 on one shared scale."""
         return scaled_maps(self.results, self.state.shared_scale, len(self._titles))
@@ -301,7 +306,7 @@ class Compare(StateRequests, W.VBox):
         s, p = self.state, self.panels
         maps, zrange, label = self._scaled_maps()
         with p.figure.batch_update():
-            p.set_maps(maps, self._titles, zrange=zrange, colorbar_title=label)
+            p.set_maps(maps, self._titles, zrange=zrange, colorbar_title=label, fades=self._fades())
             p.set_opacity(s.opacity)
             p.set_colormap(s.colormap)
         if self.probed is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -31,8 +31,9 @@ class StudyView(NamedTuple):
     """What a study's engine work gives its figure: the photo, the maps, their titles and
     colour bar note (:func:`..shared.maps.colorbar_note` of the results), the explainer (its
     classes go to the class box), ``finish()``, the study's other updates (its results,
-    status line, tables), called on the loop's thread, and a result of the class the maps
-    show (the class box names it when it was left to the top class)."""
+    status line, tables), called on the loop's thread, a result of the class the maps
+    show (the class box names it when it was left to the top class), and each panel's
+    overlay fade (:func:`..shared.maps.overlay_fades`; none: no fade)."""
 
     rgb: np.ndarray
     maps: list
@@ -41,6 +42,7 @@ class StudyView(NamedTuple):
     explainer: Explainer
     finish: Callable[[], None]
     shown: Explanation
+    fades: Sequence = ()
 
 
 class Study(StateRequests, W.VBox):
@@ -122,9 +124,10 @@ class Study(StateRequests, W.VBox):
 
     def _apply(self, state, view: StudyView) -> None:
         self.state = state
-        self._last_view = (view.rgb, view.maps, view.titles, view.note, (state.image, view.rgb.shape))
+        key = (state.image, view.rgb.shape)
+        self._last_view = (view.rgb, view.maps, view.titles, view.note, {"key": key, "fades": view.fades})
         self._shown_partial = False
-        self._show(*self._last_view)
+        self._show(*self._last_view[:4], **self._last_view[4])
         self._fill_target_options(view.explainer)
         self._controls["target"].placeholder = (
             CLASS_PLACEHOLDER
@@ -133,23 +136,25 @@ class Study(StateRequests, W.VBox):
         )
         view.finish()
 
-    def _show_progress(self, report, rgb: np.ndarray, maps, titles, note: str = "", key=None) -> None:
+    def _show_progress(
+        self, report, rgb: np.ndarray, maps, titles, note: str = "", key=None, fades: Sequence = ()
+    ) -> None:
         """Show the maps a running request has so far (called in its worker thread): on the
         loop's thread, and only while that request is the running one."""
 
         def update() -> None:
             if self._progress is report and not self._closed:
                 self._shown_partial = True
-                self._show(rgb, maps, titles, note, key=key)
+                self._show(rgb, maps, titles, note, key=key, fades=fades)
 
         report.show(update)
 
     def _discard_progress(self) -> None:
         if getattr(self, "_shown_partial", False) and self._last_view is not None:
-            self._show(*self._last_view)
+            self._show(*self._last_view[:4], **self._last_view[4])
         self._shown_partial = False
 
-    def _show(self, rgb: np.ndarray, maps, titles, note: str = "", key=None) -> None:
+    def _show(self, rgb: np.ndarray, maps, titles, note: str = "", key=None, fades: Sequence = ()) -> None:
         if self.panels is None or self.panels.count != len(maps):
             # built in its final state, placed only once built (see HeatmapPanels)
             self.panels = HeatmapPanels(
@@ -160,6 +165,7 @@ class Study(StateRequests, W.VBox):
                 colormap=self.state.colormap,
                 zrange=(0.0, 1.0),
                 colorbar_title=note,
+                fades=fades,
                 panel_size=PANEL_SIZE,
                 fit_width=True,
                 wrap=True,
@@ -170,7 +176,7 @@ class Study(StateRequests, W.VBox):
             with self.panels.figure.batch_update():
                 if getattr(self, "_photo_key", None) != key:
                     self.panels.set_image(rgb)
-                self.panels.set_maps(maps, titles, zrange=(0.0, 1.0), colorbar_title=note)
+                self.panels.set_maps(maps, titles, zrange=(0.0, 1.0), colorbar_title=note, fades=fades)
             self._render_display()
         self._photo_key = key
 

@@ -19,7 +19,7 @@ from ...result import Explanation
 from ..shared.controls import control_row, model_choices
 from ..shared.images import load_choice
 from ..shared.layer_menu import layer_menu, layer_options
-from ..shared.maps import colorbar_note, display_map
+from ..shared.maps import colorbar_note, display_map, overlay_fades
 from .base import Study, StudyView
 
 
@@ -142,6 +142,7 @@ class DilationStudy(Study):
             base,
             finish,
             shown=first,
+            fades=overlay_fades(results),
         )
 
     def _fill_layer_menu(self, base: Explainer, s: DilationState) -> None:

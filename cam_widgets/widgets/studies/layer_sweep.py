@@ -13,7 +13,7 @@ from ...models import DEFAULT_MODEL
 from ...result import Explanation
 from ..shared.controls import control_row
 from ..shared.layer_menu import stage_layers
-from ..shared.maps import colorbar_note, display_map, layer_resolution
+from ..shared.maps import colorbar_note, display_map, layer_resolution, overlay_fades
 from .base import Study, StudyView
 
 
@@ -113,4 +113,5 @@ class LayerSweep(Study):
             explainer,
             finish,
             shown=r,
+            fades=overlay_fades(results),
         )

@@ -14,7 +14,7 @@ from ...methods.smoothgrad import PROGRESS_UNIT as SMOOTHGRAD_UNIT
 from ...models import DEFAULT_MODEL
 from ...result import Explanation
 from ..shared.controls import control_row
-from ..shared.maps import colorbar_note, display_map, snapshot_display
+from ..shared.maps import colorbar_note, display_map, map_fade, snapshot_display
 from .base import Study, StudyView
 
 
@@ -107,7 +107,14 @@ class SmoothGradStudy(Study):
             self._compute_again()
 
         return s, StudyView(
-            prepared.rgb, maps, titles, colorbar_note([plain]), explainer, finish, shown=plain
+            prepared.rgb,
+            maps,
+            titles,
+            colorbar_note([plain]),
+            explainer,
+            finish,
+            shown=plain,
+            fades=[map_fade(plain)] * len(maps),
         )
 
     def _plain(self, s: SmoothGradState):
@@ -147,6 +154,7 @@ class SmoothGradStudy(Study):
                 *self._panels(plain, counts, reached),
                 colorbar_note([plain]),
                 key=(s.image, prepared.rgb.shape),
+                fades=[map_fade(plain)] * panels,
             )
 
         result = explainer.explain(
@@ -174,5 +182,12 @@ class SmoothGradStudy(Study):
             self._say(line, [unseen])
 
         return s, StudyView(
-            prepared.rgb, maps, titles, colorbar_note([plain, result]), explainer, finish, shown=plain
+            prepared.rgb,
+            maps,
+            titles,
+            colorbar_note([plain, result]),
+            explainer,
+            finish,
+            shown=plain,
+            fades=[map_fade(plain)] * len(maps),
         )
