@@ -69,6 +69,7 @@ class ChapterProgress:
         # where it stood, and "Done" pushed its bottom off the first screen)
         self.place = W.Box([self.widget], layout=W.Layout(min_height=PLACE_HEIGHT))
         self.title: str | None = None
+        self.first_title: str | None = None  # the section that showed the line
         self.finished = False
         self._busy_since: float | None = clock()  # section() is called from a running cell
         self._idle_since: float | None = None
@@ -87,6 +88,12 @@ class ChapterProgress:
                 self._busy_since = now
             self.title, self._section_s = title, 0.0
             self.tick()
+
+    def stop(self) -> None:
+        """Stop following the kernel's cells and ticking; the line stays as it reads."""
+        with self._lock:
+            self._stop.set()
+            self._unwatch()
 
     def done(self) -> None:
         with self._lock:
@@ -164,13 +171,19 @@ current: ChapterProgress | None = None
 
 def section(title: str) -> ChapterProgress:
     """Say that ``title`` (a markdown heading of the chapter) is computing. The first call of a
-    run shows the line in its cell's output and follows the kernel's cells."""
+    run shows the line in its cell's output and follows the kernel's cells. The first title of
+    the line on show again (a chapter run again before it was done, in JupyterLab: its first
+    cell's output, the line with it, was cleared) starts a new line."""
     global current
+    if current is not None and title == current.first_title:
+        current.stop()  # (its thread ends; its widget went with the cleared output)
+        current = None
     if current is None:
         from IPython import get_ipython
         from IPython.display import display
 
         current = ChapterProgress()
+        current.first_title = title
         shell = get_ipython()
         if shell is not None:
             current.watch(shell.events)

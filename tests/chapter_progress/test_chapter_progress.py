@@ -144,3 +144,21 @@ def test_section_shows_one_line_per_run_and_done_ends_it(monkeypatch):
     assert second is not first and shown == [first.place, second.place]
     chapter_progress.done()
     chapter_progress.done()  # nothing to end: harmless
+
+
+def test_a_chapter_run_again_before_it_was_done_shows_a_new_line(monkeypatch):
+    """JupyterLab: a run stopped before done() (an error, a partial run), then the chapter run
+    again from its first cell, whose output (the old line) was cleared: a new line shows, and
+    the old one stops following the kernel and ticking."""
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    monkeypatch.setattr(chapter_progress, "current", None)
+    first = chapter_progress.section("Running offline")
+    chapter_progress.section("1. Next")  # the run stops here, done() never called
+    again = chapter_progress.section("Running offline")
+    try:
+        assert again is not first and shown == [first.place, again.place]
+        assert first._stop.is_set() and not again._stop.is_set()
+        assert chapter_progress.section("1. Next") is again  # a later section: the same line
+    finally:
+        chapter_progress.done()

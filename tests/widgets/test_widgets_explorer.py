@@ -777,3 +777,23 @@ def test_compare_takes_a_contrast_in_its_class_box():
     assert widget.state.target == cw.contrast(282, 285)
     assert widget._controls["target"].value == "282 tiger cat vs 285 Egyptian cat"
     widget.close()
+
+
+def test_a_bad_layer_or_precision_is_an_error_never_another_setting(explorer):
+    """On the model it has, an unknown layer or a precision the device lacks is a one-line
+    error with the view kept (only a model just picked has its settings fitted to it); a
+    SmoothGrad setting changed while SmoothGrad is off is checked at once all the same."""
+    shown = explorer.result
+    for changes, message in [
+        ({"layer": "featurs.3"}, "Did you mean"),
+        ({"precision": "bogus", "smooth": True}, "Invalid precision"),
+        ({"precision": "fp16"}, "Invalid precision"),  # SmoothGrad off: kept state untouched
+        ({"samples": -3}, "Invalid samples"),
+    ]:
+        before = explorer.state
+        explorer.set(**changes)
+        assert message in html.unescape(explorer.status.line.value), changes
+        assert explorer.state == before and explorer.result is shown
+    explorer.set(samples=30)  # SmoothGrad off: kept, no engine call, the error line goes
+    assert explorer.state.samples == 30 and "cw-error" not in explorer.status.line.value
+    explorer.set(samples=20)

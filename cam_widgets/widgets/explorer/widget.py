@@ -36,7 +36,7 @@ from .state import (
     result_message,
 )
 from .view import EXPLORER_CLASS, MapView
-from .work import ExplorerWork, Outcome, resolved
+from .work import ExplorerWork, Outcome, resolved, smoothing_kept
 
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
@@ -93,7 +93,7 @@ class Explorer(StateRequests, W.VBox):
         self._start_requests(background, implied={"image": ("target",), "model": ("layer",)})
         self._engine_work = ExplorerWork()
         self.explainer = get_explainer(state.model)
-        self.state = resolved(state, self.explainer)  # a bad class: one line, no widget
+        self.state = resolved(state, self.explainer, new_model=True)  # a bad class: one line, no widget
         self._controls = build_controls(self.state)
         self._top = prediction_rows(self._on_pick)
         self._files = ExplorerFiles(self, self._controls)  # uploads, URLs, exports
@@ -177,9 +177,13 @@ class Explorer(StateRequests, W.VBox):
         """See :class:`~..shared.state_requests.StateRequests`; SmoothGrad's own settings
         changed while it is off re-render nothing and compute nothing."""
         if not self.state.smooth and "smooth" not in changes and set(changes) <= set(SMOOTHGRAD_ONLY):
+            ok = False
             with errors_shown(self.status):
-                self.state = replace(self.state, **changes)
-            self._sync_controls()
+                self.state = smoothing_kept(self.state, changes, self.explainer.device)
+                if self.status.shows_error:  # an older error goes
+                    self._render_status()
+                ok = True
+            self._sync_controls(keep_text=not ok)
             return
         yield from super()._request(changes, inline)
 
@@ -221,9 +225,12 @@ class Explorer(StateRequests, W.VBox):
         return changed
 
     def _show_display(self, **changes) -> None:
-        """View settings: the map on show re-rendered, no engine call."""
+        """View settings: the map on show re-rendered, no engine call (an older error in the
+        status line replaced by what the map shows; a probed pixel's readout kept)."""
         self.state = replace(self.state, **changes)
         self._render_display()
+        if self.status.shows_error:
+            self._render_status()
 
     def _show_settings(self, keep_text: bool = False) -> None:
         """The class box and the highlighted prediction name the explained class, or one

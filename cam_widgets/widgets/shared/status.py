@@ -68,9 +68,15 @@ class StatusLine:
     def _set(self, kind: str, inner_html: str, style: str = "") -> None:
         """The line: ``inner_html`` in a span of class ``kind``, with a line height of its
         own (the widget's 28 px, one control's, left a blank line between wrapped lines)."""
+        self.kind = kind
         self.line.value = (
             f"<span class='{kind}' style='display:inline-block;line-height:1.4;{style}'>{inner_html}</span>"
         )
+
+    @property
+    def shows_error(self) -> bool:
+        """Whether the line shows an error (not a result, a warning or progress)."""
+        return getattr(self, "kind", "") == "cw-error"
 
     def info(self, text: str, detail: str = "") -> None:
         """``text``, and ``detail`` on a line of its own (a pixel's value under its result)."""
