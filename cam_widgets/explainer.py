@@ -714,6 +714,12 @@ class Explainer:
                 f"{spec.title} reads no layer (it explains the input pixels): "
                 f"explain_layers needs a method that reads one, e.g. 'gradcam'"
             )
+        if is_score_target(target):
+            raise MethodNotApplicableError(
+                "explain_layers follows one class through the layers in one backward, so it "
+                "takes a class id or name, not a function or a contrast 'A vs B'; explain each "
+                "layer with explain(image, method, target, layer) instead"
+            )
         if isinstance(layers, str):
             layers = [layers]  # one layer by name, not its characters
         names = (

@@ -91,3 +91,20 @@ def test_a_function_target_leaves_no_hooks(lite_explainer):
 def test_a_function_target_with_smoothgrad_is_refused_in_one_line(lite_explainer):
     with pytest.raises(InvalidParameterError, match="without SmoothGrad"):
         lite_explainer.explain("chelsea", "vanilla", cw.contrast(282, 285), samples=3)
+
+
+def test_layer_comparisons_take_a_class_not_a_contrast_in_one_line(lite_explainer):
+    """explain_layers (Compare by layer, LayerSweep) follows one class in one backward."""
+    for target in (cw.contrast(282, 285), lambda logits: logits[..., 282]):
+        with pytest.raises(MethodNotApplicableError, match="takes a class id or name, not a function"):
+            lite_explainer.explain_layers("chelsea", target, "gradcam", ["features.5", "features.8"])
+
+
+def test_a_contrast_typed_as_text_parses_and_resolves_once():
+    from cam_widgets.models import parse_target, resolve_target
+
+    labels = cw.get_explainer("efficientnet_lite0").labels
+    assert parse_target(" 282 tiger cat  vs. 285 ") == cw.contrast(282, 285)
+    assert resolve_target("tiger cat vs egyptian", labels) == cw.contrast(282, 285)
+    assert resolve_target("282 tiger cat", labels) == 282 and resolve_target(None, labels) is None
+    assert parse_target("   ") is None
