@@ -258,6 +258,7 @@ class Explainer:
         explainer's device: one forward without an autograd graph, in full precision, not
         cached, with no other thread's pass in between (perturbed or masked copies of an
         image: faithfulness metrics, timings)."""
+        _check_batch(inputs)
         return self.engine.scores(inputs)
 
     def batch_size(self, requested: int | None = None, *, per_image: float = 1.0) -> int:
@@ -265,6 +266,10 @@ class Explainer:
         the CPU, also what runs fastest), or ``requested`` capped at that. ``per_image``:
         what one image holds, in copies of its forward's activations (1.0: a pass without a
         backward, as :meth:`scores`; 2.0: a forward with its backward)."""
+        if requested is not None and (
+            isinstance(requested, bool) or not isinstance(requested, int) or requested < 1
+        ):
+            raise InvalidParameterError(expected("requested", "an int >= 1 or None", requested))
         return self.engine.batch_size_for(per_image, requested=requested)
 
     def batch_raw_maps(
@@ -289,6 +294,11 @@ class Explainer:
             (outputs {name: MethodOutput, maps (1, N, h, w): row n for image n's class, on the
             device}, probabilities (N, classes) on the device, top1 [int], class ids [int]).
         """
+        _check_batch(inputs)
+        if class_ids is not None and len(class_ids) != inputs.shape[0]:
+            raise InvalidParameterError(
+                expected("class_ids", f"one class id per image ({inputs.shape[0]}) or None", class_ids)
+            )
         specs = [get_method(m) if isinstance(m, str) else m for m in methods]
         chosen_layer = self.resolve_layer(layer) if any(s.needs_layer for s in specs) else None
         with self.engine.exclusive():
@@ -893,3 +903,12 @@ def maps_to_host(
         return None, full.cpu().numpy()
     both = torch.cat([maps.flatten(1), full.flatten(1)], dim=1).cpu().numpy()
     return both[:, : maps[0].numel()].reshape(maps.shape), both[:, maps[0].numel() :].reshape(full.shape)
+
+
+def _check_batch(inputs: Any) -> None:
+    """A one-line error unless ``inputs`` is a batch of preprocessed images (N, 3, H, W)."""
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:
+        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else inputs
+        raise InvalidParameterError(
+            expected("inputs", "a batch of preprocessed images, a tensor (N, 3, H, W)", Received(str(shape)))
+        )

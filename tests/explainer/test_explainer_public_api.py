@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cam_widgets import Explainer
-from cam_widgets.errors import UnknownLayerError
+from cam_widgets.errors import InvalidParameterError, UnknownLayerError
 from cam_widgets.methods import get_method
 from conftest import TinyNet, tiny_input
 
@@ -96,3 +96,17 @@ def test_batch_raw_maps_take_specs_and_each_images_top_class(tiny_explainer):
     assert ids == top1 and set(outputs) == {"gradcam", "vanilla"}
     alone = tiny_explainer.explain(batch[1:], "gradcam", ids[1], "conv")
     np.testing.assert_allclose(outputs["gradcam"].maps[0, 1].numpy(), alone.raw, atol=1e-5)
+
+
+def test_the_public_helpers_check_their_inputs_in_one_line(lite_explainer):
+    with pytest.raises(
+        InvalidParameterError, match=r"Invalid inputs: .*\(N, 3, H, W\).*received \(3, 224, 224\)"
+    ):
+        lite_explainer.scores(torch.zeros(3, 224, 224))
+    for bad in (0, -4, "8", 2.0, True):
+        with pytest.raises(InvalidParameterError, match="Invalid requested: expected an int >= 1 or None"):
+            lite_explainer.batch_size(bad)
+    with pytest.raises(
+        InvalidParameterError, match=r"Invalid class_ids: expected one class id per image \(2\)"
+    ):
+        lite_explainer.batch_raw_maps(torch.zeros(2, 3, 224, 224), [1], ["gradcam"], None)
