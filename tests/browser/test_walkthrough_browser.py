@@ -355,7 +355,7 @@ def test_study_panels_wrap_into_rows_within_the_output(browser, voila_notebooks,
         page.goto(f"{voila_notebooks.url}/voila/render/{STUDY_NOTEBOOK}", timeout=90_000)
         page.wait_for_function(STUDY_DONE_JS, timeout=LOAD_TIMEOUT)
         voila_notebooks.remember_children()
-        for width in (1280, 800):
+        for width in (1280, 1030, 800):  # 1030: an output 1000 px wide, as the issue asks
             page.set_viewport_size({"width": width, "height": 900})
             geo = wait_figure_settled(page, quiet_ms=1000, timeout=20_000)
             titles = page.evaluate(TITLES_JS)
@@ -368,6 +368,7 @@ def test_study_panels_wrap_into_rows_within_the_output(browser, voila_notebooks,
             )
             _assert_wrapped(geo, titles, f"{width} px")
         assert rows[1280][0] == 2 and rows[800][0] >= 3, rows  # 5 + 5 panels; then 3 a row
+        assert 990 <= rows[1030][2] <= 1010 and rows[1030][1] >= 150, rows
     except BaseException:
         save_failure_evidence(page, artifacts / "failure_walkthrough_smoothgrad.png", figure_geometry)
         raise
