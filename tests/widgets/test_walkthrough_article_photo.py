@@ -184,3 +184,28 @@ def test_the_quickstart_runs_the_classic_pair_with_the_photo_and_says_why_withou
         assert said.startswith("The Grad-CAM photo is not here (offline or unreachable:"), said
     finally:
         compare.close()
+
+
+def test_chapter_02_takes_the_photo_online_and_says_why_not_offline(server, cache, monkeypatch, capsys):
+    """Chapter 02's first cells: online (the local server) boxer 242 vs tiger cat 282 on the
+    authors' photo, credited; offline the bundled scene's pair, and the reason."""
+    import nbformat
+
+    nb = nbformat.read(str(_notebooks() / "02_guided_gradcam.ipynb"), as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    first = next(k for k, s in enumerate(code) if "load_article_photo" in s)
+    source = "\n".join(code[first : first + 2])  # the photo, then the models and the classes
+    stubs = {"section": lambda title: None, "done": lambda: None}  # (the section line: a browser's)
+    source = source.replace("from cam_widgets.chapter_progress import done, section", "")
+    monkeypatch.setenv(samples.ARTICLE_PHOTO_URL_ENV, server + "/cat_dog.jpg")
+    online = dict(stubs)
+    exec(compile(source, "02_guided_gradcam", "exec"), online)  # noqa: S102 - the notebook's own cells
+    said = capsys.readouterr().out
+    assert online["CLASSES"] == (242, 282) and online["PHOTO"] is not None
+    assert samples.ARTICLE_PHOTO_CREDIT in said and "downloaded from" in said
+    monkeypatch.setenv(samples.ARTICLE_PHOTO_URL_ENV, server.rsplit(":", 1)[0] + ":9/cat_dog.jpg")
+    offline = dict(stubs)
+    exec(compile(source, "02_guided_gradcam", "exec"), offline)  # noqa: S102
+    said = capsys.readouterr().out
+    assert offline["CLASSES"] == (282, 967) and offline["PHOTO"] is None
+    assert "the bundled two_class scene: the Grad-CAM photo is not here (offline or unreachable:" in said

@@ -353,6 +353,11 @@ def test_studies_say_when_the_model_does_not_see_the_class():
     assert "cw-warning" not in sweep.status.line.value and "does not see" not in sweep.status.line.value
     study = SmoothGradStudy(image="chelsea", method="vanilla", target=242, samples=2, snapshots=(1, 2))
     assert note in study.status.line.value and "2 samples in" in study.status.line.value
+    dilation = DilationStudy(image="chelsea", target=242)
+    try:
+        assert "cw-warning" in dilation.status.line.value and note in dilation.status.line.value
+    finally:
+        dilation.close()
 
 
 def _colours(scale) -> list:
