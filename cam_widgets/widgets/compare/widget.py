@@ -228,9 +228,9 @@ class Compare(StateRequests, W.VBox):
     # ------------------------------------------------------------------ engine
     def _apply(self, state: CompareState, panels: tuple) -> None:
         """Show what :meth:`_compute` gave for ``state``."""
-        results, rgb, titles, sources, unseen = panels
+        results, rgb, titles, sources, unseen, seconds = panels
         self.state, self.results, self._titles, self._sources = state, results, titles, sources
-        self._unseen = unseen
+        self._unseen, self.seconds = unseen, seconds
         rebuilt = self.panels is None or self.panels.count != len(results)
         if rebuilt:
             self._build_panels(rgb)
@@ -263,11 +263,11 @@ class Compare(StateRequests, W.VBox):
         in a worker thread for a change made in the browser."""
         started = time.perf_counter()
         s = resolve_state(s)  # a bad setting is not an engine call (defaults may predict)
-        self.engine_calls += 1
+        self.engine_calls += 1  # (a count for tests: display changes make none)
         results, rgb, titles, sources = compute_panels(s, report)
         unseen = unseen_notes(results, sources)
-        self.seconds = time.perf_counter() - started
-        return s, (results, rgb, mark_unseen(titles, unseen, s.by), sources, unseen)
+        seconds = time.perf_counter() - started  # shown with these results, set with them
+        return s, (results, rgb, mark_unseen(titles, unseen, s.by), sources, unseen, seconds)
 
     # ------------------------------------------------------------------ render
     def _build_panels(self, rgb: np.ndarray) -> None:
