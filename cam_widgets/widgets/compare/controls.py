@@ -12,7 +12,7 @@ from ...api import get_explainer
 from ...methods import list_methods
 from ...render import list_colormaps
 from ...result import Explanation
-from ..shared.controls import control_row, model_choices, target_text
+from ..shared.controls import class_options, control_row, model_choices, target_text
 from ..shared.images import image_choices
 from ..shared.layer_menu import layer_menu, layer_options
 from .state import DIMENSIONS, CompareState
@@ -73,7 +73,7 @@ def fill_menus(c: dict, model: str, layer: str | None, classes: bool) -> None:
     shown = layer_menu(explainer.layers(), explainer.default_layer, layer, everything=False)
     c["layer"].options = [(f"default ({explainer.default_layer})", "")] + layer_options(shown)
     if classes:
-        c["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
+        c["target"].options = class_options(explainer.labels)
 
 
 def show_scale(toggle: W.ToggleButtons, shared: bool, results: Sequence[Explanation]) -> None:

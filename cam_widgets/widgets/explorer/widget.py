@@ -16,7 +16,7 @@ import ipywidgets as W
 from ...api import get_explainer, widget_model
 from ...methods import get_method
 from ...models import DEFAULT_MODEL, Contrast, parse_target
-from ..shared.controls import first_view, precisions_for, target_text
+from ..shared.controls import class_options, first_view, precisions_for, target_text
 from ..shared.images import ImageMenu, image_choice, show_choice
 from ..shared.layer_menu import layer_menu, layer_options
 from ..shared.lifecycle import replace_in_cell
@@ -173,19 +173,10 @@ class Explorer(StateRequests, W.VBox):
     def _progress_unit(self, state: ExplorerState) -> str:
         return progress_unit(state)
 
-    def _request(self, changes: dict, inline: bool = False):
-        """See :class:`~..shared.state_requests.StateRequests`; SmoothGrad's own settings
-        changed while it is off re-render nothing and compute nothing."""
-        if not self.state.smooth and "smooth" not in changes and set(changes) <= set(SMOOTHGRAD_ONLY):
-            ok = False
-            with errors_shown(self.status):
-                self.state = smoothing_kept(self.state, changes, self.explainer.device)
-                if self.status.shows_error:  # an older error goes
-                    self._render_status()
-                ok = True
-            self._sync_controls(keep_text=not ok)
-            return
-        yield from super()._request(changes, inline)
+    def _display_fields(self, state: ExplorerState) -> tuple:
+        """The view's settings, and SmoothGrad's own while it is off: kept for when it is
+        on, they ask nothing of the engine."""
+        return DISPLAY if state.smooth else DISPLAY + SMOOTHGRAD_ONLY
 
     def _sync_controls(self, keep_text: bool = False) -> None:
         """Controls show the state (after a request, a change that failed, a ``set()``),
@@ -225,10 +216,16 @@ class Explorer(StateRequests, W.VBox):
         return changed
 
     def _show_display(self, **changes) -> None:
-        """View settings: the map on show re-rendered, no engine call (an older error in the
-        status line replaced by what the map shows; a probed pixel's readout kept)."""
-        self.state = replace(self.state, **changes)
-        self._render_display()
+        """Settings that ask nothing of the engine: the view's re-render the map on show;
+        SmoothGrad's while it is off are checked now and kept. An older error in the status
+        line is replaced by what the map shows (a probed pixel's readout is kept)."""
+        changed = {k for k, v in changes.items() if getattr(self.state, k) != v}
+        if changed & set(SMOOTHGRAD_ONLY):
+            self.state = smoothing_kept(self.state, changes, self.explainer.device)
+        else:
+            self.state = replace(self.state, **changes)
+        if changed & set(DISPLAY):
+            self._render_display()
         if self.status.shows_error:
             self._render_status()
 
@@ -314,7 +311,7 @@ class Explorer(StateRequests, W.VBox):
         with self._quiet():
             self._controls["precision"].options = precisions_for(self.explainer.device)
             self._controls["precision"].value = self.state.precision
-            self._controls["search"].options = [f"{i} {n}" for i, n in enumerate(self.explainer.labels)]
+            self._controls["search"].options = class_options(self.explainer.labels)
 
     # ------------------------------------------------------------------ render
     def _apply(self, state: ExplorerState, outcome: Outcome) -> None:

@@ -15,6 +15,11 @@ from ...render.colormaps import resolve_colormap
 from ...render.overlay import check_opacity
 
 
+def class_options(labels) -> list[str]:
+    """A class box's menu: every class as :func:`target_text` writes it, "282 tiger cat"."""
+    return [target_text(class_id, labels) for class_id in range(len(labels))]
+
+
 def target_text(target, labels) -> str:
     """The class box's text for ``target``: "282 tiger cat" (as the class menus write it),
     "282 tiger cat vs 285 Egyptian cat", a name as typed, "" for the top class."""

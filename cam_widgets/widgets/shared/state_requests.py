@@ -96,7 +96,11 @@ class StateRequests:
                 changes = dict(changes)
                 again = changes.pop(AGAIN, False)
                 new, display_only = next_state(
-                    type(self).__name__, self.state, changes, self.DISPLAY, self._normalize
+                    type(self).__name__,
+                    self.state,
+                    changes,
+                    self._display_fields(self.state),
+                    self._normalize,
                 )
                 display_only = display_only and not again
                 if display_only:  # nothing for the engine: re-render only
@@ -109,7 +113,9 @@ class StateRequests:
                     if self._closed:  # closed while it computed: nothing to show it in
                         return
                     # display settings changed while it computed are the newest
-                    newer = {k: v for k, v in self._display_of(self.state).items() if v != shown[k]}
+                    newer = {
+                        k: v for k, v in self._display_of(self.state).items() if k in shown and v != shown[k]
+                    }
                     self._apply(replace(state, **newer), computed)
                     self._line = self.status.line.value
                 ok = True
@@ -133,8 +139,12 @@ class StateRequests:
         """What the progress reports of ``state``'s engine work count."""
         return self.PROGRESS_UNIT
 
+    def _display_fields(self, state) -> tuple:
+        """The settings of ``state`` whose change asks nothing of the engine (``DISPLAY``)."""
+        return self.DISPLAY
+
     def _display_of(self, state) -> dict:
-        return {k: getattr(state, k) for k in self.DISPLAY}
+        return {k: getattr(state, k) for k in self._display_fields(state)}
 
     def _on_change(self, name: str):
         def changed(change):
@@ -143,7 +153,7 @@ class StateRequests:
             new = self._parse_control(name, change["new"])
             if self._requests.current(name, getattr(self.state, name)) == new:
                 return
-            if name in self.DISPLAY:  # never waits for (or stops) a computation
+            if name in self._display_fields(self.state):  # never waits for (or stops) a computation
                 with errors_shown(self.status):
                     self._show_display(**{name: new})
             else:

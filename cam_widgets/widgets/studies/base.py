@@ -14,7 +14,7 @@ from ...explainer import Explainer
 from ...models import resolve_target
 from ...render import list_colormaps
 from ...result import Explanation
-from ..shared.controls import model_choices
+from ..shared.controls import class_options, model_choices
 from ..shared.images import ImageMenu, image_choice, image_choices, load_choice, show_choice
 from ..shared.lifecycle import replace_in_cell
 from ..shared.maps import top_classes, unseen_note, with_notes
@@ -240,5 +240,5 @@ class Study(StateRequests, W.VBox):
     def _fill_target_options(self, explainer: Explainer) -> None:
         """The class box offers the classes of the model explained."""
         if self._target_options != explainer.spec.name:
-            self._controls["target"].options = [f"{i} {n}" for i, n in enumerate(explainer.labels)]
+            self._controls["target"].options = class_options(explainer.labels)
             self._target_options = explainer.spec.name
