@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import io
-import socketserver
 import threading
 import time
 
@@ -15,16 +14,13 @@ from PIL import Image
 
 from cam_widgets.data import load_image
 from cam_widgets.errors import InvalidImageError, InvalidParameterError
+from http_helpers import local_server
 
 
 def _png() -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.arange(32 * 48 * 3, dtype=np.uint8).reshape(32, 48, 3)).save(buf, "PNG")
     return buf.getvalue()
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -69,16 +65,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     _Handler.stop.clear()
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        _Handler.stop.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+    with local_server(_Handler, release=_Handler.stop.set) as url:
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/body", "/headers", "/redirect"])

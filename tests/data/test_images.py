@@ -18,6 +18,7 @@ from cam_widgets.data import (
     sample_image,
 )
 from cam_widgets.errors import CamWidgetsError, InvalidImageError, InvalidParameterError
+from http_helpers import local_server
 
 
 def _check_rgb(arr, shape=None):
@@ -341,7 +342,6 @@ def test_unsupported_scheme():
 
 def test_url_from_local_server(tmp_path):
     import http.server
-    import threading
 
     buf = io.BytesIO()
     Image.fromarray(_gradient()).save(buf, format="PNG")
@@ -360,19 +360,12 @@ def test_url_from_local_server(tmp_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+    with local_server(Handler) as base:
         assert np.array_equal(load_image(base + "/x.png", timeout=5), _gradient())
         with pytest.raises(InvalidImageError, match="HTTP 404"):
             load_image(base + "/missing.png", timeout=5)
         with pytest.raises(InvalidImageError, match="too large"):
             load_image(base + "/x.png", timeout=5, max_bytes=100)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # ------------------------------------------------------------------ resize and samples

@@ -15,6 +15,7 @@ from PIL import Image
 
 from cam_widgets.data import samples
 from cam_widgets.data.images import load_image
+from http_helpers import local_server
 
 #: a JPEG as the authors' photo is one (any photo does: the bytes are what is checked)
 PHOTO = Image.fromarray(samples.sample_image("coffee")).resize((160, 120))
@@ -57,17 +58,8 @@ def server():
     """A local HTTP server (127.0.0.1, a free port), stopped after the test."""
     _Photos.served = []
     _Photos.release = threading.Event()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Photos)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        _Photos.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(10)
+    with local_server(_Photos, release=_Photos.release.set) as url:
+        yield url
 
 
 @pytest.fixture
