@@ -44,4 +44,4 @@ async def stop_when_working(widget) -> None:
     """Press ``widget``'s stop button once long work shows, and wait for every request."""
     await until_working(widget)
     widget.status.stop.click()
-    await widget._requests.idle()
+    await widget._requests.queue.idle()

@@ -227,7 +227,7 @@ def test_widgets_on_one_engine_driven_at_once_keep_their_own_results():
         explorer._controls["layer"].value = "features.5"  # ...and the Explorer's map
         explorer._controls["method"].value = "gradcam++"
         for widget in (study, compare, explorer):
-            await widget._requests.idle(timeout=300)
+            await widget._requests.queue.idle(timeout=300)
 
     run_loop(scenario)
     assert count_hooks(shared.engine.model) == 0

@@ -84,7 +84,7 @@ def test_every_widget_builds_with_its_defaults_offline(offline, name):
         assert "cw-error" not in _line(widget), f"{name}(): {_line(widget)}"
         model = getattr(widget.state, "model", getattr(widget.state, "base", None))
         assert model == DEFAULT_MODEL, (name, model)
-        shown = getattr(widget, getattr(widget, "RESULT", "result"))  # Explorer: .result
+        shown = widget.results if hasattr(widget, "results") else widget.result  # Explorer: .result
         shown = shown if isinstance(shown, list) else [shown]
         assert shown and all(r is not None and r.status.ok for r in shown), (name, shown)
         assert widget.panels is not None and widget.panels.count >= 1

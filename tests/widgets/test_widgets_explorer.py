@@ -453,8 +453,8 @@ def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():
         release.wait(30)
         return work(self, *args)
 
-    submit = live._requests.submit
-    live._requests.submit = lambda changes: asked.append(dict(changes)) or submit(changes)
+    submit = live._requests.queue.submit
+    live._requests.queue.submit = lambda changes: asked.append(dict(changes)) or submit(changes)
 
     async def scenario():
         live._compute = slow.__get__(live)
@@ -466,7 +466,7 @@ def test_a_clicked_prediction_shows_at_once_while_a_computation_runs():
         assert box.value == "282 tiger cat"
         assert asked == [{"layer": "features.5"}, {"target": 282}]  # the box asked nothing more
         release.set()
-        await live._requests.idle()
+        await live._requests.queue.idle()
 
     run_loop(scenario)
     assert live.result.class_id == 282 and live.result.layer == "features.5"

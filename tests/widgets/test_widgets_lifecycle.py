@@ -102,16 +102,18 @@ def test_closing_a_study_while_its_request_runs_ends_it_quietly():
 
     errors, before = [], None
     study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2), background=True)
-    study._requests.on_error = errors.append
+    study._requests.queue.on_error = errors.append
 
     async def browser():
         nonlocal before
         study._controls["samples"].value = 60  # a long run, off the loop
-        await until(lambda: study._requests.running and study._progress is not None, timeout=120)
+        await until(
+            lambda: study._requests.queue.running and study._requests.progress is not None, timeout=120
+        )
         await asyncio.sleep(0.3)
         before = set(_instances)
         study.close()
-        await study._requests.idle(timeout=120)
+        await study._requests.queue.idle(timeout=120)
         assert set(_instances) <= before  # nothing built after the close
 
     run_loop(browser)

@@ -44,11 +44,11 @@ def test_changes_made_during_a_computation_replace_it(explorer):
             c["method"].value = "vanilla"
             assert c["layer"].disabled  # at once: the running work need not end first
             c["smooth"].value = True  # runs SmoothGrad off the loop...
-            assert explorer._requests.running and not c["method"].disabled  # controls live
+            assert explorer._requests.queue.running and not c["method"].disabled  # controls live
             assert not c["samples"].disabled  # SmoothGrad's own settings, at once
             for samples in (30, 40, 50):  # ...slider steps meanwhile: merged, the newest wins
                 c["samples"].value = samples
-            await explorer._requests.idle()
+            await explorer._requests.queue.idle()
         finally:
             del explorer._compute
         assert explorer.result.method == "vanilla" and explorer.state.smooth
@@ -71,7 +71,7 @@ def test_the_stop_button_stops_long_work_and_keeps_the_map_before(explorer):
         await until_working(explorer)
         assert "working..." in explorer.status.line.value
         explorer.status.stop.click()
-        await explorer._requests.idle()
+        await explorer._requests.queue.idle()
 
     run_loop(scenario)
     assert explorer.result is before and explorer.state.method == "gradcam"
@@ -88,7 +88,7 @@ def test_the_stop_button_stops_long_work_and_keeps_the_map_before(explorer):
 def test_an_error_off_the_loop_is_shown_and_the_state_kept(explorer):
     async def scenario():
         explorer._controls["search"].value = "zebraa"
-        await explorer._requests.idle()
+        await explorer._requests.queue.idle()
 
     run_loop(scenario)
     assert "cw-error" in explorer.status.line.value and "zebra" in explorer.status.line.value
@@ -133,7 +133,7 @@ def test_an_unexpected_error_off_the_loop_keeps_its_traceback_in_the_widget(expl
     async def scenario():
         monkeypatch.setattr(explorer.explainer, "explain", broken)
         explorer._controls["method"].value = "layercam"
-        await explorer._requests.idle()
+        await explorer._requests.queue.idle()
 
     try:
         run_loop(scenario)
@@ -162,7 +162,7 @@ def test_compare_keeps_a_replaced_change_and_display_changes_made_meanwhile(comp
         c["values"].value = "Grad-CAM, layer-cam"  # ...which must still compare methods
         c["opacity"].value = 0.8  # display only: neither waits nor stops the computation
         assert compare.state.opacity == 0.8
-        await compare._requests.idle()
+        await compare._requests.queue.idle()
 
     try:
         run_loop(scenario)
@@ -258,7 +258,7 @@ def test_a_study_keeps_its_controls_live_and_can_be_stopped():
     async def noise_steps():
         for noise in (0.1, 0.15, 0.25):  # merged: the newest wins
             study._controls["noise"].value = noise
-        await study._requests.idle()
+        await study._requests.queue.idle()
 
     calls = study.engine_calls
     run_loop(noise_steps)
@@ -304,7 +304,7 @@ def test_setting_a_control_back_while_another_value_computes_is_a_change(compare
         compare._controls["method"].value = "scorecam"  # slow...
         await until_working(compare)
         compare._controls["method"].value = "gradcam"  # ...and back: the shown value
-        await compare._requests.idle()
+        await compare._requests.queue.idle()
 
     run_loop(scenario)
     assert compare.state.method == "gradcam" and [r.method for r in compare.results] == ["gradcam", "gradcam"]
@@ -319,7 +319,7 @@ def test_a_replaced_model_change_still_switches_the_model_and_a_stop_restores_th
         explorer._controls["model"].value = "efficientnet_lite2"  # merged with the method
         await until_working(explorer)
         explorer._top.children[1].children[0].click()  # replaces it: a class, not a model
-        await explorer._requests.idle()
+        await explorer._requests.queue.idle()
 
     run_loop(switch_then_pick)
     assert explorer.explainer.spec.name == "efficientnet_lite2" == explorer.state.model
@@ -369,7 +369,7 @@ def test_slow_work_without_progress_reports_says_it_is_working(explorer):
             assert "working" not in explorer.status.line.value  # not for what ends at once
             await until_working(explorer)
             assert "working..." in explorer.status.line.value
-            await explorer._requests.idle()
+            await explorer._requests.queue.idle()
         finally:
             del explorer._compute
 
@@ -398,3 +398,42 @@ def test_a_layer_sweep_over_score_cam_can_be_stopped_and_says_how_it_computed():
     assert count_hooks(get_explainer("efficientnet_lite0").engine.model) == 0
     sweep.set(method="gradcam")
     assert "from one backward" in sweep.status.line.value
+
+
+@pytest.mark.parametrize("set_method", [False, True])
+def test_a_set_from_a_cell_during_a_browser_request_is_kept(explorer, set_method):
+    """A cell's ``set()`` while a browser change computes: the browser's request, computed on
+    the older state, must not overwrite it when it ends; its own change runs again on the
+    newer state, less the settings the cell set (set later, they win)."""
+    work = type(explorer)._compute
+    entered, release = threading.Event(), threading.Event()
+
+    def held(self, *args):
+        if not entered.is_set():  # the browser's request: held until the cell has run
+            entered.set()
+            assert release.wait(300)
+        return work(self, *args)
+
+    cell = {"target": 281, **({"method": "layercam"} if set_method else {})}
+
+    async def scenario():
+        explorer._compute = held.__get__(explorer)
+        try:
+            explorer._controls["method"].value = "gradcam++"  # made in the browser
+            await _until(entered.is_set)
+            explorer.set(**cell)  # a cell runs on the loop meanwhile, inline
+            assert explorer.state.target == 281
+            release.set()
+            await explorer._requests.queue.idle()
+        finally:
+            release.set()
+            del explorer._compute
+
+    try:
+        run_loop(scenario)
+        assert explorer.state.target == 281 and explorer.result.class_id == 281
+        want = "layercam" if set_method else "gradcam++"
+        assert explorer.state.method == want and explorer.result.method == want
+        assert explorer._controls["method"].value == want
+    finally:
+        explorer.set(method="gradcam", target=None)

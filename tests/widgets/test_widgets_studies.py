@@ -275,7 +275,7 @@ def test_smoothgrad_panels_fill_in_as_their_counts_are_reached(monkeypatch):
 
     async def scenario():
         study._controls["samples"].value = 9  # counts 1, 4 and the run's last, 9
-        await study._requests.idle(timeout=300)
+        await study._requests.queue.idle(timeout=300)
 
     run_loop(scenario)
     assert study.result.params["samples"] == 9
@@ -304,7 +304,7 @@ def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
         study._controls["samples"].value = 100
         await until(lambda: shown, timeout=120)  # the first running mean is up
         study.status.stop.click()
-        await study._requests.idle(timeout=120)
+        await study._requests.queue.idle(timeout=120)
 
     run_loop(scenario)
     assert study.state.samples == 2
@@ -330,7 +330,7 @@ def test_smoothgrad_study_on_a_kernel_shows_its_plain_map_at_once_then_fills_in(
         built["titles"] = [a.text for a in study.panels.figure.layout.annotations]
         built["result"] = study.result
         await until(lambda: study.result is not None, timeout=240)
-        await study._requests.idle(timeout=60)
+        await study._requests.queue.idle(timeout=60)
 
     run_loop(cell)
     study = built["study"]

@@ -136,7 +136,7 @@ class MetricsPanel:
             self._details.layout.display = "" if self.on else "none"
             if self.on:
                 self.refresh()
-                self.host.status.line.value = self.host._line
+                self.host.status.restore()
             else:
                 self._shapes = []
                 self._draw_shapes(modebar=False)
@@ -148,7 +148,7 @@ class MetricsPanel:
         with busy([self.box], self.host.status):
             self.box_xyxy = parse_box(change["new"], tuple(self.host.panels.image_shape))
             self.refresh()
-            self.host.status.line.value = self.host._line  # a fixed box clears its error
+            self.host.status.restore()  # a fixed box clears its error
 
     def _on_curve_for(self, change) -> None:
         if self._syncing or not self.on:

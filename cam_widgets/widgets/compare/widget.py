@@ -21,10 +21,10 @@ from ...models import DEFAULT_MODEL
 from ...result import Explanation
 from ..shared.controls import first_view
 from ..shared.images import ImageMenu, image_choice, show_choice
-from ..shared.lifecycle import replace_in_cell
+from ..shared.lifecycle import close_owned, replace_in_cell
 from ..shared.maps import overlay_fades, with_notes
 from ..shared.panels import PANEL_SIZE, HeatmapPanels
-from ..shared.state_requests import StateRequests
+from ..shared.state_requests import StateRequests, control_value
 from ..shared.status import busy
 from .controls import build_controls, class_text, compare_layout, fill_menus, show_scale
 from .metrics_panel import MetricsPanel
@@ -45,7 +45,7 @@ from .work import compute_panels, unseen_notes
 __all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values", "value_at"]
 
 
-class Compare(StateRequests, W.VBox):
+class Compare(W.VBox):
     """N maps of one photo in one linked figure, one per value of ``by``.
 
     Args:
@@ -69,8 +69,6 @@ class Compare(StateRequests, W.VBox):
     and faithfulness scores per panel against a typed, drawn or scene ground-truth box, and
     the deletion / insertion curve of one panel.
     """
-
-    DISPLAY = DISPLAY
 
     def __init__(
         self,
@@ -109,7 +107,15 @@ class Compare(StateRequests, W.VBox):
             auto_values=not values,
         )
         # a newer "compare by" voids the older values (of another dimension)
-        self._start_requests(background, implied={"by": ("values", "auto_values")})
+        self._requests = StateRequests(
+            self,
+            background,
+            implied={"by": ("values", "auto_values")},
+            display=lambda state: DISPLAY,
+            normalize=self._normalize,
+            parse_control=self._parse_control,
+        )
+        self.status = self._requests.status
         self.results: list[Explanation] = []
         self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
         self._unseen: list[str] = []  # per panel: its class is one the model does not see
@@ -133,23 +139,39 @@ class Compare(StateRequests, W.VBox):
         )
         with busy([], self.status):
             self._apply(*self._compute(self.state, self.status.report))
-            self._line = self.status.line.value
+            self.status.keep()
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._titles = [str(v) for v in values] or ["(none)"]
             self._build_panels(np.zeros((224, 224, 3), np.uint8))
         self._sync_controls()
-        self._watch_controls()
-        self._image_menu = ImageMenu(self._controls["image"], self._quiet)
+        self._requests.watch(self._controls)
+        self._image_menu = ImageMenu(self._controls["image"], self._requests.quiet)
         replace_in_cell(self)
 
+    def set(self, **changes):
+        """Change settings from Python, as the controls do (``values``, ``by``, ``method``,
+        ``target``, ``layer``, ``model``, ``image``, the view's); returns the results. An
+        error shows in the status line, and the previous state and figure are kept."""
+        self._requests.set(changes)
+        return self.results
+
+    def close(self) -> None:
+        """Close this widget and every widget it built; running work stops at its next
+        progress report, and its results are dropped."""
+        if "_requests" in vars(self):  # (absent when __init__ raised early)
+            self._requests.close()
+        close_owned(self)
+        super().close()
+
     # ---------------------------------------------------------------- controls
-    def _parse_control(self, name: str, value):
-        return parse_values(value) if name == "values" else super()._parse_control(name, value)
+    @staticmethod
+    def _parse_control(name: str, value):
+        return parse_values(value) if name == "values" else control_value(name, value)
 
     def _sync_controls(self, keep_text: bool = False) -> None:
         """Controls show the state (without triggering a computation); the varied one is off."""
         s, c = self.state, self._controls
-        self._syncing = True
+        self._requests.syncing = True
         try:
             show_choice(c["image"], s.image)
             for name in ("model", "by", "method", "opacity", "colormap"):
@@ -164,7 +186,7 @@ class Compare(StateRequests, W.VBox):
         except Exception as error:  # noqa: BLE001 - shown in the widget
             self.status.error(error)
         finally:
-            self._syncing = False
+            self._requests.syncing = False
         for name, varied in (
             ("target", "class"),
             ("method", "method"),
@@ -190,7 +212,7 @@ class Compare(StateRequests, W.VBox):
         if self.results:  # the summary says whether the shared scale is in use
             self._report()
         else:
-            self.status.line.value = self._line  # not an old error
+            self.status.restore()  # not an old error
         self._sync_scale_toggle()
 
     def _normalize(self, changes: dict) -> dict:

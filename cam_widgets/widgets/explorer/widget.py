@@ -19,9 +19,8 @@ from ...models import DEFAULT_MODEL, Contrast, parse_target
 from ..shared.controls import class_options, first_view, precisions_for, target_text
 from ..shared.images import ImageMenu, image_choice, show_choice
 from ..shared.layer_menu import layer_menu, layer_options
-from ..shared.lifecycle import replace_in_cell
+from ..shared.lifecycle import close_owned, replace_in_cell
 from ..shared.maps import unseen_note
-from ..shared.requests import progress_reporter
 from ..shared.state_requests import StateRequests
 from ..shared.status import errors_shown
 from .controls import build_controls, explorer_layout, highlight, prediction_rows, show_predictions
@@ -41,7 +40,7 @@ from .work import ExplorerWork, Outcome, resolved, smoothing_kept
 __all__ = ["COMPUTE", "COMPUTE_CONTROLS", "Explorer", "ExplorerState"]
 
 
-class Explorer(StateRequests, W.VBox):
+class Explorer(W.VBox):
     """Pick an image, model, layer, class and method; see the map update in place.
 
     In a kernel, a change made in the browser runs its engine work off the kernel's event
@@ -90,7 +89,17 @@ class Explorer(StateRequests, W.VBox):
             opacity=float(opacity),
         )
         # a newer photo voids an older class; a newer model an older layer
-        self._start_requests(background, implied={"image": ("target",), "model": ("layer",)})
+        self.state = state
+        self._requests = StateRequests(
+            self,
+            background,
+            implied={"image": ("target",), "model": ("layer",)},
+            display=self._display_fields,
+            normalize=self._normalize,
+            progress_unit=progress_unit,
+            stopped="stopped: the map is the one before",
+        )
+        self.status = self._requests.status
         self._engine_work = ExplorerWork()
         self.explainer = get_explainer(state.model)
         self.state = resolved(state, self.explainer, new_model=True)  # a bad class: one line, no widget
@@ -98,8 +107,7 @@ class Explorer(StateRequests, W.VBox):
         self._top = prediction_rows(self._on_pick)
         self._files = ExplorerFiles(self, self._controls)  # uploads, URLs, exports
         self._fill_model_controls()
-        report = progress_reporter(self.status, self._requests, None, progress_unit(self.state))
-        self.state, first = self._compute(self.state, report)
+        self.state, first = self._compute(self.state, self._requests.report())
         self.result, self._prepared_image = first.result, first.prepared
         self._top_ids = {p.class_id for p in first.predictions}  # the model's top classes
         self.static = static
@@ -112,7 +120,7 @@ class Explorer(StateRequests, W.VBox):
         self._render_status()
         self._show_settings()
         self._link()
-        self._image_menu = ImageMenu(self._controls["image"], self._quiet)
+        self._image_menu = ImageMenu(self._controls["image"], self._requests.quiet)
         replace_in_cell(self)
 
     @property
@@ -149,10 +157,22 @@ class Explorer(StateRequests, W.VBox):
         self._map.on_probe(self._on_probe)
 
     # ----------------------------------------------------------------- actions
-    # (set(), the requests, stop and errors: StateRequests; here what is the Explorer's own)
-    DISPLAY = DISPLAY
-    RESULT = "result"
-    STOPPED = "stopped: the map is the one before"
+    # (the requests, stop and errors: StateRequests; here what is the Explorer's own)
+    def set(self, **changes):
+        """Change settings from Python, as the controls do (``image``, ``model``, ``layer``,
+        ``target``, ``method``, ``precision``, SmoothGrad's, the view's); returns the new
+        result. An error (an unknown class, layer or model...) shows in the status line, and
+        the previous state and map are kept."""
+        self._requests.set(changes)
+        return self.result
+
+    def close(self) -> None:
+        """Close this widget and every widget it built; running work stops at its next
+        progress report, and its results are dropped."""
+        if "_requests" in vars(self):  # (absent when __init__ raised early)
+            self._requests.close()
+        close_owned(self)
+        super().close()
 
     def export(self, path, annotated: bool = True):
         """Write the current view: ``.png`` the picture (with ``annotated``, its title and
@@ -161,7 +181,7 @@ class Explorer(StateRequests, W.VBox):
 
     def _ask(self, **changes) -> None:
         """A change made in the browser: queued off the kernel's loop (inline without one)."""
-        self._requests.submit(changes)
+        self._requests.queue.submit(changes)
 
     def _normalize(self, changes: dict) -> dict:
         """A new photo without a class: its own top class. SmoothGrad's settings changed
@@ -169,9 +189,6 @@ class Explorer(StateRequests, W.VBox):
         if "image" in changes and "target" not in changes:
             changes["target"] = None
         return changes
-
-    def _progress_unit(self, state: ExplorerState) -> str:
-        return progress_unit(state)
 
     def _display_fields(self, state: ExplorerState) -> tuple:
         """The view's settings, and SmoothGrad's own while it is off: kept for when it is
@@ -181,8 +198,8 @@ class Explorer(StateRequests, W.VBox):
     def _sync_controls(self, keep_text: bool = False) -> None:
         """Controls show the state (after a request, a change that failed, a ``set()``),
         less those whose newer value waits to be computed."""
-        waiting = self._requests.pending
-        with self._quiet():
+        waiting = self._requests.queue.pending
+        with self._requests.quiet():
             for name in COMPUTE_CONTROLS + DISPLAY:
                 if name in waiting or name == "layer":
                     continue
@@ -195,9 +212,9 @@ class Explorer(StateRequests, W.VBox):
 
     def _on_compute(self, name: str):
         def changed(change):
-            if self._syncing:
+            if self._requests.syncing:
                 return
-            current = self._requests.current(name, getattr(self.state, name))
+            current = self._requests.queue.current(name, getattr(self.state, name))
             if current != change["new"]:
                 if name in ("smooth", "method"):  # now, not when the running work is done
                     asked = dict(smooth=self._controls["smooth"].value, method=self._controls["method"].value)
@@ -208,7 +225,7 @@ class Explorer(StateRequests, W.VBox):
 
     def _on_display(self, name: str):
         def changed(change):
-            if self._syncing:
+            if self._requests.syncing:
                 return
             with errors_shown(self.status):  # (not busy: a computation may be running)
                 self._show_display(**{name: change["new"]})
@@ -235,7 +252,7 @@ class Explorer(StateRequests, W.VBox):
         SmoothGrad's settings are live only while it is on, the layer only for methods
         that read one."""
         highlight(self._top, self._selected())
-        if not keep_text and "target" not in self._requests.pending:
+        if not keep_text and "target" not in self._requests.queue.pending:
             self._show_class(self._explained())
         if self.state.layer not in {value for _, value in self._controls["layer"].options}:
             self._fill_layers()  # a layer set from Python, deeper than the blocks listed
@@ -249,7 +266,7 @@ class Explorer(StateRequests, W.VBox):
 
     def _selected(self):
         """The class to highlight: one clicked that waits, else the one explained."""
-        waiting = self._requests.pending.get("target")
+        waiting = self._requests.queue.pending.get("target")
         return waiting if isinstance(waiting, int) else self.result.class_id
 
     def _explained(self):
@@ -260,7 +277,7 @@ class Explorer(StateRequests, W.VBox):
         """The class box names ``target``, a class id or a contrast (quietly: no request)."""
         box, shown = self._controls["search"], target_text(target, self.explainer.labels)
         if box.value != shown:
-            with self._quiet():
+            with self._requests.quiet():
                 box.value = shown
 
     def _on_pick(self, class_id: int) -> None:
@@ -271,7 +288,7 @@ class Explorer(StateRequests, W.VBox):
         self._ask(target=class_id)
 
     def _on_search(self, change) -> None:
-        if not self._syncing:
+        if not self._requests.syncing:
             self._ask(target=parse_target(change["new"]))  # emptied: the top class again
 
     def _on_probe(self, x: float, y: float) -> None:
@@ -286,7 +303,7 @@ class Explorer(StateRequests, W.VBox):
             self._controls["all_layers"].value,
         )
         control = self._controls["layer"]
-        with self._quiet():
+        with self._requests.quiet():
             control.options = layer_options(shown)
             control.value = self.state.layer
 
@@ -308,7 +325,7 @@ class Explorer(StateRequests, W.VBox):
     def _fill_model_controls(self) -> None:
         """The layer, precision and class menus of the model on show."""
         self._fill_layers()
-        with self._quiet():
+        with self._requests.quiet():
             self._controls["precision"].options = precisions_for(self.explainer.device)
             self._controls["precision"].value = self.state.precision
             self._controls["search"].options = class_options(self.explainer.labels)

@@ -136,7 +136,7 @@ class RequestQueue:
                 return changes[name]
         return shown
 
-    def _requeue(self, changes: dict) -> None:
+    def requeue(self, changes: dict) -> None:
         """A superseded request's changes, beneath the newer ones (a widget whose state
         changes only when a request succeeds would lose them otherwise), less those the
         newer ones void (see ``implied``)."""
@@ -162,7 +162,7 @@ class RequestQueue:
                 except Stopped as error:
                     if self._superseded:
                         request.close()
-                        self._requeue(changes)
+                        self.requeue(changes)
                         return
                     work = request.throw(error)
                 except Exception as error:

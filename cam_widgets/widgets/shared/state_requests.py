@@ -1,11 +1,17 @@
 """Controls and ``set()`` as requests, for a widget whose state changes only on success.
 
-Every widget (the Explorer, Compare and the studies) shares this one request model: its
-state is a frozen dataclass; a control change or a ``set(**changes)`` becomes a request (see
-:mod:`.requests`); display settings (``DISPLAY``) re-render at once without an engine call;
-the engine work gets the new state and returns it resolved (the class as an id, a layer the
-model has) with what it computed, touching no widget; and the state is replaced only when
-the engine work and the figure both succeeded: on an error or a stop the last good view stays.
+Every widget (the Explorer, Compare and the studies) holds one :class:`StateRequests`, the
+one request model they share: the widget's state is a frozen dataclass; a control change or
+a ``set(**changes)`` becomes a request (see :mod:`.requests`); display settings re-render at
+once without an engine call; the engine work gets the new state and returns it resolved (the
+class as an id, a layer the model has) with what it computed, touching no widget; and the
+state is replaced only when the engine work and the figure both succeeded: on an error or a
+stop the last good view stays.
+
+The widget is the component's host (:class:`RequestHost`): it keeps its state and its roles
+(work, view, controls); the component keeps the plumbing (queue, status line, progress,
+quiet control writes) and calls the host's hooks. Held, not inherited: a widget's class is
+a plain ``VBox`` with parts, and what the plumbing may call is the protocol below.
 """
 
 from __future__ import annotations
@@ -14,164 +20,196 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, replace
 from functools import partial
+from typing import Any, Protocol
 
 from ...errors import InvalidParameterError, close_matches
 from ...methods import get_method
 from ...models import parse_target
 from .images import image_choice
-from .lifecycle import close_owned
-from .requests import Request, RequestQueue, Stopped, drive, progress_reporter
+from .requests import Progress, Request, RequestQueue, Stopped, drive, progress_reporter
 from .status import StatusLine, busy, errors_shown
 
 #: A change that asks for the state's engine work again (a study's deferred first run).
 AGAIN = "__again__"
 
 
-class StateRequests:
-    """The request plumbing; a subclass provides the engine work and the view.
+class RequestHost(Protocol):
+    """What a widget gives the :class:`StateRequests` it holds."""
 
-    A subclass sets ``DISPLAY`` (state fields that only re-render) and implements
-    ``_compute(state, report)`` -> ``(state, computed)`` (the engine work: it may run in a
-    worker thread, so it touches no widget; ``report(done, total)`` is its progress),
-    ``_apply(state, computed)`` (the view, on the loop's thread), ``_show_display(**changes)``,
-    ``_sync_controls(keep_text)`` and ``_compute_controls()``.
+    state: Any  # the frozen state on show
+
+    def _compute(self, state: Any, report: Progress) -> tuple:
+        """(``state`` resolved, what was computed): the engine work. It may run in a worker
+        thread, so it touches no widget; ``report(done, total)`` is its progress."""
+
+    def _apply(self, state: Any, computed: Any) -> None:
+        """Show ``computed`` and make ``state`` the widget's (on the loop's thread)."""
+
+    def _show_display(self, **changes: Any) -> None:
+        """Settings that ask nothing of the engine, shown at once."""
+
+    def _sync_controls(self, keep_text: bool = False) -> None:
+        """Controls show the state (``keep_text``: a typed value stays beside its error)."""
+
+    def _compute_controls(self) -> list:
+        """Controls disabled while a request computes inline."""
+
+
+def control_value(name: str, value: Any) -> Any:
+    """A control's value as a state field: a typed class parsed, the layer menu's "" as the
+    default layer."""
+    if name == "target":
+        return parse_target(value)
+    if name == "layer":
+        return value or None
+    return value
+
+
+class StateRequests:
+    """The request plumbing of one widget (its ``host``); see the module's docstring.
+
+    Args:
+        host: the widget (:class:`RequestHost`).
+        background: compute browser changes off the kernel's loop (None: when in a kernel).
+        implied: ``{setting: dependents}`` (see :class:`~.requests.RequestQueue`).
+        display: ``display(state)`` -> the settings of ``state`` that only re-render.
+        normalize: ``normalize(changes)`` -> the changes with derived settings filled in
+            (e.g. a new model's default layer).
+        progress_unit: ``progress_unit(state)`` -> what its engine work's reports count.
+        parse_control: ``parse_control(name, value)`` -> a control's value as a state field.
+        discard_progress: undoes what a request showed before it ended without a result
+            (partial maps).
+        stopped: the status line after the stop button.
     """
 
-    DISPLAY: tuple = ()
-    RESULT = "results"  # the attribute set() returns
-    PROGRESS_UNIT = ""  # what _compute's progress reports count
-    STOPPED = "stopped: the maps are the ones before"
-
-    def _start_requests(self, background: bool | None, implied: dict | None = None) -> None:
-        """The queue and the status line (its stop button stops the running request).
-        ``implied``: see :class:`~.requests.RequestQueue`."""
-        self._requests = RequestQueue(self._request, background, implied=implied)
-        self._progress = None
-        self._closed = False
-        self.status = StatusLine(on_stop=self._requests.stop)
-        self._requests.on_error = self.status.error
-        self._syncing = False
-        self._line = ""  # the last good state's status line
+    def __init__(
+        self,
+        host: RequestHost,
+        background: bool | None,
+        *,
+        implied: dict | None = None,
+        display: Callable[[Any], Sequence[str]] = lambda state: (),
+        normalize: Callable[[dict], dict] = dict,
+        progress_unit: Callable[[Any], str] = lambda state: "",
+        parse_control: Callable[[str, Any], Any] = control_value,
+        discard_progress: Callable[[], None] = lambda: None,
+        stopped: str = "stopped: the maps are the ones before",
+    ) -> None:
+        self._host = host
+        self.queue = RequestQueue(self._request, background, implied=implied)
+        self.status = StatusLine(on_stop=self.queue.stop)
+        self.queue.on_error = self.status.error
+        self.progress: Progress | None = None  # the running request's (its partial results may show)
+        self.closed = False
+        self.syncing = False  # controls are being written from the state
+        self._display, self._normalize, self._unit = display, normalize, progress_unit
+        self._parse, self._discard, self._stopped = parse_control, discard_progress, stopped
+        self._applied = 0  # computed states shown so far (a request that finds a newer one redoes)
 
     def close(self) -> None:
-        """Close this widget and every widget it built (controls, figures, status line);
-        running work stops at its next progress report, and the results are dropped."""
-        self._closed = True
-        requests = getattr(self, "_requests", None)  # absent when __init__ raised early
-        if requests is not None:
-            requests.stop()
-        close_owned(self)
-        super().close()
+        """Running work stops at its next progress report, and its results are dropped."""
+        self.closed = True
+        self.queue.stop()
 
     @contextmanager
-    def _quiet(self) -> Iterator[None]:
+    def quiet(self) -> Iterator[None]:
         """Controls written from the state: their observers must not act on it."""
-        was, self._syncing = self._syncing, True
+        was, self.syncing = self.syncing, True
         try:
             yield
         finally:
-            self._syncing = was
+            self.syncing = was
 
-    def _watch_controls(self) -> None:
-        for name, control in self._controls.items():
+    def watch(self, controls: dict) -> None:
+        """Each control's change becomes a request (or a display change, shown at once)."""
+        for name, control in controls.items():
             control.observe(self._on_change(name), names="value")
 
-    def set(self, **changes):
-        """Change state fields from Python (as the controls do); returns the result(s).
+    def set(self, changes: dict) -> None:
+        """Apply ``changes`` inline (a cell runs on the kernel's loop too); an error shows in
+        the status line and the state and figure stay."""
+        drive(self._request(changes, inline=True))
 
-        Errors (an unknown class, layer or model...) are shown in the status line; the
-        previous state and figure are kept.
-        """
-        drive(self._request(changes, inline=True))  # (a cell runs on the kernel's loop too)
-        return getattr(self, self.RESULT)
+    def display_of(self, state) -> dict:
+        """The display settings of ``state`` and their values."""
+        return {k: getattr(state, k) for k in self._display(state)}
+
+    def report(self, loop=None, state=None) -> Progress:
+        """The progress reporter of engine work for ``state`` (the host's by default)."""
+        state = self._host.state if state is None else state
+        return progress_reporter(self.status, self.queue, loop, self._unit(state))
 
     def _request(self, changes: dict, inline: bool = False) -> Request:
         """Apply ``changes``: the engine work yielded (off the kernel's loop for a change
         made in the browser), then the figure; the state changes only when it all succeeds."""
-        loop = None if inline else self._requests.loop()
+        host = self._host
+        loop = None if inline else self.queue.loop()
         ok = False
         # off the loop the controls stay live (a change replaces the running work)
-        with busy([] if loop is not None else self._compute_controls(), self.status, loop):
+        with busy([] if loop is not None else host._compute_controls(), self.status, loop):
             try:
                 changes = dict(changes)
                 again = changes.pop(AGAIN, False)
+                before = host.state
                 new, display_only = next_state(
-                    type(self).__name__,
-                    self.state,
-                    changes,
-                    self._display_fields(self.state),
-                    self._normalize,
+                    type(host).__name__, before, changes, self._display(before), self._normalize
                 )
-                display_only = display_only and not again
-                if display_only:  # nothing for the engine: re-render only
-                    self._show_display(**self._display_of(new))
+                if display_only and not again:  # nothing for the engine: re-render only
+                    host._show_display(**self.display_of(new))
                 else:
-                    shown = self._display_of(self.state)
-                    report = progress_reporter(self.status, self._requests, loop, self._progress_unit(new))
-                    self._progress = report  # the request whose partial results may show
-                    state, computed = yield partial(self._compute, new, report)
-                    if self._closed:  # closed while it computed: nothing to show it in
+                    shown, applied = self.display_of(before), self._applied
+                    report = self.report(loop, new)
+                    self.progress = report  # the request whose partial results may show
+                    state, computed = yield partial(host._compute, new, report)
+                    if self.closed:  # closed while it computed: nothing to show it in
+                        return
+                    if self._applied != applied:  # a set() from a cell showed a newer state meanwhile
+                        self._redo(changes, before)
                         return
                     # display settings changed while it computed are the newest
-                    newer = {
-                        k: v for k, v in self._display_of(self.state).items() if k in shown and v != shown[k]
-                    }
-                    self._apply(replace(state, **newer), computed)
-                    self._line = self.status.line.value
+                    now = self.display_of(host.state)
+                    newer = {k: v for k, v in now.items() if k in shown and v != shown[k]}
+                    host._apply(replace(state, **newer), computed)
+                    self._applied += 1
+                    self.status.keep()
                 ok = True
             except Stopped:  # the stop button
-                self._discard_progress()
-                self.status.info(self.STOPPED)
+                self._discard()
+                self.status.info(self._stopped)
                 ok = True
             except BaseException:  # an error, or a newer request took its place
-                self._discard_progress()
+                self._discard()
                 raise
             finally:
-                self._progress = None
-        if not self._closed:
-            self._sync_controls(keep_text=not ok)  # a typed value stays beside its error
+                self.progress = None
+        if not self.closed:
+            host._sync_controls(keep_text=not ok)  # a typed value stays beside its error
 
-    def _discard_progress(self) -> None:
-        """Undo what a request showed before it ended without a result (partial maps): the
-        figure shows the state's results again. Nothing to undo by default."""
-
-    def _progress_unit(self, state) -> str:
-        """What the progress reports of ``state``'s engine work count."""
-        return self.PROGRESS_UNIT
-
-    def _display_fields(self, state) -> tuple:
-        """The settings of ``state`` whose change asks nothing of the engine (``DISPLAY``)."""
-        return self.DISPLAY
-
-    def _display_of(self, state) -> dict:
-        return {k: getattr(state, k) for k in self._display_fields(state)}
+    def _redo(self, changes: dict, before) -> None:
+        """A browser request computed on ``before`` while a ``set()`` from a cell showed a
+        newer state: its changes run again on that state, less the settings the newer state
+        changed (set later, they win), rather than its stale result overwriting the set()."""
+        self._discard()
+        now = self._host.state
+        kept = {k: v for k, v in changes.items() if getattr(now, k) == getattr(before, k)}
+        if kept:
+            self.queue.requeue(kept)
 
     def _on_change(self, name: str):
         def changed(change):
-            if self._syncing:
+            if self.syncing:
                 return
-            new = self._parse_control(name, change["new"])
-            if self._requests.current(name, getattr(self.state, name)) == new:
+            host = self._host
+            new = self._parse(name, change["new"])
+            if self.queue.current(name, getattr(host.state, name)) == new:
                 return
-            if name in self._display_fields(self.state):  # never waits for (or stops) a computation
+            if name in self._display(host.state):  # never waits for (or stops) a computation
                 with errors_shown(self.status):
-                    self._show_display(**{name: new})
+                    host._show_display(**{name: new})
             else:
-                self._requests.submit({name: new})
+                self.queue.submit({name: new})
 
         return changed
-
-    def _parse_control(self, name: str, value):
-        """A control's value as a state field."""
-        if name == "target":
-            return parse_target(value)
-        if name == "layer":
-            return value or None  # the menu's "" is the default layer
-        return value
-
-    def _normalize(self, changes: dict) -> dict:
-        """Derived settings filled in (e.g. a new model's default layer)."""
-        return changes
 
 
 def next_state(

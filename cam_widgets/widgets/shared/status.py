@@ -48,6 +48,7 @@ class StatusLine:
         self._last_done = 0
         self._changed: float | None = None  # when the count last moved
         self._working_soon = None  # the loop's timer that says "working..." (see start)
+        self._kept = ("", "")  # the last good state's line and kind (see keep)
 
     def start(self, loop=None) -> None:
         """A computation starts: progress reports from now on estimate the time left. With
@@ -72,6 +73,14 @@ class StatusLine:
         self.line.value = (
             f"<span class='{kind}' style='display:inline-block;line-height:1.4;{style}'>{inner_html}</span>"
         )
+
+    def keep(self) -> None:
+        """The line on show is the last good state's: :meth:`restore` shows it again."""
+        self._kept = (self.line.value, getattr(self, "kind", ""))
+
+    def restore(self) -> None:
+        """Show the last good state's line again, in place of an old error."""
+        self.line.value, self.kind = self._kept
 
     @property
     def shows_error(self) -> bool:

@@ -16,10 +16,9 @@ from ...render import list_colormaps
 from ...result import Explanation
 from ..shared.controls import class_options, model_choices
 from ..shared.images import ImageMenu, image_choice, image_choices, load_choice, show_choice
-from ..shared.lifecycle import replace_in_cell
+from ..shared.lifecycle import close_owned, replace_in_cell
 from ..shared.maps import top_classes, unseen_note, with_notes
 from ..shared.panels import PANEL_SIZE, HeatmapPanels
-from ..shared.requests import progress_reporter
 from ..shared.state_requests import AGAIN, StateRequests
 from ..shared.status import busy
 
@@ -45,7 +44,7 @@ class StudyView(NamedTuple):
     fades: Sequence = ()
 
 
-class Study(StateRequests, W.VBox):
+class Study(W.VBox):
     """Shared plumbing: state <-> controls, set(), busy/status, one panels figure.
 
     A subclass's ``_compute(state, report)`` is the engine work of a request: it may run in a
@@ -54,14 +53,24 @@ class Study(StateRequests, W.VBox):
     updates (status line, tables, menus), called on the loop's thread with the new maps.
     """
 
-    DISPLAY = DISPLAY
     COMPUTE_CONTROLS: tuple = ()
+    RESULT = "results"  # the attribute set() returns
+    PROGRESS_UNIT = ""  # what _compute's progress reports count
     #: a newer change of a key voids older replaced changes of its dependents (_normalize's)
     IMPLIED: dict = {}
 
     def __init__(self, state, placeholders: int, background: bool | None = None) -> None:
         self.state = replace(state, image=image_choice(state.image))  # a path, URL, array too
-        self._start_requests(background, implied=self.IMPLIED)
+        self._requests = StateRequests(
+            self,
+            background,
+            implied=self.IMPLIED,
+            display=lambda state: DISPLAY,
+            normalize=self._normalize,
+            progress_unit=lambda state: self.PROGRESS_UNIT,
+            discard_progress=self._discard_progress,
+        )
+        self.status = self._requests.status
         self.engine_calls = 0
         self.panels: HeatmapPanels | None = None
         self._last_view: tuple | None = None  # what _apply showed (partial maps undone to it)
@@ -71,9 +80,8 @@ class Study(StateRequests, W.VBox):
         self._figure_box = W.Box([], layout=W.Layout(overflow="auto", max_width="100%"))
         super().__init__([self._layout(), self._figure_box, *self._extra(), self.status.widget])
         with busy([], self.status):
-            report = progress_reporter(self.status, self._requests, None, self.PROGRESS_UNIT)
-            self._apply(*self._first_compute(self.state, report))
-            self._line = self.status.line.value
+            self._apply(*self._first_compute(self.state, self._requests.report()))
+            self.status.keep()
         if self.panels is None:  # the first computation failed: empty panels, error shown
             self._show(
                 np.zeros((224, 224, 3), np.uint8),
@@ -81,9 +89,23 @@ class Study(StateRequests, W.VBox):
                 ["(not computed)"] * placeholders,
             )
         self._sync_controls()
-        self._watch_controls()
-        self._image_menu = ImageMenu(self._controls["image"], self._quiet)
+        self._requests.watch(self._controls)
+        self._image_menu = ImageMenu(self._controls["image"], self._requests.quiet)
         replace_in_cell(self)
+
+    def set(self, **changes):
+        """Change settings from Python, as the controls do; returns the result(s). An error
+        shows in the status line, and the previous state and figure are kept."""
+        self._requests.set(changes)
+        return getattr(self, self.RESULT)
+
+    def close(self) -> None:
+        """Close this widget and every widget it built; running work stops at its next
+        progress report, and its results are dropped."""
+        if "_requests" in vars(self):  # (absent when __init__ raised early)
+            self._requests.close()
+        close_owned(self)
+        super().close()
 
     # hooks for the subclasses
     def _build_controls(self) -> dict:
@@ -94,6 +116,10 @@ class Study(StateRequests, W.VBox):
 
     def _extra(self) -> list:
         return []
+
+    def _normalize(self, changes: dict) -> dict:
+        """Derived settings filled in (e.g. a new model's default layer)."""
+        return changes
 
     def _compute(self, state, report) -> tuple:
         """(state, StudyView) for ``state``; ``report(done, total)`` its progress."""
@@ -108,9 +134,9 @@ class Study(StateRequests, W.VBox):
     def _compute_again(self) -> bool:
         """Ask for the state's engine work as a background request; False when there is no
         kernel loop to run it off (then the caller computes inline)."""
-        if self._requests.cell_loop() is None:
+        if self._requests.queue.cell_loop() is None:
             return False
-        self._requests.submit({AGAIN: True})
+        self._requests.queue.submit({AGAIN: True})
         return True
 
     # shared behaviour
@@ -120,7 +146,7 @@ class Study(StateRequests, W.VBox):
     def _show_display(self, **changes) -> None:
         self.state = replace(self.state, **changes)
         self._render_display()
-        self.status.line.value = self._line  # the last good state's line, not an old error
+        self.status.restore()  # the last good state's line, not an old error
 
     def _apply(self, state, view: StudyView) -> None:
         self.state = state
@@ -143,7 +169,7 @@ class Study(StateRequests, W.VBox):
         loop's thread, and only while that request is the running one."""
 
         def update() -> None:
-            if self._progress is report and not self._closed:
+            if self._requests.progress is report and not self._requests.closed:
                 self._shown_partial = True
                 self._show(rgb, maps, titles, note, key=key, fades=fades)
 
@@ -187,7 +213,7 @@ class Study(StateRequests, W.VBox):
 
     def _sync_controls(self, keep_text: bool = False) -> None:
         """Controls show the state (``keep_text``: a typed class stays beside its error)."""
-        self._syncing = True
+        self._requests.syncing = True
         try:
             for name, control in self._controls.items():
                 value = getattr(self.state, name)
@@ -203,7 +229,7 @@ class Study(StateRequests, W.VBox):
                 if (name != "layer" or value in [o[1] for o in control.options]) and control.value != value:
                     control.value = value
         finally:
-            self._syncing = False
+            self._requests.syncing = False
 
     def _common_controls(self, models=True) -> dict:
         s = self.state

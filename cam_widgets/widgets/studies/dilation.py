@@ -150,12 +150,12 @@ class DilationStudy(Study):
         listed = {value for _, value in self._controls["layer"].options}
         if getattr(self, "_layers_of", None) != s.base or (s.layer or "") not in listed:
             self._layers_of = s.base
-            self._syncing = True
+            self._requests.syncing = True
             try:
                 menu = layer_menu(base.layers(), base.default_layer, s.layer or None, False)
                 self._controls["layer"].options = [("default", "")] + layer_options(menu)
             finally:
-                self._syncing = False
+                self._requests.syncing = False
 
     def _twin(self, base: Explainer, name: str, layer: str) -> Explainer:
         if name == "vgg16":

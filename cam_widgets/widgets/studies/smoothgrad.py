@@ -93,7 +93,7 @@ class SmoothGradStudy(Study):
     def _first_compute(self, s: SmoothGradState, report):
         """On a kernel: the plain map at once, the SmoothGrad panels filled in by a request
         run after the cell (its noisy samples took 44 to 69 s with nothing on screen)."""
-        if self._requests.cell_loop() is None:
+        if self._requests.queue.cell_loop() is None:
             return self._compute(s, report)
         explainer, prepared, plain, counts = self._plain(s)
         maps, titles = self._panels(plain, counts, {})
