@@ -273,7 +273,7 @@ def test_layer_menu_lists_the_blocks_and_keeps_the_current_layer(widget):
     from cam_widgets.widgets.shared.layer_menu import layer_menu
 
     _reset(widget)
-    explainer = widget._sources[0][0]
+    explainer = widget.sources[0][0]
     control = widget._controls["layer"]
     blocks = [layer.name for layer in layer_menu(explainer.layers(), "features.8", None, everything=False)]
     assert [v for _, v in control.options] == [""] + blocks
@@ -292,7 +292,7 @@ def test_class_defaults_are_the_top_two_and_follow_the_image_typed_values_stay()
     w = Compare(image="chelsea")
 
     def top(image):
-        return tuple(p.class_id for p in w._sources[0][0].predict(image, top=2))
+        return tuple(p.class_id for p in w.sources[0][0].predict(image, top=2))
 
     assert w.state.values == top("chelsea") == (285, 282) and w.state.auto_values
     assert w._controls["values"].value == "285, 282"
@@ -470,16 +470,16 @@ def test_metrics_are_off_by_default_then_scene_boxes_give_one_row_per_panel(scen
 def test_curve_aucs_equal_deletion_insertion_and_recompute_only_when_needed(scene_widget):
     w = scene_widget
     _metrics_on(w)
-    assert w.metrics.curve_for.options == tuple((t, k) for k, t in enumerate(w._titles))
+    assert w.metrics.curve_for.options == tuple((t, k) for k, t in enumerate(w.titles))
     assert w.metrics.curve_for.value == 0 and "<svg" in w.metrics.curve.value
-    explainer, prepared = w._sources[0]
+    explainer, prepared = w.sources[0]
     direct = deletion_insertion(explainer, prepared, w.results[0].heatmap, 285, steps=w.metrics.steps)
     assert w.metrics.curve_result["deletion_auc"] == pytest.approx(direct["deletion_auc"])
     assert w.metrics.curve_result["insertion_auc"] == pytest.approx(direct["insertion_auc"])
     assert f"{direct['insertion_auc']:.3f}" in w.metrics.curve.value
     before = w.metrics.curve_calls
     w.metrics.curve_for.value = 1
-    assert w.metrics.curve_calls == before + 1 and w._titles[1] in w.metrics.curve.value
+    assert w.metrics.curve_calls == before + 1 and w.titles[1] in w.metrics.curve.value
     w.metrics.curve_for.value = 0  # seen before: cached
     w.set(opacity=0.7)  # display only: no metric at all
     w.metrics.box.value = "0,0,112,224"  # a new box: table again, same maps: same curve
@@ -573,7 +573,7 @@ def test_slow_methods_report_their_progress_as_a_share_of_the_comparison(widget,
     report["progress"](5, 10)  # half of the second of two panels
     assert seen == [(0.75, 1.0)]
     assert _progress_of("gradcam", seen.append, 0, 2) == {}  # fast: no progress bar
-    explainer = widget._sources[0][0]
+    explainer = widget.sources[0][0]
     real, kwargs = explainer.explain, []
 
     def spy(image, method, *args, **params):
@@ -601,6 +601,24 @@ def test_the_class_box_names_the_class_as_the_explorer_does(widget):
         assert widget._controls["target"].value == "967 espresso"
         widget._controls["target"].value = "282 tiger cat"  # what the menu offers reads back
         assert widget.state.target == 282 and widget.results[0].class_id == 282
+    finally:
+        _reset(widget)
+
+
+def test_the_class_is_resolved_once_to_ids_in_the_state(widget):
+    """A typed name or contrast is kept as ids of the model's labels, as the Explorer keeps
+    it: the engine work does not parse the class box's text again on every request."""
+    import cam_widgets as cw
+
+    _reset(widget)
+    try:
+        widget.set(by="method", values=("gradcam",), target="tiger cat")
+        assert widget.state.target == 282 and widget.results[0].class_id == 282
+        widget._controls["target"].value = "tiger cat vs Egyptian cat"
+        assert widget.state.target == cw.contrast(282, 285)
+        assert widget._controls["target"].value == "282 tiger cat vs 285 Egyptian cat"
+        widget.set(by="model", values=("efficientnet_lite0",), target="Egyptian cat")
+        assert widget.state.target == 285 and widget.results[0].class_id == 285
     finally:
         _reset(widget)
 

@@ -185,7 +185,7 @@ def test_compare_stop_keeps_the_maps_before(compare):
     run_loop(scenario)
     assert compare.results is before and compare.state.by == "class"
     assert compare._controls["by"].value == "class" and "stopped" in compare.status.line.value
-    assert count_hooks(compare._sources[0][0].engine.model) == 0
+    assert count_hooks(compare.sources[0][0].engine.model) == 0
 
 
 def test_a_replaced_request_stops_at_its_next_report_and_its_changes_are_kept():

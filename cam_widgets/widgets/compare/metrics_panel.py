@@ -112,14 +112,14 @@ class MetricsPanel:
             None if t is None else [scale_box(b, shape, r.heatmap.shape) for b in t]
             for t, r in zip(display, host.results)
         ]
-        self.rows = panel_metrics(host._sources, host.results, self.targets)
+        self.rows = panel_metrics(host.sources, host.results, self.targets)
         if self.box_xyxy is not None:
             source = f"box {','.join(map(str, self.box_xyxy))} (typed or drawn)"
         elif display[0] is not None:
             source = f"ground-truth boxes of {host.state.image} (those of each panel's class)"
         else:
             source = "no box: type x0,y0,x1,y1 or draw one with the figure's rectangle tool"
-        self.table.value = metrics_table_html(host._titles, self.rows, source)
+        self.table.value = metrics_table_html(host.titles, self.rows, source)
         self._shapes = self._box_shapes(display)
         if not new_figure:
             self._draw_shapes()
@@ -203,7 +203,7 @@ class MetricsPanel:
 
     # ----------------------------------------------------------------- helpers
     def _sync_curve_options(self) -> None:
-        titles = list(self.host._titles) if self.host.results else []
+        titles = list(self.host.titles) if self.host.results else []
         options = [(t, k) for k, t in enumerate(titles)]
         if list(self.curve_for.options) != options:
             keep = self.curve_for.value if self.curve_for.value is not None else 0
@@ -219,7 +219,7 @@ class MetricsPanel:
         if not self.on or not host.results or k is None:
             return
         r = host.results[k]
-        explainer, prepared = host._sources[k]
+        explainer, prepared = host.sources[k]
         key = (
             explainer.name,
             prepared.key,
@@ -238,7 +238,7 @@ class MetricsPanel:
             )
         self.curve_result = self._curve_cache[key]
         self.curve.value = curve_html(
-            self.curve_result, host._titles[k], note=f", {self.steps} steps, blurred baseline"
+            self.curve_result, host.titles[k], note=f", {self.steps} steps, blurred baseline"
         )
 
     def _box_shapes(self, display: Sequence[list[Box] | None]) -> list[dict]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from ...api import get_explainer
 from ...errors import InvalidParameterError, Received, UnknownMethodError, close_matches, expected
 from ...methods import get_method, list_methods
-from ...models import DEFAULT_MODEL, list_models, weights_on_disk
+from ...models import DEFAULT_MODEL, list_models, resolve_target, weights_on_disk
 from ..shared.layer_menu import stage_layers
 
 #: What a comparison can vary; the other dimensions are fixed by their controls.
@@ -109,11 +109,14 @@ def check_by(by) -> None:
 
 def resolve_state(s: CompareState) -> CompareState:
     """``s`` ready for the engine: defaults filled in when ``auto_values``, methods by their
-    registry names. Raises a one-line error for an unknown ``by`` or no compared values."""
+    registry names, the class (or contrast) as ids of the model's labels (by model: the
+    first model's), resolved once. Raises a one-line error for an unknown ``by``, no
+    compared values or an unknown class."""
     check_by(s.by)
     values = default_values(s.by, s.model, s.image) if s.auto_values else tuple(s.values)
     if s.by == "method":
         values = tuple(method_name(v) for v in values)
     if not values:
         raise InvalidParameterError(expected("values", f"at least one {s.by}", Received("none")))
-    return replace(s, values=values)
+    labels = get_explainer(values[0] if s.by == "model" else s.model).labels
+    return replace(s, values=values, target=resolve_target(s.target, labels))

@@ -8,7 +8,6 @@ controls in :mod:`.controls`; the names in ``__all__`` are re-exported here.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -36,11 +35,10 @@ from .state import (
     CompareState,
     check_by,
     parse_values,
-    resolve_state,
     values_text,
 )
 from .view import mark_unseen, probe_table_html, scaled_maps, summary_line, value_at
-from .work import compute_panels, unseen_notes
+from .work import ComparePanels, CompareWork
 
 __all__ = ["Compare", "CompareState", "DEFAULT_VALUES", "DIMENSIONS", "DISPLAY", "parse_values", "value_at"]
 
@@ -68,6 +66,9 @@ class Compare(W.VBox):
     :class:`~cam_widgets.widgets.compare.metrics_panel.MetricsPanel`) adds a table of localization
     and faithfulness scores per panel against a typed, drawn or scene ground-truth box, and
     the deletion / insertion curve of one panel.
+
+    ``results``, ``titles`` and ``sources`` (each panel's explainer and prepared photo) are
+    those of the maps on show.
     """
 
     def __init__(
@@ -117,9 +118,10 @@ class Compare(W.VBox):
         )
         self.status = self._requests.status
         self.results: list[Explanation] = []
-        self._sources: list = []  # (explainer, prepared image) of each panel, for metrics
+        self.titles: list[str] = []  # each panel's title, as drawn
+        self.sources: list = []  # (explainer, prepared image) of each panel, for metrics
         self._unseen: list[str] = []  # per panel: its class is one the model does not see
-        self.engine_calls = 0
+        self._work = CompareWork()
         self.seconds = 0.0  # wall time of the last update's engine work
         self.probed: tuple[float, float] | None = None
         self._controls = build_controls(self.state)
@@ -141,7 +143,7 @@ class Compare(W.VBox):
             self._apply(*self._compute(self.state, self.status.report))
             self.status.keep()
         if self.panels is None:  # the first computation failed: empty panels, error shown
-            self._titles = [str(v) for v in values] or ["(none)"]
+            self.titles = [str(v) for v in values] or ["(none)"]
             self._build_panels(np.zeros((224, 224, 3), np.uint8))
         self._sync_controls()
         self._requests.watch(self._controls)
@@ -239,7 +241,7 @@ class Compare(W.VBox):
             value_at(np.asarray(p.heatmap(k).z, dtype=float), x, y, p.image_shape) for k in range(p.count)
         ]
         unit = p.figure.layout.coloraxis.colorbar.title.text or ""
-        self.table.value = probe_table_html(self._titles, values, x, y, unit)
+        self.table.value = probe_table_html(self.titles, values, x, y, unit)
         return values
 
     def _on_probe(self, panel: int, x: float, y: float) -> None:
@@ -248,11 +250,21 @@ class Compare(W.VBox):
             self.metrics.probed()
 
     # ------------------------------------------------------------------ engine
-    def _apply(self, state: CompareState, panels: tuple) -> None:
+    @property
+    def engine_calls(self) -> int:
+        """Requests that reached the engine so far (display changes make none)."""
+        return self._work.calls
+
+    def _compute(self, state: CompareState, report) -> tuple[CompareState, ComparePanels]:
+        """The engine work (in a worker thread for a change made in the browser)."""
+        return self._work.run(state, report)
+
+    def _apply(self, state: CompareState, panels: ComparePanels) -> None:
         """Show what :meth:`_compute` gave for ``state``."""
-        results, rgb, titles, sources, unseen, seconds = panels
-        self.state, self.results, self._titles, self._sources = state, results, titles, sources
-        self._unseen, self.seconds = unseen, seconds
+        results, rgb, unseen = panels.results, panels.rgb, panels.unseen
+        self.state, self.results, self.sources = state, results, panels.sources
+        self.titles, self._unseen = mark_unseen(panels.titles, unseen, state.by), unseen
+        self.seconds = panels.seconds
         rebuilt = self.panels is None or self.panels.count != len(results)
         if rebuilt:
             self._build_panels(rgb)
@@ -271,25 +283,13 @@ class Compare(W.VBox):
         """The summary line, a warning for the first flagged map, or the summary with a
         warning for each class the model does not see."""
         summary = summary_line(self.state, self.results, self.seconds)
-        flagged = [(t, r) for t, r in zip(self._titles, self.results) if r.flagged]
+        flagged = [(t, r) for t, r in zip(self.titles, self.results) if r.flagged]
         if flagged:
             self.status.warn(with_notes(f"{flagged[0][0]}: {flagged[0][1].status.message}", self._unseen))
         elif any(self._unseen):
             self.status.warn(with_notes(summary, self._unseen))
         else:
             self.status.info(summary)
-
-    def _compute(self, s: CompareState, report) -> tuple[CompareState, tuple]:
-        """(the state with its values resolved, what compute_panels gives and the notes of
-        classes not seen, the titles marked): the engine work,
-        in a worker thread for a change made in the browser."""
-        started = time.perf_counter()
-        s = resolve_state(s)  # a bad setting is not an engine call (defaults may predict)
-        self.engine_calls += 1  # (a count for tests: display changes make none)
-        results, rgb, titles, sources = compute_panels(s, report)
-        unseen = unseen_notes(results, sources)
-        seconds = time.perf_counter() - started  # shown with these results, set with them
-        return s, (results, rgb, mark_unseen(titles, unseen, s.by), sources, unseen, seconds)
 
     # ------------------------------------------------------------------ render
     def _build_panels(self, rgb: np.ndarray) -> None:
@@ -298,7 +298,7 @@ class Compare(W.VBox):
         self.panels = HeatmapPanels(
             rgb,
             maps,
-            self._titles,
+            self.titles,
             opacity=self.state.opacity,
             colormap=self.state.colormap,
             zrange=zrange,
@@ -321,14 +321,14 @@ class Compare(W.VBox):
 
     def _scaled_maps(self):
         """Maps per panel in [0, 1], or raw maps clipped at 0 on one shared scale."""
-        return scaled_maps(self.results, self.state.shared_scale, len(self._titles))
+        return scaled_maps(self.results, self.state.shared_scale, len(self.titles))
 
     def _render(self) -> None:
         """Maps from the results (no engine call): per panel in [0, 1] or on a shared scale."""
         s, p = self.state, self.panels
         maps, zrange, label = self._scaled_maps()
         with p.figure.batch_update():
-            p.set_maps(maps, self._titles, zrange=zrange, colorbar_title=label, fades=self._fades())
+            p.set_maps(maps, self.titles, zrange=zrange, colorbar_title=label, fades=self._fades())
             p.set_opacity(s.opacity)
             p.set_colormap(s.colormap)
         if self.probed is not None:

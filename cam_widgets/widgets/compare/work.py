@@ -4,7 +4,9 @@ dimension), and which panels' classes their model does not see. It may run in a 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -12,7 +14,6 @@ from ...api import get_explainer
 from ...errors import InvalidParameterError, Received, expected
 from ...methods import get_method
 from ...methods.context import Progress
-from ...models import parse_target, resolve_target
 from ...result import Explanation
 from ..shared.images import load_choice
 from ..shared.maps import (
@@ -20,7 +21,37 @@ from ..shared.maps import (
     top_classes,
     unseen_note,
 )
-from .state import CompareState
+from .state import CompareState, resolve_state
+
+
+class ComparePanels(NamedTuple):
+    """What one request computed: each panel's result, title and (explainer, prepared
+    image), the photo shown, each panel's note of a class its model does not see (or ""),
+    and the seconds it took."""
+
+    results: list
+    rgb: np.ndarray
+    titles: list
+    sources: list
+    unseen: list
+    seconds: float
+
+
+class CompareWork:
+    """Compare's engine work; ``calls`` counts the requests that reached the engine (display
+    changes make none)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def run(self, state: CompareState, progress: Progress = None) -> tuple[CompareState, ComparePanels]:
+        """(``state`` resolved, its panels): see :func:`compute_panels`."""
+        started = time.perf_counter()
+        state = resolve_state(state)  # a bad setting is not an engine call (defaults may predict)
+        self.calls += 1
+        results, rgb, titles, sources = compute_panels(state, progress)
+        unseen = unseen_notes(results, sources)
+        return state, ComparePanels(results, rgb, titles, sources, unseen, time.perf_counter() - started)
 
 
 def compute_panels(
@@ -34,7 +65,7 @@ def compute_panels(
         return _compute_models(s, rgb, progress)
     explainer = get_explainer(s.model)
     prepared = explainer.prepare(rgb)
-    target = resolve_target(s.target, explainer.labels)
+    target = s.target  # ids (resolve_state)
     if s.by == "class":
         results = explainer.explain_classes(
             prepared, list(s.values), s.method, s.layer, **_progress_of(s.method, progress, 0, 1)
@@ -89,8 +120,7 @@ def _progress_of(method: str, progress: Progress, panel: int, panels: int) -> di
 
 def _compute_models(s: CompareState, rgb: np.ndarray, progress: Progress):
     results, photo, sources = [], None, []
-    # a contrast typed as text ("A vs B") parsed here: the explainers take its classes
-    class_id = parse_target(s.target) if isinstance(s.target, str) else s.target
+    class_id = s.target  # ids of the first model's labels (resolve_state)
     for k, name in enumerate(s.values):
         explainer = get_explainer(name)
         prepared = explainer.prepare(rgb)  # each model's own input size

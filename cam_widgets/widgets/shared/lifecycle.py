@@ -24,8 +24,8 @@ DROPPED = (
     "panels",
     "view",
     "_controls",
-    "_sources",
-    "_titles",
+    "sources",
+    "titles",
     "_last_view",
     "plain",
 )
