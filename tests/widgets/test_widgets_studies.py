@@ -126,11 +126,11 @@ def test_smoothgrad_panels_are_the_counts_the_run_reaches_and_fit_the_page():
     assert study.panels.count == 2 and "1 sample in" in study.status.line.value
     study.set(samples=100)  # ten panels: in rows (issue 19: one row of 74 to 83 px)
     assert study.panels.count == 10 and study.panels.panel_size == 320
-    assert study._figure_box.layout.overflow == "auto"
+    assert study._figure.widget.layout.overflow == "auto"
     # the figure fits the page's width, in rows of panels 150 px or wider; past one such
     # panel (and the colour bar) the box scrolls
     fitted = study.panels.widget
-    assert list(study._figure_box.children) == [fitted] and fitted is not study.panels.figure
+    assert list(study._figure.widget.children) == [fitted] and fitted is not study.panels.figure
     assert study.panels.figure.layout.width is None
     assert fitted.layout.min_width == f"{MIN_WRAP_PANEL + 120}px" == "270px"
     assert fitted.layout.max_width == f"{10 * 320 + 120}px"
@@ -230,7 +230,7 @@ def test_a_study_keeps_a_typed_class_beside_its_error_and_its_note_follows_the_m
     assert "cw-error" in study.status.line.value and "notaclass" in study.status.line.value
     assert box.value == "notaclass" and study.result is before  # not reset under its error
     box.value = "tiger cat"
-    assert study.result.class_id == 282 and study.state.target == "tiger cat"
+    assert study.result.class_id == 282 and study.state.target == 282  # resolved once, to an id
     study.set(method="gradcam")  # CAM maps: no percentile, and the note says so at once
     assert study.result.method == "gradcam" and note() == ""
     assert box.placeholder == "top class; or boxer, 282..."
@@ -247,13 +247,13 @@ def test_a_study_left_to_the_top_class_names_it_in_the_class_box():
 
 def _titles_shown(study, monkeypatch) -> list:
     shown = []
-    original = study._show
+    original = study._figure.show
 
     def recording(rgb, maps, titles, note="", key=None, **kwargs):  # (kwargs: the fades)
         shown.append(list(titles))
         return original(rgb, maps, titles, note, key=key, **kwargs)
 
-    monkeypatch.setattr(study, "_show", recording)
+    monkeypatch.setattr(study._figure, "show", recording)
     return shown
 
 
@@ -265,13 +265,13 @@ def test_smoothgrad_panels_fill_in_as_their_counts_are_reached(monkeypatch):
     study = SmoothGradStudy(image="chelsea", method="vanilla", samples=4, snapshots=(1, 4), background=True)
     shown = _titles_shown(study, monkeypatch)
     partial_maps = []
-    original = study._show
+    original = study._figure.show
 
     def keep_maps(rgb, maps, titles, note="", key=None, **kwargs):  # (kwargs: the fades)
         partial_maps.append([np.array(m) for m in maps])
         return original(rgb, maps, titles, note, key=key, **kwargs)
 
-    monkeypatch.setattr(study, "_show", keep_maps)
+    monkeypatch.setattr(study._figure, "show", keep_maps)
 
     async def scenario():
         study._controls["samples"].value = 9  # counts 1, 4 and the run's last, 9
@@ -293,9 +293,7 @@ def test_a_stopped_smoothgrad_run_shows_the_maps_before_again(monkeypatch):
 
     study = SmoothGradStudy(image="chelsea", method="vanilla", samples=2, snapshots=(1, 2), background=True)
     # small batches, whatever the device (on CUDA all 100 samples would be one batch)
-    monkeypatch.setattr(
-        study._prepare(study.state, study.state.model)[0].engine, "batch_size_for", lambda *args: 3
-    )
+    monkeypatch.setattr(get_explainer(study.state.model).engine, "batch_size_for", lambda *args: 3)
     before = [t for t in study.panels.figure.layout.annotations]
     titles_before = [a.text for a in before]
     shown = _titles_shown(study, monkeypatch)

@@ -26,7 +26,7 @@ DROPPED = (
     "_controls",
     "sources",
     "titles",
-    "_last_view",
+    "_figure",
     "plain",
 )
 
