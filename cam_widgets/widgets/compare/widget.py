@@ -20,7 +20,7 @@ from ...models import DEFAULT_MODEL
 from ...result import Explanation
 from ..shared.controls import first_view
 from ..shared.images import ImageMenu, image_choice, show_choice
-from ..shared.lifecycle import close_owned, replace_in_cell
+from ..shared.lifecycle import close_widget, replace_in_cell
 from ..shared.maps import overlay_fades, with_notes
 from ..shared.panels import PANEL_SIZE, HeatmapPanels
 from ..shared.state_requests import StateRequests, control_value
@@ -160,9 +160,7 @@ class Compare(W.VBox):
     def close(self) -> None:
         """Close this widget and every widget it built; running work stops at its next
         progress report, and its results are dropped."""
-        if "_requests" in vars(self):  # (absent when __init__ raised early)
-            self._requests.close()
-        close_owned(self)
+        close_widget(self)
         super().close()
 
     # ---------------------------------------------------------------- controls

@@ -19,7 +19,7 @@ from ...models import DEFAULT_MODEL, Contrast, parse_target
 from ..shared.controls import class_options, first_view, precisions_for, target_text
 from ..shared.images import ImageMenu, image_choice, show_choice
 from ..shared.layer_menu import layer_menu, layer_options
-from ..shared.lifecycle import close_owned, replace_in_cell
+from ..shared.lifecycle import close_widget, replace_in_cell
 from ..shared.maps import unseen_note
 from ..shared.state_requests import StateRequests
 from ..shared.status import errors_shown
@@ -169,9 +169,7 @@ class Explorer(W.VBox):
     def close(self) -> None:
         """Close this widget and every widget it built; running work stops at its next
         progress report, and its results are dropped."""
-        if "_requests" in vars(self):  # (absent when __init__ raised early)
-            self._requests.close()
-        close_owned(self)
+        close_widget(self)
         super().close()
 
     def export(self, path, annotated: bool = True):

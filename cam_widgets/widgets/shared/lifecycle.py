@@ -51,6 +51,16 @@ def close_owned(owner: W.Widget) -> None:
             setattr(owner, name, None)
 
 
+def close_widget(widget: W.Widget) -> None:
+    """What a widget's ``close()`` does before ipywidgets' own: its running work stopped (its
+    request model, absent when its ``__init__`` raised early), every widget it built closed,
+    its results dropped."""
+    requests = vars(widget).get("_requests")
+    if requests is not None:
+        requests.close()
+    close_owned(widget)
+
+
 def _stop_following_files(widget: W.Widget) -> None:
     """anywidget ties each instance to its class's script file (a hot-reload hook for
     development) by a callback holding the instance: a closed plotly FigureWidget, with its

@@ -16,7 +16,7 @@ import ipywidgets as W
 import numpy as np
 
 from ..shared.images import ImageMenu, image_choice
-from ..shared.lifecycle import close_owned, replace_in_cell
+from ..shared.lifecycle import close_widget, replace_in_cell
 from ..shared.maps import with_notes
 from ..shared.state_requests import AGAIN, StateRequests
 from ..shared.status import busy
@@ -89,9 +89,7 @@ class Study(W.VBox):
     def close(self) -> None:
         """Close this widget and every widget it built; running work stops at its next
         progress report, and its results are dropped."""
-        if "_requests" in vars(self):  # (absent when __init__ raised early)
-            self._requests.close()
-        close_owned(self)
+        close_widget(self)
         super().close()
 
     # hooks for the studies
