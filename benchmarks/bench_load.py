@@ -24,6 +24,14 @@ Scenarios, in this order:
 
 Everything runs on this one machine (kernels and browsers share its CPUs), so the figures
 are those of a loaded server with its users' browsers on it, and noisy if anything else runs.
+So each scenario also counts CPU seconds (utime + stime in /proc/<pid>/stat, every 0.1 s, of
+every process this benchmark started, whatever else runs) from the navigations to the last
+first map, by class: the kernels, the Voila server, Chromium (its renderers, one per page, and
+its browser, GPU and utility processes) and the measuring itself (this script and Playwright's
+driver). The kernels', Voila's and Chromium's together over the machine's cores is the floor
+for the slowest first map: the time it would take with no core ever idle and nothing else on
+the machine. CPU seconds inflate too on a busy machine (its 2 CPUs share caches and cores with
+other work): compare runs at similar loads.
 Helpers come from tests/browser (Server, the load test's sessions and kernel counting).
 """
 
@@ -36,6 +44,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +69,94 @@ from browser.test_load_browser import (  # noqa: E402
 
 STRETCHED_DEADLINE_MS = 60_000
 ANYWIDGET_FAILED = "[anywidget] Failed to initialize model."
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: CPU classes, in the table's order.
+CPU_CLASSES = ("kernels", "voila", "renderers", "chromium other", "measuring")
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            kids += [int(k) for k in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process (all its threads), seconds; None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuSampler(threading.Thread):
+    """Every 0.1 s, the CPU seconds so far of each process this benchmark started (its
+    descendants), by class; a process that ended keeps its last reading."""
+
+    def __init__(self, voila_pid: int, interval: float = 0.1):
+        super().__init__(daemon=True)
+        self.voila_pid, self.interval = voila_pid, interval
+        self.readings: list[tuple[float, dict]] = []  # (time.time(), {class: CPU s})
+        self._last: dict[int, tuple[str, float]] = {}
+        self._stop_event = threading.Event()
+        self._lock = threading.Lock()
+
+    def _class_of(self, pid: int) -> str | None:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if pid == self.voila_pid:
+            return "voila"
+        if b"ipykernel" in cmd:
+            return "kernels"
+        if b"chrom" in cmd:
+            return "renderers" if b"--type=renderer" in cmd else "chromium other"
+        return "measuring"  # Playwright's driver (node)
+
+    def sample(self) -> None:
+        todo, seen = [os.getpid()], []
+        while todo:
+            kids = _children(todo.pop())
+            seen += kids
+            todo += kids
+        for pid in seen:
+            known = self._last.get(pid)
+            cls = known[0] if known else self._class_of(pid)
+            cpu = _cpu_seconds(pid)
+            if cls is not None and cpu is not None:
+                self._last[pid] = (cls, cpu)
+        totals = dict.fromkeys(CPU_CLASSES, 0.0)
+        totals["measuring"] = _cpu_seconds(os.getpid()) or 0.0
+        for cls, cpu in self._last.values():
+            totals[cls] += cpu
+        with self._lock:
+            self.readings.append((time.time(), totals))
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.sample()
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+    def at(self, when: float) -> dict:
+        """The last reading at or before ``when`` (time.time())."""
+        with self._lock:
+            before = [r for t, r in self.readings if t <= when]
+            return before[-1] if before else self.readings[0][1]
+
+    def spent(self, start: float, end: float) -> dict:
+        a, b = self.at(start), self.at(end)
+        return {cls: round(b[cls] - a[cls], 1) for cls in CPU_CLASSES}
+
 
 BASELINE_CELLS = [
     "import torch",
@@ -131,10 +228,14 @@ def run_scenario(
     kernels' peaks, close the tabs, wait (bounded) for their kernels to end."""
     print(f"[{name}] starting Voila", flush=True)
     srv = start_voila(notebook, work)
+    sampler = CpuSampler(srv.proc.pid)
     sessions: list[Session] = []
     row = {"scenario": name, "pages": pages, "anywidget_deadline_ms": deadline_ms}
     try:
         sessions = [Session(browser, anywidget_deadline_ms=deadline_ms) for _ in range(pages)]
+        sampler.start()
+        time.sleep(0.3)  # a first reading before the navigations
+        opened = time.time()
         for s in sessions:
             s.open(srv.url + "/")
         strict = deadline_ms == 2000
@@ -149,6 +250,13 @@ def run_scenario(
         row["errors"] = {str(i): e for i, e in errors.items()}
         for mark in ("firstMap", "complete", "image"):
             row[mark] = [None if s.seconds(mark) is None else round(s.seconds(mark), 1) for s in sessions]
+        first = [s.marks.get("image" if "image" in marks else "firstMap") for s in sessions]
+        if all(first):
+            row["cpu_to_last_first_s"] = sampler.spent(opened, max(first) / 1000)
+        if "complete" in marks and all(s.marks.get("complete") for s in sessions):
+            row["cpu_to_last_complete_s"] = sampler.spent(
+                opened, max(s.marks["complete"] for s in sessions) / 1000
+            )
         row["anywidget_failed_pages"] = sum(ANYWIDGET_FAILED in " ".join(s.page.errors) for s in sessions)
         try:
             row["dead_models"] = [len(s.page.evaluate(DEAD_ANYWIDGETS_JS) or []) for s in sessions]
@@ -163,6 +271,7 @@ def run_scenario(
         count, waited = wait_kernel_count(srv, 0, GONE_TIMEOUT)
         row["kernels_left"], row["kernels_gone_s"] = count, round(waited, 1)
     finally:
+        sampler.stop()
         for s in sessions:
             s.dispose()
         srv.stop()
@@ -204,6 +313,28 @@ def table(rows: list[dict]) -> str:
             f"| {r['scenario']} | {r['pages']} | {_fmt_list(first)} | {_slowest(first)} | "
             f"{complete} | {_fmt_list(r['peak_mb'])} | {without} | "
             f"{r['anywidget_failed_pages']} | {gone} |"
+        )
+    return "\n".join(lines)
+
+
+def cpu_table(rows: list[dict], cores: int) -> str:
+    """CPU seconds from the navigations to the last first map (image), by class, and the
+    floor: the kernels', Voila's and Chromium's over the cores."""
+    lines = [
+        "| scenario | pages | kernels | Voila | Chromium renderers | Chromium other | "
+        "measuring | per page (kernel + Voila + Chromium) | floor (s) | slowest first map (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cpu = r.get("cpu_to_last_first_s")
+        if not cpu:
+            continue
+        work = cpu["kernels"] + cpu["voila"] + cpu["renderers"] + cpu["chromium other"]
+        first = r["image"] if r["scenario"].startswith("baseline") else r["firstMap"]
+        lines.append(
+            f"| {r['scenario']} | {r['pages']} | {cpu['kernels']:g} | {cpu['voila']:g} | "
+            f"{cpu['renderers']:g} | {cpu['chromium other']:g} | {cpu['measuring']:g} | "
+            f"{work / r['pages']:.1f} | {work / cores:.1f} | {_slowest(first)} |"
         )
     return "\n".join(lines)
 
@@ -282,6 +413,15 @@ def main() -> int:
         f"deadline {STRETCHED_DEADLINE_MS // 1000} s instead of 2 s (browsers and kernels "
         "share these CPUs). Each scenario has a Voila of its own; pages each have a browser "
         "context of their own."
+    )
+    print()
+    print(cpu_table(rows, info["cpus"] or 1))
+    print()
+    print(
+        "CPU seconds from the navigations to the slowest page's first map (image), every "
+        "process of the class together; 'measuring' is this script and Playwright's driver. "
+        "Floor: kernels + Voila + Chromium over the machine's cores, the slowest first map "
+        "with no core idle and nothing else running."
     )
     strict = [r for r in rows if r["anywidget_deadline_ms"] == 2000]
     for r in strict:
