@@ -12,6 +12,16 @@
 #    `xsrf_token` there sets the cookie (or keeps an existing one). The XSRF check itself stays
 #    on: only a page of the same origin can read the cookie and echo it back, which is what
 #    JupyterLab's own pages do. (Not compatible with `preheat_kernel`, which is not used here.)
+#    The same hook gives Voila's grey placeholders (one per code cell not yet run, progressive
+#    rendering) a still look: their "shine" animates a background gradient, repainted at 60
+#    frames a second for as long as any placeholder is on the page, which cost each waiting
+#    page 0.12 to 0.16 CPU-s per second (its renderer and Chromium's GPU process; 0.004 still).
+#    Five pages waiting 30 s for their kernels: some 20 CPU-s, about 10 s of a 2-core machine
+#    that also runs the kernels (benchmarks/RESULTS.md, session 13). The placeholders, their
+#    place and the status line that counts the seconds a cell computes stay. The rule goes into
+#    the page as a <style> before the first markdown cell's text, in the copy of the notebook
+#    Voila renders (markdown cells are not run; the file is unchanged, and JupyterLab never
+#    sees it). VOILA_PLACEHOLDER_SHINE=1 keeps Voila's animation.
 # 2. Kernels left behind anyway (a browser that crashed, a tab killed without `beforeunload`,
 #    a lost network) are culled once idle: with no connected tab and not running for
 #    CULL_IDLE_SECONDS (default 600; 0 turns culling off), checked every
@@ -29,18 +39,42 @@
 #    provides, as every browser test of the widgets shows. Offline, Voila's page template also
 #    asks a CDN for Font Awesome ("Failed to load resource: net::ERR_NAME_NOT_RESOLVED", twice):
 #    the icons come from the Font Awesome 5 bundled with ipywidgets' extension all the same.
+import copy
 import os
 
 c = get_config()  # noqa: F821 - defined by traitlets' config loader
 
 
-def _set_xsrf_cookie(req, notebook, cwd):
-    """Voila prelaunch hook: give the page its `_xsrf` cookie; the notebook is unchanged."""
-    req.xsrf_token  # noqa: B018 - tornado sets the cookie on first read
+#: Voila's placeholders without their shine (the classes of voila's spinner.macro.html.j2).
+STILL_PLACEHOLDERS = (
+    "<style>.voila-skeleton-post .voila-skeleton-avatar, .voila-skeleton-post .voila-skeleton-line"
+    " {animation: none;}</style>"
+)
+
+
+def _still_placeholders(notebook):
+    """A copy of ``notebook`` whose first markdown cell starts with STILL_PLACEHOLDERS (None:
+    no markdown cell, or the shine kept)."""
+    if os.environ.get("VOILA_PLACEHOLDER_SHINE", "").strip() == "1":
+        return None
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "markdown":
+            page = copy.copy(notebook)
+            page.cells = list(notebook.cells)
+            page.cells[index] = copy.deepcopy(cell)
+            page.cells[index].source = STILL_PLACEHOLDERS + "\n\n" + cell.source
+            return page
     return None
 
 
-c.VoilaConfiguration.prelaunch_hook = _set_xsrf_cookie
+def _prelaunch(req, notebook, cwd):
+    """Voila prelaunch hook: give the page its `_xsrf` cookie; placeholders without their
+    shine (the notebook Voila renders, a copy: the file is unchanged)."""
+    req.xsrf_token  # noqa: B018 - tornado sets the cookie on first read
+    return _still_placeholders(notebook)
+
+
+c.VoilaConfiguration.prelaunch_hook = _prelaunch
 
 
 def _seconds(name, default):
