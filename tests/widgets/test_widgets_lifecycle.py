@@ -118,3 +118,4 @@ def test_closing_a_study_while_its_request_runs_ends_it_quietly():
 
     run_loop(browser)
     assert errors == []
+    assert "cw-error" not in study.status.line.value  # nothing undone on a closed figure

@@ -400,29 +400,77 @@ def test_a_layer_sweep_over_score_cam_can_be_stopped_and_says_how_it_computed():
     assert "from one backward" in sweep.status.line.value
 
 
-@pytest.mark.parametrize("set_method", [False, True])
-def test_a_set_from_a_cell_during_a_browser_request_is_kept(explorer, set_method):
-    """A cell's ``set()`` while a browser change computes: the browser's request, computed on
-    the older state, must not overwrite it when it ends; its own change runs again on the
-    newer state, less the settings the cell set (set later, they win)."""
+#: (browser change, held; browser changes waiting before the cell; the cell's set();
+#:  browser changes after it; a progress report when released; expected (method, layer, target):
+#:  features.8 is the model's default layer)
+SET_DURING_A_REQUEST = {
+    "other setting": (
+        {"method": "gradcam++"},
+        {},
+        {"target": 281},
+        {},
+        False,
+        ("gradcam++", "features.8", 281),
+    ),
+    "same setting": (
+        {"method": "gradcam++"},
+        {},
+        {"target": 281, "method": "layercam"},
+        {},
+        False,
+        ("layercam", "features.8", 281),
+    ),
+    # a newer browser change supersedes the running request: its requeued changes lose too
+    "superseded": (
+        {"method": "gradcam++"},
+        {},
+        {"method": "layercam"},
+        {"layer": "features.5"},
+        True,
+        ("layercam", "features.5", None),
+    ),
+    # a browser change waiting since before the cell is older than the set()
+    "waiting": (
+        {"layer": "features.5"},
+        {"method": "gradcam++"},
+        {"method": "layercam"},
+        {},
+        False,
+        ("layercam", "features.5", None),
+    ),
+    # a new photo set from a cell voids the class picked for the old one (implied)
+    "dependent": ({"target": 282}, {}, {"image": "coffee"}, {}, False, ("gradcam", "features.8", None)),
+}
+
+
+@pytest.mark.parametrize("case", SET_DURING_A_REQUEST)
+def test_a_set_from_a_cell_during_a_browser_request_is_kept(explorer, case):
+    """A cell's ``set()`` while browser changes compute or wait: the browser's request,
+    computed on the older state, must not overwrite it when it ends or is superseded; its
+    changes run again on the newer state, less the settings the cell set and their
+    dependents (set later, they win)."""
+    first, waiting, cell, after, report, (method, layer, target) = SET_DURING_A_REQUEST[case]
     work = type(explorer)._compute
     entered, release = threading.Event(), threading.Event()
 
-    def held(self, *args):
+    def held(self, state, progress):
         if not entered.is_set():  # the browser's request: held until the cell has run
             entered.set()
             assert release.wait(300)
-        return work(self, *args)
-
-    cell = {"target": 281, **({"method": "layercam"} if set_method else {})}
+            if report:  # a progress report, as SmoothGrad and Score-CAM make
+                progress(0, 1)
+        return work(self, state, progress)
 
     async def scenario():
         explorer._compute = held.__get__(explorer)
         try:
-            explorer._controls["method"].value = "gradcam++"  # made in the browser
+            explorer._ask(**first)  # made in the browser
             await _until(entered.is_set)
+            if waiting:
+                explorer._ask(**waiting)
             explorer.set(**cell)  # a cell runs on the loop meanwhile, inline
-            assert explorer.state.target == 281
+            if after:
+                explorer._ask(**after)
             release.set()
             await explorer._requests.queue.idle()
         finally:
@@ -431,9 +479,43 @@ def test_a_set_from_a_cell_during_a_browser_request_is_kept(explorer, set_method
 
     try:
         run_loop(scenario)
-        assert explorer.state.target == 281 and explorer.result.class_id == 281
-        want = "layercam" if set_method else "gradcam++"
-        assert explorer.state.method == want and explorer.result.method == want
-        assert explorer._controls["method"].value == want
+        s, r = explorer.state, explorer.result
+        assert (s.method, s.layer, s.target) == (method, layer, target), case
+        assert s.image == cell.get("image", "chelsea")
+        assert r.method == method and (target is None or r.class_id == target)
+        assert explorer._controls["method"].value == method
+    finally:
+        explorer.set(image="chelsea", method="gradcam", target=None, layer=None)
+
+
+def test_the_stop_button_is_not_undone_by_a_set_from_a_cell(explorer):
+    """Stopped after a cell's set(): the browser's request is not run again."""
+    work = type(explorer)._compute
+    entered, release = threading.Event(), threading.Event()
+
+    def held(self, *args):
+        if not entered.is_set():
+            entered.set()
+            assert release.wait(300)
+        return work(self, *args)
+
+    async def scenario():
+        explorer._compute = held.__get__(explorer)
+        try:
+            explorer._ask(method="gradcam++")
+            await _until(entered.is_set)
+            explorer.set(target=281)
+            calls = explorer.engine_calls
+            explorer.status.stop.click()
+            release.set()
+            await explorer._requests.queue.idle()
+            assert explorer.engine_calls == calls + 1  # the held run alone, not run again
+        finally:
+            release.set()
+            del explorer._compute
+
+    try:
+        run_loop(scenario)
+        assert explorer.state.method == "gradcam" and explorer.state.target == 281
     finally:
         explorer.set(method="gradcam", target=None)

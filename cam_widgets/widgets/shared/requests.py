@@ -80,6 +80,8 @@ class RequestQueue:
         self.on_error: Callable[[Exception], None] = lambda error: None
         self.pending: dict = {}
         self.active: dict = {}  # the changes of the running request
+        # settings a cell's set() changed while the running request computed (see overrule)
+        self.overruled: set = set()
         self._task: asyncio.Task | None = None
         self._stop = threading.Event()
         self.stopped_by_user = False
@@ -139,10 +141,23 @@ class RequestQueue:
     def requeue(self, changes: dict) -> None:
         """A superseded request's changes, beneath the newer ones (a widget whose state
         changes only when a request succeeds would lose them otherwise), less those the
-        newer ones void (see ``implied``)."""
-        void = {d for key, dependents in self.implied.items() if key in self.pending for d in dependents}
+        newer ones void (see ``implied``) and those a cell's set() overruled meanwhile."""
+        void = self.with_dependents(self.pending) | self.overruled
         older = {k: v for k, v in changes.items() if k not in void}
         self.pending = {**older, **self.pending}
+
+    def with_dependents(self, names) -> set:
+        """``names`` and the settings a newer change of them voids (see ``implied``)."""
+        return set(names) | {d for key in names for d in self.implied.get(key, ())}
+
+    def overrule(self, names) -> None:
+        """A ``set()`` from a cell changed ``names``: it came after every browser change
+        asked so far, so those waiting for them (and for their dependents) are dropped, and
+        the running request's are, when it is requeued or done (see :attr:`overruled`)."""
+        names = self.with_dependents(names)
+        self.pending = {k: v for k, v in self.pending.items() if k not in names}
+        if self.running:
+            self.overruled |= names
 
     @property
     def _superseded(self) -> bool:
@@ -177,6 +192,7 @@ class RequestQueue:
             while self.pending:
                 changes, self.pending = self.pending, {}
                 self.active = changes
+                self.overruled = set()
                 self._stop.clear()
                 self.stopped_by_user = False
                 try:
@@ -185,6 +201,7 @@ class RequestQueue:
                     self.on_error(error)
         finally:
             self.active = {}
+            self.overruled = set()
             self._stop.clear()  # a late stop click must not stop the next request
             self.stopped_by_user = False
 

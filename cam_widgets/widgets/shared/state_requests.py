@@ -104,7 +104,6 @@ class StateRequests:
         self.syncing = False  # controls are being written from the state
         self._display, self._normalize, self._unit = display, normalize, progress_unit
         self._parse, self._discard, self._stopped = parse_control, discard_progress, stopped
-        self._applied = 0  # computed states shown so far (a request that finds a newer one redoes)
 
     def close(self) -> None:
         """Running work stops at its next progress report, and its results are dropped."""
@@ -157,43 +156,45 @@ class StateRequests:
                 if display_only and not again:  # nothing for the engine: re-render only
                     host._show_display(**self.display_of(new))
                 else:
-                    shown, applied = self.display_of(before), self._applied
+                    shown = self.display_of(before)
                     report = self.report(loop, new)
                     self.progress = report  # the request whose partial results may show
                     state, computed = yield partial(host._compute, new, report)
                     if self.closed:  # closed while it computed: nothing to show it in
                         return
-                    if self._applied != applied:  # a set() from a cell showed a newer state meanwhile
-                        self._redo(changes, before)
+                    if not inline and self.queue.overruled:  # a cell's set() showed a newer state
+                        self._redo(changes)
                         return
                     # display settings changed while it computed are the newest
                     now = self.display_of(host.state)
                     newer = {k: v for k, v in now.items() if k in shown and v != shown[k]}
                     host._apply(replace(state, **newer), computed)
-                    self._applied += 1
                     self.status.keep()
+                    if inline:  # set later than any browser change asked so far
+                        self.queue.overrule(changes)
                 ok = True
             except Stopped:  # the stop button
-                self._discard()
-                self.status.info(self._stopped)
+                if not self.closed:
+                    self._discard()
+                    self.status.info(self._stopped)
                 ok = True
             except BaseException:  # an error, or a newer request took its place
-                self._discard()
+                if not self.closed:
+                    self._discard()
                 raise
             finally:
                 self.progress = None
         if not self.closed:
             host._sync_controls(keep_text=not ok)  # a typed value stays beside its error
 
-    def _redo(self, changes: dict, before) -> None:
-        """A browser request computed on ``before`` while a ``set()`` from a cell showed a
-        newer state: its changes run again on that state, less the settings the newer state
-        changed (set later, they win), rather than its stale result overwriting the set()."""
+    def _redo(self, changes: dict) -> None:
+        """A browser request computed on an older state while a cell's ``set()`` showed a
+        newer one: rather than its stale result overwriting the set(), its changes run again
+        on the newer state, less the settings the set() changed and their dependents (set
+        later, they win); nothing runs again after the stop button."""
         self._discard()
-        now = self._host.state
-        kept = {k: v for k, v in changes.items() if getattr(now, k) == getattr(before, k)}
-        if kept:
-            self.queue.requeue(kept)
+        if not self.queue.stopped_by_user:
+            self.queue.requeue(changes)
 
     def _on_change(self, name: str):
         def changed(change):
