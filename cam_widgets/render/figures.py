@@ -41,7 +41,13 @@ def figure_widget(figure) -> go.FigureWidget:
     optional "iri" format checker: a second less before every kernel's first figure, for a
     classroom of kernels starting at once. Only that import is skipped (``None`` in
     ``sys.modules`` makes it fail as if absent), and only while the class is first imported:
-    the module stays importable for any code that asks for it later."""
+    the module stays importable for any code that asks for it later.
+
+    The widget does not count its views (``_view_count`` None, ipywidgets' default; plotly
+    sets 0 and never reads it): with a count, each view removed sends the kernel the count
+    less one, and closing a notebook's tab in JupyterLab removes the views after the kernel's
+    connection is gone, so the browser's console said "Could not send widget sync message"
+    once for each figure."""
     if "plotly.basewidget" not in sys.modules and _SLOW_OPTIONAL not in sys.modules:
         sys.modules[_SLOW_OPTIONAL] = None  # type: ignore[assignment]
         try:
@@ -49,8 +55,11 @@ def figure_widget(figure) -> go.FigureWidget:
         finally:
             if sys.modules.get(_SLOW_OPTIONAL, 0) is None:
                 del sys.modules[_SLOW_OPTIONAL]
-        return widget_class(figure)
-    return go.FigureWidget(figure)
+    else:
+        widget_class = go.FigureWidget
+    widget = widget_class(figure)
+    widget._view_count = None
+    return widget
 
 
 __all__ = [
