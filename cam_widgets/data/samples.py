@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import urllib.parse
 from pathlib import Path
@@ -67,9 +68,43 @@ def sample_image(name: str) -> np.ndarray:
     return _load_sample(name.strip().lower()).copy()
 
 
+#: Each sample's file in scikit-image's ``data`` folder, read with Pillow when it is there:
+#: importing ``skimage.data`` (its fetcher, pooch's registry) costs a kernel about 0.25 s of
+#: CPU before the first picture, five times over when five students start at once; the
+#: pixels are the same (tests/data/test_samples.py).
+_FILES = {
+    "chelsea": "chelsea.png",
+    "coffee": "coffee.png",
+    "astronaut": "astronaut.png",
+    "rocket": "rocket.jpg",
+    "motorcycle": "motorcycle_left.png",
+    "camera": "camera.png",
+    "clock": "clock_motion.png",
+}
+
+
+def _bundled_file(name: str) -> Path | None:
+    """scikit-image's own file of sample ``name``, found without importing scikit-image."""
+    spec = importlib.util.find_spec("skimage")
+    folders = list(spec.submodule_search_locations or ()) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / "data" / _FILES[name]
+        if path.is_file():
+            return path
+    return None
+
+
 @functools.cache
 def _load_sample(name: str) -> np.ndarray:
     key = _SAMPLES[name][0]
+    path = _bundled_file(name)
+    if path is not None:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            arr = array_to_rgb(np.asarray(image))
+        arr.setflags(write=False)
+        return arr
     try:
         import skimage.data as skdata
 
