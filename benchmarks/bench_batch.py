@@ -40,23 +40,33 @@ def main() -> None:
     args = parser.parse_args()
     explainer = cw.Explainer("efficientnet_lite0")
     explainer.explain(fresh_images(999)[0], "gradcam")  # warm: probe, kernels
-    loop, batched = [], []
+    load_before = os.getloadavg()[0]
+    loop, batched, loop_cpu, batched_cpu = [], [], [], []
     for repeat in range(args.repeats):
         images = [explainer.prepare(im) for im in fresh_images(2 * repeat)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for image in images:
             explainer.explain(image, "gradcam")
         loop.append(time.perf_counter() - started)
+        loop_cpu.append(time.process_time() - cpu)
         images = [explainer.prepare(im) for im in fresh_images(2 * repeat + 1)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         explainer.explain_batch(images, "gradcam", batch_size=args.batch_size)
         batched.append(time.perf_counter() - started)
+        batched_cpu.append(time.process_time() - cpu)
     # the slice explain_batch takes (a Grad-CAM batch keeps no graph below its layer)
     factor = 0.5 if rooted_batch([get_method("gradcam")]) else 1.0
     slice_size = explainer.engine.batch_size_for(factor, requested=args.batch_size)
     print(
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, slice {slice_size}, load average {os.getloadavg()[0]:.2f}"
+        f"{torch.get_num_threads()} threads, slice {slice_size}, "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
+    # process CPU time (all threads): less swayed by other work on the machine than the
+    # wall time the bar is on, but it counts threads spinning while they wait for a core
+    print(
+        f"cpu time: one by one {min(loop_cpu):.3f} s   batched {min(batched_cpu):.3f} s   "
+        f"ratio {min(batched_cpu) / min(loop_cpu):.2f}"
     )
     print(
         f"one by one: {min(loop):.3f} s   batched: {min(batched):.3f} s   "

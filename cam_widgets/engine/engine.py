@@ -399,13 +399,13 @@ class Engine:
         recorded = list(
             dict.fromkeys([self._aliases.get(name, name) for name in layers] + ([root] if root else []))
         )
-        model, modules, inputs = self._runner(recorded, inputs, folded)
+        model, modules, inputs, clone = self._runner(recorded, inputs, folded)
         with evaluation_mode(self.model, self._modules):
             forward = run_forward(
                 model,
                 inputs,
                 recorded,
-                self._clone & (set(recorded) | self._relu_names),
+                clone & (set(recorded) | self._relu_names),
                 record_relus,
                 modules,
                 autocast_dtype,
@@ -427,19 +427,21 @@ class Engine:
 
     def _runner(
         self, recorded: Sequence[str], inputs: torch.Tensor, folded: bool = True
-    ) -> tuple[nn.Module, list, torch.Tensor]:
+    ) -> tuple[nn.Module, list, torch.Tensor, frozenset[str]]:
         """(the model, or with ``folded`` its BatchNorm-folded twin when no recorded layer is a
         convolution, whose own pre-BatchNorm output the twin lacks; its named modules;
-        ``inputs`` on the device in its layout)."""
+        ``inputs`` on the device in its layout; the modules whose recorded output a later
+        in-place op would overwrite: a pass records those and passes a copy on)."""
         twin = self._folded_twin() if folded and self._conv_names.isdisjoint(recorded) else None
         if twin is None:
-            model, modules, channels_last = self.model, self._modules, self._nhwc
+            model, modules, channels_last, clone = self.model, self._modules, self._nhwc, self._clone
         else:
             model, modules, channels_last = twin.model, twin.modules, twin.channels_last
+            clone = self._clone | twin.feeds_inplace
         inputs = inputs.to(self.device)
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
-        return model, modules, inputs
+        return model, modules, inputs, clone
 
     def _folded_twin(self) -> Twin | None:
         """The BatchNorm-folded twin of the model as it is now (rebuilt after a change to its
@@ -468,7 +470,7 @@ class Engine:
         """Logits for a batch without a graph (Score-CAM's masked inputs)."""
         if self._layers is None:
             self._probe()
-        model, _, inputs = self._runner((), inputs)
+        model, _, inputs, _ = self._runner((), inputs)
         with evaluation_mode(self.model, self._modules), torch.no_grad(), full_precision(self.device):
             return model(inputs)
 

@@ -12,6 +12,7 @@ from torch import nn
 from cam_widgets import Explainer
 from cam_widgets.engine import count_hooks
 from cam_widgets.engine.folding import build_twin, conv_bn_pairs
+from cam_widgets.engine.inplace import ReLU6InPlaceWithoutGraph
 
 
 class ConvBnNet(nn.Module):
@@ -257,3 +258,95 @@ def test_a_model_without_batchnorm_is_not_even_run(monkeypatch):
     assert build_twin(plain, _modules(plain), _example()) is None and searched == []
     build_twin(ConvBnNet(), _modules(ConvBnNet()), _example())
     assert searched == [1]  # with BatchNorm the search runs
+
+
+class ReluAfterBn(ConvBnNet):
+    """conv -> BN -> ReLU with nothing in between (ConvBnNet adds 0 before its ReLU)."""
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        return self.fc(self.pool(self.bn2(self.conv2(x))).flatten(1))
+
+
+class ReluReadTwice(ConvBnNet):
+    """bn1's output is both ReLU'd and added after: that ReLU must not overwrite it."""
+
+    def forward(self, x):
+        y = self.bn1(self.conv1(x))
+        x = self.relu(y) + y
+        return self.fc(self.pool(self.bn2(self.conv2(x))).flatten(1))
+
+
+def _inplace_relus(twin):
+    return {
+        n
+        for n, m in twin.model.named_modules()
+        if isinstance(m, ReLU6InPlaceWithoutGraph) or isinstance(m, nn.ReLU) and m.inplace
+    }
+
+
+def test_the_twin_runs_a_relu_after_a_folded_conv_in_place():
+    model = ReluAfterBn()
+    twin = build_twin(model, _modules(model), _example())
+    assert twin is not None and _inplace_relus(twin) == {"relu"}
+    assert twin.feeds_inplace == {"conv1", "bn1"}  # (bn1: the Identity left of the BatchNorm)
+    assert not model.relu.inplace  # the caller's model untouched
+    x = torch.randn(5, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(twin.model(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_relu_whose_input_is_read_elsewhere_stays_out_of_place():
+    model = ReluReadTwice()
+    twin = build_twin(model, _modules(model), _example())
+    assert twin is not None and _inplace_relus(twin) == set() and twin.feeds_inplace == set()
+
+
+@pytest.mark.parametrize("layers", [[], ["bn1"], ["relu"], ["bn1", "relu"]])
+def test_in_place_relus_give_the_gradients_of_the_model(layers):
+    """The twin's passes (in-place ReLU) against the model's: logits, the recorded outputs
+    (bn1 is the output the ReLU overwrites: recorded, a copy passed on) and gradients to them
+    and to the input."""
+    model = ReluAfterBn()
+    ex = _explainer(model)
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+
+    def gradients(folded: bool):
+        forward = ex.engine.run(x, layers, folded=folded)
+        wrt = [forward.inputs] + [forward.outputs[name] for name in layers]
+        grads = forward.gradients(torch.tensor([1]), wrt)
+        return [forward.logits.detach()] + [forward.activations(n) for n in layers] + grads
+
+    plain, twin = gradients(False), gradients(True)
+    assert ex.engine._twin is not None and _inplace_relus(ex.engine._twin) == {"relu"}
+    for got, want in zip(twin, plain):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert count_hooks(model) == 0
+
+
+@pytest.mark.parametrize("method", ["gradcam", "guided_backprop", "vanilla"])
+def test_a_batch_on_the_in_place_twin_equals_it_out_of_place(lite_explainer, chelsea_tensor, method):
+    """EfficientNet-Lite0's twin runs every ReLU6 in place: a batch's raw maps are those of
+    the same twin with them out of place (the same arithmetic), and agree with each image's
+    own capture on the model (float rounding at ReLU6 kinks apart), also at a layer whose
+    output a ReLU6 overwrites (a BatchNorm's, recorded: a copy goes on)."""
+    engine = lite_explainer.engine
+    images = chelsea_tensor + 0.1 * torch.randn(
+        (3,) + chelsea_tensor.shape[1:], generator=torch.Generator().manual_seed(4)
+    )
+    for layer in [None, "features.7.0.block.1.1"] if method == "gradcam" else [None]:
+        batch = lite_explainer.explain_batch(images, method, 285, layer)
+        twin = engine._twin
+        assert twin is not None and len(_inplace_relus(twin)) == 33
+        relus = [m for m in twin.model.modules() if isinstance(m, nn.ReLU6)]
+        try:
+            for relu in relus:
+                relu.__class__ = nn.ReLU6
+            out_of_place = lite_explainer.explain_batch(images, method, 285, layer)
+        finally:
+            for relu in relus:
+                relu.__class__ = ReLU6InPlaceWithoutGraph
+        for image, result, plain in zip(images, batch, out_of_place):
+            np.testing.assert_allclose(result.raw, plain.raw, rtol=1e-6, atol=1e-9)
+            alone = lite_explainer.explain(image[None], method, 285, layer).raw
+            assert np.corrcoef(result.raw.ravel(), alone.ravel())[0, 1] > 0.9999
