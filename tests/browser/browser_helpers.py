@@ -50,9 +50,9 @@ def status_text(page, nth: int = 0) -> str:
 # Voila: window.jupyterapp.widgetManager is exposed. anywidget (0.9-0.11) rejects a model's
 # `runtime.ready` if its ESM has not loaded+initialised within 2 s; afterwards the model
 # silently drops every Python->JS message. Send each AnyModel an empty update and see it handled.
-DEAD_ANYWIDGETS_JS = """async () => {
-  const wm = window.jupyterapp && window.jupyterapp.widgetManager;
-  if (!wm) return null;
+#: The probe itself, on a widget manager ``wm``: every AnyModel given an empty update; the ids
+#: (and reasons) of those that do not handle it within 5 s (Voila's and Lab's probes share it).
+PROBE_ANYWIDGETS_JS = """
   const ents = wm._models instanceof Map ? [...wm._models.entries()] : Object.entries(wm._models);
   const dead = [];
   for (const [id, p] of ents) {
@@ -63,10 +63,17 @@ DEAD_ANYWIDGETS_JS = """async () => {
     try {
       await Promise.race([m._handle_comm_msg(msg),
                           new Promise((_, rej) => setTimeout(() => rej(new Error('probe timeout')), 5000))]);
-    } catch (e) { dead.push(id + ': ' + (e && e.message)); }
+    } catch (e) { dead.push(`${id} (${m.get('_anywidget_id')}): ${e && e.message}`); }
   }
   return dead;
-}"""
+"""
+DEAD_ANYWIDGETS_JS = (
+    """async () => {
+  const wm = window.jupyterapp && window.jupyterapp.widgetManager;
+  if (!wm) return null;"""
+    + PROBE_ANYWIDGETS_JS
+    + "}"
+)
 
 
 #: plotly's, not ours: raised by its FigureWidget on some updates in every front end

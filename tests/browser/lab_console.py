@@ -9,6 +9,8 @@ deadline message.
 
 from __future__ import annotations
 
+from .browser_helpers import PROBE_ANYWIDGETS_JS
+
 #: (fragment of the line, its cause): harmless lines of JupyterLab's console on the quickstart.
 EXPLAINED: tuple[tuple[str, str], ...] = (
     (
@@ -29,7 +31,8 @@ ANYWIDGET_DEADLINE = "[anywidget] Failed to initialize model"
 #: outputs), then every anywidget model given an empty update, as Python would send: a model
 #: that missed the deadline rejects it (the ``DEAD_ANYWIDGETS_JS`` probe of browser_helpers, for
 #: Voila, reaches the manager directly). null: no widget view found.
-LAB_DEAD_ANYWIDGETS_JS = """async () => {
+LAB_DEAD_ANYWIDGETS_JS = (
+    """async () => {
   const app = window.jupyterapp;
   if (!app) return null;
   const seen = new Set();
@@ -43,21 +46,10 @@ LAB_DEAD_ANYWIDGETS_JS = """async () => {
   };
   let wm = null;
   for (const w of app.shell.widgets('main')) { wm = managerOf(w); if (wm) break; }
-  if (!wm) return null;
-  const ents = wm._models instanceof Map ? [...wm._models.entries()] : Object.entries(wm._models);
-  const dead = [];
-  for (const [id, p] of ents) {
-    const m = await p;
-    if (m.get('_model_name') !== 'AnyModel') continue;
-    const msg = {content: {data: {method: 'update', state: {}, buffer_paths: []}}, buffers: [],
-                 metadata: {}, header: {msg_type: 'comm_msg'}, parent_header: {}};
-    try {
-      await Promise.race([m._handle_comm_msg(msg),
-                          new Promise((_, rej) => setTimeout(() => rej(new Error('probe timeout')), 5000))]);
-    } catch (e) { dead.push(`${id} (${m.get('_anywidget_id')}): ${e && e.message}`); }
-  }
-  return dead;
-}"""
+  if (!wm) return null;"""
+    + PROBE_ANYWIDGETS_JS
+    + "}"
+)
 
 
 def lab_dead_anywidgets(page) -> list[str]:
