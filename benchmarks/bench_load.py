@@ -62,7 +62,7 @@ from browser.test_kernel_lifecycle_browser import kernel_pids, wait_kernel_count
 from browser.test_load_browser import (  # noqa: E402
     GONE_TIMEOUT,
     Session,
-    start_voila,
+    serve_copy,
     vm_hwm_mb,
     wait_marks,
 )
@@ -227,7 +227,7 @@ def run_scenario(
     """Serve ``notebook``, open ``pages`` pages at once, wait (bounded) for ``marks``, read the
     kernels' peaks, close the tabs, wait (bounded) for their kernels to end."""
     print(f"[{name}] starting Voila", flush=True)
-    srv = start_voila(notebook, work)
+    srv = serve_copy(notebook, work)
     sampler = CpuSampler(srv.proc.pid)
     sessions: list[Session] = []
     row = {"scenario": name, "pages": pages, "anywidget_deadline_ms": deadline_ms}

@@ -215,6 +215,22 @@ def voila_command(port: int, notebook_name: str | None = None) -> list[str]:
     return cmd if notebook_name is None else [*cmd, notebook_name]
 
 
+def start_voila(
+    work: Path,
+    notebook_name: str | None = None,
+    env: dict | None = None,
+    timeout: float = 60.0,
+    probe_path: str = VOILA_READY_PATH,
+) -> Server:
+    """Voila (:func:`voila_command`) on a free port, serving ``work`` (``notebook_name`` or
+    its notebooks) with a Jupyter environment of its own under ``work`` (``env``: that
+    environment, changed by the caller), its log in ``work / "voila.log"``; the caller stops it."""
+    port = _free_port()
+    env = _isolated_env(work / ".jupyter") if env is None else env
+    cmd = voila_command(port, notebook_name)
+    return Server(cmd, work, env, port, probe_path, work / "voila.log", timeout=timeout)
+
+
 @pytest.fixture(scope="session")
 def voila_server(tmp_path_factory, artifacts):
     """Voila with progressive rendering (anywidget's 2 s init deadline per FigureWidget)
@@ -222,9 +238,7 @@ def voila_server(tmp_path_factory, artifacts):
     require_browser_pieces()
     work = tmp_path_factory.mktemp("voila")
     shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
-    port = _free_port()
-    cmd = voila_command(port, NOTEBOOK.name)
-    srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH, work / "voila.log")
+    srv = start_voila(work, NOTEBOOK.name)
     yield srv
     srv.stop()
     shutil.copy(srv.log_path, artifacts / "voila.log")

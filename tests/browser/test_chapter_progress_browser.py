@@ -15,7 +15,11 @@ import shutil
 import pytest
 
 from .browser_helpers import watched_page
-from .conftest import ROOT, Server, _free_port, _isolated_env, require_browser_pieces, voila_command
+from .conftest import (
+    ROOT,
+    require_browser_pieces,
+    start_voila,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -37,14 +41,10 @@ LINE_JS = """() => {
 def chapter_server(tmp_path, artifacts):
     require_browser_pieces()
     shutil.copy(CHAPTER, tmp_path / CHAPTER.name)
-    port = _free_port()
-    srv = Server(
-        voila_command(port, CHAPTER.name),
+    srv = start_voila(
         tmp_path,
-        _isolated_env(tmp_path / ".jupyter"),
-        port,
-        "/voila/labextensions/@jupyter-widgets/jupyterlab-manager/package.json",
-        tmp_path / "voila.log",
+        CHAPTER.name,
+        probe_path="/voila/labextensions/@jupyter-widgets/jupyterlab-manager/package.json",
     )
     yield srv
     srv.stop()

@@ -27,12 +27,11 @@ from .conftest import (
     NOTEBOOK,
     PY,
     ROOT,
-    VOILA_READY_PATH,
     Server,
     _free_port,
     _isolated_env,
     require_browser_pieces,
-    voila_command,
+    start_voila,
 )
 
 pytestmark = pytest.mark.browser
@@ -86,9 +85,7 @@ def serve(tmp_path, artifacts):
                 env.pop(name, None)
             else:
                 env[name] = str(value)
-        port = _free_port()
-        cmd = voila_command(port, notebook.name)
-        srv = Server(cmd, work, env, port, VOILA_READY_PATH, work / "voila.log", timeout=START_TIMEOUT)
+        srv = start_voila(work, notebook.name, env, timeout=START_TIMEOUT)
         servers.append(srv)
         return srv
 

@@ -29,12 +29,10 @@ from .browser_helpers import (
 )
 from .conftest import (
     NOTEBOOK,
-    VOILA_READY_PATH,
     Server,
-    _free_port,
     _isolated_env,
     require_browser_pieces,
-    voila_command,
+    start_voila,
 )
 from .test_kernel_lifecycle_browser import kernel_pids, wait_kernel_count
 
@@ -114,7 +112,7 @@ PAGE_ERRORS_JS = """() => {
 }"""
 
 
-def start_voila(notebook: Path, work: Path, timeout: float = START_TIMEOUT) -> Server:
+def serve_copy(notebook: Path, work: Path, timeout: float = START_TIMEOUT) -> Server:
     """A Voila of its own serving a copy of ``notebook`` from ``work``, culling at its defaults
     (600 s: what ends kernels within a test can only be the tabs' shutdown requests)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -122,16 +120,7 @@ def start_voila(notebook: Path, work: Path, timeout: float = START_TIMEOUT) -> S
     env = _isolated_env(work / ".jupyter")
     for name in ("CULL_IDLE_SECONDS", "CULL_INTERVAL_SECONDS"):
         env.pop(name, None)
-    port = _free_port()
-    return Server(
-        voila_command(port, notebook.name),
-        work,
-        env,
-        port,
-        VOILA_READY_PATH,
-        work / "voila.log",
-        timeout=timeout,
-    )
+    return start_voila(work, notebook.name, env, timeout=timeout)
 
 
 class Session:
@@ -217,7 +206,7 @@ def vm_hwm_mb(pid: int) -> float | None:
 @pytest.fixture
 def load_server(tmp_path, artifacts):
     require_browser_pieces()
-    srv = start_voila(NOTEBOOK, tmp_path / "voila_load")
+    srv = serve_copy(NOTEBOOK, tmp_path / "voila_load")
     yield srv
     srv.stop()
     shutil.copy(srv.log_path, artifacts / "voila_load.log")

@@ -21,12 +21,8 @@ import pytest
 
 from .browser_helpers import save_failure_evidence, watched_page
 from .conftest import (
-    VOILA_READY_PATH,
-    Server,
-    _free_port,
-    _isolated_env,
     require_browser_pieces,
-    voila_command,
+    start_voila,
 )
 from .lab_helpers import write_notebook
 
@@ -86,15 +82,7 @@ def voila_pixel_maps(tmp_path_factory, artifacts):
     require_browser_pieces()
     work = tmp_path_factory.mktemp("voila_pixel_maps")
     write_notebook(work / NOTEBOOK, CELLS)
-    port = _free_port()
-    srv = Server(
-        voila_command(port),
-        work,
-        _isolated_env(work / ".jupyter"),
-        port,
-        VOILA_READY_PATH,
-        work / "voila.log",
-    )
+    srv = start_voila(work)
     try:
         yield srv
     finally:

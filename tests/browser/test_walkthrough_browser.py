@@ -20,12 +20,8 @@ import pytest
 
 from .browser_helpers import figure_geometry, save_failure_evidence, wait_figure_settled, watched_page
 from .conftest import (
-    VOILA_READY_PATH,
-    Server,
-    _free_port,
-    _isolated_env,
     require_browser_pieces,
-    voila_command,
+    start_voila,
 )
 from .lab_helpers import write_notebook
 
@@ -301,9 +297,7 @@ def voila_notebooks(tmp_path_factory, artifacts):
     work = tmp_path_factory.mktemp("voila_walkthrough")
     for name, cells in NOTEBOOKS.items():
         write_notebook(work / name, cells)
-    port = _free_port()
-    cmd = voila_command(port)
-    srv = Server(cmd, work, _isolated_env(work / ".jupyter"), port, VOILA_READY_PATH, work / "voila.log")
+    srv = start_voila(work)
     try:
         yield srv
     finally:
